@@ -1,0 +1,66 @@
+//! Shuffled mini-batches of row indices.
+
+use rand::seq::SliceRandom;
+
+use crate::{DataError, Rng};
+
+/// The row order of one epoch, cut into batches of `batch_size` (the last
+/// batch may be smaller, as with PyTorch's `drop_last=False`).
+#[derive(Clone, Debug)]
+pub struct Batches {
+    order: Vec<usize>,
+    batch_size: usize,
+}
+
+impl Batches {
+    pub fn new(n: usize, batch_size: usize) -> Result<Self, DataError> {
+        if batch_size == 0 {
+            return Err(DataError::invalid("batch size", "must be at least 1"));
+        }
+        Ok(Self {
+            order: (0..n).collect(),
+            batch_size,
+        })
+    }
+
+    /// Reorders the rows for the next epoch.
+    pub fn shuffle(&mut self, rng: &mut Rng) {
+        self.order.shuffle(rng);
+    }
+
+    pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
+        self.order.chunks(self.batch_size)
+    }
+
+    /// The number of batches in an epoch.
+    pub fn len(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_epoch_visits_every_row_once_in_a_seeded_order() {
+        let mut b = Batches::new(10, 4).unwrap();
+        assert_eq!(b.iter().map(<[usize]>::len).collect::<Vec<_>>(), [4, 4, 2]);
+        assert_eq!(b.len(), 3);
+        let mut rng = crate::seeded_rng(1);
+        b.shuffle(&mut rng);
+        let first: Vec<usize> = b.iter().flatten().copied().collect();
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_ne!(first, sorted);
+        let mut again = Batches::new(10, 4).unwrap();
+        again.shuffle(&mut crate::seeded_rng(1));
+        assert_eq!(again.iter().flatten().copied().collect::<Vec<_>>(), first);
+        assert!(Batches::new(10, 0).is_err());
+    }
+}

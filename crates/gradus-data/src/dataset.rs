@@ -1,0 +1,123 @@
+//! The in-memory dataset: features, target and the names that describe them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, Matrix, Split};
+
+/// What is being predicted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Target {
+    /// A real-valued target (regression).
+    Real(Vec<f32>),
+    /// Class indices `0..classes.len()`; `classes[i]` is the original label of class `i`.
+    Classes { labels: Vec<u32>, classes: Vec<String> },
+}
+
+/// The learning task a target defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Regression,
+    Binary,
+    Multiclass { n_classes: usize },
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Task::Regression => write!(f, "regression"),
+            Task::Binary => write!(f, "binary"),
+            Task::Multiclass { n_classes } => write!(f, "multiclass ({n_classes} classes)"),
+        }
+    }
+}
+
+impl Target {
+    pub fn len(&self) -> usize {
+        match self {
+            Target::Real(v) => v.len(),
+            Target::Classes { labels, .. } => labels.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn task(&self) -> Task {
+        match self {
+            Target::Real(_) => Task::Regression,
+            Target::Classes { classes, .. } if classes.len() <= 2 => Task::Binary,
+            Target::Classes { classes, .. } => Task::Multiclass {
+                n_classes: classes.len(),
+            },
+        }
+    }
+
+    /// The class index of each sample, for a classification target.
+    pub fn labels(&self) -> Option<&[u32]> {
+        match self {
+            Target::Classes { labels, .. } => Some(labels),
+            Target::Real(_) => None,
+        }
+    }
+
+    /// The target restricted to `indices` (the class list is kept whole).
+    pub fn select(&self, indices: &[usize]) -> Target {
+        match self {
+            Target::Real(v) => Target::Real(indices.iter().map(|&i| v[i]).collect()),
+            Target::Classes { labels, classes } => Target::Classes {
+                labels: indices.iter().map(|&i| labels[i]).collect(),
+                classes: classes.clone(),
+            },
+        }
+    }
+}
+
+/// A table of numeric features with one target column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// Where it came from (`builtin:iris`, a path, `synthetic:blobs`).
+    pub name: String,
+    pub x: Matrix,
+    pub y: Target,
+    pub feature_names: Vec<String>,
+    pub target_name: String,
+}
+
+impl Dataset {
+    pub fn n_samples(&self) -> usize {
+        self.x.rows()
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.x.cols()
+    }
+
+    pub fn task(&self) -> Task {
+        self.y.task()
+    }
+
+    /// The rows at `indices`, in that order, as a new dataset.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            name: self.name.clone(),
+            x: self.x.select_rows(indices),
+            y: self.y.select(indices),
+            feature_names: self.feature_names.clone(),
+            target_name: self.target_name.clone(),
+        }
+    }
+
+    /// A seeded train/valid/test split of the rows, stratified by class for a
+    /// classification target. See [`crate::train_valid_test_split`].
+    pub fn split(&self, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
+        crate::train_valid_test_split(
+            self.n_samples(),
+            self.y.labels(),
+            valid_fraction,
+            test_fraction,
+            seed,
+        )
+    }
+}

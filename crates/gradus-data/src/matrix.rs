@@ -1,0 +1,128 @@
+//! A dense, row-major `f32` matrix: the storage format of every feature table.
+
+use serde::{Deserialize, Serialize};
+
+/// A dense row-major matrix of `f32` (one row per sample).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+/// A borrowed view of a row-major matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+}
+
+impl Matrix {
+    /// A `rows` x `cols` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    /// Wraps row-major `data`; `None` when its length is not `rows * cols`.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Option<Self> {
+        (data.len() == rows * cols).then_some(Self { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The row-major values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    pub fn view(&self) -> MatRef<'_> {
+        MatRef {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    /// A new matrix holding the rows at `indices`, in that order.
+    pub fn select_rows(&self, indices: &[usize]) -> Matrix {
+        let mut out = Matrix::zeros(0, self.cols);
+        self.gather_rows_into(indices, &mut out);
+        out
+    }
+
+    /// Copies the rows at `indices` into `out`, reusing its allocation.
+    pub fn gather_rows_into(&self, indices: &[usize], out: &mut Matrix) {
+        out.rows = indices.len();
+        out.cols = self.cols;
+        out.data.clear();
+        out.data.reserve(indices.len() * self.cols);
+        for &i in indices {
+            out.data.extend_from_slice(self.row(i));
+        }
+    }
+}
+
+impl<'a> MatRef<'a> {
+    /// A view of row-major `data`; `None` when its length is not `rows * cols`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Option<Self> {
+        (data.len() == rows * cols).then_some(Self { data, rows, cols })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
+    }
+
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_rows_copies_the_requested_rows_in_order() {
+        let m = Matrix::from_vec(3, 2, vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let s = m.select_rows(&[2, 0]);
+        assert_eq!((s.rows(), s.cols()), (2, 2));
+        assert_eq!(s.as_slice(), &[5., 6., 1., 2.]);
+    }
+
+    #[test]
+    fn from_vec_rejects_a_wrong_length() {
+        assert!(Matrix::from_vec(2, 2, vec![1.0; 3]).is_none());
+        assert!(MatRef::new(&[1.0; 3], 1, 2).is_none());
+    }
+}
