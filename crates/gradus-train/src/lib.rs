@@ -1,1 +1,41 @@
-pub fn x(){}
+//! The training engine: the inner search, over a model's parameters.
+//!
+//! Every model keeps its parameters in one flat `Vec<f32>` and writes its
+//! gradient into a buffer of the same shape ([`Model`]), so optimizers are
+//! plain loops over slices ([`Optimizer`]). The [`Trainer`] owns the loop —
+//! epochs, mini-batches, the L2 penalty, convergence and divergence checks,
+//! and an [`Observer`] called after each epoch that may stop training.
+//!
+//! This crate knows nothing about hyperparameter tuning: a tuner reaches it
+//! only through [`TrainConfig`] and the observer hook. It never prints.
+//!
+//! ```
+//! use gradus_data::synthetic::classic_linear;
+//! use gradus_train::{LinearModel, Loss, NoObserver, OptimizerConfig, TrainConfig, Trainer};
+//!
+//! let data = classic_linear(5); // y = 2x
+//! let mut model = LinearModel::new(1, 1, false);
+//! let config = TrainConfig {
+//!     optimizer: OptimizerConfig::Gd,
+//!     lr: 0.01,
+//!     epochs: 500,
+//!     batch_size: None,
+//!     ..TrainConfig::default()
+//! };
+//! let report = Trainer::new(config).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
+//! assert!((model.weights()[0] - 2.0).abs() < 1e-3, "{report:?}");
+//! ```
+
+mod error;
+mod loss;
+mod metrics;
+mod model;
+mod optim;
+mod trainer;
+
+pub use error::TrainError;
+pub use loss::{Loss, Targets};
+pub use metrics::{Metrics, accuracy, evaluate, mse, predicted_classes, r2};
+pub use model::{Init, LinearModel, Model, regularised_loss_and_grad};
+pub use optim::{Adam, Optimizer, OptimizerConfig, Sgd};
+pub use trainer::{Control, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer};

@@ -1,0 +1,265 @@
+//! Losses over a model's raw outputs, each returning the mean loss and its
+//! gradient with respect to those outputs.
+//!
+//! The classification losses take logits and are computed in the numerically
+//! stable forms: binary cross-entropy as `max(z,0) − z·y + ln(1 + e^−|z|)`, and
+//! softmax cross-entropy through log-sum-exp with the maximum subtracted.
+//! Sums are accumulated in f64.
+
+use gradus_data::{Target, TargetKind};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// A training loss (the mean over samples).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean squared error over all outputs, as PyTorch's `MSELoss`.
+    Mse,
+    /// Binary cross-entropy on one logit per sample, as `BCEWithLogitsLoss`.
+    BinaryCrossEntropy,
+    /// Cross-entropy of the softmax of k logits, as `CrossEntropyLoss`.
+    SoftmaxCrossEntropy,
+}
+
+/// Borrowed targets, one per sample.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    Real(&'a [f32]),
+    Classes(&'a [u32]),
+}
+
+impl<'a> From<&'a Target> for Targets<'a> {
+    fn from(t: &'a Target) -> Self {
+        match t {
+            Target::Real(v) => Targets::Real(v),
+            Target::Classes { labels, .. } => Targets::Classes(labels),
+        }
+    }
+}
+
+impl Targets<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Real(v) => v.len(),
+            Targets::Classes(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Loss {
+    /// How a data file's target column must be read for this loss.
+    pub fn target_kind(self) -> TargetKind {
+        match self {
+            Loss::Mse => TargetKind::Real,
+            Loss::BinaryCrossEntropy | Loss::SoftmaxCrossEntropy => TargetKind::Classes,
+        }
+    }
+
+    /// Checks that a model with `n_outputs` outputs can be trained with this
+    /// loss on `target`.
+    pub fn check(self, n_outputs: usize, target: &Target) -> Result<(), TrainError> {
+        let mismatch = |m: String| Err(TrainError::Mismatch(m));
+        match (self, target) {
+            (Loss::Mse, Target::Real(_)) if n_outputs == 1 => Ok(()),
+            (Loss::Mse, Target::Real(_)) => mismatch(format!("MSE on one target needs 1 output, the model has {n_outputs}")),
+            (Loss::Mse, Target::Classes { .. }) => {
+                mismatch("the MSE loss needs a real-valued target, this one holds class labels".into())
+            }
+            (_, Target::Real(_)) => mismatch(format!("{self:?} needs a class target, this one is real-valued")),
+            (Loss::BinaryCrossEntropy, Target::Classes { classes, .. }) if classes.len() != 2 || n_outputs != 1 => {
+                mismatch(format!(
+                    "binary cross-entropy needs 2 classes and 1 output; the target has {} classes, the model {n_outputs} outputs",
+                    classes.len()
+                ))
+            }
+            (Loss::SoftmaxCrossEntropy, Target::Classes { classes, .. }) if classes.len() != n_outputs => mismatch(format!(
+                "softmax cross-entropy needs one output per class; the target has {} classes, the model {n_outputs} outputs",
+                classes.len()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The mean loss of `outputs` (n x k, row-major) against `y`.
+    pub fn value(self, outputs: &[f32], k: usize, y: Targets) -> f64 {
+        self.compute(outputs, k, y, None)
+    }
+
+    /// The mean loss, with d(loss)/d(outputs) written into `grad`.
+    ///
+    /// # Panics
+    /// When the shapes disagree or the loss does not fit the target type;
+    /// [`Loss::check`] rules both out beforehand.
+    pub fn value_and_grad(self, outputs: &[f32], k: usize, y: Targets, grad: &mut [f32]) -> f64 {
+        self.compute(outputs, k, y, Some(grad))
+    }
+
+    fn compute(self, out: &[f32], k: usize, y: Targets, mut grad: Option<&mut [f32]>) -> f64 {
+        let n = y.len();
+        assert_eq!(out.len(), n * k, "outputs are n x k");
+        if let Some(g) = &grad {
+            assert_eq!(g.len(), out.len(), "gradient has the outputs' shape");
+        }
+        let mut total = 0.0f64;
+        match (self, y) {
+            (Loss::Mse, Targets::Real(y)) => {
+                let scale = 2.0 / (n * k) as f32;
+                for (i, row) in out.chunks_exact(k).enumerate() {
+                    for (j, &o) in row.iter().enumerate() {
+                        let d = o - y[i];
+                        total += (d as f64) * (d as f64);
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[i * k + j] = scale * d;
+                        }
+                    }
+                }
+                total / (n * k) as f64
+            }
+            (Loss::BinaryCrossEntropy, Targets::Classes(y)) => {
+                assert_eq!(k, 1, "binary cross-entropy takes one logit");
+                let inv_n = 1.0 / n as f32;
+                for (i, &z) in out.iter().enumerate() {
+                    let t = y[i] as f32;
+                    let z64 = z as f64;
+                    total += z64.max(0.0) - z64 * t as f64 + (-z64.abs()).exp().ln_1p();
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[i] = (sigmoid(z) - t) * inv_n;
+                    }
+                }
+                total / n as f64
+            }
+            (Loss::SoftmaxCrossEntropy, Targets::Classes(y)) => {
+                let inv_n = 1.0 / n as f32;
+                for (i, row) in out.chunks_exact(k).enumerate() {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum_exp: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
+                    let log_sum_exp = max as f64 + sum_exp.ln();
+                    let c = y[i] as usize;
+                    total += log_sum_exp - row[c] as f64;
+                    if let Some(g) = grad.as_deref_mut() {
+                        let g = &mut g[i * k..(i + 1) * k];
+                        for (gj, &z) in g.iter_mut().zip(row) {
+                            *gj = ((z as f64 - log_sum_exp).exp() as f32) * inv_n;
+                        }
+                        g[c] -= inv_n;
+                    }
+                }
+                total / n as f64
+            }
+            (loss, _) => panic!("{loss:?} does not fit this target type (Loss::check rules this out)"),
+        }
+    }
+}
+
+pub(crate) fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Central differences of `loss` at `out`, in f64 around f32 outputs.
+    fn numeric_grad(loss: Loss, out: &[f32], k: usize, y: Targets, h: f32) -> Vec<f32> {
+        (0..out.len())
+            .map(|i| {
+                let mut plus = out.to_vec();
+                let mut minus = out.to_vec();
+                plus[i] += h;
+                minus[i] -= h;
+                let dh = (plus[i] - minus[i]) as f64;
+                ((loss.value(&plus, k, y) - loss.value(&minus, k, y)) / dh) as f32
+            })
+            .collect()
+    }
+
+    fn assert_close(analytic: &[f32], numeric: &[f32]) {
+        let diff: f32 = analytic.iter().zip(numeric).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let norm: f32 = analytic.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-3);
+        assert!(diff / norm < 1e-3, "relative error {} ({analytic:?} vs {numeric:?})", diff / norm);
+    }
+
+    proptest! {
+        #[test]
+        fn mse_gradient_matches_finite_differences(
+            v in prop::collection::vec((-5.0f32..5.0, -5.0f32..5.0), 1..12)
+        ) {
+            let (out, y): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+            let mut g = vec![0.0; out.len()];
+            Loss::Mse.value_and_grad(&out, 1, Targets::Real(&y), &mut g);
+            assert_close(&g, &numeric_grad(Loss::Mse, &out, 1, Targets::Real(&y), 1e-2));
+        }
+
+        #[test]
+        fn binary_cross_entropy_gradient_matches_finite_differences(
+            v in prop::collection::vec((-8.0f32..8.0, 0u32..2), 1..12)
+        ) {
+            let (out, y): (Vec<f32>, Vec<u32>) = v.into_iter().unzip();
+            let mut g = vec![0.0; out.len()];
+            let loss = Loss::BinaryCrossEntropy;
+            loss.value_and_grad(&out, 1, Targets::Classes(&y), &mut g);
+            assert_close(&g, &numeric_grad(loss, &out, 1, Targets::Classes(&y), 1e-2));
+        }
+
+        #[test]
+        fn softmax_cross_entropy_gradient_matches_finite_differences(
+            k in 2usize..6,
+            rows in prop::collection::vec((prop::collection::vec(-8.0f32..8.0, 6), 0u32..6), 1..8)
+        ) {
+            let out: Vec<f32> = rows.iter().flat_map(|(r, _)| r[..k].to_vec()).collect();
+            let y: Vec<u32> = rows.iter().map(|(_, c)| c % k as u32).collect();
+            let mut g = vec![0.0; out.len()];
+            let loss = Loss::SoftmaxCrossEntropy;
+            loss.value_and_grad(&out, k, Targets::Classes(&y), &mut g);
+            assert_close(&g, &numeric_grad(loss, &out, k, Targets::Classes(&y), 1e-2));
+        }
+    }
+
+    #[test]
+    fn losses_match_closed_forms() {
+        // MSE of (1 - 3)^2 and (2 - 2)^2 is 2.
+        assert_eq!(Loss::Mse.value(&[1.0, 2.0], 1, Targets::Real(&[3.0, 2.0])), 2.0);
+        // BCE of logit 0 is ln 2 whatever the label.
+        let bce = Loss::BinaryCrossEntropy.value(&[0.0, 0.0], 1, Targets::Classes(&[0, 1]));
+        assert!((bce - std::f64::consts::LN_2).abs() < 1e-12);
+        // Uniform logits over 4 classes give ln 4.
+        let ce = Loss::SoftmaxCrossEntropy.value(&[1.0; 4], 4, Targets::Classes(&[2]));
+        assert!((ce - 4f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn classification_losses_stay_finite_for_huge_logits() {
+        let bce = Loss::BinaryCrossEntropy.value(&[1e4, -1e4], 1, Targets::Classes(&[0, 1]));
+        assert!((bce - 1e4).abs() < 1e-6, "{bce}");
+        let mut g = [0.0; 3];
+        let ce = Loss::SoftmaxCrossEntropy.value_and_grad(&[1e4, 0.0, -1e4], 3, Targets::Classes(&[1]), &mut g);
+        assert!((ce - 1e4).abs() < 1e-6 && g.iter().all(|v| v.is_finite()), "{ce} {g:?}");
+    }
+
+    #[test]
+    fn check_rejects_targets_that_do_not_fit() {
+        let real = Target::Real(vec![1.0]);
+        let three = Target::Classes {
+            labels: vec![0, 1, 2],
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        };
+        assert!(Loss::Mse.check(1, &real).is_ok());
+        assert!(Loss::Mse.check(1, &three).is_err());
+        assert!(Loss::BinaryCrossEntropy.check(1, &three).is_err());
+        assert!(Loss::BinaryCrossEntropy.check(1, &real).is_err());
+        assert!(Loss::SoftmaxCrossEntropy.check(3, &three).is_ok());
+        assert!(Loss::SoftmaxCrossEntropy.check(2, &three).is_err());
+    }
+}

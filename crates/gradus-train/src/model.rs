@@ -1,0 +1,281 @@
+//! The [`Model`] trait (flat parameters, hand-written backward pass) and the
+//! linear model family: linear regression (MSE), logistic regression (binary
+//! cross-entropy) and softmax regression (softmax cross-entropy) are one
+//! [`LinearModel`] `Z = X·W + b` paired with three losses.
+
+use std::ops::Range;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, Par};
+use gradus_data::{MatRef, Rng};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::{Loss, Targets};
+
+/// A differentiable model whose parameters live in one flat `f32` buffer.
+pub trait Model {
+    fn n_inputs(&self) -> usize;
+    fn n_outputs(&self) -> usize;
+    fn params(&self) -> &[f32];
+    fn params_mut(&mut self) -> &mut [f32];
+    /// The parameter ranges an L2 penalty applies to (weights, not biases).
+    fn penalised(&self) -> &[Range<usize>];
+    /// Sets the initial parameters, drawing any randomness from `rng`.
+    fn init_params(&mut self, rng: &mut Rng);
+    /// The mean `loss` on `(x, y)`; writes d(loss)/d(params) into `grad`,
+    /// which has the length of [`Model::params`].
+    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64;
+    /// Raw outputs, `x.rows()` x `n_outputs` row-major: predictions for
+    /// regression, logits for classification.
+    fn predict(&self, x: MatRef, out: &mut [f32]);
+}
+
+/// The model's loss plus `l2/2 · ‖w‖²` over its penalised parameters, with
+/// the gradient of both in `grad`. This is the objective the trainer
+/// minimises (PyTorch's `weight_decay = l2` for plain SGD).
+pub fn regularised_loss_and_grad(
+    model: &mut dyn Model,
+    x: MatRef,
+    y: Targets,
+    loss: Loss,
+    l2: f32,
+    grad: &mut [f32],
+) -> f64 {
+    let mut value = model.forward_backward(x, y, loss, grad);
+    if l2 != 0.0 {
+        let mut sum_sq = 0.0f64;
+        for range in model.penalised() {
+            for (g, &w) in grad[range.clone()].iter_mut().zip(&model.params()[range.clone()]) {
+                sum_sq += (w as f64) * (w as f64);
+                *g += l2 * w;
+            }
+        }
+        value += 0.5 * l2 as f64 * sum_sq;
+    }
+    value
+}
+
+/// How a linear model's parameters start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// All zeros, as scikit-learn does for convex linear models.
+    #[default]
+    Zeros,
+    /// Uniform in ±1/√n_inputs, PyTorch's default for `nn.Linear`.
+    Uniform,
+}
+
+/// `Z = X·W + b`: `W` is n_inputs x n_outputs (row-major), `b` has n_outputs
+/// entries (absent without an intercept). Parameters are `[W..., b...]`.
+#[derive(Clone, Debug)]
+pub struct LinearModel {
+    n_inputs: usize,
+    n_outputs: usize,
+    fit_intercept: bool,
+    init: Init,
+    params: Vec<f32>,
+    penalised: [Range<usize>; 1],
+    /// Work buffers for the outputs and their gradient, resized per batch.
+    z: Vec<f32>,
+    dz: Vec<f32>,
+}
+
+impl LinearModel {
+    pub fn new(n_inputs: usize, n_outputs: usize, fit_intercept: bool) -> Self {
+        let n_weights = n_inputs * n_outputs;
+        Self {
+            n_inputs,
+            n_outputs,
+            fit_intercept,
+            init: Init::Zeros,
+            params: vec![0.0; n_weights + if fit_intercept { n_outputs } else { 0 }],
+            penalised: [0..n_weights],
+            z: Vec::new(),
+            dz: Vec::new(),
+        }
+    }
+
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// The weights, n_inputs x n_outputs row-major.
+    pub fn weights(&self) -> &[f32] {
+        &self.params[..self.n_inputs * self.n_outputs]
+    }
+
+    /// The intercepts (empty without one).
+    pub fn intercept(&self) -> &[f32] {
+        &self.params[self.n_inputs * self.n_outputs..]
+    }
+
+    fn outputs_into(&self, x: MatRef, z: &mut [f32]) {
+        let (n, d, k) = (x.rows(), self.n_inputs, self.n_outputs);
+        assert_eq!(x.cols(), d, "x has one column per model input");
+        let xf = faer::MatRef::from_row_major_slice(x.as_slice(), n, d);
+        let w = faer::MatRef::from_row_major_slice(self.weights(), d, k);
+        let zf = MatMut::from_row_major_slice_mut(z, n, k);
+        matmul(zf, Accum::Replace, xf, w, 1.0f32, Par::Seq);
+        if self.fit_intercept {
+            for row in z.chunks_exact_mut(k) {
+                for (v, b) in row.iter_mut().zip(self.intercept()) {
+                    *v += b;
+                }
+            }
+        }
+    }
+}
+
+impl Model for LinearModel {
+    fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn penalised(&self) -> &[Range<usize>] {
+        &self.penalised
+    }
+
+    fn init_params(&mut self, rng: &mut Rng) {
+        match self.init {
+            Init::Zeros => self.params.fill(0.0),
+            Init::Uniform => {
+                let bound = 1.0 / (self.n_inputs.max(1) as f32).sqrt();
+                for p in &mut self.params {
+                    *p = rng.random_range(-bound..=bound);
+                }
+            }
+        }
+    }
+
+    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+        let (n, d, k) = (x.rows(), self.n_inputs, self.n_outputs);
+        assert_eq!(grad.len(), self.params.len(), "gradient has the parameters' shape");
+        let mut z = std::mem::take(&mut self.z);
+        let mut dz = std::mem::take(&mut self.dz);
+        z.resize(n * k, 0.0);
+        dz.resize(n * k, 0.0);
+        self.outputs_into(x, &mut z);
+        let value = loss.value_and_grad(&z, k, y, &mut dz);
+
+        // dW = Xᵀ·dZ, db = column sums of dZ.
+        let (grad_w, grad_b) = grad.split_at_mut(d * k);
+        let xf = faer::MatRef::from_row_major_slice(x.as_slice(), n, d);
+        let dzf = faer::MatRef::from_row_major_slice(&dz, n, k);
+        let gw = MatMut::from_row_major_slice_mut(grad_w, d, k);
+        matmul(gw, Accum::Replace, xf.transpose(), dzf, 1.0f32, Par::Seq);
+        if self.fit_intercept {
+            grad_b.fill(0.0);
+            for row in dz.chunks_exact(k) {
+                for (g, v) in grad_b.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+        }
+        self.z = z;
+        self.dz = dz;
+        value
+    }
+
+    fn predict(&self, x: MatRef, out: &mut [f32]) {
+        assert_eq!(out.len(), x.rows() * self.n_outputs, "out is n x n_outputs");
+        self.outputs_into(x, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradus_data::seeded_rng;
+    use proptest::prelude::*;
+
+    /// Central differences of the regularised objective in each parameter.
+    fn numeric_grad(model: &mut LinearModel, x: MatRef, y: Targets, loss: Loss, l2: f32) -> Vec<f32> {
+        let mut scratch = vec![0.0; model.params().len()];
+        let h = 1e-2f32;
+        (0..model.params().len())
+            .map(|i| {
+                let p = model.params()[i];
+                model.params_mut()[i] = p + h;
+                let plus = regularised_loss_and_grad(model, x, y, loss, l2, &mut scratch);
+                model.params_mut()[i] = p - h;
+                let minus = regularised_loss_and_grad(model, x, y, loss, l2, &mut scratch);
+                model.params_mut()[i] = p;
+                ((plus - minus) / (2.0 * h as f64)) as f32
+            })
+            .collect()
+    }
+
+    fn check_gradient(loss: Loss, k: usize, n: usize, d: usize, seed: u64, l2: f32, intercept: bool) {
+        let mut rng = seeded_rng(seed);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let x = MatRef::new(&x, n, d).unwrap();
+        let real: Vec<f32> = (0..n).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let n_classes = if loss == Loss::BinaryCrossEntropy { 2 } else { k as u32 };
+        let classes: Vec<u32> = (0..n).map(|_| rng.random_range(0..n_classes)).collect();
+        let y = if loss == Loss::Mse { Targets::Real(&real) } else { Targets::Classes(&classes) };
+        let mut model = LinearModel::new(d, k, intercept).with_init(Init::Uniform);
+        model.init_params(&mut rng);
+        let mut grad = vec![0.0; model.params().len()];
+        regularised_loss_and_grad(&mut model, x, y, loss, l2, &mut grad);
+        let numeric = numeric_grad(&mut model, x, y, loss, l2);
+        let diff: f32 = grad.iter().zip(&numeric).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let norm: f32 = grad.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-3);
+        assert!(diff / norm < 1e-3, "{loss:?}: relative error {}: {grad:?} vs {numeric:?}", diff / norm);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn linear_regression_gradient_matches_finite_differences(
+            n in 1usize..20, d in 1usize..6, seed: u64, l2 in 0.0f32..1.0, intercept: bool
+        ) {
+            check_gradient(Loss::Mse, 1, n, d, seed, l2, intercept);
+        }
+
+        #[test]
+        fn logistic_regression_gradient_matches_finite_differences(
+            n in 1usize..20, d in 1usize..6, seed: u64, l2 in 0.0f32..1.0, intercept: bool
+        ) {
+            check_gradient(Loss::BinaryCrossEntropy, 1, n, d, seed, l2, intercept);
+        }
+
+        #[test]
+        fn softmax_regression_gradient_matches_finite_differences(
+            k in 2usize..5, n in 1usize..20, d in 1usize..6, seed: u64, l2 in 0.0f32..1.0, intercept: bool
+        ) {
+            check_gradient(Loss::SoftmaxCrossEntropy, k, n, d, seed, l2, intercept);
+        }
+    }
+
+    #[test]
+    fn predict_computes_x_w_plus_b() {
+        let mut m = LinearModel::new(2, 1, true);
+        m.params_mut().copy_from_slice(&[2.0, -1.0, 0.5]);
+        let x = [1.0, 1.0, 3.0, 2.0];
+        let mut out = [0.0; 2];
+        m.predict(MatRef::new(&x, 2, 2).unwrap(), &mut out);
+        assert_eq!(out, [1.5, 4.5]);
+    }
+
+    #[test]
+    fn the_intercept_is_not_penalised() {
+        let m = LinearModel::new(3, 2, true);
+        assert_eq!(m.params().len(), 8);
+        assert_eq!(m.penalised(), &[0..6]);
+    }
+}

@@ -1,0 +1,277 @@
+//! End-to-end behaviour of the training engine on real and synthetic data.
+
+use gradus_data::synthetic::{classic_linear, noisy_linear};
+use gradus_data::{Dataset, LoadOptions, StandardScaler, load};
+use gradus_train::{
+    Control, EpochRecord, Init, LinearModel, Loss, Metrics, Model, NoObserver, Observer, OptimizerConfig, StepLog,
+    Termination, TrainConfig, Trainer, evaluate,
+};
+
+fn gd(lr: f32, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerConfig::Gd,
+        lr,
+        epochs,
+        batch_size: None,
+        tol: 0.0,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn classic_example_converges_to_theta_2_with_monotonically_falling_loss() {
+    // Data (x, 2x) for x = 1..5, model y = θx (no intercept), GD with lr 0.01 from θ = 0.
+    let data = classic_linear(5);
+    let mut model = LinearModel::new(1, 1, false);
+    let report = Trainer::new(gd(0.01, 200))
+        .unwrap()
+        .fit(&mut model, Loss::Mse, &data, None, &mut NoObserver)
+        .unwrap();
+    let theta = model.weights()[0];
+    assert!((theta - 2.0).abs() < 1e-3, "θ = {theta}");
+    assert_eq!(report.history[0].train_loss, 44.0, "the loss at θ = 0 is mean((2x)²) = 4·11");
+    for pair in report.history.windows(2) {
+        assert!(
+            pair[1].train_loss <= pair[0].train_loss,
+            "loss rose at epoch {}: {} -> {}",
+            pair[1].epoch,
+            pair[0].train_loss,
+            pair[1].train_loss
+        );
+    }
+}
+
+/// Least squares with an intercept, solved in f64 from the normal equations
+/// [X 1]ᵀ[X 1] β = [X 1]ᵀ y by Gaussian elimination with partial pivoting.
+fn least_squares(data: &Dataset) -> Vec<f64> {
+    let gradus_data::Target::Real(y) = &data.y else { panic!("regression data") };
+    let d = data.n_features() + 1;
+    let mut a = vec![vec![0.0f64; d + 1]; d];
+    for (i, &yi) in y.iter().enumerate() {
+        let row: Vec<f64> = data.x.row(i).iter().map(|&v| v as f64).chain([1.0]).collect();
+        for r in 0..d {
+            for c in 0..d {
+                a[r][c] += row[r] * row[c];
+            }
+            a[r][d] += row[r] * yi as f64;
+        }
+    }
+    for col in 0..d {
+        let pivot = (col..d).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap();
+        a.swap(col, pivot);
+        for r in 0..d {
+            if r != col {
+                let f = a[r][col] / a[col][col];
+                for c in col..=d {
+                    a[r][c] -= f * a[col][c];
+                }
+            }
+        }
+    }
+    (0..d).map(|r| a[r][d] / a[r][r]).collect()
+}
+
+#[test]
+fn linear_regression_matches_the_closed_form_least_squares_solution() {
+    let problem = noisy_linear(500, 5, 0.5, 11).unwrap();
+    let exact = least_squares(&problem.data);
+    let mut model = LinearModel::new(5, 1, true);
+    let report = Trainer::new(gd(0.1, 3000))
+        .unwrap()
+        .fit(&mut model, Loss::Mse, &problem.data, None, &mut NoObserver)
+        .unwrap();
+    let got: Vec<f64> = model.params().iter().map(|&p| p as f64).collect();
+    let err = got.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let norm = exact.iter().map(|b| b * b).sum::<f64>().sqrt();
+    assert!(err / norm < 1e-3, "relative error {} ({got:?} vs {exact:?}; {report:?})", err / norm);
+}
+
+/// A stratified split holding out 25% for testing, standardised on the
+/// training part only.
+fn held_out(name: &str, seed: u64) -> (Dataset, Dataset) {
+    let options = LoadOptions {
+        target_kind: gradus_data::TargetKind::Classes,
+        ..LoadOptions::default()
+    };
+    let data = load(name, &options).unwrap();
+    let split = data.split(0.0, 0.25, seed).unwrap();
+    let (mut train, mut test) = (data.subset(&split.train), data.subset(&split.test));
+    let scaler = StandardScaler::fit(&train.x).unwrap();
+    scaler.transform(&mut train.x).unwrap();
+    scaler.transform(&mut test.x).unwrap();
+    (train, test)
+}
+
+fn held_out_accuracy(name: &str, model: &mut LinearModel, loss: Loss, config: TrainConfig) -> f64 {
+    let (train, test) = held_out(name, 0);
+    Trainer::new(config).unwrap().fit(model, loss, &train, None, &mut NoObserver).unwrap();
+    match evaluate(model, loss, &test).unwrap() {
+        Metrics::Classification { accuracy, .. } => accuracy,
+        m => panic!("{m:?}"),
+    }
+}
+
+#[test]
+fn logistic_regression_on_breast_cancer_reaches_95_percent_held_out() {
+    let config = TrainConfig {
+        lr: 0.01,
+        epochs: 100,
+        l2: 1e-3,
+        ..TrainConfig::default()
+    };
+    let acc = held_out_accuracy("builtin:breast_cancer", &mut LinearModel::new(30, 1, true), Loss::BinaryCrossEntropy, config);
+    assert!(acc >= 0.95, "held-out accuracy {acc}");
+}
+
+#[test]
+fn softmax_regression_on_digits_reaches_93_percent_held_out() {
+    let config = TrainConfig {
+        lr: 0.01,
+        epochs: 60,
+        l2: 1e-3,
+        ..TrainConfig::default()
+    };
+    let acc = held_out_accuracy("builtin:digits", &mut LinearModel::new(64, 10, true), Loss::SoftmaxCrossEntropy, config);
+    assert!(acc >= 0.93, "held-out accuracy {acc}");
+}
+
+fn train_sgd(seed: u64) -> Vec<f32> {
+    let (train, _) = held_out("builtin:iris", 1);
+    let mut model = LinearModel::new(4, 3, true).with_init(Init::Uniform);
+    let config = TrainConfig {
+        optimizer: OptimizerConfig::Sgd { momentum: 0.9 },
+        lr: 0.05,
+        epochs: 20,
+        batch_size: Some(8),
+        seed,
+        ..TrainConfig::default()
+    };
+    Trainer::new(config)
+        .unwrap()
+        .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, None, &mut NoObserver)
+        .unwrap();
+    model.params().to_vec()
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_parameters() {
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    assert_eq!(bits(train_sgd(42)), bits(train_sgd(42)));
+    assert_ne!(bits(train_sgd(42)), bits(train_sgd(43)), "the seed must matter");
+}
+
+#[test]
+fn a_too_large_learning_rate_ends_in_diverged_not_a_panic() {
+    let data = classic_linear(5);
+    let mut model = LinearModel::new(1, 1, false);
+    let report = Trainer::new(gd(1.0, 1000))
+        .unwrap()
+        .fit(&mut model, Loss::Mse, &data, None, &mut NoObserver)
+        .unwrap();
+    assert_eq!(report.termination, Termination::Diverged);
+    assert!(report.epochs < 1000, "{report:?}");
+}
+
+#[test]
+fn tol_stops_training_once_the_loss_stops_changing() {
+    let data = classic_linear(5);
+    let mut model = LinearModel::new(1, 1, false);
+    let config = TrainConfig { tol: 1e-9, ..gd(0.01, 10_000) };
+    let report = Trainer::new(config).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
+    assert_eq!(report.termination, Termination::Converged);
+    assert!(report.epochs < 10_000);
+    assert!((model.weights()[0] - 2.0).abs() < 1e-3);
+}
+
+#[test]
+fn max_iter_caps_the_number_of_steps() {
+    let data = classic_linear(5);
+    let config = TrainConfig {
+        max_iter: Some(7),
+        ..gd(0.01, 100)
+    };
+    let report = Trainer::new(config)
+        .unwrap()
+        .fit(&mut LinearModel::new(1, 1, false), Loss::Mse, &data, None, &mut NoObserver)
+        .unwrap();
+    assert_eq!((report.termination, report.steps), (Termination::MaxIterations, 7));
+}
+
+#[derive(Default)]
+struct Recorder {
+    steps: Vec<usize>,
+    epochs: Vec<EpochRecord>,
+    stop_after: usize,
+}
+
+impl Observer for Recorder {
+    fn on_step(&mut self, log: &StepLog) {
+        self.steps.push(log.step);
+    }
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        self.epochs.push(*record);
+        if self.epochs.len() == self.stop_after {
+            Control::Stop(Termination::Pruned)
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+#[test]
+fn the_observer_sees_logs_and_epochs_and_can_stop_training() {
+    let (train, valid) = held_out("builtin:iris", 2);
+    let mut model = LinearModel::new(4, 3, true);
+    let config = TrainConfig {
+        batch_size: Some(10),
+        log_every: 5,
+        lr: 0.01,
+        ..TrainConfig::default()
+    };
+    let mut observer = Recorder {
+        stop_after: 3,
+        ..Recorder::default()
+    };
+    let report = Trainer::new(config)
+        .unwrap()
+        .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, Some(&valid), &mut observer)
+        .unwrap();
+    // 112 training rows in batches of 10 → 12 steps an epoch, 36 in 3 epochs.
+    assert_eq!(report.termination, Termination::Pruned);
+    assert_eq!((report.epochs, report.steps), (3, 36));
+    assert_eq!(observer.steps, (0..36).step_by(5).collect::<Vec<_>>());
+    assert!(observer.epochs.iter().all(|e| e.valid_loss.is_some_and(f64::is_finite)));
+}
+
+#[test]
+fn invalid_hyperparameters_are_rejected_with_their_name() {
+    let cases = [
+        (TrainConfig { lr: 0.0, ..TrainConfig::default() }, "invalid lr 0"),
+        (TrainConfig { lr: -1.0, ..TrainConfig::default() }, "invalid lr -1"),
+        (TrainConfig { epochs: 0, ..TrainConfig::default() }, "invalid epochs 0"),
+        (TrainConfig { batch_size: Some(0), ..TrainConfig::default() }, "invalid batch size 0"),
+        (TrainConfig { l2: -0.5, ..TrainConfig::default() }, "invalid l2 -0.5"),
+        (
+            TrainConfig { optimizer: OptimizerConfig::Sgd { momentum: 1.0 }, ..TrainConfig::default() },
+            "invalid momentum 1",
+        ),
+    ];
+    for (config, expected) in cases {
+        let err = Trainer::new(config).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "got {err:?}, expected {expected:?}");
+    }
+}
+
+#[test]
+fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
+    let data = classic_linear(5);
+    let trainer = Trainer::new(gd(0.01, 1)).unwrap();
+    let err = trainer
+        .fit(&mut LinearModel::new(2, 1, true), Loss::Mse, &data, None, &mut NoObserver)
+        .unwrap_err();
+    assert!(err.to_string().contains("1 features, the model takes 2"), "{err}");
+    let err = trainer
+        .fit(&mut LinearModel::new(1, 1, true), Loss::BinaryCrossEntropy, &data, None, &mut NoObserver)
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a class target"), "{err}");
+}
