@@ -17,10 +17,7 @@ impl Batches {
         if batch_size == 0 {
             return Err(DataError::invalid("batch size", "must be at least 1"));
         }
-        Ok(Self {
-            order: (0..n).collect(),
-            batch_size,
-        })
+        Ok(Self { order: (0..n).collect(), batch_size })
     }
 
     /// Reorders the rows for the next epoch.

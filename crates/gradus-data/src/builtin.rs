@@ -35,22 +35,8 @@ macro_rules! builtin {
 pub const BUILTINS: &[BuiltinInfo] = &[
     builtin!("iris", 150, 4, "multiclass", Classes, "Fisher 1936, UCI Iris; CC BY 4.0"),
     builtin!("wine", 178, 13, "multiclass", Classes, "UCI Wine; CC BY 4.0"),
-    builtin!(
-        "breast_cancer",
-        569,
-        30,
-        "binary",
-        Classes,
-        "UCI Breast Cancer Wisconsin (Diagnostic); CC BY 4.0"
-    ),
-    builtin!(
-        "diabetes",
-        442,
-        10,
-        "regression",
-        Real,
-        "Efron et al. 2004, Least Angle Regression"
-    ),
+    builtin!("breast_cancer", 569, 30, "binary", Classes, "UCI Breast Cancer Wisconsin (Diagnostic); CC BY 4.0"),
+    builtin!("diabetes", 442, 10, "regression", Real, "Efron et al. 2004, Least Angle Regression"),
     builtin!(
         "digits",
         1797,
@@ -72,13 +58,10 @@ pub const BUILTINS: &[BuiltinInfo] = &[
 /// Loads the built-in dataset `name`. Its target is read as the dataset's own
 /// task says unless `options.target_kind` asks for something else.
 pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
-    let info = BUILTINS
-        .iter()
-        .find(|b| b.name == name)
-        .ok_or_else(|| DataError::UnknownBuiltin {
-            name: name.into(),
-            available: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-        })?;
+    let info = BUILTINS.iter().find(|b| b.name == name).ok_or_else(|| DataError::UnknownBuiltin {
+        name: name.into(),
+        available: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+    })?;
     let options = LoadOptions {
         target: options.target.clone(),
         target_kind: match options.target_kind {
@@ -87,10 +70,7 @@ pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataEr
         },
     };
     let source = format!("builtin:{name}");
-    let text = decompress(info.gzipped_csv).map_err(|e| DataError::Io {
-        path: source.clone().into(),
-        source: e,
-    })?;
+    let text = decompress(info.gzipped_csv).map_err(|e| DataError::Io { path: source.clone().into(), error: e })?;
     parse_csv(&text, &source, &options)
 }
 

@@ -48,9 +48,7 @@ impl Target {
         match self {
             Target::Real(_) => Task::Regression,
             Target::Classes { classes, .. } if classes.len() <= 2 => Task::Binary,
-            Target::Classes { classes, .. } => Task::Multiclass {
-                n_classes: classes.len(),
-            },
+            Target::Classes { classes, .. } => Task::Multiclass { n_classes: classes.len() },
         }
     }
 
@@ -66,10 +64,9 @@ impl Target {
     pub fn select(&self, indices: &[usize]) -> Target {
         match self {
             Target::Real(v) => Target::Real(indices.iter().map(|&i| v[i]).collect()),
-            Target::Classes { labels, classes } => Target::Classes {
-                labels: indices.iter().map(|&i| labels[i]).collect(),
-                classes: classes.clone(),
-            },
+            Target::Classes { labels, classes } => {
+                Target::Classes { labels: indices.iter().map(|&i| labels[i]).collect(), classes: classes.clone() }
+            }
         }
     }
 }
@@ -112,12 +109,6 @@ impl Dataset {
     /// A seeded train/valid/test split of the rows, stratified by class for a
     /// classification target. See [`crate::train_valid_test_split`].
     pub fn split(&self, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
-        crate::train_valid_test_split(
-            self.n_samples(),
-            self.y.labels(),
-            valid_fraction,
-            test_fraction,
-            seed,
-        )
+        crate::train_valid_test_split(self.n_samples(), self.y.labels(), valid_fraction, test_fraction, seed)
     }
 }

@@ -6,60 +6,26 @@ use std::path::PathBuf;
 /// Something wrong with the data or with a request about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read '{path}': {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read '{path}': {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: the file is empty (expected a header row and data rows)")]
     Empty { path: String },
     #[error("{path}: the header has no data rows under it")]
     NoRows { path: String },
     #[error("{path}:{line}: malformed CSV: {message}")]
-    Malformed {
-        path: String,
-        line: u64,
-        message: String,
-    },
+    Malformed { path: String, line: u64, message: String },
     #[error("{path}:{line}: row has {found} fields but the header has {expected}")]
-    Ragged {
-        path: String,
-        line: u64,
-        expected: usize,
-        found: usize,
-    },
+    Ragged { path: String, line: u64, expected: usize, found: usize },
     #[error("{path}:{line}:{column}: value '{value}' in column '{name}' is not a number")]
-    NotANumber {
-        path: String,
-        line: u64,
-        column: usize,
-        name: String,
-        value: String,
-    },
+    NotANumber { path: String, line: u64, column: usize, name: String, value: String },
     #[error(
         "{path}:{line}:{column}: value '{value}' in column '{name}' is not finite (NaN and infinity are not allowed)"
     )]
-    NotFinite {
-        path: String,
-        line: u64,
-        column: usize,
-        name: String,
-        value: String,
-    },
+    NotFinite { path: String, line: u64, column: usize, name: String, value: String },
     #[error("{path}: no column named '{name}' to use as the target (columns: {available})")]
-    UnknownTarget {
-        path: String,
-        name: String,
-        available: String,
-    },
-    #[error(
-        "{path}: target column '{name}' has only one class ('{class}'); classification needs at least two"
-    )]
-    OneClass {
-        path: String,
-        name: String,
-        class: String,
-    },
+    UnknownTarget { path: String, name: String, available: String },
+    #[error("{path}: target column '{name}' has only one class ('{class}'); classification needs at least two")]
+    OneClass { path: String, name: String, class: String },
     #[error("{path}: the header has only the target column '{name}'; there are no features")]
     NoFeatures { path: String, name: String },
     #[error("unknown built-in dataset '{name}' (available: {available})")]
@@ -70,9 +36,6 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        DataError::InvalidArgument {
-            name,
-            reason: reason.into(),
-        }
+        DataError::InvalidArgument { name, reason: reason.into() }
     }
 }

@@ -42,10 +42,7 @@ pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
 /// Loads a CSV file with a header row; gzip is detected from the content.
 pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset, DataError> {
     let path = path.as_ref();
-    let io_error = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
     let bytes = std::fs::read(path).map_err(io_error)?;
     let text = decompress(&bytes).map_err(io_error)?;
     parse_csv(&text, &path.display().to_string(), options)
@@ -70,38 +67,23 @@ pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dat
     if text.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::Empty { path: source.into() });
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text);
     let malformed = |e: csv::Error| DataError::Malformed {
         path: source.into(),
         line: e.position().map_or(0, |p| p.line()),
         message: e.to_string(),
     };
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(malformed)?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_owned).collect();
     let target_col = match &options.target {
         None => header.len() - 1,
-        Some(name) => header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::UnknownTarget {
-                path: source.into(),
-                name: name.clone(),
-                available: header.join(", "),
-            })?,
+        Some(name) => header.iter().position(|h| h == name).ok_or_else(|| DataError::UnknownTarget {
+            path: source.into(),
+            name: name.clone(),
+            available: header.join(", "),
+        })?,
     };
     if header.len() < 2 {
-        return Err(DataError::NoFeatures {
-            path: source.into(),
-            name: header[target_col].clone(),
-        });
+        return Err(DataError::NoFeatures { path: source.into(), name: header[target_col].clone() });
     }
 
     let n_features = header.len() - 1;
@@ -114,12 +96,7 @@ pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dat
             continue; // a blank line
         }
         if record.len() != header.len() {
-            return Err(DataError::Ragged {
-                path: source.into(),
-                line,
-                expected: header.len(),
-                found: record.len(),
-            });
+            return Err(DataError::Ragged { path: source.into(), line, expected: header.len(), found: record.len() });
         }
         for (col, field) in record.iter().enumerate() {
             if col == target_col {
@@ -187,12 +164,8 @@ fn build_target(
         TargetKind::Auto | TargetKind::Classes => {
             // Sort class labels numerically when they are all numbers ("2" < "10"),
             // else as strings; both orders match scikit-learn's LabelEncoder.
-            let mut classes: Vec<String> = raw
-                .iter()
-                .map(|(v, _)| v.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let mut classes: Vec<String> =
+                raw.iter().map(|(v, _)| v.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
             if let Some(values) = &numeric {
                 if let Some((v, line)) = raw.iter().zip(values).find(|(_, x)| !x.is_finite()).map(|(r, _)| r) {
                     return Err(DataError::NotFinite {
@@ -212,11 +185,7 @@ fn build_target(
                     class: classes.pop().unwrap_or_default(),
                 });
             }
-            let index: BTreeMap<&str, u32> = classes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.as_str(), i as u32))
-                .collect();
+            let index: BTreeMap<&str, u32> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
             let labels = raw.iter().map(|(v, _)| index[v.as_str()]).collect();
             Ok(Target::Classes { labels, classes })
         }
@@ -236,21 +205,12 @@ mod tests {
         let d = parse("a,b,label\n1,2,dog\n3,4,cat\n5,6,dog\n", &LoadOptions::default()).unwrap();
         assert_eq!(d.feature_names, ["a", "b"]);
         assert_eq!(d.x.as_slice(), &[1., 2., 3., 4., 5., 6.]);
-        assert_eq!(
-            d.y,
-            Target::Classes {
-                labels: vec![1, 0, 1],
-                classes: vec!["cat".into(), "dog".into()]
-            }
-        );
+        assert_eq!(d.y, Target::Classes { labels: vec![1, 0, 1], classes: vec!["cat".into(), "dog".into()] });
     }
 
     #[test]
     fn a_named_target_column_is_taken_out_of_the_features() {
-        let opts = LoadOptions {
-            target: Some("y".into()),
-            ..Default::default()
-        };
+        let opts = LoadOptions { target: Some("y".into()), ..Default::default() };
         let d = parse("y,a,b\n1.5,2,3\n2.5,4,5\n", &opts).unwrap();
         assert_eq!(d.feature_names, ["a", "b"]);
         assert_eq!(d.y, Target::Real(vec![1.5, 2.5]));
@@ -258,18 +218,9 @@ mod tests {
 
     #[test]
     fn numeric_classes_sort_numerically() {
-        let opts = LoadOptions {
-            target_kind: TargetKind::Classes,
-            ..Default::default()
-        };
+        let opts = LoadOptions { target_kind: TargetKind::Classes, ..Default::default() };
         let d = parse("a,y\n0,10\n1,2\n2,10\n", &opts).unwrap();
-        assert_eq!(
-            d.y,
-            Target::Classes {
-                labels: vec![1, 0, 1],
-                classes: vec!["2".into(), "10".into()]
-            }
-        );
+        assert_eq!(d.y, Target::Classes { labels: vec![1, 0, 1], classes: vec!["2".into(), "10".into()] });
     }
 
     #[test]
@@ -292,20 +243,14 @@ mod tests {
 
     #[test]
     fn a_real_target_must_be_numeric() {
-        let opts = LoadOptions {
-            target_kind: TargetKind::Real,
-            ..Default::default()
-        };
+        let opts = LoadOptions { target_kind: TargetKind::Real, ..Default::default() };
         let err = parse("a,y\n1,2\n2,cat\n", &opts).unwrap_err().to_string();
         assert_eq!(err, "t.csv:3:2: value 'cat' in column 'y' is not a number");
     }
 
     #[test]
     fn unknown_target_lists_the_columns() {
-        let opts = LoadOptions {
-            target: Some("z".into()),
-            ..Default::default()
-        };
+        let opts = LoadOptions { target: Some("z".into()), ..Default::default() };
         let err = parse("a,b\n1,2\n", &opts).unwrap_err().to_string();
         assert_eq!(err, "t.csv: no column named 'z' to use as the target (columns: a, b)");
     }

@@ -21,11 +21,7 @@ pub struct MatRef<'a> {
 impl Matrix {
     /// A `rows` x `cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
-        }
+        Self { rows, cols, data: vec![0.0; rows * cols] }
     }
 
     /// Wraps row-major `data`; `None` when its length is not `rows * cols`.
@@ -59,11 +55,7 @@ impl Matrix {
     }
 
     pub fn view(&self) -> MatRef<'_> {
-        MatRef {
-            data: &self.data,
-            rows: self.rows,
-            cols: self.cols,
-        }
+        MatRef { data: &self.data, rows: self.rows, cols: self.cols }
     }
 
     /// A new matrix holding the rows at `indices`, in that order.

@@ -41,10 +41,7 @@ impl StandardScaler {
                 if std > 1e-12 { std as f32 } else { 1.0 }
             })
             .collect();
-        Ok(Self {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            scale,
-        })
+        Ok(Self { mean: mean.into_iter().map(|m| m as f32).collect(), scale })
     }
 
     /// Standardises `x` in place.

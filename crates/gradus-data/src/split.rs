@@ -60,11 +60,7 @@ pub fn train_valid_test_split(
             groups
         }
     };
-    let mut split = Split {
-        train: Vec::new(),
-        valid: Vec::new(),
-        test: Vec::new(),
-    };
+    let mut split = Split { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
     for mut group in groups {
         group.shuffle(&mut rng);
         let len = group.len() as f64;

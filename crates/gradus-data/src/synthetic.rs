@@ -82,10 +82,7 @@ pub fn blobs(n: usize, n_classes: usize, d: usize, cluster_std: f32, seed: u64) 
     Ok(Dataset {
         name: "synthetic:blobs".into(),
         x: Matrix::from_vec(n, d, x).expect("n x d"),
-        y: Target::Classes {
-            labels,
-            classes: (0..n_classes).map(|c| c.to_string()).collect(),
-        },
+        y: Target::Classes { labels, classes: (0..n_classes).map(|c| c.to_string()).collect() },
         feature_names: (0..d).map(|j| format!("x{j}")).collect(),
         target_name: "class".into(),
     })

@@ -6,11 +6,7 @@
 pub enum TrainError {
     /// A hyperparameter outside its valid range.
     #[error("invalid {name} {value}: {expected}")]
-    InvalidParameter {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    InvalidParameter { name: &'static str, value: String, expected: &'static str },
     /// Data whose shape or target does not fit the model or loss.
     #[error("{0}")]
     Mismatch(String),
@@ -20,10 +16,6 @@ pub enum TrainError {
 
 impl TrainError {
     pub(crate) fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Self {
-        TrainError::InvalidParameter {
-            name,
-            value: value.to_string(),
-            expected,
-        }
+        TrainError::InvalidParameter { name, value: value.to_string(), expected }
     }
 }

@@ -26,6 +26,11 @@
 //! assert!((model.weights()[0] - 2.0).abs() < 1e-3, "{report:?}");
 //! ```
 
+/// The README's Rust example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;
+
 mod error;
 mod loss;
 mod metrics;
@@ -38,4 +43,6 @@ pub use loss::{Loss, Targets};
 pub use metrics::{Metrics, accuracy, evaluate, mse, predicted_classes, r2};
 pub use model::{Init, LinearModel, Model, regularised_loss_and_grad};
 pub use optim::{Adam, Optimizer, OptimizerConfig, Sgd};
-pub use trainer::{Control, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer};
+pub use trainer::{
+    Control, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer,
+};

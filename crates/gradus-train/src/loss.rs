@@ -53,6 +53,15 @@ impl Targets<'_> {
 }
 
 impl Loss {
+    /// The loss's name in messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mean squared error",
+            Loss::BinaryCrossEntropy => "binary cross-entropy",
+            Loss::SoftmaxCrossEntropy => "softmax cross-entropy",
+        }
+    }
+
     /// How a data file's target column must be read for this loss.
     pub fn target_kind(self) -> TargetKind {
         match self {
@@ -67,21 +76,25 @@ impl Loss {
         let mismatch = |m: String| Err(TrainError::Mismatch(m));
         match (self, target) {
             (Loss::Mse, Target::Real(_)) if n_outputs == 1 => Ok(()),
-            (Loss::Mse, Target::Real(_)) => mismatch(format!("MSE on one target needs 1 output, the model has {n_outputs}")),
+            (Loss::Mse, Target::Real(_)) => {
+                mismatch(format!("MSE on one target needs 1 output, the model has {n_outputs}"))
+            }
             (Loss::Mse, Target::Classes { .. }) => {
                 mismatch("the MSE loss needs a real-valued target, this one holds class labels".into())
             }
-            (_, Target::Real(_)) => mismatch(format!("{self:?} needs a class target, this one is real-valued")),
+            (_, Target::Real(_)) => mismatch(format!("{} needs a class target, this one is real-valued", self.name())),
             (Loss::BinaryCrossEntropy, Target::Classes { classes, .. }) if classes.len() != 2 || n_outputs != 1 => {
                 mismatch(format!(
                     "binary cross-entropy needs 2 classes and 1 output; the target has {} classes, the model {n_outputs} outputs",
                     classes.len()
                 ))
             }
-            (Loss::SoftmaxCrossEntropy, Target::Classes { classes, .. }) if classes.len() != n_outputs => mismatch(format!(
-                "softmax cross-entropy needs one output per class; the target has {} classes, the model {n_outputs} outputs",
-                classes.len()
-            )),
+            (Loss::SoftmaxCrossEntropy, Target::Classes { classes, .. }) if classes.len() != n_outputs => {
+                mismatch(format!(
+                    "softmax cross-entropy needs one output per class; the target has {} classes, the model {n_outputs} outputs",
+                    classes.len()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -251,10 +264,7 @@ mod tests {
     #[test]
     fn check_rejects_targets_that_do_not_fit() {
         let real = Target::Real(vec![1.0]);
-        let three = Target::Classes {
-            labels: vec![0, 1, 2],
-            classes: vec!["a".into(), "b".into(), "c".into()],
-        };
+        let three = Target::Classes { labels: vec![0, 1, 2], classes: vec!["a".into(), "b".into(), "c".into()] };
         assert!(Loss::Mse.check(1, &real).is_ok());
         assert!(Loss::Mse.check(1, &three).is_err());
         assert!(Loss::BinaryCrossEntropy.check(1, &three).is_err());

@@ -69,10 +69,7 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
     let mut out = vec![0.0; data.n_samples() * k];
     model.predict(data.x.view(), &mut out);
     Ok(match &data.y {
-        Target::Real(y) => Metrics::Regression {
-            mse: mse(&out, y),
-            r2: r2(&out, y),
-        },
+        Target::Real(y) => Metrics::Regression { mse: mse(&out, y), r2: r2(&out, y) },
         Target::Classes { labels, .. } => Metrics::Classification {
             accuracy: accuracy(&predicted_classes(&out, k), labels),
             log_loss: loss.value(&out, k, (&data.y).into()),

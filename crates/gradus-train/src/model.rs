@@ -91,6 +91,8 @@ impl LinearModel {
             fit_intercept,
             init: Init::Zeros,
             params: vec![0.0; n_weights + if fit_intercept { n_outputs } else { 0 }],
+            // One range: the weights, which precede the intercepts.
+            #[allow(clippy::single_range_in_vec_init)]
             penalised: [0..n_weights],
             z: Vec::new(),
             dz: Vec::new(),
@@ -110,6 +112,28 @@ impl LinearModel {
     /// The intercepts (empty without one).
     pub fn intercept(&self) -> &[f32] {
         &self.params[self.n_inputs * self.n_outputs..]
+    }
+
+    /// Rewrites the parameters so that each output j becomes
+    /// `z_j · scale[j] + shift[j]`: a model trained on a standardised target
+    /// then predicts in the target's own units.
+    ///
+    /// # Panics
+    /// Without an intercept (a shift needs one), or when the slices do not
+    /// have one entry per output.
+    pub fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
+        let k = self.n_outputs;
+        assert!(self.fit_intercept, "shifting outputs needs an intercept");
+        assert!(scale.len() == k && shift.len() == k, "one scale and shift per output");
+        let (w, b) = self.params.split_at_mut(self.n_inputs * k);
+        for row in w.chunks_exact_mut(k) {
+            for (v, s) in row.iter_mut().zip(scale) {
+                *v *= s;
+            }
+        }
+        for ((v, s), t) in b.iter_mut().zip(scale).zip(shift) {
+            *v = *v * s + t;
+        }
     }
 
     fn outputs_into(&self, x: MatRef, z: &mut [f32]) {
@@ -270,6 +294,23 @@ mod tests {
         let mut out = [0.0; 2];
         m.predict(MatRef::new(&x, 2, 2).unwrap(), &mut out);
         assert_eq!(out, [1.5, 4.5]);
+    }
+
+    #[test]
+    fn rescale_outputs_maps_each_prediction_through_scale_and_shift() {
+        let mut m = LinearModel::new(2, 2, true);
+        m.params_mut().copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 0.5, -0.5]);
+        let x = [1.0, -2.0, 0.5, 3.0];
+        let x = MatRef::new(&x, 2, 2).unwrap();
+        let mut before = [0.0; 4];
+        m.predict(x, &mut before);
+        m.rescale_outputs(&[10.0, 0.5], &[100.0, -1.0]);
+        let mut after = [0.0; 4];
+        m.predict(x, &mut after);
+        for (i, (a, b)) in after.iter().zip(before).enumerate() {
+            let (s, t) = if i % 2 == 0 { (10.0, 100.0) } else { (0.5, -1.0) };
+            assert!((a - (b * s + t)).abs() < 1e-5, "output {i}: {a} vs {}", b * s + t);
+        }
     }
 
     #[test]

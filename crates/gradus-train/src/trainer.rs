@@ -73,7 +73,7 @@ impl TrainConfig {
         if self.max_iter == Some(0) {
             return Err(TrainError::invalid("max iterations", 0, "must be at least 1"));
         }
-        if !(self.divergence_threshold > 0.0) {
+        if self.divergence_threshold.is_nan() || self.divergence_threshold <= 0.0 {
             return Err(TrainError::invalid("divergence threshold", self.divergence_threshold, "must be > 0"));
         }
         self.optimizer.validate()
@@ -222,14 +222,11 @@ impl Trainer {
         let mut batch_x = Matrix::zeros(0, train.n_features());
         let mut batch_y = match &train.y {
             Target::Real(_) => Target::Real(Vec::new()),
-            Target::Classes { classes, .. } => Target::Classes {
-                labels: Vec::new(),
-                classes: classes.clone(),
-            },
+            Target::Classes { classes, .. } => Target::Classes { labels: Vec::new(), classes: classes.clone() },
         };
 
         let mut history = Vec::new();
-        let mut steps = 0;
+        let mut steps = 0usize;
         let mut final_loss = f64::NAN;
         let mut termination = Termination::MaxEpochs;
         'epochs: for epoch in 0..cfg.epochs {
@@ -246,14 +243,9 @@ impl Trainer {
                     regularised_loss_and_grad(model, batch_x.view(), (&batch_y).into(), loss, cfg.l2, &mut grad)
                 };
                 final_loss = value;
-                if cfg.log_every > 0 && steps % cfg.log_every == 0 {
+                if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
                     let grad_norm = grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt();
-                    observer.on_step(&StepLog {
-                        step: steps,
-                        epoch,
-                        loss: value,
-                        grad_norm,
-                    });
+                    observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm });
                 }
                 if !value.is_finite() {
                     termination = Termination::Diverged;
@@ -293,13 +285,7 @@ impl Trainer {
                 break;
             }
         }
-        Ok(TrainReport {
-            termination,
-            epochs: history.len(),
-            steps,
-            final_loss,
-            history,
-        })
+        Ok(TrainReport { termination, epochs: history.len(), steps, final_loss, history })
     }
 }
 
@@ -318,8 +304,7 @@ fn gather_target(y: &Target, rows: &[usize], out: &mut Target) {
 }
 
 fn exploded(params: &[f32], threshold: f32) -> bool {
-    // NaN fails every comparison, so `!(|p| <= t)` catches NaN and infinities too.
-    params.iter().any(|p| !(p.abs() <= threshold))
+    params.iter().any(|p| p.is_nan() || p.abs() > threshold)
 }
 
 fn validation_loss(model: &dyn Model, loss: Loss, data: &Dataset) -> f64 {

@@ -8,14 +8,7 @@ use gradus_train::{
 };
 
 fn gd(lr: f32, epochs: usize) -> TrainConfig {
-    TrainConfig {
-        optimizer: OptimizerConfig::Gd,
-        lr,
-        epochs,
-        batch_size: None,
-        tol: 0.0,
-        ..TrainConfig::default()
-    }
+    TrainConfig { optimizer: OptimizerConfig::Gd, lr, epochs, batch_size: None, tol: 0.0, ..TrainConfig::default() }
 }
 
 #[test]
@@ -23,10 +16,7 @@ fn classic_example_converges_to_theta_2_with_monotonically_falling_loss() {
     // Data (x, 2x) for x = 1..5, model y = θx (no intercept), GD with lr 0.01 from θ = 0.
     let data = classic_linear(5);
     let mut model = LinearModel::new(1, 1, false);
-    let report = Trainer::new(gd(0.01, 200))
-        .unwrap()
-        .fit(&mut model, Loss::Mse, &data, None, &mut NoObserver)
-        .unwrap();
+    let report = Trainer::new(gd(0.01, 200)).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
     let theta = model.weights()[0];
     assert!((theta - 2.0).abs() < 1e-3, "θ = {theta}");
     assert_eq!(report.history[0].train_loss, 44.0, "the loss at θ = 0 is mean((2x)²) = 4·11");
@@ -76,10 +66,8 @@ fn linear_regression_matches_the_closed_form_least_squares_solution() {
     let problem = noisy_linear(500, 5, 0.5, 11).unwrap();
     let exact = least_squares(&problem.data);
     let mut model = LinearModel::new(5, 1, true);
-    let report = Trainer::new(gd(0.1, 3000))
-        .unwrap()
-        .fit(&mut model, Loss::Mse, &problem.data, None, &mut NoObserver)
-        .unwrap();
+    let report =
+        Trainer::new(gd(0.1, 3000)).unwrap().fit(&mut model, Loss::Mse, &problem.data, None, &mut NoObserver).unwrap();
     let got: Vec<f64> = model.params().iter().map(|&p| p as f64).collect();
     let err = got.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
     let norm = exact.iter().map(|b| b * b).sum::<f64>().sqrt();
@@ -89,10 +77,7 @@ fn linear_regression_matches_the_closed_form_least_squares_solution() {
 /// A stratified split holding out 25% for testing, standardised on the
 /// training part only.
 fn held_out(name: &str, seed: u64) -> (Dataset, Dataset) {
-    let options = LoadOptions {
-        target_kind: gradus_data::TargetKind::Classes,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { target_kind: gradus_data::TargetKind::Classes, ..LoadOptions::default() };
     let data = load(name, &options).unwrap();
     let split = data.split(0.0, 0.25, seed).unwrap();
     let (mut train, mut test) = (data.subset(&split.train), data.subset(&split.test));
@@ -113,25 +98,21 @@ fn held_out_accuracy(name: &str, model: &mut LinearModel, loss: Loss, config: Tr
 
 #[test]
 fn logistic_regression_on_breast_cancer_reaches_95_percent_held_out() {
-    let config = TrainConfig {
-        lr: 0.01,
-        epochs: 100,
-        l2: 1e-3,
-        ..TrainConfig::default()
-    };
-    let acc = held_out_accuracy("builtin:breast_cancer", &mut LinearModel::new(30, 1, true), Loss::BinaryCrossEntropy, config);
+    let config = TrainConfig { lr: 0.01, epochs: 100, l2: 1e-3, ..TrainConfig::default() };
+    let acc = held_out_accuracy(
+        "builtin:breast_cancer",
+        &mut LinearModel::new(30, 1, true),
+        Loss::BinaryCrossEntropy,
+        config,
+    );
     assert!(acc >= 0.95, "held-out accuracy {acc}");
 }
 
 #[test]
 fn softmax_regression_on_digits_reaches_93_percent_held_out() {
-    let config = TrainConfig {
-        lr: 0.01,
-        epochs: 60,
-        l2: 1e-3,
-        ..TrainConfig::default()
-    };
-    let acc = held_out_accuracy("builtin:digits", &mut LinearModel::new(64, 10, true), Loss::SoftmaxCrossEntropy, config);
+    let config = TrainConfig { lr: 0.01, epochs: 60, l2: 1e-3, ..TrainConfig::default() };
+    let acc =
+        held_out_accuracy("builtin:digits", &mut LinearModel::new(64, 10, true), Loss::SoftmaxCrossEntropy, config);
     assert!(acc >= 0.93, "held-out accuracy {acc}");
 }
 
@@ -146,10 +127,7 @@ fn train_sgd(seed: u64) -> Vec<f32> {
         seed,
         ..TrainConfig::default()
     };
-    Trainer::new(config)
-        .unwrap()
-        .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, None, &mut NoObserver)
-        .unwrap();
+    Trainer::new(config).unwrap().fit(&mut model, Loss::SoftmaxCrossEntropy, &train, None, &mut NoObserver).unwrap();
     model.params().to_vec()
 }
 
@@ -164,10 +142,7 @@ fn the_same_seed_gives_bit_identical_parameters() {
 fn a_too_large_learning_rate_ends_in_diverged_not_a_panic() {
     let data = classic_linear(5);
     let mut model = LinearModel::new(1, 1, false);
-    let report = Trainer::new(gd(1.0, 1000))
-        .unwrap()
-        .fit(&mut model, Loss::Mse, &data, None, &mut NoObserver)
-        .unwrap();
+    let report = Trainer::new(gd(1.0, 1000)).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
     assert_eq!(report.termination, Termination::Diverged);
     assert!(report.epochs < 1000, "{report:?}");
 }
@@ -186,10 +161,7 @@ fn tol_stops_training_once_the_loss_stops_changing() {
 #[test]
 fn max_iter_caps_the_number_of_steps() {
     let data = classic_linear(5);
-    let config = TrainConfig {
-        max_iter: Some(7),
-        ..gd(0.01, 100)
-    };
+    let config = TrainConfig { max_iter: Some(7), ..gd(0.01, 100) };
     let report = Trainer::new(config)
         .unwrap()
         .fit(&mut LinearModel::new(1, 1, false), Loss::Mse, &data, None, &mut NoObserver)
@@ -210,11 +182,7 @@ impl Observer for Recorder {
     }
     fn on_epoch(&mut self, record: &EpochRecord) -> Control {
         self.epochs.push(*record);
-        if self.epochs.len() == self.stop_after {
-            Control::Stop(Termination::Pruned)
-        } else {
-            Control::Continue
-        }
+        if self.epochs.len() == self.stop_after { Control::Stop(Termination::Pruned) } else { Control::Continue }
     }
 }
 
@@ -222,16 +190,8 @@ impl Observer for Recorder {
 fn the_observer_sees_logs_and_epochs_and_can_stop_training() {
     let (train, valid) = held_out("builtin:iris", 2);
     let mut model = LinearModel::new(4, 3, true);
-    let config = TrainConfig {
-        batch_size: Some(10),
-        log_every: 5,
-        lr: 0.01,
-        ..TrainConfig::default()
-    };
-    let mut observer = Recorder {
-        stop_after: 3,
-        ..Recorder::default()
-    };
+    let config = TrainConfig { batch_size: Some(10), log_every: 5, lr: 0.01, ..TrainConfig::default() };
+    let mut observer = Recorder { stop_after: 3, ..Recorder::default() };
     let report = Trainer::new(config)
         .unwrap()
         .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, Some(&valid), &mut observer)
@@ -266,9 +226,7 @@ fn invalid_hyperparameters_are_rejected_with_their_name() {
 fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
     let data = classic_linear(5);
     let trainer = Trainer::new(gd(0.01, 1)).unwrap();
-    let err = trainer
-        .fit(&mut LinearModel::new(2, 1, true), Loss::Mse, &data, None, &mut NoObserver)
-        .unwrap_err();
+    let err = trainer.fit(&mut LinearModel::new(2, 1, true), Loss::Mse, &data, None, &mut NoObserver).unwrap_err();
     assert!(err.to_string().contains("1 features, the model takes 2"), "{err}");
     let err = trainer
         .fit(&mut LinearModel::new(1, 1, true), Loss::BinaryCrossEntropy, &data, None, &mut NoObserver)

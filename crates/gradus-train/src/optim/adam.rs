@@ -17,14 +17,7 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(n_params: usize, beta1: f32, beta2: f32, eps: f32) -> Self {
-        Self {
-            beta1,
-            beta2,
-            eps,
-            t: 0,
-            m: vec![0.0; n_params],
-            v: vec![0.0; n_params],
-        }
+        Self { beta1, beta2, eps, t: 0, m: vec![0.0; n_params], v: vec![0.0; n_params] }
     }
 }
 

@@ -35,11 +35,7 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// Adam with PyTorch's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
     pub fn adam() -> Self {
-        OptimizerConfig::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
+        OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
     /// The name used on the command line and in reports.
@@ -58,11 +54,7 @@ impl OptimizerConfig {
 
     pub fn validate(&self) -> Result<(), TrainError> {
         let unit = |name, v: f32| {
-            if (0.0..1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(TrainError::invalid(name, v, "must be in [0, 1)"))
-            }
+            if (0.0..1.0).contains(&v) { Ok(()) } else { Err(TrainError::invalid(name, v, "must be in [0, 1)")) }
         };
         match *self {
             OptimizerConfig::Gd => Ok(()),

@@ -12,10 +12,7 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(n_params: usize, momentum: f32) -> Self {
-        Self {
-            momentum,
-            velocity: if momentum > 0.0 { vec![0.0; n_params] } else { Vec::new() },
-        }
+        Self { momentum, velocity: if momentum > 0.0 { vec![0.0; n_params] } else { Vec::new() } }
     }
 }
 

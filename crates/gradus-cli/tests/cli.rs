@@ -1,0 +1,264 @@
+//! Runs the real `gradus` binary in a temporary directory and checks its
+//! output and exit codes.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn gradus(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the gradus binary runs");
+    Output {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs `gradus train` on `csv` (written to data.csv) with extra `args` and
+/// checks that it fails with exit code 2 and one clear line naming `expected`.
+fn assert_bad_input(csv: Option<&str>, args: &[&str], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(text) = csv {
+        std::fs::write(dir.path().join("data.csv"), text).unwrap();
+    }
+    let mut all = vec!["train"];
+    if !args.contains(&"--data") {
+        all.extend(["--data", "data.csv"]);
+    }
+    all.extend(args);
+    let out = gradus(dir.path(), &all);
+    assert_eq!(out.code, 2, "exit code for {args:?}; stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
+    assert!(out.stderr.starts_with("error: "), "{:?}", out.stderr);
+    assert!(out.stderr.contains(expected), "expected {expected:?} in {:?}", out.stderr);
+}
+
+const GOOD: &str = "a,b,y\n1,2,0\n2,1,1\n3,4,0\n4,3,1\n";
+
+#[test]
+fn missing_file() {
+    assert_bad_input(None, &["--model", "linear"], "cannot read 'data.csv': No such file");
+}
+
+#[test]
+fn empty_file() {
+    assert_bad_input(Some(""), &["--model", "linear"], "data.csv: the file is empty");
+}
+
+#[test]
+fn header_without_rows() {
+    assert_bad_input(Some("a,b,y\n"), &["--model", "linear"], "data.csv: the header has no data rows");
+}
+
+#[test]
+fn ragged_row() {
+    assert_bad_input(
+        Some("a,b,y\n1,2,3\n4,5\n"),
+        &["--model", "linear"],
+        "data.csv:3: row has 2 fields but the header has 3",
+    );
+}
+
+#[test]
+fn non_numeric_feature() {
+    assert_bad_input(
+        Some("a,b,y\n1,2,3\n4,five,6\n"),
+        &["--model", "linear"],
+        "data.csv:3:2: value 'five' in column 'b' is not a number",
+    );
+}
+
+#[test]
+fn nan_feature() {
+    assert_bad_input(
+        Some("a,b,y\n1,2,3\n4,5,6\nNaN,1,2\n"),
+        &["--model", "linear"],
+        "data.csv:4:1: value 'NaN' in column 'a' is not finite",
+    );
+}
+
+#[test]
+fn inf_feature() {
+    assert_bad_input(
+        Some("a,b,y\n1,inf,3\n"),
+        &["--model", "linear"],
+        "data.csv:2:2: value 'inf' in column 'b' is not finite",
+    );
+}
+
+#[test]
+fn unknown_target_column() {
+    assert_bad_input(
+        Some(GOOD),
+        &["--model", "logistic", "--target", "label"],
+        "data.csv: no column named 'label' to use as the target (columns: a, b, y)",
+    );
+}
+
+#[test]
+fn target_with_one_class() {
+    assert_bad_input(
+        Some("a,b,y\n1,2,cat\n3,4,cat\n"),
+        &["--model", "logistic"],
+        "data.csv: target column 'y' has only one class ('cat')",
+    );
+}
+
+#[test]
+fn non_positive_learning_rate() {
+    assert_bad_input(Some(GOOD), &["--model", "logistic", "--lr", "0"], "invalid lr 0: must be a finite number > 0");
+    assert_bad_input(Some(GOOD), &["--model", "logistic", "--lr", "-0.5"], "invalid lr -0.5");
+}
+
+#[test]
+fn zero_batch_size() {
+    assert_bad_input(Some(GOOD), &["--model", "logistic", "--batch-size", "0"], "invalid batch size 0");
+}
+
+#[test]
+fn zero_epochs() {
+    assert_bad_input(Some(GOOD), &["--model", "logistic", "--epochs", "0"], "invalid epochs 0");
+}
+
+#[test]
+fn unknown_builtin() {
+    assert_bad_input(None, &["--data", "builtin:nope", "--model", "linear"], "unknown built-in dataset 'nope'");
+}
+
+#[test]
+fn class_labels_for_a_regression_model() {
+    assert_bad_input(
+        Some("a,b,y\n1,2,3\n4,5,dog\n"),
+        &["--model", "linear"],
+        "data.csv:3:3: value 'dog' in column 'y' is not a number",
+    );
+}
+
+#[test]
+fn logistic_on_three_classes_points_to_softmax() {
+    assert_bad_input(None, &["--data", "builtin:iris", "--model", "logistic"], "use --model softmax");
+}
+
+#[test]
+fn unknown_flag_value_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "builtin:iris", "--model", "tree"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("invalid value 'tree'"), "{}", out.stderr);
+}
+
+#[test]
+fn train_prints_the_loss_curve_and_final_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &["train", "--data", "builtin:iris", "--model", "softmax", "--epochs", "20", "--log-every", "10"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let steps: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("step ")).collect();
+    // 120 training rows, batch 32 → 4 steps an epoch, 80 steps, a line every 10.
+    assert_eq!(steps.len(), 8, "{}", out.stdout);
+    assert!(steps[0].starts_with("step 0 loss 1.0986 "), "ln 3 from zero weights: {}", steps[0]);
+    assert!(out.stdout.contains("\ntrain    accuracy "), "{}", out.stdout);
+    assert!(out.stdout.contains("\nvalid    accuracy "), "{}", out.stdout);
+}
+
+#[test]
+fn train_json_is_one_object_with_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "builtin:diabetes",
+            "--model",
+            "linear",
+            "--optimizer",
+            "gd",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "300",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["task"], "regression");
+    assert_eq!(v["termination"], "max_epochs");
+    assert_eq!(v["loss_curve"].as_array().unwrap().len(), 300);
+    let r2 = v["valid"]["r2"].as_f64().unwrap();
+    assert!(r2 > 0.4, "valid R² {r2}");
+}
+
+#[test]
+fn gzipped_csv_and_a_named_target_column_load() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("d.csv.gz")).unwrap();
+    let mut gz = flate2_writer(file);
+    let mut text = String::from("label,x1,x2\n");
+    for i in 0..40 {
+        let (c, s) = if i % 2 == 0 { ("no", -1.0) } else { ("yes", 1.0) };
+        text.push_str(&format!("{c},{},{}\n", s + (i as f32) * 0.01, s * 2.0));
+    }
+    gz.write_all(text.as_bytes()).unwrap();
+    drop(gz);
+    let out =
+        gradus(dir.path(), &["train", "--data", "d.csv.gz", "--target", "label", "--model", "logistic", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["classes"], serde_json::json!(["no", "yes"]));
+    assert_eq!(v["features"], 2);
+    assert_eq!(v["valid"]["accuracy"], 1.0);
+}
+
+/// A gzip stream written by the same library the loader reads with.
+fn flate2_writer(file: std::fs::File) -> impl std::io::Write {
+    flate2::write::GzEncoder::new(file, flate2::Compression::default())
+}
+
+#[test]
+fn divergence_exits_1_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &["train", "--data", "builtin:diabetes", "--model", "linear", "--optimizer", "gd", "--lr", "5"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("stopped  diverged"), "{}", out.stdout);
+    assert!(out.stderr.contains("training diverged") && out.stderr.contains("smaller --lr"), "{}", out.stderr);
+}
+
+#[test]
+fn datasets_lists_every_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(dir.path(), &["datasets", "--json"]);
+    assert_eq!(out.code, 0);
+    let rows: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "builtin:iris",
+            "builtin:wine",
+            "builtin:breast_cancer",
+            "builtin:diabetes",
+            "builtin:digits",
+            "builtin:mnist_5k"
+        ]
+    );
+    assert_eq!((rows[5]["rows"].as_u64(), rows[5]["features"].as_u64()), (Some(5000), Some(784)));
+}
