@@ -317,6 +317,6 @@ mod tests {
     fn the_intercept_is_not_penalised() {
         let m = LinearModel::new(3, 2, true);
         assert_eq!(m.params().len(), 8);
-        assert_eq!(m.penalised(), &[0..6]);
+        assert_eq!(m.penalised(), std::slice::from_ref(&(0..6)));
     }
 }

@@ -39,21 +39,22 @@ fn least_squares(data: &Dataset) -> Vec<f64> {
     let mut a = vec![vec![0.0f64; d + 1]; d];
     for (i, &yi) in y.iter().enumerate() {
         let row: Vec<f64> = data.x.row(i).iter().map(|&v| v as f64).chain([1.0]).collect();
-        for r in 0..d {
-            for c in 0..d {
-                a[r][c] += row[r] * row[c];
+        for (r, equation) in a.iter_mut().enumerate() {
+            for (c, v) in equation[..d].iter_mut().enumerate() {
+                *v += row[r] * row[c];
             }
-            a[r][d] += row[r] * yi as f64;
+            equation[d] += row[r] * yi as f64;
         }
     }
     for col in 0..d {
         let pivot = (col..d).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap();
         a.swap(col, pivot);
-        for r in 0..d {
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let f = a[r][col] / a[col][col];
-                for c in col..=d {
-                    a[r][c] -= f * a[col][c];
+                let f = row[col] / pivot_row[col];
+                for (v, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *v -= f * p;
                 }
             }
         }
