@@ -109,7 +109,7 @@ impl ModelArg {
 fn train_config(args: &TrainArgs) -> anyhow::Result<Trainer> {
     let optimizer = match args.optimizer {
         OptimizerArg::Gd => OptimizerConfig::Gd,
-        OptimizerArg::Sgd => OptimizerConfig::Sgd { momentum: args.momentum.unwrap_or(0.0) },
+        OptimizerArg::Sgd => OptimizerConfig::sgd(args.momentum.unwrap_or(0.0)),
         OptimizerArg::Adam => OptimizerConfig::adam(),
     };
     if args.momentum.is_some() && !matches!(args.optimizer, OptimizerArg::Sgd) {

@@ -31,18 +31,25 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeExample;
 
+mod activation;
 mod error;
+pub mod lbfgs;
 mod loss;
 mod metrics;
+mod mlp;
 mod model;
 mod optim;
+mod schedule;
 mod trainer;
 
+pub use activation::Activation;
 pub use error::TrainError;
 pub use loss::{Loss, Targets};
 pub use metrics::{Metrics, accuracy, evaluate, mse, predicted_classes, r2};
-pub use model::{Init, LinearModel, Model, regularised_loss_and_grad};
-pub use optim::{Adam, Optimizer, OptimizerConfig, Sgd};
+pub use mlp::{Mlp, MlpSpec, WeightInit};
+pub use model::{Init, LinearModel, Model, Penalty, regularised_loss_and_grad};
+pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
+pub use schedule::{Schedule, Scheduler};
 pub use trainer::{
-    Control, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer,
+    Control, EarlyStopping, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer,
 };

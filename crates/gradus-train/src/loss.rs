@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 
 /// A training loss (the mean over samples).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Loss {
     /// Mean squared error over all outputs, as PyTorch's `MSELoss`.
     Mse,
+    /// Mean absolute error, as `L1Loss` (gradient 0 at zero error).
+    Mae,
+    /// `½d²` for |d| < δ, else `δ(|d| − ½δ)`, averaged; PyTorch's `HuberLoss`.
+    Huber { delta: f32 },
     /// Binary cross-entropy on one logit per sample, as `BCEWithLogitsLoss`.
     BinaryCrossEntropy,
     /// Cross-entropy of the softmax of k logits, as `CrossEntropyLoss`.
@@ -57,6 +61,8 @@ impl Loss {
     pub fn name(self) -> &'static str {
         match self {
             Loss::Mse => "mean squared error",
+            Loss::Mae => "mean absolute error",
+            Loss::Huber { .. } => "Huber loss",
             Loss::BinaryCrossEntropy => "binary cross-entropy",
             Loss::SoftmaxCrossEntropy => "softmax cross-entropy",
         }
@@ -65,7 +71,7 @@ impl Loss {
     /// How a data file's target column must be read for this loss.
     pub fn target_kind(self) -> TargetKind {
         match self {
-            Loss::Mse => TargetKind::Real,
+            Loss::Mse | Loss::Mae | Loss::Huber { .. } => TargetKind::Real,
             Loss::BinaryCrossEntropy | Loss::SoftmaxCrossEntropy => TargetKind::Classes,
         }
     }
@@ -75,12 +81,15 @@ impl Loss {
     pub fn check(self, n_outputs: usize, target: &Target) -> Result<(), TrainError> {
         let mismatch = |m: String| Err(TrainError::Mismatch(m));
         match (self, target) {
-            (Loss::Mse, Target::Real(_)) if n_outputs == 1 => Ok(()),
-            (Loss::Mse, Target::Real(_)) => {
-                mismatch(format!("MSE on one target needs 1 output, the model has {n_outputs}"))
+            (Loss::Huber { delta }, _) if !(delta > 0.0 && delta.is_finite()) => {
+                Err(TrainError::invalid("huber delta", delta, "must be a finite number > 0"))
             }
-            (Loss::Mse, Target::Classes { .. }) => {
-                mismatch("the MSE loss needs a real-valued target, this one holds class labels".into())
+            (Loss::Mse | Loss::Mae | Loss::Huber { .. }, Target::Real(_)) if n_outputs == 1 => Ok(()),
+            (Loss::Mse | Loss::Mae | Loss::Huber { .. }, Target::Real(_)) => {
+                mismatch(format!("a regression loss on one target needs 1 output, the model has {n_outputs}"))
+            }
+            (Loss::Mse | Loss::Mae | Loss::Huber { .. }, Target::Classes { .. }) => {
+                mismatch(format!("{} needs a real-valued target, this one holds class labels", self.name()))
             }
             (_, Target::Real(_)) => mismatch(format!("{} needs a class target, this one is real-valued", self.name())),
             (Loss::BinaryCrossEntropy, Target::Classes { classes, .. }) if classes.len() != 2 || n_outputs != 1 => {
@@ -129,6 +138,43 @@ impl Loss {
                         total += (d as f64) * (d as f64);
                         if let Some(g) = grad.as_deref_mut() {
                             g[i * k + j] = scale * d;
+                        }
+                    }
+                }
+                total / (n * k) as f64
+            }
+            (Loss::Mae, Targets::Real(y)) => {
+                let scale = 1.0 / (n * k) as f32;
+                for (i, row) in out.chunks_exact(k).enumerate() {
+                    for (j, &o) in row.iter().enumerate() {
+                        let d = o - y[i];
+                        total += d.abs() as f64;
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[i * k + j] = if d > 0.0 {
+                                scale
+                            } else if d < 0.0 {
+                                -scale
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+                total / (n * k) as f64
+            }
+            (Loss::Huber { delta }, Targets::Real(y)) => {
+                let scale = 1.0 / (n * k) as f32;
+                for (i, row) in out.chunks_exact(k).enumerate() {
+                    for (j, &o) in row.iter().enumerate() {
+                        let d = o - y[i];
+                        let (value, slope) = if d.abs() < delta {
+                            (0.5 * (d as f64).powi(2), d)
+                        } else {
+                            (delta as f64 * (d.abs() as f64 - 0.5 * delta as f64), delta * d.signum())
+                        };
+                        total += value;
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[i * k + j] = scale * slope;
                         }
                     }
                 }
@@ -216,6 +262,22 @@ mod tests {
         }
 
         #[test]
+        fn mae_and_huber_gradients_match_finite_differences(
+            v in prop::collection::vec((-5.0f32..5.0, -5.0f32..5.0), 1..12),
+            delta in 0.1f32..3.0,
+        ) {
+            // Central differences are wrong within h of a kink: zero error for
+            // MAE, |error| = δ where Huber turns from quadratic to linear.
+            prop_assume!(v.iter().all(|(o, y)| (o - y).abs() > 0.05 && ((o - y).abs() - delta).abs() > 0.05));
+            let (out, y): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+            for loss in [Loss::Mae, Loss::Huber { delta }] {
+                let mut g = vec![0.0; out.len()];
+                loss.value_and_grad(&out, 1, Targets::Real(&y), &mut g);
+                assert_close(&g, &numeric_grad(loss, &out, 1, Targets::Real(&y), 1e-2));
+            }
+        }
+
+        #[test]
         fn binary_cross_entropy_gradient_matches_finite_differences(
             v in prop::collection::vec((-8.0f32..8.0, 0u32..2), 1..12)
         ) {
@@ -244,6 +306,11 @@ mod tests {
     fn losses_match_closed_forms() {
         // MSE of (1 - 3)^2 and (2 - 2)^2 is 2.
         assert_eq!(Loss::Mse.value(&[1.0, 2.0], 1, Targets::Real(&[3.0, 2.0])), 2.0);
+        // MAE of |1 − 3| and |2 − 2| is 1; Huber(δ=1) of errors −2 and 0.5 is
+        // (1·(2 − 0.5) + 0.5·0.25)/2 = 0.8125 (torch.nn.HuberLoss gives the same).
+        assert_eq!(Loss::Mae.value(&[1.0, 2.0], 1, Targets::Real(&[3.0, 2.0])), 1.0);
+        let huber = Loss::Huber { delta: 1.0 }.value(&[1.0, 2.5], 1, Targets::Real(&[3.0, 2.0]));
+        assert!((huber - 0.8125).abs() < 1e-12, "{huber}");
         // BCE of logit 0 is ln 2 whatever the label.
         let bce = Loss::BinaryCrossEntropy.value(&[0.0, 0.0], 1, Targets::Classes(&[0, 1]));
         assert!((bce - std::f64::consts::LN_2).abs() < 1e-12);

@@ -31,27 +31,51 @@ pub trait Model {
     fn predict(&self, x: MatRef, out: &mut [f32]);
 }
 
-/// The model's loss plus `l2/2 · ‖w‖²` over its penalised parameters, with
-/// the gradient of both in `grad`. This is the objective the trainer
-/// minimises (PyTorch's `weight_decay = l2` for plain SGD).
+/// Penalties on a model's weights (never its biases).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Penalty {
+    /// `l1 · ‖w‖₁` (lasso); its gradient is `l1 · sign(w)`.
+    pub l1: f32,
+    /// `l2/2 · ‖w‖²` (ridge); PyTorch's `weight_decay = l2` for plain SGD.
+    pub l2: f32,
+}
+
+impl Penalty {
+    /// Only an L2 penalty.
+    pub fn l2(l2: f32) -> Self {
+        Self { l1: 0.0, l2 }
+    }
+}
+
+/// The model's mean loss plus the [`Penalty`] over its penalised parameters,
+/// with the gradient of both in `grad`: the objective the trainer minimises.
 pub fn regularised_loss_and_grad(
     model: &mut dyn Model,
     x: MatRef,
     y: Targets,
     loss: Loss,
-    l2: f32,
+    penalty: Penalty,
     grad: &mut [f32],
 ) -> f64 {
     let mut value = model.forward_backward(x, y, loss, grad);
-    if l2 != 0.0 {
-        let mut sum_sq = 0.0f64;
+    let Penalty { l1, l2 } = penalty;
+    if l1 != 0.0 || l2 != 0.0 {
+        let (mut sum_abs, mut sum_sq) = (0.0f64, 0.0f64);
         for range in model.penalised() {
             for (g, &w) in grad[range.clone()].iter_mut().zip(&model.params()[range.clone()]) {
+                sum_abs += w.abs() as f64;
                 sum_sq += (w as f64) * (w as f64);
-                *g += l2 * w;
+                let sign = if w > 0.0 {
+                    1.0
+                } else if w < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                };
+                *g += l2 * w + l1 * sign;
             }
         }
-        value += 0.5 * l2 as f64 * sum_sq;
+        value += l1 as f64 * sum_abs + 0.5 * l2 as f64 * sum_sq;
     }
     value
 }
@@ -222,13 +246,13 @@ impl Model for LinearModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use gradus_data::seeded_rng;
     use proptest::prelude::*;
 
     /// Central differences of the regularised objective in each parameter.
-    fn numeric_grad(model: &mut LinearModel, x: MatRef, y: Targets, loss: Loss, l2: f32) -> Vec<f32> {
+    fn numeric_grad(model: &mut LinearModel, x: MatRef, y: Targets, loss: Loss, l2: Penalty) -> Vec<f32> {
         let mut scratch = vec![0.0; model.params().len()];
         let h = 1e-2f32;
         (0..model.params().len())
@@ -245,6 +269,8 @@ mod tests {
     }
 
     fn check_gradient(loss: Loss, k: usize, n: usize, d: usize, seed: u64, l2: f32, intercept: bool) {
+        // An L1 term too, whose kink at w = 0 the random weights stay away from.
+        let l2 = Penalty { l1: l2 * 0.5, l2 };
         let mut rng = seeded_rng(seed);
         let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-2.0..2.0)).collect();
         let x = MatRef::new(&x, n, d).unwrap();
@@ -254,12 +280,25 @@ mod tests {
         let y = if loss == Loss::Mse { Targets::Real(&real) } else { Targets::Classes(&classes) };
         let mut model = LinearModel::new(d, k, intercept).with_init(Init::Uniform);
         model.init_params(&mut rng);
+        keep_weights_off_the_l1_kink(&mut model);
         let mut grad = vec![0.0; model.params().len()];
         regularised_loss_and_grad(&mut model, x, y, loss, l2, &mut grad);
         let numeric = numeric_grad(&mut model, x, y, loss, l2);
         let diff: f32 = grad.iter().zip(&numeric).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
         let norm: f32 = grad.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-3);
         assert!(diff / norm < 1e-3, "{loss:?}: relative error {}: {grad:?} vs {numeric:?}", diff / norm);
+    }
+
+    /// Moves weights within 0.02 of zero to ±0.05, so that a difference step
+    /// never crosses the L1 penalty's kink.
+    pub(crate) fn keep_weights_off_the_l1_kink(model: &mut dyn Model) {
+        for range in model.penalised().to_vec() {
+            for w in &mut model.params_mut()[range] {
+                if w.abs() < 0.02 {
+                    *w = if *w < 0.0 { -0.05 } else { 0.05 };
+                }
+            }
+        }
     }
 
     proptest! {

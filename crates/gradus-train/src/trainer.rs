@@ -1,34 +1,64 @@
 //! The training loop. Like argmin's `Executor`, the [`Trainer`] owns the loop
 //! so that every model and optimizer gets the same epochs, mini-batches,
-//! logging, convergence and divergence checks, observers and termination
-//! reasons.
+//! schedules, clipping, early stopping, logging, convergence and divergence
+//! checks, observers and termination reasons.
 
 use gradus_data::{Batches, Dataset, Matrix, Target, seeded_rng};
 use serde::{Deserialize, Serialize};
 
-use crate::{Loss, Model, OptimizerConfig, Targets, TrainError, regularised_loss_and_grad};
+use crate::lbfgs::{IterationOutcome, Lbfgs};
+use crate::{
+    Loss, Model, Optimizer, OptimizerConfig, Penalty, Schedule, Scheduler, Targets, TrainError,
+    regularised_loss_and_grad,
+};
+
+/// Stop when the validation loss has not improved for a while (it needs a
+/// validation set).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping, ≥ 1.
+    pub patience: usize,
+    /// The least decrease of the validation loss that counts as improvement.
+    pub min_delta: f64,
+    /// Put back the weights of the best epoch when training ends.
+    pub restore_best: bool,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize) -> Self {
+        Self { patience, min_delta: 0.0, restore_best: true }
+    }
+}
 
 /// Hyperparameters of one training run.
 ///
 /// | field | default | meaning |
 /// |---|---|---|
 /// | `optimizer` | Adam | update rule |
-/// | `lr` | 1e-3 | learning rate, > 0 |
-/// | `epochs` | 100 | passes over the training set, ≥ 1 |
-/// | `batch_size` | `Some(32)` | rows per step; `None` = the whole set (forced for GD) |
+/// | `lr` | 1e-3 | learning rate, > 0 (unused by L-BFGS) |
+/// | `schedule` | constant | learning rate per epoch |
+/// | `epochs` | 100 | passes over the training set (L-BFGS: iterations), ≥ 1 |
+/// | `batch_size` | `Some(32)` | rows per step; `None` = the whole set (forced for GD and L-BFGS) |
+/// | `l1` | 0 | penalty `l1·‖w‖₁` on weights, ≥ 0 |
 /// | `l2` | 0 | penalty `l2/2·‖w‖²` on weights, ≥ 0 |
+/// | `clip_norm` | `None` | rescale each gradient to at most this L2 norm |
+/// | `early_stopping` | `None` | patience on the validation loss |
 /// | `tol` | 1e-6 | stop (Converged) when the epoch loss changes by less; 0 disables |
 /// | `max_iter` | `None` | stop after this many optimizer steps |
-/// | `seed` | 0 | seeds initialisation and batch order |
+/// | `seed` | 0 | seeds initialisation, dropout and batch order |
 /// | `log_every` | 0 | call [`Observer::on_step`] every N steps; 0 never |
 /// | `divergence_threshold` | 1e10 | a parameter beyond ± this means Diverged |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     pub lr: f32,
+    pub schedule: Schedule,
     pub epochs: usize,
     pub batch_size: Option<usize>,
+    pub l1: f32,
     pub l2: f32,
+    pub clip_norm: Option<f32>,
+    pub early_stopping: Option<EarlyStopping>,
     pub tol: f64,
     pub max_iter: Option<usize>,
     pub seed: u64,
@@ -41,9 +71,13 @@ impl Default for TrainConfig {
         Self {
             optimizer: OptimizerConfig::adam(),
             lr: 1e-3,
+            schedule: Schedule::Constant,
             epochs: 100,
             batch_size: Some(32),
+            l1: 0.0,
             l2: 0.0,
+            clip_norm: None,
+            early_stopping: None,
             tol: 1e-6,
             max_iter: None,
             seed: 0,
@@ -55,6 +89,13 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
+        let non_negative = |name, v: f32| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(TrainError::invalid(name, v, "must be a finite number >= 0"))
+            }
+        };
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(TrainError::invalid("lr", self.lr, "must be a finite number > 0"));
         }
@@ -64,8 +105,20 @@ impl TrainConfig {
         if self.batch_size == Some(0) {
             return Err(TrainError::invalid("batch size", 0, "must be at least 1"));
         }
-        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
-            return Err(TrainError::invalid("l2", self.l2, "must be a finite number >= 0"));
+        non_negative("l1", self.l1)?;
+        non_negative("l2", self.l2)?;
+        if let Some(c) = self.clip_norm
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(TrainError::invalid("clip norm", c, "must be a finite number > 0"));
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return Err(TrainError::invalid("patience", 0, "must be at least 1"));
+            }
+            if !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
+                return Err(TrainError::invalid("min delta", es.min_delta, "must be a finite number >= 0"));
+            }
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(TrainError::invalid("tol", self.tol, "must be a finite number >= 0"));
@@ -76,7 +129,12 @@ impl TrainConfig {
         if self.divergence_threshold.is_nan() || self.divergence_threshold <= 0.0 {
             return Err(TrainError::invalid("divergence threshold", self.divergence_threshold, "must be > 0"));
         }
+        self.schedule.validate()?;
         self.optimizer.validate()
+    }
+
+    fn penalty(&self) -> Penalty {
+        Penalty { l1: self.l1, l2: self.l2 }
     }
 }
 
@@ -84,11 +142,11 @@ impl TrainConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Termination {
-    /// The epoch loss changed by less than `tol`.
+    /// The epoch loss changed by less than `tol` (or L-BFGS could not descend further).
     Converged,
     MaxEpochs,
     MaxIterations,
-    /// An observer stopped training on a validation metric.
+    /// The validation loss stopped improving (early stopping).
     EarlyStopped,
     /// An observer (a tuner's pruner) stopped an unpromising run.
     Pruned,
@@ -126,7 +184,9 @@ pub struct StepLog {
     pub epoch: usize,
     /// The batch objective before this step's update.
     pub loss: f64,
+    /// The gradient's L2 norm before clipping.
     pub grad_norm: f64,
+    pub lr: f32,
 }
 
 /// One finished epoch.
@@ -135,8 +195,9 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Optimizer steps taken so far.
     pub steps: usize,
-    /// The mean objective (loss + penalty) over the epoch's batches, each
-    /// evaluated before its update.
+    pub lr: f32,
+    /// The mean objective (loss + penalties) over the epoch's batches, each
+    /// evaluated before its update (L-BFGS: the objective after the iteration).
     pub train_loss: f64,
     /// The loss on the validation set after the epoch, when one was given.
     pub valid_loss: Option<f64>,
@@ -165,6 +226,9 @@ pub struct TrainReport {
     pub steps: usize,
     /// The last objective value seen (NaN or infinite when Diverged on it).
     pub final_loss: f64,
+    /// With early stopping: the epoch whose validation loss was best.
+    pub best_epoch: Option<usize>,
+    pub best_valid_loss: Option<f64>,
     pub history: Vec<EpochRecord>,
 }
 
@@ -172,6 +236,28 @@ pub struct TrainReport {
 #[derive(Clone, Debug)]
 pub struct Trainer {
     config: TrainConfig,
+}
+
+/// How one epoch ended, before the end-of-epoch checks.
+enum EpochEnd {
+    Completed,
+    MaxIterations,
+    Diverged,
+    Converged,
+}
+
+/// The state of the update rule across epochs.
+enum Engine {
+    FirstOrder(Box<dyn Optimizer>),
+    Lbfgs { state: Lbfgs, x: Vec<f32> },
+}
+
+/// Early-stopping bookkeeping.
+struct BestSoFar {
+    loss: f64,
+    epoch: Option<usize>,
+    params: Vec<f32>,
+    wait: usize,
 }
 
 impl Trainer {
@@ -209,73 +295,166 @@ impl Trainer {
         if n == 0 {
             return Err(TrainError::Mismatch("the training data has no rows".into()));
         }
+        if cfg.early_stopping.is_some() && valid.is_none_or(|v| v.n_samples() == 0) {
+            return Err(TrainError::Mismatch("early stopping needs a validation set".into()));
+        }
 
         let mut rng = seeded_rng(cfg.seed);
         model.init_params(&mut rng);
-        let mut optimizer = cfg.optimizer.build(model.params().len())?;
+        let mut engine = match (cfg.optimizer.build(model.params().len())?, &cfg.optimizer) {
+            (Some(optimizer), _) => Engine::FirstOrder(optimizer),
+            (None, OptimizerConfig::Lbfgs { history }) => {
+                Engine::Lbfgs { state: Lbfgs::new(*history), x: model.params().to_vec() }
+            }
+            (None, other) => unreachable!("{other:?} builds a first-order optimizer"),
+        };
         let batch_size = match cfg.batch_size {
             Some(b) if !cfg.optimizer.is_full_batch() => b.min(n),
             _ => n,
         };
         let mut batches = Batches::new(n, batch_size)?;
+        let mut scheduler = Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
         let mut grad = vec![0.0f32; model.params().len()];
         let mut batch_x = Matrix::zeros(0, train.n_features());
-        let mut batch_y = match &train.y {
-            Target::Real(_) => Target::Real(Vec::new()),
-            Target::Classes { classes, .. } => Target::Classes { labels: Vec::new(), classes: classes.clone() },
-        };
+        let mut batch_y = empty_like(&train.y);
+        let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
-        let mut history = Vec::new();
+        let mut history: Vec<EpochRecord> = Vec::new();
         let mut steps = 0usize;
         let mut final_loss = f64::NAN;
         let mut termination = Termination::MaxEpochs;
-        'epochs: for epoch in 0..cfg.epochs {
-            if batch_size < n {
-                batches.shuffle(&mut rng);
+        for epoch in 0..cfg.epochs {
+            let lr = scheduler.lr(epoch);
+            let mut epoch_loss = 0.0;
+            let end = match &mut engine {
+                Engine::FirstOrder(optimizer) => {
+                    if batch_size < n {
+                        batches.shuffle(&mut rng);
+                    }
+                    let mut end = EpochEnd::Completed;
+                    for rows in batches.iter() {
+                        let value = if batch_size == n {
+                            regularised_loss_and_grad(
+                                model,
+                                train.x.view(),
+                                (&train.y).into(),
+                                loss,
+                                cfg.penalty(),
+                                &mut grad,
+                            )
+                        } else {
+                            train.x.gather_rows_into(rows, &mut batch_x);
+                            gather_target(&train.y, rows, &mut batch_y);
+                            regularised_loss_and_grad(
+                                model,
+                                batch_x.view(),
+                                (&batch_y).into(),
+                                loss,
+                                cfg.penalty(),
+                                &mut grad,
+                            )
+                        };
+                        final_loss = value;
+                        let grad_norm = norm(&grad);
+                        if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
+                            observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
+                        }
+                        if !value.is_finite() {
+                            end = EpochEnd::Diverged;
+                            break;
+                        }
+                        if let Some(c) = cfg.clip_norm
+                            && grad_norm > c as f64
+                        {
+                            let scale = (c as f64 / grad_norm) as f32;
+                            grad.iter_mut().for_each(|g| *g *= scale);
+                        }
+                        optimizer.step(model.params_mut(), &grad, lr);
+                        steps += 1;
+                        epoch_loss += value * rows.len() as f64 / n as f64;
+                        if exploded(model.params(), cfg.divergence_threshold) {
+                            end = EpochEnd::Diverged;
+                            break;
+                        }
+                        if cfg.max_iter == Some(steps) {
+                            end = EpochEnd::MaxIterations;
+                            break;
+                        }
+                    }
+                    end
+                }
+                Engine::Lbfgs { state, x } => {
+                    let penalty = cfg.penalty();
+                    let mut objective = |p: &[f32], g: &mut [f32]| {
+                        model.params_mut().copy_from_slice(p);
+                        regularised_loss_and_grad(model, train.x.view(), (&train.y).into(), loss, penalty, g)
+                    };
+                    let outcome = state.iterate(x, &mut objective);
+                    model.params_mut().copy_from_slice(x);
+                    let value = state.value().unwrap_or(f64::NAN);
+                    final_loss = value;
+                    epoch_loss = value;
+                    if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
+                        let grad_norm = norm(state.gradient());
+                        observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
+                    }
+                    steps += 1;
+                    if !value.is_finite() || exploded(model.params(), cfg.divergence_threshold) {
+                        EpochEnd::Diverged
+                    } else if matches!(outcome, IterationOutcome::Stalled { .. }) {
+                        EpochEnd::Converged
+                    } else if cfg.max_iter == Some(steps) {
+                        EpochEnd::MaxIterations
+                    } else {
+                        EpochEnd::Completed
+                    }
+                }
+            };
+            if matches!(end, EpochEnd::Diverged) {
+                termination = Termination::Diverged;
+                break;
             }
-            let mut weighted_loss = 0.0;
-            for rows in batches.iter() {
-                let value = if batch_size == n {
-                    regularised_loss_and_grad(model, train.x.view(), (&train.y).into(), loss, cfg.l2, &mut grad)
-                } else {
-                    train.x.gather_rows_into(rows, &mut batch_x);
-                    gather_target(&train.y, rows, &mut batch_y);
-                    regularised_loss_and_grad(model, batch_x.view(), (&batch_y).into(), loss, cfg.l2, &mut grad)
-                };
-                final_loss = value;
-                if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
-                    let grad_norm = grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt();
-                    observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm });
-                }
-                if !value.is_finite() {
-                    termination = Termination::Diverged;
-                    break 'epochs;
-                }
-                optimizer.step(model.params_mut(), &grad, cfg.lr);
-                steps += 1;
-                weighted_loss += value * rows.len() as f64;
-                if exploded(model.params(), cfg.divergence_threshold) {
-                    termination = Termination::Diverged;
-                    break 'epochs;
-                }
-                if cfg.max_iter == Some(steps) {
-                    termination = Termination::MaxIterations;
-                    break;
-                }
-            }
+
             let record = EpochRecord {
                 epoch,
                 steps,
-                train_loss: weighted_loss / n as f64,
+                lr,
+                train_loss: epoch_loss,
                 valid_loss: valid.map(|v| validation_loss(model, loss, v)),
             };
             history.push(record);
+            scheduler.observe(record.valid_loss.unwrap_or(record.train_loss));
             if let Control::Stop(reason) = observer.on_epoch(&record) {
                 termination = reason;
                 break;
             }
-            if termination == Termination::MaxIterations {
-                break;
+            if let (Some(es), Some(v)) = (&cfg.early_stopping, record.valid_loss) {
+                if v < best.loss - es.min_delta {
+                    best.loss = v;
+                    best.epoch = Some(epoch);
+                    best.wait = 0;
+                    if es.restore_best {
+                        best.params.clear();
+                        best.params.extend_from_slice(model.params());
+                    }
+                } else {
+                    best.wait += 1;
+                    if best.wait >= es.patience {
+                        termination = Termination::EarlyStopped;
+                        break;
+                    }
+                }
+            }
+            match end {
+                EpochEnd::MaxIterations => {
+                    termination = Termination::MaxIterations;
+                    break;
+                }
+                EpochEnd::Converged => {
+                    termination = Termination::Converged;
+                    break;
+                }
+                _ => {}
             }
             if let [.., prev, last] = history.as_slice()
                 && cfg.tol > 0.0
@@ -285,7 +464,25 @@ impl Trainer {
                 break;
             }
         }
-        Ok(TrainReport { termination, epochs: history.len(), steps, final_loss, history })
+        if !best.params.is_empty() {
+            model.params_mut().copy_from_slice(&best.params);
+        }
+        Ok(TrainReport {
+            termination,
+            epochs: history.len(),
+            steps,
+            final_loss,
+            best_epoch: best.epoch,
+            best_valid_loss: best.epoch.map(|_| best.loss),
+            history,
+        })
+    }
+}
+
+fn empty_like(y: &Target) -> Target {
+    match y {
+        Target::Real(_) => Target::Real(Vec::new()),
+        Target::Classes { classes, .. } => Target::Classes { labels: Vec::new(), classes: classes.clone() },
     }
 }
 
@@ -301,6 +498,10 @@ fn gather_target(y: &Target, rows: &[usize], out: &mut Target) {
         }
         _ => unreachable!("the batch target is built with the training target's kind"),
     }
+}
+
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt()
 }
 
 fn exploded(params: &[f32], threshold: f32) -> bool {

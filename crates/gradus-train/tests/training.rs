@@ -123,7 +123,7 @@ fn train_sgd(seed: u64) -> Vec<f32> {
     let (train, _) = held_out("builtin:iris", 1);
     let mut model = LinearModel::new(4, 3, true).with_init(Init::Uniform);
     let config = TrainConfig {
-        optimizer: OptimizerConfig::Sgd { momentum: 0.9 },
+        optimizer: OptimizerConfig::sgd(0.9),
         lr: 0.05,
         epochs: 20,
         batch_size: Some(8),
@@ -214,10 +214,7 @@ fn invalid_hyperparameters_are_rejected_with_their_name() {
         (TrainConfig { epochs: 0, ..TrainConfig::default() }, "invalid epochs 0"),
         (TrainConfig { batch_size: Some(0), ..TrainConfig::default() }, "invalid batch size 0"),
         (TrainConfig { l2: -0.5, ..TrainConfig::default() }, "invalid l2 -0.5"),
-        (
-            TrainConfig { optimizer: OptimizerConfig::Sgd { momentum: 1.0 }, ..TrainConfig::default() },
-            "invalid momentum 1",
-        ),
+        (TrainConfig { optimizer: OptimizerConfig::sgd(1.0), ..TrainConfig::default() }, "invalid momentum 1"),
     ];
     for (config, expected) in cases {
         let err = Trainer::new(config).unwrap_err().to_string();

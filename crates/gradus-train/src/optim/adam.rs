@@ -1,7 +1,10 @@
-//! Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015),
-//! with PyTorch's `torch.optim.Adam` arithmetic:
+//! Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015)
+//! and AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization",
+//! ICLR 2019), with PyTorch's arithmetic:
+//! `p ← p·(1 − lr·λ)` (AdamW only), then
 //! `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 //! `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`.
+//! As in PyTorch, AdamW's decay applies to every parameter.
 
 use super::Optimizer;
 
@@ -10,6 +13,8 @@ pub struct Adam {
     beta1: f32,
     beta2: f32,
     eps: f32,
+    /// Decoupled weight decay λ (0 for plain Adam).
+    weight_decay: f32,
     t: i32,
     m: Vec<f32>,
     v: Vec<f32>,
@@ -17,7 +22,12 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(n_params: usize, beta1: f32, beta2: f32, eps: f32) -> Self {
-        Self { beta1, beta2, eps, t: 0, m: vec![0.0; n_params], v: vec![0.0; n_params] }
+        Self::with_weight_decay(n_params, beta1, beta2, eps, 0.0)
+    }
+
+    /// AdamW: Adam with decoupled weight decay.
+    pub fn with_weight_decay(n_params: usize, beta1: f32, beta2: f32, eps: f32, weight_decay: f32) -> Self {
+        Self { beta1, beta2, eps, weight_decay, t: 0, m: vec![0.0; n_params], v: vec![0.0; n_params] }
     }
 }
 
@@ -28,8 +38,12 @@ impl Optimizer for Adam {
         let bias2 = 1.0 - (self.beta2 as f64).powi(self.t);
         let step_size = (lr as f64 / bias1) as f32;
         let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
+        let decay = 1.0 - lr * self.weight_decay;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
+            if self.weight_decay != 0.0 {
+                *p *= decay;
+            }
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
             *p -= step_size * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
@@ -40,26 +54,32 @@ impl Optimizer for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::tests::{assert_steps, first_three_steps};
 
     #[test]
-    fn first_steps_match_hand_computed_values() {
+    fn adam_first_steps_match_hand_computed_values() {
         // Constant gradient g = 2, lr 0.1, β₁ 0.9, β₂ 0.999, ε 1e-8, from p = 0.
         // With a constant gradient the bias-corrected m̂ = 2 and v̂ = 4 at every
         // step, so each step moves p by −lr·2/(2 + ε) ≈ −0.1: p = −0.1, −0.2, −0.3.
-        let mut opt = Adam::new(1, 0.9, 0.999, 1e-8);
-        let mut p = [0.0f32];
-        for want in [-0.1f32, -0.2, -0.3] {
-            opt.step(&mut p, &[2.0], 0.1);
-            assert!((p[0] - want).abs() < 1e-6, "{} vs {want}", p[0]);
-        }
-        // A changing gradient: g1 = 1, g2 = −1 (lr 0.1).
+        let got = first_three_steps(&mut Adam::new(1, 0.9, 0.999, 1e-8), 0.0, 0.1, |_| 2.0);
+        assert_steps(got, [-0.1, -0.2, -0.3]);
+        // A changing gradient: g1 = 1, g2 = −1, g3 = 1 (lr 0.1).
         // t=1: m = 0.1, v = 0.001; m̂ = 1, v̂ = 1 → p = −0.1.
         // t=2: m = 0.09 − 0.1 = −0.01, v = 0.000999 + 0.001 = 0.001999;
-        //      m̂ = −0.01/0.19 = −0.0526316, v̂ = 0.001999/0.001999 = 1 → p = −0.1 + 0.00526316.
-        let mut opt = Adam::new(1, 0.9, 0.999, 1e-8);
-        let mut p = [0.0f32];
-        opt.step(&mut p, &[1.0], 0.1);
-        opt.step(&mut p, &[-1.0], 0.1);
-        assert!((p[0] - (-0.1 + 0.005263158)).abs() < 1e-6, "{}", p[0]);
+        //      m̂ = −0.01/0.19 = −0.0526316, v̂ = 0.001999/0.001999 = 1 → p = −0.0947368.
+        // t=3: m = −0.009 + 0.1 = 0.091, v = 0.001997001 + 0.001 = 0.002997001;
+        //      m̂ = 0.091/0.271 = 0.3357934, v̂ = 0.002997001/0.002997001 = 1 → p = −0.1283162.
+        let mut g = [1.0f32, -1.0, 1.0].into_iter();
+        let got = first_three_steps(&mut Adam::new(1, 0.9, 0.999, 1e-8), 0.0, 0.1, |_| g.next().unwrap());
+        assert_steps(got, [-0.1, -0.0947368, -0.1283162]);
+    }
+
+    #[test]
+    fn adamw_first_steps_match_hand_computed_values() {
+        // Constant gradient g = 2, lr 0.1, λ 0.1, from p = 1. Each step first
+        // shrinks p by (1 − 0.01), then moves it by −0.1 as above:
+        // p1 = 0.99 − 0.1 = 0.89, p2 = 0.8811 − 0.1 = 0.7811, p3 = 0.773289 − 0.1 = 0.673289.
+        let got = first_three_steps(&mut Adam::with_weight_decay(1, 0.9, 0.999, 1e-8, 0.1), 1.0, 0.1, |_| 2.0);
+        assert_steps(got, [0.89, 0.7811, 0.673289]);
     }
 }

@@ -1,30 +1,38 @@
-//! (Stochastic) gradient descent with optional heavy-ball momentum, with
-//! PyTorch's `torch.optim.SGD` semantics (dampening 0):
-//! `v ← μ·v + g`, `p ← p − lr·v`.
+//! (Stochastic) gradient descent with optional heavy-ball or Nesterov
+//! momentum, with PyTorch's `torch.optim.SGD` semantics (dampening 0):
+//! `v ← μ·v + g`, then `p ← p − lr·v`, or `p ← p − lr·(g + μ·v)` for Nesterov
+//! (Sutskever et al. 2013's formulation as PyTorch implements it).
 
 use super::Optimizer;
 
 #[derive(Clone, Debug)]
 pub struct Sgd {
     momentum: f32,
+    nesterov: bool,
     velocity: Vec<f32>,
 }
 
 impl Sgd {
-    pub fn new(n_params: usize, momentum: f32) -> Self {
-        Self { momentum, velocity: if momentum > 0.0 { vec![0.0; n_params] } else { Vec::new() } }
+    pub fn new(n_params: usize, momentum: f32, nesterov: bool) -> Self {
+        Self { momentum, nesterov, velocity: if momentum > 0.0 { vec![0.0; n_params] } else { Vec::new() } }
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
-        if self.momentum == 0.0 {
+        let mu = self.momentum;
+        if mu == 0.0 {
             for (p, g) in params.iter_mut().zip(grad) {
                 *p -= lr * g;
             }
+        } else if self.nesterov {
+            for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.velocity) {
+                *v = mu * *v + g;
+                *p -= lr * (g + mu * *v);
+            }
         } else {
             for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.velocity) {
-                *v = self.momentum * *v + g;
+                *v = mu * *v + g;
                 *p -= lr * *v;
             }
         }
@@ -34,27 +42,31 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::tests::first_three_steps;
 
     #[test]
-    fn first_steps_match_hand_computed_values() {
+    fn plain_gd_moves_against_the_gradient() {
+        // f(p) = p²/2, g = p, lr 0.1 from p = 1: each step multiplies p by 0.9.
+        assert_eq!(first_three_steps(&mut Sgd::new(1, 0.0, false), 1.0, 0.1, |p| p), [0.9, 0.81, 0.729]);
+    }
+
+    #[test]
+    fn momentum_first_steps_match_hand_computed_values() {
         // f(p) = p²/2 so g = p. From p = 1 with lr 0.1, μ = 0.9:
-        // v1 = 1,            p1 = 1 - 0.1·1 = 0.9
-        // v2 = 0.9 + 0.9,    p2 = 0.9 - 0.18 = 0.72
-        // v3 = 1.62 + 0.72,  p3 = 0.72 - 0.234 = 0.486
-        let mut opt = Sgd::new(1, 0.9);
-        let mut p = [1.0f32];
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let g = [p[0]];
-            opt.step(&mut p, &g, 0.1);
-            seen.push(p[0]);
-        }
-        for (got, want) in seen.iter().zip([0.9, 0.72, 0.486]) {
-            assert!((got - want).abs() < 1e-6, "{seen:?}");
-        }
-        let mut plain = Sgd::new(1, 0.0);
-        let mut p = [1.0f32];
-        plain.step(&mut p, &[2.0], 0.25);
-        assert_eq!(p, [0.5]);
+        // v1 = 1,            p1 = 1 − 0.1·1 = 0.9
+        // v2 = 0.9 + 0.9,    p2 = 0.9 − 0.18 = 0.72
+        // v3 = 1.62 + 0.72,  p3 = 0.72 − 0.234 = 0.486
+        let got = first_three_steps(&mut Sgd::new(1, 0.9, false), 1.0, 0.1, |p| p);
+        crate::optim::tests::assert_steps(got, [0.9, 0.72, 0.486]);
+    }
+
+    #[test]
+    fn nesterov_first_steps_match_hand_computed_values() {
+        // g = p, lr 0.1, μ 0.9, p0 = 1; update v ← μv + g, p ← p − lr(g + μv):
+        // g=1:      v = 1,                      p1 = 1 − 0.1·1.9 = 0.81
+        // g=0.81:   v = 0.9 + 0.81 = 1.71,      p2 = 0.81 − 0.1·(0.81 + 1.539) = 0.5751
+        // g=0.5751: v = 1.539 + 0.5751 = 2.1141, p3 = 0.5751 − 0.1·(0.5751 + 1.90269) = 0.327321
+        let got = first_three_steps(&mut Sgd::new(1, 0.9, true), 1.0, 0.1, |p| p);
+        crate::optim::tests::assert_steps(got, [0.81, 0.5751, 0.327321]);
     }
 }
