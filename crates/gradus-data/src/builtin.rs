@@ -55,6 +55,21 @@ pub const BUILTINS: &[BuiltinInfo] = &[
     ),
 ];
 
+fn find(name: &str) -> Result<&'static BuiltinInfo, DataError> {
+    BUILTINS.iter().find(|b| b.name == name).ok_or_else(|| DataError::UnknownBuiltin {
+        name: name.into(),
+        available: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The CSV text of the built-in dataset `name`.
+pub(crate) fn builtin_text(name: &str) -> Result<Vec<u8>, DataError> {
+    let info = find(name)?;
+    decompress(info.gzipped_csv)
+        .map(|text| text.into_owned())
+        .map_err(|error| DataError::Io { path: format!("builtin:{name}").into(), error })
+}
+
 /// Loads the built-in dataset `name`. Its target is read as the dataset's own
 /// task says unless `options.target_kind` asks for something else.
 pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataError> {

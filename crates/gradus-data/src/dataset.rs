@@ -60,6 +60,32 @@ impl Target {
         }
     }
 
+    /// The same labels indexed by `classes` (a model's class list) instead of
+    /// this target's own; a label the list lacks is an error naming it.
+    pub fn remap_classes(&self, classes: &[String], source: &str, column: &str) -> Result<Target, DataError> {
+        let Target::Classes { labels, classes: own } = self else {
+            return Err(DataError::invalid(
+                "target",
+                format!("{source}: column '{column}' holds numbers, not classes"),
+            ));
+        };
+        let mapping = own
+            .iter()
+            .map(|name| {
+                classes.iter().position(|c| c == name).map(|i| i as u32).ok_or_else(|| {
+                    DataError::invalid(
+                        "target",
+                        format!(
+                            "{source}: label '{name}' in column '{column}' is not one of the model's classes ({})",
+                            classes.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok(Target::Classes { labels: labels.iter().map(|&l| mapping[l as usize]).collect(), classes: classes.to_vec() })
+    }
+
     /// The target restricted to `indices` (the class list is kept whole).
     pub fn select(&self, indices: &[usize]) -> Target {
         match self {
@@ -104,6 +130,33 @@ impl Dataset {
             feature_names: self.feature_names.clone(),
             target_name: self.target_name.clone(),
         }
+    }
+
+    /// The feature columns named `names`, in that order (a model's feature
+    /// order); a missing name is an error.
+    pub fn select_features(&self, names: &[String]) -> Result<Dataset, DataError> {
+        let columns = names
+            .iter()
+            .map(|name| {
+                self.feature_names
+                    .iter()
+                    .position(|f| f == name)
+                    .ok_or_else(|| DataError::MissingFeature { path: self.name.clone(), name: name.clone() })
+            })
+            .collect::<Result<Vec<usize>, _>>()?;
+        if columns.iter().copied().eq(0..self.n_features()) {
+            return Ok(self.clone());
+        }
+        let mut values = Vec::with_capacity(self.n_samples() * columns.len());
+        for i in 0..self.n_samples() {
+            let row = self.x.row(i);
+            values.extend(columns.iter().map(|&c| row[c]));
+        }
+        Ok(Dataset {
+            x: Matrix::from_vec(self.n_samples(), columns.len(), values).expect("n x selected"),
+            feature_names: names.to_vec(),
+            ..self.clone()
+        })
     }
 
     /// A seeded train/valid/test split of the rows, stratified by class for a

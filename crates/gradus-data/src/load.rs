@@ -14,7 +14,9 @@ use crate::{DataError, Dataset, Matrix, Target};
 /// How to read the target column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TargetKind {
-    /// Numbers give a regression target, anything else class labels.
+    /// Class labels when any value is not a number, or when every value is
+    /// a whole number and there are at most [`MAX_AUTO_CLASSES`] distinct
+    /// ones; a regression target otherwise.
     #[default]
     Auto,
     /// A real-valued target; a value that is not a finite number is an error.
@@ -22,6 +24,9 @@ pub enum TargetKind {
     /// Class labels (numbers or strings); fewer than two classes is an error.
     Classes,
 }
+
+/// The most distinct whole-number values [`TargetKind::Auto`] reads as classes.
+pub const MAX_AUTO_CLASSES: usize = 20;
 
 /// Options for [`load`], [`load_csv`] and [`parse_csv`].
 #[derive(Clone, Debug, Default)]
@@ -37,6 +42,64 @@ pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
         Some(name) => crate::load_builtin(name, options),
         None => load_csv(source, options),
     }
+}
+
+/// Reads the columns `names` (in that order) of a CSV file or built-in
+/// dataset as a feature matrix, ignoring every other column: the rows a
+/// trained model predicts for.
+pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
+    let text;
+    let bytes: &[u8] = match source.strip_prefix("builtin:") {
+        Some(name) => {
+            text = crate::builtin::builtin_text(name)?;
+            &text
+        }
+        None => {
+            let io_error = |error| DataError::Io { path: source.into(), error };
+            text = decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned();
+            &text
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DataError::Empty { path: source.into() });
+    }
+    let mut reader = csv_reader(bytes);
+    let malformed = |e: csv::Error| DataError::Malformed {
+        path: source.into(),
+        line: e.position().map_or(0, |p| p.line()),
+        message: e.to_string(),
+    };
+    let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_owned).collect();
+    let columns = names
+        .iter()
+        .map(|name| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| DataError::MissingFeature { path: source.into(), name: name.clone() })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(malformed)? {
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != header.len() {
+            return Err(DataError::Ragged { path: source.into(), line, expected: header.len(), found: record.len() });
+        }
+        for &c in &columns {
+            values.push(parse_number(&record[c], source, line, c, &header[c])?);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(DataError::NoRows { path: source.into() });
+    }
+    Ok(Matrix::from_vec(rows, names.len(), values).expect("rows x names"))
+}
+
+fn csv_reader(text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text)
 }
 
 /// Loads a CSV file with a header row; gzip is detected from the content.
@@ -158,9 +221,13 @@ fn build_target(
             .collect::<Result<Vec<f32>, _>>()
             .map(Target::Real)
     };
+    let few_whole_numbers = numeric.as_ref().is_some_and(|values| {
+        values.iter().all(|v| v.fract() == 0.0)
+            && values.iter().map(|v| v.to_bits()).collect::<std::collections::BTreeSet<_>>().len() <= MAX_AUTO_CLASSES
+    });
     match kind {
         TargetKind::Real => as_real(),
-        TargetKind::Auto if numeric.is_some() => as_real(),
+        TargetKind::Auto if numeric.is_some() && !few_whole_numbers => as_real(),
         TargetKind::Auto | TargetKind::Classes => {
             // Sort class labels numerically when they are all numbers ("2" < "10"),
             // else as strings; both orders match scikit-learn's LabelEncoder.
@@ -239,6 +306,17 @@ mod tests {
             let err = parse(text, &LoadOptions::default()).unwrap_err().to_string();
             assert!(err.contains(expected), "for {text:?}: got {err:?}, expected {expected:?}");
         }
+    }
+
+    #[test]
+    fn auto_reads_few_whole_numbers_as_classes_and_the_rest_as_real() {
+        let d = parse("a,y\n1,0\n2,2\n3,1\n", &LoadOptions::default()).unwrap();
+        assert_eq!(d.y.labels(), Some(&[0u32, 2, 1][..]));
+        let d = parse("a,y\n1,0.5\n2,2\n", &LoadOptions::default()).unwrap();
+        assert_eq!(d.y, Target::Real(vec![0.5, 2.0]));
+        let many: String = (0..25).map(|i| format!("{i},{i}\n")).collect();
+        let d = parse(&format!("a,y\n{many}"), &LoadOptions::default()).unwrap();
+        assert!(matches!(d.y, Target::Real(_)));
     }
 
     #[test]

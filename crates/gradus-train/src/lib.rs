@@ -38,6 +38,7 @@ mod loss;
 mod metrics;
 mod mlp;
 mod model;
+pub mod model_file;
 mod optim;
 mod schedule;
 mod trainer;
@@ -45,9 +46,12 @@ mod trainer;
 pub use activation::Activation;
 pub use error::TrainError;
 pub use loss::{Loss, Targets};
-pub use metrics::{Metrics, accuracy, evaluate, mse, predicted_classes, r2};
+pub use metrics::{
+    Metrics, accuracy, confusion_matrix, evaluate, macro_f1, mae, mse, predicted_classes, probabilities, r2, roc_auc,
+};
 pub use mlp::{Mlp, MlpSpec, WeightInit};
-pub use model::{Init, LinearModel, Model, Penalty, regularised_loss_and_grad};
+pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss_and_grad};
+pub use model_file::{Architecture, ModelFileError, ModelSpec, Preprocessing, SavedModel};
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
 pub use schedule::{Schedule, Scheduler};
 pub use trainer::{

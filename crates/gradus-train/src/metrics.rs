@@ -1,4 +1,6 @@
-//! Evaluation metrics, computed on a model's raw outputs.
+//! Evaluation metrics, computed on a model's raw outputs. Definitions follow
+//! scikit-learn's (`r2_score`, `f1_score(average="macro")`, `roc_auc_score`,
+//! `confusion_matrix`), and the tests below pin their values.
 
 use gradus_data::{Dataset, Target};
 use serde::Serialize;
@@ -6,16 +8,35 @@ use serde::Serialize;
 use crate::{Loss, Model, TrainError};
 
 /// The headline metrics of a model on one dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Metrics {
-    Regression { mse: f64, r2: f64 },
-    Classification { accuracy: f64, log_loss: f64 },
+    Regression {
+        mse: f64,
+        rmse: f64,
+        mae: f64,
+        r2: f64,
+    },
+    Classification {
+        accuracy: f64,
+        log_loss: f64,
+        macro_f1: f64,
+        /// Binary targets only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        roc_auc: Option<f64>,
+        /// `confusion[true class][predicted class]` counts.
+        confusion: Vec<Vec<u64>>,
+    },
 }
 
 /// Mean squared error.
 pub fn mse(pred: &[f32], y: &[f32]) -> f64 {
     pred.iter().zip(y).map(|(p, t)| ((p - t) as f64).powi(2)).sum::<f64>() / y.len() as f64
+}
+
+/// Mean absolute error.
+pub fn mae(pred: &[f32], y: &[f32]) -> f64 {
+    pred.iter().zip(y).map(|(p, t)| ((p - t) as f64).abs()).sum::<f64>() / y.len() as f64
 }
 
 /// The coefficient of determination, 1 − SS_res/SS_tot (scikit-learn's
@@ -33,6 +54,66 @@ pub fn r2(pred: &[f32], y: &[f32]) -> f64 {
 /// The fraction of predicted classes equal to the labels.
 pub fn accuracy(predicted: &[u32], labels: &[u32]) -> f64 {
     predicted.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64
+}
+
+/// `confusion[true][predicted]` over `n_classes` classes.
+pub fn confusion_matrix(predicted: &[u32], labels: &[u32], n_classes: usize) -> Vec<Vec<u64>> {
+    let mut m = vec![vec![0u64; n_classes]; n_classes];
+    for (&p, &l) in predicted.iter().zip(labels) {
+        m[l as usize][p as usize] += 1;
+    }
+    m
+}
+
+/// The unweighted mean of per-class F1 over the classes that occur in the
+/// labels or the predictions; a class with no true or predicted positives
+/// scores 0 (scikit-learn's `zero_division=0`).
+pub fn macro_f1(confusion: &[Vec<u64>]) -> f64 {
+    let k = confusion.len();
+    let mut sum = 0.0;
+    let mut present = 0;
+    for c in 0..k {
+        let tp = confusion[c][c] as f64;
+        let support: u64 = confusion[c].iter().sum();
+        let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+        if support == 0 && predicted == 0 {
+            continue;
+        }
+        present += 1;
+        let denom = support as f64 + predicted as f64;
+        sum += if denom > 0.0 { 2.0 * tp / denom } else { 0.0 };
+    }
+    if present == 0 { 0.0 } else { sum / present as f64 }
+}
+
+/// The area under the ROC curve of `scores` for binary `labels` (1 is the
+/// positive class): the Mann–Whitney probability that a random positive
+/// scores above a random negative, ties counting one half. `None` when only
+/// one class is present.
+pub fn roc_auc(scores: &[f32], labels: &[u32]) -> Option<f64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Average ranks (1-based) over runs of tied scores.
+    let mut ranks = vec![0.0f64; scores.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &o in &order[i..=j] {
+            ranks[o] = rank;
+        }
+        i = j + 1;
+    }
+    let n_pos = labels.iter().filter(|&&l| l == 1).count() as f64;
+    let n_neg = labels.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return None;
+    }
+    let rank_sum: f64 = ranks.iter().zip(labels).filter(|(_, l)| **l == 1).map(|(r, _)| r).sum();
+    Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
 }
 
 /// The class each row of logits predicts: logit > 0 for one output, else the
@@ -53,8 +134,31 @@ pub fn predicted_classes(logits: &[f32], k: usize) -> Vec<u32> {
     }
 }
 
-/// MSE and R² for regression; accuracy and log-loss (the cross-entropy of
-/// the predicted probabilities) for classification.
+/// Class probabilities from logits: `[p(0), p(1)]` per row from one logit
+/// (sigmoid), the softmax of k logits otherwise.
+pub fn probabilities(logits: &[f32], k: usize) -> Vec<f32> {
+    if k == 1 {
+        logits
+            .iter()
+            .flat_map(|&z| {
+                let p = crate::loss::sigmoid(z);
+                [1.0 - p, p]
+            })
+            .collect()
+    } else {
+        let mut out = Vec::with_capacity(logits.len());
+        for row in logits.chunks_exact(k) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
+            out.extend(row.iter().map(|&z| (((z - max) as f64).exp() / sum) as f32));
+        }
+        out
+    }
+}
+
+/// Every metric for `data`: MSE, RMSE, MAE and R² for regression; accuracy,
+/// log-loss (the cross-entropy of the predicted probabilities), macro-F1,
+/// ROC AUC (binary) and the confusion matrix for classification.
 pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics, TrainError> {
     loss.check(model.n_outputs(), &data.y)?;
     if data.n_features() != model.n_inputs() || data.n_samples() == 0 {
@@ -69,11 +173,28 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
     let mut out = vec![0.0; data.n_samples() * k];
     model.predict(data.x.view(), &mut out);
     Ok(match &data.y {
-        Target::Real(y) => Metrics::Regression { mse: mse(&out, y), r2: r2(&out, y) },
-        Target::Classes { labels, .. } => Metrics::Classification {
-            accuracy: accuracy(&predicted_classes(&out, k), labels),
-            log_loss: loss.value(&out, k, (&data.y).into()),
-        },
+        Target::Real(y) => {
+            let mse = mse(&out, y);
+            Metrics::Regression { mse, rmse: mse.sqrt(), mae: mae(&out, y), r2: r2(&out, y) }
+        }
+        Target::Classes { labels, classes } => {
+            let predicted = predicted_classes(&out, k);
+            let confusion = confusion_matrix(&predicted, labels, classes.len().max(k));
+            let roc_auc = if classes.len() == 2 {
+                let probs = probabilities(&out, k);
+                let positive: Vec<f32> = probs.chunks_exact(2.max(k)).map(|p| p[1]).collect();
+                roc_auc(&positive, labels)
+            } else {
+                None
+            };
+            Metrics::Classification {
+                accuracy: accuracy(&predicted, labels),
+                log_loss: loss.value(&out, k, (&data.y).into()),
+                macro_f1: macro_f1(&confusion),
+                roc_auc,
+                confusion,
+            }
+        }
     })
 }
 
@@ -82,15 +203,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_match_hand_computed_values() {
+    fn regression_metrics_match_hand_computed_values() {
         let y = [1.0, 2.0, 3.0];
         assert_eq!(mse(&[1.0, 2.0, 5.0], &y), 4.0 / 3.0);
+        assert_eq!(mae(&[1.0, 2.0, 5.0], &y), 2.0 / 3.0);
         // SS_tot = 2, SS_res = 4 → R² = −1.
         assert_eq!(r2(&[1.0, 2.0, 5.0], &y), -1.0);
         assert_eq!(r2(&y, &y), 1.0);
         assert_eq!(r2(&[1.0, 1.0], &[2.0, 2.0]), 0.0);
-        assert_eq!(accuracy(&[0, 1, 2, 1], &[0, 1, 1, 1]), 0.75);
+    }
+
+    #[test]
+    fn classification_metrics_match_scikit_learn() {
+        // from sklearn.metrics import *
+        // y = [0, 1, 2, 2, 1, 0, 2]; p = [0, 2, 2, 2, 1, 1, 0]
+        // accuracy_score(y, p) = 4/7; confusion_matrix(y, p) = [[1,1,0],[0,1,1],[1,0,2]]
+        // f1_score(y, p, average="macro") = mean(0.5, 0.5, 0.6666667) = 0.5555556
+        let y = [0, 1, 2, 2, 1, 0, 2];
+        let p = [0, 2, 2, 2, 1, 1, 0];
+        assert_eq!(accuracy(&p, &y), 4.0 / 7.0);
+        let cm = confusion_matrix(&p, &y, 3);
+        assert_eq!(cm, vec![vec![1, 1, 0], vec![0, 1, 1], vec![1, 0, 2]]);
+        assert!((macro_f1(&cm) - 0.555_555_6).abs() < 1e-6, "{}", macro_f1(&cm));
+        // A class that never occurs is left out of the mean.
+        assert_eq!(macro_f1(&confusion_matrix(&[0, 1], &[0, 1], 3)), 1.0);
         assert_eq!(predicted_classes(&[0.5, -0.1, 0.0], 1), [1, 0, 0]);
         assert_eq!(predicted_classes(&[0.1, 0.7, 0.2, 3.0, 1.0, 2.0], 3), [1, 0]);
+    }
+
+    #[test]
+    fn roc_auc_matches_scikit_learn() {
+        // roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.75
+        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]), Some(0.75));
+        // Ties count one half: roc_auc_score([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) = 0.875
+        assert_eq!(roc_auc(&[0.5, 0.5, 0.2, 0.9], &[0, 1, 0, 1]), Some(0.875));
+        assert_eq!(roc_auc(&[0.1, 0.2], &[1, 1]), None);
+    }
+
+    #[test]
+    fn probabilities_sum_to_one() {
+        let p = probabilities(&[0.0, 2.0], 1);
+        assert_eq!(p[0..2], [0.5, 0.5]);
+        assert!((p[3] - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-7);
+        let p = probabilities(&[1.0, 2.0, 3.0], 3);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[2] > p[1] && p[1] > p[0]);
     }
 }

@@ -15,6 +15,7 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::model::{NamedParams, rescale_output_layer};
 use crate::{Activation, Loss, Model, Targets, TrainError};
 
 /// How weights are initialised (biases start at zero).
@@ -259,6 +260,29 @@ impl Model for Mlp {
         value
     }
 
+    fn named_params(&self) -> Vec<NamedParams> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(l, layer)| {
+                [
+                    NamedParams {
+                        name: format!("dense.{l}.weight"),
+                        shape: vec![layer.fan_in, layer.fan_out],
+                        range: layer.w.clone(),
+                    },
+                    NamedParams { name: format!("dense.{l}.bias"), shape: vec![layer.fan_out], range: layer.b.clone() },
+                ]
+            })
+            .collect()
+    }
+
+    fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
+        let last = self.layers.last().expect("an MLP has an output layer").clone();
+        let (head, b) = self.params.split_at_mut(last.b.start);
+        rescale_output_layer(&mut head[last.w.clone()], &mut b[..last.fan_out], scale, shift);
+    }
+
     fn predict(&self, x: MatRef, out: &mut [f32]) {
         let n = x.rows();
         assert_eq!(x.cols(), self.spec.n_inputs, "x has one column per model input");
@@ -406,6 +430,21 @@ mod tests {
         // 3·4+4, 4·2+2, 2·1+1
         assert_eq!(model.params().len(), 16 + 10 + 3);
         assert_eq!(model.penalised(), &[0..12, 16..24, 26..28]);
+    }
+
+    #[test]
+    fn rescale_outputs_maps_predictions_through_scale_and_shift() {
+        let mut model = Mlp::new(spec(vec![4], 1, Activation::Gelu, 0.0)).unwrap();
+        model.init_params(&mut seeded_rng(5));
+        let x = [0.5, -1.0, 2.0, 1.5, 0.0, -0.5];
+        let x = MatRef::new(&x, 2, 3).unwrap();
+        let (mut before, mut after) = ([0.0; 2], [0.0; 2]);
+        model.predict(x, &mut before);
+        model.rescale_outputs(&[3.0], &[-2.0]);
+        model.predict(x, &mut after);
+        for (a, b) in after.iter().zip(before) {
+            assert!((a - (3.0 * b - 2.0)).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -13,8 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Loss, Targets};
 
+/// A named block of parameters (a layer's weight or bias), as
+/// PyTorch's `named_parameters`: model files store each under its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedParams {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub range: Range<usize>,
+}
+
 /// A differentiable model whose parameters live in one flat `f32` buffer.
-pub trait Model {
+pub trait Model: Send {
     fn n_inputs(&self) -> usize;
     fn n_outputs(&self) -> usize;
     fn params(&self) -> &[f32];
@@ -29,6 +38,31 @@ pub trait Model {
     /// Raw outputs, `x.rows()` x `n_outputs` row-major: predictions for
     /// regression, logits for classification.
     fn predict(&self, x: MatRef, out: &mut [f32]);
+    /// The parameter blocks, covering [`Model::params`] exactly once.
+    fn named_params(&self) -> Vec<NamedParams>;
+    /// Rewrites the output layer so that each output j becomes
+    /// `z_j · scale[j] + shift[j]`: a model trained on a standardised target
+    /// then predicts in the target's own units.
+    ///
+    /// # Panics
+    /// When the slices do not have one entry per output, or the output layer
+    /// has no bias to shift.
+    fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]);
+}
+
+/// Scales the columns of a fan_in x k weight block and maps its bias through
+/// `b·scale + shift`.
+pub(crate) fn rescale_output_layer(w: &mut [f32], b: &mut [f32], scale: &[f32], shift: &[f32]) {
+    let k = b.len();
+    assert!(scale.len() == k && shift.len() == k, "one scale and shift per output");
+    for row in w.chunks_exact_mut(k) {
+        for (v, s) in row.iter_mut().zip(scale) {
+            *v *= s;
+        }
+    }
+    for ((v, s), t) in b.iter_mut().zip(scale).zip(shift) {
+        *v = *v * s + t;
+    }
 }
 
 /// Penalties on a model's weights (never its biases).
@@ -138,28 +172,6 @@ impl LinearModel {
         &self.params[self.n_inputs * self.n_outputs..]
     }
 
-    /// Rewrites the parameters so that each output j becomes
-    /// `z_j · scale[j] + shift[j]`: a model trained on a standardised target
-    /// then predicts in the target's own units.
-    ///
-    /// # Panics
-    /// Without an intercept (a shift needs one), or when the slices do not
-    /// have one entry per output.
-    pub fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
-        let k = self.n_outputs;
-        assert!(self.fit_intercept, "shifting outputs needs an intercept");
-        assert!(scale.len() == k && shift.len() == k, "one scale and shift per output");
-        let (w, b) = self.params.split_at_mut(self.n_inputs * k);
-        for row in w.chunks_exact_mut(k) {
-            for (v, s) in row.iter_mut().zip(scale) {
-                *v *= s;
-            }
-        }
-        for ((v, s), t) in b.iter_mut().zip(scale).zip(shift) {
-            *v = *v * s + t;
-        }
-    }
-
     fn outputs_into(&self, x: MatRef, z: &mut [f32]) {
         let (n, d, k) = (x.rows(), self.n_inputs, self.n_outputs);
         assert_eq!(x.cols(), d, "x has one column per model input");
@@ -242,6 +254,29 @@ impl Model for LinearModel {
     fn predict(&self, x: MatRef, out: &mut [f32]) {
         assert_eq!(out.len(), x.rows() * self.n_outputs, "out is n x n_outputs");
         self.outputs_into(x, out);
+    }
+
+    fn named_params(&self) -> Vec<NamedParams> {
+        let n_weights = self.n_inputs * self.n_outputs;
+        let mut blocks = vec![NamedParams {
+            name: "linear.weight".into(),
+            shape: vec![self.n_inputs, self.n_outputs],
+            range: 0..n_weights,
+        }];
+        if self.fit_intercept {
+            blocks.push(NamedParams {
+                name: "linear.bias".into(),
+                shape: vec![self.n_outputs],
+                range: n_weights..self.params.len(),
+            });
+        }
+        blocks
+    }
+
+    fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
+        assert!(self.fit_intercept, "shifting outputs needs an intercept");
+        let (w, b) = self.params.split_at_mut(self.n_inputs * self.n_outputs);
+        rescale_output_layer(w, b, scale, shift);
     }
 }
 
@@ -350,6 +385,15 @@ pub(crate) mod tests {
             let (s, t) = if i % 2 == 0 { (10.0, 100.0) } else { (0.5, -1.0) };
             assert!((a - (b * s + t)).abs() < 1e-5, "output {i}: {a} vs {}", b * s + t);
         }
+    }
+
+    #[test]
+    fn named_params_cover_the_parameters_once() {
+        let m = LinearModel::new(3, 2, true);
+        let blocks = m.named_params();
+        assert_eq!(blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["linear.weight", "linear.bias"]);
+        assert_eq!((blocks[0].range.clone(), blocks[1].range.clone()), (0..6, 6..8));
+        assert_eq!(blocks[0].shape, [3, 2]);
     }
 
     #[test]
