@@ -3,7 +3,7 @@
 //! This crate turns files and generators into a [`Dataset`] (a dense row-major
 //! feature [`Matrix`] plus a [`Target`]) and provides the data plumbing every
 //! training run needs: seeded train/valid/test splits (stratified for
-//! classification), k-fold indices, a [`StandardScaler`] fitted on the training
+//! classification), k-fold indices, a [`Scaler`] fitted on the training
 //! part only, and shuffled mini-batches.
 //!
 //! It never trains anything and never prints: errors are typed ([`DataError`])
@@ -33,7 +33,7 @@ pub use dataset::{Dataset, Target, Task};
 pub use error::DataError;
 pub use load::{LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_csv, load_features, parse_csv};
 pub use matrix::{MatRef, Matrix};
-pub use scale::StandardScaler;
+pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 
 /// The random number generator used for every seeded operation in gradus.

@@ -1,37 +1,59 @@
-//! Standardisation (zero mean, unit variance per feature), fitted on the
-//! training rows only and then applied unchanged to validation and test rows.
+//! Feature scaling, fitted on the training rows only and then applied
+//! unchanged to validation, test and prediction rows.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{DataError, Matrix};
 
-/// Per-feature mean and scale, like scikit-learn's `StandardScaler`: the scale
-/// is the population standard deviation, and 1 for a constant feature.
+/// How features are scaled before training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// Zero mean, unit variance per feature (scikit-learn's `StandardScaler`).
+    #[default]
+    Standard,
+    /// Each feature's training range mapped to [0, 1] (`MinMaxScaler`); the
+    /// better choice for pixels, where standardising rare pixels blows them up.
+    MinMax,
+    /// Features as given.
+    None,
+}
+
+impl Scaling {
+    /// The scaler this choice fits on `x`; `None` for [`Scaling::None`].
+    pub fn fit(self, x: &Matrix) -> Result<Option<Scaler>, DataError> {
+        match self {
+            Scaling::Standard => Scaler::standard(x).map(Some),
+            Scaling::MinMax => Scaler::min_max(x).map(Some),
+            Scaling::None => Ok(None),
+        }
+    }
+}
+
+/// A per-feature affine map `x' = (x − offset) / scale`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StandardScaler {
-    pub mean: Vec<f32>,
+pub struct Scaler {
+    pub offset: Vec<f32>,
     pub scale: Vec<f32>,
 }
 
-impl StandardScaler {
-    /// Fits the mean and scale of each column of `x` (accumulated in f64).
-    pub fn fit(x: &Matrix) -> Result<Self, DataError> {
-        if x.rows() == 0 {
-            return Err(DataError::invalid("scaler", "cannot fit on zero rows"));
-        }
+impl Scaler {
+    /// Mean and population standard deviation per column (accumulated in
+    /// f64); a constant column keeps scale 1, as in scikit-learn.
+    pub fn standard(x: &Matrix) -> Result<Self, DataError> {
+        check_rows(x)?;
         let n = x.rows() as f64;
         let mut sum = vec![0.0f64; x.cols()];
-        let mut sum_sq = vec![0.0f64; x.cols()];
         for i in 0..x.rows() {
-            for (j, &v) in x.row(i).iter().enumerate() {
-                sum[j] += v as f64;
+            for (s, &v) in sum.iter_mut().zip(x.row(i)) {
+                *s += v as f64;
             }
         }
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let mut sum_sq = vec![0.0f64; x.cols()];
         for i in 0..x.rows() {
-            for (j, &v) in x.row(i).iter().enumerate() {
-                let d = v as f64 - mean[j];
-                sum_sq[j] += d * d;
+            for ((s, &v), m) in sum_sq.iter_mut().zip(x.row(i)).zip(&mean) {
+                *s += (v as f64 - m).powi(2);
             }
         }
         let scale = sum_sq
@@ -41,24 +63,46 @@ impl StandardScaler {
                 if std > 1e-12 { std as f32 } else { 1.0 }
             })
             .collect();
-        Ok(Self { mean: mean.into_iter().map(|m| m as f32).collect(), scale })
+        Ok(Self { offset: mean.into_iter().map(|m| m as f32).collect(), scale })
     }
 
-    /// Standardises `x` in place.
+    /// Minimum and range per column; a constant column keeps scale 1.
+    pub fn min_max(x: &Matrix) -> Result<Self, DataError> {
+        check_rows(x)?;
+        let mut lo = vec![f32::INFINITY; x.cols()];
+        let mut hi = vec![f32::NEG_INFINITY; x.cols()];
+        for i in 0..x.rows() {
+            for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(x.row(i)) {
+                *l = l.min(v);
+                *h = h.max(v);
+            }
+        }
+        let scale = lo.iter().zip(&hi).map(|(l, h)| if h > l { h - l } else { 1.0 }).collect();
+        Ok(Self { offset: lo, scale })
+    }
+
+    /// Scales `x` in place.
     pub fn transform(&self, x: &mut Matrix) -> Result<(), DataError> {
-        if x.cols() != self.mean.len() {
+        if x.cols() != self.offset.len() {
             return Err(DataError::invalid(
                 "scaler",
-                format!("fitted on {} features, given {}", self.mean.len(), x.cols()),
+                format!("fitted on {} features, given {}", self.offset.len(), x.cols()),
             ));
         }
         for i in 0..x.rows() {
-            for ((v, m), s) in x.row_mut(i).iter_mut().zip(&self.mean).zip(&self.scale) {
+            for ((v, m), s) in x.row_mut(i).iter_mut().zip(&self.offset).zip(&self.scale) {
                 *v = (*v - m) / s;
             }
         }
         Ok(())
     }
+}
+
+fn check_rows(x: &Matrix) -> Result<(), DataError> {
+    if x.rows() == 0 {
+        return Err(DataError::invalid("scaler", "cannot fit on zero rows"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -68,8 +112,8 @@ mod tests {
     #[test]
     fn standardised_columns_have_zero_mean_and_unit_variance() {
         let mut x = Matrix::from_vec(4, 2, vec![1., 5., 2., 5., 3., 5., 4., 5.]).unwrap();
-        let s = StandardScaler::fit(&x).unwrap();
-        assert_eq!(s.mean, [2.5, 5.0]);
+        let s = Scaler::standard(&x).unwrap();
+        assert_eq!(s.offset, [2.5, 5.0]);
         assert!((s.scale[0] - 1.25f32.sqrt()).abs() < 1e-6);
         assert_eq!(s.scale[1], 1.0, "a constant column keeps scale 1");
         s.transform(&mut x).unwrap();
@@ -80,8 +124,18 @@ mod tests {
     }
 
     #[test]
-    fn transform_rejects_another_width() {
-        let s = StandardScaler::fit(&Matrix::zeros(2, 3)).unwrap();
+    fn min_max_maps_the_training_range_to_the_unit_interval() {
+        let mut x = Matrix::from_vec(3, 2, vec![2., 7., 4., 7., 6., 7.]).unwrap();
+        let s = Scaling::MinMax.fit(&x).unwrap().unwrap();
+        s.transform(&mut x).unwrap();
+        assert_eq!(x.as_slice(), &[0.0, 0.0, 0.5, 0.0, 1.0, 0.0]);
+        assert!(Scaling::None.fit(&x).unwrap().is_none());
+    }
+
+    #[test]
+    fn transform_rejects_another_width_and_fit_rejects_no_rows() {
+        let s = Scaler::standard(&Matrix::zeros(2, 3)).unwrap();
         assert!(s.transform(&mut Matrix::zeros(2, 2)).is_err());
+        assert!(Scaler::min_max(&Matrix::zeros(0, 3)).is_err());
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gradus_data::{Dataset, Matrix, StandardScaler, Target};
+use gradus_data::{Dataset, Matrix, Scaler, Scaling, Target};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -64,20 +64,19 @@ impl Architecture {
 pub struct Preprocessing {
     /// The input columns, in the order the model reads them.
     pub feature_names: Vec<String>,
-    /// Standardisation fitted on the training rows, if any.
-    pub scaler: Option<StandardScaler>,
+    /// The feature scaler fitted on the training rows, if any.
+    pub scaler: Option<Scaler>,
     pub target_name: String,
     /// Class labels in index order; `None` for regression.
     pub classes: Option<Vec<String>>,
 }
 
 impl Preprocessing {
-    /// Fits on the training rows: their feature names, classes and (with
-    /// `standardize`) their scaler.
-    pub fn fit(train: &Dataset, standardize: bool) -> Result<Self, TrainError> {
+    /// Fits on the training rows: their feature names, classes and scaler.
+    pub fn fit(train: &Dataset, scaling: Scaling) -> Result<Self, TrainError> {
         Ok(Self {
             feature_names: train.feature_names.clone(),
-            scaler: standardize.then(|| StandardScaler::fit(&train.x)).transpose()?,
+            scaler: scaling.fit(&train.x)?,
             target_name: train.target_name.clone(),
             classes: match &train.y {
                 Target::Classes { classes, .. } => Some(classes.clone()),
@@ -265,7 +264,7 @@ mod tests {
         model.init_params(&mut seeded_rng(1));
         let preprocessing = Preprocessing {
             feature_names: vec!["a".into(), "b".into(), "c".into()],
-            scaler: Some(StandardScaler { mean: vec![1.0, 2.0, 3.0], scale: vec![2.0, 1.0, 0.5] }),
+            scaler: Some(Scaler { offset: vec![1.0, 2.0, 3.0], scale: vec![2.0, 1.0, 0.5] }),
             target_name: "y".into(),
             classes: Some(vec!["no".into(), "yes".into()]),
         };

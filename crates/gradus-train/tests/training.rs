@@ -1,7 +1,7 @@
 //! End-to-end behaviour of the training engine on real and synthetic data.
 
 use gradus_data::synthetic::{classic_linear, noisy_linear};
-use gradus_data::{Dataset, LoadOptions, StandardScaler, load};
+use gradus_data::{Dataset, LoadOptions, Scaler, load};
 use gradus_train::{
     Control, EpochRecord, Init, LinearModel, Loss, Metrics, Model, NoObserver, Observer, OptimizerConfig, StepLog,
     Termination, TrainConfig, Trainer, evaluate,
@@ -82,7 +82,7 @@ fn held_out(name: &str, seed: u64) -> (Dataset, Dataset) {
     let data = load(name, &options).unwrap();
     let split = data.split(0.0, 0.25, seed).unwrap();
     let (mut train, mut test) = (data.subset(&split.train), data.subset(&split.test));
-    let scaler = StandardScaler::fit(&train.x).unwrap();
+    let scaler = Scaler::standard(&train.x).unwrap();
     scaler.transform(&mut train.x).unwrap();
     scaler.transform(&mut test.x).unwrap();
     (train, test)
@@ -232,4 +232,48 @@ fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
         .fit(&mut LinearModel::new(1, 1, true), Loss::BinaryCrossEntropy, &data, None, &mut NoObserver)
         .unwrap_err();
     assert!(err.to_string().contains("needs a class target"), "{err}");
+}
+
+/// scikit-learn's optimum for L2-regularised logistic regression on all of
+/// breast_cancer, standardised. Its objective `½‖w‖² + C·Σ log-loss` has the
+/// same minimiser as ours, `mean log-loss + l2/2·‖w‖²`, with `l2 = 1/(C·n)`.
+/// Numbers from `bench/reference/sklearn_lbfgs_logistic.py` (scikit-learn 1.9.1):
+///   C=1.0: log_loss=0.05339185780994301 objective=0.06636018622475447
+///   C=0.1: log_loss=0.08317214718417594 objective=0.11647032110386811
+#[test]
+fn lbfgs_logistic_regression_matches_scikit_learn_within_1e_5() {
+    let options = LoadOptions { target_kind: gradus_data::TargetKind::Classes, ..LoadOptions::default() };
+    let mut data = load("builtin:breast_cancer", &options).unwrap();
+    Scaler::standard(&data.x).unwrap().transform(&mut data.x).unwrap();
+    let n = data.n_samples() as f32;
+    for (c, want_log_loss, want_objective) in
+        [(1.0f32, 0.05339185780994301, 0.06636018622475447), (0.1, 0.08317214718417594, 0.11647032110386811)]
+    {
+        let mut model = LinearModel::new(30, 1, true);
+        let config = TrainConfig {
+            optimizer: OptimizerConfig::lbfgs(),
+            epochs: 500,
+            l2: 1.0 / (c * n),
+            tol: 1e-10,
+            ..TrainConfig::default()
+        };
+        let report = Trainer::new(config)
+            .unwrap()
+            .fit(&mut model, Loss::BinaryCrossEntropy, &data, None, &mut NoObserver)
+            .unwrap();
+        let Metrics::Classification { log_loss, .. } = evaluate(&model, Loss::BinaryCrossEntropy, &data).unwrap()
+        else {
+            panic!("classification")
+        };
+        eprintln!(
+            "C={c}: log-loss {log_loss} (sklearn {want_log_loss}), objective {} after {} iterations ({})",
+            report.final_loss, report.epochs, report.termination
+        );
+        assert!((log_loss - want_log_loss).abs() < 1e-5, "C={c}: log-loss {log_loss} vs {want_log_loss}");
+        assert!(
+            (report.final_loss - want_objective).abs() < 1e-5,
+            "C={c}: objective {} vs {want_objective}",
+            report.final_loss
+        );
+    }
 }
