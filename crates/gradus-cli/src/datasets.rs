@@ -1,7 +1,7 @@
 //! `gradus datasets`: the built-in datasets.
 
 use clap::Args;
-use gradus_data::BUILTINS;
+use gradus::data::BUILTINS;
 
 #[derive(Args)]
 pub struct DatasetsArgs {

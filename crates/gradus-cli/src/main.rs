@@ -2,9 +2,11 @@
 //! all logic lives in the library crates.
 //!
 //! Exit codes: 0 success, 1 a run that failed (training diverged, output could
-//! not be written), 2 bad input (arguments, data files, hyperparameters).
+//! not be written), 2 bad input (arguments, data or model files, hyperparameters).
 
 mod datasets;
+mod predict;
+mod progress;
 mod train;
 
 use std::process::ExitCode;
@@ -20,8 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model on a dataset and print its loss curve and metrics.
-    Train(train::TrainArgs),
+    /// Train a model on a dataset, print its loss curve and metrics, optionally save it.
+    Train(Box<train::TrainArgs>),
+    /// Predict with a saved model, writing one CSV row per input row.
+    Predict(predict::PredictArgs),
+    /// Score a saved model on a labelled dataset.
+    Evaluate(predict::EvaluateArgs),
     /// List the built-in datasets with their shape and task.
     Datasets(datasets::DatasetsArgs),
 }
@@ -41,15 +47,42 @@ impl std::error::Error for RunFailed {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
+        Command::Predict(args) => predict::run_predict(args),
+        Command::Evaluate(args) => predict::run_evaluate(args),
         Command::Datasets(args) => datasets::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`gradus predict ... | head`) is the reader's choice, not a failure.
+        Err(err)
+            if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             let failed = err.downcast_ref::<RunFailed>().is_some() || err.downcast_ref::<std::io::Error>().is_some();
             ExitCode::from(if failed { 1 } else { 2 })
+        }
+    }
+}
+
+/// Four decimals, or scientific notation for values too small or large for that.
+pub fn num(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.4e}") } else { format!("{v:.4}") }
+}
+
+/// The headline metrics on one line.
+pub fn metrics_line(m: &gradus::train::Metrics) -> String {
+    use gradus::train::Metrics;
+    match m {
+        Metrics::Regression { mse, rmse, mae, r2 } => {
+            format!("mse {}  rmse {}  mae {}  r2 {r2:.4}", num(*mse), num(*rmse), num(*mae))
+        }
+        Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc, .. } => {
+            let auc = roc_auc.map_or(String::new(), |a| format!("  roc_auc {a:.4}"));
+            format!("accuracy {accuracy:.4}  log_loss {}  macro_f1 {macro_f1:.4}{auc}", num(*log_loss))
         }
     }
 }

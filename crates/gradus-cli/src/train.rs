@@ -1,17 +1,20 @@
-//! `gradus train`: load, split and standardise a dataset, train a linear
-//! model on it, and print the loss curve and the final metrics.
+//! `gradus train`: flags in, a [`TrainJob`] run, the loss curve and metrics
+//! out, and the model saved with `--out`.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use gradus_data::{Dataset, LoadOptions, Matrix, StandardScaler, Target, Task, load};
-use gradus_train::{
-    LinearModel, Loss, Metrics, Model, Observer, OptimizerConfig, StepLog, Termination, TrainConfig, Trainer, evaluate,
+use gradus::data::{Scaling, Target, Task};
+use gradus::pipeline::{ModelChoice, TrainJob};
+use gradus::train::{
+    Activation, EarlyStopping, Loss, Metrics, OptimizerConfig, Schedule, Termination, TrainConfig, WeightInit,
 };
 use serde::Serialize;
 
-use crate::RunFailed;
+use crate::progress::Progress;
+use crate::{RunFailed, metrics_line, num};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -22,24 +25,78 @@ pub struct TrainArgs {
     /// The target column's name [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
-    /// linear: regression (MSE); logistic: binary classes; softmax: any number of classes.
+    /// linear: real target; logistic: 2 classes; softmax: k classes; mlp: any target.
     #[arg(long, value_enum)]
     model: ModelArg,
+    /// MLP hidden-layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128", value_name = "N,N,...")]
+    hidden: Vec<usize>,
+    /// MLP activation.
+    #[arg(long, value_enum, default_value = "relu")]
+    activation: ActivationArg,
+    /// MLP dropout probability on hidden units.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
+    #[arg(long, value_enum, default_value = "auto")]
+    init: InitArg,
+    /// The loss for a real target [default: mse].
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// δ of the Huber loss.
+    #[arg(long, default_value_t = 1.0)]
+    huber_delta: f32,
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
-    /// Learning rate.
+    /// Learning rate (unused by lbfgs).
     #[arg(long, default_value_t = 0.01)]
     lr: f32,
-    /// Passes over the training rows.
-    #[arg(long, default_value_t = 100)]
-    epochs: usize,
-    /// Rows per step for sgd and adam [default: 32]; gd always uses all rows.
-    #[arg(long, value_name = "N")]
-    batch_size: Option<usize>,
-    /// Heavy-ball momentum for sgd.
+    /// Momentum for sgd and rmsprop [default: 0; 0.9 for momentum and nesterov].
     #[arg(long, value_name = "F")]
     momentum: Option<f32>,
-    /// L2 penalty l2/2·‖w‖² on the weights (not the intercept).
+    /// Decoupled weight decay for adamw.
+    #[arg(long, value_name = "F")]
+    weight_decay: Option<f32>,
+    /// Passes over the training rows (lbfgs: iterations).
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Rows per step for the mini-batch optimizers [default: 32].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Learning-rate schedule, applied per epoch.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
+    /// cosine: epochs of linear warm-up.
+    #[arg(long, value_name = "N")]
+    warmup: Option<usize>,
+    /// step: epochs between decays [default: 10].
+    #[arg(long, value_name = "N")]
+    step_size: Option<usize>,
+    /// step, exponential, plateau: the decay factor [default: 0.1, 0.95, 0.1].
+    #[arg(long, value_name = "F")]
+    gamma: Option<f32>,
+    /// cosine, plateau: the floor of the learning rate [default: 0].
+    #[arg(long, value_name = "F")]
+    min_lr: Option<f32>,
+    /// plateau: epochs without improvement before a decay [default: 10].
+    #[arg(long, value_name = "N")]
+    plateau_patience: Option<usize>,
+    /// Early stopping: epochs without a better validation loss before stopping.
+    #[arg(long, value_name = "N")]
+    patience: Option<usize>,
+    /// Early stopping: the least decrease that counts as better.
+    #[arg(long, default_value_t = 0.0)]
+    min_delta: f64,
+    /// Early stopping: keep the last weights instead of the best epoch's.
+    #[arg(long)]
+    keep_last: bool,
+    /// Rescale each gradient to at most this L2 norm.
+    #[arg(long, value_name = "F")]
+    clip_norm: Option<f32>,
+    /// L1 penalty l1·‖w‖₁ on the weights (not the biases).
+    #[arg(long, default_value_t = 0.0)]
+    l1: f32,
+    /// L2 penalty l2/2·‖w‖² on the weights (not the biases).
     #[arg(long, default_value_t = 0.0)]
     l2: f32,
     /// Stop when the epoch loss changes by less than this; 0 never stops early.
@@ -48,7 +105,7 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps.
     #[arg(long, value_name = "N")]
     max_iter: Option<usize>,
-    /// Seeds the split, the initialisation and the batch order.
+    /// Seeds the split, the initialisation, dropout and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print the loss every N steps; 0 prints none [default: about ten lines].
@@ -57,9 +114,15 @@ pub struct TrainArgs {
     /// The fraction of rows held out for validation (stratified for classes).
     #[arg(long, default_value_t = 0.2)]
     valid_fraction: f64,
-    /// Keep the features as they are instead of standardising them on the training rows.
-    #[arg(long)]
-    no_standardize: bool,
+    /// Feature scaling fitted on the training rows (minmax suits pixels).
+    #[arg(long, value_enum, default_value = "standard")]
+    scale: ScaleArg,
+    /// Save the trained model (weights, architecture, preprocessing) here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// No progress bar and no step lines.
+    #[arg(long, short)]
+    quiet: bool,
     /// Print one JSON object with the results instead of text.
     #[arg(long)]
     json: bool,
@@ -70,114 +133,181 @@ enum ModelArg {
     Linear,
     Logistic,
     Softmax,
+    Mlp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ActivationArg {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Gelu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InitArg {
+    Auto,
+    He,
+    Xavier,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Mse,
+    Mae,
+    Huber,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum OptimizerArg {
     Gd,
     Sgd,
+    Momentum,
+    Nesterov,
+    Adagrad,
+    Rmsprop,
     Adam,
+    Adamw,
+    Lbfgs,
 }
 
-impl ModelArg {
-    fn loss(self) -> Loss {
-        match self {
-            ModelArg::Linear => Loss::Mse,
-            ModelArg::Logistic => Loss::BinaryCrossEntropy,
-            ModelArg::Softmax => Loss::SoftmaxCrossEntropy,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ModelArg::Linear => "linear",
-            ModelArg::Logistic => "logistic",
-            ModelArg::Softmax => "softmax",
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            ModelArg::Linear => "linear regression",
-            ModelArg::Logistic => "logistic regression",
-            ModelArg::Softmax => "softmax regression",
-        }
-    }
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Step,
+    Exponential,
+    Cosine,
+    Plateau,
 }
 
-/// Turns the flags into a validated training configuration.
-fn train_config(args: &TrainArgs) -> anyhow::Result<Trainer> {
-    let optimizer = match args.optimizer {
-        OptimizerArg::Gd => OptimizerConfig::Gd,
-        OptimizerArg::Sgd => OptimizerConfig::sgd(args.momentum.unwrap_or(0.0)),
-        OptimizerArg::Adam => OptimizerConfig::adam(),
+#[derive(Clone, Copy, ValueEnum)]
+enum ScaleArg {
+    Standard,
+    Minmax,
+    None,
+}
+
+fn optimizer(args: &TrainArgs) -> anyhow::Result<OptimizerConfig> {
+    use OptimizerArg as O;
+    if args.momentum.is_some() && !matches!(args.optimizer, O::Sgd | O::Momentum | O::Nesterov | O::Rmsprop) {
+        bail!("--momentum applies to sgd, momentum, nesterov and rmsprop only");
+    }
+    if args.weight_decay.is_some() && args.optimizer != O::Adamw {
+        bail!("--weight-decay applies to adamw only (use --l2 for a penalty with other optimizers)");
+    }
+    Ok(match args.optimizer {
+        O::Gd => OptimizerConfig::Gd,
+        O::Sgd => OptimizerConfig::sgd(args.momentum.unwrap_or(0.0)),
+        O::Momentum => OptimizerConfig::sgd(args.momentum.unwrap_or(0.9)),
+        O::Nesterov => OptimizerConfig::Sgd { momentum: args.momentum.unwrap_or(0.9), nesterov: true },
+        O::Adagrad => OptimizerConfig::adagrad(),
+        O::Rmsprop => OptimizerConfig::Rmsprop { alpha: 0.99, eps: 1e-8, momentum: args.momentum.unwrap_or(0.0) },
+        O::Adam => OptimizerConfig::adam(),
+        O::Adamw => OptimizerConfig::adamw(args.weight_decay.unwrap_or(0.01)),
+        O::Lbfgs => OptimizerConfig::lbfgs(),
+    })
+}
+
+fn schedule(args: &TrainArgs) -> anyhow::Result<Schedule> {
+    use ScheduleArg as S;
+    let only = |flag: &str, given: bool, allowed: &[ScheduleArg], names: &str| {
+        if given && !allowed.contains(&args.schedule) {
+            bail!("{flag} applies to --schedule {names} only");
+        }
+        Ok(())
     };
-    if args.momentum.is_some() && !matches!(args.optimizer, OptimizerArg::Sgd) {
-        bail!("--momentum applies to --optimizer sgd only");
-    }
+    only("--warmup", args.warmup.is_some(), &[S::Cosine], "cosine")?;
+    only("--step-size", args.step_size.is_some(), &[S::Step], "step")?;
+    only("--gamma", args.gamma.is_some(), &[S::Step, S::Exponential, S::Plateau], "step, exponential or plateau")?;
+    only("--min-lr", args.min_lr.is_some(), &[S::Cosine, S::Plateau], "cosine or plateau")?;
+    only("--plateau-patience", args.plateau_patience.is_some(), &[S::Plateau], "plateau")?;
+    Ok(match args.schedule {
+        S::Constant => Schedule::Constant,
+        S::Step => Schedule::Step { step_size: args.step_size.unwrap_or(10), gamma: args.gamma.unwrap_or(0.1) },
+        S::Exponential => Schedule::Exponential { gamma: args.gamma.unwrap_or(0.95) },
+        S::Cosine => Schedule::Cosine { warmup: args.warmup.unwrap_or(0), min_lr: args.min_lr.unwrap_or(0.0) },
+        S::Plateau => Schedule::ReduceOnPlateau {
+            factor: args.gamma.unwrap_or(0.1),
+            patience: args.plateau_patience.unwrap_or(10),
+            threshold: 1e-4,
+            min_lr: args.min_lr.unwrap_or(0.0),
+        },
+    })
+}
+
+/// Turns the flags into a training job; every check on flags happens here.
+fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
+    let optimizer = optimizer(args)?;
     if args.batch_size.is_some() && optimizer.is_full_batch() {
-        bail!("--batch-size does not apply to --optimizer gd, which always uses every training row");
+        bail!(
+            "--batch-size does not apply to --optimizer {}, which uses every training row per step",
+            optimizer.name()
+        );
     }
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("invalid --valid-fraction {}: must be in [0, 1)", args.valid_fraction);
     }
+    let model = match args.model {
+        ModelArg::Linear => ModelChoice::Linear,
+        ModelArg::Logistic => ModelChoice::Logistic,
+        ModelArg::Softmax => ModelChoice::Softmax,
+        ModelArg::Mlp => ModelChoice::Mlp {
+            hidden: args.hidden.clone(),
+            activation: match args.activation {
+                ActivationArg::Relu => Activation::Relu,
+                ActivationArg::Tanh => Activation::Tanh,
+                ActivationArg::Sigmoid => Activation::Sigmoid,
+                ActivationArg::Gelu => Activation::Gelu,
+            },
+            dropout: args.dropout,
+            init: match args.init {
+                InitArg::Auto => WeightInit::Auto,
+                InitArg::He => WeightInit::He,
+                InitArg::Xavier => WeightInit::Xavier,
+            },
+        },
+    };
+    let loss = match args.loss {
+        None => None,
+        Some(_) if matches!(args.model, ModelArg::Logistic | ModelArg::Softmax) => {
+            bail!("--loss chooses a regression loss; --model {} trains with cross-entropy", model.name())
+        }
+        Some(LossArg::Mse) => Some(Loss::Mse),
+        Some(LossArg::Mae) => Some(Loss::Mae),
+        Some(LossArg::Huber) => Some(Loss::Huber { delta: args.huber_delta }),
+    };
     let config = TrainConfig {
-        lr: args.lr,
-        epochs: args.epochs,
-        optimizer: optimizer.clone(),
         batch_size: (!optimizer.is_full_batch()).then(|| args.batch_size.unwrap_or(32)),
+        optimizer,
+        lr: args.lr,
+        schedule: schedule(args)?,
+        epochs: args.epochs,
+        l1: args.l1,
         l2: args.l2,
+        clip_norm: args.clip_norm,
+        early_stopping: args.patience.map(|patience| EarlyStopping {
+            patience,
+            min_delta: args.min_delta,
+            restore_best: !args.keep_last,
+        }),
         tol: args.tol,
         max_iter: args.max_iter,
         seed: args.seed,
         log_every: 0,
         ..TrainConfig::default()
     };
-    Ok(Trainer::new(config)?)
-}
-
-/// The training and validation parts, standardised on the training rows.
-struct Prepared {
-    train: Dataset,
-    valid: Option<Dataset>,
-    /// Set when the regression target was standardised for training.
-    target_scale: Option<TargetScale>,
-}
-
-/// How a regression target was standardised: the model learns `(y − mean) / std`.
-struct TargetScale {
-    mean: f32,
-    std: f32,
-    /// The training rows' target in its own units.
-    original: Target,
-}
-
-/// Splits off the validation rows and standardises features (and a regression
-/// target) with statistics of the training rows only.
-fn prepare(data: &Dataset, args: &TrainArgs) -> anyhow::Result<Prepared> {
-    let (mut train, mut valid) = if args.valid_fraction > 0.0 {
-        let split = data.split(args.valid_fraction, 0.0, args.seed)?;
-        let valid = (!split.valid.is_empty()).then(|| data.subset(&split.valid));
-        (data.subset(&split.train), valid)
-    } else {
-        (data.clone(), None)
-    };
-    let mut target_scale = None;
-    if !args.no_standardize {
-        let scaler = StandardScaler::fit(&train.x)?;
-        scaler.transform(&mut train.x)?;
-        if let Some(v) = &mut valid {
-            scaler.transform(&mut v.x)?;
-        }
-        if let Target::Real(y) = &train.y {
-            let mut column = Matrix::from_vec(y.len(), 1, y.clone()).expect("n x 1");
-            let scaler = StandardScaler::fit(&column)?;
-            scaler.transform(&mut column)?;
-            let original = std::mem::replace(&mut train.y, Target::Real(column.as_slice().to_vec()));
-            target_scale = Some(TargetScale { mean: scaler.mean[0], std: scaler.scale[0], original });
-        }
-    }
-    Ok(Prepared { train, valid, target_scale })
+    config.validate()?;
+    Ok(TrainJob {
+        model,
+        loss,
+        scaling: match args.scale {
+            ScaleArg::Standard => Scaling::Standard,
+            ScaleArg::Minmax => Scaling::MinMax,
+            ScaleArg::None => Scaling::None,
+        },
+        valid_fraction: args.valid_fraction,
+        config,
+    })
 }
 
 /// The `--json` result: one object, stable field names (see the README).
@@ -190,72 +320,38 @@ struct JsonOutput<'a> {
     task: &'static str,
     classes: Option<&'a Vec<String>>,
     model: &'static str,
+    architecture: String,
+    loss: Loss,
     config: &'a TrainConfig,
     train_rows: usize,
     valid_rows: usize,
     termination: Termination,
     epochs: usize,
     steps: usize,
+    best_epoch: Option<usize>,
     seconds: f64,
     /// The last objective value; null when training diverged to NaN/inf.
     final_loss: Option<f64>,
-    train: Option<Metrics>,
-    valid: Option<Metrics>,
+    train: Option<&'a Metrics>,
+    valid: Option<&'a Metrics>,
     /// The mean training objective of each epoch.
     loss_curve: Vec<f64>,
-}
-
-/// Prints the step lines the trainer logs (every `log_every` steps).
-struct StepPrinter;
-
-impl Observer for StepPrinter {
-    fn on_step(&mut self, log: &StepLog) {
-        println!("step {} loss {} grad_norm {}", log.step, num(log.loss), num(log.grad_norm));
-    }
-}
-
-/// Four decimals, or scientific notation for values too small or large for that.
-fn num(v: f64) -> String {
-    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.4e}") } else { format!("{v:.4}") }
-}
-
-fn metrics_text(m: &Metrics) -> String {
-    match m {
-        Metrics::Regression { mse, r2 } => format!("mse {}  r2 {:.4}", num(*mse), r2),
-        Metrics::Classification { accuracy, log_loss } => {
-            format!("accuracy {accuracy:.4}  log_loss {}", num(*log_loss))
-        }
-    }
+    saved_to: Option<String>,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let trainer = train_config(&args)?;
-    let loss = args.model.loss();
-    let options = LoadOptions { target: args.target.clone(), target_kind: loss.target_kind() };
-    let data = load(&args.data, &options)?;
-    let n_outputs = match (&data.y, args.model) {
-        (Target::Classes { classes, .. }, ModelArg::Logistic) if classes.len() != 2 => bail!(
-            "--model logistic needs a target with 2 classes; '{}' has {} (use --model softmax)",
-            data.target_name,
-            classes.len()
-        ),
-        (Target::Classes { classes, .. }, ModelArg::Softmax) => classes.len(),
-        _ => 1,
-    };
-    let Prepared { mut train, valid, target_scale } = prepare(&data, &args)?;
-    let mut model = LinearModel::new(data.n_features(), n_outputs, true);
+    let mut job = job(&args)?;
+    let data = job.load(&args.data, args.target.clone())?;
+    let (loss, _) = job.loss_and_outputs(&data)?;
 
-    let batch = if trainer.config().optimizer.is_full_batch() {
-        train.n_samples()
-    } else {
-        trainer.config().batch_size.unwrap_or(train.n_samples()).min(train.n_samples())
-    };
-    let total_steps = args.epochs * train.n_samples().div_ceil(batch);
-    let log_every = if args.json { 0 } else { args.log_every.unwrap_or((total_steps / 10).max(1)) };
-    let config = TrainConfig { log_every, ..trainer.config().clone() };
-    let trainer = Trainer::new(config)?;
+    let train_rows = data.n_samples() - (data.n_samples() as f64 * args.valid_fraction).round() as usize;
+    let batch = job.config.batch_size.unwrap_or(train_rows).clamp(1, train_rows.max(1));
+    let steps_per_epoch = if job.config.optimizer.is_full_batch() { 1 } else { train_rows.div_ceil(batch) };
+    let quiet = args.quiet || args.json;
+    job.config.log_every =
+        if quiet { 0 } else { args.log_every.unwrap_or((args.epochs * steps_per_epoch / 10).max(1)) };
 
-    if !args.json {
+    if !quiet {
         let classes = match &data.y {
             Target::Classes { classes, .. } if classes.len() > 10 => {
                 format!(" (classes: {}, ...)", classes[..10].join(", "))
@@ -271,41 +367,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             data.target_name,
             data.task()
         );
-        println!(
-            "split    {} train / {} valid (seed {}), {}",
-            train.n_samples(),
-            valid.as_ref().map_or(0, Dataset::n_samples),
-            args.seed,
-            match (args.no_standardize, &target_scale) {
-                (true, _) => "as given",
-                (false, None) => "features standardised on the training rows",
-                (false, Some(_)) => "features and target standardised on the training rows (metrics in target units)",
-            }
-        );
-        println!(
-            "model    {} ({} parameters), {} lr {} for {} epochs, batch {batch}",
-            args.model.describe(),
-            model.params().len(),
-            trainer.config().optimizer.name(),
-            args.lr,
-            args.epochs
-        );
     }
-
+    let mut progress = Progress::new(args.epochs, quiet);
     let start = Instant::now();
-    let report = trainer.fit(&mut model, loss, &train, valid.as_ref(), &mut StepPrinter)?;
+    let outcome = job.run(&data, &mut progress)?;
     let seconds = start.elapsed().as_secs_f64();
+    progress.finish();
+    let report = &outcome.report;
     let diverged = report.termination == Termination::Diverged;
-    if let Some(scale) = target_scale {
-        // Predict in the target's own units, and measure the training rows in them too.
-        model.rescale_outputs(&[scale.std], &[scale.mean]);
-        train.y = scale.original;
+    if let (Some(path), false) = (&args.out, diverged) {
+        outcome.saved.save(path)?;
     }
-    let train_metrics = (!diverged).then(|| evaluate(&model, loss, &train)).transpose()?;
-    let valid_metrics = match (&valid, diverged) {
-        (Some(v), false) => Some(evaluate(&model, loss, v)?),
-        _ => None,
-    };
+    let saved_to = args.out.as_ref().filter(|_| !diverged).map(|p| p.display().to_string());
 
     if args.json {
         let out = JsonOutput {
@@ -322,30 +395,54 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 Target::Classes { classes, .. } => Some(classes),
                 Target::Real(_) => None,
             },
-            model: args.model.name(),
-            config: trainer.config(),
-            train_rows: train.n_samples(),
-            valid_rows: valid.as_ref().map_or(0, Dataset::n_samples),
+            model: job.model.name(),
+            architecture: outcome.saved.spec.architecture.describe(),
+            loss,
+            config: &job.config,
+            train_rows: outcome.train_rows,
+            valid_rows: outcome.valid_rows,
             termination: report.termination,
             epochs: report.epochs,
             steps: report.steps,
+            best_epoch: report.best_epoch,
             seconds,
             final_loss: report.final_loss.is_finite().then_some(report.final_loss),
-            train: train_metrics,
-            valid: valid_metrics,
+            train: outcome.train_metrics.as_ref(),
+            valid: outcome.valid_metrics.as_ref(),
             loss_curve: report.history.iter().map(|e| e.train_loss).collect(),
+            saved_to,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
+        let best = report.best_epoch.map_or(String::new(), |e| format!(", best epoch {e}"));
         println!(
-            "stopped  {} after {} epochs, {} steps, {:.3} s",
+            "model    {} ({} parameters), {} loss, {} lr {}, batch {}, {} rows train / {} valid, scaling {}",
+            outcome.saved.spec.architecture.describe(),
+            outcome.saved.model.params().len(),
+            loss.name(),
+            job.config.optimizer.name(),
+            args.lr,
+            job.config.batch_size.map_or("all".to_string(), |b| b.to_string()),
+            outcome.train_rows,
+            outcome.valid_rows,
+            match job.scaling {
+                Scaling::Standard => "standard",
+                Scaling::MinMax => "minmax",
+                Scaling::None => "none",
+            },
+        );
+        println!(
+            "stopped  {} after {} epochs, {} steps, {:.3} s{best}",
             report.termination, report.epochs, report.steps, seconds
         );
-        if let Some(m) = &train_metrics {
-            println!("train    {}", metrics_text(m));
+        if let Some(m) = &outcome.train_metrics {
+            println!("train    {}", metrics_line(m));
         }
-        if let Some(m) = &valid_metrics {
-            println!("valid    {}", metrics_text(m));
+        if let Some(m) = &outcome.valid_metrics {
+            println!("valid    {}", metrics_line(m));
+        }
+        if let Some(path) = &saved_to {
+            println!("saved    {path}");
         }
     }
     if diverged {

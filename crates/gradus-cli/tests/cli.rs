@@ -262,3 +262,151 @@ fn datasets_lists_every_builtin() {
     );
     assert_eq!((rows[5]["rows"].as_u64(), rows[5]["features"].as_u64()), (Some(5000), Some(784)));
 }
+
+#[test]
+fn a_saved_model_predicts_and_evaluates_from_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "builtin:iris",
+            "--model",
+            "mlp",
+            "--hidden",
+            "16",
+            "--optimizer",
+            "adamw",
+            "--epochs",
+            "50",
+            "--patience",
+            "10",
+            "--out",
+            "iris.gradus",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["saved_to"], "iris.gradus");
+    assert_eq!(v["architecture"], "MLP 4-16-3 relu");
+
+    // Columns in another order, the target missing: predict picks features by name.
+    let mut csv = String::from("petal_width,petal_length,sepal_width,sepal_length\n");
+    csv.push_str("0.2,1.4,3.5,5.1\n2.3,5.4,3.0,6.2\n");
+    std::fs::write(dir.path().join("new.csv"), csv).unwrap();
+    let out = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv", "--out", "preds.csv"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let preds = std::fs::read_to_string(dir.path().join("preds.csv")).unwrap();
+    let lines: Vec<&str> = preds.lines().collect();
+    assert_eq!(lines[0], "prediction,p_setosa,p_versicolor,p_virginica");
+    assert!(lines[1].starts_with("setosa,") && lines[2].starts_with("virginica,"), "{preds}");
+    let again = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv"]);
+    assert_eq!(again.stdout, preds, "the same file predicts the same bits");
+
+    let out = gradus(dir.path(), &["evaluate", "--model", "iris.gradus", "--data", "builtin:iris", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    assert_eq!(v["metrics"]["confusion"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_truncated_model_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "builtin:wine", "--model", "softmax", "--out", "m.gradus", "-q"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bytes = std::fs::read(dir.path().join("m.gradus")).unwrap();
+    std::fs::write(dir.path().join("cut.gradus"), &bytes[..bytes.len() - 10]).unwrap();
+    for command in ["predict", "evaluate"] {
+        let out = gradus(dir.path(), &[command, "--model", "cut.gradus", "--data", "builtin:wine"]);
+        assert_eq!(out.code, 2, "{command}: {}", out.stderr);
+        assert!(out.stderr.contains("cut.gradus: not a readable gradus model file"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "no predictions from a damaged file");
+    }
+}
+
+#[test]
+fn predict_names_a_missing_feature_column() {
+    let dir = tempfile::tempdir().unwrap();
+    gradus(dir.path(), &["train", "--data", "builtin:iris", "--model", "softmax", "--out", "m.gradus", "-q"]);
+    std::fs::write(dir.path().join("few.csv"), "sepal_length,sepal_width\n5.1,3.5\n").unwrap();
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "few.csv"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("few.csv: no column named 'petal_length', a feature the model was trained on"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn flags_that_do_not_apply_are_rejected() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--model", "softmax", "--optimizer", "adam", "--weight-decay", "0.1"],
+            "--weight-decay applies to adamw only",
+        ),
+        (&["--model", "softmax", "--warmup", "3"], "--warmup applies to --schedule cosine only"),
+        (
+            &["--model", "softmax", "--optimizer", "lbfgs", "--batch-size", "8"],
+            "--batch-size does not apply to --optimizer lbfgs",
+        ),
+        (&["--model", "softmax", "--loss", "mae"], "--loss chooses a regression loss"),
+        (&["--model", "mlp", "--patience", "3", "--valid-fraction", "0"], "early stopping needs a validation set"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["--data", "builtin:iris"];
+        all.extend_from_slice(args);
+        assert_bad_input(None, &all, expected);
+    }
+}
+
+#[test]
+fn every_optimizer_and_schedule_trains_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for optimizer in ["gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs"] {
+        let out = gradus(
+            dir.path(),
+            &[
+                "train",
+                "--data",
+                "builtin:breast_cancer",
+                "--model",
+                "logistic",
+                "--optimizer",
+                optimizer,
+                "--epochs",
+                "30",
+                "--json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{optimizer}: {}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let acc = v["valid"]["accuracy"].as_f64().unwrap();
+        assert!(acc > 0.9, "{optimizer}: valid accuracy {acc}");
+    }
+    for schedule in ["constant", "step", "exponential", "cosine", "plateau"] {
+        let out = gradus(
+            dir.path(),
+            &[
+                "train",
+                "--data",
+                "builtin:diabetes",
+                "--model",
+                "mlp",
+                "--hidden",
+                "8",
+                "--schedule",
+                schedule,
+                "--epochs",
+                "20",
+                "--json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{schedule}: {}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["config"]["schedule"]["name"], if schedule == "plateau" { "reduce_on_plateau" } else { schedule });
+    }
+}

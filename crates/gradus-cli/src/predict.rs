@@ -1,0 +1,125 @@
+//! `gradus predict` and `gradus evaluate`: use a saved model on new rows.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use gradus::data::{LoadOptions, load, load_features};
+use gradus::train::{Metrics, SavedModel, evaluate, predicted_classes, probabilities};
+
+use crate::metrics_line;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model file saved by `gradus train --out`.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Rows to predict for: a CSV with the model's feature columns (other columns are ignored), or builtin:NAME.
+    #[arg(long, value_name = "PATH|builtin:NAME")]
+    data: String,
+    /// Write the predictions here instead of to stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A model file saved by `gradus train --out`.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Labelled rows: the model's feature columns and its target column.
+    #[arg(long, value_name = "PATH|builtin:NAME")]
+    data: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// CSV rows: `prediction` (a class label or a number), then for classifiers
+/// one probability column `p_<class>` per class.
+pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
+    let saved = SavedModel::load(&args.model)?;
+    let prep = &saved.spec.preprocessing;
+    let x = load_features(&args.data, &prep.feature_names)?;
+    let outputs = saved.outputs(x)?;
+    let k = saved.model.n_outputs();
+    let mut text = String::new();
+    match &prep.classes {
+        Some(classes) => {
+            text.push_str("prediction");
+            for c in classes {
+                text.push_str(&format!(",p_{c}"));
+            }
+            text.push('\n');
+            let probs = probabilities(&outputs, k);
+            let width = classes.len();
+            for (label, p) in predicted_classes(&outputs, k).iter().zip(probs.chunks_exact(width)) {
+                text.push_str(&classes[*label as usize]);
+                for &v in p {
+                    text.push(',');
+                    text.push_str(&csv_float(v));
+                }
+                text.push('\n');
+            }
+        }
+        None => {
+            text.push_str("prediction\n");
+            for &v in &outputs {
+                text.push_str(&csv_float(v));
+                text.push('\n');
+            }
+        }
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text)?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// The shortest text that reads back as the same f32, in exponent form for
+/// tiny values so that probabilities stay short.
+fn csv_float(v: f32) -> String {
+    if v != 0.0 && v.abs() < 1e-4 { format!("{v:e}") } else { format!("{v}") }
+}
+
+pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    let saved = SavedModel::load(&args.model)?;
+    let spec = &saved.spec;
+    let options =
+        LoadOptions { target: Some(spec.preprocessing.target_name.clone()), target_kind: spec.loss.target_kind() };
+    let data = spec.preprocessing.apply(&load(&args.data, &options)?)?;
+    let metrics = evaluate(saved.model.as_ref(), spec.loss, &data)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": args.model.display().to_string(),
+                "data": args.data,
+                "rows": data.n_samples(),
+                "metrics": metrics,
+            })
+        );
+        return Ok(());
+    }
+    println!("model    {} ({})", args.model.display(), spec.architecture.describe());
+    println!("data     {}: {} rows", args.data, data.n_samples());
+    println!("metrics  {}", metrics_line(&metrics));
+    if let (Metrics::Classification { confusion, .. }, Some(classes)) = (&metrics, &spec.preprocessing.classes) {
+        let width = classes.iter().map(String::len).max().unwrap_or(1).max(5);
+        println!("confusion (rows: true class, columns: predicted)");
+        print!("{:>width$}", "");
+        for c in classes {
+            print!(" {c:>width$}");
+        }
+        println!();
+        for (c, row) in classes.iter().zip(confusion) {
+            print!("{c:>width$}");
+            for v in row {
+                print!(" {v:>width$}");
+            }
+            println!();
+        }
+    }
+    Ok(())
+}

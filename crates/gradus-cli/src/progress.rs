@@ -1,0 +1,59 @@
+//! Training progress: a progress bar (epochs, loss, ETA) on a terminal, plain
+//! step lines when stdout is not one, nothing with `--quiet` or `--json`.
+
+use std::io::IsTerminal;
+
+use gradus::train::{Control, EpochRecord, Observer, StepLog};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    step_lines: bool,
+}
+
+impl Progress {
+    /// `quiet` shows nothing; otherwise a bar when stderr is a terminal, and
+    /// the step lines the trainer logs (above the bar, or plain).
+    pub fn new(epochs: usize, quiet: bool) -> Self {
+        if quiet {
+            return Self { bar: None, step_lines: false };
+        }
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(epochs as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}  ETA {eta}")
+                    .expect("a valid template"),
+            );
+            bar
+        });
+        Self { bar, step_lines: true }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn on_step(&mut self, log: &StepLog) {
+        if !self.step_lines {
+            return;
+        }
+        let line = format!("step {} loss {} grad_norm {}", log.step, crate::num(log.loss), crate::num(log.grad_norm));
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        if let Some(bar) = &self.bar {
+            let valid = record.valid_loss.map_or(String::new(), |v| format!("  valid {}", crate::num(v)));
+            bar.set_message(format!("loss {}{valid}", crate::num(record.train_loss)));
+            bar.inc(1);
+        }
+        Control::Continue
+    }
+}
