@@ -41,6 +41,7 @@ mod model;
 pub mod model_file;
 mod optim;
 mod schedule;
+mod simd;
 mod trainer;
 
 pub use activation::Activation;

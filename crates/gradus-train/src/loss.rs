@@ -195,18 +195,27 @@ impl Loss {
             }
             (Loss::SoftmaxCrossEntropy, Targets::Classes(y)) => {
                 let inv_n = 1.0 / n as f32;
+                let with_grad = grad.is_some();
+                let mut exps = vec![0.0f32; if with_grad { 0 } else { k }];
                 for (i, row) in out.chunks_exact(k).enumerate() {
                     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum_exp: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
-                    let log_sum_exp = max as f64 + sum_exp.ln();
+                    // exp(z − max) ≤ 1 is safe in f32; each is computed once and
+                    // kept in the gradient buffer (or a scratch row).
+                    let e = match grad.as_deref_mut() {
+                        Some(g) => &mut g[i * k..(i + 1) * k],
+                        None => &mut exps[..],
+                    };
+                    let mut sum = 0.0f64;
+                    for (ej, &z) in e.iter_mut().zip(row) {
+                        *ej = (z - max).exp();
+                        sum += *ej as f64;
+                    }
                     let c = y[i] as usize;
-                    total += log_sum_exp - row[c] as f64;
-                    if let Some(g) = grad.as_deref_mut() {
-                        let g = &mut g[i * k..(i + 1) * k];
-                        for (gj, &z) in g.iter_mut().zip(row) {
-                            *gj = ((z as f64 - log_sum_exp).exp() as f32) * inv_n;
-                        }
-                        g[c] -= inv_n;
+                    total += max as f64 + sum.ln() - row[c] as f64;
+                    if with_grad {
+                        let scale = (1.0 / sum) as f32 * inv_n;
+                        e.iter_mut().for_each(|ej| *ej *= scale);
+                        e[c] -= inv_n;
                     }
                 }
                 total / n as f64

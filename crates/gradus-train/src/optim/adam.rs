@@ -38,15 +38,27 @@ impl Optimizer for Adam {
         let bias2 = 1.0 - (self.beta2 as f64).powi(self.t);
         let step_size = (lr as f64 / bias1) as f32;
         let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
-        let decay = 1.0 - lr * self.weight_decay;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
-            if self.weight_decay != 0.0 {
-                *p *= decay;
-            }
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *p -= step_size * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
+        if self.weight_decay != 0.0 {
+            let decay = 1.0 - lr * self.weight_decay;
+            params.iter_mut().for_each(|p| *p *= decay);
+        }
+        adam_update(params, grad, &mut self.m, &mut self.v, [b1, b2, eps, step_size, inv_sqrt_bias2]);
+    }
+}
+
+crate::simd::multiversion! {
+    /// One Adam update over equal-length slices; `c` holds β₁, β₂, ε, the
+    /// bias-corrected step size and 1/√(1−β₂ᵗ).
+    fn adam_update(params: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], c: [f32; 5]) {
+        let [b1, b2, eps, step_size, inv_sqrt_bias2] = c;
+        let n = params.len();
+        let (params, grad, m, v) = (&mut params[..n], &grad[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let g = grad[i];
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+            params[i] -= step_size * m[i] / (v[i].sqrt() * inv_sqrt_bias2 + eps);
         }
     }
 }

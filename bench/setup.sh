@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the peers the benchmarks compare against — PyTorch (CPU use only),
+# scikit-learn and numpy — into bench/.venv. Benchmarks only; the tests and CI
+# never need them. Re-running is quick once they are installed.
+# Usage: bash bench/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, sklearn, numpy" 2>/dev/null; then
+  # PyPI's Linux torch wheel also pulls its CUDA runtime packages (several GB);
+  # the benchmarks use only its CPU kernels.
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet torch scikit-learn numpy
+fi
+.venv/bin/python -c "import torch, sklearn, numpy, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'scikit-learn', sklearn.__version__, 'numpy', numpy.__version__)"
