@@ -65,7 +65,7 @@ impl Lbfgs {
         let d = self.direction(&g0);
         let mut dphi0 = dot(&g0, &d);
         let mut d = d;
-        if !(dphi0 < 0.0) {
+        if dphi0.is_nan() || dphi0 >= 0.0 {
             // Not a descent direction (curvature pairs gone stale): restart
             // from steepest descent.
             self.s.clear();
@@ -198,9 +198,9 @@ impl Lbfgs {
             let gamma = dot(s, y) / dot(y, y);
             q.iter_mut().for_each(|v| *v *= gamma);
         }
-        for i in 0..m {
-            let beta = self.rho[i] * dot(&self.y[i], &q);
-            axpy(alpha[i] - beta, &self.s[i], &mut q);
+        for (((s, y), rho), a) in self.s.iter().zip(&self.y).zip(&self.rho).zip(&alpha) {
+            let beta = rho * dot(y, &q);
+            axpy(a - beta, s, &mut q);
         }
         q.iter_mut().for_each(|v| *v = -*v);
         q

@@ -43,7 +43,15 @@ impl<'a> From<&'a Target> for Targets<'a> {
     }
 }
 
-impl Targets<'_> {
+impl<'a> Targets<'a> {
+    /// The targets of the rows in `range`.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Targets<'a> {
+        match *self {
+            Targets::Real(v) => Targets::Real(&v[range]),
+            Targets::Classes(v) => Targets::Classes(&v[range]),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Targets::Real(v) => v.len(),

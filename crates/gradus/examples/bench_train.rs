@@ -121,19 +121,28 @@ fn gemm(args: &[String]) {
     let hidden: Vec<usize> = args[1].split(',').map(|w| w.parse().unwrap()).collect();
     let batch: usize = args[2].parse().unwrap();
     let widths: Vec<usize> = std::iter::once(train.n_features()).chain(hidden).chain([n_classes(&train)]).collect();
+    let layers: Vec<_> = widths
+        .windows(2)
+        .map(|w| {
+            let (i, o) = (w[0], w[1]);
+            (
+                Mat::<f32>::from_fn(batch, i, |r, c| ((r + c) % 7) as f32 * 0.1),
+                Mat::<f32>::from_fn(i, o, |r, c| ((r * 3 + c) % 5) as f32 * 0.1),
+                Mat::<f32>::zeros(batch, o),
+                Mat::<f32>::zeros(i, o),
+                Mat::<f32>::zeros(batch, i),
+            )
+        })
+        .collect();
+    let mut layers = layers;
     let mut best = f64::INFINITY;
     let mut flops = 0.0;
     for _ in 0..20 {
         let start = Instant::now();
         flops = 0.0;
         for _ in 0..10 {
-            for (l, w) in widths.windows(2).enumerate() {
-                let (i, o) = (w[0], w[1]);
-                let a = Mat::<f32>::from_fn(batch, i, |r, c| ((r + c) % 7) as f32 * 0.1);
-                let wt = Mat::<f32>::from_fn(i, o, |r, c| ((r * 3 + c) % 5) as f32 * 0.1);
-                let mut z = Mat::<f32>::zeros(batch, o);
-                let mut gw = Mat::<f32>::zeros(i, o);
-                let mut da = Mat::<f32>::zeros(batch, i);
+            for (l, (a, wt, z, gw, da)) in layers.iter_mut().enumerate() {
+                let (i, o) = (wt.nrows(), wt.ncols());
                 matmul(z.as_mut(), Accum::Replace, a.as_ref(), wt.as_ref(), 1.0, Par::Seq);
                 matmul(gw.as_mut(), Accum::Replace, a.as_ref().transpose(), z.as_ref(), 1.0, Par::Seq);
                 flops += 4.0 * (batch * i * o) as f64;
@@ -141,7 +150,7 @@ fn gemm(args: &[String]) {
                     matmul(da.as_mut(), Accum::Replace, z.as_ref(), wt.as_ref().transpose(), 1.0, Par::Seq);
                     flops += 2.0 * (batch * i * o) as f64;
                 }
-                std::hint::black_box((&z, &gw, &da));
+                std::hint::black_box((&*z, &*gw, &*da));
             }
         }
         best = best.min(start.elapsed().as_secs_f64());
