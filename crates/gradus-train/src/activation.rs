@@ -63,7 +63,7 @@ impl Activation {
     /// `out[i] = apply(z[i])`, vectorised over a slice.
     pub fn apply_slice(self, z: &[f32], out: &mut [f32]) {
         match self {
-            Activation::Relu => out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.max(0.0)),
+            Activation::Relu => relu(z, out),
             _ => out.iter_mut().zip(z).for_each(|(o, &v)| *o = self.apply(v)),
         }
     }
@@ -79,10 +79,22 @@ impl Activation {
     /// `delta[i] *= derivative(z[i])`: back-propagation through the activation.
     pub fn backprop_slice(self, z: &[f32], delta: &mut [f32]) {
         match self {
-            // A select, not a branch, so that the loop vectorises.
-            Activation::Relu => delta.iter_mut().zip(z).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 }),
+            Activation::Relu => relu_backprop(z, delta),
             _ => delta.iter_mut().zip(z).for_each(|(d, &v)| *d *= self.derivative(v)),
         }
+    }
+}
+
+crate::simd::multiversion! {
+    fn relu(z: &[f32], out: &mut [f32]) {
+        out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.max(0.0));
+    }
+}
+
+crate::simd::multiversion! {
+    /// A select, not a branch, so that the loop vectorises.
+    fn relu_backprop(z: &[f32], delta: &mut [f32]) {
+        delta.iter_mut().zip(z).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
     }
 }
 

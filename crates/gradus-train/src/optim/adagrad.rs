@@ -17,9 +17,17 @@ impl Adagrad {
 
 impl Optimizer for Adagrad {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
-        for ((p, &g), s) in params.iter_mut().zip(grad).zip(&mut self.sum_sq) {
-            *s += g * g;
-            *p -= lr * g / (s.sqrt() + self.eps);
+        adagrad_update(params, grad, &mut self.sum_sq, lr, self.eps);
+    }
+}
+
+crate::simd::multiversion! {
+    fn adagrad_update(params: &mut [f32], grad: &[f32], sum_sq: &mut [f32], lr: f32, eps: f32) {
+        let n = params.len();
+        let (params, grad, s) = (&mut params[..n], &grad[..n], &mut sum_sq[..n]);
+        for i in 0..n {
+            s[i] += grad[i] * grad[i];
+            params[i] -= lr * grad[i] / (s[i].sqrt() + eps);
         }
     }
 }

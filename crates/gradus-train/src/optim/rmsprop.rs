@@ -28,17 +28,27 @@ impl RmsProp {
 
 impl Optimizer for RmsProp {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
-        let (a, eps, mu) = (self.alpha, self.eps, self.momentum);
+        rmsprop_update(params, grad, &mut self.mean_sq, &mut self.buffer, lr, [self.alpha, self.eps, self.momentum]);
+    }
+}
+
+crate::simd::multiversion! {
+    /// `c` holds α, ε and μ; `buffer` is empty when μ = 0.
+    fn rmsprop_update(params: &mut [f32], grad: &[f32], mean_sq: &mut [f32], buffer: &mut [f32], lr: f32, c: [f32; 3]) {
+        let [a, eps, mu] = c;
+        let n = params.len();
+        let (params, grad, v) = (&mut params[..n], &grad[..n], &mut mean_sq[..n]);
         if mu == 0.0 {
-            for ((p, &g), v) in params.iter_mut().zip(grad).zip(&mut self.mean_sq) {
-                *v = a * *v + (1.0 - a) * g * g;
-                *p -= lr * g / (v.sqrt() + eps);
+            for i in 0..n {
+                v[i] = a * v[i] + (1.0 - a) * grad[i] * grad[i];
+                params[i] -= lr * grad[i] / (v[i].sqrt() + eps);
             }
         } else {
-            for (((p, &g), v), b) in params.iter_mut().zip(grad).zip(&mut self.mean_sq).zip(&mut self.buffer) {
-                *v = a * *v + (1.0 - a) * g * g;
-                *b = mu * *b + g / (v.sqrt() + eps);
-                *p -= lr * *b;
+            let b = &mut buffer[..n];
+            for i in 0..n {
+                v[i] = a * v[i] + (1.0 - a) * grad[i] * grad[i];
+                b[i] = mu * b[i] + grad[i] / (v[i].sqrt() + eps);
+                params[i] -= lr * b[i];
             }
         }
     }

@@ -20,20 +20,37 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
-        let mu = self.momentum;
-        if mu == 0.0 {
-            for (p, g) in params.iter_mut().zip(grad) {
-                *p -= lr * g;
-            }
-        } else if self.nesterov {
-            for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.velocity) {
-                *v = mu * *v + g;
-                *p -= lr * (g + mu * *v);
+        if self.momentum == 0.0 {
+            plain_update(params, grad, lr);
+        } else {
+            momentum_update(params, grad, &mut self.velocity, lr, self.momentum, self.nesterov);
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    fn plain_update(params: &mut [f32], grad: &[f32], lr: f32) {
+        let n = params.len();
+        let (params, grad) = (&mut params[..n], &grad[..n]);
+        for i in 0..n {
+            params[i] -= lr * grad[i];
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    fn momentum_update(params: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, mu: f32, nesterov: bool) {
+        let n = params.len();
+        let (params, grad, v) = (&mut params[..n], &grad[..n], &mut velocity[..n]);
+        if nesterov {
+            for i in 0..n {
+                v[i] = mu * v[i] + grad[i];
+                params[i] -= lr * (grad[i] + mu * v[i]);
             }
         } else {
-            for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.velocity) {
-                *v = mu * *v + g;
-                *p -= lr * *v;
+            for i in 0..n {
+                v[i] = mu * v[i] + grad[i];
+                params[i] -= lr * v[i];
             }
         }
     }
