@@ -236,6 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn first_steps_match_hand_computed_values() {
+        // f(x) = x²/2 from x = 3, so g = x.
+        // 1: d = −g = −3; the first step is scaled to unit length, α = 1/3, so
+        //    x1 = 2. Armijo: f(2) = 2 ≤ 4.5 − 1e-4·(1/3)·9; curvature: |g(2)·d| =
+        //    6 ≤ 0.9·9. Accepted. s = −1, y = g1 − g0 = −1.
+        // 2: H₀ = sᵀy/yᵀy = 1 is the exact inverse Hessian, so d = −2, α = 1,
+        //    x2 = 0, the minimum.
+        // 3: g = 0: no descent direction is left, the iteration stalls.
+        let mut f = |x: &[f32], g: &mut [f32]| {
+            g[0] = x[0];
+            0.5 * (x[0] as f64).powi(2)
+        };
+        let mut opt = Lbfgs::new(10);
+        let mut x = [3.0f32];
+        assert!(matches!(opt.iterate(&mut x, &mut f), IterationOutcome::Moved { value: 2.0, .. }));
+        assert_eq!(x, [2.0]);
+        assert!(matches!(opt.iterate(&mut x, &mut f), IterationOutcome::Moved { value: 0.0, .. }));
+        assert_eq!(x, [0.0]);
+        assert!(matches!(opt.iterate(&mut x, &mut f), IterationOutcome::Stalled { .. }));
+    }
+
+    #[test]
     fn minimises_an_ill_conditioned_quadratic() {
         // f(x) = Σ cᵢ (xᵢ − 1)² / 2 with conditioning 1e3: minimum 0 at x = 1.
         let c: Vec<f64> = (0..10).map(|i| 10f64.powf(i as f64 / 3.0)).collect();
