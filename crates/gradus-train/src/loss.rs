@@ -70,7 +70,7 @@ impl Loss {
         match self {
             Loss::Mse => "mean squared error",
             Loss::Mae => "mean absolute error",
-            Loss::Huber { .. } => "Huber loss",
+            Loss::Huber { .. } => "Huber",
             Loss::BinaryCrossEntropy => "binary cross-entropy",
             Loss::SoftmaxCrossEntropy => "softmax cross-entropy",
         }
