@@ -12,7 +12,7 @@ pub struct DatasetsArgs {
 
 pub fn run(args: DatasetsArgs) -> anyhow::Result<()> {
     if !args.json {
-        println!("{:<22} {:>6} {:>8}  {:<11} source", "name", "rows", "features", "task");
+        crate::outln!("{:<22} {:>6} {:>8}  {:<11} source", "name", "rows", "features", "task");
     }
     for b in BUILTINS {
         let name = format!("builtin:{}", b.name);
@@ -20,9 +20,9 @@ pub fn run(args: DatasetsArgs) -> anyhow::Result<()> {
             let row = serde_json::json!({
                 "name": name, "rows": b.rows, "features": b.features, "task": b.task, "source": b.source,
             });
-            println!("{row}");
+            crate::outln!("{row}");
         } else {
-            println!("{name:<22} {:>6} {:>8}  {:<11} {}", b.rows, b.features, b.task, b.source);
+            crate::outln!("{name:<22} {:>6} {:>8}  {:<11} {}", b.rows, b.features, b.task, b.source);
         }
     }
     Ok(())

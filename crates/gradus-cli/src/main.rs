@@ -62,10 +62,21 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err:#}");
-            let failed = err.downcast_ref::<RunFailed>().is_some() || err.downcast_ref::<std::io::Error>().is_some();
+            let failed = err.downcast_ref::<RunFailed>().is_some()
+                || err.downcast_ref::<std::io::Error>().is_some()
+                || err.downcast_ref::<gradus::train::ModelFileError>().is_some_and(|e| e.is_write_failure());
             ExitCode::from(if failed { 1 } else { 2 })
         }
     }
+}
+
+/// `println!` that returns write errors (a closed pipe) instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
 }
 
 /// Four decimals, or scientific notation for values too small or large for that.

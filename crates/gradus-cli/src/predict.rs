@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::data::{LoadOptions, load, load_features};
+use gradus::data::{load_columns, load_features};
 use gradus::train::{Metrics, SavedModel, evaluate, predicted_classes, probabilities};
 
 use crate::metrics_line;
@@ -86,12 +86,12 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = SavedModel::load(&args.model)?;
     let spec = &saved.spec;
-    let options =
-        LoadOptions { target: Some(spec.preprocessing.target_name.clone()), target_kind: spec.loss.target_kind() };
-    let data = spec.preprocessing.apply(&load(&args.data, &options)?)?;
+    let prep = &spec.preprocessing;
+    let raw = load_columns(&args.data, &prep.feature_names, &prep.target_name, spec.loss.target_kind())?;
+    let data = prep.apply(&raw)?;
     let metrics = evaluate(saved.model.as_ref(), spec.loss, &data)?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({
                 "model": args.model.display().to_string(),
@@ -102,23 +102,23 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("model    {} ({})", args.model.display(), spec.architecture.describe());
-    println!("data     {}: {} rows", args.data, data.n_samples());
-    println!("metrics  {}", metrics_line(&metrics));
+    crate::outln!("model    {} ({})", args.model.display(), spec.architecture.describe());
+    crate::outln!("data     {}: {} rows", args.data, data.n_samples());
+    crate::outln!("metrics  {}", metrics_line(&metrics));
     if let (Metrics::Classification { confusion, .. }, Some(classes)) = (&metrics, &spec.preprocessing.classes) {
         let width = classes.iter().map(String::len).max().unwrap_or(1).max(5);
-        println!("confusion (rows: true class, columns: predicted)");
-        print!("{:>width$}", "");
+        crate::outln!("confusion (rows: true class, columns: predicted)");
+        let mut line = format!("{:>width$}", "");
         for c in classes {
-            print!(" {c:>width$}");
+            line.push_str(&format!(" {c:>width$}"));
         }
-        println!();
+        crate::outln!("{line}");
         for (c, row) in classes.iter().zip(confusion) {
-            print!("{c:>width$}");
+            let mut line = format!("{c:>width$}");
             for v in row {
-                print!(" {v:>width$}");
+                line.push_str(&format!(" {v:>width$}"));
             }
-            println!();
+            crate::outln!("{line}");
         }
     }
     Ok(())

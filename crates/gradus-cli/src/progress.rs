@@ -42,10 +42,19 @@ impl Observer for Progress {
             return;
         }
         let line = format!("step {} loss {} grad_norm {}", log.step, crate::num(log.loss), crate::num(log.grad_norm));
-        match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{line}")),
-            None => println!("{line}"),
-        }
+        // A closed stdout (`| head`) just ends the step lines.
+        let print = || {
+            use std::io::Write;
+            if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                return false;
+            }
+            true
+        };
+        let ok = match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        };
+        self.step_lines &= ok;
     }
 
     fn on_epoch(&mut self, record: &EpochRecord) -> Control {

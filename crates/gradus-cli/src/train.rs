@@ -99,7 +99,7 @@ pub struct TrainArgs {
     /// L2 penalty l2/2·‖w‖² on the weights (not the biases).
     #[arg(long, default_value_t = 0.0)]
     l2: f32,
-    /// Stop when the epoch loss changes by less than this; 0 never stops early.
+    /// Stop when the epoch loss has not beaten its best by this for 5 epochs; 0 never stops early.
     #[arg(long, default_value_t = 1e-6)]
     tol: f64,
     /// Stop after this many optimizer steps.
@@ -348,8 +348,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let batch = job.config.batch_size.unwrap_or(train_rows).clamp(1, train_rows.max(1));
     let steps_per_epoch = if job.config.optimizer.is_full_batch() { 1 } else { train_rows.div_ceil(batch) };
     let quiet = args.quiet || args.json;
-    job.config.log_every =
-        if quiet { 0 } else { args.log_every.unwrap_or((args.epochs * steps_per_epoch / 10).max(1)) };
+    job.config.log_every = if quiet {
+        0
+    } else {
+        args.log_every.unwrap_or_else(|| (args.epochs.saturating_mul(steps_per_epoch) / 10).max(1))
+    };
 
     if !quiet {
         let classes = match &data.y {
@@ -359,7 +362,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             Target::Classes { classes, .. } => format!(" (classes: {})", classes.join(", ")),
             Target::Real(_) => String::new(),
         };
-        println!(
+        crate::outln!(
             "data     {}: {} rows, {} features, target '{}', {}{classes}",
             data.name,
             data.n_samples(),
@@ -412,10 +415,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             loss_curve: report.history.iter().map(|e| e.train_loss).collect(),
             saved_to,
         };
-        println!("{}", serde_json::to_string(&out)?);
+        crate::outln!("{}", serde_json::to_string(&out)?);
     } else {
         let best = report.best_epoch.map_or(String::new(), |e| format!(", best epoch {e}"));
-        println!(
+        crate::outln!(
             "model    {} ({} parameters), {} loss, {} lr {}, batch {}, {} rows train / {} valid, scaling {}",
             outcome.saved.spec.architecture.describe(),
             outcome.saved.model.params().len(),
@@ -431,18 +434,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 Scaling::None => "none",
             },
         );
-        println!(
+        crate::outln!(
             "stopped  {} after {} epochs, {} steps, {:.3} s{best}",
-            report.termination, report.epochs, report.steps, seconds
+            report.termination,
+            report.epochs,
+            report.steps,
+            seconds
         );
         if let Some(m) = &outcome.train_metrics {
-            println!("train    {}", metrics_line(m));
+            crate::outln!("train    {}", metrics_line(m));
         }
         if let Some(m) = &outcome.valid_metrics {
-            println!("valid    {}", metrics_line(m));
+            crate::outln!("valid    {}", metrics_line(m));
         }
         if let Some(path) = &saved_to {
-            println!("saved    {path}");
+            crate::outln!("saved    {path}");
         }
     }
     if diverged {

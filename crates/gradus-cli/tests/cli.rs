@@ -410,3 +410,72 @@ fn every_optimizer_and_schedule_trains_from_the_command_line() {
         assert_eq!(v["config"]["schedule"]["name"], if schedule == "plateau" { "reduce_on_plateau" } else { schedule });
     }
 }
+
+#[test]
+fn duplicate_column_names() {
+    assert_bad_input(
+        Some("a,a,y\n1,2,3\n"),
+        &["--model", "linear"],
+        "data.csv: column name 'a' appears twice (columns 1 and 2)",
+    );
+}
+
+#[test]
+fn a_file_holding_only_a_byte_order_mark() {
+    assert_bad_input(Some("\u{feff}"), &["--model", "linear"], "data.csv: the file is empty");
+}
+
+#[test]
+fn evaluate_reads_only_the_columns_the_model_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,x,y\n");
+    for i in 0..60 {
+        csv.push_str(&format!("row{i},{},{}\n", i as f32 / 10.0, if i < 30 { "low" } else { "high" }));
+    }
+    std::fs::write(dir.path().join("d.csv"), &csv).unwrap();
+    std::fs::write(dir.path().join("train.csv"), csv.replace("row", "")).unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "train.csv", "--model", "logistic", "--out", "m.gradus", "-q"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The model took `id` as a feature; a file whose id column is text cannot serve it.
+    let out = gradus(dir.path(), &["evaluate", "--model", "m.gradus", "--data", "d.csv"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("value 'row0' in column 'id' is not a number"), "{}", out.stderr);
+    // Trained without `id`, the same file evaluates: the text column is never read.
+    std::fs::write(
+        dir.path().join("train2.csv"),
+        csv.lines().map(|l| l.split_once(',').unwrap().1).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "train2.csv", "--model", "logistic", "--out", "m2.gradus", "-q"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = gradus(dir.path(), &["evaluate", "--model", "m2.gradus", "--data", "d.csv", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn an_unwritable_out_path_is_a_run_failure_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("taken")).unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "builtin:iris", "--model", "softmax", "--out", "taken", "-q"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot write 'taken'"), "{}", out.stderr);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["taken"], "no temporary file is left behind");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(["train", "--data", "builtin:iris", "--model", "softmax", "--log-every", "1"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, as `| head -0` would
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -73,10 +73,7 @@ pub(crate) fn builtin_text(name: &str) -> Result<Vec<u8>, DataError> {
 /// Loads the built-in dataset `name`. Its target is read as the dataset's own
 /// task says unless `options.target_kind` asks for something else.
 pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
-    let info = BUILTINS.iter().find(|b| b.name == name).ok_or_else(|| DataError::UnknownBuiltin {
-        name: name.into(),
-        available: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-    })?;
+    let info = find(name)?;
     let options = LoadOptions {
         target: options.target.clone(),
         target_kind: match options.target_kind {
@@ -84,9 +81,7 @@ pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataEr
             kind => kind,
         },
     };
-    let source = format!("builtin:{name}");
-    let text = decompress(info.gzipped_csv).map_err(|e| DataError::Io { path: source.clone().into(), error: e })?;
-    parse_csv(&text, &source, &options)
+    parse_csv(&builtin_text(name)?, &format!("builtin:{name}"), &options)
 }
 
 #[cfg(test)]

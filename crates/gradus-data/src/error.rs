@@ -28,6 +28,8 @@ pub enum DataError {
     OneClass { path: String, name: String, class: String },
     #[error("{path}: the header has only the target column '{name}'; there are no features")]
     NoFeatures { path: String, name: String },
+    #[error("{path}: column name '{name}' appears twice (columns {first} and {second})")]
+    DuplicateColumn { path: String, name: String, first: usize, second: usize },
     #[error("{path}: no column named '{name}', a feature the model was trained on")]
     MissingFeature { path: String, name: String },
     #[error("unknown built-in dataset '{name}' (available: {available})")]

@@ -44,64 +44,6 @@ pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
     }
 }
 
-/// Reads the columns `names` (in that order) of a CSV file or built-in
-/// dataset as a feature matrix, ignoring every other column: the rows a
-/// trained model predicts for.
-pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
-    let text;
-    let bytes: &[u8] = match source.strip_prefix("builtin:") {
-        Some(name) => {
-            text = crate::builtin::builtin_text(name)?;
-            &text
-        }
-        None => {
-            let io_error = |error| DataError::Io { path: source.into(), error };
-            text = decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned();
-            &text
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(DataError::Empty { path: source.into() });
-    }
-    let mut reader = csv_reader(bytes);
-    let malformed = |e: csv::Error| DataError::Malformed {
-        path: source.into(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
-    };
-    let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_owned).collect();
-    let columns = names
-        .iter()
-        .map(|name| {
-            header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| DataError::MissingFeature { path: source.into(), name: name.clone() })
-        })
-        .collect::<Result<Vec<usize>, _>>()?;
-    let mut values = Vec::new();
-    let mut rows = 0;
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(malformed)? {
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != header.len() {
-            return Err(DataError::Ragged { path: source.into(), line, expected: header.len(), found: record.len() });
-        }
-        for &c in &columns {
-            values.push(parse_number(&record[c], source, line, c, &header[c])?);
-        }
-        rows += 1;
-    }
-    if rows == 0 {
-        return Err(DataError::NoRows { path: source.into() });
-    }
-    Ok(Matrix::from_vec(rows, names.len(), values).expect("rows x names"))
-}
-
-fn csv_reader(text: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text)
-}
-
 /// Loads a CSV file with a header row; gzip is detected from the content.
 pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset, DataError> {
     let path = path.as_ref();
@@ -109,6 +51,65 @@ pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset
     let bytes = std::fs::read(path).map_err(io_error)?;
     let text = decompress(&bytes).map_err(io_error)?;
     parse_csv(&text, &path.display().to_string(), options)
+}
+
+/// Reads the columns `names` (in that order) of a CSV file or built-in
+/// dataset as a feature matrix, ignoring every other column: the rows a
+/// trained model predicts for.
+pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
+    let text = read_source(source)?;
+    let mut table = Table::open(&text, source)?;
+    let columns = table.columns(names)?;
+    let (x, _, rows) = table.read(&columns, None)?;
+    Ok(Matrix::from_vec(rows, names.len(), x).expect("rows x names"))
+}
+
+/// Reads the feature columns `names` (in that order) and the target column
+/// `target` of a CSV file or built-in dataset, ignoring every other column:
+/// the labelled rows a trained model is scored on.
+pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
+    let text = read_source(source)?;
+    let mut table = Table::open(&text, source)?;
+    let columns = table.columns(names)?;
+    let target_col = table.target_column(Some(target))?;
+    let (x, raw_target, rows) = table.read(&columns, Some(target_col))?;
+    Ok(Dataset {
+        name: source.into(),
+        x: Matrix::from_vec(rows, names.len(), x).expect("rows x names"),
+        y: build_target(raw_target, source, target_col, target, kind)?,
+        feature_names: names.to_vec(),
+        target_name: target.into(),
+    })
+}
+
+/// Parses CSV text; `source` names it in errors and becomes the dataset's name.
+pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
+    let mut table = Table::open(text, source)?;
+    let target_col = table.target_column(options.target.as_deref())?;
+    if table.header.len() < 2 {
+        return Err(DataError::NoFeatures { path: source.into(), name: table.header[target_col].clone() });
+    }
+    let columns: Vec<usize> = (0..table.header.len()).filter(|&c| c != target_col).collect();
+    let (x, raw_target, rows) = table.read(&columns, Some(target_col))?;
+    let target_name = table.header[target_col].clone();
+    Ok(Dataset {
+        name: source.into(),
+        x: Matrix::from_vec(rows, columns.len(), x).expect("one value per feature per row"),
+        y: build_target(raw_target, source, target_col, &target_name, options.target_kind)?,
+        feature_names: columns.iter().map(|&c| table.header[c].clone()).collect(),
+        target_name,
+    })
+}
+
+/// The (decompressed) CSV text of `builtin:NAME` or a file.
+fn read_source(source: &str) -> Result<Vec<u8>, DataError> {
+    match source.strip_prefix("builtin:") {
+        Some(name) => crate::builtin::builtin_text(name),
+        None => {
+            let io_error = |error| DataError::Io { path: source.into(), error };
+            Ok(decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned())
+        }
+    }
 }
 
 /// Returns the bytes themselves, or their gunzipped content when they start
@@ -125,66 +126,104 @@ pub(crate) fn decompress(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [
     }
 }
 
-/// Parses CSV text; `source` names it in errors and becomes the dataset's name.
-pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Err(DataError::Empty { path: source.into() });
-    }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text);
-    let malformed = |e: csv::Error| DataError::Malformed {
-        path: source.into(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
-    };
-    let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_owned).collect();
-    let target_col = match &options.target {
-        None => header.len() - 1,
-        Some(name) => header.iter().position(|h| h == name).ok_or_else(|| DataError::UnknownTarget {
-            path: source.into(),
-            name: name.clone(),
-            available: header.join(", "),
-        })?,
-    };
-    if header.len() < 2 {
-        return Err(DataError::NoFeatures { path: source.into(), name: header[target_col].clone() });
-    }
+/// A CSV text opened at its header: the one place that reads rows, so every
+/// loader treats blank lines, ragged rows, duplicate names and bad numbers
+/// alike.
+struct Table<'a> {
+    source: &'a str,
+    header: Vec<String>,
+    reader: csv::Reader<&'a [u8]>,
+}
 
-    let n_features = header.len() - 1;
-    let mut features = Vec::new();
-    let mut raw_target: Vec<(String, u64)> = Vec::new();
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(malformed)? {
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record[0].is_empty() {
-            continue; // a blank line
+/// The rows read: the selected features row-major, the raw target values with
+/// their line numbers, and the number of rows.
+type Columns = (Vec<f32>, Vec<(String, u64)>, usize);
+
+impl<'a> Table<'a> {
+    fn open(text: &'a [u8], source: &'a str) -> Result<Self, DataError> {
+        let empty = || DataError::Empty { path: source.into() };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Err(empty());
         }
-        if record.len() != header.len() {
-            return Err(DataError::Ragged { path: source.into(), line, expected: header.len(), found: record.len() });
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text);
+        let header: Vec<String> =
+            reader.headers().map_err(|e| malformed(source, e))?.iter().map(str::to_owned).collect();
+        // A byte-order mark alone, or a blank header, leaves no column names.
+        if header.iter().all(String::is_empty) {
+            return Err(empty());
         }
-        for (col, field) in record.iter().enumerate() {
-            if col == target_col {
-                raw_target.push((field.to_owned(), line));
-            } else {
-                features.push(parse_number(field, source, line, col, &header[col])?);
+        for (i, name) in header.iter().enumerate() {
+            if let Some(j) = header[..i].iter().position(|h| h == name) {
+                return Err(DataError::DuplicateColumn {
+                    path: source.into(),
+                    name: name.clone(),
+                    first: j + 1,
+                    second: i + 1,
+                });
             }
         }
-    }
-    if raw_target.is_empty() {
-        return Err(DataError::NoRows { path: source.into() });
+        Ok(Self { source, header, reader })
     }
 
-    let target_name = header[target_col].clone();
-    let y = build_target(raw_target, source, target_col, &target_name, options.target_kind)?;
-    let mut feature_names = header;
-    feature_names.remove(target_col);
-    let rows = y.len();
-    Ok(Dataset {
-        name: source.into(),
-        x: Matrix::from_vec(rows, n_features, features).expect("one value per feature per row"),
-        y,
-        feature_names,
-        target_name,
-    })
+    /// The index of the target column: `name`, or the last column.
+    fn target_column(&self, name: Option<&str>) -> Result<usize, DataError> {
+        match name {
+            None => Ok(self.header.len() - 1),
+            Some(name) => self.header.iter().position(|h| h == name).ok_or_else(|| DataError::UnknownTarget {
+                path: self.source.into(),
+                name: name.into(),
+                available: self.header.join(", "),
+            }),
+        }
+    }
+
+    /// The indices of the columns `names`; a missing one is an error.
+    fn columns(&self, names: &[String]) -> Result<Vec<usize>, DataError> {
+        names
+            .iter()
+            .map(|name| {
+                self.header
+                    .iter()
+                    .position(|h| h == name)
+                    .ok_or_else(|| DataError::MissingFeature { path: self.source.into(), name: name.clone() })
+            })
+            .collect()
+    }
+
+    /// Reads every row, parsing the `features` columns as finite numbers and
+    /// keeping the `target` column's text; blank lines are skipped.
+    fn read(&mut self, features: &[usize], target: Option<usize>) -> Result<Columns, DataError> {
+        let (source, width) = (self.source, self.header.len());
+        let mut x = Vec::new();
+        let mut raw_target = Vec::new();
+        let mut rows = 0;
+        let mut record = csv::StringRecord::new();
+        while self.reader.read_record(&mut record).map_err(|e| malformed(source, e))? {
+            let line = record.position().map_or(0, |p| p.line());
+            if record.iter().all(str::is_empty) && record.len() <= 1 {
+                continue;
+            }
+            if record.len() != width {
+                return Err(DataError::Ragged { path: source.into(), line, expected: width, found: record.len() });
+            }
+            for &c in features {
+                x.push(parse_number(&record[c], source, line, c, &self.header[c])?);
+            }
+            if let Some(t) = target {
+                raw_target.push((record[t].to_owned(), line));
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Err(DataError::NoRows { path: source.into() });
+        }
+        Ok((x, raw_target, rows))
+    }
+}
+
+fn malformed(source: &str, e: csv::Error) -> DataError {
+    DataError::Malformed { path: source.into(), line: e.position().map_or(0, |p| p.line()), message: e.to_string() }
 }
 
 fn parse_number(field: &str, path: &str, line: u64, col: usize, name: &str) -> Result<f32, DataError> {
@@ -229,34 +268,49 @@ fn build_target(
         TargetKind::Real => as_real(),
         TargetKind::Auto if numeric.is_some() && !few_whole_numbers => as_real(),
         TargetKind::Auto | TargetKind::Classes => {
-            // Sort class labels numerically when they are all numbers ("2" < "10"),
-            // else as strings; both orders match scikit-learn's LabelEncoder.
-            let mut classes: Vec<String> =
-                raw.iter().map(|(v, _)| v.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-            if let Some(values) = &numeric {
-                if let Some((v, line)) = raw.iter().zip(values).find(|(_, x)| !x.is_finite()).map(|(r, _)| r) {
-                    return Err(DataError::NotFinite {
-                        path: path.into(),
-                        line: *line,
-                        column: col + 1,
-                        name: name.into(),
-                        value: v.clone(),
-                    });
+            // Labels that are all numbers are classes by value ("1" and "1.0"
+            // are one class) in numeric order ("2" < "10"); other labels are
+            // classes by text in text order. Both orders match scikit-learn's
+            // LabelEncoder. A class is named by its first spelling.
+            let keys: Vec<String> = match &numeric {
+                Some(values) => {
+                    if let Some(((v, line), _)) = raw.iter().zip(values).find(|(_, x)| !x.is_finite()) {
+                        return Err(DataError::NotFinite {
+                            path: path.into(),
+                            line: *line,
+                            column: col + 1,
+                            name: name.into(),
+                            value: v.clone(),
+                        });
+                    }
+                    // Order-preserving text keys for finite floats (+0 and −0 are one value).
+                    values.iter().map(|&v| format!("{:020}", sortable_bits(v + 0.0))).collect()
                 }
-                classes.sort_by(|a, b| a.parse::<f32>().unwrap().total_cmp(&b.parse::<f32>().unwrap()));
+                None => raw.iter().map(|(v, _)| v.clone()).collect(),
+            };
+            let mut first_spelling: BTreeMap<&str, &str> = BTreeMap::new();
+            for (key, (text, _)) in keys.iter().zip(&raw) {
+                first_spelling.entry(key.as_str()).or_insert(text.as_str());
             }
-            if classes.len() < 2 {
+            if first_spelling.len() < 2 {
                 return Err(DataError::OneClass {
                     path: path.into(),
                     name: name.into(),
-                    class: classes.pop().unwrap_or_default(),
+                    class: first_spelling.values().next().map_or_else(String::new, |c| c.to_string()),
                 });
             }
-            let index: BTreeMap<&str, u32> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
-            let labels = raw.iter().map(|(v, _)| index[v.as_str()]).collect();
+            let index: BTreeMap<&str, u32> = first_spelling.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
+            let labels = keys.iter().map(|k| index[k.as_str()]).collect();
+            let classes = first_spelling.values().map(|c| c.to_string()).collect();
             Ok(Target::Classes { labels, classes })
         }
     }
+}
+
+/// A u64 whose order is the numeric order of the finite f32 `v`.
+fn sortable_bits(v: f32) -> u64 {
+    let bits = v.to_bits();
+    (if bits >> 31 == 1 { !bits } else { bits | (1 << 31) }) as u64
 }
 
 #[cfg(test)]
@@ -317,6 +371,30 @@ mod tests {
         let many: String = (0..25).map(|i| format!("{i},{i}\n")).collect();
         let d = parse(&format!("a,y\n{many}"), &LoadOptions::default()).unwrap();
         assert!(matches!(d.y, Target::Real(_)));
+    }
+
+    #[test]
+    fn numeric_labels_are_classes_by_value() {
+        let opts = LoadOptions { target_kind: TargetKind::Classes, ..Default::default() };
+        let d = parse("a,y\n0,1\n1,1.0\n2,-2\n3,0\n4,-0\n", &opts).unwrap();
+        assert_eq!(
+            d.y,
+            Target::Classes { labels: vec![2, 2, 0, 1, 1], classes: vec!["-2".into(), "0".into(), "1".into()] }
+        );
+    }
+
+    #[test]
+    fn duplicate_column_names_and_a_bare_byte_order_mark_are_rejected() {
+        let err = parse("a,a,y\n1,2,3\n", &LoadOptions::default()).unwrap_err().to_string();
+        assert_eq!(err, "t.csv: column name 'a' appears twice (columns 1 and 2)");
+        let err = parse_csv(b"\xef\xbb\xbf", "t.csv", &LoadOptions::default()).unwrap_err().to_string();
+        assert_eq!(err, "t.csv: the file is empty (expected a header row and data rows)");
+    }
+
+    #[test]
+    fn whitespace_only_lines_are_skipped_by_every_loader() {
+        let d = parse("a,y\n1,2\n   \n3,4\n", &LoadOptions::default()).unwrap();
+        assert_eq!(d.n_samples(), 2);
     }
 
     #[test]

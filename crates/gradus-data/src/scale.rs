@@ -30,11 +30,13 @@ impl Scaling {
     }
 }
 
-/// A per-feature affine map `x' = (x − offset) / scale`.
+/// A per-feature affine map `x' = (x − offset) / scale`, kept and applied in
+/// f64 so that features near f32's range neither overflow nor lose their
+/// offset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
-    pub offset: Vec<f32>,
-    pub scale: Vec<f32>,
+    pub offset: Vec<f64>,
+    pub scale: Vec<f64>,
 }
 
 impl Scaler {
@@ -60,38 +62,45 @@ impl Scaler {
             .iter()
             .map(|s| {
                 let std = (s / n).sqrt();
-                if std > 1e-12 { std as f32 } else { 1.0 }
+                if std > 1e-12 { std } else { 1.0 }
             })
             .collect();
-        Ok(Self { offset: mean.into_iter().map(|m| m as f32).collect(), scale })
+        Ok(Self { offset: mean, scale })
     }
 
     /// Minimum and range per column; a constant column keeps scale 1.
     pub fn min_max(x: &Matrix) -> Result<Self, DataError> {
         check_rows(x)?;
-        let mut lo = vec![f32::INFINITY; x.cols()];
-        let mut hi = vec![f32::NEG_INFINITY; x.cols()];
+        let mut lo = vec![f64::INFINITY; x.cols()];
+        let mut hi = vec![f64::NEG_INFINITY; x.cols()];
         for i in 0..x.rows() {
             for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(x.row(i)) {
-                *l = l.min(v);
-                *h = h.max(v);
+                *l = l.min(v as f64);
+                *h = h.max(v as f64);
             }
         }
         let scale = lo.iter().zip(&hi).map(|(l, h)| if h > l { h - l } else { 1.0 }).collect();
         Ok(Self { offset: lo, scale })
     }
 
-    /// Scales `x` in place.
+    /// Scales `x` in place; a value too large for f32 after scaling is an error.
     pub fn transform(&self, x: &mut Matrix) -> Result<(), DataError> {
-        if x.cols() != self.offset.len() {
+        if x.cols() != self.offset.len() || x.cols() != self.scale.len() {
             return Err(DataError::invalid(
                 "scaler",
-                format!("fitted on {} features, given {}", self.offset.len(), x.cols()),
+                format!("fitted on {} features ({} scales), given {}", self.offset.len(), self.scale.len(), x.cols()),
             ));
         }
         for i in 0..x.rows() {
-            for ((v, m), s) in x.row_mut(i).iter_mut().zip(&self.offset).zip(&self.scale) {
-                *v = (*v - m) / s;
+            for (j, ((v, m), s)) in x.row_mut(i).iter_mut().zip(&self.offset).zip(&self.scale).enumerate() {
+                let scaled = ((*v as f64 - m) / s) as f32;
+                if !scaled.is_finite() {
+                    return Err(DataError::invalid(
+                        "scaler",
+                        format!("row {}, feature column {}: {} is out of range once scaled", i + 1, j + 1, *v),
+                    ));
+                }
+                *v = scaled;
             }
         }
         Ok(())
@@ -114,7 +123,7 @@ mod tests {
         let mut x = Matrix::from_vec(4, 2, vec![1., 5., 2., 5., 3., 5., 4., 5.]).unwrap();
         let s = Scaler::standard(&x).unwrap();
         assert_eq!(s.offset, [2.5, 5.0]);
-        assert!((s.scale[0] - 1.25f32.sqrt()).abs() < 1e-6);
+        assert!((s.scale[0] - 1.25f64.sqrt()).abs() < 1e-12);
         assert_eq!(s.scale[1], 1.0, "a constant column keeps scale 1");
         s.transform(&mut x).unwrap();
         let col0: Vec<f32> = (0..4).map(|i| x.row(i)[0]).collect();
@@ -130,6 +139,18 @@ mod tests {
         s.transform(&mut x).unwrap();
         assert_eq!(x.as_slice(), &[0.0, 0.0, 0.5, 0.0, 1.0, 0.0]);
         assert!(Scaling::None.fit(&x).unwrap().is_none());
+    }
+
+    #[test]
+    fn features_at_the_edge_of_f32_scale_without_overflow() {
+        let mut x = Matrix::from_vec(2, 1, vec![-3.4e38, 3.4e38]).unwrap();
+        for scaling in [Scaling::Standard, Scaling::MinMax] {
+            let mut y = x.clone();
+            scaling.fit(&y).unwrap().unwrap().transform(&mut y).unwrap();
+            assert!(y.as_slice().iter().all(|v| v.is_finite() && v.abs() <= 1.0), "{scaling:?}: {y:?}");
+        }
+        let tiny = Scaler { offset: vec![0.0], scale: vec![1e-30] };
+        assert!(tiny.transform(&mut x).is_err(), "overflow is an error, not inf");
     }
 
     #[test]

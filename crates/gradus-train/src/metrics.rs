@@ -180,12 +180,12 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
         Target::Classes { labels, classes } => {
             let predicted = predicted_classes(&out, k);
             let confusion = confusion_matrix(&predicted, labels, classes.len().max(k));
-            let roc_auc = if classes.len() == 2 {
-                let probs = probabilities(&out, k);
-                let positive: Vec<f32> = probs.chunks_exact(2.max(k)).map(|p| p[1]).collect();
-                roc_auc(&positive, labels)
-            } else {
-                None
+            // AUC needs only the ranking: rank the positive class's logit margin,
+            // which (unlike a probability) does not saturate to ties at 1.0.
+            let roc_auc = match (classes.len(), k) {
+                (2, 1) => roc_auc(&out, labels),
+                (2, 2) => roc_auc(&out.chunks_exact(2).map(|z| z[1] - z[0]).collect::<Vec<_>>(), labels),
+                _ => None,
             };
             Metrics::Classification {
                 accuracy: accuracy(&predicted, labels),
@@ -238,6 +238,25 @@ mod tests {
         // Ties count one half: roc_auc_score([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) = 0.875
         assert_eq!(roc_auc(&[0.5, 0.5, 0.2, 0.9], &[0, 1, 0, 1]), Some(0.875));
         assert_eq!(roc_auc(&[0.1, 0.2], &[1, 1]), None);
+    }
+
+    #[test]
+    fn roc_auc_ranks_logits_that_would_saturate_as_probabilities() {
+        // w = 1, b = 0 on x = 20..23: sigmoid rounds every logit to 1.0 in f32,
+        // but the ranking is perfect.
+        let mut model = crate::LinearModel::new(1, 1, true);
+        model.params_mut().copy_from_slice(&[1.0, 0.0]);
+        let data = Dataset {
+            name: "t".into(),
+            x: gradus_data::Matrix::from_vec(4, 1, vec![20.0, 21.0, 22.0, 23.0]).unwrap(),
+            y: Target::Classes { labels: vec![0, 0, 1, 1], classes: vec!["a".into(), "b".into()] },
+            feature_names: vec!["x".into()],
+            target_name: "y".into(),
+        };
+        let Metrics::Classification { roc_auc, .. } = evaluate(&model, Loss::BinaryCrossEntropy, &data).unwrap() else {
+            panic!("classification")
+        };
+        assert_eq!(roc_auc, Some(1.0));
     }
 
     #[test]

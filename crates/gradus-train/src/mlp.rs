@@ -494,7 +494,8 @@ mod tests {
                 (Loss::Huber { delta: 0.7 }, 1),
                 (Loss::Mae, 1),
             ][loss_pick];
-            check(spec(hidden, k, act, dropout), loss, n, seed, l2);
+            // A draw on a loss's kink is rejected (and replaced) rather than passed.
+            prop_assume!(check(spec(hidden, k, act, dropout), loss, n, seed, l2));
         }
     }
 

@@ -74,13 +74,6 @@ pub struct Penalty {
     pub l2: f32,
 }
 
-impl Penalty {
-    /// Only an L2 penalty.
-    pub fn l2(l2: f32) -> Self {
-        Self { l1: 0.0, l2 }
-    }
-}
-
 /// The model's mean loss plus the [`Penalty`] over its penalised parameters,
 /// with the gradient of both in `grad`: the objective the trainer minimises.
 pub fn regularised_loss_and_grad(

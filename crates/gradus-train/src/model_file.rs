@@ -31,9 +31,43 @@ pub enum Architecture {
     Mlp(MlpSpec),
 }
 
+/// The most parameters a model may have (4 GiB of f32): a bound that turns an
+/// absurd width into an error instead of an allocation failure.
+pub const MAX_PARAMS: usize = 1 << 30;
+
 impl Architecture {
+    /// The number of parameters, or an error when it is zero-width or too large.
+    pub fn n_params(&self) -> Result<usize, TrainError> {
+        let (widths, bias) = match self {
+            Architecture::Linear { n_inputs, n_outputs, fit_intercept } => {
+                (vec![*n_inputs, *n_outputs], *fit_intercept)
+            }
+            Architecture::Mlp(spec) => {
+                spec.validate()?;
+                let widths = std::iter::once(spec.n_inputs).chain(spec.hidden.iter().copied()).chain([spec.n_outputs]);
+                (widths.collect(), true)
+            }
+        };
+        if widths.contains(&0) {
+            return Err(TrainError::Mismatch("every layer needs at least one input and one output".into()));
+        }
+        let too_large = || {
+            TrainError::Mismatch(format!("the model {} would have more than {MAX_PARAMS} parameters", self.describe()))
+        };
+        let mut total = 0usize;
+        for pair in widths.windows(2) {
+            let layer = pair[0].checked_mul(pair[1]).and_then(|w| w.checked_add(if bias { pair[1] } else { 0 }));
+            total = layer.and_then(|l| total.checked_add(l)).ok_or_else(too_large)?;
+        }
+        if total > MAX_PARAMS {
+            return Err(too_large());
+        }
+        Ok(total)
+    }
+
     /// A fresh model of this shape (zero or unset weights).
     pub fn build(&self) -> Result<Box<dyn Model>, TrainError> {
+        self.n_params()?;
         Ok(match self {
             Architecture::Linear { n_inputs, n_outputs, fit_intercept } => {
                 Box::new(LinearModel::new(*n_inputs, *n_outputs, *fit_intercept))
@@ -113,6 +147,37 @@ pub struct ModelSpec {
     pub preprocessing: Preprocessing,
 }
 
+impl ModelSpec {
+    /// Checks that the parts agree: as many feature names and scaler entries
+    /// as inputs, and classes that fit the loss and the outputs.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.architecture.n_params()?;
+        let (n_inputs, n_outputs) = match &self.architecture {
+            Architecture::Linear { n_inputs, n_outputs, .. } => (*n_inputs, *n_outputs),
+            Architecture::Mlp(spec) => (spec.n_inputs, spec.n_outputs),
+        };
+        let prep = &self.preprocessing;
+        let bad = |what: String| Err(TrainError::Mismatch(format!("inconsistent model: {what}")));
+        if prep.feature_names.len() != n_inputs {
+            return bad(format!("{} feature names for {n_inputs} inputs", prep.feature_names.len()));
+        }
+        if let Some(s) = &prep.scaler
+            && (s.offset.len() != n_inputs || s.scale.len() != n_inputs)
+        {
+            return bad(format!("a scaler of {}/{} entries for {n_inputs} inputs", s.offset.len(), s.scale.len()));
+        }
+        let target = match &prep.classes {
+            Some(classes) => Target::Classes { labels: Vec::new(), classes: classes.clone() },
+            None => Target::Real(Vec::new()),
+        };
+        self.loss.check(n_outputs, &target)?;
+        if prep.classes.as_ref().is_some_and(|c| c.len() < 2) {
+            return bad("fewer than two classes".into());
+        }
+        Ok(())
+    }
+}
+
 /// A trained model with everything needed to use it on raw data.
 pub struct SavedModel {
     pub spec: ModelSpec,
@@ -134,6 +199,13 @@ pub enum ModelFileError {
     Invalid(#[from] TrainError),
 }
 
+impl ModelFileError {
+    /// Whether the error is a failure to write (not a fault of the input).
+    pub fn is_write_failure(&self) -> bool {
+        matches!(self, ModelFileError::Io { action: "write", .. })
+    }
+}
+
 impl SavedModel {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelFileError> {
@@ -147,26 +219,32 @@ impl SavedModel {
                 (b.name.clone(), TensorView::new(Dtype::F32, b.shape.clone(), data).expect("shape matches the range"))
             })
             .collect();
+        self.spec.validate()?;
+        let spec = serde_json::to_string(&self.spec).expect("the spec serialises");
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".to_string(), FORMAT_VERSION.to_string()),
             ("gradus_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ("spec".to_string(), serde_json::to_string(&self.spec).expect("the spec serialises")),
-            ("checksum".to_string(), format!("{:016x}", fnv1a(&bytes))),
+            ("checksum".to_string(), checksum(&spec, &bytes)),
+            ("spec".to_string(), spec),
         ]);
         safetensors::serialize(tensors, Some(metadata))
             .map_err(|e| ModelFileError::Corrupt { path: "<memory>".into(), reason: e.to_string() })
     }
 
-    /// Writes the model to `path` (through a temporary file and a rename, so
-    /// an interrupted save never leaves half a file under the name).
+    /// Writes the model to `path` (through a temporary file beside it and a
+    /// rename, so an interrupted save never leaves half a file under the name).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelFileError> {
         let path = path.as_ref();
         let io = |error| ModelFileError::Io { action: "write", path: path.display().to_string(), error };
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("gradus.tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)
     }
 
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelFileError> {
@@ -189,10 +267,17 @@ impl SavedModel {
         if found != FORMAT_VERSION.to_string() {
             return Err(ModelFileError::Version { path: source.into(), found, version: env!("CARGO_PKG_VERSION") });
         }
-        let spec: ModelSpec = serde_json::from_str(meta.get("spec").map_or("", String::as_str))
-            .map_err(|e| corrupt(format!("bad spec: {e}")))?;
-        let mut model = spec.architecture.build()?;
+        let spec_text = meta.get("spec").map_or("", String::as_str);
+        let spec: ModelSpec = serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad spec: {e}")))?;
+        spec.validate().map_err(|e| corrupt(e.to_string()))?;
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
+        // Compare sizes before allocating: the file's tensors bound the model.
+        let in_file: usize = tensors.tensors().iter().map(|(_, t)| t.data().len() / 4).sum();
+        let expected = spec.architecture.n_params()?;
+        if in_file != expected {
+            return Err(corrupt(format!("{in_file} weights where the architecture has {expected}")));
+        }
+        let mut model = spec.architecture.build()?;
         let blocks = model.named_params();
         if tensors.len() != blocks.len() {
             return Err(corrupt(format!("{} tensors where the architecture has {}", tensors.len(), blocks.len())));
@@ -215,9 +300,8 @@ impl SavedModel {
             }
         }
         let params: Vec<u8> = model.params().iter().flat_map(|p| p.to_le_bytes()).collect();
-        let checksum = format!("{:016x}", fnv1a(&params));
-        if meta.get("checksum") != Some(&checksum) {
-            return Err(corrupt("the weights do not match their checksum".into()));
+        if meta.get("checksum") != Some(&checksum(spec_text, &params)) {
+            return Err(corrupt("the spec and weights do not match their checksum".into()));
         }
         Ok(Self { spec, model })
     }
@@ -239,10 +323,15 @@ impl SavedModel {
     }
 }
 
-/// FNV-1a, 64-bit: a small, dependency-free checksum against corruption (not
-/// against tampering).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+/// FNV-1a, 64-bit, over the spec's JSON and then the weights' bytes: a
+/// small, dependency-free check against corruption (not against tampering).
+fn checksum(spec: &str, weights: &[u8]) -> String {
+    let hash = spec
+        .as_bytes()
+        .iter()
+        .chain(weights)
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 #[cfg(test)]
@@ -303,6 +392,64 @@ mod tests {
         assert!(err.to_string().contains("checksum"), "{err}");
         let err = SavedModel::from_bytes(b"a,b\n1,2\n", "m.gradus").err().expect("not a model");
         assert!(err.to_string().contains("not a readable gradus model file"), "{err}");
+    }
+
+    /// The file with the first occurrence of `from` in its spec replaced by
+    /// `to` (of the same length, so the layout stays valid). The spec is a
+    /// JSON string inside the header, so its quotes are escaped there.
+    fn edited(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let (from, to) = (from.replace('"', "\\\""), to.replace('"', "\\\""));
+        let mut out = bytes.to_vec();
+        let at = out.windows(from.len()).position(|w| w == from.as_bytes()).expect("the header holds it");
+        out[at..at + from.len()].copy_from_slice(to.as_bytes());
+        out
+    }
+
+    #[test]
+    fn an_altered_spec_is_rejected() {
+        let bytes = saved().to_bytes().unwrap();
+        // A changed scaler offset leaves a valid spec that no longer matches the checksum.
+        let err =
+            SavedModel::from_bytes(&edited(&bytes, r#""offset":[1.0"#, r#""offset":[9.0"#), "m.gradus").err().unwrap();
+        assert!(err.to_string().contains("checksum"), "{err}");
+        // Classes that do not fit the outputs are refused before any prediction.
+        let one_class = edited(&bytes, r#""classes":["no","yes"]"#, r#""classes":["no"],"x":0"#);
+        let err = SavedModel::from_bytes(&one_class, "m.gradus").err().unwrap();
+        assert!(err.to_string().contains("one output per class"), "{err}");
+    }
+
+    #[test]
+    fn a_spec_that_contradicts_itself_is_refused() {
+        let mut model = saved();
+        model.spec.preprocessing.classes = Some(vec!["a".into(), "b".into(), "c".into()]);
+        assert!(model.to_bytes().is_err(), "3 classes for 2 outputs");
+        let mut model = saved();
+        model.spec.preprocessing.feature_names.pop();
+        assert!(model.to_bytes().is_err(), "2 names for 3 inputs");
+        let mut model = saved();
+        model.spec.preprocessing.scaler.as_mut().unwrap().scale.pop();
+        assert!(model.to_bytes().is_err(), "a short scaler");
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_not_allocations() {
+        let huge = Architecture::Mlp(MlpSpec {
+            n_inputs: 3,
+            hidden: vec![1 << 40],
+            n_outputs: 2,
+            activation: Activation::Relu,
+            dropout: 0.0,
+            init: WeightInit::Auto,
+        });
+        assert!(huge.build().is_err());
+        let overflow = Architecture::Linear { n_inputs: 1 << 33, n_outputs: 1 << 33, fit_intercept: true };
+        assert!(overflow.n_params().is_err());
+        // A file whose spec claims more weights than it holds.
+        let bytes = saved().to_bytes().unwrap();
+        let err =
+            SavedModel::from_bytes(&edited(&bytes, r#""hidden":[4]"#, r#""hidden":[9]"#), "m.gradus").err().unwrap();
+        assert!(err.to_string().contains("weights where the architecture has"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl EarlyStopping {
 /// | `l2` | 0 | penalty `l2/2·‖w‖²` on weights, ≥ 0 |
 /// | `clip_norm` | `None` | rescale each gradient to at most this L2 norm |
 /// | `early_stopping` | `None` | patience on the validation loss |
-/// | `tol` | 1e-6 | stop (Converged) when the epoch loss changes by less; 0 disables |
+/// | `tol` | 1e-6 | stop (Converged) when the epoch loss has not beaten its best by `tol` … |
+/// | `n_iter_no_change` | 5 | … for this many epochs in a row (scikit-learn's rule) and is still at its best; ≥ 1 |
 /// | `max_iter` | `None` | stop after this many optimizer steps |
 /// | `seed` | 0 | seeds initialisation, dropout and batch order |
 /// | `log_every` | 0 | call [`Observer::on_step`] every N steps; 0 never |
@@ -60,6 +61,7 @@ pub struct TrainConfig {
     pub clip_norm: Option<f32>,
     pub early_stopping: Option<EarlyStopping>,
     pub tol: f64,
+    pub n_iter_no_change: usize,
     pub max_iter: Option<usize>,
     pub seed: u64,
     pub log_every: usize,
@@ -79,6 +81,7 @@ impl Default for TrainConfig {
             clip_norm: None,
             early_stopping: None,
             tol: 1e-6,
+            n_iter_no_change: 5,
             max_iter: None,
             seed: 0,
             log_every: 0,
@@ -122,6 +125,9 @@ impl TrainConfig {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(TrainError::invalid("tol", self.tol, "must be a finite number >= 0"));
+        }
+        if self.n_iter_no_change == 0 {
+            return Err(TrainError::invalid("n_iter_no_change", 0, "must be at least 1"));
         }
         if self.max_iter == Some(0) {
             return Err(TrainError::invalid("max iterations", 0, "must be at least 1"));
@@ -320,12 +326,17 @@ impl Trainer {
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
         let mut history: Vec<EpochRecord> = Vec::new();
+        let mut best_train_loss = f64::INFINITY;
+        let mut epochs_without_progress = 0;
         let mut steps = 0usize;
         let mut final_loss = f64::NAN;
         let mut termination = Termination::MaxEpochs;
         for epoch in 0..cfg.epochs {
             let lr = scheduler.lr(epoch);
+            // The epoch's loss, weighted by rows (an epoch cut short by
+            // max_iter is averaged over the rows it did see).
             let mut epoch_loss = 0.0;
+            let mut epoch_rows = 0usize;
             let end = match &mut engine {
                 Engine::FirstOrder(optimizer) => {
                     if batch_size < n {
@@ -361,7 +372,7 @@ impl Trainer {
                         if log {
                             observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
                         }
-                        if !value.is_finite() {
+                        if !value.is_finite() || grad_norm.is_infinite() {
                             end = EpochEnd::Diverged;
                             break;
                         }
@@ -373,7 +384,8 @@ impl Trainer {
                         }
                         optimizer.step(model.params_mut(), &grad, lr);
                         steps += 1;
-                        epoch_loss += value * rows.len() as f64 / n as f64;
+                        epoch_loss += value * rows.len() as f64;
+                        epoch_rows += rows.len();
                         if exploded(model.params(), cfg.divergence_threshold) {
                             end = EpochEnd::Diverged;
                             break;
@@ -396,6 +408,7 @@ impl Trainer {
                     let value = state.value().unwrap_or(f64::NAN);
                     final_loss = value;
                     epoch_loss = value;
+                    epoch_rows = 1;
                     if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
                         let grad_norm = norm(state.gradient());
                         observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
@@ -421,7 +434,7 @@ impl Trainer {
                 epoch,
                 steps,
                 lr,
-                train_loss: epoch_loss,
+                train_loss: epoch_loss / epoch_rows.max(1) as f64,
                 valid_loss: valid.map(|v| validation_loss(model, loss, v)),
             };
             history.push(record);
@@ -458,12 +471,23 @@ impl Trainer {
                 }
                 _ => {}
             }
-            if let [.., prev, last] = history.as_slice()
-                && cfg.tol > 0.0
-                && (prev.train_loss - last.train_loss).abs() < cfg.tol
-            {
-                termination = Termination::Converged;
-                break;
+            // scikit-learn's rule — converged once the loss has failed to beat
+            // its best by tol for n_iter_no_change epochs in a row, which a
+            // noisy mini-batch loss crossing its previous value cannot fake —
+            // and the loss must still sit at its best: a rising loss (a step
+            // too large) is not convergence.
+            if cfg.tol > 0.0 {
+                if record.train_loss > best_train_loss - cfg.tol {
+                    epochs_without_progress += 1;
+                } else {
+                    epochs_without_progress = 0;
+                }
+                best_train_loss = best_train_loss.min(record.train_loss);
+                let at_best = record.train_loss <= best_train_loss + cfg.tol.max(1e-4 * best_train_loss.abs());
+                if epochs_without_progress >= cfg.n_iter_no_change && at_best {
+                    termination = Termination::Converged;
+                    break;
+                }
             }
         }
         if !best.params.is_empty() {
@@ -502,22 +526,18 @@ fn gather_target(y: &Target, rows: &[usize], out: &mut Target) {
     }
 }
 
-/// The L2 norm, summed in eight f32 lanes per chunk (so it vectorises) and
-/// across chunks in f64.
+/// The L2 norm, summed in eight f64 lanes (so it vectorises and cannot
+/// overflow for any finite f32 gradient).
 fn norm(v: &[f32]) -> f64 {
-    let mut total = 0.0f64;
-    for chunk in v.chunks(1024) {
-        let mut lanes = [0.0f32; 8];
-        let mut blocks = chunk.chunks_exact(8);
-        for block in &mut blocks {
-            for (l, &x) in lanes.iter_mut().zip(block) {
-                *l += x * x;
-            }
+    let mut lanes = [0.0f64; 8];
+    let mut blocks = v.chunks_exact(8);
+    for block in &mut blocks {
+        for (l, &x) in lanes.iter_mut().zip(block) {
+            *l += (x as f64) * (x as f64);
         }
-        total += lanes.iter().map(|&l| l as f64).sum::<f64>();
-        total += blocks.remainder().iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
     }
-    total.sqrt()
+    let rest: f64 = blocks.remainder().iter().map(|&x| (x as f64) * (x as f64)).sum();
+    (lanes.iter().sum::<f64>() + rest).sqrt()
 }
 
 /// Whether any parameter is NaN or beyond ±threshold; without early exit so

@@ -199,7 +199,8 @@ fn the_observer_sees_logs_and_epochs_and_can_stop_training() {
         .unwrap()
         .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, Some(&valid), &mut observer)
         .unwrap();
-    // 112 training rows in batches of 10 → 12 steps an epoch, 36 in 3 epochs.
+    // 111 training rows (39 of 150 held out, 13 per class) in batches of 10
+    // → 12 steps an epoch, 36 in 3 epochs.
     assert_eq!(report.termination, Termination::Pruned);
     assert_eq!((report.epochs, report.steps), (3, 36));
     assert_eq!(observer.steps, (0..36).step_by(5).collect::<Vec<_>>());
@@ -276,4 +277,42 @@ fn lbfgs_logistic_regression_matches_scikit_learn_within_1e_5() {
             report.final_loss
         );
     }
+}
+
+#[test]
+fn the_scheduled_learning_rate_is_the_one_the_optimizer_uses() {
+    // Classic example, GD from θ = 0, lr 0.01 halved every epoch. The gradient
+    // of mean((θx − 2x)²) over x = 1..5 is 22(θ − 2), so
+    // θ1 = 0 − 0.01·22·(−2) = 0.44
+    // θ2 = 0.44 − 0.005·22·(0.44 − 2) = 0.6116
+    // θ3 = 0.6116 − 0.0025·22·(0.6116 − 2) = 0.687962
+    let data = classic_linear(5);
+    let mut model = LinearModel::new(1, 1, false);
+    let config = TrainConfig { schedule: gradus_train::Schedule::Exponential { gamma: 0.5 }, ..gd(0.01, 3) };
+    let report = Trainer::new(config).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
+    assert_eq!(report.history.iter().map(|e| e.lr).collect::<Vec<_>>(), [0.01, 0.005, 0.0025]);
+    assert!((model.weights()[0] - 0.687962).abs() < 1e-5, "θ3 = {}", model.weights()[0]);
+}
+
+#[test]
+fn an_epoch_cut_short_by_max_iter_reports_the_mean_of_the_rows_it_saw() {
+    let (train, _) = held_out("builtin:iris", 2);
+    let config = TrainConfig { batch_size: Some(10), max_iter: Some(1), ..TrainConfig::default() };
+    let report = Trainer::new(config)
+        .unwrap()
+        .fit(&mut LinearModel::new(4, 3, true), Loss::SoftmaxCrossEntropy, &train, None, &mut NoObserver)
+        .unwrap();
+    // One batch from zero weights: the loss is ln 3, not a tenth of it.
+    assert!((report.history[0].train_loss - 3f64.ln()).abs() < 1e-6, "{:?}", report.history);
+}
+
+#[test]
+fn clipping_a_huge_but_finite_gradient_still_moves_the_weights() {
+    // Features near 1e21 give gradients whose squared norm overflows f32.
+    let mut data = classic_linear(5);
+    data.x.as_mut_slice().iter_mut().for_each(|v| *v *= 1e21);
+    let mut model = LinearModel::new(1, 1, false);
+    let config = TrainConfig { clip_norm: Some(1.0), tol: 0.0, ..gd(1e-22, 3) };
+    Trainer::new(config).unwrap().fit(&mut model, Loss::Mse, &data, None, &mut NoObserver).unwrap();
+    assert!(model.weights()[0] > 0.0, "θ moved towards 2e-21·… : {}", model.weights()[0]);
 }

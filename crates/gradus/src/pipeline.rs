@@ -128,6 +128,15 @@ impl TrainJob {
     /// Splits, preprocesses and trains on `data`.
     pub fn run(&self, data: &Dataset, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
         let trainer = Trainer::new(self.config.clone())?;
+        if let (ModelChoice::Mlp { dropout, .. }, gradus_train::OptimizerConfig::Lbfgs { .. }) =
+            (&self.model, &self.config.optimizer)
+            && *dropout > 0.0
+        {
+            return Err(PipelineError::Unsuitable(
+                "L-BFGS needs a deterministic objective; dropout makes it random (use another optimizer or --dropout 0)"
+                    .into(),
+            ));
+        }
         let (loss, n_outputs) = self.loss_and_outputs(data)?;
         loss.check(n_outputs, &data.y)?;
         let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
@@ -144,25 +153,30 @@ impl TrainJob {
         // A real target is standardised for training (unless scaling is off),
         // and the output layer mapped back afterwards, so that the learning
         // rate means the same whatever the target's units.
-        let target_scaler = match (&train.y, self.scaling) {
-            (Target::Real(y), Scaling::Standard | Scaling::MinMax) => Some(target_scaler(y)?),
+        let target_scale = match (&train.y, self.scaling) {
+            (Target::Real(y), Scaling::Standard | Scaling::MinMax) => Some(target_scale(y)?),
             _ => None,
         };
-        let scaled = |d: &Dataset| match (&target_scaler, &d.y) {
-            (Some(s), Target::Real(y)) => {
+        let scaled = |d: &Dataset| match (target_scale, &d.y) {
+            (Some((mean, std)), Target::Real(y)) => {
                 let mut d = d.clone();
-                d.y = Target::Real(y.iter().map(|v| (v - s.offset[0]) / s.scale[0]).collect());
+                d.y = Target::Real(y.iter().map(|&v| ((v as f64 - mean) / std) as f32).collect());
                 d
             }
             _ => d.clone(),
         };
         let (train_fit, valid_fit) = (scaled(&train), valid.as_ref().map(scaled));
+        // Huber's δ is given in the target's units; training sees standardised ones.
+        let train_loss = match (loss, target_scale) {
+            (Loss::Huber { delta }, Some((_, std))) => Loss::Huber { delta: (delta as f64 / std) as f32 },
+            _ => loss,
+        };
 
         let architecture = self.architecture(train.n_features(), n_outputs);
         let mut model = architecture.build()?;
-        let report = trainer.fit(model.as_mut(), loss, &train_fit, valid_fit.as_ref(), observer)?;
-        if let Some(s) = &target_scaler {
-            model.rescale_outputs(&s.scale, &s.offset);
+        let report = trainer.fit(model.as_mut(), train_loss, &train_fit, valid_fit.as_ref(), observer)?;
+        if let Some((mean, std)) = target_scale {
+            model.rescale_outputs(&[std as f32], &[mean as f32]);
         }
         let diverged = report.termination == gradus_train::Termination::Diverged;
         let train_metrics = (!diverged).then(|| evaluate(model.as_ref(), loss, &train)).transpose()?;
@@ -181,9 +195,11 @@ impl TrainJob {
     }
 }
 
-fn target_scaler(y: &[f32]) -> Result<Scaler, PipelineError> {
+/// The (mean, standard deviation) of a real target.
+fn target_scale(y: &[f32]) -> Result<(f64, f64), PipelineError> {
     let column = gradus_data::Matrix::from_vec(y.len(), 1, y.to_vec()).expect("n x 1");
-    Ok(Scaler::standard(&column)?)
+    let scaler = Scaler::standard(&column)?;
+    Ok((scaler.offset[0], scaler.scale[0]))
 }
 
 #[cfg(test)]
@@ -217,6 +233,53 @@ mod tests {
             let data = job.load(source, None).unwrap();
             assert_eq!(job.loss_and_outputs(&data).unwrap(), want, "{source}");
         }
+    }
+
+    #[test]
+    fn huber_delta_is_in_the_targets_own_units() {
+        // y = 10x with every tenth row an outlier +300: a Huber fit with δ = 1
+        // (in target units) ignores the outliers; were δ taken in standardised
+        // units (about 100 target units here) they would drag the line up.
+        let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0).collect();
+        let y: Vec<f32> = x.iter().enumerate().map(|(i, v)| 10.0 * v + if i % 10 == 0 { 300.0 } else { 0.0 }).collect();
+        let data = Dataset {
+            name: "outliers".into(),
+            x: gradus_data::Matrix::from_vec(200, 1, x).unwrap(),
+            y: Target::Real(y),
+            feature_names: vec!["x".into()],
+            target_name: "y".into(),
+        };
+        let job = TrainJob {
+            model: ModelChoice::Linear,
+            loss: Some(Loss::Huber { delta: 1.0 }),
+            scaling: Scaling::Standard,
+            valid_fraction: 0.0,
+            config: TrainConfig {
+                optimizer: OptimizerConfig::lbfgs(),
+                epochs: 200,
+                tol: 0.0,
+                ..TrainConfig::default()
+            },
+        };
+        let outcome = job.run(&data, &mut NoObserver).unwrap();
+        assert_eq!(outcome.saved.spec.loss, Loss::Huber { delta: 1.0 }, "the file keeps δ in target units");
+        let out = outcome.saved.outputs(gradus_data::Matrix::from_vec(2, 1, vec![0.0, 1.0]).unwrap()).unwrap();
+        assert!(out[0].abs() < 1.0 && (out[1] - 10.0).abs() < 1.0, "robust fit: {out:?}");
+    }
+
+    #[test]
+    fn lbfgs_refuses_a_dropout_network() {
+        let mut job = job(ModelChoice::Mlp {
+            hidden: vec![4],
+            activation: Activation::Relu,
+            dropout: 0.5,
+            init: WeightInit::Auto,
+        });
+        job.config.optimizer = OptimizerConfig::lbfgs();
+        job.config.batch_size = None;
+        let data = job.load("builtin:iris", None).unwrap();
+        let err = job.run(&data, &mut NoObserver).err().expect("refused");
+        assert!(err.to_string().contains("L-BFGS needs a deterministic objective"), "{err}");
     }
 
     #[test]
