@@ -198,9 +198,32 @@ fn affine(input: &[f32], n: usize, w: &[f32], bias: &[f32], z: &mut [f32]) {
     let a = FaerRef::from_row_major_slice(input, n, fan_in);
     let w = FaerRef::from_row_major_slice(w, fan_in, fan_out);
     matmul(MatMut::from_row_major_slice_mut(z, n, fan_out), Accum::Replace, a, w, 1.0f32, Par::Seq);
-    for row in z.chunks_exact_mut(fan_out) {
-        for (v, b) in row.iter_mut().zip(bias) {
-            *v += b;
+    add_bias(z, bias);
+}
+
+crate::simd::multiversion! {
+    /// Adds `bias` to every row of the row-major `z`.
+    fn add_bias(z: &mut [f32], bias: &[f32]) {
+        let k = bias.len();
+        for row in z.chunks_exact_mut(k) {
+            let row = &mut row[..k];
+            for j in 0..k {
+                row[j] += bias[j];
+            }
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// Sums the rows of the row-major `delta` into `out` (a bias gradient).
+    fn sum_rows(delta: &[f32], out: &mut [f32]) {
+        let k = out.len();
+        out.fill(0.0);
+        for row in delta.chunks_exact(k) {
+            let row = &row[..k];
+            for j in 0..k {
+                out[j] += row[j];
+            }
         }
     }
 }
@@ -316,12 +339,7 @@ impl Model for Mlp {
                 matmul(gw, Accum::Replace, a_in.transpose(), d, 1.0f32, Par::Seq);
             }
             let gb = &mut grad[layer.b.clone()];
-            gb.fill(0.0);
-            for row in delta[..n * layer.fan_out].chunks_exact(layer.fan_out) {
-                for (g, v) in gb.iter_mut().zip(row) {
-                    *g += v;
-                }
-            }
+            sum_rows(&delta[..n * layer.fan_out], gb);
             if l > 0 {
                 // dA = delta·Wᵀ, then through dropout and the activation.
                 next.resize(n * layer.fan_in, 0.0);

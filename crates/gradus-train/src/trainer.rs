@@ -386,10 +386,6 @@ impl Trainer {
                         steps += 1;
                         epoch_loss += value * rows.len() as f64;
                         epoch_rows += rows.len();
-                        if exploded(model.params(), cfg.divergence_threshold) {
-                            end = EpochEnd::Diverged;
-                            break;
-                        }
                         if cfg.max_iter == Some(steps) {
                             end = EpochEnd::MaxIterations;
                             break;
@@ -425,7 +421,10 @@ impl Trainer {
                     }
                 }
             };
-            if matches!(end, EpochEnd::Diverged) {
+            // Exploding weights are caught once an epoch (a non-finite loss at
+            // once, every step): a pass over all parameters per step costs as
+            // much as a small model's update.
+            if matches!(end, EpochEnd::Diverged) || exploded(model.params(), cfg.divergence_threshold) {
                 termination = Termination::Diverged;
                 break;
             }
@@ -540,10 +539,12 @@ fn norm(v: &[f32]) -> f64 {
     (lanes.iter().sum::<f64>() + rest).sqrt()
 }
 
-/// Whether any parameter is NaN or beyond ±threshold; without early exit so
-/// that the scan vectorises.
-fn exploded(params: &[f32], threshold: f32) -> bool {
-    params.iter().fold(false, |bad, p| bad | p.is_nan() | (p.abs() > threshold))
+crate::simd::multiversion! {
+    /// Whether any parameter is NaN or beyond ±threshold; without early exit so
+    /// that the scan vectorises.
+    fn exploded(params: &[f32], threshold: f32) -> bool {
+        params.iter().fold(false, |bad, p| bad | p.is_nan() | (p.abs() > threshold))
+    }
 }
 
 fn validation_loss(model: &dyn Model, loss: Loss, data: &Dataset) -> f64 {
