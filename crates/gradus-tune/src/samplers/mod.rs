@@ -1,0 +1,58 @@
+//! Samplers: where a trial's parameters come from.
+//!
+//! A sampler may draw a trial's parameters jointly ([`Sampler::sample_relative`],
+//! once per trial: model-based samplers such as GP, CMA-ES or multivariate TPE)
+//! and must be able to draw one parameter on its own
+//! ([`Sampler::sample_independent`]: define-by-run parameters the joint draw
+//! did not cover). It sees the study only through a read-only [`StudyView`],
+//! whose running trials are the pending ones. Every draw is a pure function of
+//! the seed, the view and the trial, so a seeded study is reproducible.
+
+mod grid;
+mod random;
+mod sobol;
+
+use std::collections::BTreeMap;
+
+pub use grid::GridSampler;
+pub use random::RandomSampler;
+pub use sobol::SobolSampler;
+
+use serde_json::Value;
+
+use crate::{Distribution, FrozenTrial, StudyView};
+
+pub trait Sampler: Send + Sync {
+    /// Internal values for some parameters of `trial`, drawn jointly.
+    fn sample_relative(&self, _view: &StudyView, _trial: &FrozenTrial) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
+
+    /// The internal value of one parameter.
+    fn sample_independent(&self, view: &StudyView, trial: &FrozenTrial, name: &str, distribution: &Distribution)
+    -> f64;
+
+    /// Trials to enqueue when the study is created (a grid's points).
+    fn initial_trials(&self) -> Vec<BTreeMap<String, Value>> {
+        Vec::new()
+    }
+
+    /// Whether the sampler proposes only its initial trials (a grid): the
+    /// study then claims waiting trials and stops when none is left.
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+/// A 64-bit FNV-1a hash, for deriving per-trial, per-parameter seeds that do
+/// not depend on which thread or process asks first.
+pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for &b in *part {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

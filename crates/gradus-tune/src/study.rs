@@ -1,0 +1,399 @@
+//! The study: asks the sampler for parameters, runs or hands out trials,
+//! consults the pruner, and records everything in the storage. Like argmin's
+//! executor, [`Study::optimize`] owns the loop so every sampler gets the same
+//! threading, budgets, failure handling and stopping.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::pruners::NopPruner;
+use crate::{
+    Direction, Distribution, FrozenTrial, InMemoryStorage, Pruner, Sampler, Storage, StudyRecord, TrialState, TuneError,
+};
+
+/// A read-only snapshot of a study's trials, given to samplers and pruners —
+/// never a lock on the storage.
+#[derive(Clone, Debug)]
+pub struct StudyView {
+    pub direction: Direction,
+    /// Every trial, indexed by number.
+    pub trials: Arc<Vec<FrozenTrial>>,
+}
+
+impl StudyView {
+    /// Complete trials, in number order.
+    pub fn complete(&self) -> impl Iterator<Item = &FrozenTrial> {
+        self.trials.iter().filter(|t| matches!(t.state, TrialState::Complete(_)))
+    }
+
+    /// Trials started but not finished (for constant-liar style samplers).
+    pub fn running(&self) -> impl Iterator<Item = &FrozenTrial> {
+        self.trials.iter().filter(|t| t.state == TrialState::Running)
+    }
+}
+
+/// How an objective ends a trial other than with a value.
+#[derive(Debug)]
+pub enum TrialFailure {
+    /// The objective stopped because [`Trial::should_prune`] said so.
+    Pruned,
+    /// The objective failed; the study records the reason and goes on.
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for TrialFailure {
+    fn from(e: E) -> Self {
+        TrialFailure::Failed(e.to_string())
+    }
+}
+
+/// The trial an objective is running: suggest parameters, report progress,
+/// ask whether to stop.
+pub struct Trial<'a> {
+    study: &'a Study,
+    frozen: FrozenTrial,
+    view: StudyView,
+    relative: BTreeMap<String, f64>,
+}
+
+impl Trial<'_> {
+    pub fn number(&self) -> u64 {
+        self.frozen.number
+    }
+
+    /// The parameters suggested so far.
+    pub fn params(&self) -> &BTreeMap<String, Value> {
+        &self.frozen.params
+    }
+
+    /// A value for `name` from `distribution`: an enqueued value, the
+    /// sampler's joint sample, or an independent one. Suggesting a name again
+    /// with the same distribution returns the same value.
+    pub fn suggest(&mut self, name: &str, distribution: Distribution) -> Result<Value, TuneError> {
+        distribution.validate(name)?;
+        if let Some(previous) = self.frozen.distributions.get(name) {
+            if *previous != distribution {
+                return Err(TuneError::IncompatibleSuggestion {
+                    name: name.into(),
+                    first: previous.describe(),
+                    second: distribution.describe(),
+                });
+            }
+            return Ok(self.frozen.params[name].clone());
+        }
+        let internal = match self.frozen.fixed_params.get(name) {
+            Some(fixed) => distribution.to_internal(name, fixed)?,
+            None => match self.relative.get(name) {
+                Some(&v) if distribution.contains(v) => v,
+                _ => self.study.sampler.sample_independent(&self.view, &self.frozen, name, &distribution),
+            },
+        };
+        let value = distribution.to_external(internal);
+        self.study.storage.set_param(self.frozen.id, name, &distribution, &value)?;
+        self.frozen.params.insert(name.into(), value.clone());
+        self.frozen.distributions.insert(name.into(), distribution);
+        Ok(value)
+    }
+
+    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64) -> Result<f64, TuneError> {
+        Ok(self.suggest(name, Distribution::float(low, high))?.as_f64().expect("a float"))
+    }
+
+    pub fn suggest_float_log(&mut self, name: &str, low: f64, high: f64) -> Result<f64, TuneError> {
+        Ok(self.suggest(name, Distribution::log_float(low, high))?.as_f64().expect("a float"))
+    }
+
+    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64) -> Result<i64, TuneError> {
+        Ok(self.suggest(name, Distribution::int(low, high))?.as_i64().expect("an int"))
+    }
+
+    pub fn suggest_categorical(&mut self, name: &str, choices: &[&str]) -> Result<String, TuneError> {
+        let value = self.suggest(name, Distribution::categorical(choices.iter().copied()))?;
+        Ok(value.as_str().expect("a string choice").to_string())
+    }
+
+    /// Records the objective's progress at `step` (an epoch, say).
+    pub fn report(&mut self, step: u64, value: f64) -> Result<(), TuneError> {
+        self.study.storage.report(self.frozen.id, step, value)?;
+        self.frozen.intermediate.insert(step, value);
+        Ok(())
+    }
+
+    /// Whether the pruner judges this trial unpromising from its reports.
+    pub fn should_prune(&self) -> bool {
+        let view = self.study.view().unwrap_or_else(|_| self.view.clone());
+        self.study.pruner.prune(&view, &self.frozen)
+    }
+}
+
+/// Trials cached from the storage, refreshed incrementally.
+struct Cache {
+    cursor: u64,
+    trials: Arc<Vec<FrozenTrial>>,
+}
+
+/// A hyperparameter search: a sampler, a pruner and a storage joined.
+pub struct Study {
+    record: StudyRecord,
+    storage: Arc<dyn Storage>,
+    sampler: Box<dyn Sampler>,
+    pruner: Box<dyn Pruner>,
+    cache: Mutex<Cache>,
+    stopped: AtomicBool,
+}
+
+impl Study {
+    /// Creates a study named `name` in `storage`; the sampler's initial
+    /// trials (a grid's points) are enqueued once, here.
+    pub fn create(
+        storage: Arc<dyn Storage>,
+        name: &str,
+        direction: Direction,
+        sampler: Box<dyn Sampler>,
+        pruner: Box<dyn Pruner>,
+        settings: &Value,
+    ) -> Result<Self, TuneError> {
+        let record = storage.create_study(name, direction, settings)?;
+        for params in sampler.initial_trials() {
+            storage.enqueue_trial(record.id, &params)?;
+        }
+        Ok(Self::from_record(record, storage, sampler, pruner))
+    }
+
+    /// Opens an existing study.
+    pub fn load(
+        storage: Arc<dyn Storage>,
+        name: &str,
+        sampler: Box<dyn Sampler>,
+        pruner: Box<dyn Pruner>,
+    ) -> Result<Self, TuneError> {
+        let record = storage.load_study(name)?;
+        Ok(Self::from_record(record, storage, sampler, pruner))
+    }
+
+    /// A study in memory with no pruner: the quickest start.
+    pub fn in_memory(name: &str, direction: Direction, sampler: Box<dyn Sampler>) -> Result<Self, TuneError> {
+        Self::create(Arc::new(InMemoryStorage::new()), name, direction, sampler, Box::new(NopPruner), &Value::Null)
+    }
+
+    fn from_record(
+        record: StudyRecord,
+        storage: Arc<dyn Storage>,
+        sampler: Box<dyn Sampler>,
+        pruner: Box<dyn Pruner>,
+    ) -> Self {
+        Self {
+            record,
+            storage,
+            sampler,
+            pruner,
+            cache: Mutex::new(Cache { cursor: 0, trials: Arc::new(Vec::new()) }),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Replaces the pruner.
+    pub fn with_pruner(mut self, pruner: Box<dyn Pruner>) -> Self {
+        self.pruner = pruner;
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.record.direction
+    }
+
+    pub fn record(&self) -> &StudyRecord {
+        &self.record
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// An up-to-date snapshot of the trials (reading only what changed).
+    pub fn view(&self) -> Result<StudyView, TuneError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = self.storage.trials_since(self.record.id, cache.cursor)?;
+        if !changed.trials.is_empty() {
+            let trials = Arc::make_mut(&mut cache.trials);
+            for t in changed.trials {
+                let i = t.number as usize;
+                if i >= trials.len() {
+                    trials.resize_with(i + 1, || placeholder(i));
+                }
+                trials[i] = t;
+            }
+        }
+        cache.cursor = changed.cursor;
+        Ok(StudyView { direction: self.record.direction, trials: cache.trials.clone() })
+    }
+
+    /// Enqueues a trial whose parameters are fixed in advance; they are
+    /// evaluated before any sampled ones.
+    pub fn enqueue_trial(&self, params: BTreeMap<String, Value>) -> Result<u64, TuneError> {
+        self.storage.enqueue_trial(self.record.id, &params)
+    }
+
+    /// Starts a trial for a caller that runs the objective itself.
+    pub fn ask(&self) -> Result<Trial<'_>, TuneError> {
+        self.next_trial()?.ok_or(TuneError::Exhausted(self.record.name.clone()))
+    }
+
+    /// Finishes a trial from the objective's result: a value completes it
+    /// (NaN or infinity fails it), a failure fails or prunes it.
+    pub fn tell(&self, trial: Trial<'_>, result: Result<f64, TrialFailure>) -> Result<FrozenTrial, TuneError> {
+        self.finish(trial.frozen.id, result)
+    }
+
+    /// Finishes trial `number` (the ask/tell of a caller in another process).
+    pub fn tell_number(&self, number: u64, result: Result<f64, TrialFailure>) -> Result<FrozenTrial, TuneError> {
+        let trial = self.storage.trial(self.record.id, number)?;
+        if trial.state.is_finished() {
+            return Err(TuneError::TrialFinished { trial: number, state: trial.state.name().into() });
+        }
+        if let Ok(v) = result
+            && !v.is_finite()
+        {
+            return Err(TuneError::InvalidValue { trial: number, reason: format!("{v} is not a finite number") });
+        }
+        self.finish(trial.id, result)
+    }
+
+    fn finish(&self, id: u64, result: Result<f64, TrialFailure>) -> Result<FrozenTrial, TuneError> {
+        let state = match result {
+            Ok(v) if v.is_finite() => TrialState::Complete(v),
+            Ok(_) | Err(TrialFailure::Failed(_)) => TrialState::Fail,
+            Err(TrialFailure::Pruned) => TrialState::Pruned,
+        };
+        self.storage.finish_trial(id, state)
+    }
+
+    /// Runs `objective` for up to `n_trials` trials (and until `timeout`), on
+    /// `n_jobs` threads. A trial whose objective errs, returns NaN or panics
+    /// fails and the study goes on. Stops early when [`Study::stop`] is called
+    /// or a closed sampler (a grid) has nothing left.
+    pub fn optimize<F>(
+        &self,
+        objective: F,
+        n_trials: u64,
+        timeout: Option<Duration>,
+        n_jobs: usize,
+    ) -> Result<(), TuneError>
+    where
+        F: Fn(&mut Trial<'_>) -> Result<f64, TrialFailure> + Sync,
+    {
+        self.optimize_with_callback(objective, n_trials, timeout, n_jobs, |_, _| {})
+    }
+
+    /// [`Study::optimize`] that calls `callback` after each finished trial.
+    pub fn optimize_with_callback<F, C>(
+        &self,
+        objective: F,
+        n_trials: u64,
+        timeout: Option<Duration>,
+        n_jobs: usize,
+        callback: C,
+    ) -> Result<(), TuneError>
+    where
+        F: Fn(&mut Trial<'_>) -> Result<f64, TrialFailure> + Sync,
+        C: Fn(&Study, &FrozenTrial) + Sync,
+    {
+        if n_jobs == 0 {
+            return Err(TuneError::InvalidArgument { name: "n_jobs", reason: "must be at least 1".into() });
+        }
+        self.stopped.store(false, Ordering::SeqCst);
+        let started = AtomicU64::new(0);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let worker = || -> Result<(), TuneError> {
+            loop {
+                if self.stopped.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(());
+                }
+                if started.fetch_add(1, Ordering::SeqCst) >= n_trials {
+                    return Ok(());
+                }
+                let Some(mut trial) = self.next_trial()? else { return Ok(()) };
+                let result = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
+                    Ok(result) => result,
+                    Err(panic) => Err(TrialFailure::Failed(panic_message(&panic))),
+                };
+                let finished = self.tell(trial, result)?;
+                callback(self, &finished);
+            }
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n_jobs).map(|_| scope.spawn(worker)).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect::<Result<Vec<()>, _>>()
+        })?;
+        Ok(())
+    }
+
+    /// The next trial; `None` when a closed sampler (a grid) has no waiting
+    /// trial left.
+    fn next_trial(&self) -> Result<Option<Trial<'_>>, TuneError> {
+        let view = self.view()?;
+        let frozen = if self.sampler.is_closed() {
+            match self.storage.claim_waiting_trial(self.record.id)? {
+                Some(t) => t,
+                None => return Ok(None),
+            }
+        } else {
+            self.storage.create_trial(self.record.id)?
+        };
+        let relative = self.sampler.sample_relative(&view, &frozen);
+        Ok(Some(Trial { study: self, frozen, view, relative }))
+    }
+
+    /// Asks running `optimize` loops to finish their current trials and stop.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Every trial, in number order.
+    pub fn trials(&self) -> Result<Vec<FrozenTrial>, TuneError> {
+        Ok(self.view()?.trials.as_ref().clone())
+    }
+
+    /// The complete trial with the best value (the earliest among equals).
+    pub fn best_trial(&self) -> Result<Option<FrozenTrial>, TuneError> {
+        let view = self.view()?;
+        let direction = self.direction();
+        Ok(view
+            .complete()
+            .fold(None::<&FrozenTrial>, |best, t| match best {
+                Some(b) if !direction.better(t.value().unwrap_or(f64::NAN), b.value().unwrap_or(f64::NAN)) => Some(b),
+                _ => Some(t),
+            })
+            .cloned())
+    }
+}
+
+/// A stand-in for a trial number not yet seen (a gap another process fills).
+fn placeholder(number: usize) -> FrozenTrial {
+    FrozenTrial {
+        id: u64::MAX,
+        number: number as u64,
+        state: TrialState::Waiting,
+        params: BTreeMap::new(),
+        distributions: BTreeMap::new(),
+        intermediate: BTreeMap::new(),
+        fixed_params: BTreeMap::new(),
+        started_at: None,
+        finished_at: None,
+        heartbeat_at: None,
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    format!("the objective panicked: {}", text.unwrap_or_else(|| "(no message)".into()))
+}
