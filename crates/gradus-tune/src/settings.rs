@@ -1,0 +1,145 @@
+//! A study's recipe — sampler, pruner and declared space — as data, stored
+//! with the study so that any process reopening it builds the same plug-ins.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pruners::{HyperbandPruner, MedianPruner, NopPruner, PercentilePruner, SuccessiveHalvingPruner};
+use crate::samplers::{GridSampler, RandomSampler, SobolSampler};
+use crate::{Direction, Pruner, Sampler, SearchSpace, Storage, Study, TuneError};
+
+/// Which sampler, with its seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum SamplerSpec {
+    Random {
+        seed: u64,
+    },
+    /// Needs a declared space whose parameters are all finite.
+    Grid {
+        seed: u64,
+    },
+    Sobol {
+        seed: u64,
+    },
+}
+
+/// Which pruner, with its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum PrunerSpec {
+    None,
+    Median,
+    Percentile {
+        percentile: f64,
+    },
+    /// Asynchronous successive halving.
+    Asha {
+        min_resource: u64,
+        reduction_factor: u64,
+    },
+    Hyperband {
+        min_resource: u64,
+        max_resource: u64,
+        reduction_factor: u64,
+    },
+}
+
+/// Everything needed to rebuild a study's sampler and pruner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudySettings {
+    pub sampler: SamplerSpec,
+    pub pruner: PrunerSpec,
+    /// The declared search space, if any (`ask` and `run` suggest from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<SearchSpace>,
+}
+
+impl StudySettings {
+    pub fn sampler(&self) -> Result<Box<dyn Sampler>, TuneError> {
+        Ok(match self.sampler {
+            SamplerSpec::Random { seed } => Box::new(RandomSampler::new(seed)),
+            SamplerSpec::Sobol { seed } => Box::new(SobolSampler::new(seed, self.space.as_ref())),
+            SamplerSpec::Grid { seed } => {
+                let space = self.space.clone().ok_or_else(|| TuneError::InvalidArgument {
+                    name: "sampler",
+                    reason: "grid search needs a declared space (--space)".into(),
+                })?;
+                Box::new(GridSampler::new(space, seed)?)
+            }
+        })
+    }
+
+    pub fn pruner(&self) -> Result<Box<dyn Pruner>, TuneError> {
+        Ok(match self.pruner {
+            PrunerSpec::None => Box::new(NopPruner),
+            PrunerSpec::Median => Box::new(MedianPruner::new()),
+            PrunerSpec::Percentile { percentile } => Box::new(PercentilePruner::new(percentile)?),
+            PrunerSpec::Asha { min_resource, reduction_factor } => {
+                Box::new(SuccessiveHalvingPruner::new(min_resource, reduction_factor, 0)?)
+            }
+            PrunerSpec::Hyperband { min_resource, max_resource, reduction_factor } => {
+                Box::new(HyperbandPruner::new(min_resource, max_resource, reduction_factor)?)
+            }
+        })
+    }
+}
+
+impl Study {
+    /// Creates a study whose sampler and pruner are built from `settings`,
+    /// which are stored with it.
+    pub fn create_with_settings(
+        storage: Arc<dyn Storage>,
+        name: &str,
+        direction: Direction,
+        settings: &StudySettings,
+    ) -> Result<Self, TuneError> {
+        let (sampler, pruner) = (settings.sampler()?, settings.pruner()?);
+        let stored = serde_json::to_value(settings).expect("settings serialise");
+        Study::create(storage, name, direction, sampler, pruner, &stored)
+    }
+
+    /// Opens a study created with [`Study::create_with_settings`].
+    pub fn open(storage: Arc<dyn Storage>, name: &str) -> Result<(Self, StudySettings), TuneError> {
+        let record = storage.load_study(name)?;
+        let settings = Self::settings_of(&record.settings, name)?;
+        let study = Study::load(storage, name, settings.sampler()?, settings.pruner()?)?;
+        Ok((study, settings))
+    }
+
+    fn settings_of(value: &Value, name: &str) -> Result<StudySettings, TuneError> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| TuneError::Storage(format!("study '{name}' has unreadable settings: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryStorage;
+
+    #[test]
+    fn a_study_reopens_with_the_sampler_and_pruner_it_was_created_with() {
+        let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+        let space = SearchSpace::parse(r#"{"a": {"type": "int", "low": 0, "high": 2}}"#, "s").unwrap();
+        let settings = StudySettings {
+            sampler: SamplerSpec::Grid { seed: 1 },
+            pruner: PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
+            space: Some(space),
+        };
+        Study::create_with_settings(storage.clone(), "g", Direction::Maximize, &settings).unwrap();
+        let (study, reopened) = Study::open(storage, "g").unwrap();
+        assert_eq!(reopened, settings);
+        study.optimize(|t| Ok(t.suggest_int("a", 0, 2)? as f64), 100, None, 1).unwrap();
+        assert_eq!(study.trials().unwrap().len(), 3, "the grid, enqueued once at creation, is exhausted");
+    }
+
+    #[test]
+    fn grid_without_a_space_is_an_error() {
+        let settings = StudySettings { sampler: SamplerSpec::Grid { seed: 0 }, pruner: PrunerSpec::None, space: None };
+        let err = settings.sampler().err().unwrap().to_string();
+        assert!(err.contains("grid search needs a declared space"), "{err}");
+    }
+}
