@@ -7,6 +7,7 @@
 mod datasets;
 mod predict;
 mod progress;
+mod study;
 mod train;
 
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gradus", version, about = "Train models with gradient-based optimizers")]
+#[command(name = "gradus", version, about = "Find good models: train them, and tune their hyperparameters")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +31,21 @@ enum Command {
     Evaluate(predict::EvaluateArgs),
     /// List the built-in datasets with their shape and task.
     Datasets(datasets::DatasetsArgs),
+    /// Create or delete a hyperparameter study.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
+    /// Start a trial of a study and print its parameters as JSON.
+    Ask(study::AskArgs),
+    /// Report a trial's result.
+    Tell(study::TellArgs),
+    /// Run an external command for each trial of a study.
+    Run(study::RunArgs),
+    /// List the studies in a storage.
+    Studies(study::StudiesArgs),
+    /// List a study's trials.
+    Trials(study::TrialsArgs),
+    /// Print a study's best trial as JSON.
+    Best(study::BestArgs),
 }
 
 /// A run that went wrong through no fault of its input (exit code 1).
@@ -51,6 +67,13 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run_predict(args),
         Command::Evaluate(args) => predict::run_evaluate(args),
         Command::Datasets(args) => datasets::run(args),
+        Command::Study(command) => study::run_study(command),
+        Command::Ask(args) => study::run_ask(args),
+        Command::Tell(args) => study::run_tell(args),
+        Command::Run(args) => study::run_run(args),
+        Command::Studies(args) => study::run_studies(args),
+        Command::Trials(args) => study::run_trials(args),
+        Command::Best(args) => study::run_best(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,7 +87,8 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             let failed = err.downcast_ref::<RunFailed>().is_some()
                 || err.downcast_ref::<std::io::Error>().is_some()
-                || err.downcast_ref::<gradus::train::ModelFileError>().is_some_and(|e| e.is_write_failure());
+                || err.downcast_ref::<gradus::train::ModelFileError>().is_some_and(|e| e.is_write_failure())
+                || matches!(err.downcast_ref::<gradus::tune::TuneError>(), Some(gradus::tune::TuneError::Storage(_)));
             ExitCode::from(if failed { 1 } else { 2 })
         }
     }

@@ -40,6 +40,6 @@ pub use pruners::Pruner;
 pub use samplers::Sampler;
 pub use settings::{PrunerSpec, SamplerSpec, StudySettings};
 pub use space::SearchSpace;
-pub use storage::{InMemoryStorage, Storage, StudyRecord, StudySummary, conformance};
+pub use storage::{InMemoryStorage, Storage, StudyRecord, StudySummary, TrialsSince, conformance};
 pub use study::{Study, StudyView, TrialFailure};
-pub use trial::{Direction, FrozenTrial, Trial, TrialState};
+pub use trial::{Direction, FrozenTrial, Trial, TrialState, now};

@@ -60,7 +60,9 @@ pub trait Storage: Send + Sync {
     fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError>;
     /// The trial numbered `number` in `study`.
     fn trial(&self, study: u64, number: u64) -> Result<FrozenTrial, TuneError>;
-    /// Trials created or changed after `cursor` (0 for all).
+    /// Trials created or changed after `cursor` (0 for all). A back end must
+    /// hand out change numbers in commit order (a locked counter, not a
+    /// free-running sequence), or a reader could skip a change.
     fn trials_since(&self, study: u64, cursor: u64) -> Result<TrialsSince, TuneError>;
     /// Marks running trials without a heartbeat for `max_age` seconds failed;
     /// returns their numbers.
@@ -123,12 +125,15 @@ impl Memory {
         Ok(Some(trial.clone()))
     }
 
+    /// A trial that may still change; checked before it is marked changed,
+    /// so a refused write leaves the change cursor alone.
     fn running_mut(&mut self, id: u64) -> Result<&mut FrozenTrial, TuneError> {
-        let trial = self.trial_mut(id)?;
+        let (_, trial) =
+            self.trials.get(id as usize).ok_or(TuneError::UnknownTrial { study: String::new(), trial: id })?;
         if trial.state.is_finished() {
             return Err(TuneError::TrialFinished { trial: trial.number, state: trial.state.name().into() });
         }
-        Ok(trial)
+        self.trial_mut(id)
     }
 }
 

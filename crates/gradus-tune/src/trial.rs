@@ -116,7 +116,7 @@ impl FrozenTrial {
     }
 }
 
-/// Seconds since the Unix epoch, now.
-pub(crate) fn now() -> f64 {
+/// Seconds since the Unix epoch, now: how every storage stamps its trials.
+pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -1,9 +1,11 @@
 //! gradus: find good models. This facade re-exports the data layer
-//! ([`data`]) and the training engine ([`train`]), and holds the pipelines
-//! that join them: [`pipeline::TrainJob`] turns a dataset and a model choice
+//! ([`data`]), the training engine ([`train`]), the tuning engine ([`tune`])
+//! and the study storages ([`store`]), and holds the pipelines that join them: [`pipeline::TrainJob`] turns a dataset and a model choice
 //! into a trained, saveable model with its metrics.
 
 pub mod pipeline;
 
 pub use gradus_data as data;
+pub use gradus_store as store;
 pub use gradus_train as train;
+pub use gradus_tune as tune;

@@ -1,0 +1,442 @@
+//! The tuning commands: `study create`, `ask`, `tell`, `run`, `studies`,
+//! `trials`, `best`. Studies live in a storage named by URL
+//! (`sqlite:PATH`, default `sqlite:gradus.db`).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use gradus::tune::{
+    Direction, FrozenTrial, PrunerSpec, SamplerSpec, SearchSpace, Storage, Study, StudySettings, TrialFailure,
+};
+use serde_json::{Value, json};
+
+use crate::outln;
+
+/// Where studies are stored.
+#[derive(Args, Clone)]
+pub struct StorageArg {
+    /// The storage: sqlite:PATH (one file, safe for several processes).
+    #[arg(long, default_value = "sqlite:gradus.db", value_name = "URL")]
+    storage: String,
+}
+
+impl StorageArg {
+    /// Opens an existing storage; only `study create` may create one.
+    fn open(&self, create: bool) -> anyhow::Result<Arc<dyn Storage>> {
+        Ok(gradus::store::open(&self.storage, create)?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Create a study.
+    Create(CreateArgs),
+    /// Delete a study and its trials.
+    Delete {
+        #[arg(long)]
+        study: String,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    study: String,
+    #[arg(long, value_enum)]
+    direction: DirectionArg,
+    /// The search space: a JSON or TOML file, or inline JSON.
+    #[arg(long, value_name = "FILE|JSON")]
+    space: Option<String>,
+    #[arg(long, value_enum, default_value = "random")]
+    sampler: SamplerArg,
+    #[arg(long, value_enum, default_value = "none")]
+    pruner: PrunerArg,
+    /// Seeds the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Minimize,
+    Maximize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SamplerArg {
+    Random,
+    Grid,
+    Sobol,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrunerArg {
+    None,
+    Median,
+    Asha,
+    Hyperband,
+}
+
+/// A space given inline (`{...}`) or as a file.
+fn read_space(arg: &str) -> anyhow::Result<SearchSpace> {
+    Ok(if arg.trim_start().starts_with('{') { SearchSpace::parse(arg, "--space")? } else { SearchSpace::load(arg)? })
+}
+
+pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
+    match command {
+        StudyCommand::Create(args) => {
+            let space = args.space.as_deref().map(read_space).transpose()?;
+            let settings = StudySettings {
+                sampler: match args.sampler {
+                    SamplerArg::Random => SamplerSpec::Random { seed: args.seed },
+                    SamplerArg::Grid => SamplerSpec::Grid { seed: args.seed },
+                    SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },
+                },
+                pruner: match args.pruner {
+                    PrunerArg::None => PrunerSpec::None,
+                    PrunerArg::Median => PrunerSpec::Median,
+                    PrunerArg::Asha => PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
+                    PrunerArg::Hyperband => {
+                        PrunerSpec::Hyperband { min_resource: 1, max_resource: 81, reduction_factor: 3 }
+                    }
+                },
+                space,
+            };
+            // Build the plug-ins before touching the storage: a bad space
+            // or a grid without one leaves no half-made study behind.
+            settings.sampler()?;
+            settings.pruner()?;
+            let direction = match args.direction {
+                DirectionArg::Minimize => Direction::Minimize,
+                DirectionArg::Maximize => Direction::Maximize,
+            };
+            let storage = args.storage.open(true)?;
+            let study = Study::create_with_settings(storage, &args.study, direction, &settings)?;
+            outln!("{}", json!({"study": study.name(), "direction": direction, "settings": settings}));
+        }
+        StudyCommand::Delete { study, storage } => {
+            storage.open(false)?.delete_study(&study)?;
+            outln!("{}", json!({"deleted": study}));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct AskArgs {
+    #[arg(long)]
+    study: String,
+    /// The space to suggest from [default: the study's own].
+    #[arg(long, value_name = "FILE|JSON")]
+    space: Option<String>,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+/// Starts a trial and suggests every parameter of the space.
+fn ask_params(study: &Study, space: &SearchSpace) -> anyhow::Result<(u64, BTreeMap<String, Value>)> {
+    let mut trial = study.ask()?;
+    for (name, dist) in space.iter() {
+        trial.suggest(name, dist.clone())?;
+    }
+    Ok((trial.number(), trial.params().clone()))
+}
+
+fn study_space(settings: &StudySettings, given: Option<&str>) -> anyhow::Result<SearchSpace> {
+    match (given, &settings.space) {
+        (Some(arg), _) => read_space(arg),
+        (None, Some(space)) => Ok(space.clone()),
+        (None, None) => bail!("the study has no declared space; give one with --space"),
+    }
+}
+
+pub fn run_ask(args: AskArgs) -> anyhow::Result<()> {
+    let (study, settings) = Study::open(args.storage.open(false)?, &args.study)?;
+    let space = study_space(&settings, args.space.as_deref())?;
+    let (number, params) = ask_params(&study, &space)?;
+    outln!("{}", json!({"trial": number, "params": params}));
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TellArgs {
+    #[arg(long)]
+    study: String,
+    #[arg(long)]
+    trial: u64,
+    /// The objective's value (completes the trial).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "state", required_unless_present = "state")]
+    value: Option<f64>,
+    /// End the trial without a value.
+    #[arg(long, value_enum)]
+    state: Option<TellState>,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TellState {
+    Fail,
+    Pruned,
+}
+
+pub fn run_tell(args: TellArgs) -> anyhow::Result<()> {
+    let (study, _) = Study::open(args.storage.open(false)?, &args.study)?;
+    let result = match (args.value, args.state) {
+        (Some(v), _) => Ok(v),
+        (None, Some(TellState::Pruned)) => Err(TrialFailure::Pruned),
+        (None, _) => Err(TrialFailure::Failed("told failed".into())),
+    };
+    let trial = study.tell_number(args.trial, result)?;
+    outln!("{}", trial_json(&trial));
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[arg(long)]
+    study: String,
+    /// Trials to run (in total over all jobs).
+    #[arg(long)]
+    trials: u64,
+    /// Trials at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Read the objective from the first capture group (or the match) of
+    /// this regex in the command's output [default: the last number printed].
+    #[arg(long, value_name = "REGEX")]
+    metric_regex: Option<String>,
+    #[command(flatten)]
+    storage: StorageArg,
+    /// The command; `{name}` in an argument is replaced by parameter `name`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// The command's arguments with `{name}` replaced by the trial's values.
+fn substitute(command: &[String], params: &BTreeMap<String, Value>) -> Vec<String> {
+    command
+        .iter()
+        .map(|arg| {
+            params.iter().fold(arg.clone(), |a, (name, value)| {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                a.replace(&format!("{{{name}}}"), &text)
+            })
+        })
+        .collect()
+}
+
+/// The objective value in a command's output.
+fn read_metric(output: &str, regex: Option<&regex::Regex>) -> Option<f64> {
+    match regex {
+        Some(re) => {
+            let caps = re.captures_iter(output).last()?;
+            caps.get(1).or_else(|| caps.get(0))?.as_str().trim().parse().ok()
+        }
+        None => output
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=' || c == ':')
+            .rev()
+            .find_map(|token| token.parse::<f64>().ok()),
+    }
+}
+
+pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
+    let regex = args.metric_regex.as_deref().map(regex::Regex::new).transpose().context("invalid --metric-regex")?;
+    if args.jobs == 0 {
+        bail!("invalid --jobs 0: must be at least 1");
+    }
+    let (study, settings) = Study::open(args.storage.open(false)?, &args.study)?;
+    let space = study_space(&settings, None)?;
+    let unknown: Vec<&str> = args
+        .command
+        .iter()
+        .flat_map(|a| a.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(name, _)| name)))
+        .filter(|name| !name.is_empty() && !space.0.contains_key(*name))
+        .collect();
+    if let Some(name) = unknown.first() {
+        let known = space.0.keys().cloned().collect::<Vec<_>>().join(", ");
+        bail!("the command names {{{name}}}, which the study's space does not have (it has: {known})");
+    }
+    let objective = |trial: &mut gradus::tune::Trial<'_>| -> Result<f64, TrialFailure> {
+        for (name, dist) in space.iter() {
+            trial.suggest(name, dist.clone())?;
+        }
+        let argv = substitute(&args.command, trial.params());
+        let output = Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .map_err(|e| TrialFailure::Failed(format!("cannot run '{}': {e}", argv[0])))?;
+        if !output.status.success() {
+            return Err(TrialFailure::Failed(format!("'{}' exited with {}", argv[0], output.status)));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        read_metric(&stdout, regex.as_ref())
+            .ok_or_else(|| TrialFailure::Failed("no objective value in the output".into()))
+    };
+    let printed = std::sync::Mutex::new(Ok::<(), std::io::Error>(()));
+    study.optimize_with_callback(objective, args.trials, None, args.jobs, |_, trial| {
+        use std::io::Write;
+        let mut status = printed.lock().unwrap_or_else(|e| e.into_inner());
+        if status.is_ok() {
+            *status = writeln!(std::io::stdout().lock(), "{}", trial_json(trial));
+        }
+    })?;
+    printed.into_inner().unwrap_or_else(|e| e.into_inner())?;
+    Ok(())
+}
+
+/// One trial as a JSON object (the line format of `run`, `tell`, `trials`).
+fn trial_json(t: &FrozenTrial) -> Value {
+    json!({
+        "trial": t.number,
+        "state": t.state.name(),
+        "value": t.value(),
+        "params": t.params,
+        "duration": t.duration(),
+    })
+}
+
+#[derive(Args)]
+pub struct StudiesArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+pub fn run_studies(args: StudiesArgs) -> anyhow::Result<()> {
+    let studies = args.storage.open(false)?.list_studies()?;
+    if !args.json {
+        outln!("{:<24} {:<9} {:>7} {:>14}", "study", "direction", "trials", "best");
+    }
+    for s in studies {
+        if args.json {
+            outln!(
+                "{}",
+                json!({"study": s.name, "direction": s.direction, "trials": s.n_trials, "best": s.best_value})
+            );
+        } else {
+            let best = s.best_value.map_or("-".into(), |v| format!("{v:.6}"));
+            outln!("{:<24} {:<9} {:>7} {:>14}", s.name, s.direction.name(), s.n_trials, best);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrialsArgs {
+    #[arg(long)]
+    study: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
+    let (study, _) = Study::open(args.storage.open(false)?, &args.study)?;
+    let trials = study.trials()?;
+    let names: Vec<String> = trials
+        .iter()
+        .flat_map(|t| t.params.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cell = |t: &FrozenTrial, name: &str| match t.params.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    match args.format {
+        Format::Json => {
+            for t in &trials {
+                outln!("{}", trial_json(t));
+            }
+        }
+        Format::Csv => {
+            outln!("trial,state,value,duration,{}", names.join(","));
+            for t in &trials {
+                let params: Vec<String> = names.iter().map(|n| csv_field(&cell(t, n))).collect();
+                let value = t.value().map_or(String::new(), |v| v.to_string());
+                let duration = t.duration().map_or(String::new(), |d| format!("{d:.3}"));
+                outln!("{},{},{value},{duration},{}", t.number, t.state.name(), params.join(","));
+            }
+        }
+        Format::Table => {
+            let mut header = format!("{:>6}  {:<9} {:>14}", "trial", "state", "value");
+            for n in &names {
+                header.push_str(&format!("  {n:>12}"));
+            }
+            outln!("{header}");
+            for t in &trials {
+                let value = t.value().map_or("-".into(), |v| format!("{v:.6}"));
+                let mut line = format!("{:>6}  {:<9} {value:>14}", t.number, t.state.name());
+                for n in &names {
+                    line.push_str(&format!("  {:>12}", cell(t, n)));
+                }
+                outln!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+#[derive(Args)]
+pub struct BestArgs {
+    #[arg(long)]
+    study: String,
+    #[command(flatten)]
+    storage: StorageArg,
+}
+
+pub fn run_best(args: BestArgs) -> anyhow::Result<()> {
+    let (study, _) = Study::open(args.storage.open(false)?, &args.study)?;
+    match study.best_trial()? {
+        Some(t) => outln!("{}", trial_json(&t)),
+        None => bail!("study '{}' has no complete trial yet", args.study),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_is_the_last_number_or_the_regex_capture() {
+        assert_eq!(read_metric("epoch 1 loss 0.5\nepoch 2 loss 0.25\n", None), Some(0.25));
+        assert_eq!(read_metric("val_loss=0.125, done", None), Some(0.125));
+        assert_eq!(read_metric("nothing here", None), None);
+        let re = regex::Regex::new(r"acc (\S+)").unwrap();
+        assert_eq!(read_metric("acc 0.9 loss 0.1\nacc 0.95 loss 0.05\n", Some(&re)), Some(0.95));
+    }
+
+    #[test]
+    fn placeholders_take_the_trials_values() {
+        let params = BTreeMap::from([("lr".to_string(), json!(0.01)), ("opt".to_string(), json!("adam"))]);
+        let argv = substitute(&["train".into(), "--lr={lr}".into(), "{opt}".into(), "{other}".into()], &params);
+        assert_eq!(argv, ["train", "--lr=0.01", "adam", "{other}"]);
+    }
+}

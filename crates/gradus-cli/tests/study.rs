@@ -1,0 +1,210 @@
+//! The study commands, run as real processes on a real SQLite file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradus(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradus")).args(args).current_dir(dir).output().expect("the gradus binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    stdout(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+const SPACE: &str =
+    r#"{"x": {"type": "float", "low": -5, "high": 5}, "opt": {"type": "categorical", "choices": ["a", "b"]}}"#;
+
+fn create(dir: &Path, study: &str, extra: &[&str]) {
+    let mut args = vec!["study", "create", "--study", study, "--direction", "minimize", "--space", SPACE];
+    args.extend_from_slice(extra);
+    let out = gradus(dir, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Everything the storage holds, as the CLI shows it.
+fn snapshot(dir: &Path) -> String {
+    let studies = stdout(&gradus(dir, &["studies", "--json"]));
+    let trials = stdout(&gradus(dir, &["trials", "--study", "s", "--format", "json"]));
+    format!("{studies}{trials}")
+}
+
+#[test]
+fn ask_tell_best_and_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "s", &["--seed", "3"]);
+    let asked = json_lines(&gradus(dir.path(), &["ask", "--study", "s"]));
+    assert_eq!(asked[0]["trial"], 0);
+    assert!(asked[0]["params"]["x"].is_f64() && asked[0]["params"]["opt"].is_string(), "{asked:?}");
+    let told = json_lines(&gradus(dir.path(), &["tell", "--study", "s", "--trial", "0", "--value", "-1.5"]));
+    assert_eq!((told[0]["state"].as_str(), told[0]["value"].as_f64()), (Some("complete"), Some(-1.5)));
+    gradus(dir.path(), &["ask", "--study", "s"]);
+    let out = gradus(dir.path(), &["tell", "--study", "s", "--trial", "1", "--state", "pruned"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let best = json_lines(&gradus(dir.path(), &["best", "--study", "s"]));
+    assert_eq!(best[0]["trial"], 0);
+    let csv = stdout(&gradus(dir.path(), &["trials", "--study", "s", "--format", "csv"]));
+    assert!(csv.starts_with("trial,state,value,duration,opt,x\n0,complete,-1.5,"), "{csv}");
+    let studies = json_lines(&gradus(dir.path(), &["studies", "--json"]));
+    assert_eq!((studies[0]["study"].as_str(), studies[0]["trials"].as_u64()), (Some("s"), Some(2)));
+}
+
+#[test]
+fn bad_input_exits_2_and_leaves_the_study_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    // Before any study exists, a failed create leaves no database behind.
+    std::fs::write(dir.path().join("bad.json"), r#"{"x": {"type": "float", "low": 1, "high": "#).unwrap();
+    let out =
+        gradus(dir.path(), &["study", "create", "--study", "s", "--direction", "minimize", "--space", "bad.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.json: line 1"), "{}", stderr(&out));
+    assert!(!dir.path().join("gradus.db").exists());
+
+    create(dir.path(), "s", &[]);
+    gradus(dir.path(), &["ask", "--study", "s"]);
+    gradus(dir.path(), &["tell", "--study", "s", "--trial", "0", "--value", "1"]);
+    gradus(dir.path(), &["ask", "--study", "s"]);
+    let before = snapshot(dir.path());
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "study",
+                "create",
+                "--study",
+                "t",
+                "--direction",
+                "minimize",
+                "--space",
+                r#"{"x": {"type": "float", "low": 2, "high": 1}}"#,
+            ],
+            "low (2) is greater than high (1)",
+        ),
+        (
+            &[
+                "study",
+                "create",
+                "--study",
+                "t",
+                "--direction",
+                "minimize",
+                "--space",
+                r#"{"x": {"type": "float", "low": 0, "high": 1, "log": true}}"#,
+            ],
+            "needs low > 0",
+        ),
+        (
+            &[
+                "study",
+                "create",
+                "--study",
+                "t",
+                "--direction",
+                "minimize",
+                "--space",
+                r#"{"c": {"type": "categorical", "choices": []}}"#,
+            ],
+            "at least one choice",
+        ),
+        (&["study", "create", "--study", "s", "--direction", "minimize"], "a study named 's' already exists"),
+        (&["ask", "--study", "nope"], "no study named 'nope'"),
+        (&["tell", "--study", "s", "--trial", "0", "--value", "2"], "trial 0 is already finished (complete)"),
+        (&["tell", "--study", "s", "--trial", "1", "--value", "abc"], "invalid value 'abc'"),
+        (&["tell", "--study", "s", "--trial", "1", "--value", "NaN"], "NaN is not a finite number"),
+        (&["tell", "--study", "s", "--trial", "9", "--value", "1"], "no trial 9 in study 's'"),
+    ];
+    for (args, expected) in cases {
+        let out = gradus(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+        assert_eq!(snapshot(dir.path()), before, "{args:?} changed the storage");
+    }
+    // A command that is not the storage's creator never makes a database.
+    let out = gradus(dir.path(), &["studies", "--storage", "sqlite:other.db"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.path().join("other.db").exists());
+}
+
+#[test]
+fn run_reads_the_last_number_or_a_regex_and_fails_nonzero_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "s", &[]);
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "4", "--", "echo", "loss", "{x}", "opt={opt}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in json_lines(&out) {
+        assert_eq!(line["state"], "complete");
+        assert_eq!(line["value"], line["params"]["x"], "echo prints x last among numbers");
+    }
+    let out = gradus(
+        dir.path(),
+        &["run", "--study", "s", "--trials", "2", "--metric-regex", r"score (\S+) ", "--", "echo", "score 7 then {x}"],
+    );
+    assert!(json_lines(&out).iter().all(|l| l["value"] == 7.0), "{}", stdout(&out));
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "2", "--", "false"]);
+    assert!(json_lines(&out).iter().all(|l| l["state"] == "fail"), "{}", stdout(&out));
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "1", "--", "echo", "{lr}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the command names {lr}, which the study's space does not have"), "{}", stderr(&out));
+}
+
+fn run_in_parallel(dir: &Path, processes: usize, trials: &str, command: &[&str]) -> Vec<serde_json::Value> {
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            let mut args = vec!["run", "--study", "s", "--trials", trials, "--"];
+            args.extend_from_slice(command);
+            Command::new(env!("CARGO_BIN_EXE_gradus"))
+                .args(&args)
+                .current_dir(dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("locked"), "{}", stderr(&out));
+        lines.extend(json_lines(&out));
+    }
+    lines
+}
+
+#[test]
+fn three_processes_share_one_study_without_losing_or_repeating_a_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "s", &[]);
+    let reported = run_in_parallel(dir.path(), 3, "100", &["echo", "{x}"]);
+    assert_eq!(reported.len(), 300);
+    let trials = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
+    let numbers: Vec<u64> = trials.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..300).collect::<Vec<_>>(), "numbers 0..299, each once");
+    assert!(trials.iter().all(|t| t["state"] == "complete" && t["value"] == t["params"]["x"]), "no lost result");
+}
+
+#[test]
+fn three_processes_evaluate_every_grid_point_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let space =
+        r#"{"a": {"type": "int", "low": 0, "high": 9}, "b": {"type": "categorical", "choices": ["x", "y", "z"]}}"#;
+    let out = gradus(
+        dir.path(),
+        &["study", "create", "--study", "s", "--direction", "minimize", "--space", space, "--sampler", "grid"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    run_in_parallel(dir.path(), 3, "100", &["echo", "{a}", "{b}"]);
+    let trials = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
+    let mut points: Vec<String> = trials.iter().map(|t| t["params"].to_string()).collect();
+    assert_eq!(points.len(), 30, "the three processes stop once the 30 points are taken");
+    points.sort();
+    points.dedup();
+    assert_eq!(points.len(), 30, "each point once");
+}

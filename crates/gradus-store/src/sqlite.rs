@@ -1,0 +1,662 @@
+//! A [`Storage`] in one SQLite file, for studies that must outlive the process
+//! that runs them or that several processes work on at once.
+//!
+//! Point every worker of a study — on one machine — at the same file: each
+//! process opens its own [`SqliteStorage`], and SQLite's locking makes every
+//! storage method one atomic transaction. The file is in WAL mode, so readers
+//! never wait for the writer, and writers wait (up to [`BUSY_TIMEOUT`]) for
+//! each other instead of failing with "database is locked". WAL needs a local
+//! file system (not NFS or another network file system, which SQLite's
+//! locking does not reach across machines); opening fails where SQLite
+//! cannot switch to WAL.
+//!
+//! Reopening a file resumes its studies. The file records its schema version;
+//! an older file is upgraded on open, and a file written by a newer gradus is
+//! refused rather than misread.
+//!
+//! # Layout
+//!
+//! | table | holds |
+//! | --- | --- |
+//! | `schema_version` | the one version number of the layout |
+//! | `studies` | name, direction, settings (JSON) |
+//! | `trials` | number within its study, state, value, fixed parameters (JSON), times, and `seq` |
+//! | `params` | per trial and name: distribution and value, both JSON |
+//! | `intermediate` | per trial and step: the reported value (NULL for NaN) |
+//! | `counter` | one row: the last `seq` handed out |
+//!
+//! Every change to a trial takes the next number from `counter` and stores it
+//! in the trial's `seq`; [`Storage::trials_since`] returns the trials whose
+//! `seq` is above the cursor, and the counter as the new cursor. Writes are
+//! serialised by SQLite's write lock, so they commit in `seq` order and a
+//! reader never sees a `seq` before one that is still to commit.
+//!
+//! Ids of studies and trials are never reused, even after a study is deleted
+//! (`AUTOINCREMENT`), so a stale id held by another process cannot reach a
+//! newer study's trials.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gradus_tune::{
+    Direction, Distribution, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince, TuneError, now,
+};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+
+/// How long a write waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The schema version this code writes and understands.
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+
+/// The schema of version 1, created in a new file.
+const SCHEMA_V1: &str = "
+CREATE TABLE studies (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    name      TEXT NOT NULL UNIQUE,
+    direction TEXT NOT NULL CHECK (direction IN ('minimize', 'maximize')),
+    settings  TEXT NOT NULL                      -- JSON
+);
+CREATE TABLE trials (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id     INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    number       INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'pruned', 'fail')),
+    value        REAL,                           -- set for complete trials only
+    fixed_params TEXT NOT NULL,                  -- JSON object
+    started_at   REAL,                           -- seconds since the Unix epoch
+    finished_at  REAL,
+    heartbeat_at REAL,
+    seq          INTEGER NOT NULL,               -- `counter.seq` at its last change
+    UNIQUE (study_id, number)
+);
+CREATE INDEX trials_by_state ON trials (study_id, state, number);
+CREATE INDEX trials_by_seq ON trials (study_id, seq);
+CREATE TABLE params (
+    trial_id     INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    distribution TEXT NOT NULL,                  -- JSON
+    value        TEXT NOT NULL,                  -- JSON
+    PRIMARY KEY (trial_id, name)
+) WITHOUT ROWID;
+CREATE TABLE intermediate (
+    trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    step     INTEGER NOT NULL,
+    value    REAL,                               -- NULL stands for NaN
+    PRIMARY KEY (trial_id, step)
+) WITHOUT ROWID;
+CREATE TABLE counter (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO counter (id, seq) VALUES (1, 0);
+";
+
+/// The upgrades, in order: `MIGRATIONS[i]` turns version `i + 1` into
+/// `i + 2`. To change the schema, append a step here (and change nothing
+/// above): files of every older version are upgraded on open, in one
+/// transaction with the version update.
+const MIGRATIONS: &[&str] = &[];
+
+/// A [`Storage`] in an SQLite file; see the [module docs](self).
+pub struct SqliteStorage {
+    /// One connection per storage; rusqlite's is `Send` but not `Sync`.
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// Why an operation failed, before it is turned into a [`TuneError`] that
+/// names the file.
+enum Failure {
+    /// A caller's mistake (unknown study, finished trial, ...), passed on as is.
+    Tune(TuneError),
+    Sql(rusqlite::Error),
+    /// Data in the file that this code never writes.
+    Corrupt(String),
+    /// A file this code will not use, and why.
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
+    }
+}
+
+impl From<TuneError> for Failure {
+    fn from(e: TuneError) -> Self {
+        Failure::Tune(e)
+    }
+}
+
+impl Failure {
+    fn into_tune(self, path: &Path, what: &str) -> TuneError {
+        let path = path.display();
+        match self {
+            Failure::Tune(e) => e,
+            Failure::Sql(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => TuneError::Storage(format!(
+                "{path}: {what}: {e} (waited {} s for another connection to release it)",
+                BUSY_TIMEOUT.as_secs()
+            )),
+            Failure::Sql(e) => TuneError::Storage(format!("{path}: {what}: {e}")),
+            Failure::Corrupt(reason) => TuneError::Storage(format!("{path}: {what}: corrupted data: {reason}")),
+            Failure::Refused(reason) => TuneError::Storage(format!("{path}: {what}: {reason}")),
+        }
+    }
+}
+
+type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl SqliteStorage {
+    /// Opens the study database at `path`, creating it if absent and
+    /// upgrading an older schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TuneError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |what: &str, e: Failure| match e.into_tune(&path, what) {
+            TuneError::Storage(msg) => TuneError::Storage(format!("cannot open study database {msg}")),
+            other => other,
+        };
+        let mut conn = Connection::open(&path).map_err(|e| fail("open", e.into()))?;
+        retry_while_busy(|| configure(&conn)).map_err(|e| fail("configure", e))?;
+        retry_while_busy(|| migrate(&mut conn)).map_err(|e| fail("schema", e))?;
+        Ok(Self { conn: Mutex::new(conn), path })
+    }
+
+    /// The file this storage is in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside a transaction drops it, which rolls it back, so a
+        // poisoned connection is still consistent.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a write transaction, begun `IMMEDIATE` so that it holds
+    /// the write lock from its first read: what it checks cannot change
+    /// before it writes.
+    fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T, TuneError> {
+        self.transaction(TransactionBehavior::Immediate, what, f)
+    }
+
+    /// Runs `f` in a read transaction: a consistent snapshot.
+    fn read<T>(&self, what: &str, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T, TuneError> {
+        self.transaction(TransactionBehavior::Deferred, what, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        behavior: TransactionBehavior,
+        what: &str,
+        f: impl FnOnce(&Transaction) -> Result<T>,
+    ) -> Result<T, TuneError> {
+        let mut conn = self.lock();
+        let run = || {
+            let tx = conn.transaction_with_behavior(behavior)?;
+            let out = f(&tx)?; // an error drops `tx`, which rolls it back
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e: Failure| e.into_tune(&self.path, what))
+    }
+}
+
+/// Runs `f` again while another connection holds a lock that it needs, for
+/// up to [`BUSY_TIMEOUT`]. Opening needs it: when several processes open a
+/// new file at once, switching it to WAL mode fails with "database is locked"
+/// at once, without waiting through the busy timeout.
+fn retry_while_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(Failure::Sql(e))
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // First, so that everything after it waits for other processes' locks.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Failure::Refused(format!(
+            "cannot use WAL mode (journal mode is '{mode}'); a study database must be a file on a local file system"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Creates the schema in a new file, or checks and upgrades an existing one.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let found: Option<i64> = tx.query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))?;
+    match found {
+        None => {
+            let others: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' AND name != 'schema_version'",
+                [],
+                |row| row.get(0),
+            )?;
+            if others > 0 {
+                return Err(Failure::Refused(
+                    "it has tables but no schema version: not a gradus study database".into(),
+                ));
+            }
+            tx.execute_batch(SCHEMA_V1)?;
+            for step in MIGRATIONS {
+                tx.execute_batch(step)?;
+            }
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION])?;
+        }
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(Failure::Refused(format!(
+                "it has schema version {v}, newer than this gradus understands ({SCHEMA_VERSION}); open it with a newer gradus"
+            )));
+        }
+        Some(v) if v < 1 => return Err(Failure::Corrupt(format!("schema version {v}"))),
+        Some(v) => {
+            for step in &MIGRATIONS[(v - 1) as usize..] {
+                tx.execute_batch(step)?;
+            }
+            if v < SCHEMA_VERSION {
+                tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A caller's id as an SQLite integer; `None` (no such row) beyond `i64`.
+fn key(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
+/// An SQLite integer that must be a `u64`.
+fn unsigned(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Failure::Corrupt(format!("negative {what} {v}")))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Failure::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Failure::Corrupt(format!("{what} {text:?}: {e}")))
+}
+
+fn parse_direction(name: &str) -> Result<Direction> {
+    match name {
+        "minimize" => Ok(Direction::Minimize),
+        "maximize" => Ok(Direction::Maximize),
+        _ => Err(Failure::Corrupt(format!("direction '{name}'"))),
+    }
+}
+
+fn parse_state(name: &str, value: Option<f64>) -> Result<TrialState> {
+    Ok(match (name, value) {
+        ("waiting", None) => TrialState::Waiting,
+        ("running", None) => TrialState::Running,
+        ("complete", Some(v)) => TrialState::Complete(v),
+        ("pruned", None) => TrialState::Pruned,
+        ("fail", None) => TrialState::Fail,
+        _ => return Err(Failure::Corrupt(format!("trial state '{name}' with value {value:?}"))),
+    })
+}
+
+/// The id of study `study`, or `UnknownStudy` naming it `#id` (as the
+/// in-memory storage does).
+fn study_key(tx: &Transaction, study: u64) -> Result<i64> {
+    let unknown = || Failure::Tune(TuneError::UnknownStudy(format!("#{study}")));
+    let id = key(study).ok_or_else(unknown)?;
+    let found = tx.prepare_cached("SELECT 1 FROM studies WHERE id = ?1")?.query_row([id], |_| Ok(())).optional()?;
+    found.map(|()| id).ok_or_else(unknown)
+}
+
+/// Takes the next change number.
+fn next_seq(tx: &Transaction) -> Result<i64> {
+    Ok(tx.prepare_cached("UPDATE counter SET seq = seq + 1 RETURNING seq")?.query_row([], |row| row.get(0))?)
+}
+
+/// The number after every trial of `study`.
+fn next_number(tx: &Transaction, study: i64) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1")?
+        .query_row([study], |row| row.get(0))?)
+}
+
+/// The key of trial `trial_id`, checked to exist and not be finished (the
+/// errors of the in-memory storage).
+fn unfinished_trial(tx: &Transaction, trial_id: u64) -> Result<i64> {
+    let unknown = || Failure::Tune(TuneError::UnknownTrial { study: String::new(), trial: trial_id });
+    let id = key(trial_id).ok_or_else(unknown)?;
+    let row: Option<(i64, String, Option<f64>)> = tx
+        .prepare_cached("SELECT number, state, value FROM trials WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    let (number, state, value) = row.ok_or_else(unknown)?;
+    let state = parse_state(&state, value)?;
+    if state.is_finished() {
+        return Err(
+            TuneError::TrialFinished { trial: unsigned(number, "trial number")?, state: state.name().into() }.into()
+        );
+    }
+    Ok(id)
+}
+
+/// Starts the oldest waiting trial of `study`, if any; returns its key.
+fn claim_waiting(tx: &Transaction, study: i64) -> Result<Option<i64>> {
+    let waiting: Option<i64> = tx
+        .prepare_cached("SELECT id FROM trials WHERE study_id = ?1 AND state = 'waiting' ORDER BY number LIMIT 1")?
+        .query_row([study], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = waiting {
+        let seq = next_seq(tx)?;
+        tx.prepare_cached("UPDATE trials SET state = 'running', started_at = ?2, seq = ?3 WHERE id = ?1")?
+            .execute(params![id, now(), seq])?;
+    }
+    Ok(waiting)
+}
+
+/// The trials that `filter` (an SQL condition on `trials t`, with `args`)
+/// selects, in order of id, with their parameters and intermediate values.
+fn load_trials<P: Params + Copy>(tx: &Transaction, filter: &str, args: P) -> Result<Vec<FrozenTrial>> {
+    let mut trials = Vec::new();
+    let mut index = HashMap::new();
+    let sql = format!(
+        "SELECT t.id, t.number, t.state, t.value, t.fixed_params, t.started_at, t.finished_at, t.heartbeat_at
+         FROM trials t WHERE {filter} ORDER BY t.id"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(args)?;
+    while let Some(row) = rows.next()? {
+        let (id, number): (i64, i64) = (row.get(0)?, row.get(1)?);
+        let fixed: String = row.get(4)?;
+        index.insert(id, trials.len());
+        trials.push(FrozenTrial {
+            id: unsigned(id, "trial id")?,
+            number: unsigned(number, "trial number")?,
+            state: parse_state(&row.get::<_, String>(2)?, row.get(3)?)?,
+            params: BTreeMap::new(),
+            distributions: BTreeMap::new(),
+            intermediate: BTreeMap::new(),
+            fixed_params: from_json(&fixed, "fixed parameters")?,
+            started_at: row.get(5)?,
+            finished_at: row.get(6)?,
+            heartbeat_at: row.get(7)?,
+        });
+    }
+    if trials.is_empty() {
+        return Ok(trials);
+    }
+
+    let sql = format!(
+        "SELECT p.trial_id, p.name, p.distribution, p.value FROM params p JOIN trials t ON t.id = p.trial_id WHERE {filter}"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(args)?;
+    while let Some(row) = rows.next()? {
+        let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
+        let (name, distribution, value): (String, String, String) = (row.get(1)?, row.get(2)?, row.get(3)?);
+        let distribution: Distribution = from_json(&distribution, "distribution")?;
+        trials[i].params.insert(name.clone(), from_json(&value, "parameter value")?);
+        trials[i].distributions.insert(name, distribution);
+    }
+
+    let sql = format!(
+        "SELECT i.trial_id, i.step, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE {filter}"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(args)?;
+    while let Some(row) = rows.next()? {
+        let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
+        let step = unsigned(row.get(1)?, "step")?;
+        trials[i].intermediate.insert(step, row.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN));
+    }
+    Ok(trials)
+}
+
+/// The trial with key `id`, which the caller knows to exist.
+fn load_trial(tx: &Transaction, id: i64) -> Result<FrozenTrial> {
+    load_trials(tx, "t.id = ?1", (id,))?.pop().ok_or_else(|| Failure::Corrupt(format!("trial #{id} vanished")))
+}
+
+impl Storage for SqliteStorage {
+    fn create_study(&self, name: &str, direction: Direction, settings: &Value) -> Result<StudyRecord, TuneError> {
+        self.write("create study", |tx| {
+            let exists =
+                tx.prepare_cached("SELECT 1 FROM studies WHERE name = ?1")?.query_row([name], |_| Ok(())).optional()?;
+            if exists.is_some() {
+                return Err(TuneError::StudyExists(name.into()).into());
+            }
+            tx.prepare_cached("INSERT INTO studies (name, direction, settings) VALUES (?1, ?2, ?3)")?
+                .execute(params![name, direction.name(), to_json(settings)?])?;
+            let id = unsigned(tx.last_insert_rowid(), "study id")?;
+            Ok(StudyRecord { id, name: name.into(), direction, settings: settings.clone() })
+        })
+    }
+
+    fn load_study(&self, name: &str) -> Result<StudyRecord, TuneError> {
+        self.read("load study", |tx| {
+            let row: Option<(i64, String, String)> = tx
+                .prepare_cached("SELECT id, direction, settings FROM studies WHERE name = ?1")?
+                .query_row([name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?;
+            let (id, direction, settings) = row.ok_or_else(|| TuneError::UnknownStudy(name.into()))?;
+            Ok(StudyRecord {
+                id: unsigned(id, "study id")?,
+                name: name.into(),
+                direction: parse_direction(&direction)?,
+                settings: from_json(&settings, "study settings")?,
+            })
+        })
+    }
+
+    fn list_studies(&self) -> Result<Vec<StudySummary>, TuneError> {
+        self.read("list studies", |tx| {
+            // `value` is set on complete trials only, so MIN and MAX are over those.
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.name, s.direction, COUNT(t.id), MIN(t.value), MAX(t.value)
+                 FROM studies s LEFT JOIN trials t ON t.study_id = s.id
+                 GROUP BY s.id ORDER BY s.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let direction = parse_direction(&row.get::<_, String>(1)?)?;
+                let best_value = match direction {
+                    Direction::Minimize => row.get(3)?,
+                    Direction::Maximize => row.get(4)?,
+                };
+                out.push(StudySummary {
+                    name: row.get(0)?,
+                    direction,
+                    n_trials: unsigned(row.get(2)?, "count")?,
+                    best_value,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete_study(&self, name: &str) -> Result<(), TuneError> {
+        self.write("delete study", |tx| {
+            // Its trials, parameters and intermediate values go with it (ON DELETE CASCADE).
+            match tx.prepare_cached("DELETE FROM studies WHERE name = ?1")?.execute([name])? {
+                0 => Err(TuneError::UnknownStudy(name.into()).into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn enqueue_trial(&self, study: u64, params: &BTreeMap<String, Value>) -> Result<u64, TuneError> {
+        self.write("enqueue trial", |tx| {
+            let study = study_key(tx, study)?;
+            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            tx.prepare_cached(
+                "INSERT INTO trials (study_id, number, state, fixed_params, seq) VALUES (?1, ?2, 'waiting', ?3, ?4)",
+            )?
+            .execute(params![study, number, to_json(params)?, seq])?;
+            unsigned(number, "trial number")
+        })
+    }
+
+    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        self.write("create trial", |tx| {
+            let study = study_key(tx, study)?;
+            if let Some(id) = claim_waiting(tx, study)? {
+                return load_trial(tx, id);
+            }
+            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            tx.prepare_cached(
+                "INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
+                 VALUES (?1, ?2, 'running', '{}', ?3, ?4)",
+            )?
+            .execute(params![study, number, now(), seq])?;
+            load_trial(tx, tx.last_insert_rowid())
+        })
+    }
+
+    fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
+        self.write("claim waiting trial", |tx| {
+            let study = study_key(tx, study)?;
+            claim_waiting(tx, study)?.map(|id| load_trial(tx, id)).transpose()
+        })
+    }
+
+    fn set_param(
+        &self,
+        trial_id: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &Value,
+    ) -> Result<(), TuneError> {
+        distribution.to_internal(name, value)?;
+        self.write("set parameter", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.prepare_cached("UPDATE trials SET seq = ?2 WHERE id = ?1")?.execute([id, seq])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO params (trial_id, name, distribution, value) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, name, to_json(distribution)?, to_json(value)?])?;
+            Ok(())
+        })
+    }
+
+    fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError> {
+        let step = i64::try_from(step).map_err(|_| TuneError::InvalidArgument {
+            name: "step",
+            reason: format!("{step} is larger than {}", i64::MAX),
+        })?;
+        self.write("report", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.prepare_cached("UPDATE trials SET seq = ?2 WHERE id = ?1")?.execute([id, seq])?;
+            // SQLite has no NaN: it is stored as NULL (and read back as NaN).
+            let value = (!value.is_nan()).then_some(value);
+            tx.prepare_cached("INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, step, value])?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat(&self, trial_id: u64) -> Result<(), TuneError> {
+        self.write("heartbeat", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.prepare_cached("UPDATE trials SET heartbeat_at = ?2, seq = ?3 WHERE id = ?1")?.execute(params![
+                id,
+                now(),
+                seq
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError> {
+        if !state.is_finished() {
+            return Err(TuneError::InvalidArgument {
+                name: "state",
+                reason: format!("{} is not a final state", state.name()),
+            });
+        }
+        if let TrialState::Complete(v) = state
+            && !v.is_finite()
+        {
+            return Err(TuneError::InvalidValue { trial: trial_id, reason: format!("{v} is not a finite number") });
+        }
+        self.write("finish trial", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.prepare_cached("UPDATE trials SET state = ?2, value = ?3, finished_at = ?4, seq = ?5 WHERE id = ?1")?
+                .execute(params![id, state.name(), state.value(), now(), seq])?;
+            load_trial(tx, id)
+        })
+    }
+
+    fn trial(&self, study: u64, number: u64) -> Result<FrozenTrial, TuneError> {
+        self.read("load trial", |tx| {
+            let study_id = study_key(tx, study)?;
+            let found = match key(number) {
+                Some(n) => load_trials(tx, "t.study_id = ?1 AND t.number = ?2", (study_id, n))?.pop(),
+                None => None,
+            };
+            match found {
+                Some(trial) => Ok(trial),
+                None => {
+                    let name: String = tx
+                        .prepare_cached("SELECT name FROM studies WHERE id = ?1")?
+                        .query_row([study_id], |row| row.get(0))?;
+                    Err(TuneError::UnknownTrial { study: name, trial: number }.into())
+                }
+            }
+        })
+    }
+
+    fn trials_since(&self, study: u64, cursor: u64) -> Result<TrialsSince, TuneError> {
+        self.read("list trials", |tx| {
+            let study = study_key(tx, study)?;
+            let now_at: i64 = tx.prepare_cached("SELECT seq FROM counter")?.query_row([], |row| row.get(0))?;
+            let after = key(cursor).unwrap_or(i64::MAX);
+            let trials = load_trials(tx, "t.study_id = ?1 AND t.seq > ?2", (study, after))?;
+            Ok(TrialsSince { trials, cursor: unsigned(now_at, "change counter")? })
+        })
+    }
+
+    fn fail_stale_trials(&self, study: u64, max_age: f64) -> Result<Vec<u64>, TuneError> {
+        self.write("fail stale trials", |tx| {
+            let study = study_key(tx, study)?;
+            let now = now();
+            let stale: Vec<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, number FROM trials
+                     WHERE study_id = ?1 AND state = 'running' AND COALESCE(heartbeat_at, started_at, 0.0) < ?2
+                     ORDER BY id",
+                )?
+                .query_map(params![study, now - max_age], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut numbers = Vec::with_capacity(stale.len());
+            for (id, number) in stale {
+                let seq = next_seq(tx)?;
+                tx.prepare_cached("UPDATE trials SET state = 'fail', finished_at = ?2, seq = ?3 WHERE id = ?1")?
+                    .execute(params![id, now, seq])?;
+                numbers.push(unsigned(number, "trial number")?);
+            }
+            Ok(numbers)
+        })
+    }
+}
