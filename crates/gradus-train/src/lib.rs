@@ -26,11 +26,6 @@
 //! assert!((model.weights()[0] - 2.0).abs() < 1e-3, "{report:?}");
 //! ```
 
-/// The README's Rust example, compiled and run as a doctest so it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeExample;
-
 mod activation;
 mod error;
 pub mod lbfgs;

@@ -5,6 +5,11 @@
 
 pub mod pipeline;
 
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
+
 pub use gradus_data as data;
 pub use gradus_store as store;
 pub use gradus_train as train;
