@@ -8,10 +8,10 @@ cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, sklearn, numpy" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, sklearn, numpy, optuna" 2>/dev/null; then
   # PyPI's Linux torch wheel also pulls its CUDA runtime packages (several GB);
   # the benchmarks use only its CPU kernels.
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet torch scikit-learn numpy
+  .venv/bin/pip install --quiet torch scikit-learn numpy optuna
 fi
-.venv/bin/python -c "import torch, sklearn, numpy, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'scikit-learn', sklearn.__version__, 'numpy', numpy.__version__)"
+.venv/bin/python -c "import torch, sklearn, numpy, optuna, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'scikit-learn', sklearn.__version__, 'numpy', numpy.__version__, 'optuna', optuna.__version__)"
