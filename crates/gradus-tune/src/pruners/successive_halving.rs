@@ -192,6 +192,29 @@ mod tests {
     }
 
     #[test]
+    fn hyperband_judges_each_trial_at_the_first_rung_of_its_bracket() {
+        // Forty finished trials, all good (0.1 throughout 30 steps); a bad
+        // trial is stopped at the first rung of its bracket: step 3^b.
+        let good = vec![0.1; 30];
+        let v = view(Direction::Minimize, &vec![good.as_slice(); 40]);
+        let hb = HyperbandPruner::new(1, 27, 3).unwrap();
+        let Some((_, budgets)) = &hb.brackets[0].bracket else { panic!() };
+        let bad = vec![0.9; 30];
+        let mut seen = [false; 4];
+        for number in 40..200 {
+            let bracket = bracket_of(number, budgets);
+            let first_stop = (1..=bad.len()).find(|&n| hb.prune(&v, &trial(number, TrialState::Running, &bad[..n])));
+            // Only trials of the same bracket compete, so whether the 40 good
+            // ones share it decides; when none does, the bad trial is alone and kept.
+            let rivals = (0..40).filter(|&n| bracket_of(n, budgets) == bracket).count();
+            let expected = (rivals > 0).then(|| 3usize.pow(bracket as u32) + 1);
+            assert_eq!(first_stop, expected, "trial {number} in bracket {bracket}");
+            seen[bracket] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "every bracket was exercised");
+    }
+
+    #[test]
     fn hyperband_spreads_trials_over_brackets_by_budget() {
         let hb = HyperbandPruner::new(1, 27, 3).unwrap();
         assert_eq!(hb.n_brackets(), 4);
