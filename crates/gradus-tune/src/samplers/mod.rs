@@ -11,12 +11,14 @@
 mod grid;
 mod random;
 mod sobol;
+mod tpe;
 
 use std::collections::BTreeMap;
 
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
+pub use tpe::TpeSampler;
 
 use serde_json::Value;
 

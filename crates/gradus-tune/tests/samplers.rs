@@ -1,0 +1,145 @@
+//! Sampler behaviour on simple functions: each model-based sampler finds the
+//! optimum region within a budget, better than random search.
+
+use gradus_tune::samplers::{RandomSampler, TpeSampler};
+use gradus_tune::{Direction, Sampler, Study};
+
+/// Branin's minimum value, 0.397887 (at (−π, 12.275), (π, 2.275), (9.42478, 2.475)).
+const BRANIN_MIN: f64 = 0.397887;
+
+fn branin(x: f64, y: f64) -> f64 {
+    let pi = std::f64::consts::PI;
+    let (a, b, c, r, s, t) = (1.0, 5.1 / (4.0 * pi * pi), 5.0 / pi, 6.0, 10.0, 1.0 / (8.0 * pi));
+    a * (y - b * x * x + c * x - r).powi(2) + s * (1.0 - t) * x.cos() + s
+}
+
+fn best_on(
+    sampler: Box<dyn Sampler>,
+    budget: u64,
+    objective: fn(&mut gradus_tune::Trial<'_>) -> Result<f64, gradus_tune::TrialFailure>,
+) -> f64 {
+    let study = Study::in_memory("s", Direction::Minimize, sampler).unwrap();
+    study.optimize(objective, budget, None, 1).unwrap();
+    study.best_trial().unwrap().unwrap().value().unwrap()
+}
+
+fn sphere(t: &mut gradus_tune::Trial<'_>) -> Result<f64, gradus_tune::TrialFailure> {
+    let mut sum = 0.0;
+    for i in 0..4 {
+        let x = t.suggest_float(&format!("x{i}"), -5.0, 5.0)?;
+        sum += (x - 1.0).powi(2);
+    }
+    Ok(sum)
+}
+
+fn branin_objective(t: &mut gradus_tune::Trial<'_>) -> Result<f64, gradus_tune::TrialFailure> {
+    Ok(branin(t.suggest_float("x", -5.0, 10.0)?, t.suggest_float("y", 0.0, 15.0)?))
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn tpe_finds_the_sphere_minimum_region_better_than_random() {
+    let tpe = mean((0..5).map(|s| best_on(Box::new(TpeSampler::new(s)), 100, sphere)));
+    let random = mean((0..5).map(|s| best_on(Box::new(RandomSampler::new(s)), 100, sphere)));
+    assert!(tpe < 1.0, "TPE's mean best {tpe}");
+    assert!(tpe < random / 2.0, "TPE {tpe} vs random {random}");
+}
+
+#[test]
+fn tpe_finds_branins_minimum_region() {
+    let tpe = mean((0..5).map(|s| best_on(Box::new(TpeSampler::new(s)), 100, branin_objective)));
+    let random = mean((0..5).map(|s| best_on(Box::new(RandomSampler::new(s)), 100, branin_objective)));
+    assert!(tpe - BRANIN_MIN < 0.5, "TPE's mean best {tpe}");
+    assert!(tpe < random, "TPE {tpe} vs random {random}");
+}
+
+#[test]
+fn tpe_respects_int_log_and_categorical_spaces() {
+    let study = Study::in_memory("s", Direction::Minimize, Box::new(TpeSampler::new(1))).unwrap();
+    study
+        .optimize(
+            |t| {
+                let lr = t.suggest_float_log("lr", 1e-5, 1e-1)?;
+                let layers = t.suggest_int("layers", 1, 8)?;
+                let opt = t.suggest_categorical("opt", &["sgd", "adam", "rmsprop"])?;
+                assert!((1e-5..=1e-1).contains(&lr) && (1..=8).contains(&layers));
+                Ok((lr.log10() + 3.0).powi(2) + (layers as f64 - 3.0).powi(2) + if opt == "adam" { 0.0 } else { 2.0 })
+            },
+            80,
+            None,
+            1,
+        )
+        .unwrap();
+    let trials = study.trials().unwrap();
+    // Log-uniform exploration: the startup trials span several decades of lr.
+    let decades: std::collections::BTreeSet<i64> =
+        trials[..10].iter().map(|t| t.params["lr"].as_f64().unwrap().log10().floor() as i64).collect();
+    assert!(decades.len() >= 3, "{decades:?}");
+    let best = study.best_trial().unwrap().unwrap();
+    let lr = best.params["lr"].as_f64().unwrap();
+    assert!(
+        (lr.log10() + 3.0).abs() < 0.5 && best.params["layers"] == 3,
+        "found the continuous optimum region: {best:?}"
+    );
+}
+
+#[test]
+fn tpe_learns_the_best_categorical_choice() {
+    let study = Study::in_memory("s", Direction::Maximize, Box::new(TpeSampler::new(2))).unwrap();
+    let score = |c: &str| match c {
+        "a" => 0.1,
+        "b" => 0.5,
+        "c" => 0.9,
+        _ => 0.3,
+    };
+    study.optimize(|t| Ok(score(&t.suggest_categorical("c", &["a", "b", "c", "d"])?)), 60, None, 1).unwrap();
+    let late_c = study.trials().unwrap()[30..].iter().filter(|t| t.params["c"] == "c").count();
+    assert!(late_c >= 20, "the best choice dominates late trials: {late_c} of 30");
+}
+
+#[test]
+fn constant_liar_spreads_eight_pending_asks() {
+    // After 20 complete trials, 8 workers ask at once (nobody tells).
+    let spread = |liar: bool| {
+        let sampler = TpeSampler { constant_liar: liar, ..TpeSampler::new(5) };
+        let study = Study::in_memory("s", Direction::Minimize, Box::new(sampler)).unwrap();
+        study.optimize(branin_objective, 20, None, 1).unwrap();
+        let mut points = Vec::new();
+        let mut pending = Vec::new();
+        for _ in 0..8 {
+            let mut t = study.ask().unwrap();
+            points.push((
+                t.suggest_float("x", -5.0, 10.0).unwrap() / 15.0,
+                t.suggest_float("y", 0.0, 15.0).unwrap() / 15.0,
+            ));
+            pending.push(t);
+        }
+        let mut total = 0.0;
+        for (i, a) in points.iter().enumerate() {
+            let nearest = points
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, b)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt())
+                .fold(f64::INFINITY, f64::min);
+            total += nearest;
+        }
+        total / 8.0
+    };
+    let (with, without) = (spread(true), spread(false));
+    assert!(with > without, "mean nearest-neighbour distance with the liar {with} vs without {without}");
+}
+
+#[test]
+fn seeded_tpe_is_reproducible() {
+    let run = || {
+        let study = Study::in_memory("s", Direction::Minimize, Box::new(TpeSampler::new(9))).unwrap();
+        study.optimize(branin_objective, 30, None, 1).unwrap();
+        study.trials().unwrap().into_iter().map(|t| t.params).collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
