@@ -74,6 +74,7 @@ enum SamplerArg {
     Random,
     Grid,
     Sobol,
+    Tpe,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,6 +99,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
                     SamplerArg::Random => SamplerSpec::Random { seed: args.seed },
                     SamplerArg::Grid => SamplerSpec::Grid { seed: args.seed },
                     SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },
+                    SamplerArg::Tpe => SamplerSpec::Tpe { seed: args.seed },
                 },
                 pruner: match args.pruner {
                     PrunerArg::None => PrunerSpec::None,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pruners::{HyperbandPruner, MedianPruner, NopPruner, PercentilePruner, SuccessiveHalvingPruner};
-use crate::samplers::{GridSampler, RandomSampler, SobolSampler};
+use crate::samplers::{GridSampler, RandomSampler, SobolSampler, TpeSampler};
 use crate::{Direction, Pruner, Sampler, SearchSpace, Storage, Study, TuneError};
 
 /// Which sampler, with its seed.
@@ -62,6 +62,7 @@ impl StudySettings {
         Ok(match self.sampler {
             SamplerSpec::Random { seed } => Box::new(RandomSampler::new(seed)),
             SamplerSpec::Sobol { seed } => Box::new(SobolSampler::new(seed, self.space.as_ref())),
+            SamplerSpec::Tpe { seed } => Box::new(TpeSampler::new(seed)),
             SamplerSpec::Grid { seed } => {
                 let space = self.space.clone().ok_or_else(|| TuneError::InvalidArgument {
                     name: "sampler",
