@@ -24,6 +24,10 @@ pub enum SamplerSpec {
     Sobol {
         seed: u64,
     },
+    /// Multivariate TPE with the constant liar.
+    Tpe {
+        seed: u64,
+    },
 }
 
 /// Which pruner, with its settings.
