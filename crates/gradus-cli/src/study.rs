@@ -75,6 +75,7 @@ enum SamplerArg {
     Grid,
     Sobol,
     Tpe,
+    Cmaes,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +101,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
                     SamplerArg::Grid => SamplerSpec::Grid { seed: args.seed },
                     SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },
                     SamplerArg::Tpe => SamplerSpec::Tpe { seed: args.seed },
+                    SamplerArg::Cmaes => SamplerSpec::Cmaes { seed: args.seed },
                 },
                 pruner: match args.pruner {
                     PrunerArg::None => PrunerSpec::None,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pruners::{HyperbandPruner, MedianPruner, NopPruner, PercentilePruner, SuccessiveHalvingPruner};
-use crate::samplers::{GridSampler, RandomSampler, SobolSampler, TpeSampler};
+use crate::samplers::{CmaEsSampler, GridSampler, RandomSampler, SobolSampler, TpeSampler};
 use crate::{Direction, Pruner, Sampler, SearchSpace, Storage, Study, TuneError};
 
 /// Which sampler, with its seed.
@@ -26,6 +26,10 @@ pub enum SamplerSpec {
     },
     /// Multivariate TPE with the constant liar.
     Tpe {
+        seed: u64,
+    },
+    /// CMA-ES with IPOP restarts (continuous parameters).
+    Cmaes {
         seed: u64,
     },
 }
@@ -67,6 +71,7 @@ impl StudySettings {
             SamplerSpec::Random { seed } => Box::new(RandomSampler::new(seed)),
             SamplerSpec::Sobol { seed } => Box::new(SobolSampler::new(seed, self.space.as_ref())),
             SamplerSpec::Tpe { seed } => Box::new(TpeSampler::new(seed)),
+            SamplerSpec::Cmaes { seed } => Box::new(CmaEsSampler::new(seed)),
             SamplerSpec::Grid { seed } => {
                 let space = self.space.clone().ok_or_else(|| TuneError::InvalidArgument {
                     name: "sampler",

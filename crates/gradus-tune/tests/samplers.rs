@@ -143,3 +143,36 @@ fn seeded_tpe_is_reproducible() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn cmaes_finds_the_sphere_minimum_with_a_larger_budget() {
+    use gradus_tune::samplers::CmaEsSampler;
+    let cma = mean((0..3).map(|s| best_on(Box::new(CmaEsSampler::new(s)), 300, sphere)));
+    let random = mean((0..3).map(|s| best_on(Box::new(RandomSampler::new(s)), 300, sphere)));
+    assert!(cma < 0.05, "CMA-ES's mean best {cma}");
+    assert!(cma < random / 10.0, "CMA-ES {cma} vs random {random}");
+}
+
+#[test]
+fn cmaes_is_reproducible_and_draws_categoricals_at_random() {
+    use gradus_tune::samplers::CmaEsSampler;
+    let run = || {
+        let study = Study::in_memory("s", Direction::Minimize, Box::new(CmaEsSampler::new(4))).unwrap();
+        study
+            .optimize(
+                |t| {
+                    let c = t.suggest_categorical("c", &["a", "b"])?;
+                    Ok(branin(t.suggest_float("x", -5.0, 10.0)?, t.suggest_float("y", 0.0, 15.0)?)
+                        + f64::from(c == "a"))
+                },
+                60,
+                None,
+                1,
+            )
+            .unwrap();
+        study.trials().unwrap().into_iter().map(|t| t.params).collect::<Vec<_>>()
+    };
+    let a = run();
+    assert_eq!(a, run());
+    assert!(a.iter().any(|p| p["c"] == "a") && a.iter().any(|p| p["c"] == "b"));
+}

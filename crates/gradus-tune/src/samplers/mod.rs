@@ -8,6 +8,7 @@
 //! whose running trials are the pending ones. Every draw is a pure function of
 //! the seed, the view and the trial, so a seeded study is reproducible.
 
+mod cmaes;
 mod grid;
 mod random;
 mod sobol;
@@ -15,6 +16,7 @@ mod tpe;
 
 use std::collections::BTreeMap;
 
+pub use cmaes::CmaEsSampler;
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
