@@ -28,7 +28,6 @@
 
 mod activation;
 mod error;
-pub mod lbfgs;
 mod loss;
 mod metrics;
 mod mlp;

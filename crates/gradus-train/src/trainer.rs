@@ -6,11 +6,11 @@
 use gradus_data::{Batches, Dataset, Matrix, Target, seeded_rng};
 use serde::{Deserialize, Serialize};
 
-use crate::lbfgs::{IterationOutcome, Lbfgs};
 use crate::{
     Loss, Model, Optimizer, OptimizerConfig, Penalty, Schedule, Scheduler, Targets, TrainError,
     regularised_loss_and_grad,
 };
+use gradus_optim::{IterationOutcome, Lbfgs};
 
 /// Stop when the validation loss has not improved for a while (it needs a
 /// validation set).
@@ -255,7 +255,11 @@ enum EpochEnd {
 /// The state of the update rule across epochs.
 enum Engine {
     FirstOrder(Box<dyn Optimizer>),
-    Lbfgs { state: Lbfgs, x: Vec<f32> },
+    /// L-BFGS works in f64; the model holds the f32 rounding of `x`.
+    Lbfgs {
+        state: Lbfgs,
+        x: Vec<f64>,
+    },
 }
 
 /// Early-stopping bookkeeping.
@@ -310,7 +314,7 @@ impl Trainer {
         let mut engine = match (cfg.optimizer.build(model.params().len())?, &cfg.optimizer) {
             (Some(optimizer), _) => Engine::FirstOrder(optimizer),
             (None, OptimizerConfig::Lbfgs { history }) => {
-                Engine::Lbfgs { state: Lbfgs::new(*history), x: model.params().to_vec() }
+                Engine::Lbfgs { state: Lbfgs::new(*history), x: model.params().iter().map(|&p| p as f64).collect() }
             }
             (None, other) => unreachable!("{other:?} builds a first-order optimizer"),
         };
@@ -395,18 +399,27 @@ impl Trainer {
                 }
                 Engine::Lbfgs { state, x } => {
                     let penalty = cfg.penalty();
-                    let mut objective = |p: &[f32], g: &mut [f32]| {
-                        model.params_mut().copy_from_slice(p);
-                        regularised_loss_and_grad(model, train.x.view(), (&train.y).into(), loss, penalty, g)
+                    let mut objective = |p: &[f64], g: &mut [f64]| {
+                        model.params_mut().iter_mut().zip(p).for_each(|(m, &v)| *m = v as f32);
+                        let value = regularised_loss_and_grad(
+                            model,
+                            train.x.view(),
+                            (&train.y).into(),
+                            loss,
+                            penalty,
+                            &mut grad,
+                        );
+                        g.iter_mut().zip(&grad).for_each(|(g, &v)| *g = v as f64);
+                        value
                     };
                     let outcome = state.iterate(x, &mut objective);
-                    model.params_mut().copy_from_slice(x);
+                    model.params_mut().iter_mut().zip(x.iter()).for_each(|(m, &v)| *m = v as f32);
                     let value = state.value().unwrap_or(f64::NAN);
                     final_loss = value;
                     epoch_loss = value;
                     epoch_rows = 1;
                     if cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every) {
-                        let grad_norm = norm(state.gradient());
+                        let grad_norm = state.gradient().iter().map(|g| g * g).sum::<f64>().sqrt();
                         observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
                     }
                     steps += 1;

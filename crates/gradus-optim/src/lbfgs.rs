@@ -3,11 +3,11 @@
 //! for full-batch, smooth problems such as linear, logistic and softmax
 //! regression.
 //!
-//! Parameters stay `f32` (the model's own buffer); directions, curvature pairs
-//! and dot products are kept in f64 so the two-loop recursion stays accurate.
+//! Everything is f64; a caller whose parameters are f32 (a model's weights)
+//! rounds inside its objective.
 
 /// The objective: writes the gradient at `x` and returns the value.
-pub type Objective<'a> = dyn FnMut(&[f32], &mut [f32]) -> f64 + 'a;
+pub type Objective<'a> = dyn FnMut(&[f64], &mut [f64]) -> f64 + 'a;
 
 /// The outcome of one L-BFGS iteration.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,7 +28,7 @@ pub struct Lbfgs {
     rho: Vec<f64>,
     /// The objective and gradient at the current point, once evaluated.
     value: Option<f64>,
-    grad: Vec<f32>,
+    grad: Vec<f64>,
 }
 
 const C1: f64 = 1e-4;
@@ -46,13 +46,13 @@ impl Lbfgs {
     }
 
     /// The gradient at the current point (after the first iteration).
-    pub fn gradient(&self) -> &[f32] {
+    pub fn gradient(&self) -> &[f64] {
         &self.grad
     }
 
     /// One iteration from `x`: a quasi-Newton direction and a line search
     /// along it. `x` is moved in place.
-    pub fn iterate(&mut self, x: &mut [f32], f: &mut Objective) -> IterationOutcome {
+    pub fn iterate(&mut self, x: &mut [f64], f: &mut Objective) -> IterationOutcome {
         let n = x.len();
         let mut evaluations = 0;
         if self.value.is_none() {
@@ -61,7 +61,7 @@ impl Lbfgs {
             evaluations += 1;
         }
         let f0 = self.value.expect("evaluated above");
-        let g0: Vec<f64> = self.grad.iter().map(|&g| g as f64).collect();
+        let g0: Vec<f64> = self.grad.clone();
         let d = self.direction(&g0);
         let mut dphi0 = dot(&g0, &d);
         let mut d = d;
@@ -81,14 +81,14 @@ impl Lbfgs {
         // start at 1 (the quasi-Newton step).
         let alpha0 = if self.s.is_empty() { (1.0 / norm(&d)).min(1.0) } else { 1.0 };
 
-        let mut trial = vec![0.0f32; n];
-        let mut trial_grad = vec![0.0f32; n];
-        let mut eval = |alpha: f64, trial: &mut Vec<f32>, trial_grad: &mut Vec<f32>| {
+        let mut trial = vec![0.0f64; n];
+        let mut trial_grad = vec![0.0f64; n];
+        let mut eval = |alpha: f64, trial: &mut Vec<f64>, trial_grad: &mut Vec<f64>| {
             for ((t, &xi), di) in trial.iter_mut().zip(x.iter()).zip(&d) {
-                *t = (xi as f64 + alpha * di) as f32;
+                *t = xi + alpha * di;
             }
             let value = f(trial, trial_grad);
-            let slope: f64 = trial_grad.iter().zip(&d).map(|(&g, di)| g as f64 * di).sum();
+            let slope: f64 = trial_grad.iter().zip(&d).map(|(g, di)| g * di).sum();
             (value, slope)
         };
 
@@ -166,8 +166,8 @@ impl Lbfgs {
         };
 
         // Curvature pair s = x⁺ − x, y = g⁺ − g.
-        let s: Vec<f64> = trial.iter().zip(x.iter()).map(|(&a, &b)| a as f64 - b as f64).collect();
-        let y: Vec<f64> = trial_grad.iter().zip(&g0).map(|(&a, b)| a as f64 - b).collect();
+        let s: Vec<f64> = trial.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = trial_grad.iter().zip(&g0).map(|(a, b)| a - b).collect();
         let sy = dot(&s, &y);
         if sy > 1e-12 * dot(&y, &y).max(f64::MIN_POSITIVE) {
             if self.s.len() == self.history {
@@ -223,7 +223,7 @@ fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
 mod tests {
     use super::*;
 
-    fn minimise(x: &mut [f32], f: &mut Objective, iterations: usize) -> f64 {
+    fn minimise(x: &mut [f64], f: &mut Objective, iterations: usize) -> f64 {
         let mut opt = Lbfgs::new(10);
         let mut last = f64::NAN;
         for _ in 0..iterations {
@@ -244,12 +244,12 @@ mod tests {
         // 2: H₀ = sᵀy/yᵀy = 1 is the exact inverse Hessian, so d = −2, α = 1,
         //    x2 = 0, the minimum.
         // 3: g = 0: no descent direction is left, the iteration stalls.
-        let mut f = |x: &[f32], g: &mut [f32]| {
+        let mut f = |x: &[f64], g: &mut [f64]| {
             g[0] = x[0];
-            0.5 * (x[0] as f64).powi(2)
+            0.5 * x[0].powi(2)
         };
         let mut opt = Lbfgs::new(10);
-        let mut x = [3.0f32];
+        let mut x = [3.0f64];
         assert!(matches!(opt.iterate(&mut x, &mut f), IterationOutcome::Moved { value: 2.0, .. }));
         assert_eq!(x, [2.0]);
         assert!(matches!(opt.iterate(&mut x, &mut f), IterationOutcome::Moved { value: 0.0, .. }));
@@ -261,16 +261,16 @@ mod tests {
     fn minimises_an_ill_conditioned_quadratic() {
         // f(x) = Σ cᵢ (xᵢ − 1)² / 2 with conditioning 1e3: minimum 0 at x = 1.
         let c: Vec<f64> = (0..10).map(|i| 10f64.powf(i as f64 / 3.0)).collect();
-        let mut f = |x: &[f32], g: &mut [f32]| {
+        let mut f = |x: &[f64], g: &mut [f64]| {
             let mut v = 0.0;
             for i in 0..x.len() {
-                let d = x[i] as f64 - 1.0;
+                let d = x[i] - 1.0;
                 v += 0.5 * c[i] * d * d;
-                g[i] = (c[i] * d) as f32;
+                g[i] = c[i] * d;
             }
             v
         };
-        let mut x = vec![0.0f32; 10];
+        let mut x = vec![0.0f64; 10];
         let value = minimise(&mut x, &mut f, 100);
         assert!(value < 1e-8, "{value}");
         assert!(x.iter().all(|&v| (v - 1.0).abs() < 1e-3), "{x:?}");
@@ -279,13 +279,13 @@ mod tests {
     #[test]
     fn minimises_rosenbrock() {
         // The banana function, minimum 0 at (1, 1).
-        let mut f = |x: &[f32], g: &mut [f32]| {
-            let (a, b) = (x[0] as f64, x[1] as f64);
-            g[0] = (-2.0 * (1.0 - a) - 400.0 * a * (b - a * a)) as f32;
-            g[1] = (200.0 * (b - a * a)) as f32;
+        let mut f = |x: &[f64], g: &mut [f64]| {
+            let (a, b) = (x[0], x[1]);
+            g[0] = -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
+            g[1] = 200.0 * (b - a * a);
             (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
         };
-        let mut x = vec![-1.2f32, 1.0];
+        let mut x = vec![-1.2f64, 1.0];
         let value = minimise(&mut x, &mut f, 200);
         assert!(value < 1e-6, "{value} at {x:?}");
     }

@@ -1,0 +1,7 @@
+//! Numerical optimisation routines that both of gradus's searches use: the
+//! training engine runs L-BFGS over a model's weights, the tuning engine over
+//! a Gaussian process's kernel hyperparameters. It knows neither.
+
+pub mod lbfgs;
+
+pub use lbfgs::{IterationOutcome, Lbfgs, Objective};
