@@ -76,6 +76,7 @@ enum SamplerArg {
     Sobol,
     Tpe,
     Cmaes,
+    Gp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,6 +103,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
                     SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },
                     SamplerArg::Tpe => SamplerSpec::Tpe { seed: args.seed },
                     SamplerArg::Cmaes => SamplerSpec::Cmaes { seed: args.seed },
+                    SamplerArg::Gp => SamplerSpec::Gp { seed: args.seed },
                 },
                 pruner: match args.pruner {
                     PrunerArg::None => PrunerSpec::None,

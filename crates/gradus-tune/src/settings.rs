@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pruners::{HyperbandPruner, MedianPruner, NopPruner, PercentilePruner, SuccessiveHalvingPruner};
-use crate::samplers::{CmaEsSampler, GridSampler, RandomSampler, SobolSampler, TpeSampler};
+use crate::samplers::{CmaEsSampler, GpSampler, GridSampler, RandomSampler, SobolSampler, TpeSampler};
 use crate::{Direction, Pruner, Sampler, SearchSpace, Storage, Study, TuneError};
 
 /// Which sampler, with its seed.
@@ -30,6 +30,10 @@ pub enum SamplerSpec {
     },
     /// CMA-ES with IPOP restarts (continuous parameters).
     Cmaes {
+        seed: u64,
+    },
+    /// Gaussian-process Bayesian optimisation with log EI.
+    Gp {
         seed: u64,
     },
 }
@@ -72,6 +76,7 @@ impl StudySettings {
             SamplerSpec::Sobol { seed } => Box::new(SobolSampler::new(seed, self.space.as_ref())),
             SamplerSpec::Tpe { seed } => Box::new(TpeSampler::new(seed)),
             SamplerSpec::Cmaes { seed } => Box::new(CmaEsSampler::new(seed)),
+            SamplerSpec::Gp { seed } => Box::new(GpSampler::new(seed)),
             SamplerSpec::Grid { seed } => {
                 let space = self.space.clone().ok_or_else(|| TuneError::InvalidArgument {
                     name: "sampler",

@@ -176,3 +176,50 @@ fn cmaes_is_reproducible_and_draws_categoricals_at_random() {
     assert_eq!(a, run());
     assert!(a.iter().any(|p| p["c"] == "a") && a.iter().any(|p| p["c"] == "b"));
 }
+
+#[test]
+fn gp_finds_branins_minimum_region_on_a_small_budget() {
+    use gradus_tune::samplers::GpSampler;
+    let start = std::time::Instant::now();
+    let gp = mean((0..3).map(|s| best_on(Box::new(GpSampler::new(s)), 40, branin_objective)));
+    let random = mean((0..3).map(|s| best_on(Box::new(RandomSampler::new(s)), 40, branin_objective)));
+    eprintln!("GP mean best {gp} (random {random}) in {:.1?}", start.elapsed());
+    assert!(gp - BRANIN_MIN < 0.2, "GP's mean best {gp}");
+    assert!(gp < random, "GP {gp} vs random {random}");
+}
+
+#[test]
+fn gp_spreads_pending_asks_and_handles_int_and_categorical_parameters() {
+    use gradus_tune::samplers::GpSampler;
+    let study = Study::in_memory("s", Direction::Minimize, Box::new(GpSampler::new(1))).unwrap();
+    study
+        .optimize(
+            |t| {
+                let n = t.suggest_int("n", 1, 20)?;
+                let c = t.suggest_categorical("c", &["x", "y", "z"])?;
+                let lr = t.suggest_float_log("lr", 1e-4, 1.0)?;
+                Ok((n as f64 - 7.0).powi(2) / 10.0 + (lr.log10() + 2.0).powi(2) + if c == "y" { 0.0 } else { 1.0 })
+            },
+            30,
+            None,
+            1,
+        )
+        .unwrap();
+    let best = study.best_trial().unwrap().unwrap();
+    assert!(best.value().unwrap() < 1.0, "{best:?}");
+    let mut asked = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..4 {
+        let mut t = study.ask().unwrap();
+        asked.push((
+            t.suggest_int("n", 1, 20).unwrap(),
+            t.suggest_categorical("c", &["x", "y", "z"]).unwrap(),
+            t.suggest_float_log("lr", 1e-4, 1.0).unwrap().to_bits(),
+        ));
+        pending.push(t);
+    }
+    let mut distinct = asked.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "four pending asks, four different points: {asked:?}");
+}

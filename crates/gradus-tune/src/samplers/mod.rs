@@ -9,6 +9,7 @@
 //! the seed, the view and the trial, so a seeded study is reproducible.
 
 mod cmaes;
+mod gp;
 mod grid;
 mod random;
 mod sobol;
@@ -17,6 +18,7 @@ mod tpe;
 use std::collections::BTreeMap;
 
 pub use cmaes::CmaEsSampler;
+pub use gp::GpSampler;
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;

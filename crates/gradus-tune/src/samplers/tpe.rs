@@ -390,7 +390,7 @@ fn truncated_normal_log_pdf(x: f64, mu: f64, sigma: f64, low: f64, high: f64) ->
 }
 
 /// Φ(z), to about 1e-14 (via erfc's continued fraction / series split).
-fn normal_cdf(z: f64) -> f64 {
+pub(crate) fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
