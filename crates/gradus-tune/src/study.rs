@@ -311,8 +311,13 @@ impl Study {
             return Err(TuneError::InvalidArgument { name: "n_jobs", reason: "must be at least 1".into() });
         }
         self.stopped.store(false, Ordering::SeqCst);
+        // Trials a crashed worker left running (no heartbeat for a long
+        // while) are failed, so they neither linger nor block a grid.
+        self.storage.fail_stale_trials(self.record.id, STALE_AFTER.as_secs_f64())?;
         let started = AtomicU64::new(0);
         let deadline = timeout.map(|t| Instant::now() + t);
+        let running: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+        let finished_all = AtomicBool::new(false);
         let worker = || -> Result<(), TuneError> {
             loop {
                 if self.stopped.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -322,17 +327,39 @@ impl Study {
                     return Ok(());
                 }
                 let Some(mut trial) = self.next_trial()? else { return Ok(()) };
+                let id = trial.frozen.id;
+                running.lock().unwrap_or_else(|e| e.into_inner()).push(id);
                 let result = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
                     Ok(result) => result,
                     Err(panic) => Err(TrialFailure::Failed(panic_message(&panic))),
                 };
+                running.lock().unwrap_or_else(|e| e.into_inner()).retain(|&r| r != id);
                 let finished = self.tell(trial, result)?;
                 callback(self, &finished);
             }
         };
+        // A heartbeat for every trial this process is running, so that other
+        // processes can tell a slow trial from a dead one.
+        let heartbeat = || {
+            let mut last = Instant::now();
+            while !finished_all.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= HEARTBEAT_EVERY {
+                    last = Instant::now();
+                    for &id in running.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        // A trial that finished meanwhile refuses the beat; that is fine.
+                        let _ = self.storage.heartbeat(id);
+                    }
+                }
+            }
+        };
         std::thread::scope(|scope| {
+            let beats = scope.spawn(heartbeat);
             let handles: Vec<_> = (0..n_jobs).map(|_| scope.spawn(worker)).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect::<Result<Vec<()>, _>>()
+            let results = handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect::<Result<Vec<()>, _>>();
+            finished_all.store(true, Ordering::SeqCst);
+            let _ = beats.join();
+            results
         })?;
         Ok(())
     }
@@ -376,6 +403,11 @@ impl Study {
             .cloned())
     }
 }
+
+/// How often running trials send a heartbeat.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// How long without a heartbeat before a running trial counts as dead.
+const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// A stand-in for a trial number not yet seen (a gap another process fills).
 fn placeholder(number: usize) -> FrozenTrial {
