@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs the peers the benchmarks compare against — PyTorch (CPU use only),
-# scikit-learn and numpy — into bench/.venv. Benchmarks only; the tests and CI
-# never need them. Re-running is quick once they are installed.
+# scikit-learn, numpy and Optuna with what its samplers need (scipy and
+# greenlet for GPSampler, cmaes for CmaEsSampler) — into bench/.venv.
+# Benchmarks only; the tests and CI never need them. Re-running is quick once
+# they are installed.
 # Usage: bash bench/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, sklearn, numpy, optuna" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, sklearn, numpy, optuna, scipy, cmaes, greenlet" 2>/dev/null; then
   # PyPI's Linux torch wheel also pulls its CUDA runtime packages (several GB);
   # the benchmarks use only its CPU kernels.
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet torch scikit-learn numpy optuna
+  # Without greenlet, GPSampler falls back to a sequential L-BFGS-B and is slower.
+  .venv/bin/pip install --quiet torch scikit-learn numpy optuna scipy cmaes greenlet
 fi
-.venv/bin/python -c "import torch, sklearn, numpy, optuna, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'scikit-learn', sklearn.__version__, 'numpy', numpy.__version__, 'optuna', optuna.__version__)"
+.venv/bin/python -c "import torch, sklearn, numpy, optuna, cmaes, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'scikit-learn', sklearn.__version__, 'numpy', numpy.__version__, 'optuna', optuna.__version__, 'cmaes', cmaes.__version__)"

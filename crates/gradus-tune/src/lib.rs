@@ -32,6 +32,7 @@ mod settings;
 mod space;
 mod storage;
 mod study;
+pub mod testfns;
 mod trial;
 
 pub use distribution::Distribution;
