@@ -52,7 +52,8 @@ pub struct CreateArgs {
     /// The search space: a JSON or TOML file, or inline JSON.
     #[arg(long, value_name = "FILE|JSON")]
     space: Option<String>,
-    #[arg(long, value_enum, default_value = "random")]
+    /// auto: GP for the first 100 trials, then TPE (see BENCHMARKS.md).
+    #[arg(long, value_enum, default_value = "auto")]
     sampler: SamplerArg,
     #[arg(long, value_enum, default_value = "none")]
     pruner: PrunerArg,
@@ -71,6 +72,7 @@ enum DirectionArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum SamplerArg {
+    Auto,
     Random,
     Grid,
     Sobol,
@@ -98,6 +100,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
             let space = args.space.as_deref().map(read_space).transpose()?;
             let settings = StudySettings {
                 sampler: match args.sampler {
+                    SamplerArg::Auto => SamplerSpec::Auto { seed: args.seed },
                     SamplerArg::Random => SamplerSpec::Random { seed: args.seed },
                     SamplerArg::Grid => SamplerSpec::Grid { seed: args.seed },
                     SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },

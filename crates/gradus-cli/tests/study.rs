@@ -23,7 +23,9 @@ const SPACE: &str =
     r#"{"x": {"type": "float", "low": -5, "high": 5}, "opt": {"type": "categorical", "choices": ["a", "b"]}}"#;
 
 fn create(dir: &Path, study: &str, extra: &[&str]) {
-    let mut args = vec!["study", "create", "--study", study, "--direction", "minimize", "--space", SPACE];
+    // Random sampling keeps these storage and concurrency tests quick.
+    let mut args =
+        vec!["study", "create", "--study", study, "--direction", "minimize", "--space", SPACE, "--sampler", "random"];
     args.extend_from_slice(extra);
     let out = gradus(dir, &args);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pruners::{HyperbandPruner, MedianPruner, NopPruner, PercentilePruner, SuccessiveHalvingPruner};
-use crate::samplers::{CmaEsSampler, GpSampler, GridSampler, RandomSampler, SobolSampler, TpeSampler};
+use crate::samplers::{AutoSampler, CmaEsSampler, GpSampler, GridSampler, RandomSampler, SobolSampler, TpeSampler};
 use crate::{Direction, Pruner, Sampler, SearchSpace, Storage, Study, TuneError};
 
 /// Which sampler, with its seed.
@@ -34,6 +34,10 @@ pub enum SamplerSpec {
     },
     /// Gaussian-process Bayesian optimisation with log EI.
     Gp {
+        seed: u64,
+    },
+    /// The default: GP for the first 100 trials, then TPE.
+    Auto {
         seed: u64,
     },
 }
@@ -77,6 +81,7 @@ impl StudySettings {
             SamplerSpec::Tpe { seed } => Box::new(TpeSampler::new(seed)),
             SamplerSpec::Cmaes { seed } => Box::new(CmaEsSampler::new(seed)),
             SamplerSpec::Gp { seed } => Box::new(GpSampler::new(seed)),
+            SamplerSpec::Auto { seed } => Box::new(AutoSampler::new(seed)),
             SamplerSpec::Grid { seed } => {
                 let space = self.space.clone().ok_or_else(|| TuneError::InvalidArgument {
                     name: "sampler",

@@ -8,6 +8,7 @@
 //! whose running trials are the pending ones. Every draw is a pure function of
 //! the seed, the view and the trial, so a seeded study is reproducible.
 
+mod auto;
 mod cmaes;
 mod gp;
 mod grid;
@@ -17,6 +18,7 @@ mod tpe;
 
 use std::collections::BTreeMap;
 
+pub use auto::AutoSampler;
 pub use cmaes::CmaEsSampler;
 pub use gp::GpSampler;
 pub use grid::GridSampler;
