@@ -17,13 +17,13 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use gradus::tune::samplers::{CmaEsSampler, GpSampler, RandomSampler, SobolSampler, TpeSampler};
+use gradus::tune::samplers::{AutoSampler, CmaEsSampler, GpSampler, RandomSampler, SobolSampler, TpeSampler};
 use gradus::tune::testfns::{self, ParamKind, TestFunction};
 use gradus::tune::{Direction, Sampler, SearchSpace, Study, Trial, TuneError};
 use serde_json::json;
 
 /// The samplers this benchmark knows, by name.
-const SAMPLERS: &[&str] = &["random", "sobol", "tpe", "tpe-indep", "cmaes"];
+const SAMPLERS: &[&str] = &["random", "sobol", "tpe", "tpe-indep", "cmaes", "gp", "auto"];
 
 /// Builds a sampler by name: add new samplers here (and to [`SAMPLERS`]).
 fn build_sampler(name: &str, seed: u64, space: &SearchSpace) -> Result<Box<dyn Sampler>, String> {
@@ -36,6 +36,8 @@ fn build_sampler(name: &str, seed: u64, space: &SearchSpace) -> Result<Box<dyn S
         "tpe-indep" => Box::new(TpeSampler { multivariate: false, ..TpeSampler::new(seed) }),
         "cmaes" => Box::new(CmaEsSampler::new(seed)),
         "gp" => Box::new(GpSampler::new(seed)),
+        // The default: GP for the first 100 trials, then TPE.
+        "auto" => Box::new(AutoSampler::new(seed)),
         _ => return Err(format!("unknown sampler '{name}' (known: {})", SAMPLERS.join(", "))),
     })
 }
