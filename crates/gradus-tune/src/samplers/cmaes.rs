@@ -265,20 +265,15 @@ impl Sampler for CmaEsSampler {
             return BTreeMap::new();
         }
         // The continuous parameters every complete trial shares.
-        let mut complete = view.complete();
-        let Some(first) = complete.next() else { return BTreeMap::new() };
-        let mut shared: BTreeMap<&String, &Distribution> = first
-            .distributions
-            .iter()
-            .filter(|(_, d)| !matches!(d, Distribution::Categorical { .. }) && !d.is_single())
+        let names: Vec<(String, Distribution)> = view
+            .intersection_space()
+            .into_iter()
+            .filter(|(_, d)| !matches!(d, Distribution::Categorical { .. }))
+            .map(|(n, d)| (n.clone(), d.clone()))
             .collect();
-        for t in complete {
-            shared.retain(|n, d| t.distributions.get(*n) == Some(*d));
-        }
-        if shared.is_empty() {
+        if names.is_empty() {
             return BTreeMap::new();
         }
-        let names: Vec<(String, Distribution)> = shared.into_iter().map(|(n, d)| (n.clone(), d.clone())).collect();
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if guard.as_ref().is_none_or(|run| run.names != names) {
             let n = names.len();

@@ -355,14 +355,7 @@ impl Sampler for GpSampler {
         if !trial.fixed_params.is_empty() || view.complete().count() < self.n_startup_trials {
             return BTreeMap::new();
         }
-        let mut complete = view.complete();
-        let Some(first) = complete.next() else { return BTreeMap::new() };
-        let mut shared: BTreeMap<&String, &Distribution> =
-            first.distributions.iter().filter(|(_, d)| !d.is_single()).collect();
-        for t in complete {
-            shared.retain(|n, d| t.distributions.get(*n) == Some(*d));
-        }
-        let names: Vec<(&String, &Distribution)> = shared.into_iter().collect();
+        let names = view.intersection_space();
         if names.is_empty() || names.len() > 64 {
             return BTreeMap::new();
         }

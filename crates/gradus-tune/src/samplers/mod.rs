@@ -52,6 +52,21 @@ pub trait Sampler: Send + Sync {
     }
 }
 
+impl StudyView {
+    /// The parameters every complete trial has, each with one distribution
+    /// throughout (Optuna's intersection search space), leaving out those
+    /// with a single possible value: what a joint sampler can model.
+    pub fn intersection_space(&self) -> Vec<(&String, &Distribution)> {
+        let mut complete = self.complete();
+        let Some(first) = complete.next() else { return Vec::new() };
+        let mut shared: BTreeMap<&String, &Distribution> = first.distributions.iter().collect();
+        for t in complete {
+            shared.retain(|n, d| t.distributions.get(*n) == Some(*d));
+        }
+        shared.into_iter().filter(|(_, d)| !d.is_single()).collect()
+    }
+}
+
 /// A 64-bit FNV-1a hash, for deriving per-trial, per-parameter seeds that do
 /// not depend on which thread or process asks first.
 pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {

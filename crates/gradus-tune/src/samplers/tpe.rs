@@ -142,13 +142,7 @@ impl Sampler for TpeSampler {
             return BTreeMap::new();
         }
         // The parameters every complete trial has, with one distribution each.
-        let mut complete = view.complete();
-        let Some(first) = complete.next() else { return BTreeMap::new() };
-        let mut shared: BTreeMap<&String, &Distribution> = first.distributions.iter().collect();
-        for t in complete {
-            shared.retain(|n, d| t.distributions.get(*n) == Some(*d));
-        }
-        let names: Vec<(&String, &Distribution)> = shared.into_iter().filter(|(_, d)| !d.is_single()).collect();
+        let names = view.intersection_space();
         if names.is_empty() {
             return BTreeMap::new();
         }
