@@ -29,18 +29,26 @@ use super::{RandomSampler, Sampler, stable_hash};
 use crate::{Direction, Distribution, FrozenTrial, StudyView, TrialState};
 
 /// See the module documentation.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct GpSampler {
     pub seed: u64,
     pub n_startup_trials: usize,
     /// Quasi-random candidates scored per proposal.
     pub n_candidates: usize,
     fallback: RandomSampler,
+    /// The last fit's hyperparameters, the next fit's first start.
+    warm: std::sync::Mutex<Option<Vec<f64>>>,
 }
 
 impl GpSampler {
     pub fn new(seed: u64) -> Self {
-        Self { seed, n_startup_trials: 10, n_candidates: 1024, fallback: RandomSampler::new(seed) }
+        Self {
+            seed,
+            n_startup_trials: 10,
+            n_candidates: 1024,
+            fallback: RandomSampler::new(seed),
+            warm: std::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -219,21 +227,19 @@ fn log_prior(theta: &[f64], grad: &mut [f64]) -> f64 {
 
 impl Gp {
     /// Fits the kernel to standardised `y` (several L-BFGS starts) and factors it.
-    fn fit(axes: &[Axis], x: Vec<Vec<f64>>, y: &[f64], rng: &mut ChaCha8Rng) -> Option<Self> {
+    /// `warm`, the previous fit's hyperparameters, is the start to refine;
+    /// without one, three starts (the prior's centre and two random) are tried.
+    fn fit(axes: &[Axis], x: Vec<Vec<f64>>, y: &[f64], rng: &mut ChaCha8Rng, warm: Option<&[f64]>) -> Option<Self> {
         let (n, d) = (x.len(), axes.len());
         let neg_log_posterior = |theta: &[f64], grad: &mut [f64]| -> f64 {
             grad.iter_mut().for_each(|g| *g = 0.0);
             let kernel = Kernel::from_theta(theta);
             let mut k = vec![vec![0.0; n]; n];
-            let mut dk = vec![vec![vec![0.0; d]; n]; n];
             for i in 0..n {
                 for j in 0..=i {
-                    let mut g = vec![0.0; d];
-                    let v = kernel.eval(axes, &x[i], &x[j], Some(&mut g));
+                    let v = kernel.eval(axes, &x[i], &x[j], None);
                     k[i][j] = v;
                     k[j][i] = v;
-                    dk[i][j] = g.clone();
-                    dk[j][i] = g;
                 }
                 k[i][i] += kernel.noise();
             }
@@ -244,10 +250,11 @@ impl Gp {
             let alpha = solve(&l, y, true);
             // K⁻¹ column by column.
             let mut k_inv = vec![vec![0.0; n]; n];
+            let mut e = vec![0.0; n];
             for c in 0..n {
-                let mut e = vec![0.0; n];
                 e[c] = 1.0;
                 let col = solve(&l, &e, true);
+                e[c] = 0.0;
                 for r in 0..n {
                     k_inv[r][c] = col[r];
                 }
@@ -255,16 +262,20 @@ impl Gp {
             let nll = 0.5 * y.iter().zip(&alpha).map(|(a, b)| a * b).sum::<f64>()
                 + (0..n).map(|i| l[i][i].ln()).sum::<f64>()
                 + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
-            // ∂NLL/∂θ = −½ tr((ααᵀ − K⁻¹) ∂K/∂θ)
+            // ∂NLL/∂θ = −½ tr((ααᵀ − K⁻¹) ∂K/∂θ), over the pairs i ≤ j
+            // (off-diagonal pairs count twice), the kernel's gradient
+            // recomputed on the way rather than stored.
             let mut g_signal = 0.0;
             let mut g_noise = 0.0;
+            let mut dk = vec![0.0; d];
             for i in 0..n {
-                for j in 0..n {
-                    let w = alpha[i] * alpha[j] - k_inv[i][j];
+                for j in 0..=i {
+                    let twice = if i == j { 1.0 } else { 2.0 };
+                    let w = twice * (alpha[i] * alpha[j] - k_inv[i][j]);
+                    let k_clean = kernel.eval(axes, &x[i], &x[j], Some(&mut dk));
                     for dd in 0..d {
-                        grad[dd] -= 0.5 * w * dk[i][j][dd];
+                        grad[dd] -= 0.5 * w * dk[dd];
                     }
-                    let k_clean = if i == j { k[i][j] - kernel.noise() } else { k[i][j] };
                     g_signal -= 0.5 * w * k_clean;
                     if i == j {
                         g_noise -= 0.5 * w * kernel.log_noise.exp();
@@ -280,15 +291,26 @@ impl Gp {
             }
             nll - lp
         };
+        let default: Vec<f64> = (0..d).map(|_| 0.5f64.ln()).chain([0.0, (1e-3f64).ln()]).collect();
+        // A warm start alone usually needs only a few steps; every tenth fit
+        // (and the first) searches from three fresh starts as well.
+        let warm = warm.filter(|w| w.len() == d + 2 && n % 10 != 0);
+        let (starts, iterations): (Vec<Vec<f64>>, usize) = match warm {
+            Some(w) => (vec![w.to_vec()], 15),
+            None => (
+                (0..3)
+                    .map(|s| {
+                        default.iter().map(|t| if s == 0 { *t } else { t + rng.random_range(-1.0..1.0) }).collect()
+                    })
+                    .collect(),
+                50,
+            ),
+        };
         let mut best: Option<(f64, Vec<f64>)> = None;
-        for start in 0..3 {
-            let mut theta: Vec<f64> = (0..d).map(|_| 0.5f64.ln()).chain([0.0, (1e-3f64).ln()]).collect();
-            if start > 0 {
-                theta.iter_mut().for_each(|t| *t += rng.random_range(-1.0..1.0));
-            }
+        for mut theta in starts {
             let mut opt = Lbfgs::new(10);
             let mut objective = |t: &[f64], g: &mut [f64]| neg_log_posterior(t, g);
-            for _ in 0..50 {
+            for _ in 0..iterations {
                 if matches!(opt.iterate(&mut theta, &mut objective), IterationOutcome::Stalled { .. }) {
                     break;
                 }
@@ -300,6 +322,12 @@ impl Gp {
         }
         let (_, theta) = best?;
         Self::condition(axes, Kernel::from_theta(&theta), x, y)
+    }
+
+    /// The kernel's hyperparameters, in the order `fit` takes them.
+    fn theta(&self) -> Vec<f64> {
+        let k = &self.kernel;
+        k.log_lengthscales.iter().copied().chain([k.log_signal, k.log_noise]).collect()
     }
 
     /// The GP with fixed `kernel` conditioned on (x, y).
@@ -374,7 +402,9 @@ impl Sampler for GpSampler {
         let ys: Vec<f64> = y.iter().map(|v| (v - mean) / std).collect();
         let best = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let mut rng = self.rng(trial);
-        let Some(mut gp) = Gp::fit(&axes, x.clone(), &ys, &mut rng) else { return BTreeMap::new() };
+        let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(mut gp) = Gp::fit(&axes, x.clone(), &ys, &mut rng, warm.as_deref()) else { return BTreeMap::new() };
+        *self.warm.lock().unwrap_or_else(|e| e.into_inner()) = Some(gp.theta());
         // Kriging believer: pending trials join at their posterior mean.
         let pending: Vec<Vec<f64>> = view
             .trials
@@ -525,7 +555,7 @@ mod tests {
         let axes = [Axis::Numeric { levels: 0 }];
         let x: Vec<Vec<f64>> = (0..12).map(|i| vec![i as f64 / 11.0]).collect();
         let y: Vec<f64> = x.iter().map(|p| (6.0 * p[0]).sin()).collect();
-        let gp = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let gp = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(0), None).unwrap();
         for t in [0.13, 0.5, 0.77] {
             let (m, v) = gp.predict(&[t]);
             assert!((m - (6.0f64 * t).sin()).abs() < 0.05 && v < 0.05, "at {t}: {m} ± {v}");
