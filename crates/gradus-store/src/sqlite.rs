@@ -588,17 +588,7 @@ impl Storage for SqliteStorage {
     }
 
     fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError> {
-        if !state.is_finished() {
-            return Err(TuneError::InvalidArgument {
-                name: "state",
-                reason: format!("{} is not a final state", state.name()),
-            });
-        }
-        if let TrialState::Complete(v) = state
-            && !v.is_finite()
-        {
-            return Err(TuneError::InvalidValue { trial: trial_id, reason: format!("{v} is not a finite number") });
-        }
+        state.check_final(trial_id)?;
         self.write("finish trial", |tx| {
             let id = unfinished_trial(tx, trial_id)?;
             let seq = next_seq(tx)?;

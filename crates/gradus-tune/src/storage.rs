@@ -261,17 +261,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError> {
-        if !state.is_finished() {
-            return Err(TuneError::InvalidArgument {
-                name: "state",
-                reason: format!("{} is not a final state", state.name()),
-            });
-        }
-        if let TrialState::Complete(v) = state
-            && !v.is_finite()
-        {
-            return Err(TuneError::InvalidValue { trial: trial_id, reason: format!("{v} is not a finite number") });
-        }
+        state.check_final(trial_id)?;
         let mut m = self.lock();
         let trial = m.running_mut(trial_id)?;
         trial.state = state;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Distribution;
+use crate::{Distribution, TuneError};
 
 pub use crate::study::Trial;
 
@@ -66,6 +66,24 @@ impl TrialState {
             TrialState::Complete(v) => Some(*v),
             _ => None,
         }
+    }
+
+    /// Checks that a trial (`trial_id` names it in the error) may end in this
+    /// state: a final one, with a finite value if complete. Every storage
+    /// checks `finish_trial` with it.
+    pub fn check_final(&self, trial_id: u64) -> Result<(), TuneError> {
+        if !self.is_finished() {
+            return Err(TuneError::InvalidArgument {
+                name: "state",
+                reason: format!("{} is not a final state", self.name()),
+            });
+        }
+        if let TrialState::Complete(v) = self
+            && !v.is_finite()
+        {
+            return Err(TuneError::InvalidValue { trial: trial_id, reason: format!("{v} is not a finite number") });
+        }
+        Ok(())
     }
 }
 
