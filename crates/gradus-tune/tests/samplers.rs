@@ -105,7 +105,7 @@ fn tpe_learns_the_best_categorical_choice() {
 fn constant_liar_spreads_eight_pending_asks() {
     // After 20 complete trials, 8 workers ask at once (nobody tells).
     let spread = |liar: bool| {
-        let sampler = TpeSampler { constant_liar: liar, ..TpeSampler::new(5) };
+        let sampler = TpeSampler::new(5).constant_liar(liar);
         let study = Study::in_memory("s", Direction::Minimize, Box::new(sampler)).unwrap();
         study.optimize(branin_objective, 20, None, 1).unwrap();
         let mut points = Vec::new();

@@ -5,6 +5,7 @@
 //! bench_samplers SAMPLER FUNCTION BUDGET SEED [--batch N]
 //! bench_samplers list     # the suite, one JSON line per function
 //! bench_samplers serve    # reads "FUNCTION x0 x1 ..." lines, writes f(x) per line
+//! bench_samplers cost SAMPLER TRIALS PARAMS ASKS   # ms per ask+tell after TRIALS finished trials
 //! ```
 //!
 //! A study runs BUDGET sequential trials; with `--batch N` it runs BUDGET / N
@@ -15,11 +16,13 @@
 //! these functions for Optuna's samplers.
 
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
+use gradus::tune::pruners::NopPruner;
 use gradus::tune::samplers::{AutoSampler, CmaEsSampler, GpSampler, RandomSampler, SobolSampler, TpeSampler};
 use gradus::tune::testfns::{self, ParamKind, TestFunction};
-use gradus::tune::{Direction, Sampler, SearchSpace, Study, Trial, TuneError};
+use gradus::tune::{Direction, InMemoryStorage, Sampler, SearchSpace, Storage, Study, Trial, TuneError};
 use serde_json::json;
 
 /// The samplers this benchmark knows, by name.
@@ -33,7 +36,7 @@ fn build_sampler(name: &str, seed: u64, space: &SearchSpace) -> Result<Box<dyn S
         // Multivariate with constant liar, as Optuna 5's TPESampler(seed).
         "tpe" => Box::new(TpeSampler::new(seed)),
         // The independent TPE, as Optuna's TPESampler(seed, multivariate=False).
-        "tpe-indep" => Box::new(TpeSampler { multivariate: false, ..TpeSampler::new(seed) }),
+        "tpe-indep" => Box::new(TpeSampler::new(seed).multivariate(false)),
         "cmaes" => Box::new(CmaEsSampler::new(seed)),
         "gp" => Box::new(GpSampler::new(seed)),
         // The default: GP for the first 100 trials, then TPE.
@@ -106,6 +109,51 @@ fn run(sampler_name: &str, function: &str, budget: u64, seed: u64, batch: Option
     Ok(())
 }
 
+/// The cost of one ask+tell once the study holds `history` finished trials
+/// over `params` floats in [-5, 5] (the sphere, values from a random
+/// sampler, filled in directly): the median and mean milliseconds of `asks`
+/// cycles of ask, suggest every parameter, tell. One JSON line.
+fn cost(sampler_name: &str, history: u64, params: usize, asks: u64) -> Result<(), String> {
+    let names: Vec<String> = (0..params).map(TestFunction::param_name).collect();
+    let sphere = |trial: &mut Trial<'_>| -> Result<f64, TuneError> {
+        let mut sum = 0.0;
+        for name in &names {
+            let x = trial.suggest_float(name, -5.0, 5.0)?;
+            sum += x * x;
+        }
+        Ok(sum)
+    };
+    let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+    let fill = Study::create(
+        storage.clone(),
+        "cost",
+        Direction::Minimize,
+        Box::new(RandomSampler::new(0)),
+        Box::new(NopPruner),
+        &serde_json::Value::Null,
+    )
+    .map_err(|e| e.to_string())?;
+    fill.optimize(|trial| Ok(sphere(trial)?), history, None, 1).map_err(|e| e.to_string())?;
+    let space = SearchSpace::default();
+    let study = Study::load(storage, "cost", build_sampler(sampler_name, 0, &space)?, Box::new(NopPruner))
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(asks as usize);
+    for _ in 0..asks {
+        let start = Instant::now();
+        let mut trial = study.ask().map_err(|e| e.to_string())?;
+        let value = sphere(&mut trial).map_err(|e| e.to_string())?;
+        study.tell(trial, Ok(value)).map_err(|e| e.to_string())?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let line = json!({"sampler": sampler_name, "history": history, "params": params, "asks": asks,
+                      "median_ms": median, "mean_ms": mean});
+    println!("{line}");
+    Ok(())
+}
+
 /// One JSON line per suite function: its domain, kinds and minimum.
 fn list() {
     let mut out = std::io::stdout().lock();
@@ -156,7 +204,7 @@ fn serve() {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: bench_samplers SAMPLER FUNCTION BUDGET SEED [--batch N] | list | serve";
+    let usage = "usage: bench_samplers SAMPLER FUNCTION BUDGET SEED [--batch N] | list | serve | cost SAMPLER TRIALS PARAMS ASKS";
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["list"] => {
             list();
@@ -165,6 +213,14 @@ fn main() {
         ["serve"] => {
             serve();
             Ok(())
+        }
+        ["cost", sampler, history, params, asks] => {
+            let parse =
+                |what: &str, s: &str| s.parse::<u64>().map_err(|_| format!("{what} must be a whole number, got '{s}'"));
+            match (parse("TRIALS", history), parse("PARAMS", params), parse("ASKS", asks)) {
+                (Ok(history), Ok(params), Ok(asks)) => cost(sampler, history, params as usize, asks),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            }
         }
         [sampler, function, budget, seed, rest @ ..] => {
             let parse =

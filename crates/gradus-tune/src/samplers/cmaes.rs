@@ -269,7 +269,6 @@ impl Sampler for CmaEsSampler {
             .intersection_space()
             .into_iter()
             .filter(|(_, d)| !matches!(d, Distribution::Categorical { .. }))
-            .map(|(n, d)| (n.clone(), d.clone()))
             .collect();
         if names.is_empty() {
             return BTreeMap::new();

@@ -363,7 +363,7 @@ fn log_ei(best: f64, mean: f64, var: f64) -> f64 {
     let z = (best - mean) / sigma;
     let log_phi = -0.5 * z * z - 0.5 * (2.0 * std::f64::consts::PI).ln();
     let log_h = if z > -6.0 {
-        (z * super::tpe::normal_cdf(z) + log_phi.exp()).max(1e-300).ln()
+        (z * super::normal::normal_cdf(z) + log_phi.exp()).max(1e-300).ln()
     } else {
         // φ(z) + zΦ(z) = φ(z)/z²·(1 − 3/z² + 15/z⁴ − …) as z → −∞.
         let z2 = z * z;
@@ -412,7 +412,7 @@ impl Sampler for GpSampler {
             .filter(|t| {
                 t.state == TrialState::Running
                     && t.number != trial.number
-                    && names.iter().all(|(n, d)| t.distributions.get(*n) == Some(*d))
+                    && names.iter().all(|(n, d)| t.distributions.get(n) == Some(d))
             })
             .map(point)
             .collect();

@@ -12,6 +12,7 @@ mod auto;
 mod cmaes;
 mod gp;
 mod grid;
+mod normal;
 mod random;
 mod sobol;
 mod tpe;
@@ -56,14 +57,39 @@ impl StudyView {
     /// The parameters every complete trial has, each with one distribution
     /// throughout (Optuna's intersection search space), leaving out those
     /// with a single possible value: what a joint sampler can model.
-    pub fn intersection_space(&self) -> Vec<(&String, &Distribution)> {
-        let mut complete = self.complete();
-        let Some(first) = complete.next() else { return Vec::new() };
-        let mut shared: BTreeMap<&String, &Distribution> = first.distributions.iter().collect();
-        for t in complete {
-            shared.retain(|n, d| t.distributions.get(*n) == Some(*d));
+    pub fn intersection_space(&self) -> Vec<(String, Distribution)> {
+        IntersectionSpace::default().update(self)
+    }
+}
+
+/// The intersection search space, folded in one complete trial at a time;
+/// complete trials never change, so a sampler that keeps one folds each
+/// trial once however many asks follow.
+#[derive(Debug, Default)]
+pub(crate) struct IntersectionSpace {
+    /// Which trial numbers are folded in.
+    folded: Vec<bool>,
+    shared: Option<BTreeMap<String, Distribution>>,
+}
+
+impl IntersectionSpace {
+    /// Folds in the view's new complete trials; returns the space.
+    pub(crate) fn update(&mut self, view: &StudyView) -> Vec<(String, Distribution)> {
+        for t in view.complete() {
+            let i = t.number as usize;
+            if self.folded.get(i) == Some(&true) {
+                continue;
+            }
+            if self.folded.len() <= i {
+                self.folded.resize(i + 1, false);
+            }
+            self.folded[i] = true;
+            match &mut self.shared {
+                None => self.shared = Some(t.distributions.clone()),
+                Some(shared) => shared.retain(|n, d| t.distributions.get(n) == Some(d)),
+            }
         }
-        shared.into_iter().filter(|(_, d)| !d.is_single()).collect()
+        self.shared.iter().flatten().filter(|(_, d)| !d.is_single()).map(|(n, d)| (n.clone(), d.clone())).collect()
     }
 }
 

@@ -7,32 +7,41 @@
 //! and the rest ("above"). Each group becomes a Parzen estimator — a weighted
 //! mixture of one kernel per observation plus a wide prior kernel — l(x) for
 //! below and g(x) for above. Candidates are drawn from l, and the one with the
-//! largest l(x)/g(x) (the expected-improvement proxy) is proposed.
+//! largest l(x)/g(x) (the expected-improvement proxy) is proposed. The
+//! details follow Optuna 5's `TPESampler` defaults:
 //!
 //! - Multivariate (default): the parameters every complete trial shares with
-//!   the same distribution are sampled jointly, with product kernels and a
-//!   Scott-style bandwidth; any other parameter (a conditional one) falls back
-//!   to univariate TPE over the trials that have it — a simple group
-//!   decomposition.
+//!   the same distribution are sampled jointly, with product kernels; any
+//!   other parameter (a conditional one) falls back to univariate TPE over
+//!   the trials that have it — a simple group decomposition.
+//! - Bandwidths: each kernel's σ is its larger gap to its sorted neighbours
+//!   in its group (the outermost take their inner gap), clipped to
+//!   [width / min(100, n + 2), width] (the "magic clip").
 //! - Constant liar (default): running trials join the "above" group, so
 //!   parallel workers are pushed away from points already being evaluated.
 //! - Startup: the first `n_startup_trials` trials are sampled at random.
-//! - Pruned trials count as worse than every complete one.
-//! - Continuous kernels are truncated normals in the distribution's working
-//!   space (log space for log parameters); integers and stepped floats are
-//!   sampled continuously over their bins and rounded; categoricals use
-//!   categorical kernels that put most mass on the observed choice.
+//! - Pruned trials go above, except that the ones that got furthest fill the
+//!   below group when there are too few complete trials.
+//! - Kernels are truncated normals in the distribution's working space (log
+//!   space for log parameters); integers and stepped floats get the mass of
+//!   their bin; categoricals use categorical kernels that put most mass on
+//!   the observed choice.
+//!
+//! Cost: finished trials never change, so their values, the intersection
+//! space and each parameter's sorted order are kept between asks; an ask
+//! costs O(n·d) for n trials and d parameters, with no sorting, and the
+//! density sums run on the widest vector unit.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Sampler, stable_hash};
+use super::normal::{gauss_mass, log_gauss_mass, normal_cdf, normal_quantile};
+use super::{IntersectionSpace, Sampler, stable_hash};
 use crate::{Direction, Distribution, FrozenTrial, StudyView, TrialState};
-
-/// Observations' internal values, one row per trial.
-type Points = Vec<Vec<f64>>;
 
 /// See the module documentation.
 ///
@@ -45,12 +54,79 @@ type Points = Vec<Vec<f64>>;
 /// | `prior_weight` | 1.0 | weight of the wide prior kernel |
 #[derive(Clone, Debug)]
 pub struct TpeSampler {
-    pub seed: u64,
-    pub n_startup_trials: usize,
-    pub n_ei_candidates: usize,
-    pub multivariate: bool,
-    pub constant_liar: bool,
-    pub prior_weight: f64,
+    seed: u64,
+    n_startup_trials: usize,
+    n_ei_candidates: usize,
+    multivariate: bool,
+    constant_liar: bool,
+    prior_weight: f64,
+    /// Finished trials never change: what was read from them once is kept.
+    memo: Arc<Mutex<Memo>>,
+}
+
+/// What the sampler remembers of finished trials between asks.
+#[derive(Debug, Default)]
+struct Memo {
+    /// The intersection space, folded one complete trial at a time.
+    space: IntersectionSpace,
+    /// Per group of parameters, keyed by their names and distributions.
+    groups: HashMap<String, Observed>,
+}
+
+/// The finished trials' values of one group of parameters.
+#[derive(Debug, Default)]
+struct Observed {
+    /// Each finished trial's working coordinates, by trial number.
+    slots: Vec<Slot>,
+    /// Per numeric parameter, (working coordinate, trial number) of every
+    /// finished trial with a point, kept sorted: the neighbour bandwidths
+    /// need each group's sorted order, which is then a filter of this one
+    /// instead of a sort per ask.
+    sorted: Vec<Vec<(f64, u32)>>,
+}
+
+impl Observed {
+    /// Adds newly read points to the sorted columns.
+    fn insert_sorted(&mut self, numeric: &[bool], new: &[u32]) {
+        if new.is_empty() {
+            return;
+        }
+        self.sorted.resize_with(numeric.len(), Vec::new);
+        let by_key = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        for (j, column) in self.sorted.iter_mut().enumerate().filter(|(j, _)| numeric[*j]) {
+            let entries = new.iter().map(|&k| match &self.slots[k as usize] {
+                Slot::Point(p) => (p[j], k),
+                _ => unreachable!("only read points are inserted"),
+            });
+            if new.len() > 8 {
+                column.extend(entries);
+                column.sort_unstable_by(by_key);
+            } else {
+                for e in entries {
+                    let at = column.partition_point(|x| by_key(x, &e).is_lt());
+                    column.insert(at, e);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+enum Slot {
+    #[default]
+    Unread,
+    /// The trial lacks one of the parameters (or has another distribution).
+    Missing,
+    /// Working coordinates (log space for log parameters; category indices).
+    Point(Vec<f64>),
+}
+
+/// One side of the split: its points in trial-number order (the order the
+/// age weights follow) and, per numeric parameter, each point's neighbour
+/// bandwidth within the side.
+struct Side {
+    points: Points,
+    sigmas: Vec<Vec<f64>>,
 }
 
 impl TpeSampler {
@@ -62,7 +138,39 @@ impl TpeSampler {
             multivariate: true,
             constant_liar: true,
             prior_weight: 1.0,
+            memo: Arc::default(),
         }
+    }
+
+    /// Random trials before modelling (10).
+    pub fn n_startup_trials(mut self, n: usize) -> Self {
+        self.n_startup_trials = n;
+        self
+    }
+
+    /// Candidates drawn from l(x) per proposal (24).
+    pub fn n_ei_candidates(mut self, n: usize) -> Self {
+        self.n_ei_candidates = n.max(1);
+        self
+    }
+
+    /// Joint kernels over the shared parameters (true), or each parameter on
+    /// its own (false: the independent TPE).
+    pub fn multivariate(mut self, on: bool) -> Self {
+        self.multivariate = on;
+        self
+    }
+
+    /// Whether running trials count as bad observations (true).
+    pub fn constant_liar(mut self, on: bool) -> Self {
+        self.constant_liar = on;
+        self
+    }
+
+    /// The weight of the wide prior kernel (1.0).
+    pub fn prior_weight(mut self, w: f64) -> Self {
+        self.prior_weight = w.max(0.0);
+        self
     }
 
     fn rng(&self, trial: &FrozenTrial, name: &str) -> ChaCha8Rng {
@@ -74,40 +182,142 @@ impl TpeSampler {
         ]))
     }
 
-    /// The observations of `names`, split into below and above, each with
-    /// its points (internal values, in `names` order) in trial-number order.
-    fn split(
-        &self,
-        view: &StudyView,
-        trial: &FrozenTrial,
-        names: &[(&String, &Distribution)],
-    ) -> Option<(Points, Points)> {
-        let has_all = |t: &FrozenTrial| names.iter().all(|(n, d)| t.distributions.get(*n) == Some(*d));
-        let point = |t: &FrozenTrial| {
-            names.iter().map(|(n, _)| t.internal(n).expect("has the parameter")).collect::<Vec<f64>>()
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The observations of `names`, split as Optuna splits them: the best
+    /// γ(n) complete trials below (topped up with the pruned trials that got
+    /// furthest when there are too few), the rest above with the running
+    /// trials (constant liar). `None` while fewer than `n_startup_trials`
+    /// complete and pruned trials have these parameters.
+    fn split(&self, view: &StudyView, trial: &FrozenTrial, names: &[(String, Distribution)]) -> Option<(Side, Side)> {
+        let read = |t: &FrozenTrial| -> Option<Vec<f64>> {
+            names
+                .iter()
+                .map(
+                    |(n, d)| {
+                        if t.distributions.get(n) == Some(d) { t.internal(n).map(|v| working(d, v)) } else { None }
+                    },
+                )
+                .collect()
         };
-        let mut complete: Vec<&FrozenTrial> = view.complete().filter(|t| has_all(t)).collect();
-        if complete.len() < self.n_startup_trials.max(1) {
+        let numeric: Vec<bool> = names.iter().map(|(_, d)| !matches!(d, Distribution::Categorical { .. })).collect();
+        let key: String = names.iter().map(|(n, d)| format!("{n}={d:?};")).collect();
+        let dim = names.len();
+        let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
+        let mut memo = self.memo();
+        let observed = memo.groups.entry(key).or_default();
+        // The trials that have every parameter, in number order, their
+        // points in `values` (row i at i * dim).
+        let mut values: Vec<f64> = Vec::with_capacity(view.trials.len() * dim);
+        let mut entries: Vec<(u32, Role)> = Vec::with_capacity(view.trials.len());
+        let mut new: Vec<u32> = Vec::new();
+        for t in view.trials.iter() {
+            let role = match t.state {
+                _ if t.number == trial.number => continue,
+                TrialState::Complete(v) => Role::Complete(sign * v),
+                TrialState::Pruned => Role::Pruned(pruned_rank(t, view.direction)),
+                TrialState::Running if self.constant_liar => Role::Running,
+                _ => continue,
+            };
+            if t.state.is_finished() {
+                let i = t.number as usize;
+                if observed.slots.len() <= i {
+                    observed.slots.resize(i + 1, Slot::Unread);
+                }
+                if matches!(observed.slots[i], Slot::Unread) {
+                    observed.slots[i] = read(t).map_or(Slot::Missing, Slot::Point);
+                    if matches!(observed.slots[i], Slot::Point(_)) {
+                        new.push(t.number as u32);
+                    }
+                }
+                let Slot::Point(p) = &observed.slots[i] else { continue };
+                values.extend_from_slice(p);
+            } else {
+                let Some(p) = read(t) else { continue };
+                values.extend_from_slice(&p);
+            }
+            entries.push((t.number as u32, role));
+        }
+        observed.insert_sorted(&numeric, &new);
+        let n = entries.iter().filter(|(_, r)| !matches!(r, Role::Running)).count();
+        if n < self.n_startup_trials.max(1) {
             return None;
         }
-        complete.sort_by(|a, b| {
-            let (x, y) = (a.value().unwrap_or(f64::NAN), b.value().unwrap_or(f64::NAN));
-            match view.direction {
-                Direction::Minimize => x.total_cmp(&y),
-                Direction::Maximize => y.total_cmp(&x),
+        // The best γ(n) complete trials, ties to the earlier trial; then
+        // the pruned ones that got furthest if there are too few.
+        let n_below = ((n as f64 * 0.1).ceil() as usize).min(25);
+        let mut complete: Vec<(f64, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, r))| if let Role::Complete(v) = r { Some((*v, i)) } else { None })
+            .collect();
+        let by_value = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        if complete.len() > n_below && n_below > 0 {
+            complete.select_nth_unstable_by(n_below - 1, by_value);
+        }
+        let mut below: Vec<usize> = complete.iter().take(n_below).map(|c| c.1).collect();
+        if below.len() < n_below {
+            let mut pruned: Vec<((i64, f64), usize)> = entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, r))| if let Role::Pruned(k) = r { Some((*k, i)) } else { None })
+                .collect();
+            pruned.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)).then(a.1.cmp(&b.1)));
+            below.extend(pruned.iter().take(n_below - below.len()).map(|p| p.1));
+        }
+        below.sort_unstable();
+        // Each entry's side and position in it, by trial number.
+        let mut place: Vec<Option<(bool, u32)>> = vec![None; entries.last().map_or(0, |e| e.0 as usize + 1)];
+        let (mut below_points, mut above_points) = (Points::new(dim), Points::new(dim));
+        let mut next_below = below.iter().peekable();
+        for (i, row) in values.chunks_exact(dim).enumerate() {
+            let is_below = next_below.peek() == Some(&&i);
+            let side = if is_below {
+                next_below.next();
+                &mut below_points
+            } else {
+                &mut above_points
+            };
+            place[entries[i].0 as usize] = Some((is_below, side.len() as u32));
+            side.push(row);
+        }
+        // Bandwidths: the finished trials in sorted order, with the running
+        // ones (not in the sorted columns) merged in.
+        let running: Vec<usize> = (0..entries.len()).filter(|&i| matches!(entries[i].1, Role::Running)).collect();
+        let (mut below_sigmas, mut above_sigmas) = (Vec::with_capacity(dim), Vec::with_capacity(dim));
+        for j in 0..dim {
+            if !numeric[j] {
+                below_sigmas.push(Vec::new());
+                above_sigmas.push(Vec::new());
+                continue;
             }
-        });
-        let n_below = (complete.len() as f64 * 0.1).ceil().min(25.0) as usize;
-        let mut below: Vec<&FrozenTrial> = complete[..n_below].to_vec();
-        let mut above: Vec<&FrozenTrial> = complete[n_below..].to_vec();
-        above.extend(view.trials.iter().filter(|t| {
-            t.number != trial.number
-                && has_all(t)
-                && (t.state == TrialState::Pruned || (self.constant_liar && t.state == TrialState::Running))
-        }));
-        below.sort_by_key(|t| t.number);
-        above.sort_by_key(|t| t.number);
-        Some((below.into_iter().map(point).collect(), above.into_iter().map(point).collect()))
+            let (low, high, _, _) = numeric_axis(&names[j].1);
+            let mut extra: Vec<(f64, u32)> = running.iter().map(|&i| (values[i * dim + j], entries[i].0)).collect();
+            extra.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let (mut lo, mut hi) = (Gaps::new(below_points.len(), low, high), Gaps::new(above_points.len(), low, high));
+            let column = observed.sorted.get(j).map_or(&[][..], |c| c.as_slice());
+            let mut extra = extra.into_iter().peekable();
+            let mut visit = |(w, number): (f64, u32)| {
+                if let Some(Some((is_below, at))) = place.get(number as usize) {
+                    if *is_below { lo.visit(w, *at) } else { hi.visit(w, *at) }
+                }
+            };
+            for &e in column {
+                while let Some(&x) = extra.peek()
+                    && x.0.total_cmp(&e.0).then(x.1.cmp(&e.1)).is_lt()
+                {
+                    visit(x);
+                    extra.next();
+                }
+                visit(e);
+            }
+            extra.for_each(visit);
+            below_sigmas.push(lo.finish());
+            above_sigmas.push(hi.finish());
+        }
+        Some((Side { points: below_points, sigmas: below_sigmas }, Side { points: above_points, sigmas: above_sigmas }))
     }
 
     /// Proposes internal values for `names` (jointly when there are several).
@@ -115,24 +325,96 @@ impl TpeSampler {
         &self,
         view: &StudyView,
         trial: &FrozenTrial,
-        names: &[(&String, &Distribution)],
+        names: &[(String, Distribution)],
         rng: &mut ChaCha8Rng,
     ) -> Option<Vec<f64>> {
         let (below, above) = self.split(view, trial, names)?;
-        let dists: Vec<&Distribution> = names.iter().map(|(_, d)| *d).collect();
-        let multivariate = names.len() > 1;
-        let l = Parzen::new(&dists, &below, self.prior_weight, multivariate);
-        let g = Parzen::new(&dists, &above, self.prior_weight, multivariate);
-        let mut best: Option<(f64, Vec<f64>)> = None;
-        for _ in 0..self.n_ei_candidates.max(1) {
-            let x = l.sample(rng);
-            let score = l.log_pdf(&x) - g.log_pdf(&x);
-            if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, x));
-            }
+        let dists: Vec<&Distribution> = names.iter().map(|(_, d)| d).collect();
+        let l = Parzen::new(&dists, &below.points, below.sigmas, self.prior_weight);
+        let g = Parzen::new(&dists, &above.points, above.sigmas, self.prior_weight);
+        let candidates: Vec<Vec<f64>> = (0..self.n_ei_candidates.max(1)).map(|_| l.sample(rng)).collect();
+        let (lb, ga) = (l.log_pdf(&candidates), g.log_pdf(&candidates));
+        let best =
+            (0..candidates.len()).max_by(|&a, &b| (lb[a] - ga[a]).total_cmp(&(lb[b] - ga[b])).then(b.cmp(&a)))?;
+        Some(candidates[best].clone())
+    }
+}
+
+/// Neighbour bandwidths of one side, from its points visited in sorted
+/// order (Optuna's, without endpoints): each point's larger gap to its
+/// neighbours, the outermost ones their inner gap only, a lone point its
+/// larger gap to the bounds.
+struct Gaps {
+    sigmas: Vec<f64>,
+    low: f64,
+    high: f64,
+    /// The last point visited (coordinate, position) and its left gap
+    /// (None for the first).
+    last: Option<(f64, u32, Option<f64>)>,
+}
+
+impl Gaps {
+    fn new(n: usize, low: f64, high: f64) -> Self {
+        Self { sigmas: vec![0.0; n], low, high, last: None }
+    }
+
+    fn visit(&mut self, w: f64, at: u32) {
+        let left = self.last.map(|(pw, pat, pleft)| {
+            let gap = w - pw;
+            self.sigmas[pat as usize] = pleft.map_or(gap, |l: f64| l.max(gap));
+            gap
+        });
+        self.last = Some((w, at, left));
+    }
+
+    fn finish(mut self) -> Vec<f64> {
+        if let Some((w, at, left)) = self.last {
+            self.sigmas[at as usize] = left.unwrap_or((w - self.low).max(self.high - w));
         }
-        let (_, x) = best?;
-        Some(x.iter().zip(&dists).map(|(&v, d)| to_internal(d, v)).collect())
+        self.sigmas
+    }
+}
+
+/// What a trial is to the split.
+enum Role {
+    /// Complete, with its value signed so that smaller is better.
+    Complete(f64),
+    Pruned((i64, f64)),
+    /// Pending: one of the above group under the constant liar.
+    Running,
+}
+
+/// The order in which pruned trials fill the below group (smaller first):
+/// those that got further first, then by their last reported value.
+fn pruned_rank(t: &FrozenTrial, direction: Direction) -> (i64, f64) {
+    match t.intermediate.iter().next_back() {
+        Some((&step, &v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
+        Some((&step, &v)) => (-(step as i64), if direction == Direction::Maximize { -v } else { v }),
+        None => (1, 0.0),
+    }
+}
+
+/// Observations' internal values, row-major, `dim` per observation.
+struct Points {
+    dim: usize,
+    values: Vec<f64>,
+}
+
+impl Points {
+    fn new(dim: usize) -> Self {
+        Self { dim, values: Vec::new() }
+    }
+
+    fn push(&mut self, point: &[f64]) {
+        self.values.extend_from_slice(point);
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() / self.dim.max(1)
+    }
+
+    fn column(&self, j: usize) -> impl Iterator<Item = f64> + '_ {
+        self.values.iter().skip(j).step_by(self.dim.max(1)).copied()
     }
 }
 
@@ -142,13 +424,13 @@ impl Sampler for TpeSampler {
             return BTreeMap::new();
         }
         // The parameters every complete trial has, with one distribution each.
-        let names = view.intersection_space();
+        let names = self.memo().space.update(view);
         if names.is_empty() {
             return BTreeMap::new();
         }
         let mut rng = self.rng(trial, "");
         match self.propose(view, trial, &names, &mut rng) {
-            Some(x) => names.iter().map(|(n, _)| (*n).clone()).zip(x).collect(),
+            Some(x) => names.into_iter().map(|(n, _)| n).zip(x).collect(),
             None => BTreeMap::new(),
         }
     }
@@ -161,8 +443,7 @@ impl Sampler for TpeSampler {
         distribution: &Distribution,
     ) -> f64 {
         let mut rng = self.rng(trial, name);
-        let owned = name.to_string();
-        let names = [(&owned, distribution)];
+        let names = [(name.to_string(), distribution.clone())];
         match self.propose(view, trial, &names, &mut rng) {
             Some(x) => x[0],
             None => distribution.from_unit(rng.random::<f64>()),
@@ -170,75 +451,47 @@ impl Sampler for TpeSampler {
     }
 }
 
-/// A parameter's working space: (low, high) of the continuous coordinate
-/// the kernels live in, or the number of choices of a categorical.
-enum Axis {
-    Continuous { low: f64, high: f64 },
-    Categorical { n: usize },
+/// How one parameter is modelled: a truncated normal per component on a
+/// numeric axis (in log space for log parameters; over bins for integers
+/// and stepped floats), or a categorical distribution per component.
+enum Column {
+    Numeric {
+        /// The working-space bounds (a grid's outer bin edges).
+        low: f64,
+        high: f64,
+        log: bool,
+        /// Half a grid step (internal units) for integers and stepped floats.
+        half_step: Option<f64>,
+        mu: Vec<f64>,
+        sigma: Vec<f64>,
+        inv_sigma: Vec<f64>,
+        /// μ/σ, so that (w − μ)/σ is one fused multiply-add.
+        mu_scaled: Vec<f64>,
+    },
+    Categorical {
+        n: usize,
+        /// Per component, the probability of each choice (row-major).
+        probs: Vec<f64>,
+        log_probs: Vec<f64>,
+    },
 }
 
-fn axis(d: &Distribution) -> Axis {
-    match *d {
-        Distribution::Float { low, high, log: true, .. } => Axis::Continuous { low: low.ln(), high: high.ln() },
-        Distribution::Float { low, high, step: Some(s), .. } => {
-            Axis::Continuous { low: low - s / 2.0, high: high + s / 2.0 }
-        }
-        Distribution::Float { low, high, .. } => Axis::Continuous { low, high },
-        Distribution::Int { low, high, log: true, .. } => {
-            Axis::Continuous { low: (low as f64 - 0.5).max(0.5).ln(), high: (high as f64 + 0.5).ln() }
-        }
-        Distribution::Int { low, high, step, .. } => {
-            Axis::Continuous { low: low as f64 - step as f64 / 2.0, high: high as f64 + step as f64 / 2.0 }
-        }
-        Distribution::Categorical { ref choices } => Axis::Categorical { n: choices.len() },
+impl Column {
+    /// The working coordinate of an internal value.
+    fn working(log: bool, v: f64) -> f64 {
+        if log { v.ln() } else { v }
     }
 }
 
-/// The working-space coordinate of an internal value.
-fn to_working(d: &Distribution, v: f64) -> f64 {
-    match d {
-        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => v.ln(),
-        _ => v,
-    }
-}
-
-/// The internal value (on the distribution's grid) of a working coordinate.
-fn to_internal(d: &Distribution, w: f64) -> f64 {
-    let snap = |v: f64| {
-        // Round to the nearest grid value via the unit map's inverse.
-        match *d {
-            Distribution::Float { low, high, log: true, .. } => v.clamp(low, high),
-            Distribution::Float { low, step: Some(s), .. } => {
-                let top = d.grid().and_then(|g| g.last().copied()).unwrap_or(low);
-                (low + ((v - low) / s).round() * s).clamp(low, top)
-            }
-            Distribution::Float { low, high, .. } => v.clamp(low, high),
-            Distribution::Int { low, high, step, .. } => {
-                let k = ((v - low as f64) / step as f64).round() as i64;
-                let top = low + (high - low) / step * step;
-                (low + k * step).clamp(low, top) as f64
-            }
-            Distribution::Categorical { ref choices } => (v.round() as i64).clamp(0, choices.len() as i64 - 1) as f64,
-        }
-    };
-    match d {
-        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => snap(w.exp()),
-        _ => snap(w),
-    }
-}
-
-/// A weighted mixture of product kernels, one per observation plus a prior.
+/// A weighted mixture of product kernels, one per observation plus a wide
+/// prior (Optuna's `_ParzenEstimator`), stored column by column.
 struct Parzen {
     /// Mixture weights (normalised), the prior last.
     weights: Vec<f64>,
-    /// Per component, per dimension: (μ, σ) for continuous axes, or the
-    /// probabilities of each choice for categorical ones.
-    kernels: Vec<Vec<Kernel>>,
-}
-
-enum Kernel {
-    Normal { mu: f64, sigma: f64, low: f64, high: f64 },
-    Categorical(Vec<f64>),
+    /// Per component: log weight minus the continuous kernels' log normalisers.
+    base: Vec<f64>,
+    columns: Vec<Column>,
+    dists: Vec<Distribution>,
 }
 
 /// Optuna's weights by age: equal for the last 25 observations, ramping down
@@ -255,48 +508,86 @@ fn age_weights(n: usize) -> Vec<f64> {
 }
 
 impl Parzen {
-    fn new(dists: &[&Distribution], points: &[Vec<f64>], prior_weight: f64, multivariate: bool) -> Self {
+    /// The mixture of `points` (working coordinates) with, per numeric
+    /// parameter, their raw bandwidths (clipped here).
+    fn new(dists: &[&Distribution], points: &Points, mut sigmas: Vec<Vec<f64>>, prior_weight: f64) -> Self {
         let n = points.len();
-        let axes: Vec<Axis> = dists.iter().map(|d| axis(d)).collect();
         let mut weights = age_weights(n);
-        weights.push(prior_weight);
+        weights.push(if n == 0 { 1.0 } else { prior_weight });
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
-        let mut kernels: Vec<Vec<Kernel>> = (0..=n).map(|_| Vec::with_capacity(dists.len())).collect();
-        for (j, (d, ax)) in dists.iter().zip(&axes).enumerate() {
-            match *ax {
-                Axis::Continuous { low, high } => {
-                    let width = high - low;
-                    let mus: Vec<f64> = points.iter().map(|p| to_working(d, p[j]).clamp(low, high)).collect();
-                    let sigmas = if multivariate {
-                        // Scott-style bandwidth shared by the observations.
-                        let s = 0.2 * (n.max(1) as f64).powf(-1.0 / (dists.len() as f64 + 4.0)) * width;
-                        vec![s; n]
-                    } else {
-                        neighbour_bandwidths(&mus, low, high)
-                    };
-                    let min_sigma = width / (100f64).min(1.0 + n as f64);
-                    for (i, (&mu, &s)) in mus.iter().zip(&sigmas).enumerate() {
-                        kernels[i].push(Kernel::Normal { mu, sigma: s.clamp(min_sigma, width), low, high });
-                    }
-                    kernels[n].push(Kernel::Normal { mu: 0.5 * (low + high), sigma: width, low, high });
-                }
-                Axis::Categorical { n: k } => {
-                    for (i, p) in points.iter().enumerate() {
-                        let mut probs = vec![prior_weight / k as f64; k];
-                        probs[p[j] as usize] += 1.0;
-                        let s: f64 = probs.iter().sum();
-                        kernels[i].push(Kernel::Categorical(probs.into_iter().map(|v| v / s).collect()));
-                    }
-                    kernels[n].push(Kernel::Categorical(vec![1.0 / k as f64; k]));
-                }
+        // Per component, log weight minus log normalisers: `base` holds logs,
+        // `scale` factors not yet taken to logs (the weight first), `shift`
+        // the part all components share.
+        let mut base = vec![0.0; n + 1];
+        let mut scale = weights.clone();
+        let mut shift = 0.0;
+        let fold = |base: &mut [f64], scale: &mut [f64]| {
+            for (b, f) in base.iter_mut().zip(scale.iter_mut()) {
+                *b += f.ln();
+                *f = 1.0;
             }
-        }
-        Self { weights, kernels }
+        };
+        let columns: Vec<Column> = dists
+            .iter()
+            .enumerate()
+            .map(|(j, d)| match **d {
+                Distribution::Categorical { ref choices } => {
+                    let k = choices.len();
+                    let mut probs = vec![prior_weight / (n + 1) as f64; (n + 1) * k];
+                    for (i, c) in points.column(j).enumerate() {
+                        probs[i * k + c as usize] += 1.0;
+                    }
+                    probs[n * k..].iter_mut().for_each(|p| *p = 1.0 / k as f64);
+                    for row in probs.chunks_mut(k) {
+                        let s: f64 = row.iter().sum();
+                        row.iter_mut().for_each(|p| *p /= s);
+                    }
+                    let log_probs = probs.iter().map(|p| p.ln()).collect();
+                    Column::Categorical { n: k, probs, log_probs }
+                }
+                _ => {
+                    let (low, high, log, half_step) = numeric_axis(d);
+                    let width = high - low;
+                    let mut mu: Vec<f64> = Vec::with_capacity(n + 1);
+                    mu.extend(points.column(j));
+                    let mut sigma = std::mem::take(&mut sigmas[j]);
+                    sigma.reserve_exact(1);
+                    // Optuna's magic clip: n kernels plus the prior.
+                    let min_sigma = width / (100f64).min(2.0 + n as f64);
+                    sigma.iter_mut().for_each(|s| *s = s.clamp(min_sigma, width));
+                    mu.push(0.5 * (low + high));
+                    sigma.push(width);
+                    // The log normalisers, -ln(σ√2π · mass) for a density and
+                    // -ln(mass) for bins, gathered as a product of factors in
+                    // [1, 300] per component and taken to logs every 64 columns.
+                    let continuous = half_step.is_none();
+                    if continuous {
+                        shift -= width.ln() + LN_SQRT_2PI;
+                    }
+                    let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
+                    for (f, (&m, &is)) in scale.iter_mut().zip(mu.iter().zip(&inv_sigma)) {
+                        let (a, b) = ((low - m) * is, (high - m) * is);
+                        // Most kernels sit far inside the bounds: mass 1.
+                        let mass = if a < -8.3 && b > 8.3 { 1.0 } else { gauss_mass(a, b) };
+                        let density = if continuous { width * is } else { 1.0 };
+                        *f *= if mass < 1.0 { density / mass } else { density };
+                    }
+                    if j % 64 == 63 {
+                        fold(&mut base, &mut scale);
+                    }
+                    let mu_scaled = mu.iter().zip(&inv_sigma).map(|(m, s)| m * s).collect();
+                    Column::Numeric { low, high, log, half_step, mu, sigma, inv_sigma, mu_scaled }
+                }
+            })
+            .collect();
+        fold(&mut base, &mut scale);
+        base.iter_mut().for_each(|b| *b += shift);
+        Self { weights, base, columns, dists: dists.iter().map(|d| (*d).clone()).collect() }
     }
 
-    /// A point drawn from the mixture, in working coordinates (category
-    /// indices for categoricals).
+    /// A point drawn from the mixture, as internal values on the
+    /// distributions' grids (category indices for categoricals).
     fn sample(&self, rng: &mut ChaCha8Rng) -> Vec<f64> {
         let mut u = rng.random::<f64>();
         let mut component = self.weights.len() - 1;
@@ -307,64 +598,143 @@ impl Parzen {
             }
             u -= w;
         }
-        self.kernels[component]
+        self.columns
             .iter()
-            .map(|k| match k {
-                Kernel::Normal { mu, sigma, low, high } => truncated_normal(rng, *mu, *sigma, *low, *high),
-                Kernel::Categorical(probs) => {
+            .zip(&self.dists)
+            .map(|(c, d)| match c {
+                Column::Numeric { low, high, mu, sigma, .. } => {
+                    to_internal(d, truncated_normal(rng, mu[component], sigma[component], *low, *high))
+                }
+                Column::Categorical { n, probs, .. } => {
+                    let row = &probs[component * n..(component + 1) * n];
                     let mut u = rng.random::<f64>();
-                    probs
-                        .iter()
+                    row.iter()
                         .position(|p| {
                             let hit = u < *p;
                             u -= p;
                             hit
                         })
-                        .unwrap_or(probs.len() - 1) as f64
+                        .unwrap_or(n - 1) as f64
                 }
             })
             .collect()
     }
 
-    /// log of the mixture density at `x` (working coordinates).
-    fn log_pdf(&self, x: &[f64]) -> f64 {
-        let logs: Vec<f64> = self
-            .kernels
+    /// log of the mixture density at each point (internal values).
+    fn log_pdf(&self, points: &[Vec<f64>]) -> Vec<f64> {
+        let mut acc = vec![0.0; self.base.len()];
+        points
             .iter()
-            .zip(&self.weights)
-            .map(|(ks, w)| {
-                w.ln()
-                    + ks.iter()
-                        .zip(x)
-                        .map(|(k, &v)| match k {
-                            Kernel::Normal { mu, sigma, low, high } => {
-                                truncated_normal_log_pdf(v, *mu, *sigma, *low, *high)
+            .map(|x| {
+                acc.copy_from_slice(&self.base);
+                for (column, &v) in self.columns.iter().zip(x) {
+                    match column {
+                        Column::Numeric { log, half_step: None, mu_scaled, inv_sigma, .. } => {
+                            subtract_half_squares(&mut acc, mu_scaled, inv_sigma, Column::working(*log, v));
+                        }
+                        Column::Numeric { log, half_step: Some(h), mu, inv_sigma, .. } => {
+                            let (left, right) = (Column::working(*log, v - h), Column::working(*log, v + h));
+                            for ((a, m), s) in acc.iter_mut().zip(mu).zip(inv_sigma) {
+                                *a += log_gauss_mass((left - m) * s, (right - m) * s);
                             }
-                            Kernel::Categorical(probs) => probs[v as usize].ln(),
-                        })
-                        .sum::<f64>()
+                        }
+                        Column::Categorical { n, log_probs, .. } => {
+                            let c = v as usize;
+                            for (a, row) in acc.iter_mut().zip(log_probs.chunks(*n)) {
+                                *a += row[c];
+                            }
+                        }
+                    }
+                }
+                log_sum_exp(&acc)
             })
-            .collect();
-        let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if max == f64::NEG_INFINITY {
-            return max;
-        }
-        max + logs.iter().map(|l| (l - max).exp()).sum::<f64>().ln()
+            .collect()
     }
 }
 
-/// Univariate bandwidths: each observation's larger gap to its sorted
-/// neighbours (the bounds at the ends), as in Bergstra's TPE.
-fn neighbour_bandwidths(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..mus.len()).collect();
-    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
-    let mut sigmas = vec![0.0; mus.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        let left = if rank == 0 { low } else { mus[order[rank - 1]] };
-        let right = if rank + 1 == order.len() { high } else { mus[order[rank + 1]] };
-        sigmas[i] = (mus[i] - left).max(right - mus[i]);
+gradus_optim::multiversion! {
+    /// acc[i] −= ½((w − μᵢ)/σᵢ)²: each component's Gaussian exponent for one
+    /// coordinate, from μᵢ/σᵢ and 1/σᵢ.
+    fn subtract_half_squares(acc: &mut [f64], mu_scaled: &[f64], inv_sigma: &[f64], w: f64) {
+        let n = acc.len();
+        let (mu_scaled, inv_sigma) = (&mu_scaled[..n], &inv_sigma[..n]);
+        for i in 0..n {
+            let z = w.mul_add(inv_sigma[i], -mu_scaled[i]);
+            acc[i] = (-0.5 * z).mul_add(z, acc[i]);
+        }
     }
-    sigmas
+}
+
+/// log Σ exp(v), skipping terms too small to change the sum's last bit.
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    // Terms below e^-(37 + ln n) of the largest add less than 1e-16 in all.
+    let cut = max - 37.0 - (v.len() as f64).ln();
+    max + v.iter().filter(|&&l| l > cut).map(|l| (l - max).exp()).sum::<f64>().ln()
+}
+
+const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// A numeric parameter's working-space bounds (log space for log
+/// parameters; widened by half a step for a grid), whether it is in log
+/// space, and half its grid step.
+fn numeric_axis(d: &Distribution) -> (f64, f64, bool, Option<f64>) {
+    match *d {
+        Distribution::Float { low, high, log, step: None } => {
+            if log {
+                (low.ln(), high.ln(), true, None)
+            } else {
+                (low, high, false, None)
+            }
+        }
+        Distribution::Float { low, high, log, step: Some(s) } => {
+            let (a, b) = (low - s / 2.0, high + s / 2.0);
+            if log {
+                (a.max(f64::MIN_POSITIVE).ln(), b.ln(), true, Some(s / 2.0))
+            } else {
+                (a, b, false, Some(s / 2.0))
+            }
+        }
+        Distribution::Int { low, high, log, step } => {
+            let h = step as f64 / 2.0;
+            let (a, b) = (low as f64 - h, high as f64 + h);
+            if log { (a.max(0.5).ln(), b.ln(), true, Some(h)) } else { (a, b, false, Some(h)) }
+        }
+        Distribution::Categorical { .. } => unreachable!("categoricals have no numeric axis"),
+    }
+}
+
+/// The internal value (on the distribution's grid) of a working coordinate.
+fn to_internal(d: &Distribution, w: f64) -> f64 {
+    let v = match d {
+        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => w.exp(),
+        _ => w,
+    };
+    match *d {
+        Distribution::Float { low, high, step: None, .. } => v.clamp(low, high),
+        Distribution::Float { low, step: Some(s), .. } => {
+            let top = d.grid().and_then(|g| g.last().copied()).unwrap_or(low);
+            (low + ((v - low) / s).round() * s).clamp(low, top)
+        }
+        Distribution::Int { low, high, step, .. } => {
+            let k = ((v - low as f64) / step as f64).round() as i64;
+            let top = low + (high - low) / step * step;
+            (low + k * step).clamp(low, top) as f64
+        }
+        Distribution::Categorical { ref choices } => (v.round() as i64).clamp(0, choices.len() as i64 - 1) as f64,
+    }
+}
+
+/// The working coordinate of an internal value: log space for log
+/// parameters, the value itself otherwise (category indices included).
+fn working(d: &Distribution, v: f64) -> f64 {
+    match d {
+        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => v.ln(),
+        _ => v,
+    }
 }
 
 fn truncated_normal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64, low: f64, high: f64) -> f64 {
@@ -377,131 +747,103 @@ fn truncated_normal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64, low: f64, high: f
     (mu + sigma * normal_quantile(u)).clamp(low, high)
 }
 
-fn truncated_normal_log_pdf(x: f64, mu: f64, sigma: f64, low: f64, high: f64) -> f64 {
-    let z = (x - mu) / sigma;
-    let mass = (normal_cdf((high - mu) / sigma) - normal_cdf((low - mu) / sigma)).max(1e-300);
-    -0.5 * z * z - (sigma * (2.0 * std::f64::consts::PI).sqrt()).ln() - mass.ln()
-}
-
-/// Φ(z), to about 1e-14 (via erfc's continued fraction / series split).
-pub(crate) fn normal_cdf(z: f64) -> f64 {
-    0.5 * erfc(-z / std::f64::consts::SQRT_2)
-}
-
-/// erfc with W. J. Cody's rational approximations' accuracy class, through
-/// the complementary error function's Chebyshev fit (Numerical Recipes 3rd ed. §6.2.2).
-#[allow(clippy::excessive_precision)] // the published coefficients, as published
-fn erfc(x: f64) -> f64 {
-    const COF: [f64; 28] = [
-        -1.3026537197817094,
-        6.4196979235649026e-1,
-        1.9476473204185836e-2,
-        -9.561514786808631e-3,
-        -9.46595344482036e-4,
-        3.66839497852761e-4,
-        4.2523324806907e-5,
-        -2.0278578112534e-5,
-        -1.624290004647e-6,
-        1.303655835580e-6,
-        1.5626441722e-8,
-        -8.5238095915e-8,
-        6.529054439e-9,
-        5.059343495e-9,
-        -9.91364156e-10,
-        -2.27365122e-10,
-        9.6467911e-11,
-        2.394038e-12,
-        -6.886027e-12,
-        8.94487e-13,
-        3.13092e-13,
-        -1.12708e-13,
-        3.81e-16,
-        7.106e-15,
-        -1.523e-15,
-        -9.4e-17,
-        1.21e-16,
-        -2.8e-17,
-    ];
-    let z = x.abs();
-    let t = 2.0 / (2.0 + z);
-    let ty = 4.0 * t - 2.0;
-    let (mut d, mut dd) = (0.0, 0.0);
-    for &c in COF[1..].iter().rev() {
-        let tmp = d;
-        d = ty * d - dd + c;
-        dd = tmp;
-    }
-    let erfc_z = t * (-z * z + 0.5 * (COF[0] + ty * d) - dd).exp();
-    if x >= 0.0 { erfc_z } else { 2.0 - erfc_z }
-}
-
-/// Φ⁻¹(p) (Acklam's algorithm, refined by one Halley step).
-#[allow(clippy::excessive_precision)]
-fn normal_quantile(p: f64) -> f64 {
-    let p = p.clamp(1e-300, 1.0 - 1e-16);
-    const A: [f64; 6] = [
-        -3.969683028665376e1,
-        2.209460984245205e2,
-        -2.759285104469687e2,
-        1.383577518672690e2,
-        -3.066479806614716e1,
-        2.506628277459239,
-    ];
-    const B: [f64; 5] =
-        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [
-        -7.784894002430293e-3,
-        -3.223964580411365e-1,
-        -2.400758277161838,
-        -2.549732539343734,
-        4.374664141464968,
-        2.938163982698783,
-    ];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
-    let x = if p < 0.02425 {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - 0.02425 {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    let e = normal_cdf(x) - p;
-    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (0.5 * x * x).exp();
-    x - u / (1.0 + 0.5 * x * u)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn normal_cdf_and_quantile_match_reference_values() {
-        // scipy.stats.norm.cdf(1.0) = 0.8413447460685429, cdf(-2.5) = 0.0062096653257761
-        assert!((normal_cdf(1.0) - 0.8413447460685429).abs() < 1e-12);
-        assert!((normal_cdf(-2.5) - 0.0062096653257761).abs() < 1e-12);
-        // scipy.stats.norm.ppf(0.975) = 1.959963984540054
-        assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-9);
-        for p in [1e-10, 0.01, 0.3, 0.5, 0.9, 0.999999] {
-            assert!((normal_cdf(normal_quantile(p)) - p).abs() < 1e-12 * p.max(1e-3) * 1e3, "{p}");
+    /// The bandwidths of `mus` by a plain sort, through the same [`Gaps`].
+    fn neighbour_bandwidths(mus: &[f64], low: f64, high: f64) -> Vec<f64> {
+        let mut order: Vec<usize> = (0..mus.len()).collect();
+        order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]).then(a.cmp(&b)));
+        let mut gaps = Gaps::new(mus.len(), low, high);
+        order.iter().for_each(|&i| gaps.visit(mus[i], i as u32));
+        gaps.finish()
+    }
+
+    fn trial(number: u64, state: TrialState, x: f64, k: i64) -> FrozenTrial {
+        let dx = Distribution::log_float(0.01, 100.0);
+        let dk = Distribution::int(1, 9);
+        FrozenTrial {
+            id: number,
+            number,
+            state,
+            params: [("k".to_string(), serde_json::json!(k)), ("x".to_string(), serde_json::json!(x))].into(),
+            distributions: [("k".to_string(), dk), ("x".to_string(), dx)].into(),
+            intermediate: BTreeMap::new(),
+            fixed_params: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
         }
     }
 
     #[test]
-    fn truncated_normal_density_integrates_to_one() {
-        let (mu, sigma, low, high) = (0.3, 0.5, 0.0, 1.0);
-        let n = 100_000;
-        let integral: f64 = (0..n)
-            .map(|i| truncated_normal_log_pdf(low + (i as f64 + 0.5) / n as f64, mu, sigma, low, high).exp())
-            .sum::<f64>()
-            / n as f64;
+    fn the_split_keeps_optunas_sides_and_sorted_bandwidths_across_asks() {
+        let sampler = TpeSampler::new(0);
+        let mut trials: Vec<FrozenTrial> = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut checked = 0;
+        for ask in 0..40u64 {
+            let names = IntersectionSpace::default()
+                .update(&StudyView { direction: Direction::Minimize, trials: Arc::new(trials.clone()) });
+            let current = trial(ask, TrialState::Running, 1.0, 1);
+            let mut all = trials.clone();
+            all.push(current.clone());
+            let view = StudyView { direction: Direction::Minimize, trials: Arc::new(all) };
+            if let Some((below, above)) = (!names.is_empty()).then(|| sampler.split(&view, &current, &names)).flatten()
+            {
+                checked += 1;
+                let n = trials.iter().filter(|t| t.state != TrialState::Running).count();
+                assert_eq!(below.points.len(), (n as f64 * 0.1).ceil() as usize, "ask {ask}");
+                let running = trials.iter().filter(|t| t.state == TrialState::Running).count();
+                assert_eq!(below.points.len() + above.points.len(), n + running);
+                for side in [&below, &above] {
+                    for (j, (_, d)) in names.iter().enumerate() {
+                        let (low, high, _, _) = numeric_axis(d);
+                        let mus: Vec<f64> = side.points.column(j).collect();
+                        assert_eq!(side.sigmas[j], neighbour_bandwidths(&mus, low, high), "ask {ask} column {j}");
+                    }
+                }
+            }
+            // Every fifth trial stays running (a pending one); others finish.
+            let x = 10f64.powf(rng.random::<f64>() * 4.0 - 2.0);
+            let k = rng.random_range(1..=9);
+            let state = if ask % 5 == 4 {
+                TrialState::Running
+            } else {
+                TrialState::Complete((x.ln() - 1.0).powi(2) + k as f64)
+            };
+            trials.push(trial(ask, state, x, k));
+        }
+        assert!(checked >= 25, "{checked}");
+    }
+
+    #[test]
+    fn a_continuous_kernel_integrates_to_one_and_bins_sum_to_one() {
+        let d = Distribution::float(0.0, 1.0);
+        let mut points = Points::new(1);
+        points.push(&[0.3]);
+        points.push(&[0.9]);
+        let p = Parzen::new(&[&d], &points, vec![neighbour_bandwidths(&[0.3, 0.9], 0.0, 1.0)], 1.0);
+        let n = 20_000;
+        let xs: Vec<Vec<f64>> = (0..n).map(|i| vec![(i as f64 + 0.5) / n as f64]).collect();
+        let integral: f64 = p.log_pdf(&xs).iter().map(|l| l.exp()).sum::<f64>() / n as f64;
         assert!((integral - 1.0).abs() < 1e-6, "{integral}");
+        // An integer's bins carry the whole mass.
+        let d = Distribution::int(1, 7);
+        let mut points = Points::new(1);
+        points.push(&[2.0]);
+        let p = Parzen::new(&[&d], &points, vec![neighbour_bandwidths(&[2.0], 0.5, 7.5)], 1.0);
+        let xs: Vec<Vec<f64>> = (1..=7).map(|v| vec![v as f64]).collect();
+        let total: f64 = p.log_pdf(&xs).iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12, "{total}");
+    }
+
+    #[test]
+    fn neighbour_bandwidths_follow_optuna_without_endpoints() {
+        // Sorted 0.1, 0.2, 0.6 in [0, 1]: the ends use their inner gap only.
+        assert_eq!(neighbour_bandwidths(&[0.6, 0.1, 0.2], 0.0, 1.0), [0.6 - 0.2, 0.2 - 0.1, 0.6 - 0.2]);
+        assert_eq!(neighbour_bandwidths(&[0.3], 0.0, 1.0), [0.7]);
     }
 
     #[test]
