@@ -41,6 +41,14 @@ impl Lbfgs {
     }
 
     /// The objective at the current point (after the first iteration).
+    /// Forgets the current value and gradient but keeps the curvature
+    /// pairs: a warm start for an objective that changed a little (a GP
+    /// refitted with one more observation), whose first step is then
+    /// quasi-Newton rather than steepest descent.
+    pub fn restart(&mut self) {
+        self.value = None;
+    }
+
     pub fn value(&self) -> Option<f64> {
         self.value
     }

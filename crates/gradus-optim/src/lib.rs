@@ -4,6 +4,7 @@
 //! runtime SIMD dispatch both use for their hot loops ([`multiversion!`]).
 
 pub mod lbfgs;
-mod simd;
+pub mod simd;
+pub use simd::clear_upper_state;
 
 pub use lbfgs::{IterationOutcome, Lbfgs, Objective};

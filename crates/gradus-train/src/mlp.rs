@@ -198,6 +198,7 @@ fn affine(input: &[f32], n: usize, w: &[f32], bias: &[f32], z: &mut [f32]) {
     let a = FaerRef::from_row_major_slice(input, n, fan_in);
     let w = FaerRef::from_row_major_slice(w, fan_in, fan_out);
     matmul(MatMut::from_row_major_slice_mut(z, n, fan_out), Accum::Replace, a, w, 1.0f32, Par::Seq);
+    gradus_optim::clear_upper_state();
     add_bias(z, bias);
 }
 
@@ -329,6 +330,7 @@ impl Model for Mlp {
                 let xa = FaerRef::from_row_major_slice(&sp.x, n, n_active);
                 let gwa = MatMut::from_row_major_slice_mut(&mut sp.grad_w, n_active, layer.fan_out);
                 matmul(gwa, Accum::Replace, xa.transpose(), d, 1.0f32, Par::Seq);
+                gradus_optim::clear_upper_state();
                 let gw = &mut grad[layer.w.clone()];
                 gw.fill(0.0);
                 for (row, &j) in sp.grad_w.chunks_exact(layer.fan_out).zip(&sp.active) {
@@ -337,6 +339,7 @@ impl Model for Mlp {
             } else {
                 let gw = MatMut::from_row_major_slice_mut(&mut grad[layer.w.clone()], layer.fan_in, layer.fan_out);
                 matmul(gw, Accum::Replace, a_in.transpose(), d, 1.0f32, Par::Seq);
+                gradus_optim::clear_upper_state();
             }
             let gb = &mut grad[layer.b.clone()];
             sum_rows(&delta[..n * layer.fan_out], gb);
@@ -346,6 +349,7 @@ impl Model for Mlp {
                 let w = FaerRef::from_row_major_slice(&self.params[layer.w.clone()], layer.fan_in, layer.fan_out);
                 let da = MatMut::from_row_major_slice_mut(&mut next[..n * layer.fan_in], n, layer.fan_in);
                 matmul(da, Accum::Replace, d, w.transpose(), 1.0f32, Par::Seq);
+                gradus_optim::clear_upper_state();
                 let da = &mut next[..n * layer.fan_in];
                 if p > 0.0 {
                     da.iter_mut().zip(&self.mask[l - 1]).for_each(|(v, m)| *v *= m);

@@ -175,6 +175,7 @@ impl LinearModel {
         let w = faer::MatRef::from_row_major_slice(self.weights(), d, k);
         let zf = MatMut::from_row_major_slice_mut(z, n, k);
         matmul(zf, Accum::Replace, xf, w, 1.0f32, Par::Seq);
+        gradus_optim::clear_upper_state();
         if self.fit_intercept {
             for row in z.chunks_exact_mut(k) {
                 for (v, b) in row.iter_mut().zip(self.intercept()) {
@@ -247,6 +248,7 @@ impl Model for LinearModel {
             let dzf = faer::MatRef::from_row_major_slice(dzb, rows, k);
             let gw = MatMut::from_row_major_slice_mut(grad_w, d, k);
             matmul(gw, Accum::Add, xf.transpose(), dzf, 1.0f32, Par::Seq);
+            gradus_optim::clear_upper_state();
             if self.fit_intercept {
                 for row in dzb.chunks_exact(k) {
                     for (g, v) in grad_b.iter_mut().zip(row) {

@@ -21,6 +21,9 @@
 
 use std::collections::BTreeMap;
 
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, Mat, Par, Side};
 use gradus_optim::{IterationOutcome, Lbfgs};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,7 +40,7 @@ pub struct GpSampler {
     pub n_candidates: usize,
     fallback: RandomSampler,
     /// The last fit's hyperparameters, the next fit's first start.
-    warm: std::sync::Mutex<Option<Vec<f64>>>,
+    warm: std::sync::Mutex<Option<Warm>>,
 }
 
 impl GpSampler {
@@ -50,6 +53,14 @@ impl GpSampler {
             warm: std::sync::Mutex::new(None),
         }
     }
+}
+
+/// The last fit's hyperparameters and its optimizer's curvature memory: the
+/// next fit's start.
+#[derive(Clone, Debug)]
+struct Warm {
+    theta: Vec<f64>,
+    optimizer: Lbfgs,
 }
 
 /// How a parameter is encoded on its axis of the unit cube.
@@ -132,79 +143,119 @@ impl Kernel {
         MIN_NOISE + self.log_noise.exp()
     }
 
-    /// k(a, b) without noise, and for each dimension ∂k/∂log ℓ_d (when asked).
-    fn eval(&self, axes: &[Axis], a: &[f64], b: &[f64], grads: Option<&mut [f64]>) -> f64 {
-        let mut r2 = 0.0;
-        let mut terms = [0.0f64; 64];
-        for (d, ((x, y), ax)) in a.iter().zip(b).zip(axes).enumerate() {
-            let delta = match ax {
-                Axis::Categorical { .. } => f64::from(x != y),
-                Axis::Numeric { .. } => x - y,
-            };
-            let t = (delta / self.log_lengthscales[d].exp()).powi(2);
-            if d < terms.len() {
-                terms[d] = t;
-            }
-            r2 += t;
-        }
-        let r = r2.sqrt();
-        let s2 = self.log_signal.exp();
-        let e = (-SQRT5 * r).exp();
-        if let Some(g) = grads {
-            // ∂k/∂log ℓ_d = s²·(5/3)(1 + √5 r)e^{−√5 r}·(Δ_d/ℓ_d)²
-            let common = s2 * (5.0 / 3.0) * (1.0 + SQRT5 * r) * e;
-            for (d, gd) in g.iter_mut().enumerate() {
-                *gd = common * terms[d.min(63)];
-            }
-        }
-        s2 * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e
+    /// 1/ℓ_d² per dimension.
+    fn inv_sq_lengthscales(&self) -> Vec<f64> {
+        self.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect()
+    }
+
+    /// k as a function of the scaled distance r: s²(1 + √5r + 5r²/3)e^{−√5r},
+    /// given s² and e^{−√5r}.
+    fn of_r(s2: f64, r: f64, e: f64) -> f64 {
+        s2 * (1.0 + SQRT5 * r + 5.0 / 3.0 * r * r) * e
     }
 }
 
-/// A fitted GP: Cholesky factor of K + σ²I and α = K⁻¹y.
+/// e^{−√5 r}, 0 where it underflows (without libm's slow underflow path).
+fn decay(r: f64) -> f64 {
+    let t = SQRT5 * r;
+    if t > 700.0 { 0.0 } else { (-t).exp() }
+}
+
+/// The training inputs' squared differences Δ_d² (0 or 1 for categoricals)
+/// per dimension, over the pairs i > j: they do not depend on the kernel, so
+/// a fit computes them once and each likelihood evaluation is then a few
+/// vector sums over pairs.
+struct Pairs {
+    n: usize,
+    /// Per dimension, per pair (j ascending, then i from j + 1).
+    sq: Vec<Vec<f64>>,
+}
+
+impl Pairs {
+    fn new(axes: &[Axis], x: &[Vec<f64>]) -> Self {
+        let n = x.len();
+        let sq = axes
+            .iter()
+            .enumerate()
+            .map(|(d, ax)| {
+                let mut column = Vec::with_capacity(n * n.saturating_sub(1) / 2);
+                for j in 0..n {
+                    for i in j + 1..n {
+                        let delta = match ax {
+                            Axis::Categorical { .. } => f64::from(x[i][d] != x[j][d]),
+                            Axis::Numeric { .. } => x[i][d] - x[j][d],
+                        };
+                        column.push(delta * delta);
+                    }
+                }
+                column
+            })
+            .collect();
+        Self { n, sq }
+    }
+
+    fn len(&self) -> usize {
+        self.n * self.n.saturating_sub(1) / 2
+    }
+
+    /// K + σ²I for `kernel`, with each pair's scaled distance r and decay
+    /// e^{−√5r}.
+    fn gram(&self, kernel: &Kernel) -> (Mat<f64>, Vec<f64>, Vec<f64>) {
+        let inv = kernel.inv_sq_lengthscales();
+        let s2 = kernel.log_signal.exp();
+        let mut r = vec![0.0; self.len()];
+        for (column, w) in self.sq.iter().zip(&inv) {
+            for (r2, sq) in r.iter_mut().zip(column) {
+                *r2 += w * sq;
+            }
+        }
+        r.iter_mut().for_each(|v| *v = v.sqrt());
+        let e: Vec<f64> = r.iter().map(|&v| decay(v)).collect();
+        let mut k = Mat::<f64>::zeros(self.n, self.n);
+        let mut p = 0;
+        for j in 0..self.n {
+            k[(j, j)] = s2 + kernel.noise();
+            for i in j + 1..self.n {
+                let v = Kernel::of_r(s2, r[p], e[p]);
+                (k[(i, j)], k[(j, i)]) = (v, v);
+                p += 1;
+            }
+        }
+        (k, r, e)
+    }
+}
+
+/// The Cholesky factor L of `k` and its inverse, or `None` when `k` is not
+/// numerically positive definite.
+fn factor(k: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
+    let llt = k.llt(Side::Lower).ok()?;
+    let l = llt.L().to_owned();
+    if (0..l.nrows()).any(|i| !(l[(i, i)] > 0.0 && l[(i, i)].is_finite())) {
+        return None;
+    }
+    let mut l_inv = Mat::<f64>::zeros(l.nrows(), l.ncols());
+    invert_lower_triangular(l_inv.as_mut(), l.as_ref(), Par::Seq);
+    gradus_optim::clear_upper_state();
+    Some((l, l_inv))
+}
+
+/// z = L⁻¹ y and α = L⁻ᵀ z = K⁻¹ y, from L⁻¹ (lower triangular).
+fn solve_with(l_inv: &Mat<f64>, y: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = y.len();
+    let z: Vec<f64> = (0..n).map(|i| (0..=i).map(|k| l_inv[(i, k)] * y[k]).sum()).collect();
+    let alpha = (0..n).map(|i| (i..n).map(|k| l_inv[(k, i)] * z[k]).sum()).collect();
+    (z, alpha)
+}
+
+/// A fitted GP: L⁻¹ for L the Cholesky factor of K + σ²I, and α = K⁻¹y.
 struct Gp {
     axes: Vec<Axis>,
     kernel: Kernel,
     x: Vec<Vec<f64>>,
-    chol: Vec<Vec<f64>>,
+    /// The training inputs dimension by dimension (for batched kernels).
+    columns: Vec<Vec<f64>>,
+    l_inv: Mat<f64>,
     alpha: Vec<f64>,
-}
-
-/// The lower Cholesky factor of a symmetric positive definite matrix.
-fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
-    let n = a.len();
-    let mut l = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = a[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
-            if i == j {
-                if s <= 0.0 || !s.is_finite() {
-                    return None;
-                }
-                l[i][i] = s.sqrt();
-            } else {
-                l[i][j] = s / l[j][j];
-            }
-        }
-    }
-    Some(l)
-}
-
-/// Solves L·z = b (forward) then, with `transpose`, Lᵀ·x = z (backward).
-fn solve(l: &[Vec<f64>], b: &[f64], transpose: bool) -> Vec<f64> {
-    let n = b.len();
-    let mut z = vec![0.0; n];
-    for i in 0..n {
-        z[i] = (b[i] - (0..i).map(|k| l[i][k] * z[k]).sum::<f64>()) / l[i][i];
-    }
-    if !transpose {
-        return z;
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        x[i] = (z[i] - (i + 1..n).map(|k| l[k][i] * x[k]).sum::<f64>()) / l[i][i];
-    }
-    x
 }
 
 /// Log-normal priors: lengthscales around 0.5 of the cube, the signal
@@ -225,135 +276,169 @@ fn log_prior(theta: &[f64], grad: &mut [f64]) -> f64 {
     lp
 }
 
+/// The negative log posterior of the kernel hyperparameters `theta` given
+/// the inputs' `pairs` and outputs `y`, and its gradient in `grad`.
+fn neg_log_posterior(pairs: &Pairs, y: &[f64], theta: &[f64], grad: &mut [f64]) -> f64 {
+    let n = pairs.n;
+    let d = theta.len() - 2;
+    grad.iter_mut().for_each(|g| *g = 0.0);
+    let kernel = Kernel::from_theta(theta);
+    let (k, r, decays) = pairs.gram(&kernel);
+    let Some((l, l_inv)) = factor(&k) else { return f64::INFINITY };
+    let (z, alpha) = solve_with(&l_inv, y);
+    let nll = 0.5 * z.iter().map(|v| v * v).sum::<f64>()
+        + (0..n).map(|i| l[(i, i)].ln()).sum::<f64>()
+        + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    // ∂NLL/∂θ = −½ tr((ααᵀ − K⁻¹) ∂K/∂θ), with K⁻¹ = L⁻ᵀL⁻¹: the diagonal,
+    // then the pairs i > j (twice, for both triangles).
+    let mut k_inv = Mat::<f64>::zeros(n, n);
+    matmul(k_inv.as_mut(), Accum::Replace, l_inv.transpose(), l_inv.as_ref(), 1.0, Par::Seq);
+    gradus_optim::clear_upper_state();
+    let s2 = kernel.log_signal.exp();
+    let (mut g_signal, mut g_noise) = (0.0, 0.0);
+    for i in 0..n {
+        let w = alpha[i] * alpha[i] - k_inv[(i, i)];
+        g_signal -= 0.5 * w * s2;
+        g_noise -= 0.5 * w * kernel.log_noise.exp();
+    }
+    // Per pair, −½w·∂k/∂log ℓ_d / (Δ_d²/ℓ_d²) = −½w·s²(5/3)(1 + √5r)e^{−√5r}.
+    let mut common = Vec::with_capacity(pairs.len());
+    let mut p = 0;
+    for j in 0..n {
+        for i in j + 1..n {
+            let w = 2.0 * (alpha[i] * alpha[j] - k_inv[(i, j)]);
+            let (rp, e) = (r[p], decays[p]);
+            g_signal -= 0.5 * w * Kernel::of_r(s2, rp, e);
+            common.push(-0.5 * w * s2 * (5.0 / 3.0) * (1.0 + SQRT5 * rp) * e);
+            p += 1;
+        }
+    }
+    for ((g, column), w) in grad.iter_mut().zip(&pairs.sq).zip(kernel.inv_sq_lengthscales()) {
+        *g = w * column.iter().zip(&common).map(|(sq, c)| sq * c).sum::<f64>();
+    }
+    grad[d] = g_signal;
+    grad[d + 1] = g_noise;
+    let mut prior_grad = vec![0.0; d + 2];
+    let lp = log_prior(theta, &mut prior_grad);
+    for (g, p) in grad.iter_mut().zip(&prior_grad) {
+        *g -= p;
+    }
+    nll - lp
+}
+
 impl Gp {
-    /// Fits the kernel to standardised `y` (several L-BFGS starts) and factors it.
-    /// `warm`, the previous fit's hyperparameters, is the start to refine;
-    /// without one, three starts (the prior's centre and two random) are tried.
-    fn fit(axes: &[Axis], x: Vec<Vec<f64>>, y: &[f64], rng: &mut ChaCha8Rng, warm: Option<&[f64]>) -> Option<Self> {
+    /// Fits the kernel to standardised `y` (several L-BFGS starts) and
+    /// factors it; also returns the warm start for the next fit. With `warm`
+    /// the previous fit's hyperparameters are refined, the optimizer keeping
+    /// its curvature memory; without one, and every tenth fit, three starts
+    /// (the prior's centre and two random) are searched.
+    fn fit(
+        axes: &[Axis],
+        x: Vec<Vec<f64>>,
+        y: &[f64],
+        rng: &mut ChaCha8Rng,
+        warm: Option<&Warm>,
+    ) -> Option<(Self, Warm)> {
         let (n, d) = (x.len(), axes.len());
-        let neg_log_posterior = |theta: &[f64], grad: &mut [f64]| -> f64 {
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            let kernel = Kernel::from_theta(theta);
-            let mut k = vec![vec![0.0; n]; n];
-            for i in 0..n {
-                for j in 0..=i {
-                    let v = kernel.eval(axes, &x[i], &x[j], None);
-                    k[i][j] = v;
-                    k[j][i] = v;
-                }
-                k[i][i] += kernel.noise();
-            }
-            let Some(l) = cholesky(&k) else {
-                grad.iter_mut().for_each(|g| *g = 0.0);
-                return f64::INFINITY;
-            };
-            let alpha = solve(&l, y, true);
-            // K⁻¹ column by column.
-            let mut k_inv = vec![vec![0.0; n]; n];
-            let mut e = vec![0.0; n];
-            for c in 0..n {
-                e[c] = 1.0;
-                let col = solve(&l, &e, true);
-                e[c] = 0.0;
-                for r in 0..n {
-                    k_inv[r][c] = col[r];
-                }
-            }
-            let nll = 0.5 * y.iter().zip(&alpha).map(|(a, b)| a * b).sum::<f64>()
-                + (0..n).map(|i| l[i][i].ln()).sum::<f64>()
-                + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
-            // ∂NLL/∂θ = −½ tr((ααᵀ − K⁻¹) ∂K/∂θ), over the pairs i ≤ j
-            // (off-diagonal pairs count twice), the kernel's gradient
-            // recomputed on the way rather than stored.
-            let mut g_signal = 0.0;
-            let mut g_noise = 0.0;
-            let mut dk = vec![0.0; d];
-            for i in 0..n {
-                for j in 0..=i {
-                    let twice = if i == j { 1.0 } else { 2.0 };
-                    let w = twice * (alpha[i] * alpha[j] - k_inv[i][j]);
-                    let k_clean = kernel.eval(axes, &x[i], &x[j], Some(&mut dk));
-                    for dd in 0..d {
-                        grad[dd] -= 0.5 * w * dk[dd];
-                    }
-                    g_signal -= 0.5 * w * k_clean;
-                    if i == j {
-                        g_noise -= 0.5 * w * kernel.log_noise.exp();
-                    }
-                }
-            }
-            grad[d] += g_signal;
-            grad[d + 1] += g_noise;
-            let mut prior_grad = vec![0.0; d + 2];
-            let lp = log_prior(theta, &mut prior_grad);
-            for (g, p) in grad.iter_mut().zip(&prior_grad) {
-                *g -= p;
-            }
-            nll - lp
-        };
         let default: Vec<f64> = (0..d).map(|_| 0.5f64.ln()).chain([0.0, (1e-3f64).ln()]).collect();
-        // A warm start alone usually needs only a few steps; every tenth fit
-        // (and the first) searches from three fresh starts as well.
-        let warm = warm.filter(|w| w.len() == d + 2 && n % 10 != 0);
-        let (starts, iterations): (Vec<Vec<f64>>, usize) = match warm {
-            Some(w) => (vec![w.to_vec()], 15),
+        let warm = warm.filter(|w| w.theta.len() == d + 2 && n % 10 != 0);
+        let (starts, iterations): (Vec<(Vec<f64>, Lbfgs)>, usize) = match warm {
+            Some(w) => {
+                let mut optimizer = w.optimizer.clone();
+                optimizer.restart();
+                (vec![(w.theta.clone(), optimizer)], 15)
+            }
             None => (
                 (0..3)
                     .map(|s| {
-                        default.iter().map(|t| if s == 0 { *t } else { t + rng.random_range(-1.0..1.0) }).collect()
+                        let theta =
+                            default.iter().map(|t| if s == 0 { *t } else { t + rng.random_range(-1.0..1.0) }).collect();
+                        (theta, Lbfgs::new(10))
                     })
                     .collect(),
                 50,
             ),
         };
-        let mut best: Option<(f64, Vec<f64>)> = None;
-        for mut theta in starts {
-            let mut opt = Lbfgs::new(10);
-            let mut objective = |t: &[f64], g: &mut [f64]| neg_log_posterior(t, g);
+        let pairs = Pairs::new(axes, &x);
+        let mut best: Option<(f64, Warm)> = None;
+        for (mut theta, mut opt) in starts {
+            let mut objective = |t: &[f64], g: &mut [f64]| neg_log_posterior(&pairs, y, t, g);
+            let mut last = f64::INFINITY;
             for _ in 0..iterations {
-                if matches!(opt.iterate(&mut theta, &mut objective), IterationOutcome::Stalled { .. }) {
-                    break;
+                match opt.iterate(&mut theta, &mut objective) {
+                    IterationOutcome::Stalled { .. } => break,
+                    // Converged: the posterior moved by less than 1e-6 relative.
+                    IterationOutcome::Moved { value, .. } if (last - value).abs() <= 1e-6 * (1.0 + value.abs()) => {
+                        break;
+                    }
+                    IterationOutcome::Moved { value, .. } => last = value,
                 }
             }
             let value = opt.value().unwrap_or(f64::INFINITY);
             if value.is_finite() && best.as_ref().is_none_or(|(b, _)| value < *b) {
-                best = Some((value, theta));
+                best = Some((value, Warm { theta, optimizer: opt }));
             }
         }
-        let (_, theta) = best?;
-        Self::condition(axes, Kernel::from_theta(&theta), x, y)
-    }
-
-    /// The kernel's hyperparameters, in the order `fit` takes them.
-    fn theta(&self) -> Vec<f64> {
-        let k = &self.kernel;
-        k.log_lengthscales.iter().copied().chain([k.log_signal, k.log_noise]).collect()
+        let (_, warm) = best?;
+        let gp = Self::condition(axes, Kernel::from_theta(&warm.theta), x, y)?;
+        Some((gp, warm))
     }
 
     /// The GP with fixed `kernel` conditioned on (x, y).
     fn condition(axes: &[Axis], kernel: Kernel, x: Vec<Vec<f64>>, y: &[f64]) -> Option<Self> {
-        let n = x.len();
-        let mut k = vec![vec![0.0; n]; n];
-        for i in 0..n {
-            for j in 0..=i {
-                let v = kernel.eval(axes, &x[i], &x[j], None);
-                k[i][j] = v;
-                k[j][i] = v;
-            }
-            k[i][i] += kernel.noise();
-        }
-        let chol = cholesky(&k)?;
-        let alpha = solve(&chol, y, true);
-        Some(Self { axes: axes.to_vec(), kernel, x, chol, alpha })
+        let (k, _, _) = Pairs::new(axes, &x).gram(&kernel);
+        let (_, l_inv) = factor(&k)?;
+        let (_, alpha) = solve_with(&l_inv, y);
+        let columns = (0..axes.len()).map(|d| x.iter().map(|p| p[d]).collect()).collect();
+        Some(Self { axes: axes.to_vec(), kernel, x, columns, l_inv, alpha })
     }
 
-    /// Posterior mean and variance at `p`.
+    /// Posterior mean and variance at each of `points`: k* from the kernel,
+    /// mean k*ᵀα, variance s² − |L⁻¹k*|² (one matrix product for all).
+    fn predict_many(&self, points: &[Vec<f64>]) -> Vec<(f64, f64)> {
+        let (n, m) = (self.x.len(), points.len());
+        let inv = self.kernel.inv_sq_lengthscales();
+        let s2 = self.kernel.log_signal.exp();
+        // k(x_i, p_j), one column per point: the squared scaled distances
+        // summed dimension by dimension over all training points at once.
+        let mut ks = Mat::<f64>::zeros(n, m);
+        let mut r2 = vec![0.0; n];
+        for (j, p) in points.iter().enumerate() {
+            r2.iter_mut().for_each(|v| *v = 0.0);
+            for (d, (ax, w)) in self.axes.iter().zip(&inv).enumerate() {
+                let column = &self.columns[d];
+                match ax {
+                    Axis::Numeric { .. } => {
+                        for (acc, x) in r2.iter_mut().zip(column) {
+                            *acc += w * (x - p[d]) * (x - p[d]);
+                        }
+                    }
+                    Axis::Categorical { .. } => {
+                        for (acc, x) in r2.iter_mut().zip(column) {
+                            *acc += w * f64::from(*x != p[d]);
+                        }
+                    }
+                }
+            }
+            for (i, &v) in r2.iter().enumerate() {
+                let r = v.sqrt();
+                ks[(i, j)] = Kernel::of_r(s2, r, decay(r));
+            }
+        }
+        let mut v = Mat::<f64>::zeros(n, m);
+        matmul(v.as_mut(), Accum::Replace, self.l_inv.as_ref(), ks.as_ref(), 1.0, Par::Seq);
+        gradus_optim::clear_upper_state();
+        (0..m)
+            .map(|j| {
+                let mean = (0..n).map(|i| ks[(i, j)] * self.alpha[i]).sum::<f64>();
+                let var = s2 - (0..n).map(|i| v[(i, j)] * v[(i, j)]).sum::<f64>();
+                (mean, var.max(1e-12))
+            })
+            .collect()
+    }
+
     fn predict(&self, p: &[f64]) -> (f64, f64) {
-        let ks: Vec<f64> = self.x.iter().map(|xi| self.kernel.eval(&self.axes, xi, p, None)).collect();
-        let mean = ks.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
-        let v = solve(&self.chol, &ks, false);
-        let var = self.kernel.log_signal.exp() - v.iter().map(|x| x * x).sum::<f64>();
-        (mean, var.max(1e-12))
+        self.predict_many(std::slice::from_ref(&p.to_vec()))[0]
     }
 }
 
@@ -403,8 +488,10 @@ impl Sampler for GpSampler {
         let best = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let mut rng = self.rng(trial);
         let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(mut gp) = Gp::fit(&axes, x.clone(), &ys, &mut rng, warm.as_deref()) else { return BTreeMap::new() };
-        *self.warm.lock().unwrap_or_else(|e| e.into_inner()) = Some(gp.theta());
+        let Some((mut gp, next_warm)) = Gp::fit(&axes, x.clone(), &ys, &mut rng, warm.as_ref()) else {
+            return BTreeMap::new();
+        };
+        *self.warm.lock().unwrap_or_else(|e| e.into_inner()) = Some(next_warm);
         // Kriging believer: pending trials join at their posterior mean.
         let pending: Vec<Vec<f64>> = view
             .trials
@@ -426,9 +513,8 @@ impl Sampler for GpSampler {
                 gp = believed;
             }
         }
-        let score = |p: &[f64]| {
-            let (m, v) = gp.predict(p);
-            log_ei(best, m, v)
+        let score_all = |points: &[Vec<f64>]| -> Vec<f64> {
+            gp.predict_many(points).into_iter().map(|(m, v)| log_ei(best, m, v)).collect()
         };
         // Candidates: scrambled Sobol points, and neighbours of the best observations.
         let dims = axes.len() as u32;
@@ -462,17 +548,19 @@ impl Sampler for GpSampler {
         for c in &mut candidates {
             snap(&axes, c);
         }
-        let mut scored: Vec<(f64, Vec<f64>)> = candidates.into_iter().map(|c| (score(&c), c)).collect();
+        let mut scored: Vec<(f64, Vec<f64>)> = score_all(&candidates).into_iter().zip(candidates).collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         // Local refinement of the best few: a shrinking coordinate search,
-        // moving ints and steps by whole levels and trying every category.
-        let mut best_point = scored[0].clone();
-        for (mut value, mut p) in scored.into_iter().take(3) {
-            for round in 0..8 {
-                let step = 0.1 / (1 << round) as f64;
-                for d in 0..axes.len() {
+        // moving ints and steps by whole levels and trying every category;
+        // the starts move together so each step is one batched prediction.
+        let mut starts: Vec<(f64, Vec<f64>)> = scored.into_iter().take(3).collect();
+        for round in 0..8 {
+            let step = 0.1 / (1 << round) as f64;
+            for d in 0..axes.len() {
+                let mut tries: Vec<(usize, Vec<f64>)> = Vec::new();
+                for (k, (_, p)) in starts.iter().enumerate() {
                     let moves: Vec<f64> = match axes[d] {
-                        Axis::Categorical { n } => (0..n).map(|k| k as f64).collect(),
+                        Axis::Categorical { n } => (0..n).map(|c| c as f64).collect(),
                         Axis::Numeric { levels: 0 } => vec![p[d] - step, p[d] + step],
                         Axis::Numeric { levels } => vec![p[d] - 1.0 / levels as f64, p[d] + 1.0 / levels as f64],
                     };
@@ -480,18 +568,22 @@ impl Sampler for GpSampler {
                         let mut q = p.clone();
                         q[d] = m;
                         snap(&axes, &mut q);
-                        let s = score(&q);
-                        if s > value {
-                            value = s;
-                            p = q;
-                        }
+                        tries.push((k, q));
+                    }
+                }
+                let points: Vec<Vec<f64>> = tries.iter().map(|(_, q)| q.clone()).collect();
+                for (s, (k, q)) in score_all(&points).into_iter().zip(tries) {
+                    if s > starts[k].0 {
+                        starts[k] = (s, q);
                     }
                 }
             }
-            if value > best_point.0 {
-                best_point = (value, p);
-            }
         }
+        let best_point = starts.into_iter().fold(None::<(f64, Vec<f64>)>, |b, c| match b {
+            Some(b) if b.0 >= c.0 => Some(b),
+            _ => Some(c),
+        });
+        let Some(best_point) = best_point else { return BTreeMap::new() };
         names
             .iter()
             .zip(&best_point.1)
@@ -532,21 +624,29 @@ mod tests {
     }
 
     #[test]
-    fn kernel_lengthscale_gradients_match_finite_differences() {
+    fn the_posterior_gradient_matches_finite_differences() {
         let axes = [Axis::Numeric { levels: 0 }, Axis::Categorical { n: 3 }, Axis::Numeric { levels: 4 }];
-        let (a, b) = ([0.2, 1.0, 0.375], [0.7, 2.0, 0.625]);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let x: Vec<Vec<f64>> = (0..15)
+            .map(|_| {
+                vec![rng.random::<f64>(), rng.random_range(0..3) as f64, (rng.random_range(0..4) as f64 + 0.5) / 4.0]
+            })
+            .collect();
+        let y: Vec<f64> = x.iter().map(|p| (4.0 * p[0]).sin() + 0.3 * p[1] - p[2]).collect();
         let theta = vec![-0.5, 0.3, -1.0, 0.2, -3.0];
-        let mut g = vec![0.0; 3];
-        Kernel::from_theta(&theta).eval(&axes, &a, &b, Some(&mut g));
-        for d in 0..3 {
+        let mut g = vec![0.0; 5];
+        let pairs = Pairs::new(&axes, &x);
+        neg_log_posterior(&pairs, &y, &theta, &mut g);
+        let mut scratch = vec![0.0; 5];
+        for i in 0..5 {
             let h = 1e-6;
             let (mut p, mut m) = (theta.clone(), theta.clone());
-            p[d] += h;
-            m[d] -= h;
-            let fd = (Kernel::from_theta(&p).eval(&axes, &a, &b, None)
-                - Kernel::from_theta(&m).eval(&axes, &a, &b, None))
+            p[i] += h;
+            m[i] -= h;
+            let fd = (neg_log_posterior(&pairs, &y, &p, &mut scratch)
+                - neg_log_posterior(&pairs, &y, &m, &mut scratch))
                 / (2.0 * h);
-            assert!((fd - g[d]).abs() < 1e-6, "dim {d}: {} vs {fd}", g[d]);
+            assert!((fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()), "theta {i}: {} vs {fd}", g[i]);
         }
     }
 
@@ -555,7 +655,7 @@ mod tests {
         let axes = [Axis::Numeric { levels: 0 }];
         let x: Vec<Vec<f64>> = (0..12).map(|i| vec![i as f64 / 11.0]).collect();
         let y: Vec<f64> = x.iter().map(|p| (6.0 * p[0]).sin()).collect();
-        let gp = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(0), None).unwrap();
+        let (gp, _) = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(0), None).unwrap();
         for t in [0.13, 0.5, 0.77] {
             let (m, v) = gp.predict(&[t]);
             assert!((m - (6.0f64 * t).sin()).abs() < 0.05 && v < 0.05, "at {t}: {m} ± {v}");
