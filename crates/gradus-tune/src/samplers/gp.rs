@@ -18,6 +18,13 @@
 //! - Pending (running) trials are "believed": added at the posterior mean, so
 //!   a batch of asks spreads out (the Kriging believer).
 //! - The first `n_startup_trials` trials are random.
+//!
+//! Cost: the factorisations and products run through faer; each fit
+//! precomputes the inputs' pairwise differences once, so a likelihood
+//! evaluation is a few vector sums, and starts from the previous ask's
+//! hyperparameters and L-BFGS curvature memory (three fresh starts every
+//! tenth fit); candidates are scored in batches, one kernel block and one
+//! matrix product each.
 
 use std::collections::BTreeMap;
 
