@@ -9,6 +9,7 @@ mod predict;
 mod progress;
 mod study;
 mod train;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Find the best model for a dataset: tune the hyperparameters, retrain the best, test it, save it.
+    Tune(Box<tune::TuneArgs>),
     /// Train a model on a dataset, print its loss curve and metrics, optionally save it.
     Train(Box<train::TrainArgs>),
     /// Predict with a saved model, writing one CSV row per input row.
@@ -63,6 +66,7 @@ impl std::error::Error for RunFailed {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Tune(args) => tune::run(*args),
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run_predict(args),
         Command::Evaluate(args) => predict::run_evaluate(args),

@@ -25,7 +25,7 @@ pub struct StorageArg {
 
 impl StorageArg {
     /// Opens an existing storage; only `study create` may create one.
-    fn open(&self, create: bool) -> anyhow::Result<Arc<dyn Storage>> {
+    pub(crate) fn open(&self, create: bool) -> anyhow::Result<Arc<dyn Storage>> {
         Ok(gradus::store::open(&self.storage, create)?)
     }
 }
@@ -71,7 +71,7 @@ enum DirectionArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum SamplerArg {
+pub(crate) enum SamplerArg {
     Auto,
     Random,
     Grid,
@@ -82,15 +82,41 @@ enum SamplerArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum PrunerArg {
+pub(crate) enum PrunerArg {
     None,
     Median,
     Asha,
     Hyperband,
 }
 
+impl SamplerArg {
+    pub(crate) fn spec(self, seed: u64) -> SamplerSpec {
+        match self {
+            SamplerArg::Auto => SamplerSpec::Auto { seed },
+            SamplerArg::Random => SamplerSpec::Random { seed },
+            SamplerArg::Grid => SamplerSpec::Grid { seed },
+            SamplerArg::Sobol => SamplerSpec::Sobol { seed },
+            SamplerArg::Tpe => SamplerSpec::Tpe { seed },
+            SamplerArg::Cmaes => SamplerSpec::Cmaes { seed },
+            SamplerArg::Gp => SamplerSpec::Gp { seed },
+        }
+    }
+}
+
+impl PrunerArg {
+    /// The pruner, with Hyperband's brackets spanning `max_resource` steps.
+    pub(crate) fn spec(self, max_resource: u64) -> PrunerSpec {
+        match self {
+            PrunerArg::None => PrunerSpec::None,
+            PrunerArg::Median => PrunerSpec::Median,
+            PrunerArg::Asha => PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
+            PrunerArg::Hyperband => PrunerSpec::Hyperband { min_resource: 1, max_resource, reduction_factor: 3 },
+        }
+    }
+}
+
 /// A space given inline (`{...}`) or as a file.
-fn read_space(arg: &str) -> anyhow::Result<SearchSpace> {
+pub(crate) fn read_space(arg: &str) -> anyhow::Result<SearchSpace> {
     Ok(if arg.trim_start().starts_with('{') { SearchSpace::parse(arg, "--space")? } else { SearchSpace::load(arg)? })
 }
 
@@ -98,26 +124,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
     match command {
         StudyCommand::Create(args) => {
             let space = args.space.as_deref().map(read_space).transpose()?;
-            let settings = StudySettings {
-                sampler: match args.sampler {
-                    SamplerArg::Auto => SamplerSpec::Auto { seed: args.seed },
-                    SamplerArg::Random => SamplerSpec::Random { seed: args.seed },
-                    SamplerArg::Grid => SamplerSpec::Grid { seed: args.seed },
-                    SamplerArg::Sobol => SamplerSpec::Sobol { seed: args.seed },
-                    SamplerArg::Tpe => SamplerSpec::Tpe { seed: args.seed },
-                    SamplerArg::Cmaes => SamplerSpec::Cmaes { seed: args.seed },
-                    SamplerArg::Gp => SamplerSpec::Gp { seed: args.seed },
-                },
-                pruner: match args.pruner {
-                    PrunerArg::None => PrunerSpec::None,
-                    PrunerArg::Median => PrunerSpec::Median,
-                    PrunerArg::Asha => PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
-                    PrunerArg::Hyperband => {
-                        PrunerSpec::Hyperband { min_resource: 1, max_resource: 81, reduction_factor: 3 }
-                    }
-                },
-                space,
-            };
+            let settings = StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(81), space };
             // Build the plug-ins before touching the storage: a bad space
             // or a grid without one leaves no half-made study behind.
             settings.sampler()?;

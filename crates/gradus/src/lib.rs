@@ -1,8 +1,11 @@
 //! gradus: find good models. This facade re-exports the data layer
 //! ([`data`]), the training engine ([`train`]), the tuning engine ([`tune`])
-//! and the study storages ([`store`]), and holds the pipelines that join them: [`pipeline::TrainJob`] turns a dataset and a model choice
-//! into a trained, saveable model with its metrics.
+//! and the study storages ([`store`]), and holds the pipelines that join
+//! them: [`pipeline::TrainJob`] turns a dataset and a model choice into a
+//! trained, saveable model with its metrics, and [`autotune::TuneJob`] runs
+//! a study over training jobs to find the best one.
 
+pub mod autotune;
 pub mod pipeline;
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

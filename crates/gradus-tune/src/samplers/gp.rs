@@ -472,7 +472,23 @@ impl GpSampler {
 
 impl Sampler for GpSampler {
     fn sample_relative(&self, view: &StudyView, trial: &FrozenTrial) -> BTreeMap<String, f64> {
-        if !trial.fixed_params.is_empty() || view.complete().count() < self.n_startup_trials {
+        // Observations: complete trials at their value, and pruned ones at
+        // their last reported value — the reason they were stopped, and so
+        // what tells the model that their region is poor (under a pruner
+        // most trials end pruned, and a model of the complete ones alone
+        // would see almost nothing).
+        let pruned_value = |t: &FrozenTrial| {
+            (t.state == TrialState::Pruned).then(|| t.intermediate.values().next_back().copied()).flatten()
+        };
+        let observed: Vec<(&FrozenTrial, f64, bool)> = view
+            .trials
+            .iter()
+            .filter_map(|t| match t.state {
+                TrialState::Complete(v) => Some((t, v, true)),
+                _ => pruned_value(t).filter(|v| v.is_finite()).map(|v| (t, v, false)),
+            })
+            .collect();
+        if !trial.fixed_params.is_empty() || observed.len() < self.n_startup_trials {
             return BTreeMap::new();
         }
         let names = view.intersection_space();
@@ -484,15 +500,19 @@ impl Sampler for GpSampler {
             names.iter().map(|(n, d)| encode(d, t.internal(n).unwrap_or(0.0))).collect()
         };
         let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
-        let (mut x, mut y): (Vec<Vec<f64>>, Vec<f64>) = (Vec::new(), Vec::new());
-        for t in view.complete() {
+        let has_all = |t: &FrozenTrial| names.iter().all(|(n, d)| t.distributions.get(n) == Some(d));
+        let (mut x, mut y, mut complete): (Vec<Vec<f64>>, Vec<f64>, Vec<bool>) = (Vec::new(), Vec::new(), Vec::new());
+        for &(t, v, is_complete) in observed.iter().filter(|(t, _, _)| has_all(t)) {
             x.push(point(t));
-            y.push(sign * t.value().unwrap_or(0.0));
+            y.push(sign * v);
+            complete.push(is_complete);
         }
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         let std = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12);
         let ys: Vec<f64> = y.iter().map(|v| (v - mean) / std).collect();
-        let best = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        // The incumbent EI improves on: the best complete trial.
+        let best = ys.iter().zip(&complete).filter(|(_, c)| **c).map(|(v, _)| *v).fold(f64::INFINITY, f64::min);
+        let best = if best.is_finite() { best } else { ys.iter().copied().fold(f64::INFINITY, f64::min) };
         let mut rng = self.rng(trial);
         let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some((mut gp, next_warm)) = Gp::fit(&axes, x.clone(), &ys, &mut rng, warm.as_ref()) else {

@@ -1,0 +1,382 @@
+//! `gradus tune`: a dataset in, the best model the budget finds out. Flags
+//! become a [`TuneJob`] and a study (resumed when it already exists), the
+//! study runs, and the best configuration is retrained, tested once and
+//! saved. Progress goes to stderr (a bar on a terminal); the summary, or
+//! JSON lines with `--json`, to stdout.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use gradus::autotune::{self, ModelRequest, TuneJob};
+use gradus::data::{LoadOptions, Scaling, TargetKind};
+use gradus::tune::{Direction, FrozenTrial, Study, StudySettings, TrialState};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::study::{PrunerArg, SamplerArg, StorageArg, read_space};
+use crate::{RunFailed, metrics_line, num, outln};
+
+#[derive(Args)]
+pub struct TuneArgs {
+    /// A CSV file (optionally gzip'd) with a header row, or builtin:NAME.
+    #[arg(long, value_name = "PATH|builtin:NAME")]
+    data: String,
+    /// The target column's name [default: the last column].
+    #[arg(long, value_name = "COL")]
+    target: Option<String>,
+    /// The model families to search; auto searches every one that fits the target.
+    #[arg(long, value_enum, default_value = "auto")]
+    model: ModelArg,
+    /// Trials in the study, counting those of earlier runs of the same study.
+    #[arg(long, default_value_t = 60)]
+    trials: u64,
+    /// Stop starting trials after this long (e.g. 90s, 10m, 1h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// Trials run at once, on threads.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// auto: GP for the first 100 trials, then TPE (see BENCHMARKS.md).
+    #[arg(long, value_enum, default_value = "auto")]
+    sampler: SamplerArg,
+    /// Stops poor trials early from their per-epoch validation loss.
+    #[arg(long, value_enum, default_value = "median")]
+    pruner: PrunerArg,
+    /// A JSON or TOML file replacing some of the default search space's distributions.
+    #[arg(long, value_name = "FILE")]
+    space: Option<String>,
+    /// The fraction of the tuning rows each trial holds out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    valid_fraction: f64,
+    /// The fraction of all rows held out of the search to test the final model.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// The most epochs a trial trains (early stopping usually ends it sooner).
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Early stopping's patience, in epochs.
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Feature scaling fitted on each trial's training rows (minmax suits pixels).
+    #[arg(long, value_enum, default_value = "standard")]
+    scale: ScaleArg,
+    #[command(flatten)]
+    storage: StorageArg,
+    /// The study's name [default: tune-DATASET].
+    #[arg(long)]
+    study: Option<String>,
+    /// Seeds the sampler, the splits and every trial's training.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Save the best model (retrained on all tuning rows) here.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// One JSON object per finished trial, then a summary object, on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Auto,
+    Linear,
+    Logistic,
+    Softmax,
+    Mlp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScaleArg {
+    Standard,
+    Minmax,
+    None,
+}
+
+/// "90s", "10m", "1h", "1.5h" or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let seconds = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("unknown unit '{unit}' (use s, m or h)")),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v * seconds)),
+        _ => Err(format!("'{text}' is not a positive duration (e.g. 90s, 10m, 1h)")),
+    }
+}
+
+pub fn run(args: TuneArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if !(0.0..1.0).contains(&args.valid_fraction) || args.valid_fraction == 0.0 {
+        bail!("--valid-fraction must be in (0, 1), got {}", args.valid_fraction);
+    }
+    if !(0.0..1.0).contains(&args.test_fraction) {
+        bail!("--test-fraction must be in [0, 1), got {}", args.test_fraction);
+    }
+    if args.epochs == 0 || args.trials == 0 || args.jobs == 0 {
+        bail!("--epochs, --trials and --jobs must be at least 1");
+    }
+    let request = match args.model {
+        ModelArg::Auto => ModelRequest::Auto,
+        ModelArg::Linear => ModelRequest::Linear,
+        ModelArg::Logistic => ModelRequest::Logistic,
+        ModelArg::Softmax => ModelRequest::Softmax,
+        ModelArg::Mlp => ModelRequest::Mlp,
+    };
+    // The target is read as it looks (classes or real), and the families
+    // checked against it: a softmax search on a real target is an error,
+    // not 400 classes.
+    let data =
+        gradus::data::load(&args.data, &LoadOptions { target: args.target.clone(), target_kind: TargetKind::Auto })?;
+    let families = request.families(data.task())?;
+    let mut space = autotune::default_space(&families);
+    if let Some(file) = &args.space {
+        space = autotune::merge_space(space, read_space(file)?, file)?;
+    }
+    let job = TuneJob {
+        families,
+        space: space.clone(),
+        scaling: match args.scale {
+            ScaleArg::Standard => Scaling::Standard,
+            ScaleArg::Minmax => Scaling::MinMax,
+            ScaleArg::None => Scaling::None,
+        },
+        max_epochs: args.epochs,
+        patience: args.patience,
+        valid_fraction: args.valid_fraction,
+        seed: args.seed,
+    };
+    let (tuning, test) = autotune::hold_out(&data, args.test_fraction, args.seed)?;
+    // Each trial splits the tuning rows again; a split too small to hold
+    // every class is an input error, caught here rather than in every trial.
+    tuning.split(args.valid_fraction, 0.0, args.seed)?;
+
+    let settings = StudySettings {
+        sampler: args.sampler.spec(args.seed),
+        pruner: args.pruner.spec(args.epochs as u64),
+        space: Some(space),
+    };
+    settings.sampler()?;
+    settings.pruner()?;
+    let name = args.study.clone().unwrap_or_else(|| format!("tune-{}", short_name(&args.data)));
+    let storage = args.storage.open(true)?;
+    let study = match Study::open(storage.clone(), &name) {
+        Ok((study, stored)) => {
+            if stored.space != settings.space {
+                bail!(
+                    "study '{name}' already exists with another search space; resume it with the same flags, or pick another --study"
+                );
+            }
+            study
+        }
+        Err(gradus::tune::TuneError::UnknownStudy(_)) => {
+            Study::create_with_settings(storage, &name, Direction::Minimize, &settings)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let done = study.trials()?.iter().filter(|t| t.state.is_finished()).count() as u64;
+    let to_run = args.trials.saturating_sub(done);
+
+    // Ctrl-C: the first stops every running trial at its next epoch (they are
+    // recorded as failed, "interrupted") and the best model so far is still
+    // saved; a second exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+
+    let progress = TrialProgress::new(args.trials, done, args.quiet || args.json);
+    if to_run > 0 {
+        progress.note(&format!(
+            "study '{name}': {done} trials done, running {to_run} more on {} thread(s); data {} rows ({} held out for the test)",
+            args.jobs,
+            data.n_samples(),
+            test.n_samples()
+        ));
+    }
+    let json_error = std::sync::Mutex::new(None);
+    study.optimize_with_callback(
+        |trial| job.objective(trial, &tuning, &stop),
+        to_run,
+        args.timeout,
+        args.jobs,
+        |study, finished| {
+            if stop.load(Ordering::Relaxed) {
+                study.stop();
+            }
+            let best = study.best_trial().ok().flatten();
+            progress.trial(finished, best.as_ref());
+            if args.json
+                && let Err(e) = print_json_line(&trial_json(finished))
+            {
+                // A closed stdout: stop starting trials, report it after.
+                study.stop();
+                json_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+            }
+        },
+    )?;
+    progress.finish();
+    if let Some(e) = json_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let interrupted = stop.load(Ordering::Relaxed);
+
+    let trials = study.trials()?;
+    let Some(best) = study.best_trial()? else {
+        return Err(RunFailed(format!(
+            "no trial of study '{name}' completed ({} failed or pruned); see `gradus trials --study {name}`",
+            trials.iter().filter(|t| t.state.is_finished()).count()
+        ))
+        .into());
+    };
+    progress.note("retraining the best configuration on all tuning rows");
+    let model = job.refit(&best, &tuning)?;
+    let test_metrics = if test.n_samples() > 0 { Some(autotune::test_metrics(&model, &test)?) } else { None };
+    if let Some(path) = &args.out {
+        model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
+    }
+    let (complete, pruned, failed) = autotune::tally(&trials);
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        print_json_line(&json!({
+            "event": "summary",
+            "study": name,
+            "best_trial": best.number,
+            "best_params": best.params,
+            "best_valid_loss": best.value(),
+            "best_epochs": autotune::best_epochs(&best),
+            "test_metrics": test_metrics,
+            "trials": {"complete": complete, "pruned": pruned, "failed": failed},
+            "epochs_trained": autotune::epochs_trained(&trials),
+            "seconds": seconds,
+            "interrupted": interrupted,
+            "model": args.out,
+        }))?;
+    } else {
+        outln!("study '{name}': {complete} complete, {pruned} pruned, {failed} failed, in {seconds:.1} s");
+        outln!(
+            "best trial {} (validation loss {}, best at epoch {}):",
+            best.number,
+            best.value().map_or("?".into(), num),
+            autotune::best_epochs(&best).map_or("?".into(), |e| e.to_string())
+        );
+        for (k, v) in &best.params {
+            outln!("  {k} = {v}");
+        }
+        if let Some(m) = &test_metrics {
+            outln!("test ({} rows): {}", test.n_samples(), metrics_line(m));
+        }
+        if let Some(path) = &args.out {
+            outln!("saved {}", path.display());
+        }
+        if interrupted {
+            outln!("interrupted: run the same command again to resume the study");
+        }
+    }
+    if interrupted {
+        return Err(RunFailed("interrupted".into()).into());
+    }
+    Ok(())
+}
+
+/// `builtin:digits` → `digits`, `data/houses.csv.gz` → `houses`.
+fn short_name(source: &str) -> String {
+    let base = source.strip_prefix("builtin:").unwrap_or(source);
+    let file = std::path::Path::new(base).file_name().and_then(|f| f.to_str()).unwrap_or(base);
+    file.split('.').next().filter(|s| !s.is_empty()).unwrap_or(file).to_string()
+}
+
+fn print_json_line(value: &serde_json::Value) -> anyhow::Result<()> {
+    outln!("{value}");
+    Ok(())
+}
+
+fn trial_json(t: &FrozenTrial) -> serde_json::Value {
+    json!({
+        "event": "trial",
+        "trial": t.number,
+        "state": t.state.name(),
+        "value": t.value(),
+        "epochs": t.intermediate.len(),
+        "params": t.params,
+    })
+}
+
+/// Trials done / total, the best so far and the time left: a bar on a
+/// terminal, a line per trial otherwise.
+struct TrialProgress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+    started: Instant,
+    done_before: u64,
+}
+
+impl TrialProgress {
+    fn new(total: u64, done: u64, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_position(done.min(total));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {msg}  ETA {eta}")
+                    .expect("a valid template"),
+            );
+            bar
+        });
+        Self { bar, lines: !quiet, total, done: done.into(), started: Instant::now(), done_before: done }
+    }
+
+    fn note(&self, text: &str) {
+        if !self.lines {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn trial(&self, t: &FrozenTrial, best: Option<&FrozenTrial>) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let best_text = best
+            .and_then(|b| b.value().map(|v| format!("best {} (trial {})", num(v), b.number)))
+            .unwrap_or_else(|| "no complete trial yet".into());
+        let outcome = match t.state {
+            TrialState::Complete(v) => format!("value {} after {} epochs", num(v), t.intermediate.len()),
+            TrialState::Pruned => format!("pruned after {} epochs", t.intermediate.len()),
+            _ => "failed".into(),
+        };
+        if let Some(bar) = &self.bar {
+            bar.set_position(done.min(self.total));
+            bar.set_message(best_text.clone());
+        }
+        let ran = done - self.done_before;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = elapsed / ran as f64 * self.total.saturating_sub(done) as f64;
+        self.note(&format!(
+            "trial {} {outcome}; {best_text}; {done}/{} done, {elapsed:.0} s elapsed, ETA {eta:.0} s",
+            t.number, self.total
+        ));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

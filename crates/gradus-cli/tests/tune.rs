@@ -1,0 +1,123 @@
+//! `gradus tune`, run as a real process on small budgets.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn gradus(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradus")).args(args).current_dir(dir).output().expect("the gradus binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The study's trials as `gradus trials --format json` lists them.
+fn trials(dir: &Path, study: &str) -> Vec<serde_json::Value> {
+    let out = gradus(dir, &["trials", "--study", study, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_lines(&out)
+}
+
+#[test]
+fn tune_records_every_trial_and_saves_a_model_predict_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &["tune", "--data", "builtin:iris", "--trials", "6", "--epochs", "30", "--out", "best.gradus", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 7, "six trial lines and a summary");
+    assert!(lines[..6].iter().all(|l| l["event"] == "trial"));
+    let summary = &lines[6];
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["study"], "tune-iris");
+    let counts = &summary["trials"];
+    let total = ["complete", "pruned", "failed"].iter().map(|k| counts[*k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total, 6);
+    // Six short random-start trials: well above chance (1/3), not tuned yet.
+    assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{summary}");
+    // Every trial is in the storage, numbered 0..5.
+    let stored = trials(dir.path(), "tune-iris");
+    let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..6).collect::<Vec<_>>());
+    // The saved model predicts.
+    let out = gradus(dir.path(), &["predict", "--model", "best.gradus", "--data", "builtin:iris"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 151, "a header and 150 rows");
+    // Running the same command again finds the study complete: no new trials.
+    let again = gradus(dir.path(), &["tune", "--data", "builtin:iris", "--trials", "6", "--epochs", "30", "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json_lines(&again).len(), 1, "only the summary");
+    assert_eq!(trials(dir.path(), "tune-iris").len(), 6);
+}
+
+#[test]
+fn an_interrupted_tune_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["tune", "--data", "builtin:iris", "--model", "mlp", "--trials", "500", "--pruner", "none", "--json"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once two trials have finished.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        lines.next().expect("a trial line").unwrap();
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
+    let summary: serde_json::Value = serde_json::from_str(rest.last().expect("a summary")).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let first = trials(dir.path(), "tune-iris");
+    assert!(first.len() < 500, "stopped early: {} trials", first.len());
+    assert!(first.iter().all(|t| t["state"] != "running"), "no trial left running");
+    // The same command resumes: numbering continues (three more trials here).
+    let total = (first.len() + 3).to_string();
+    let out = gradus(dir.path(), &args.map(|a| if a == "500" { total.as_str() } else { a }));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = trials(dir.path(), "tune-iris");
+    assert_eq!(all.len(), first.len() + 3);
+    let numbers: Vec<u64> = all.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..all.len() as u64).collect::<Vec<_>>());
+}
+
+fn assert_bad_input(args: &[&str], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("space.toml"), "[typo_rate]\ntype = \"float\"\nlow = 0.1\nhigh = 0.2\n").unwrap();
+    let out = gradus(dir.path(), args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    assert!(!dir.path().join("gradus.db").exists(), "no storage is made for bad input");
+}
+
+#[test]
+fn a_space_file_naming_an_unknown_hyperparameter_is_refused() {
+    assert_bad_input(
+        &["tune", "--data", "builtin:iris", "--space", "space.toml"],
+        "space.toml: unknown hyperparameter 'typo_rate'",
+    );
+}
+
+#[test]
+fn a_model_that_does_not_fit_the_target_is_refused() {
+    assert_bad_input(&["tune", "--data", "builtin:diabetes", "--model", "softmax"], "--model softmax");
+}
+
+#[test]
+fn bad_fractions_and_budgets_are_refused() {
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--valid-fraction", "1.5"], "--valid-fraction");
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--trials", "0"], "at least 1");
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--timeout", "5x"], "unknown unit");
+}

@@ -1,0 +1,337 @@
+//! `gradus tune`'s engine: the two searches joined. The study's sampler
+//! proposes a training configuration (model family, optimizer, learning
+//! rate, batch size, network shape, regularisation, schedule), a
+//! [`TrainJob`] trains it with early stopping and reports the validation
+//! loss after every epoch through the trainer's [`Observer`] hook, so the
+//! study's pruner can stop a poor run early, and the study records the
+//! result. At the end the best configuration is retrained on the training
+//! and validation rows for its best number of epochs and scored once on the
+//! test rows, which no trial ever saw.
+//!
+//! The training engine knows nothing of studies and the tuner nothing of
+//! models: [`TuneJob::objective`] is the only place where both meet.
+//!
+//! # The default search space
+//!
+//! | name | values | for |
+//! |---|---|---|
+//! | `model` | the families that fit the target | `--model auto` only |
+//! | `optimizer` | sgd, momentum (0.9), adam, adamw | every family |
+//! | `lr` | 1e-4 … 0.3, log | every family |
+//! | `batch_size` | 16 … 256, log, integer | every family |
+//! | `weight_decay` | 1e-6 … 0.1, log: the L2 penalty, or AdamW's decoupled decay | every family |
+//! | `schedule` | constant, cosine | every family |
+//! | `n_layers` | 1 … 3 | mlp |
+//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp |
+//! | `activation` | relu, tanh, gelu | mlp |
+//! | `dropout` | 0 … 0.5 | mlp |
+//!
+//! A space file (JSON or TOML, as for `gradus study create --space`) may
+//! replace any of these distributions — to narrow a range or fix a value —
+//! but may not name others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gradus_data::{Dataset, Scaling, Task};
+use gradus_train::{
+    Activation, Control, EarlyStopping, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel, Schedule,
+    Termination, TrainConfig, WeightInit, evaluate,
+};
+use gradus_tune::{Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
+use serde_json::Value;
+
+use crate::pipeline::{ModelChoice, PipelineError, TrainJob};
+
+/// Which model families the search may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelRequest {
+    /// Every family that fits the target (`model` becomes a hyperparameter).
+    Auto,
+    Linear,
+    Logistic,
+    Softmax,
+    Mlp,
+}
+
+impl ModelRequest {
+    /// The families this request allows on a task, by name.
+    pub fn families(self, task: Task) -> Result<Vec<&'static str>, PipelineError> {
+        let fitting: Vec<&'static str> = match task {
+            Task::Regression => vec!["linear", "mlp"],
+            Task::Binary => vec!["logistic", "mlp"],
+            Task::Multiclass { .. } => vec!["softmax", "mlp"],
+        };
+        let wanted = match self {
+            ModelRequest::Auto => return Ok(fitting),
+            ModelRequest::Linear => "linear",
+            ModelRequest::Logistic => "logistic",
+            ModelRequest::Softmax => "softmax",
+            ModelRequest::Mlp => "mlp",
+        };
+        if fitting.contains(&wanted) {
+            Ok(vec![wanted])
+        } else {
+            Err(PipelineError::Unsuitable(format!(
+                "--model {wanted} does not fit a {task} target (use --model {} or auto)",
+                fitting.join(" or --model ")
+            )))
+        }
+    }
+}
+
+/// The hyperparameters [`default_space`] can hold, in suggestion order.
+pub const HYPERPARAMETERS: &[&str] = &[
+    "model",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "schedule",
+    "n_layers",
+    "width",
+    "activation",
+    "dropout",
+];
+
+/// The default search space for `families` (see the module docs).
+pub fn default_space(families: &[&str]) -> SearchSpace {
+    let mut space = BTreeMap::new();
+    if families.len() > 1 {
+        space.insert("model".to_string(), Distribution::categorical(families.iter().copied()));
+    }
+    space.insert("optimizer".into(), Distribution::categorical(["sgd", "momentum", "adam", "adamw"]));
+    space.insert("lr".into(), Distribution::log_float(1e-4, 0.3));
+    space.insert("batch_size".into(), Distribution::Int { low: 16, high: 256, log: true, step: 1 });
+    space.insert("weight_decay".into(), Distribution::log_float(1e-6, 1e-1));
+    space.insert("schedule".into(), Distribution::categorical(["constant", "cosine"]));
+    if families.contains(&"mlp") {
+        space.insert("n_layers".into(), Distribution::int(1, 3));
+        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
+        space.insert("activation".into(), Distribution::categorical(["relu", "tanh", "gelu"]));
+        space.insert("dropout".into(), Distribution::float(0.0, 0.5));
+    }
+    SearchSpace(space)
+}
+
+/// The defaults with a user's space file laid over them: a name the
+/// defaults lack is an error naming the file.
+pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Result<SearchSpace, PipelineError> {
+    let mut merged = defaults;
+    for (name, distribution) in user.0 {
+        if !merged.0.contains_key(&name) {
+            let known: Vec<&String> = merged.0.keys().collect();
+            let known = known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+            let hint = if HYPERPARAMETERS.contains(&name.as_str()) {
+                " (it applies to other model families than this search's)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: unknown hyperparameter '{name}'{hint}; this search's are: {known}"
+            )));
+        }
+        if name == "model"
+            && let (Distribution::Categorical { choices }, Some(Distribution::Categorical { choices: allowed })) =
+                (&distribution, merged.0.get("model"))
+            && let Some(bad) = choices.iter().find(|c| !allowed.contains(c))
+        {
+            let allowed: Vec<String> = allowed.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: model {bad} does not fit this target (choices: {})",
+                allowed.join(", ")
+            )));
+        }
+        merged.0.insert(name, distribution);
+    }
+    Ok(merged)
+}
+
+/// What stays fixed across the trials of a search.
+#[derive(Clone, Debug)]
+pub struct TuneJob {
+    /// The families the search may use (one: not a hyperparameter).
+    pub families: Vec<&'static str>,
+    pub space: SearchSpace,
+    pub scaling: Scaling,
+    /// The most epochs a trial trains; early stopping usually ends it sooner.
+    pub max_epochs: usize,
+    /// Early stopping's patience, in epochs.
+    pub patience: usize,
+    /// Rows of the tuning part held out to score each trial.
+    pub valid_fraction: f64,
+    /// Seeds the split, every trial's initialisation and batch order.
+    pub seed: u64,
+}
+
+/// Set to stop every running trial at its next epoch (Ctrl-C).
+pub type StopFlag = Arc<AtomicBool>;
+
+impl TuneJob {
+    /// The family, optimizer and schedule a trial's parameters describe.
+    fn family<'a>(&'a self, params: &'a BTreeMap<String, Value>) -> &'a str {
+        params.get("model").and_then(Value::as_str).unwrap_or(self.families[0])
+    }
+
+    /// Suggests this trial's hyperparameters (define-by-run: the network's
+    /// only for an MLP) and returns the training job they describe.
+    pub fn suggest(&self, trial: &mut Trial<'_>) -> Result<TrainJob, gradus_tune::TuneError> {
+        for name in HYPERPARAMETERS {
+            let Some(distribution) = self.space.0.get(*name) else { continue };
+            let mlp_only = matches!(*name, "n_layers" | "width" | "activation" | "dropout");
+            if mlp_only && self.family(trial.params()) != "mlp" {
+                continue;
+            }
+            trial.suggest(name, distribution.clone())?;
+        }
+        Ok(self.job(trial.params()))
+    }
+
+    /// The training job for a set of hyperparameters (missing ones take
+    /// their defaults: Adam, lr 1e-3, batch 32, no decay, one hidden layer
+    /// of 128 ReLU units).
+    pub fn job(&self, params: &BTreeMap<String, Value>) -> TrainJob {
+        let text =
+            |name: &str, default: &'static str| params.get(name).and_then(Value::as_str).unwrap_or(default).to_string();
+        let real = |name: &str, default: f64| params.get(name).and_then(Value::as_f64).unwrap_or(default);
+        let whole = |name: &str, default: i64| params.get(name).and_then(Value::as_i64).unwrap_or(default);
+        let weight_decay = real("weight_decay", 0.0) as f32;
+        let (optimizer, l2) = match text("optimizer", "adam").as_str() {
+            "sgd" => (OptimizerConfig::sgd(0.0), weight_decay),
+            "momentum" => (OptimizerConfig::sgd(0.9), weight_decay),
+            "adamw" => (OptimizerConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }, 0.0),
+            _ => (OptimizerConfig::adam(), weight_decay),
+        };
+        let schedule = match text("schedule", "constant").as_str() {
+            "cosine" => Schedule::Cosine { warmup: 0, min_lr: 0.0 },
+            _ => Schedule::Constant,
+        };
+        let model = match self.family(params) {
+            "linear" => ModelChoice::Linear,
+            "logistic" => ModelChoice::Logistic,
+            "softmax" => ModelChoice::Softmax,
+            _ => ModelChoice::Mlp {
+                hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
+                activation: match text("activation", "relu").as_str() {
+                    "tanh" => Activation::Tanh,
+                    "gelu" => Activation::Gelu,
+                    _ => Activation::Relu,
+                },
+                dropout: real("dropout", 0.0) as f32,
+                init: WeightInit::Auto,
+            },
+        };
+        TrainJob {
+            model,
+            loss: None,
+            scaling: self.scaling,
+            valid_fraction: self.valid_fraction,
+            config: TrainConfig {
+                optimizer,
+                lr: real("lr", 1e-3) as f32,
+                schedule,
+                epochs: self.max_epochs,
+                batch_size: Some(whole("batch_size", 32).max(1) as usize),
+                l2,
+                early_stopping: Some(EarlyStopping::new(self.patience.max(1))),
+                tol: 0.0,
+                seed: self.seed,
+                ..TrainConfig::default()
+            },
+        }
+    }
+
+    /// One trial: suggest, train on `data` (the tuning rows) reporting the
+    /// validation loss each epoch, and return the best validation loss. A
+    /// pruned run ends `Pruned`; a diverged or interrupted one fails with
+    /// its reason.
+    pub fn objective(&self, trial: &mut Trial<'_>, data: &Dataset, stop: &StopFlag) -> Result<f64, TrialFailure> {
+        let job = self.suggest(trial)?;
+        let mut bridge = PrunerBridge { trial, stop, storage_error: None };
+        let outcome = job.run(data, &mut bridge)?;
+        if let Some(e) = bridge.storage_error {
+            return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
+        }
+        match outcome.report.termination {
+            Termination::Pruned => Err(TrialFailure::Pruned),
+            Termination::Interrupted => Err(TrialFailure::Failed("interrupted".into())),
+            Termination::Diverged => Err(TrialFailure::Failed(format!(
+                "diverged at epoch {} (loss {})",
+                outcome.report.epochs, outcome.report.final_loss
+            ))),
+            _ => outcome
+                .report
+                .best_valid_loss
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into())),
+        }
+    }
+
+    /// Retrains `best`'s configuration on all of `data` (training and
+    /// validation rows) for the number of epochs its validation loss was
+    /// best at, with no early stopping.
+    pub fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<SavedModel, PipelineError> {
+        let mut job = self.job(&best.params);
+        job.valid_fraction = 0.0;
+        job.config.early_stopping = None;
+        job.config.epochs = best_epochs(best).unwrap_or(self.max_epochs);
+        Ok(job.run(data, &mut gradus_train::NoObserver)?.saved)
+    }
+}
+
+/// The epochs after which `trial`'s validation loss was lowest.
+pub fn best_epochs(trial: &FrozenTrial) -> Option<usize> {
+    trial.intermediate.iter().min_by(|a, b| a.1.total_cmp(b.1)).map(|(&step, _)| step as usize)
+}
+
+/// The test rows held out of the search, and the rest (which the trials
+/// split again into training and validation rows).
+pub fn hold_out(data: &Dataset, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PipelineError> {
+    let split = data.split(0.0, test_fraction, seed)?;
+    Ok((data.subset(&split.train), data.subset(&split.test)))
+}
+
+/// Scores a refitted model once on the test rows.
+pub fn test_metrics(model: &SavedModel, test: &Dataset) -> Result<Metrics, PipelineError> {
+    let x = test.select_features(&model.spec.preprocessing.feature_names)?;
+    let prepared = model.spec.preprocessing.apply(&x)?;
+    Ok(evaluate(model.model.as_ref(), model.spec.loss, &prepared)?)
+}
+
+/// Epochs trained by every finished trial (one report per epoch).
+pub fn epochs_trained(trials: &[FrozenTrial]) -> usize {
+    trials.iter().filter(|t| t.state.is_finished()).map(|t| t.intermediate.len()).sum()
+}
+
+/// Counts of complete, pruned and failed trials.
+pub fn tally(trials: &[FrozenTrial]) -> (usize, usize, usize) {
+    let count = |f: fn(&TrialState) -> bool| trials.iter().filter(|t| f(&t.state)).count();
+    (
+        count(|s| matches!(s, TrialState::Complete(_))),
+        count(|s| *s == TrialState::Pruned),
+        count(|s| *s == TrialState::Fail),
+    )
+}
+
+/// Reports each epoch's validation loss to the trial and stops the run when
+/// the pruner says so, or when the user interrupts.
+struct PrunerBridge<'a, 'b> {
+    trial: &'a mut Trial<'b>,
+    stop: &'a StopFlag,
+    storage_error: Option<gradus_tune::TuneError>,
+}
+
+impl Observer for PrunerBridge<'_, '_> {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        if self.stop.load(Ordering::Relaxed) {
+            return Control::Stop(Termination::Interrupted);
+        }
+        let Some(loss) = record.valid_loss else { return Control::Continue };
+        if let Err(e) = self.trial.report(record.epoch as u64 + 1, loss) {
+            self.storage_error = Some(e);
+            return Control::Stop(Termination::Interrupted);
+        }
+        if self.trial.should_prune() { Control::Stop(Termination::Pruned) } else { Control::Continue }
+    }
+}
