@@ -223,3 +223,29 @@ fn gp_spreads_pending_asks_and_handles_int_and_categorical_parameters() {
     distinct.dedup();
     assert_eq!(distinct.len(), 4, "four pending asks, four different points: {asked:?}");
 }
+
+#[test]
+fn gp_learns_from_pruned_trials_where_not_to_look() {
+    // x > 0.5 is a poor region: its trials report a high loss and are
+    // pruned, never completing. The GP must steer away from it all the same.
+    let study = Study::in_memory("s", Direction::Minimize, Box::new(gradus_tune::samplers::GpSampler::new(3))).unwrap();
+    study
+        .optimize(
+            |t| {
+                let x = t.suggest_float("x", 0.0, 1.0)?;
+                let y = t.suggest_float("y", 0.0, 1.0)?;
+                if x > 0.5 {
+                    t.report(1, 10.0 + x)?;
+                    return Err(gradus_tune::TrialFailure::Pruned);
+                }
+                Ok((x - 0.3).powi(2) + (y - 0.6).powi(2))
+            },
+            40,
+            None,
+            1,
+        )
+        .unwrap();
+    let late_in_poor_region =
+        study.trials().unwrap().iter().skip(15).filter(|t| t.params["x"].as_f64().unwrap() > 0.5).count();
+    assert!(late_in_poor_region <= 5, "{late_in_poor_region} of the last 25 trials went to the pruned region");
+}
