@@ -271,12 +271,17 @@ impl TuneJob {
     /// Retrains `best`'s configuration on all of `data` (training and
     /// validation rows) for the number of epochs its validation loss was
     /// best at, with no early stopping.
+    ///
+    /// The run keeps the trial's `max_epochs` and is stopped after the best
+    /// epoch, rather than given fewer epochs: a cosine schedule spans the
+    /// configured epochs, and the refit must follow the trial's learning
+    /// rates, not a compressed schedule.
     pub fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<SavedModel, PipelineError> {
         let mut job = self.job(&best.params);
         job.valid_fraction = 0.0;
         job.config.early_stopping = None;
-        job.config.epochs = best_epochs(best).unwrap_or(self.max_epochs);
-        Ok(job.run(data, &mut gradus_train::NoObserver)?.saved)
+        let mut stop = StopAfter(best_epochs(best).unwrap_or(self.max_epochs));
+        Ok(job.run(data, &mut stop)?.saved)
     }
 }
 
@@ -312,6 +317,15 @@ pub fn tally(trials: &[FrozenTrial]) -> (usize, usize, usize) {
         count(|s| *s == TrialState::Pruned),
         count(|s| *s == TrialState::Fail),
     )
+}
+
+/// Ends training after a number of epochs, whatever the configured count.
+struct StopAfter(usize);
+
+impl Observer for StopAfter {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        if record.epoch + 1 >= self.0 { Control::Stop(Termination::MaxEpochs) } else { Control::Continue }
+    }
 }
 
 /// Reports each epoch's validation loss to the trial and stops the run when
