@@ -53,6 +53,9 @@ pub struct TuneArgs {
     /// The fraction of the tuning rows each trial holds out for validation.
     #[arg(long, default_value_t = 0.2)]
     valid_fraction: f64,
+    /// Score each trial by K-fold cross-validation (stratified for classes) instead.
+    #[arg(long, value_name = "K", conflicts_with = "valid_fraction")]
+    cv: Option<usize>,
     /// The fraction of all rows held out of the search to test the final model.
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -120,6 +123,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    if args.cv.is_some_and(|k| k < 2) {
+        bail!("--cv needs at least 2 folds, got {}", args.cv.unwrap_or(0));
+    }
     if !(0.0..1.0).contains(&args.valid_fraction) || args.valid_fraction == 0.0 {
         bail!("--valid-fraction must be in (0, 1), got {}", args.valid_fraction);
     }
@@ -157,12 +163,21 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         max_epochs: args.epochs,
         patience: args.patience,
         valid_fraction: args.valid_fraction,
+        cv: args.cv,
         seed: args.seed,
     };
     let (tuning, test) = autotune::hold_out(&data, args.test_fraction, args.seed)?;
     // Each trial splits the tuning rows again; a split too small to hold
-    // every class is an input error, caught here rather than in every trial.
-    tuning.split(args.valid_fraction, 0.0, args.seed)?;
+    // every class, or too few rows for the folds, is an input error, caught
+    // here rather than in every trial.
+    match args.cv {
+        Some(k) => {
+            job.folds(&tuning, k)?;
+        }
+        None => {
+            tuning.split(args.valid_fraction, 0.0, args.seed)?;
+        }
+    }
 
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),
@@ -258,7 +273,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "best_trial": best.number,
             "best_params": best.params,
             "best_valid_loss": best.value(),
-            "best_epochs": autotune::best_epochs(&best),
+            "best_epochs": job.best_epochs(&best),
             "test_metrics": test_metrics,
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
             "epochs_trained": autotune::epochs_trained(&trials),
@@ -272,7 +287,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "best trial {} (validation loss {}, best at epoch {}):",
             best.number,
             best.value().map_or("?".into(), num),
-            autotune::best_epochs(&best).map_or("?".into(), |e| e.to_string())
+            job.best_epochs(&best).map_or("?".into(), |e| e.to_string())
         );
         for (k, v) in &best.params {
             outln!("  {k} = {v}");

@@ -121,3 +121,45 @@ fn bad_fractions_and_budgets_are_refused() {
     assert_bad_input(&["tune", "--data", "builtin:iris", "--trials", "0"], "at least 1");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--timeout", "5x"], "unknown unit");
 }
+
+#[test]
+fn too_few_rows_for_the_folds_is_refused() {
+    // iris keeps 40 rows of each class for tuning: 50 folds cannot hold them.
+    assert_bad_input(
+        &["tune", "--data", "builtin:iris", "--cv", "50"],
+        "--cv 50 needs at least 50 tuning rows of every class",
+    );
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--cv", "1"], "at least 2 folds");
+}
+
+#[test]
+fn cross_validated_trials_report_every_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(
+        dir.path(),
+        &[
+            "tune",
+            "--data",
+            "builtin:wine",
+            "--model",
+            "softmax",
+            "--trials",
+            "3",
+            "--cv",
+            "3",
+            "--epochs",
+            "20",
+            "--pruner",
+            "none",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let trial = &lines[0];
+    // Three folds of up to 20 epochs each, all reported.
+    let epochs = trial["epochs"].as_u64().unwrap();
+    assert!(epochs > 20 && epochs <= 60, "{trial}");
+    let summary = lines.last().unwrap();
+    assert!(summary["best_epochs"].as_u64().unwrap() <= 20, "{summary}");
+}

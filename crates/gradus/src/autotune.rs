@@ -161,6 +161,9 @@ pub struct TuneJob {
     pub patience: usize,
     /// Rows of the tuning part held out to score each trial.
     pub valid_fraction: f64,
+    /// Score each trial by k-fold cross-validation instead (the mean of the
+    /// folds' best validation losses); `valid_fraction` is then unused.
+    pub cv: Option<usize>,
     /// Seeds the split, every trial's initialisation and batch order.
     pub seed: u64,
 }
@@ -248,24 +251,82 @@ impl TuneJob {
     /// its reason.
     pub fn objective(&self, trial: &mut Trial<'_>, data: &Dataset, stop: &StopFlag) -> Result<f64, TrialFailure> {
         let job = self.suggest(trial)?;
-        let mut bridge = PrunerBridge { trial, stop, storage_error: None };
-        let outcome = job.run(data, &mut bridge)?;
-        if let Some(e) = bridge.storage_error {
-            return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
+        let folds = match self.cv {
+            Some(k) => self.folds(data, k)?,
+            None => vec![None],
+        };
+        let mut losses = Vec::with_capacity(folds.len());
+        for (i, fold) in folds.iter().enumerate() {
+            // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
+            // compares trials at the same fold and epoch.
+            let offset = (i * self.max_epochs) as u64;
+            let mut bridge = PrunerBridge { trial, stop, storage_error: None, offset };
+            let outcome = match fold {
+                Some((train, valid)) => job.run_on(train, Some(valid), &mut bridge)?,
+                None => job.run(data, &mut bridge)?,
+            };
+            if let Some(e) = bridge.storage_error {
+                return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
+            }
+            let loss = match outcome.report.termination {
+                Termination::Pruned => return Err(TrialFailure::Pruned),
+                Termination::Interrupted => return Err(TrialFailure::Failed("interrupted".into())),
+                Termination::Diverged => {
+                    return Err(TrialFailure::Failed(format!(
+                        "diverged at epoch {} (loss {})",
+                        outcome.report.epochs, outcome.report.final_loss
+                    )));
+                }
+                _ => outcome
+                    .report
+                    .best_valid_loss
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))?,
+            };
+            losses.push(loss);
         }
-        match outcome.report.termination {
-            Termination::Pruned => Err(TrialFailure::Pruned),
-            Termination::Interrupted => Err(TrialFailure::Failed("interrupted".into())),
-            Termination::Diverged => Err(TrialFailure::Failed(format!(
-                "diverged at epoch {} (loss {})",
-                outcome.report.epochs, outcome.report.final_loss
-            ))),
-            _ => outcome
-                .report
-                .best_valid_loss
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into())),
+        Ok(losses.iter().sum::<f64>() / losses.len() as f64)
+    }
+
+    /// The `k` cross-validation folds of `data` (stratified for classes), as
+    /// (training rows, validation rows).
+    pub fn folds(&self, data: &Dataset, k: usize) -> Result<Vec<Option<(Dataset, Dataset)>>, PipelineError> {
+        let folds = match data.y.labels() {
+            Some(labels) => {
+                let mut counts = std::collections::BTreeMap::new();
+                labels.iter().for_each(|l| *counts.entry(*l).or_insert(0usize) += 1);
+                if let Some((class, n)) = counts.iter().find(|(_, n)| **n < k) {
+                    let name = match &data.y {
+                        gradus_data::Target::Classes { classes, .. } => classes[*class as usize].clone(),
+                        _ => class.to_string(),
+                    };
+                    return Err(PipelineError::Unsuitable(format!(
+                        "--cv {k} needs at least {k} tuning rows of every class; class '{name}' has {n}"
+                    )));
+                }
+                gradus_data::stratified_kfold(labels, k, self.seed)?
+            }
+            None => gradus_data::kfold(data.n_samples(), k, self.seed)?,
+        };
+        Ok(folds.into_iter().map(|f| Some((data.subset(&f.train), data.subset(&f.valid)))).collect())
+    }
+
+    /// The epochs after which `trial`'s validation loss was lowest (with
+    /// cross-validation, the folds' mean, rounded).
+    pub fn best_epochs(&self, trial: &FrozenTrial) -> Option<usize> {
+        let per_fold = self.max_epochs.max(1) as u64;
+        let mut best: BTreeMap<u64, (u64, f64)> = BTreeMap::new();
+        for (&step, &v) in &trial.intermediate {
+            let (fold, epoch) = ((step - 1) / per_fold, (step - 1) % per_fold + 1);
+            let entry = best.entry(fold).or_insert((epoch, v));
+            if v < entry.1 {
+                *entry = (epoch, v);
+            }
         }
+        if best.is_empty() {
+            return None;
+        }
+        Some((best.values().map(|(e, _)| *e as f64).sum::<f64>() / best.len() as f64).round() as usize)
     }
 
     /// Retrains `best`'s configuration on all of `data` (training and
@@ -280,14 +341,9 @@ impl TuneJob {
         let mut job = self.job(&best.params);
         job.valid_fraction = 0.0;
         job.config.early_stopping = None;
-        let mut stop = StopAfter(best_epochs(best).unwrap_or(self.max_epochs));
+        let mut stop = StopAfter(self.best_epochs(best).unwrap_or(self.max_epochs));
         Ok(job.run(data, &mut stop)?.saved)
     }
-}
-
-/// The epochs after which `trial`'s validation loss was lowest.
-pub fn best_epochs(trial: &FrozenTrial) -> Option<usize> {
-    trial.intermediate.iter().min_by(|a, b| a.1.total_cmp(b.1)).map(|(&step, _)| step as usize)
 }
 
 /// The test rows held out of the search, and the rest (which the trials
@@ -334,6 +390,8 @@ struct PrunerBridge<'a, 'b> {
     trial: &'a mut Trial<'b>,
     stop: &'a StopFlag,
     storage_error: Option<gradus_tune::TuneError>,
+    /// Added to the epoch number: the steps of earlier folds.
+    offset: u64,
 }
 
 impl Observer for PrunerBridge<'_, '_> {
@@ -342,7 +400,7 @@ impl Observer for PrunerBridge<'_, '_> {
             return Control::Stop(Termination::Interrupted);
         }
         let Some(loss) = record.valid_loss else { return Control::Continue };
-        if let Err(e) = self.trial.report(record.epoch as u64 + 1, loss) {
+        if let Err(e) = self.trial.report(self.offset + record.epoch as u64 + 1, loss) {
             self.storage_error = Some(e);
             return Control::Stop(Termination::Interrupted);
         }

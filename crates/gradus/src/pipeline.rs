@@ -125,8 +125,28 @@ impl TrainJob {
         }
     }
 
-    /// Splits, preprocesses and trains on `data`.
+    /// Splits (holding out `valid_fraction` of the rows), preprocesses and
+    /// trains on `data`.
     pub fn run(&self, data: &Dataset, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
+        let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
+            let split = data.split(self.valid_fraction, 0.0, self.config.seed)?;
+            let valid = (!split.valid.is_empty()).then(|| data.subset(&split.valid));
+            (data.subset(&split.train), valid)
+        } else {
+            (data.clone(), None)
+        };
+        self.run_on(&train_raw, valid_raw.as_ref(), observer)
+    }
+
+    /// Preprocesses and trains on `train_raw`, validating on `valid_raw`
+    /// (a cross-validation fold, say); `valid_fraction` is not used.
+    pub fn run_on(
+        &self,
+        train_raw: &Dataset,
+        valid_raw: Option<&Dataset>,
+        observer: &mut dyn Observer,
+    ) -> Result<TrainOutcome, PipelineError> {
+        let data = train_raw;
         let trainer = Trainer::new(self.config.clone())?;
         if let (ModelChoice::Mlp { dropout, .. }, gradus_train::OptimizerConfig::Lbfgs { .. }) =
             (&self.model, &self.config.optimizer)
@@ -139,16 +159,9 @@ impl TrainJob {
         }
         let (loss, n_outputs) = self.loss_and_outputs(data)?;
         loss.check(n_outputs, &data.y)?;
-        let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
-            let split = data.split(self.valid_fraction, 0.0, self.config.seed)?;
-            let valid = (!split.valid.is_empty()).then(|| data.subset(&split.valid));
-            (data.subset(&split.train), valid)
-        } else {
-            (data.clone(), None)
-        };
-        let preprocessing = Preprocessing::fit(&train_raw, self.scaling)?;
-        let train = preprocessing.apply(&train_raw)?;
-        let valid = valid_raw.as_ref().map(|v| preprocessing.apply(v)).transpose()?;
+        let preprocessing = Preprocessing::fit(train_raw, self.scaling)?;
+        let train = preprocessing.apply(train_raw)?;
+        let valid = valid_raw.map(|v| preprocessing.apply(v)).transpose()?;
 
         // A real target is standardised for training (unless scaling is off),
         // and the output layer mapped back afterwards, so that the learning
