@@ -172,7 +172,8 @@ pub struct TuneJob {
 pub type StopFlag = Arc<AtomicBool>;
 
 impl TuneJob {
-    /// The family, optimizer and schedule a trial's parameters describe.
+    /// The model family a trial's parameters name (the only one when
+    /// `model` is not searched).
     fn family<'a>(&'a self, params: &'a BTreeMap<String, Value>) -> &'a str {
         params.get("model").and_then(Value::as_str).unwrap_or(self.families[0])
     }
