@@ -402,6 +402,12 @@ impl Study {
             })
             .cloned())
     }
+
+    /// The best complete trial's value (Optuna's `study.best_value`), `None`
+    /// before any trial completes.
+    pub fn best_value(&self) -> Result<Option<f64>, TuneError> {
+        Ok(self.best_trial()?.and_then(|t| t.value()))
+    }
 }
 
 /// How often running trials send a heartbeat.

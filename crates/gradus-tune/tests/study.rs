@@ -179,6 +179,7 @@ fn pruned_trials_keep_their_intermediate_values_and_ask_tell_works() {
     assert_eq!((stored.state, stored.intermediate.len()), (TrialState::Pruned, 1));
     assert!(matches!(study.tell_number(number, Ok(1.0)), Err(TuneError::TrialFinished { .. })));
     assert_eq!(study.best_trial().unwrap().unwrap().value(), Some(0.0));
+    assert_eq!(study.best_value().unwrap(), Some(0.0));
 }
 
 #[test]

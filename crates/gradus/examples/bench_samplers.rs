@@ -91,7 +91,7 @@ fn run(sampler_name: &str, function: &str, budget: u64, seed: u64, batch: Option
     }
     let seconds = start.elapsed().as_secs_f64();
     let trials = study.trials().map_err(|e| e.to_string())?;
-    let best = study.best_trial().map_err(|e| e.to_string())?.and_then(|t| t.value()).ok_or("no complete trial")?;
+    let best = study.best_value().map_err(|e| e.to_string())?.ok_or("no complete trial")?;
     let regret = f.regret(best);
     let line = json!({
         "sampler": sampler_name,
