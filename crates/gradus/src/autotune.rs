@@ -121,8 +121,7 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
     let mut merged = defaults;
     for (name, distribution) in user.0 {
         if !merged.0.contains_key(&name) {
-            let known: Vec<&String> = merged.0.keys().collect();
-            let known = known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+            let known = merged.0.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
             let hint = if HYPERPARAMETERS.contains(&name.as_str()) {
                 " (it applies to other model families than this search's)".to_string()
             } else {
@@ -356,8 +355,7 @@ pub fn hold_out(data: &Dataset, test_fraction: f64, seed: u64) -> Result<(Datase
 
 /// Scores a refitted model once on the test rows.
 pub fn test_metrics(model: &SavedModel, test: &Dataset) -> Result<Metrics, PipelineError> {
-    let x = test.select_features(&model.spec.preprocessing.feature_names)?;
-    let prepared = model.spec.preprocessing.apply(&x)?;
+    let prepared = model.spec.preprocessing.apply(test)?;
     Ok(evaluate(model.model.as_ref(), model.spec.loss, &prepared)?)
 }
 

@@ -258,8 +258,7 @@ fn solve_with(l_inv: &Mat<f64>, y: &[f64]) -> (Vec<f64>, Vec<f64>) {
 struct Gp {
     axes: Vec<Axis>,
     kernel: Kernel,
-    x: Vec<Vec<f64>>,
-    /// The training inputs dimension by dimension (for batched kernels).
+    /// The training inputs, dimension by dimension (for batched kernels).
     columns: Vec<Vec<f64>>,
     l_inv: Mat<f64>,
     alpha: Vec<f64>,
@@ -397,13 +396,13 @@ impl Gp {
         let (_, l_inv) = factor(&k)?;
         let (_, alpha) = solve_with(&l_inv, y);
         let columns = (0..axes.len()).map(|d| x.iter().map(|p| p[d]).collect()).collect();
-        Some(Self { axes: axes.to_vec(), kernel, x, columns, l_inv, alpha })
+        Some(Self { axes: axes.to_vec(), kernel, columns, l_inv, alpha })
     }
 
     /// Posterior mean and variance at each of `points`: k* from the kernel,
     /// mean k*ᵀα, variance s² − |L⁻¹k*|² (one matrix product for all).
     fn predict_many(&self, points: &[Vec<f64>]) -> Vec<(f64, f64)> {
-        let (n, m) = (self.x.len(), points.len());
+        let (n, m) = (self.alpha.len(), points.len());
         let inv = self.kernel.inv_sq_lengthscales();
         let s2 = self.kernel.log_signal.exp();
         // k(x_i, p_j), one column per point: the squared scaled distances
@@ -444,8 +443,9 @@ impl Gp {
             .collect()
     }
 
-    fn predict(&self, p: &[f64]) -> (f64, f64) {
-        self.predict_many(std::slice::from_ref(&p.to_vec()))[0]
+    /// Training input `i`.
+    fn point(&self, i: usize) -> Vec<f64> {
+        self.columns.iter().map(|c| c[i]).collect()
     }
 }
 
@@ -523,19 +523,13 @@ impl Sampler for GpSampler {
         let pending: Vec<Vec<f64>> = view
             .trials
             .iter()
-            .filter(|t| {
-                t.state == TrialState::Running
-                    && t.number != trial.number
-                    && names.iter().all(|(n, d)| t.distributions.get(n) == Some(d))
-            })
+            .filter(|t| t.state == TrialState::Running && t.number != trial.number && has_all(t))
             .map(point)
             .collect();
         if !pending.is_empty() {
             let (mut bx, mut by) = (x, ys.clone());
-            for p in pending {
-                by.push(gp.predict(&p).0);
-                bx.push(p);
-            }
+            by.extend(gp.predict_many(&pending).into_iter().map(|(mean, _)| mean));
+            bx.extend(pending);
             if let Some(believed) = Gp::condition(&axes, gp.kernel.clone(), bx, &by) {
                 gp = believed;
             }
@@ -563,7 +557,7 @@ impl Sampler for GpSampler {
         order.sort_by(|&a, &b| ys[a].total_cmp(&ys[b]));
         for &i in order.iter().take(5) {
             for _ in 0..20 {
-                let mut c = gp.x[i].clone();
+                let mut c = gp.point(i);
                 for (v, a) in c.iter_mut().zip(&axes) {
                     if let Axis::Numeric { .. } = a {
                         *v += 0.05 * rng.random_range(-1.0..1.0);
@@ -684,7 +678,7 @@ mod tests {
         let y: Vec<f64> = x.iter().map(|p| (6.0 * p[0]).sin()).collect();
         let (gp, _) = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(0), None).unwrap();
         for t in [0.13, 0.5, 0.77] {
-            let (m, v) = gp.predict(&[t]);
+            let (m, v) = gp.predict_many(&[vec![t]])[0];
             assert!((m - (6.0f64 * t).sin()).abs() < 0.05 && v < 0.05, "at {t}: {m} ± {v}");
         }
     }

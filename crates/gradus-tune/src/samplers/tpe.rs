@@ -484,13 +484,6 @@ enum Column {
     },
 }
 
-impl Column {
-    /// The working coordinate of an internal value.
-    fn working(log: bool, v: f64) -> f64 {
-        if log { v.ln() } else { v }
-    }
-}
-
 /// A weighted mixture of product kernels, one per observation plus a wide
 /// prior (Optuna's `_ParzenEstimator`), stored column by column.
 struct Parzen {
@@ -646,10 +639,10 @@ impl Parzen {
                 for (column, &v) in self.columns.iter().zip(x) {
                     match column {
                         Column::Numeric { log, half_step: None, mu_scaled, inv_sigma, .. } => {
-                            subtract_half_squares(&mut acc, mu_scaled, inv_sigma, Column::working(*log, v));
+                            subtract_half_squares(&mut acc, mu_scaled, inv_sigma, log_if(*log, v));
                         }
                         Column::Numeric { log, half_step: Some(h), mu, inv_sigma, .. } => {
-                            let (left, right) = (Column::working(*log, v - h), Column::working(*log, v + h));
+                            let (left, right) = (log_if(*log, v - h), log_if(*log, v + h));
                             for ((a, m), s) in acc.iter_mut().zip(mu).zip(inv_sigma) {
                                 *a += log_gauss_mass((left - m) * s, (right - m) * s);
                             }
@@ -725,10 +718,7 @@ fn numeric_axis(d: &Distribution) -> (f64, f64, bool, Option<f64>) {
 
 /// The internal value (on the distribution's grid) of a working coordinate.
 fn to_internal(d: &Distribution, w: f64) -> f64 {
-    let v = match d {
-        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => w.exp(),
-        _ => w,
-    };
+    let v = if is_log(d) { w.exp() } else { w };
     match *d {
         Distribution::Float { low, high, step: None, .. } => v.clamp(low, high),
         Distribution::Float { low, step: Some(s), .. } => {
@@ -744,13 +734,20 @@ fn to_internal(d: &Distribution, w: f64) -> f64 {
     }
 }
 
+/// Whether a parameter's working space is log space.
+fn is_log(d: &Distribution) -> bool {
+    matches!(d, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. })
+}
+
+/// ln v for a log axis, v itself otherwise.
+fn log_if(log: bool, v: f64) -> f64 {
+    if log { v.ln() } else { v }
+}
+
 /// The working coordinate of an internal value: log space for log
 /// parameters, the value itself otherwise (category indices included).
 fn working(d: &Distribution, v: f64) -> f64 {
-    match d {
-        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => v.ln(),
-        _ => v,
-    }
+    log_if(is_log(d), v)
 }
 
 fn truncated_normal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64, low: f64, high: f64) -> f64 {
