@@ -11,6 +11,7 @@ and mnist_5k, 5 seeds).
 Usage:
   cargo build --release -p gradus-cli
   python3 bench/tune_pruning.py [--datasets digits,mnist_5k] [--pruners none,median,asha] [--seeds 5]
+      [-- extra flags for gradus tune, e.g. --warmup-epochs 10]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
@@ -18,10 +19,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.join(ROOT, "target", "release", "gradus")
 
 
-def run(dataset, pruner, seed, trials):
+def run(dataset, pruner, seed, trials, extra):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [BIN, "tune", "--data", f"builtin:{dataset}", "--trials", str(trials), "--pruner", pruner,
-               "--seed", str(seed), "--storage", f"sqlite:{tmp}/tune.db", "--json"]
+               "--seed", str(seed), "--storage", f"sqlite:{tmp}/tune.db", "--json", *extra]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: {out.stderr.strip()}")
@@ -34,17 +35,19 @@ def main():
     ap.add_argument("--pruners", default="none,median,asha")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("extra", nargs="*", help="flags passed to gradus tune (after --)")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `cargo build --release -p gradus-cli` first")
     pruners = args.pruners.split(",")
-    print(f"gradus tune, {args.trials} trials, seeds 0..{args.seeds - 1}; means over seeds")
+    extra = f", {' '.join(args.extra)}" if args.extra else ""
+    print(f"gradus tune, {args.trials} trials{extra}, seeds 0..{args.seeds - 1}; means over seeds")
     print("| dataset | pruner | epochs trained | epoch cut vs none | best valid loss | no worse than none | seconds |")
     print("|---|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
         rows = {}
         for pruner in pruners:
-            runs = [run(dataset, pruner, seed, args.trials) for seed in range(args.seeds)]
+            runs = [run(dataset, pruner, seed, args.trials, args.extra) for seed in range(args.seeds)]
             rows[pruner] = (statistics.mean(r["epochs_trained"] for r in runs),
                             statistics.mean(r["best_valid_loss"] for r in runs),
                             statistics.mean(r["seconds"] for r in runs))

@@ -104,13 +104,19 @@ impl SamplerArg {
 }
 
 impl PrunerArg {
-    /// The pruner, with Hyperband's brackets spanning `max_resource` steps.
-    pub(crate) fn spec(self, max_resource: u64) -> PrunerSpec {
+    /// The pruner, with Hyperband's brackets spanning `max_resource` steps,
+    /// no judgement before step `min_resource` (the median pruner's
+    /// warm-up, the first rung of ASHA and Hyperband), and ASHA waiting for
+    /// `n_startup_trials` complete trials (the median pruner waits for 5).
+    pub(crate) fn spec(self, min_resource: u64, max_resource: u64, n_startup_trials: usize) -> PrunerSpec {
+        let min_resource = min_resource.max(1);
         match self {
             PrunerArg::None => PrunerSpec::None,
-            PrunerArg::Median => PrunerSpec::Median,
-            PrunerArg::Asha => PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
-            PrunerArg::Hyperband => PrunerSpec::Hyperband { min_resource: 1, max_resource, reduction_factor: 3 },
+            PrunerArg::Median => PrunerSpec::Median { n_warmup_steps: min_resource },
+            PrunerArg::Asha => PrunerSpec::Asha { min_resource, reduction_factor: 3, n_startup_trials },
+            PrunerArg::Hyperband => {
+                PrunerSpec::Hyperband { min_resource, max_resource: max_resource.max(min_resource), reduction_factor: 3 }
+            }
         }
     }
 }
@@ -124,7 +130,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
     match command {
         StudyCommand::Create(args) => {
             let space = args.space.as_deref().map(read_space).transpose()?;
-            let settings = StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(81), space };
+            let settings = StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(1, 81, 0), space };
             // Build the plug-ins before touching the storage: a bad space
             // or a grid without one leaves no half-made study behind.
             settings.sampler()?;

@@ -38,21 +38,29 @@ pub struct TuneArgs {
     /// Stop starting trials after this long (e.g. 90s, 10m, 1h).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     timeout: Option<Duration>,
-    /// Trials run at once, on threads.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// Trials run at once, on threads [default: the machine's cores]; 1 gives
+    /// the same study for the same seed, run after run.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// auto: GP for the first 100 trials, then TPE (see BENCHMARKS.md).
     #[arg(long, value_enum, default_value = "auto")]
     sampler: SamplerArg,
-    /// Stops poor trials early from their per-epoch validation loss.
-    #[arg(long, value_enum, default_value = "median")]
+    /// Stops poor trials early from their per-epoch validation loss (asha:
+    /// rungs at 10, 30, 90 epochs keeping the best third, once 5 trials are
+    /// complete; see BENCHMARKS.md).
+    #[arg(long, value_enum, default_value = "asha")]
     pruner: PrunerArg,
+    /// No trial is pruned before this many epochs (the median pruner's
+    /// warm-up, the first rung of ASHA and Hyperband).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    warmup_epochs: u64,
     /// A JSON or TOML file replacing some of the default search space's distributions.
     #[arg(long, value_name = "FILE")]
     space: Option<String>,
-    /// The fraction of the tuning rows each trial holds out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    valid_fraction: f64,
+    /// The fraction of the tuning rows each trial holds out for validation
+    /// [default: 0.2, or 5-fold cross-validation below 1,000 tuning rows].
+    #[arg(long, value_name = "F")]
+    valid_fraction: Option<f64>,
     /// Score each trial by K-fold cross-validation (stratified for classes) instead.
     #[arg(long, value_name = "K", conflicts_with = "valid_fraction")]
     cv: Option<usize>,
@@ -65,8 +73,9 @@ pub struct TuneArgs {
     /// Early stopping's patience, in epochs.
     #[arg(long, default_value_t = 10)]
     patience: usize,
-    /// Feature scaling fitted on each trial's training rows (minmax suits pixels).
-    #[arg(long, value_enum, default_value = "standard")]
+    /// Feature scaling fitted on each trial's training rows; auto searches
+    /// standard and minmax (which suits pixels) as a hyperparameter.
+    #[arg(long, value_enum, default_value = "auto")]
     scale: ScaleArg,
     #[command(flatten)]
     storage: StorageArg,
@@ -98,6 +107,7 @@ enum ModelArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ScaleArg {
+    Auto,
     Standard,
     Minmax,
     None,
@@ -121,18 +131,25 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Below this many tuning rows, trials are scored by cross-validation
+/// unless `--valid-fraction` or `--cv` says otherwise.
+const SMALL_DATA_ROWS: usize = 1000;
+
 pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if args.cv.is_some_and(|k| k < 2) {
         bail!("--cv needs at least 2 folds, got {}", args.cv.unwrap_or(0));
     }
-    if !(0.0..1.0).contains(&args.valid_fraction) || args.valid_fraction == 0.0 {
-        bail!("--valid-fraction must be in (0, 1), got {}", args.valid_fraction);
+    if let Some(f) = args.valid_fraction
+        && !(f > 0.0 && f < 1.0)
+    {
+        bail!("--valid-fraction must be in (0, 1), got {f}");
     }
     if !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--test-fraction must be in [0, 1), got {}", args.test_fraction);
     }
-    if args.epochs == 0 || args.trials == 0 || args.jobs == 0 {
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.epochs == 0 || args.trials == 0 || jobs == 0 {
         bail!("--epochs, --trials and --jobs must be at least 1");
     }
     let request = match args.model {
@@ -148,21 +165,21 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let data =
         gradus::data::load(&args.data, &LoadOptions { target: args.target.clone(), target_kind: TargetKind::Auto })?;
     let families = request.families(data.task())?;
-    let mut space = autotune::default_space(&families);
+    let mut space = autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto));
     if let Some(file) = &args.space {
         space = autotune::merge_space(space, read_space(file)?, file)?;
     }
-    let job = TuneJob {
+    let mut job = TuneJob {
         families,
         space: space.clone(),
         scaling: match args.scale {
-            ScaleArg::Standard => Scaling::Standard,
+            ScaleArg::Standard | ScaleArg::Auto => Scaling::Standard,
             ScaleArg::Minmax => Scaling::MinMax,
             ScaleArg::None => Scaling::None,
         },
         max_epochs: args.epochs,
         patience: args.patience,
-        valid_fraction: args.valid_fraction,
+        valid_fraction: args.valid_fraction.unwrap_or(0.2),
         cv: args.cv,
         seed: args.seed,
     };
@@ -175,13 +192,23 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             job.folds(&tuning, k)?;
         }
         None => {
-            tuning.split(args.valid_fraction, 0.0, args.seed)?;
+            tuning.split(job.valid_fraction, 0.0, args.seed)?;
+        }
+    }
+    // On small data a hold-out set of a few dozen rows scores trials too
+    // noisily to choose among them: unless told otherwise, score by 5-fold
+    // cross-validation (as scikit-learn's searches do), when every class
+    // has rows enough for it.
+    if args.cv.is_none() && args.valid_fraction.is_none() && tuning.n_samples() < SMALL_DATA_ROWS {
+        let k = 5;
+        if job.folds(&tuning, k).is_ok() {
+            job.cv = Some(k);
         }
     }
 
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),
-        pruner: args.pruner.spec(args.epochs as u64),
+        pruner: args.pruner.spec(args.warmup_epochs, args.epochs as u64, 5),
         space: Some(space),
     };
     settings.sampler()?;
@@ -198,7 +225,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             study
         }
         Err(gradus::tune::TuneError::UnknownStudy(_)) => {
-            Study::create_with_settings(storage, &name, Direction::Minimize, &settings)?
+            let study = Study::create_with_settings(storage, &name, Direction::Minimize, &settings)?;
+            // A grid enumerates its points itself.
+            if !matches!(args.sampler, SamplerArg::Grid) {
+                for point in job.starting_points() {
+                    study.enqueue_trial(point)?;
+                }
+            }
+            study
         }
         Err(e) => return Err(e.into()),
     };
@@ -217,10 +251,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let progress = TrialProgress::new(args.trials, done, args.quiet || args.json);
     if to_run > 0 {
         progress.note(&format!(
-            "study '{name}': {done} trials done, running {to_run} more on {} thread(s); data {} rows ({} held out for the test)",
-            args.jobs,
+            "study '{name}': {done} trials done, running {to_run} more on {jobs} thread(s); data {} rows ({} held out for the test); {}",
             data.n_samples(),
-            test.n_samples()
+            test.n_samples(),
+            match job.cv {
+                Some(k) => format!("trials scored by {k}-fold cross-validation"),
+                None => format!("trials scored on {:.0}% of the tuning rows", job.valid_fraction * 100.0),
+            }
         ));
     }
     let json_error = std::sync::Mutex::new(None);
@@ -228,7 +265,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         |trial| job.objective(trial, &tuning, &stop),
         to_run,
         args.timeout,
-        args.jobs,
+        jobs,
         |study, finished| {
             if stop.load(Ordering::Relaxed) {
                 study.stop();

@@ -47,14 +47,24 @@ pub enum SamplerSpec {
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum PrunerSpec {
     None,
-    Median,
+    /// Stops a trial whose best value is worse than the median of the
+    /// complete trials' at the same step, from step `n_warmup_steps` on.
+    Median {
+        #[serde(default)]
+        n_warmup_steps: u64,
+    },
     Percentile {
         percentile: f64,
+        #[serde(default)]
+        n_warmup_steps: u64,
     },
     /// Asynchronous successive halving.
     Asha {
         min_resource: u64,
         reduction_factor: u64,
+        /// No pruning until this many trials are complete.
+        #[serde(default)]
+        n_startup_trials: usize,
     },
     Hyperband {
         min_resource: u64,
@@ -95,10 +105,16 @@ impl StudySettings {
     pub fn pruner(&self) -> Result<Box<dyn Pruner>, TuneError> {
         Ok(match self.pruner {
             PrunerSpec::None => Box::new(NopPruner),
-            PrunerSpec::Median => Box::new(MedianPruner::new()),
-            PrunerSpec::Percentile { percentile } => Box::new(PercentilePruner::new(percentile)?),
-            PrunerSpec::Asha { min_resource, reduction_factor } => {
-                Box::new(SuccessiveHalvingPruner::new(min_resource, reduction_factor, 0)?)
+            PrunerSpec::Median { n_warmup_steps } => {
+                Box::new(PercentilePruner { n_warmup_steps, ..MedianPruner::new() })
+            }
+            PrunerSpec::Percentile { percentile, n_warmup_steps } => {
+                Box::new(PercentilePruner { n_warmup_steps, ..PercentilePruner::new(percentile)? })
+            }
+            PrunerSpec::Asha { min_resource, reduction_factor, n_startup_trials } => {
+                let mut asha = SuccessiveHalvingPruner::new(min_resource, reduction_factor, 0)?;
+                asha.n_startup_trials = n_startup_trials;
+                Box::new(asha)
             }
             PrunerSpec::Hyperband { min_resource, max_resource, reduction_factor } => {
                 Box::new(HyperbandPruner::new(min_resource, max_resource, reduction_factor)?)
@@ -146,7 +162,7 @@ mod tests {
         let space = SearchSpace::parse(r#"{"a": {"type": "int", "low": 0, "high": 2}}"#, "s").unwrap();
         let settings = StudySettings {
             sampler: SamplerSpec::Grid { seed: 1 },
-            pruner: PrunerSpec::Asha { min_resource: 1, reduction_factor: 3 },
+            pruner: PrunerSpec::Asha { min_resource: 1, reduction_factor: 3, n_startup_trials: 0 },
             space: Some(space),
         };
         Study::create_with_settings(storage.clone(), "g", Direction::Maximize, &settings).unwrap();

@@ -16,6 +16,7 @@
 //! | name | values | for |
 //! |---|---|---|
 //! | `model` | the families that fit the target | `--model auto` only |
+//! | `scaling` | standard, minmax: the feature scaling fitted on each trial's training rows | unless `--scale` fixes it |
 //! | `optimizer` | sgd, momentum (0.9), adam, adamw | every family |
 //! | `lr` | 1e-4 … 0.3, log | every family |
 //! | `batch_size` | 16 … 256, log, integer | every family |
@@ -84,6 +85,7 @@ impl ModelRequest {
 /// The hyperparameters [`default_space`] can hold, in suggestion order.
 pub const HYPERPARAMETERS: &[&str] = &[
     "model",
+    "scaling",
     "optimizer",
     "lr",
     "batch_size",
@@ -95,11 +97,15 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "dropout",
 ];
 
-/// The default search space for `families` (see the module docs).
-pub fn default_space(families: &[&str]) -> SearchSpace {
+/// The default search space for `families` (see the module docs), with
+/// the feature scaling among the hyperparameters when `search_scaling`.
+pub fn default_space(families: &[&str], search_scaling: bool) -> SearchSpace {
     let mut space = BTreeMap::new();
     if families.len() > 1 {
         space.insert("model".to_string(), Distribution::categorical(families.iter().copied()));
+    }
+    if search_scaling {
+        space.insert("scaling".to_string(), Distribution::categorical(["standard", "minmax"]));
     }
     space.insert("optimizer".into(), Distribution::categorical(["sgd", "momentum", "adam", "adamw"]));
     space.insert("lr".into(), Distribution::log_float(1e-4, 0.3));
@@ -153,6 +159,7 @@ pub struct TuneJob {
     /// The families the search may use (one: not a hyperparameter).
     pub families: Vec<&'static str>,
     pub space: SearchSpace,
+    /// The feature scaling when the space does not search it.
     pub scaling: Scaling,
     /// The most epochs a trial trains; early stopping usually ends it sooner.
     pub max_epochs: usize,
@@ -160,8 +167,9 @@ pub struct TuneJob {
     pub patience: usize,
     /// Rows of the tuning part held out to score each trial.
     pub valid_fraction: f64,
-    /// Score each trial by k-fold cross-validation instead (the mean of the
-    /// folds' best validation losses); `valid_fraction` is then unused.
+    /// Score each trial by k-fold cross-validation instead (the folds' mean
+    /// validation loss at their best common epoch count, see
+    /// [`best_common_epoch`]); `valid_fraction` is then unused.
     pub cv: Option<usize>,
     /// Seeds the split, every trial's initialisation and batch order.
     pub seed: u64,
@@ -175,6 +183,54 @@ impl TuneJob {
     /// `model` is not searched).
     fn family<'a>(&'a self, params: &'a BTreeMap<String, Value>) -> &'a str {
         params.get("model").and_then(Value::as_str).unwrap_or(self.families[0])
+    }
+
+    /// The configurations a new study tries first, one per family (and per
+    /// scaling, when the space searches it): the settings known to train
+    /// each family well (for an MLP: Adam at 1e-3, batches of 64, two hidden
+    /// layers of 256 ReLU units, dropout 0.1), as FLAML and auto-sklearn
+    /// start from defaults. The sampler then searches around a sound
+    /// baseline, and the pruner measures trials against it from the start.
+    /// A value the space does not hold is left to the sampler.
+    pub fn starting_points(&self) -> Vec<BTreeMap<String, Value>> {
+        let scalings: Vec<Value> = match self.space.0.get("scaling") {
+            Some(Distribution::Categorical { choices }) => choices.clone(),
+            _ => vec![Value::Null],
+        };
+        let mut points = Vec::new();
+        for &family in &self.families {
+            for scaling in &scalings {
+                let mut point: Vec<(&str, Value)> = vec![
+                    ("model", family.into()),
+                    ("scaling", scaling.clone()),
+                    ("optimizer", "adam".into()),
+                    ("weight_decay", 1e-4.into()),
+                    ("schedule", "constant".into()),
+                ];
+                if family == "mlp" {
+                    point.extend([
+                        ("lr", 1e-3.into()),
+                        ("batch_size", 64.into()),
+                        ("n_layers", 2.into()),
+                        ("width", 256.into()),
+                        ("activation", "relu".into()),
+                        ("dropout", 0.1.into()),
+                    ]);
+                } else {
+                    point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
+                }
+                points.push(
+                    point
+                        .into_iter()
+                        .filter(|(name, value)| {
+                            self.space.0.get(*name).is_some_and(|d| d.to_internal(name, value).is_ok())
+                        })
+                        .map(|(name, value)| (name.to_string(), value))
+                        .collect(),
+                );
+            }
+        }
+        points
     }
 
     /// Suggests this trial's hyperparameters (define-by-run: the network's
@@ -228,7 +284,11 @@ impl TuneJob {
         TrainJob {
             model,
             loss: None,
-            scaling: self.scaling,
+            scaling: match text("scaling", "").as_str() {
+                "standard" => Scaling::Standard,
+                "minmax" => Scaling::MinMax,
+                _ => self.scaling,
+            },
             valid_fraction: self.valid_fraction,
             config: TrainConfig {
                 optimizer,
@@ -246,21 +306,21 @@ impl TuneJob {
     }
 
     /// One trial: suggest, train on `data` (the tuning rows) reporting the
-    /// validation loss each epoch, and return the best validation loss. A
-    /// pruned run ends `Pruned`; a diverged or interrupted one fails with
-    /// its reason.
+    /// validation loss each epoch, and return the trial's score (see
+    /// [`best_common_epoch`]). A pruned run ends `Pruned`; a diverged or
+    /// interrupted one fails with its reason.
     pub fn objective(&self, trial: &mut Trial<'_>, data: &Dataset, stop: &StopFlag) -> Result<f64, TrialFailure> {
         let job = self.suggest(trial)?;
         let folds = match self.cv {
             Some(k) => self.folds(data, k)?,
             None => vec![None],
         };
-        let mut losses = Vec::with_capacity(folds.len());
+        let mut curves = Vec::with_capacity(folds.len());
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
             // compares trials at the same fold and epoch.
             let offset = (i * self.max_epochs) as u64;
-            let mut bridge = PrunerBridge { trial, stop, storage_error: None, offset };
+            let mut bridge = PrunerBridge { trial, stop, storage_error: None, offset, curve: Vec::new() };
             let outcome = match fold {
                 Some((train, valid)) => job.run_on(train, Some(valid), &mut bridge)?,
                 None => job.run(data, &mut bridge)?,
@@ -268,7 +328,7 @@ impl TuneJob {
             if let Some(e) = bridge.storage_error {
                 return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
             }
-            let loss = match outcome.report.termination {
+            match outcome.report.termination {
                 Termination::Pruned => return Err(TrialFailure::Pruned),
                 Termination::Interrupted => return Err(TrialFailure::Failed("interrupted".into())),
                 Termination::Diverged => {
@@ -277,15 +337,12 @@ impl TuneJob {
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => outcome
-                    .report
-                    .best_valid_loss
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))?,
-            };
-            losses.push(loss);
+                _ => curves.push(bridge.curve),
+            }
         }
-        Ok(losses.iter().sum::<f64>() / losses.len() as f64)
+        best_common_epoch(&curves)
+            .map(|(_, loss)| loss)
+            .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))
     }
 
     /// The `k` cross-validation folds of `data` (stratified for classes), as
@@ -311,22 +368,16 @@ impl TuneJob {
         Ok(folds.into_iter().map(|f| Some((data.subset(&f.train), data.subset(&f.valid)))).collect())
     }
 
-    /// The epochs after which `trial`'s validation loss was lowest (with
-    /// cross-validation, the folds' mean, rounded).
+    /// The number of epochs the refit of `trial` trains: where its
+    /// validation loss (with cross-validation, the folds' mean) was lowest.
     pub fn best_epochs(&self, trial: &FrozenTrial) -> Option<usize> {
         let per_fold = self.max_epochs.max(1) as u64;
-        let mut best: BTreeMap<u64, (u64, f64)> = BTreeMap::new();
+        let mut curves: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         for (&step, &v) in &trial.intermediate {
-            let (fold, epoch) = ((step - 1) / per_fold, (step - 1) % per_fold + 1);
-            let entry = best.entry(fold).or_insert((epoch, v));
-            if v < entry.1 {
-                *entry = (epoch, v);
-            }
+            // Steps are reported in order, one per epoch from 1, fold after fold.
+            curves.entry((step - 1) / per_fold).or_default().push(v);
         }
-        if best.is_empty() {
-            return None;
-        }
-        Some((best.values().map(|(e, _)| *e as f64).sum::<f64>() / best.len() as f64).round() as usize)
+        best_common_epoch(&curves.into_values().collect::<Vec<_>>()).map(|(epoch, _)| epoch)
     }
 
     /// Retrains `best`'s configuration on all of `data` (training and
@@ -344,6 +395,31 @@ impl TuneJob {
         let mut stop = StopAfter(self.best_epochs(best).unwrap_or(self.max_epochs));
         Ok(job.run(data, &mut stop)?.saved)
     }
+}
+
+/// A trial's score and the epoch count that earns it, from its validation
+/// curves (one per fold, or one with a hold-out set; `curves[i][e]` is fold
+/// i's loss after epoch e + 1): the epoch count at which the folds' mean
+/// loss is lowest, and that mean. A fold that stopped early keeps its last
+/// loss for the later epochs. `None` if no epoch has a finite mean.
+///
+/// All folds share one epoch count because the refit trains one model for
+/// one number of epochs: the score is what that refit can expect. Scoring
+/// each fold at its own best epoch instead rewards a curve that jumps about,
+/// whose lucky minima no refit reproduces.
+pub fn best_common_epoch(curves: &[Vec<f64>]) -> Option<(usize, f64)> {
+    if curves.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let longest = curves.iter().map(Vec::len).max()?;
+    let mut best: Option<(usize, f64)> = None;
+    for epoch in 0..longest {
+        let mean = curves.iter().map(|c| c[epoch.min(c.len() - 1)]).sum::<f64>() / curves.len() as f64;
+        if mean.is_finite() && best.is_none_or(|(_, b)| mean < b) {
+            best = Some((epoch + 1, mean));
+        }
+    }
+    best
 }
 
 /// The test rows held out of the search, and the rest (which the trials
@@ -391,6 +467,8 @@ struct PrunerBridge<'a, 'b> {
     storage_error: Option<gradus_tune::TuneError>,
     /// Added to the epoch number: the steps of earlier folds.
     offset: u64,
+    /// The validation loss after each epoch.
+    curve: Vec<f64>,
 }
 
 impl Observer for PrunerBridge<'_, '_> {
@@ -399,6 +477,7 @@ impl Observer for PrunerBridge<'_, '_> {
             return Control::Stop(Termination::Interrupted);
         }
         let Some(loss) = record.valid_loss else { return Control::Continue };
+        self.curve.push(loss);
         if let Err(e) = self.trial.report(self.offset + record.epoch as u64 + 1, loss) {
             self.storage_error = Some(e);
             return Control::Stop(Termination::Interrupted);

@@ -16,11 +16,18 @@ use crate::{Direction, FrozenTrial, StudyView, TuneError};
 /// | `min_resource` | 1 | the first rung's step, ≥ 1 |
 /// | `reduction_factor` (η) | 4 | keep the best 1/η at each rung, ≥ 2 |
 /// | `min_early_stopping_rate` (s) | 0 | skip the first s rungs |
+/// | `n_startup_trials` | 0 | no pruning until this many trials are complete |
+///
+/// `n_startup_trials` is not Optuna's: a rung that three trials have reached
+/// keeps only the best of them, so the first trials — often the sound
+/// defaults a search starts from — are judged against almost nothing. A few
+/// complete trials first give every rung a baseline that ran to the end.
 #[derive(Clone, Debug)]
 pub struct SuccessiveHalvingPruner {
     pub min_resource: u64,
     pub reduction_factor: u64,
     pub min_early_stopping_rate: u32,
+    pub n_startup_trials: usize,
     /// Hyperband's bracket: only trials of the same bracket compete.
     bracket: Option<(usize, Vec<u64>)>,
 }
@@ -33,7 +40,7 @@ impl SuccessiveHalvingPruner {
         if reduction_factor < 2 {
             return Err(TuneError::InvalidArgument { name: "reduction_factor", reason: "must be at least 2".into() });
         }
-        Ok(Self { min_resource, reduction_factor, min_early_stopping_rate, bracket: None })
+        Ok(Self { min_resource, reduction_factor, min_early_stopping_rate, n_startup_trials: 0, bracket: None })
     }
 
     /// The step of rung `k`, or None past u64.
@@ -58,6 +65,9 @@ impl Pruner for SuccessiveHalvingPruner {
     fn prune(&self, view: &StudyView, trial: &FrozenTrial) -> bool {
         let mut steps = trial.intermediate.keys().rev();
         let Some(&step) = steps.next() else { return false };
+        if view.complete().count() < self.n_startup_trials {
+            return false;
+        }
         let previous = steps.next().copied();
         // The highest rung reached, judged only on the report that reached it.
         let mut rung = None;
