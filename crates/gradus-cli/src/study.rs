@@ -114,9 +114,11 @@ impl PrunerArg {
             PrunerArg::None => PrunerSpec::None,
             PrunerArg::Median => PrunerSpec::Median { n_warmup_steps: min_resource },
             PrunerArg::Asha => PrunerSpec::Asha { min_resource, reduction_factor: 3, n_startup_trials },
-            PrunerArg::Hyperband => {
-                PrunerSpec::Hyperband { min_resource, max_resource: max_resource.max(min_resource), reduction_factor: 3 }
-            }
+            PrunerArg::Hyperband => PrunerSpec::Hyperband {
+                min_resource,
+                max_resource: max_resource.max(min_resource),
+                reduction_factor: 3,
+            },
         }
     }
 }
@@ -130,7 +132,8 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
     match command {
         StudyCommand::Create(args) => {
             let space = args.space.as_deref().map(read_space).transpose()?;
-            let settings = StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(1, 81, 0), space };
+            let settings =
+                StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(1, 81, 0), space };
             // Build the plug-ins before touching the storage: a bad space
             // or a grid without one leaves no half-made study behind.
             settings.sampler()?;

@@ -262,7 +262,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let json_error = std::sync::Mutex::new(None);
     study.optimize_with_callback(
-        |trial| job.objective(trial, &tuning, &stop),
+        |trial| job.objective(trial, &tuning, &stop, &|number, epochs, most| progress.epoch(number, epochs, most)),
         to_run,
         args.timeout,
         jobs,
@@ -352,6 +352,11 @@ fn short_name(source: &str) -> String {
     file.split('.').next().filter(|s| !s.is_empty()).unwrap_or(file).to_string()
 }
 
+/// A mutex's value, also after a panicking holder (the display is all it guards).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn print_json_line(value: &serde_json::Value) -> anyhow::Result<()> {
     outln!("{value}");
     Ok(())
@@ -368,10 +373,14 @@ fn trial_json(t: &FrozenTrial) -> serde_json::Value {
     })
 }
 
-/// Trials done / total, the best so far and the time left: a bar on a
-/// terminal, a line per trial otherwise.
+/// Trials done / total, the best so far, each running trial's epoch and the
+/// time left: a live bar on a terminal, a line per trial otherwise.
 struct TrialProgress {
     bar: Option<ProgressBar>,
+    /// The best so far, as shown.
+    best: std::sync::Mutex<String>,
+    /// Running trials: number → (epochs trained, most epochs).
+    running: std::sync::Mutex<std::collections::BTreeMap<u64, (usize, usize)>>,
     lines: bool,
     total: u64,
     done: std::sync::atomic::AtomicU64,
@@ -390,7 +399,16 @@ impl TrialProgress {
             );
             bar
         });
-        Self { bar, lines: !quiet, total, done: done.into(), started: Instant::now(), done_before: done }
+        Self {
+            bar,
+            best: std::sync::Mutex::new("no complete trial yet".into()),
+            running: Default::default(),
+            lines: !quiet,
+            total,
+            done: done.into(),
+            started: Instant::now(),
+            done_before: done,
+        }
     }
 
     fn note(&self, text: &str) {
@@ -403,6 +421,23 @@ impl TrialProgress {
         }
     }
 
+    /// A running trial finished an epoch: show it on the bar.
+    fn epoch(&self, number: u64, epochs: usize, most: usize) {
+        if self.bar.is_none() {
+            return;
+        }
+        lock(&self.running).insert(number, (epochs, most));
+        self.redraw();
+    }
+
+    fn redraw(&self) {
+        let Some(bar) = &self.bar else { return };
+        let running: Vec<String> =
+            lock(&self.running).iter().map(|(n, (e, most))| format!("trial {n} epoch {e}/{most}")).collect();
+        let best = lock(&self.best).clone();
+        bar.set_message(if running.is_empty() { best } else { format!("{best}; {}", running.join(", ")) });
+    }
+
     fn trial(&self, t: &FrozenTrial, best: Option<&FrozenTrial>) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let best_text = best
@@ -413,10 +448,12 @@ impl TrialProgress {
             TrialState::Pruned => format!("pruned after {} epochs", t.intermediate.len()),
             _ => "failed".into(),
         };
+        *lock(&self.best) = best_text.clone();
+        lock(&self.running).remove(&t.number);
         if let Some(bar) = &self.bar {
             bar.set_position(done.min(self.total));
-            bar.set_message(best_text.clone());
         }
+        self.redraw();
         let ran = done - self.done_before;
         let elapsed = self.started.elapsed().as_secs_f64();
         let eta = elapsed / ran as f64 * self.total.saturating_sub(done) as f64;

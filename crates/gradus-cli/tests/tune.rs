@@ -40,7 +40,7 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     let counts = &summary["trials"];
     let total = ["complete", "pruned", "failed"].iter().map(|k| counts[*k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(total, 6);
-    // Six short random-start trials: well above chance (1/3), not tuned yet.
+    // Six short trials, the defaults first: well above chance (1/3).
     assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{summary}");
     // Every trial is in the storage, numbered 0..5.
     let stored = trials(dir.path(), "tune-iris");
@@ -60,7 +60,23 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
 #[test]
 fn an_interrupted_tune_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["tune", "--data", "builtin:iris", "--model", "mlp", "--trials", "500", "--pruner", "none", "--json"];
+    // A hold-out set and short trials keep the three resumed trials quick.
+    let args = [
+        "tune",
+        "--data",
+        "builtin:iris",
+        "--model",
+        "mlp",
+        "--trials",
+        "500",
+        "--pruner",
+        "none",
+        "--epochs",
+        "30",
+        "--valid-fraction",
+        "0.2",
+        "--json",
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
         .args(args)
         .current_dir(dir.path())
@@ -162,4 +178,40 @@ fn cross_validated_trials_report_every_fold() {
     assert!(epochs > 20 && epochs <= 60, "{trial}");
     let summary = lines.last().unwrap();
     assert!(summary["best_epochs"].as_u64().unwrap() <= 20, "{summary}");
+}
+
+#[test]
+fn small_data_is_scored_by_cross_validation_and_the_defaults_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["tune", "--data", "builtin:iris", "--trials", "3", "--epochs", "5", "--jobs", "1"];
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("trials scored by 5-fold cross-validation"), "{}", stderr(&out));
+    // 120 tuning rows of iris, 5 folds: each trial reports 5 folds' epochs.
+    let stored = trials(dir.path(), "tune-iris");
+    let first = &stored[0]["params"];
+    assert_eq!(first["model"], "softmax");
+    assert_eq!(first["optimizer"], "adam");
+    assert_eq!(first["lr"], 0.01);
+    assert_eq!(first["scaling"], "standard");
+    assert_eq!(stored[1]["params"]["scaling"], "minmax");
+    // A validation fraction, when given, is used instead.
+    let out = gradus(
+        dir.path(),
+        &[
+            "tune",
+            "--data",
+            "builtin:iris",
+            "--study",
+            "holdout",
+            "--trials",
+            "1",
+            "--epochs",
+            "5",
+            "--valid-fraction",
+            "0.25",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("trials scored on 25% of the tuning rows"), "{}", stderr(&out));
 }

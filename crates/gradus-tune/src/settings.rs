@@ -157,6 +157,18 @@ mod tests {
     use crate::InMemoryStorage;
 
     #[test]
+    fn pruner_settings_stored_before_warm_ups_and_startups_still_load() {
+        // Studies created before these fields existed stored only the names.
+        let median: PrunerSpec = serde_json::from_str(r#"{"name": "median"}"#).unwrap();
+        assert_eq!(median, PrunerSpec::Median { n_warmup_steps: 0 });
+        let asha: PrunerSpec =
+            serde_json::from_str(r#"{"name": "asha", "min_resource": 1, "reduction_factor": 3}"#).unwrap();
+        assert_eq!(asha, PrunerSpec::Asha { min_resource: 1, reduction_factor: 3, n_startup_trials: 0 });
+        let stored = serde_json::to_value(PrunerSpec::Median { n_warmup_steps: 10 }).unwrap();
+        assert_eq!(stored, serde_json::json!({"name": "median", "n_warmup_steps": 10}));
+    }
+
+    #[test]
     fn a_study_reopens_with_the_sampler_and_pruner_it_was_created_with() {
         let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
         let space = SearchSpace::parse(r#"{"a": {"type": "int", "low": 0, "high": 2}}"#, "s").unwrap();

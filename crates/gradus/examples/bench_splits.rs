@@ -23,8 +23,5 @@ fn main() {
     let tuning = data.subset(&outer.train);
     let inner = tuning.split(number(valid_fraction), 0.0, seed).expect("a validation split");
     let back = |rows: &[usize]| rows.iter().map(|&i| outer.train[i]).collect::<Vec<_>>();
-    println!(
-        "{}",
-        serde_json::json!({"test": outer.test, "train": back(&inner.train), "valid": back(&inner.valid)})
-    );
+    println!("{}", serde_json::json!({"test": outer.test, "train": back(&inner.train), "valid": back(&inner.valid)}));
 }

@@ -178,6 +178,11 @@ pub struct TuneJob {
 /// Set to stop every running trial at its next epoch (Ctrl-C).
 pub type StopFlag = Arc<AtomicBool>;
 
+/// Told after each epoch of a trial, for a live display: the trial's
+/// number, the epochs it has trained (all folds' together) and the most it
+/// may train.
+pub type EpochWatch<'a> = &'a (dyn Fn(u64, usize, usize) + Sync);
+
 impl TuneJob {
     /// The model family a trial's parameters name (the only one when
     /// `model` is not searched).
@@ -309,18 +314,34 @@ impl TuneJob {
     /// validation loss each epoch, and return the trial's score (see
     /// [`best_common_epoch`]). A pruned run ends `Pruned`; a diverged or
     /// interrupted one fails with its reason.
-    pub fn objective(&self, trial: &mut Trial<'_>, data: &Dataset, stop: &StopFlag) -> Result<f64, TrialFailure> {
+    pub fn objective(
+        &self,
+        trial: &mut Trial<'_>,
+        data: &Dataset,
+        stop: &StopFlag,
+        watch: EpochWatch<'_>,
+    ) -> Result<f64, TrialFailure> {
         let job = self.suggest(trial)?;
         let folds = match self.cv {
             Some(k) => self.folds(data, k)?,
             None => vec![None],
         };
         let mut curves = Vec::with_capacity(folds.len());
+        let most = folds.len() * self.max_epochs;
+        let mut trained = 0;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
             // compares trials at the same fold and epoch.
             let offset = (i * self.max_epochs) as u64;
-            let mut bridge = PrunerBridge { trial, stop, storage_error: None, offset, curve: Vec::new() };
+            let before = trained;
+            let mut bridge = PrunerBridge {
+                trial,
+                stop,
+                storage_error: None,
+                offset,
+                curve: Vec::new(),
+                watch: &|number, epochs| watch(number, before + epochs, most),
+            };
             let outcome = match fold {
                 Some((train, valid)) => job.run_on(train, Some(valid), &mut bridge)?,
                 None => job.run(data, &mut bridge)?,
@@ -337,7 +358,10 @@ impl TuneJob {
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => curves.push(bridge.curve),
+                _ => {
+                    trained += bridge.curve.len();
+                    curves.push(bridge.curve);
+                }
             }
         }
         best_common_epoch(&curves)
@@ -469,6 +493,8 @@ struct PrunerBridge<'a, 'b> {
     offset: u64,
     /// The validation loss after each epoch.
     curve: Vec<f64>,
+    /// Told the trial's number and this run's epochs after each epoch.
+    watch: &'a dyn Fn(u64, usize),
 }
 
 impl Observer for PrunerBridge<'_, '_> {
@@ -478,10 +504,93 @@ impl Observer for PrunerBridge<'_, '_> {
         }
         let Some(loss) = record.valid_loss else { return Control::Continue };
         self.curve.push(loss);
+        (self.watch)(self.trial.number(), self.curve.len());
         if let Err(e) = self.trial.report(self.offset + record.epoch as u64 + 1, loss) {
             self.storage_error = Some(e);
             return Control::Stop(Termination::Interrupted);
         }
         if self.trial.should_prune() { Control::Stop(Termination::Pruned) } else { Control::Continue }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_score_is_the_folds_mean_at_their_best_common_epoch() {
+        // Fold a is best at epoch 1 (0.1), fold b at epoch 3 (0.1); each
+        // fold's own best would average 0.1, but no single epoch count
+        // gives that: epoch 2 gives (0.3 + 0.2) / 2 = 0.25, the lowest.
+        let a = vec![0.1, 0.3, 0.9];
+        let b = vec![0.9, 0.2, 0.1];
+        assert_eq!(best_common_epoch(&[a.clone(), b]), Some((2, 0.25)));
+        // One curve (a hold-out set): its minimum, the first epoch reaching it.
+        assert_eq!(best_common_epoch(&[vec![0.5, 0.2, 0.2, 0.4]]), Some((2, 0.2)));
+        // A fold that stopped early keeps its last loss: at epoch 3, (0.3 + 0.1) / 2.
+        let short = vec![0.4, 0.3];
+        let long = vec![0.6, 0.5, 0.1];
+        assert_eq!(best_common_epoch(&[short, long]), Some((3, 0.2)));
+        // Non-finite means are skipped; nothing finite, or a fold with no epoch, is None.
+        assert_eq!(best_common_epoch(&[vec![f64::NAN, 0.3]]), Some((2, 0.3)));
+        assert_eq!(best_common_epoch(&[vec![f64::INFINITY]]), None);
+        assert_eq!(best_common_epoch(&[a, vec![]]), None);
+        assert_eq!(best_common_epoch(&[]), None);
+    }
+
+    fn job(families: Vec<&'static str>, space: SearchSpace) -> TuneJob {
+        TuneJob {
+            families,
+            space,
+            scaling: Scaling::Standard,
+            max_epochs: 10,
+            patience: 3,
+            valid_fraction: 0.2,
+            cv: None,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn best_epochs_reads_the_common_epoch_from_the_stored_fold_curves() {
+        let mut trial = FrozenTrial {
+            id: 0,
+            number: 0,
+            state: TrialState::Complete(0.25),
+            params: BTreeMap::new(),
+            distributions: BTreeMap::new(),
+            intermediate: BTreeMap::new(),
+            fixed_params: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+        };
+        // max_epochs 10: fold 0 at steps 1..3, fold 1 at steps 11..13 (as the objective reports).
+        for (step, v) in [(1, 0.1), (2, 0.3), (3, 0.9), (11, 0.9), (12, 0.2), (13, 0.1)] {
+            trial.intermediate.insert(step, v);
+        }
+        assert_eq!(job(vec!["softmax"], default_space(&["softmax"], false)).best_epochs(&trial), Some(2));
+    }
+
+    #[test]
+    fn starting_points_cover_each_family_and_scaling_and_respect_a_narrowed_space() {
+        let families = vec!["softmax", "mlp"];
+        let points = job(families.clone(), default_space(&families, true)).starting_points();
+        assert_eq!(points.len(), 4, "two families times two scalings");
+        let mlp = points.iter().find(|p| p["model"] == "mlp" && p["scaling"] == "minmax").unwrap();
+        assert_eq!(mlp["width"], 256);
+        assert_eq!(mlp["lr"], 1e-3);
+        assert!(points.iter().filter(|p| p["model"] == "softmax").all(|p| !p.contains_key("width")));
+        // A space that narrows lr past the default leaves lr to the sampler.
+        let narrowed = merge_space(
+            default_space(&families, false),
+            SearchSpace(BTreeMap::from([("lr".to_string(), Distribution::log_float(0.05, 0.1))])),
+            "space.json",
+        )
+        .unwrap();
+        let points = job(families, narrowed).starting_points();
+        assert_eq!(points.len(), 2);
+        assert!(points.iter().all(|p| !p.contains_key("lr") && !p.contains_key("scaling")));
+        assert!(points.iter().all(|p| p["optimizer"] == "adam"));
     }
 }

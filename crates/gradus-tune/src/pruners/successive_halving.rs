@@ -202,6 +202,18 @@ mod tests {
     }
 
     #[test]
+    fn asha_waits_for_its_startup_trials() {
+        // Two complete trials, both better than the newcomer at rung 1.
+        let v = view(Direction::Minimize, &[&[0.1, 0.1, 0.1], &[0.2, 0.2, 0.2]]);
+        let mut asha = SuccessiveHalvingPruner::new(1, 2, 0).unwrap();
+        assert_eq!(stops_at(&asha, &v, &[0.9, 0.9, 0.9]), Some(1), "Optuna's default: no startup");
+        asha.n_startup_trials = 3;
+        assert_eq!(stops_at(&asha, &v, &[0.9, 0.9, 0.9]), None, "two complete trials of three");
+        asha.n_startup_trials = 2;
+        assert_eq!(stops_at(&asha, &v, &[0.9, 0.9, 0.9]), Some(1));
+    }
+
+    #[test]
     fn hyperband_judges_each_trial_at_the_first_rung_of_its_bracket() {
         // Forty finished trials, all good (0.1 throughout 30 steps); a bad
         // trial is stopped at the first rung of its bracket: step 3^b.
