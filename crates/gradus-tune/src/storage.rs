@@ -139,16 +139,9 @@ impl Memory {
 
 fn new_trial(id: u64, number: u64, state: TrialState, fixed: BTreeMap<String, Value>) -> FrozenTrial {
     FrozenTrial {
-        id,
-        number,
-        state,
-        params: BTreeMap::new(),
-        distributions: BTreeMap::new(),
-        intermediate: BTreeMap::new(),
         fixed_params: fixed,
         started_at: (state == TrialState::Running).then(now),
-        finished_at: None,
-        heartbeat_at: None,
+        ..FrozenTrial::new(id, number, state)
     }
 }
 

@@ -417,18 +417,7 @@ const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// A stand-in for a trial number not yet seen (a gap another process fills).
 fn placeholder(number: usize) -> FrozenTrial {
-    FrozenTrial {
-        id: u64::MAX,
-        number: number as u64,
-        state: TrialState::Waiting,
-        params: BTreeMap::new(),
-        distributions: BTreeMap::new(),
-        intermediate: BTreeMap::new(),
-        fixed_params: BTreeMap::new(),
-        started_at: None,
-        finished_at: None,
-        heartbeat_at: None,
-    }
+    FrozenTrial::new(u64::MAX, number as u64, TrialState::Waiting)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

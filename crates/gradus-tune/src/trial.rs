@@ -109,6 +109,22 @@ pub struct FrozenTrial {
 }
 
 impl FrozenTrial {
+    /// A trial with no parameters, reports or times yet.
+    pub fn new(id: u64, number: u64, state: TrialState) -> Self {
+        FrozenTrial {
+            id,
+            number,
+            state,
+            params: BTreeMap::new(),
+            distributions: BTreeMap::new(),
+            intermediate: BTreeMap::new(),
+            fixed_params: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+        }
+    }
+
     pub fn value(&self) -> Option<f64> {
         self.state.value()
     }

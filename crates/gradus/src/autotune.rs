@@ -553,18 +553,7 @@ mod tests {
 
     #[test]
     fn best_epochs_reads_the_common_epoch_from_the_stored_fold_curves() {
-        let mut trial = FrozenTrial {
-            id: 0,
-            number: 0,
-            state: TrialState::Complete(0.25),
-            params: BTreeMap::new(),
-            distributions: BTreeMap::new(),
-            intermediate: BTreeMap::new(),
-            fixed_params: BTreeMap::new(),
-            started_at: None,
-            finished_at: None,
-            heartbeat_at: None,
-        };
+        let mut trial = FrozenTrial::new(0, 0, TrialState::Complete(0.25));
         // max_epochs 10: fold 0 at steps 1..3, fold 1 at steps 11..13 (as the objective reports).
         for (step, v) in [(1, 0.1), (2, 0.3), (3, 0.9), (11, 0.9), (12, 0.2), (13, 0.1)] {
             trial.intermediate.insert(step, v);

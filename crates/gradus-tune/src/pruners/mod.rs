@@ -30,23 +30,14 @@ impl Pruner for NopPruner {
 #[cfg(test)]
 pub(crate) mod testing {
     //! Hand-made learning curves for table-driven pruner tests.
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use crate::{Direction, FrozenTrial, StudyView, TrialState};
 
     pub fn trial(number: u64, state: TrialState, curve: &[f64]) -> FrozenTrial {
         FrozenTrial {
-            id: number,
-            number,
-            state,
-            params: BTreeMap::new(),
-            distributions: BTreeMap::new(),
             intermediate: curve.iter().enumerate().map(|(s, &v)| (s as u64, v)).collect(),
-            fixed_params: BTreeMap::new(),
-            started_at: None,
-            finished_at: None,
-            heartbeat_at: None,
+            ..FrozenTrial::new(number, number, state)
         }
     }
 
