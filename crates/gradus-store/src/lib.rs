@@ -5,6 +5,7 @@
 //!
 //! [`open`] turns a storage URL (`sqlite:PATH`) into a storage.
 
+mod common;
 pub mod sqlite;
 
 use std::sync::Arc;
