@@ -1,8 +1,12 @@
 //! What the SQL back ends' tests share: checks that every database storage
-//! must pass beyond the conformance suite.
+//! must pass beyond the conformance suite, and (with the `postgres` feature)
+//! a fresh PostgreSQL database per test.
 
 // Each test binary uses only some of these.
 #![allow(dead_code)]
+
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::collections::BTreeMap;
 
