@@ -122,6 +122,15 @@ struct Connection {
     client: Client,
     /// Prepared statements by SQL text: each is parsed once per connection.
     statements: HashMap<String, Statement>,
+    /// Whether a call found the connection lost, which the client may not
+    /// have noticed yet.
+    lost: bool,
+}
+
+impl Connection {
+    fn new(client: Client) -> Self {
+        Self { client, statements: HashMap::new(), lost: false }
+    }
 }
 
 /// A driver error with its causes (the driver's own message is only the kind,
@@ -164,10 +173,19 @@ fn into_tune(e: Failure, url: &str, what: &str) -> TuneError {
     }
 }
 
+/// Whether the connection is gone: closed, broken, or ended by the server
+/// (a FATAL error, such as when an administrator or a restart ends it).
+fn connection_lost(e: &Failure) -> bool {
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+        || e.as_db_error().is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"))
+}
+
 /// Whether the server aborted a transaction that may simply be run again.
 fn retryable(e: &Failure) -> bool {
-    matches!(e, Failure::Db(PgError(e))
-        if matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED))
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 impl PostgresStorage {
@@ -196,7 +214,7 @@ impl PostgresStorage {
         }
         let mut client = connect(&config).map_err(|e| fail("connect", e))?;
         migrate(&mut client, create).map_err(|e| fail("schema", e))?;
-        Ok(Self { conn: Mutex::new(Connection { client, statements: HashMap::new() }), config, url: shown })
+        Ok(Self { conn: Mutex::new(Connection::new(client)), config, url: shown })
     }
 
     /// The URL of the database, without its password.
@@ -209,8 +227,8 @@ impl PostgresStorage {
         // A panic inside a transaction drops it, which rolls it back, so a
         // poisoned connection is still consistent.
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if conn.client.is_closed() {
-            *conn = Connection { client: connect(&self.config)?, statements: HashMap::new() };
+        if conn.lost || conn.client.is_closed() {
+            *conn = Connection::new(connect(&self.config)?);
         }
         Ok(conn)
     }
@@ -237,7 +255,7 @@ impl PostgresStorage {
     ) -> Result<T, TuneError> {
         let mut run = || {
             let mut conn = self.lock()?;
-            let Connection { client, statements } = &mut *conn;
+            let Connection { client, statements, lost } = &mut *conn;
             let mut attempt = 0;
             loop {
                 let mut builder = client.build_transaction();
@@ -255,6 +273,10 @@ impl PostgresStorage {
                     }
                 };
                 match done {
+                    Err(e) if connection_lost(&e) => {
+                        *lost = true;
+                        return Err(e);
+                    }
                     Err(e) if retryable(&e) && attempt < RETRIES => {
                         attempt += 1;
                         std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
