@@ -11,16 +11,8 @@ use std::sync::Mutex;
 use common::pg::{TestDb, server_url, with_dbname};
 use gradus_store::PostgresStorage;
 use gradus_store::postgres::SCHEMA_VERSION;
-use gradus_tune::{Direction, Storage, TuneError, conformance};
+use gradus_tune::{Direction, Storage, conformance};
 use serde_json::json;
-
-fn storage_error(result: Result<PostgresStorage, TuneError>) -> String {
-    match result {
-        Err(TuneError::Storage(msg)) => msg,
-        Err(other) => panic!("expected a storage error, got {other:?}"),
-        Ok(_) => panic!("expected the database to be refused"),
-    }
-}
 
 #[test]
 fn postgres_storage_conforms() {
@@ -72,7 +64,7 @@ fn deleting_a_study_deletes_its_trials_and_never_reuses_ids() {
 #[test]
 fn only_open_makes_the_tables() {
     let db = TestDb::new();
-    let msg = storage_error(PostgresStorage::open_existing(db.url()));
+    let msg = common::storage_error(PostgresStorage::open_existing(db.url()));
     assert!(msg.contains(db.url()) && msg.contains("create a study first"), "{msg}");
     let tables: i64 =
         db.client().query_one("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'", &[]).unwrap().get(0);
@@ -105,7 +97,7 @@ fn a_newer_schema_is_refused() {
     let db = TestDb::new();
     drop(PostgresStorage::open(db.url()).unwrap());
     db.client().execute("UPDATE schema_version SET version = $1", &[&(SCHEMA_VERSION + 1)]).unwrap();
-    let msg = storage_error(PostgresStorage::open(db.url()));
+    let msg = common::storage_error(PostgresStorage::open(db.url()));
     assert!(msg.contains(db.url()) && msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{msg}");
     assert!(msg.contains("newer"), "{msg}");
 }
@@ -114,7 +106,7 @@ fn a_newer_schema_is_refused() {
 fn databases_that_are_not_study_databases_are_refused_by_name() {
     let db = TestDb::new();
     db.client().batch_execute("CREATE TABLE things (x INTEGER)").unwrap();
-    let msg = storage_error(PostgresStorage::open(db.url()));
+    let msg = common::storage_error(PostgresStorage::open(db.url()));
     assert!(msg.contains(db.url()) && msg.contains("not a gradus study database"), "{msg}");
 
     // Another schema of the same database is a place of its own.
@@ -126,11 +118,11 @@ fn databases_that_are_not_study_databases_are_refused_by_name() {
     assert_eq!(in_schema, 1);
 
     let url = format!("{}?options=-csearch_path%3Dno_such_schema", db.url());
-    let msg = storage_error(PostgresStorage::open(&url));
+    let msg = common::storage_error(PostgresStorage::open(&url));
     assert!(msg.contains("no schema"), "{msg}");
 
     let missing = with_dbname(&server_url(), "gradus_no_such_database");
-    let msg = storage_error(PostgresStorage::open(&missing));
+    let msg = common::storage_error(PostgresStorage::open(&missing));
     assert!(
         msg.contains(&missing) && msg.contains("gradus_no_such_database") && msg.contains("does not exist"),
         "{msg}"

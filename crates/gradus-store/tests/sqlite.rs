@@ -5,16 +5,7 @@ mod common;
 
 use gradus_store::SqliteStorage;
 use gradus_store::sqlite::SCHEMA_VERSION;
-use gradus_tune::TuneError;
 use rusqlite::Connection;
-
-fn storage_error(result: Result<SqliteStorage, TuneError>) -> String {
-    match result {
-        Err(TuneError::Storage(msg)) => msg,
-        Err(other) => panic!("expected a storage error, got {other:?}"),
-        Ok(_) => panic!("expected the file to be refused"),
-    }
-}
 
 #[test]
 fn reopening_a_file_resumes_its_studies() {
@@ -29,7 +20,7 @@ fn a_newer_schema_is_refused() {
     let path = dir.path().join("future.db");
     drop(SqliteStorage::open(&path).unwrap());
     Connection::open(&path).unwrap().execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION + 1]).unwrap();
-    let msg = storage_error(SqliteStorage::open(&path));
+    let msg = common::storage_error(SqliteStorage::open(&path));
     assert!(msg.contains("future.db") && msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{msg}");
     assert!(msg.contains("newer"), "{msg}");
 }
@@ -39,16 +30,16 @@ fn files_that_are_not_study_databases_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "this is not a database, just some text that is long enough to have a header").unwrap();
-    let msg = storage_error(SqliteStorage::open(&text));
+    let msg = common::storage_error(SqliteStorage::open(&text));
     assert!(msg.contains("notes.txt") && msg.contains("not a database"), "{msg}");
 
     let other = dir.path().join("other.db");
     Connection::open(&other).unwrap().execute_batch("CREATE TABLE things (x)").unwrap();
-    let msg = storage_error(SqliteStorage::open(&other));
+    let msg = common::storage_error(SqliteStorage::open(&other));
     assert!(msg.contains("other.db") && msg.contains("not a gradus study database"), "{msg}");
 
     let missing = dir.path().join("no/such/dir/study.db");
-    let msg = storage_error(SqliteStorage::open(&missing));
+    let msg = common::storage_error(SqliteStorage::open(&missing));
     assert!(msg.contains("no/such/dir/study.db"), "{msg}");
 }
 

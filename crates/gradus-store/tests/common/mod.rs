@@ -13,6 +13,15 @@ use std::collections::BTreeMap;
 use gradus_tune::{Direction, Distribution, Storage, TrialState, TuneError};
 use serde_json::json;
 
+/// The message of the storage error that opening a database failed with.
+pub fn storage_error<T>(opened: Result<T, TuneError>) -> String {
+    match opened {
+        Err(TuneError::Storage(msg)) => msg,
+        Err(other) => panic!("expected a storage error, got {other:?}"),
+        Ok(_) => panic!("expected the database to be refused"),
+    }
+}
+
 /// Reopening a database resumes its studies: `open` opens the same database
 /// afresh each time.
 pub fn reopening_resumes_the_studies(open: &dyn Fn() -> Box<dyn Storage>) {
