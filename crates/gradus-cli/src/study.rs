@@ -1,6 +1,6 @@
 //! The tuning commands: `study create`, `ask`, `tell`, `run`, `studies`,
 //! `trials`, `best`. Studies live in a storage named by URL
-//! (`sqlite:PATH`, default `sqlite:gradus.db`).
+//! (`sqlite:PATH`, default `sqlite:gradus.db`, or `postgres://...`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -18,7 +18,8 @@ use crate::outln;
 /// Where studies are stored.
 #[derive(Args, Clone)]
 pub struct StorageArg {
-    /// The storage: sqlite:PATH (one file, safe for several processes).
+    /// The storage: sqlite:PATH (one file, safe for several processes) or
+    /// postgres://USER@HOST/DBNAME (a database shared across machines).
     #[arg(long, default_value = "sqlite:gradus.db", value_name = "URL")]
     storage: String,
 }

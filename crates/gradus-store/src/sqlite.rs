@@ -35,7 +35,7 @@
 //! (`AUTOINCREMENT`), so a stale id held by another process cannot reach a
 //! newer study's trials.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -45,6 +45,8 @@ use gradus_tune::{
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Transaction, TransactionBehavior, params};
 use serde_json::Value;
+
+use crate::common::{self, TrialRow, TrialSet, key, nan_as_null, to_json, unsigned};
 
 /// How long a write waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,41 +112,23 @@ pub struct SqliteStorage {
 
 /// Why an operation failed, before it is turned into a [`TuneError`] that
 /// names the file.
-enum Failure {
-    /// A caller's mistake (unknown study, finished trial, ...), passed on as is.
-    Tune(TuneError),
-    Sql(rusqlite::Error),
-    /// Data in the file that this code never writes.
-    Corrupt(String),
-    /// A file this code will not use, and why.
-    Refused(String),
-}
+type Failure = common::Failure<rusqlite::Error>;
 
 impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Self {
-        Failure::Sql(e)
+        Failure::Db(e)
     }
 }
 
-impl From<TuneError> for Failure {
-    fn from(e: TuneError) -> Self {
-        Failure::Tune(e)
-    }
-}
-
-impl Failure {
-    fn into_tune(self, path: &Path, what: &str) -> TuneError {
-        let path = path.display();
-        match self {
-            Failure::Tune(e) => e,
-            Failure::Sql(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => TuneError::Storage(format!(
-                "{path}: {what}: {e} (waited {} s for another connection to release it)",
-                BUSY_TIMEOUT.as_secs()
-            )),
-            Failure::Sql(e) => TuneError::Storage(format!("{path}: {what}: {e}")),
-            Failure::Corrupt(reason) => TuneError::Storage(format!("{path}: {what}: corrupted data: {reason}")),
-            Failure::Refused(reason) => TuneError::Storage(format!("{path}: {what}: {reason}")),
-        }
+/// The error to return, naming the file; a lock held too long says so.
+fn into_tune(e: Failure, path: &Path, what: &str) -> TuneError {
+    match e {
+        Failure::Db(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => TuneError::Storage(format!(
+            "{}: {what}: {e} (waited {} s for another connection to release it)",
+            path.display(),
+            BUSY_TIMEOUT.as_secs()
+        )),
+        e => e.into_tune(&path.display().to_string(), what),
     }
 }
 
@@ -155,10 +139,7 @@ impl SqliteStorage {
     /// upgrading an older schema.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TuneError> {
         let path = path.as_ref().to_path_buf();
-        let fail = |what: &str, e: Failure| match e.into_tune(&path, what) {
-            TuneError::Storage(msg) => TuneError::Storage(format!("cannot open study database {msg}")),
-            other => other,
-        };
+        let fail = |what: &str, e: Failure| common::open_failed(into_tune(e, &path, what));
         let mut conn = Connection::open(&path).map_err(|e| fail("open", e.into()))?;
         retry_while_busy(|| configure(&conn)).map_err(|e| fail("configure", e))?;
         retry_while_busy(|| migrate(&mut conn)).map_err(|e| fail("schema", e))?;
@@ -201,7 +182,7 @@ impl SqliteStorage {
             tx.commit()?;
             Ok(out)
         };
-        run().map_err(|e: Failure| e.into_tune(&self.path, what))
+        run().map_err(|e: Failure| into_tune(e, &self.path, what))
     }
 }
 
@@ -213,7 +194,7 @@ fn retry_while_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         match f() {
-            Err(Failure::Sql(e))
+            Err(Failure::Db(e))
                 if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(5));
@@ -251,9 +232,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
                 |row| row.get(0),
             )?;
             if others > 0 {
-                return Err(Failure::Refused(
-                    "it has tables but no schema version: not a gradus study database".into(),
-                ));
+                return Err(Failure::Refused(common::FOREIGN_TABLES.into()));
             }
             tx.execute_batch(SCHEMA_V1)?;
             for step in MIGRATIONS {
@@ -261,14 +240,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             }
             tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION])?;
         }
-        Some(v) if v > SCHEMA_VERSION => {
-            return Err(Failure::Refused(format!(
-                "it has schema version {v}, newer than this gradus understands ({SCHEMA_VERSION}); open it with a newer gradus"
-            )));
-        }
-        Some(v) if v < 1 => return Err(Failure::Corrupt(format!("schema version {v}"))),
         Some(v) => {
-            for step in &MIGRATIONS[(v - 1) as usize..] {
+            for step in &MIGRATIONS[common::pending_migrations(v, SCHEMA_VERSION)?..] {
                 tx.execute_batch(step)?;
             }
             if v < SCHEMA_VERSION {
@@ -280,47 +253,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// A caller's id as an SQLite integer; `None` (no such row) beyond `i64`.
-fn key(id: u64) -> Option<i64> {
-    i64::try_from(id).ok()
-}
-
-/// An SQLite integer that must be a `u64`.
-fn unsigned(v: i64, what: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Failure::Corrupt(format!("negative {what} {v}")))
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Failure::Corrupt(format!("cannot encode JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Failure::Corrupt(format!("{what} {text:?}: {e}")))
-}
-
-fn parse_direction(name: &str) -> Result<Direction> {
-    match name {
-        "minimize" => Ok(Direction::Minimize),
-        "maximize" => Ok(Direction::Maximize),
-        _ => Err(Failure::Corrupt(format!("direction '{name}'"))),
-    }
-}
-
-fn parse_state(name: &str, value: Option<f64>) -> Result<TrialState> {
-    Ok(match (name, value) {
-        ("waiting", None) => TrialState::Waiting,
-        ("running", None) => TrialState::Running,
-        ("complete", Some(v)) => TrialState::Complete(v),
-        ("pruned", None) => TrialState::Pruned,
-        ("fail", None) => TrialState::Fail,
-        _ => return Err(Failure::Corrupt(format!("trial state '{name}' with value {value:?}"))),
-    })
-}
-
 /// The id of study `study`, or `UnknownStudy` naming it `#id` (as the
 /// in-memory storage does).
 fn study_key(tx: &Transaction, study: u64) -> Result<i64> {
-    let unknown = || Failure::Tune(TuneError::UnknownStudy(format!("#{study}")));
+    let unknown = || Failure::Tune(common::unknown_study(study));
     let id = key(study).ok_or_else(unknown)?;
     let found = tx.prepare_cached("SELECT 1 FROM studies WHERE id = ?1")?.query_row([id], |_| Ok(())).optional()?;
     found.map(|()| id).ok_or_else(unknown)
@@ -341,19 +277,12 @@ fn next_number(tx: &Transaction, study: i64) -> Result<i64> {
 /// The key of trial `trial_id`, checked to exist and not be finished (the
 /// errors of the in-memory storage).
 fn unfinished_trial(tx: &Transaction, trial_id: u64) -> Result<i64> {
-    let unknown = || Failure::Tune(TuneError::UnknownTrial { study: String::new(), trial: trial_id });
-    let id = key(trial_id).ok_or_else(unknown)?;
-    let row: Option<(i64, String, Option<f64>)> = tx
+    let id = key(trial_id).ok_or_else(|| common::unknown_trial(trial_id))?;
+    let row = tx
         .prepare_cached("SELECT number, state, value FROM trials WHERE id = ?1")?
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
-    let (number, state, value) = row.ok_or_else(unknown)?;
-    let state = parse_state(&state, value)?;
-    if state.is_finished() {
-        return Err(
-            TuneError::TrialFinished { trial: unsigned(number, "trial number")?, state: state.name().into() }.into()
-        );
-    }
+    common::check_unfinished(trial_id, row)?;
     Ok(id)
 }
 
@@ -374,59 +303,35 @@ fn claim_waiting(tx: &Transaction, study: i64) -> Result<Option<i64>> {
 /// The trials that `filter` (an SQL condition on `trials t`, with `args`)
 /// selects, in order of id, with their parameters and intermediate values.
 fn load_trials<P: Params + Copy>(tx: &Transaction, filter: &str, args: P) -> Result<Vec<FrozenTrial>> {
-    let mut trials = Vec::new();
-    let mut index = HashMap::new();
-    let sql = format!(
-        "SELECT t.id, t.number, t.state, t.value, t.fixed_params, t.started_at, t.finished_at, t.heartbeat_at
-         FROM trials t WHERE {filter} ORDER BY t.id"
-    );
-    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut trials = TrialSet::default();
+    let mut stmt = tx.prepare_cached(&common::trials_query(filter))?;
     let mut rows = stmt.query(args)?;
     while let Some(row) = rows.next()? {
-        let (id, number): (i64, i64) = (row.get(0)?, row.get(1)?);
-        let fixed: String = row.get(4)?;
-        index.insert(id, trials.len());
-        trials.push(FrozenTrial {
-            id: unsigned(id, "trial id")?,
-            number: unsigned(number, "trial number")?,
-            state: parse_state(&row.get::<_, String>(2)?, row.get(3)?)?,
-            params: BTreeMap::new(),
-            distributions: BTreeMap::new(),
-            intermediate: BTreeMap::new(),
-            fixed_params: from_json(&fixed, "fixed parameters")?,
+        trials.push(TrialRow {
+            id: row.get(0)?,
+            number: row.get(1)?,
+            state: row.get(2)?,
+            value: row.get(3)?,
+            fixed_params: row.get(4)?,
             started_at: row.get(5)?,
             finished_at: row.get(6)?,
             heartbeat_at: row.get(7)?,
-        });
+        })?;
     }
     if trials.is_empty() {
-        return Ok(trials);
+        return Ok(Vec::new());
     }
-
-    let sql = format!(
-        "SELECT p.trial_id, p.name, p.distribution, p.value FROM params p JOIN trials t ON t.id = p.trial_id WHERE {filter}"
-    );
-    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut stmt = tx.prepare_cached(&common::params_query(filter))?;
     let mut rows = stmt.query(args)?;
     while let Some(row) = rows.next()? {
-        let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
-        let (name, distribution, value): (String, String, String) = (row.get(1)?, row.get(2)?, row.get(3)?);
-        let distribution: Distribution = from_json(&distribution, "distribution")?;
-        trials[i].params.insert(name.clone(), from_json(&value, "parameter value")?);
-        trials[i].distributions.insert(name, distribution);
+        trials.add_param(row.get(0)?, row.get(1)?, &row.get::<_, String>(2)?, &row.get::<_, String>(3)?)?;
     }
-
-    let sql = format!(
-        "SELECT i.trial_id, i.step, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE {filter}"
-    );
-    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut stmt = tx.prepare_cached(&common::intermediate_query(filter))?;
     let mut rows = stmt.query(args)?;
     while let Some(row) = rows.next()? {
-        let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
-        let step = unsigned(row.get(1)?, "step")?;
-        trials[i].intermediate.insert(step, row.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN));
+        trials.add_intermediate(row.get(0)?, row.get(1)?, row.get(2)?)?;
     }
-    Ok(trials)
+    Ok(trials.into_vec())
 }
 
 /// The trial with key `id`, which the caller knows to exist.
@@ -456,12 +361,7 @@ impl Storage for SqliteStorage {
                 .query_row([name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .optional()?;
             let (id, direction, settings) = row.ok_or_else(|| TuneError::UnknownStudy(name.into()))?;
-            Ok(StudyRecord {
-                id: unsigned(id, "study id")?,
-                name: name.into(),
-                direction: parse_direction(&direction)?,
-                settings: from_json(&settings, "study settings")?,
-            })
+            Ok(common::study_record(id, name, &direction, &settings)?)
         })
     }
 
@@ -476,17 +376,8 @@ impl Storage for SqliteStorage {
             let mut rows = stmt.query([])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let direction = parse_direction(&row.get::<_, String>(1)?)?;
-                let best_value = match direction {
-                    Direction::Minimize => row.get(3)?,
-                    Direction::Maximize => row.get(4)?,
-                };
-                out.push(StudySummary {
-                    name: row.get(0)?,
-                    direction,
-                    n_trials: unsigned(row.get(2)?, "count")?,
-                    best_value,
-                });
+                let direction: String = row.get(1)?;
+                out.push(common::study_summary(row.get(0)?, &direction, row.get(2)?, row.get(3)?, row.get(4)?)?);
             }
             Ok(out)
         })
@@ -510,7 +401,7 @@ impl Storage for SqliteStorage {
                 "INSERT INTO trials (study_id, number, state, fixed_params, seq) VALUES (?1, ?2, 'waiting', ?3, ?4)",
             )?
             .execute(params![study, number, to_json(params)?, seq])?;
-            unsigned(number, "trial number")
+            Ok(unsigned(number, "trial number")?)
         })
     }
 
@@ -558,16 +449,13 @@ impl Storage for SqliteStorage {
     }
 
     fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError> {
-        let step = i64::try_from(step).map_err(|_| TuneError::InvalidArgument {
-            name: "step",
-            reason: format!("{step} is larger than {}", i64::MAX),
-        })?;
+        let step = common::step_key(step)?;
         self.write("report", |tx| {
             let id = unfinished_trial(tx, trial_id)?;
             let seq = next_seq(tx)?;
             tx.prepare_cached("UPDATE trials SET seq = ?2 WHERE id = ?1")?.execute([id, seq])?;
             // SQLite has no NaN: it is stored as NULL (and read back as NaN).
-            let value = (!value.is_nan()).then_some(value);
+            let value = nan_as_null(value);
             tx.prepare_cached("INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)")?
                 .execute(params![id, step, value])?;
             Ok(())

@@ -1,17 +1,19 @@
-//! Several processes share one study file: the test binary runs itself three
+//! Several processes share one study: the test binary runs itself three
 //! times as a child (`child_worker`, selected by an environment variable);
-//! the children race to create the file and the study, then each creates and
-//! finishes 100 trials.
+//! the children race to create the database and the study, then each creates
+//! and finishes 100 trials. Once for an SQLite file, and once for a
+//! PostgreSQL database (with the `postgres` feature).
+
+mod common;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gradus_store::SqliteStorage;
-use gradus_tune::{Direction, Storage, TrialState, TuneError};
+use gradus_tune::{Direction, TrialState, TuneError};
 use serde_json::json;
 
-/// The database a child works on; unset in the parent.
-const CHILD_DB: &str = "GRADUS_STORE_CHILD_DB";
+/// The storage URL a child works on; unset in the parent.
+const CHILD_STORAGE: &str = "GRADUS_STORE_CHILD_STORAGE";
 /// When the children start, in milliseconds since the Unix epoch, so that
 /// they run at the same time.
 const CHILD_START: &str = "GRADUS_STORE_CHILD_START";
@@ -25,11 +27,11 @@ fn millis_now() -> u64 {
 /// The child's work; does nothing when run as an ordinary test.
 #[test]
 fn child_worker() {
-    let Ok(path) = std::env::var(CHILD_DB) else { return };
+    let Ok(url) = std::env::var(CHILD_STORAGE) else { return };
     let start: u64 = std::env::var(CHILD_START).unwrap().parse().unwrap();
     std::thread::sleep(Duration::from_millis(start.saturating_sub(millis_now())));
 
-    let s = SqliteStorage::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    let s = gradus_store::open(&url, true).unwrap_or_else(|e| panic!("open: {e}"));
     let study = match s.create_study("shared", Direction::Minimize, &json!(null)) {
         Ok(study) => study.id,
         Err(TuneError::StudyExists(_)) => s.load_study("shared").unwrap_or_else(|e| panic!("load study: {e}")).id,
@@ -51,19 +53,15 @@ fn child_worker() {
     println!("child {} finished {TRIALS_PER_CHILD} trials, interleaved {interleaved} times", std::process::id());
 }
 
-#[test]
-fn processes_sharing_a_file_never_get_the_same_trial() {
-    if std::env::var_os(CHILD_DB).is_some() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
+/// Runs the children on the storage at `url`, then checks that every trial
+/// number was handed out exactly once.
+fn children_share(url: &str) {
     let start = millis_now() + 500;
     let children: Vec<_> = (0..CHILDREN)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "child_worker", "--nocapture", "--test-threads=1"])
-                .env(CHILD_DB, &path)
+                .env(CHILD_STORAGE, url)
                 .env(CHILD_START, start.to_string())
                 .output_async()
         })
@@ -79,7 +77,7 @@ fn processes_sharing_a_file_never_get_the_same_trial() {
         }
     }
 
-    let s = SqliteStorage::open(&path).unwrap();
+    let s = gradus_store::open(url, false).unwrap();
     let study = s.load_study("shared").unwrap().id;
     let trials = s.trials_since(study, 0).unwrap().trials;
     let mut numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
@@ -89,6 +87,25 @@ fn processes_sharing_a_file_never_get_the_same_trial() {
         assert_eq!(t.state, TrialState::Complete(t.number as f64), "trial {}", t.number);
     }
     assert_eq!(s.list_studies().unwrap()[0].n_trials, CHILDREN * TRIALS_PER_CHILD);
+}
+
+#[test]
+fn processes_sharing_a_file_never_get_the_same_trial() {
+    if std::env::var_os(CHILD_STORAGE).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    children_share(&format!("sqlite:{}", dir.path().join("shared.db").display()));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn processes_sharing_a_postgres_database_never_get_the_same_trial() {
+    if std::env::var_os(CHILD_STORAGE).is_some() {
+        return;
+    }
+    let db = common::pg::TestDb::new();
+    children_share(db.url());
 }
 
 /// `Command::spawn` with the output captured.

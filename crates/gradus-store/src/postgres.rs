@@ -1,0 +1,712 @@
+//! A [`Storage`] in a PostgreSQL database, for studies whose workers run on
+//! several machines (an SQLite file serves the workers of one machine only).
+//!
+//! Point every worker at the same database with a URL such as
+//! `postgres://user:password@host:5432/dbname`; each process opens its own
+//! [`PostgresStorage`] (one connection), and every storage method is one
+//! transaction. The tables are made on first open, in the first schema of the
+//! connection's `search_path` (`public` unless the URL's
+//! `options=-csearch_path%3DNAME` says otherwise), which must be empty of
+//! other tables: give gradus a database or schema of its own. The connection
+//! is unencrypted (this build has no TLS); keep it on a trusted network.
+//!
+//! The layout, change counter and schema versioning are the SQLite back end's
+//! (see [its docs](crate::sqlite)): `schema_version`, `studies`, `trials`,
+//! `params`, `intermediate` and `counter`, with JSON text for settings,
+//! distributions and parameter values, DOUBLE PRECISION (exact `f64`) for
+//! values and times, and NULL for a NaN intermediate value.
+//!
+//! # Concurrency
+//!
+//! Every write transaction first locks the one row of `counter`
+//! (`SELECT ... FOR UPDATE`), so writes are serialised across processes as
+//! SQLite's write lock serialises them: what a write checks (the study
+//! exists, the trial is unfinished, the next trial number) cannot change
+//! before it commits, and change numbers are taken in commit order, so
+//! [`Storage::trials_since`] never skips a change. Claiming a waiting trial
+//! also selects it `FOR UPDATE SKIP LOCKED`. Reads run in one `REPEATABLE
+//! READ` snapshot and take no locks. A write waits up to [`LOCK_TIMEOUT`] for
+//! the lock; one aborted by a deadlock or serialization failure is retried.
+//! Creating the tables is guarded by a transaction-level advisory lock, so
+//! processes that open a new database at once do not race.
+//!
+//! A connection that was closed (say the server restarted) is opened again on
+//! the next call; the call that saw it close fails, as its outcome is unknown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::types::{FromSql, ToSql};
+use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
+use gradus_tune::{
+    Direction, Distribution, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince, TuneError, now,
+};
+use serde_json::Value;
+
+use crate::common::{self, TrialRow, TrialSet, key, nan_as_null, to_json, unsigned};
+
+/// How long a statement waits for another connection's lock before failing.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long connecting waits, unless the URL's `connect_timeout` says.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The schema version this code writes and understands.
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+
+/// The schema of version 1, created in an empty schema.
+const SCHEMA_V1: &str = "
+CREATE TABLE studies (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    direction TEXT NOT NULL CHECK (direction IN ('minimize', 'maximize')),
+    settings  TEXT NOT NULL                      -- JSON
+);
+CREATE TABLE trials (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    study_id     BIGINT NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    number       BIGINT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'pruned', 'fail')),
+    value        DOUBLE PRECISION,               -- set for complete trials only
+    fixed_params TEXT NOT NULL,                  -- JSON object
+    started_at   DOUBLE PRECISION,               -- seconds since the Unix epoch
+    finished_at  DOUBLE PRECISION,
+    heartbeat_at DOUBLE PRECISION,
+    seq          BIGINT NOT NULL,                -- `counter.seq` at its last change
+    UNIQUE (study_id, number)
+);
+CREATE INDEX trials_by_state ON trials (study_id, state, number);
+CREATE INDEX trials_by_seq ON trials (study_id, seq);
+CREATE TABLE params (
+    trial_id     BIGINT NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    distribution TEXT NOT NULL,                  -- JSON
+    value        TEXT NOT NULL,                  -- JSON
+    PRIMARY KEY (trial_id, name)
+);
+CREATE TABLE intermediate (
+    trial_id BIGINT NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    step     BIGINT NOT NULL,
+    value    DOUBLE PRECISION,                   -- NULL stands for NaN, as in SQLite
+    PRIMARY KEY (trial_id, step)
+);
+CREATE TABLE counter (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL
+);
+INSERT INTO counter (id, seq) VALUES (1, 0);
+";
+
+/// The upgrades, in order: `MIGRATIONS[i]` turns version `i + 1` into
+/// `i + 2`, in one transaction with the version update (as in SQLite).
+const MIGRATIONS: &[&str] = &[];
+
+/// The advisory lock that creating and upgrading the tables holds ("gradus").
+const SCHEMA_LOCK: i64 = 0x6772_6164_7573;
+
+/// How often a write aborted by a deadlock or serialization failure is tried again.
+const RETRIES: u32 = 10;
+
+/// A [`Storage`] in a PostgreSQL database; see the [module docs](self).
+pub struct PostgresStorage {
+    conn: Mutex<Connection>,
+    config: Config,
+    /// The URL without its password, for messages.
+    url: String,
+}
+
+struct Connection {
+    client: Client,
+    /// Prepared statements by SQL text: each is parsed once per connection.
+    statements: HashMap<String, Statement>,
+    /// Whether a call found the connection lost, which the client may not
+    /// have noticed yet.
+    lost: bool,
+}
+
+impl Connection {
+    fn new(client: Client) -> Self {
+        Self { client, statements: HashMap::new(), lost: false }
+    }
+}
+
+/// A driver error with its causes (the driver's own message is only the kind,
+/// such as "db error").
+pub(crate) struct PgError(::postgres::Error);
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(&self.0);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        if let Some(code) = self.0.code() {
+            write!(f, " (SQLSTATE {})", code.code())?;
+        }
+        Ok(())
+    }
+}
+
+type Failure = common::Failure<PgError>;
+
+impl From<::postgres::Error> for Failure {
+    fn from(e: ::postgres::Error) -> Self {
+        Failure::Db(PgError(e))
+    }
+}
+
+type Result<T, E = Failure> = std::result::Result<T, E>;
+
+/// The error to return, naming the database; a lock held too long says so.
+fn into_tune(e: Failure, url: &str, what: &str) -> TuneError {
+    match e {
+        Failure::Db(e) if e.0.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => TuneError::Storage(format!(
+            "{url}: {what}: {e} (waited {} s for another connection to release it)",
+            LOCK_TIMEOUT.as_secs()
+        )),
+        e => e.into_tune(url, what),
+    }
+}
+
+/// Whether the connection is gone: closed, broken, or ended by the server
+/// (a FATAL error, such as when an administrator or a restart ends it).
+fn connection_lost(e: &Failure) -> bool {
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+        || e.as_db_error().is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"))
+}
+
+/// Whether the server aborted a transaction that may simply be run again.
+fn retryable(e: &Failure) -> bool {
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+impl PostgresStorage {
+    /// Connects to the database at `url` and makes the tables if it has none
+    /// yet (upgrading an older schema).
+    pub fn open(url: &str) -> Result<Self, TuneError> {
+        Self::connect(url, true)
+    }
+
+    /// Connects to a database that already has the tables (upgrading an
+    /// older schema); one without them is refused rather than set up, so that
+    /// a mistyped URL changes nothing.
+    pub fn open_existing(url: &str) -> Result<Self, TuneError> {
+        Self::connect(url, false)
+    }
+
+    fn connect(url: &str, create: bool) -> Result<Self, TuneError> {
+        let shown = redact(url);
+        let fail = |what: &str, e: Failure| common::open_failed(into_tune(e, &shown, what));
+        let mut config: Config = url.parse().map_err(|e: ::postgres::Error| fail("parse URL", e.into()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("gradus");
+        }
+        let mut client = connect(&config).map_err(|e| fail("connect", e))?;
+        migrate(&mut client, create).map_err(|e| fail("schema", e))?;
+        Ok(Self { conn: Mutex::new(Connection::new(client)), config, url: shown })
+    }
+
+    /// The URL of the database, without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection, opened again if it was closed.
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        // A panic inside a transaction drops it, which rolls it back, so a
+        // poisoned connection is still consistent.
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if conn.lost || conn.client.is_closed() {
+            *conn = Connection::new(connect(&self.config)?);
+        }
+        Ok(conn)
+    }
+
+    /// Runs `f` in a write transaction that holds the write lock (the
+    /// counter row) from its start; see the [module docs](self).
+    fn write<T>(&self, what: &str, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T, TuneError> {
+        self.transaction(what, false, |tx| {
+            tx.query_one("SELECT seq FROM counter WHERE id = 1 FOR UPDATE", &[])?;
+            f(tx)
+        })
+    }
+
+    /// Runs `f` in a read-only transaction: a consistent snapshot.
+    fn read<T>(&self, what: &str, f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T, TuneError> {
+        self.transaction(what, true, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        what: &str,
+        read_only: bool,
+        mut f: impl FnMut(&mut Tx) -> Result<T>,
+    ) -> Result<T, TuneError> {
+        let mut run = || {
+            let mut conn = self.lock()?;
+            let Connection { client, statements, lost } = &mut *conn;
+            let mut attempt = 0;
+            loop {
+                let mut builder = client.build_transaction();
+                if read_only {
+                    builder = builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true);
+                }
+                let mut tx = Tx { tx: builder.start()?, statements: &mut *statements };
+                let done = match f(&mut tx) {
+                    Ok(out) => tx.tx.commit().map(|()| out).map_err(Failure::from),
+                    Err(e) => {
+                        // Roll back now: an aborted transaction keeps its locks until then.
+                        // (Failing to means the connection is gone, which `e` tells better.)
+                        let _ = tx.tx.rollback();
+                        Err(e)
+                    }
+                };
+                match done {
+                    Err(e) if connection_lost(&e) => {
+                        *lost = true;
+                        return Err(e);
+                    }
+                    Err(e) if retryable(&e) && attempt < RETRIES => {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
+                    }
+                    done => return done,
+                }
+            }
+        };
+        run().map_err(|e| into_tune(e, &self.url, what))
+    }
+}
+
+/// Opens a connection and sets the lock timeout.
+fn connect(config: &Config) -> Result<Client> {
+    let mut client = config.connect(NoTls)?;
+    client.batch_execute(&format!("SET lock_timeout = {}", LOCK_TIMEOUT.as_millis()))?;
+    Ok(client)
+}
+
+/// `url` with its password (in the user info or a `password` parameter)
+/// replaced by `***`.
+fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        // The user info ends at the last '@' before the query (a password
+        // may hold a '/').
+        let end = url[start..].find('?').map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..end].rfind('@').map(|i| start + i)
+            && let Some(colon) = url[start..at].find(':').map(|i| start + i)
+        {
+            out = format!("{}***{}", &url[..=colon], &url[at..]);
+        }
+    }
+    // `password=...` in the query or in a `key=value` connection string.
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=").map(|i| from + i + "password=".len()) {
+        let rest = &out[i..];
+        let len = if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.find('\'').map_or(rest.len(), |j| j + 2)
+        } else {
+            rest.find(['&', ' ']).unwrap_or(rest.len())
+        };
+        out.replace_range(i..i + len, "***");
+        from = i + 3;
+    }
+    out
+}
+
+/// Makes the tables in an empty schema, or checks and upgrades existing ones.
+fn migrate(client: &mut Client, create: bool) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    let schema: Option<String> = tx.query_one("SELECT current_schema()::text", &[])?.try_get(0)?;
+    let Some(schema) = schema else {
+        return Err(Failure::Refused("its search_path names no schema that exists, to make the tables in".into()));
+    };
+    let tables: Vec<String> = tx
+        .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1", &[&schema])?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let versioned = tables.iter().any(|t| t == "schema_version");
+    let found: Option<i64> = match versioned {
+        true => tx.query_one("SELECT MAX(version) FROM schema_version", &[])?.try_get(0)?,
+        false => None,
+    };
+    match found {
+        None => {
+            if tables.iter().any(|t| t != "schema_version") {
+                return Err(Failure::Refused(format!("schema '{schema}': {}", common::FOREIGN_TABLES)));
+            }
+            if !create {
+                return Err(Failure::Refused(format!("no study tables in schema '{schema}' (create a study first)")));
+            }
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+            tx.batch_execute(SCHEMA_V1)?;
+            for step in MIGRATIONS {
+                tx.batch_execute(step)?;
+            }
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
+        }
+        Some(v) => {
+            for step in &MIGRATIONS[common::pending_migrations(v, SCHEMA_VERSION)?..] {
+                tx.batch_execute(step)?;
+            }
+            if v < SCHEMA_VERSION {
+                tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+type Args<'a> = [&'a (dyn ToSql + Sync)];
+
+/// A transaction whose statements are prepared once per connection.
+struct Tx<'a> {
+    tx: ::postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, args: &Args) -> Result<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query(&statement, args)?)
+    }
+
+    fn query_opt(&mut self, sql: &str, args: &Args) -> Result<Option<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query_opt(&statement, args)?)
+    }
+
+    fn query_one(&mut self, sql: &str, args: &Args) -> Result<Row> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query_one(&statement, args)?)
+    }
+
+    /// The first column of the one row that `sql` returns.
+    fn value<T: for<'r> FromSql<'r>>(&mut self, sql: &str, args: &Args) -> Result<T> {
+        Ok(self.query_one(sql, args)?.try_get(0)?)
+    }
+
+    fn execute(&mut self, sql: &str, args: &Args) -> Result<u64> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.execute(&statement, args)?)
+    }
+}
+
+/// The id of study `study`, or `UnknownStudy` naming it `#id`.
+fn study_key(tx: &mut Tx, study: u64) -> Result<i64> {
+    let id = key(study).ok_or_else(|| common::unknown_study(study))?;
+    match tx.query_opt("SELECT 1 FROM studies WHERE id = $1", &[&id])? {
+        Some(_) => Ok(id),
+        None => Err(common::unknown_study(study).into()),
+    }
+}
+
+/// Takes the next change number (the caller holds the counter's lock).
+fn next_seq(tx: &mut Tx) -> Result<i64> {
+    tx.value("UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq", &[])
+}
+
+/// The number after every trial of `study`.
+fn next_number(tx: &mut Tx, study: i64) -> Result<i64> {
+    tx.value("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = $1", &[&study])
+}
+
+/// The key of trial `trial_id`, checked to exist and not be finished.
+fn unfinished_trial(tx: &mut Tx, trial_id: u64) -> Result<i64> {
+    let id = key(trial_id).ok_or_else(|| common::unknown_trial(trial_id))?;
+    let row = match tx.query_opt("SELECT number, state, value FROM trials WHERE id = $1", &[&id])? {
+        Some(row) => Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
+        None => None,
+    };
+    common::check_unfinished(trial_id, row)?;
+    Ok(id)
+}
+
+/// Marks trial `id` changed (with the next change number).
+fn touch(tx: &mut Tx, id: i64) -> Result<()> {
+    let seq = next_seq(tx)?;
+    tx.execute("UPDATE trials SET seq = $2 WHERE id = $1", &[&id, &seq])?;
+    Ok(())
+}
+
+/// Starts the oldest waiting trial of `study`, if any; returns its key. A
+/// trial that another transaction has locked is passed over.
+fn claim_waiting(tx: &mut Tx, study: i64) -> Result<Option<i64>> {
+    let sql = "SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' ORDER BY number LIMIT 1
+               FOR UPDATE SKIP LOCKED";
+    let Some(row) = tx.query_opt(sql, &[&study])? else { return Ok(None) };
+    let id: i64 = row.try_get(0)?;
+    let seq = next_seq(tx)?;
+    tx.execute("UPDATE trials SET state = 'running', started_at = $2, seq = $3 WHERE id = $1", &[&id, &now(), &seq])?;
+    Ok(Some(id))
+}
+
+/// The trials that `filter` (an SQL condition on `trials t`, with `args`)
+/// selects, in order of id, with their parameters and intermediate values.
+fn load_trials(tx: &mut Tx, filter: &str, args: &Args) -> Result<Vec<FrozenTrial>> {
+    let mut trials = TrialSet::default();
+    for row in tx.query(&common::trials_query(filter), args)? {
+        trials.push(TrialRow {
+            id: row.try_get(0)?,
+            number: row.try_get(1)?,
+            state: row.try_get(2)?,
+            value: row.try_get(3)?,
+            fixed_params: row.try_get(4)?,
+            started_at: row.try_get(5)?,
+            finished_at: row.try_get(6)?,
+            heartbeat_at: row.try_get(7)?,
+        })?;
+    }
+    if trials.is_empty() {
+        return Ok(Vec::new());
+    }
+    for row in tx.query(&common::params_query(filter), args)? {
+        trials.add_param(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?;
+    }
+    for row in tx.query(&common::intermediate_query(filter), args)? {
+        trials.add_intermediate(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)?;
+    }
+    Ok(trials.into_vec())
+}
+
+/// The trial with key `id`, which the caller knows to exist.
+fn load_trial(tx: &mut Tx, id: i64) -> Result<FrozenTrial> {
+    load_trials(tx, "t.id = $1", &[&id])?.pop().ok_or_else(|| Failure::Corrupt(format!("trial #{id} vanished")))
+}
+
+impl Storage for PostgresStorage {
+    fn create_study(&self, name: &str, direction: Direction, settings: &Value) -> Result<StudyRecord, TuneError> {
+        self.write("create study", |tx| {
+            if tx.query_opt("SELECT 1 FROM studies WHERE name = $1", &[&name])?.is_some() {
+                return Err(TuneError::StudyExists(name.into()).into());
+            }
+            let id: i64 = tx.value(
+                "INSERT INTO studies (name, direction, settings) VALUES ($1, $2, $3) RETURNING id",
+                &[&name, &direction.name(), &to_json(settings)?],
+            )?;
+            Ok(StudyRecord { id: unsigned(id, "study id")?, name: name.into(), direction, settings: settings.clone() })
+        })
+    }
+
+    fn load_study(&self, name: &str) -> Result<StudyRecord, TuneError> {
+        self.read("load study", |tx| {
+            let row = tx.query_opt("SELECT id, direction, settings FROM studies WHERE name = $1", &[&name])?;
+            let row = row.ok_or_else(|| TuneError::UnknownStudy(name.into()))?;
+            Ok(common::study_record(row.try_get(0)?, name, row.try_get(1)?, row.try_get(2)?)?)
+        })
+    }
+
+    fn list_studies(&self) -> Result<Vec<StudySummary>, TuneError> {
+        self.read("list studies", |tx| {
+            let rows = tx.query(
+                "SELECT s.name, s.direction, COUNT(t.id), MIN(t.value), MAX(t.value)
+                 FROM studies s LEFT JOIN trials t ON t.study_id = s.id
+                 GROUP BY s.id ORDER BY s.id",
+                &[],
+            )?;
+            let summary = |row: &Row| -> Result<StudySummary> {
+                Ok(common::study_summary(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                )?)
+            };
+            rows.iter().map(summary).collect()
+        })
+    }
+
+    fn delete_study(&self, name: &str) -> Result<(), TuneError> {
+        self.write("delete study", |tx| {
+            // Its trials, parameters and intermediate values go with it (ON DELETE CASCADE).
+            match tx.execute("DELETE FROM studies WHERE name = $1", &[&name])? {
+                0 => Err(TuneError::UnknownStudy(name.into()).into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn enqueue_trial(&self, study: u64, params: &BTreeMap<String, Value>) -> Result<u64, TuneError> {
+        self.write("enqueue trial", |tx| {
+            let study = study_key(tx, study)?;
+            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            tx.execute(
+                "INSERT INTO trials (study_id, number, state, fixed_params, seq) VALUES ($1, $2, 'waiting', $3, $4)",
+                &[&study, &number, &to_json(params)?, &seq],
+            )?;
+            Ok(unsigned(number, "trial number")?)
+        })
+    }
+
+    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        self.write("create trial", |tx| {
+            let study = study_key(tx, study)?;
+            if let Some(id) = claim_waiting(tx, study)? {
+                return load_trial(tx, id);
+            }
+            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            let id: i64 = tx.value(
+                "INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
+                 VALUES ($1, $2, 'running', '{}', $3, $4) RETURNING id",
+                &[&study, &number, &now(), &seq],
+            )?;
+            load_trial(tx, id)
+        })
+    }
+
+    fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
+        self.write("claim waiting trial", |tx| {
+            let study = study_key(tx, study)?;
+            claim_waiting(tx, study)?.map(|id| load_trial(tx, id)).transpose()
+        })
+    }
+
+    fn set_param(
+        &self,
+        trial_id: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &Value,
+    ) -> Result<(), TuneError> {
+        distribution.to_internal(name, value)?;
+        self.write("set parameter", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            touch(tx, id)?;
+            tx.execute(
+                "INSERT INTO params (trial_id, name, distribution, value) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (trial_id, name) DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value",
+                &[&id, &name, &to_json(distribution)?, &to_json(value)?],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError> {
+        let step = common::step_key(step)?;
+        self.write("report", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            touch(tx, id)?;
+            // PostgreSQL has NaN, but NaN is stored as NULL as in SQLite.
+            tx.execute(
+                "INSERT INTO intermediate (trial_id, step, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value",
+                &[&id, &step, &nan_as_null(value)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat(&self, trial_id: u64) -> Result<(), TuneError> {
+        self.write("heartbeat", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.execute("UPDATE trials SET heartbeat_at = $2, seq = $3 WHERE id = $1", &[&id, &now(), &seq])?;
+            Ok(())
+        })
+    }
+
+    fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError> {
+        state.check_final(trial_id)?;
+        self.write("finish trial", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.execute(
+                "UPDATE trials SET state = $2, value = $3, finished_at = $4, seq = $5 WHERE id = $1",
+                &[&id, &state.name(), &state.value(), &now(), &seq],
+            )?;
+            load_trial(tx, id)
+        })
+    }
+
+    fn trial(&self, study: u64, number: u64) -> Result<FrozenTrial, TuneError> {
+        self.read("load trial", |tx| {
+            let study_id = study_key(tx, study)?;
+            let found = match key(number) {
+                Some(n) => load_trials(tx, "t.study_id = $1 AND t.number = $2", &[&study_id, &n])?.pop(),
+                None => None,
+            };
+            match found {
+                Some(trial) => Ok(trial),
+                None => {
+                    let name: String = tx.value("SELECT name FROM studies WHERE id = $1", &[&study_id])?;
+                    Err(TuneError::UnknownTrial { study: name, trial: number }.into())
+                }
+            }
+        })
+    }
+
+    fn trials_since(&self, study: u64, cursor: u64) -> Result<TrialsSince, TuneError> {
+        self.read("list trials", |tx| {
+            let study = study_key(tx, study)?;
+            let now_at: i64 = tx.value("SELECT seq FROM counter WHERE id = 1", &[])?;
+            let after = key(cursor).unwrap_or(i64::MAX);
+            let trials = load_trials(tx, "t.study_id = $1 AND t.seq > $2", &[&study, &after])?;
+            Ok(TrialsSince { trials, cursor: unsigned(now_at, "change counter")? })
+        })
+    }
+
+    fn fail_stale_trials(&self, study: u64, max_age: f64) -> Result<Vec<u64>, TuneError> {
+        self.write("fail stale trials", |tx| {
+            let study = study_key(tx, study)?;
+            let now = now();
+            let stale = tx.query(
+                "SELECT id, number FROM trials
+                 WHERE study_id = $1 AND state = 'running' AND COALESCE(heartbeat_at, started_at, 0.0) < $2
+                 ORDER BY id",
+                &[&study, &(now - max_age)],
+            )?;
+            let mut numbers = Vec::with_capacity(stale.len());
+            for row in stale {
+                let (id, number): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let seq = next_seq(tx)?;
+                tx.execute(
+                    "UPDATE trials SET state = 'fail', finished_at = $2, seq = $3 WHERE id = $1",
+                    &[&id, &now, &seq],
+                )?;
+                numbers.push(unsigned(number, "trial number")?);
+            }
+            Ok(numbers)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_left_out_of_urls() {
+        assert_eq!(redact("postgres://u:secret@db.example:5432/g"), "postgres://u:***@db.example:5432/g");
+        assert_eq!(
+            redact("postgresql://u@h/g?password=secret&sslmode=disable"),
+            "postgresql://u@h/g?password=***&sslmode=disable"
+        );
+        assert_eq!(redact("host=h user=u password='se cret' dbname=g"), "host=h user=u password=*** dbname=g");
+        assert_eq!(redact("postgres://u:p@ss@h/g"), "postgres://u:***@h/g");
+        assert_eq!(redact("postgres://h:5432/g"), "postgres://h:5432/g");
+    }
+}
