@@ -22,7 +22,7 @@ with `--jobs 1` are printed too.
 
 Usage:
   bash bench/setup.sh                                  # once: optuna, torch into bench/.venv
-  cargo build --release -p gradus-cli --example bench_splits -p gradus
+  cargo build --release -p gradus-cli && cargo build --release -p gradus --example bench_splits
   bench/.venv/bin/python bench/tune_vs_optuna.py [--dataset digits] [--trials 60] [--seeds 0,1,2]
 """
 import argparse, json, math, os, statistics, subprocess, sys, tempfile, time, gzip
@@ -215,7 +215,7 @@ def main():
     args = ap.parse_args()
     for path in (BIN, SPLITS):
         if not os.path.exists(path):
-            sys.exit(f"{path} is missing: run `cargo build --release -p gradus-cli --example bench_splits -p gradus`")
+            sys.exit(f"{path} is missing: run `cargo build --release -p gradus-cli && cargo build --release -p gradus --example bench_splits`")
     print(f"{args.dataset}, {args.trials} trials; torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"optuna {optuna.__version__}")
     print("| seed | side | test accuracy | best valid loss | pruned | wall s | Optuna / side |")
