@@ -131,10 +131,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Below this many tuning rows, trials are scored by cross-validation
-/// unless `--valid-fraction` or `--cv` says otherwise.
-const SMALL_DATA_ROWS: usize = 1000;
-
 pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if args.cv.is_some_and(|k| k < 2) {
@@ -195,15 +191,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             tuning.split(job.valid_fraction, 0.0, args.seed)?;
         }
     }
-    // On small data a hold-out set of a few dozen rows scores trials too
-    // noisily to choose among them: unless told otherwise, score by 5-fold
-    // cross-validation (as scikit-learn's searches do), when every class
-    // has rows enough for it.
-    if args.cv.is_none() && args.valid_fraction.is_none() && tuning.n_samples() < SMALL_DATA_ROWS {
-        let k = 5;
-        if job.folds(&tuning, k).is_ok() {
-            job.cv = Some(k);
-        }
+    if args.cv.is_none() && args.valid_fraction.is_none() {
+        job.cross_validate_small_data(&tuning);
     }
 
     let settings = StudySettings {

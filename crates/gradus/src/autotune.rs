@@ -8,6 +8,13 @@
 //! and validation rows for its best number of epochs and scored once on the
 //! test rows, which no trial ever saw.
 //!
+//! A trial's score is its validation loss at the epoch count where it is
+//! lowest; with cross-validation (by default below [`SMALL_DATA_ROWS`]
+//! tuning rows), the folds' mean at the one epoch count where that mean is
+//! lowest ([`best_common_epoch`]), which is the count the refit trains. A
+//! new study first tries each family's defaults
+//! ([`TuneJob::starting_points`]).
+//!
 //! The training engine knows nothing of studies and the tuner nothing of
 //! models: [`TuneJob::objective`] is the only place where both meet.
 //!
@@ -152,6 +159,10 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
     }
     Ok(merged)
 }
+
+/// Below this many tuning rows, [`TuneJob::cross_validate_small_data`]
+/// scores trials by cross-validation.
+pub const SMALL_DATA_ROWS: usize = 1000;
 
 /// What stays fixed across the trials of a search.
 #[derive(Clone, Debug)]
@@ -367,6 +378,17 @@ impl TuneJob {
         best_common_epoch(&curves)
             .map(|(_, loss)| loss)
             .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))
+    }
+
+    /// Scores trials by 5-fold cross-validation (as scikit-learn's searches
+    /// do) when `tuning` has fewer than [`SMALL_DATA_ROWS`] rows and every
+    /// class has 5 of them: on small data a hold-out set of a few dozen
+    /// rows scores trials too noisily to choose among them.
+    pub fn cross_validate_small_data(&mut self, tuning: &Dataset) {
+        const K: usize = 5;
+        if tuning.n_samples() < SMALL_DATA_ROWS && self.folds(tuning, K).is_ok() {
+            self.cv = Some(K);
+        }
     }
 
     /// The `k` cross-validation folds of `data` (stratified for classes), as
