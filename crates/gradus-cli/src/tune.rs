@@ -284,7 +284,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    progress.note("retraining the best configuration on all tuning rows");
+    progress.note("scoring the best configuration on its validation rows, then retraining it on all tuning rows");
+    let valid_metrics = job.validation_metrics(&best, &tuning)?;
     let model = job.refit(&best, &tuning)?;
     let test_metrics = if test.n_samples() > 0 { Some(autotune::test_metrics(&model, &test)?) } else { None };
     if let Some(path) = &args.out {
@@ -300,6 +301,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "best_params": best.params,
             "best_valid_loss": best.value(),
             "best_epochs": job.best_epochs(&best),
+            "valid_metrics": valid_metrics,
             "test_metrics": test_metrics,
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
             "epochs_trained": autotune::epochs_trained(&trials),
@@ -317,6 +319,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         );
         for (k, v) in &best.params {
             outln!("  {k} = {v}");
+        }
+        if let Some(m) = &valid_metrics {
+            let folds = job.cv.map_or(String::new(), |k| format!(", the mean of {k} folds"));
+            outln!("validation{folds}: {}", metrics_line(m));
         }
         if let Some(m) = &test_metrics {
             outln!("test ({} rows): {}", test.n_samples(), metrics_line(m));

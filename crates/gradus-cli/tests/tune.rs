@@ -42,6 +42,8 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     assert_eq!(total, 6);
     // Six short trials, the defaults first: well above chance (1/3).
     assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{summary}");
+    // The best configuration's validation metrics, re-measured on its own validation rows.
+    assert!(summary["valid_metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{summary}");
     // Every trial is in the storage, numbered 0..5.
     let stored = trials(dir.path(), "tune-iris");
     let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();

@@ -426,6 +426,28 @@ impl TuneJob {
         best_common_epoch(&curves.into_values().collect::<Vec<_>>()).map(|(epoch, _)| epoch)
     }
 
+    /// `best`'s validation metrics, as the search measured its loss:
+    /// retrained for [`Self::best_epochs`] on the hold-out split's (or each
+    /// fold's) training rows and scored on its validation rows; with
+    /// cross-validation the folds' mean (their confusion matrices summed),
+    /// as scikit-learn's searches report mean test scores. Costs one more
+    /// training run per fold, once, at the end of a search.
+    pub fn validation_metrics(&self, best: &FrozenTrial, data: &Dataset) -> Result<Option<Metrics>, PipelineError> {
+        let mut job = self.job(&best.params);
+        job.config.early_stopping = None;
+        let epochs = self.best_epochs(best).unwrap_or(self.max_epochs);
+        let mut scores = Vec::new();
+        match self.cv {
+            Some(k) => {
+                for (train, valid) in self.folds(data, k)?.into_iter().flatten() {
+                    scores.extend(job.run_on(&train, Some(&valid), &mut StopAfter(epochs))?.valid_metrics);
+                }
+            }
+            None => scores.extend(job.run(data, &mut StopAfter(epochs))?.valid_metrics),
+        }
+        Ok(mean_metrics(&scores))
+    }
+
     /// Retrains `best`'s configuration on all of `data` (training and
     /// validation rows) for the number of epochs its validation loss was
     /// best at, with no early stopping.
@@ -466,6 +488,43 @@ pub fn best_common_epoch(curves: &[Vec<f64>]) -> Option<(usize, f64)> {
         }
     }
     best
+}
+
+/// The mean of each metric over folds (confusion matrices summed; ROC AUC
+/// only when every fold has one). `None` for no folds.
+fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
+    let n = folds.len() as f64;
+    let mean = |f: fn(&Metrics) -> Option<f64>| folds.iter().map(f).sum::<Option<f64>>().map(|s| s / n);
+    Some(match folds.first()? {
+        Metrics::Regression { .. } => Metrics::Regression {
+            mse: mean(|m| if let Metrics::Regression { mse, .. } = m { Some(*mse) } else { None })?,
+            rmse: mean(|m| if let Metrics::Regression { rmse, .. } = m { Some(*rmse) } else { None })?,
+            mae: mean(|m| if let Metrics::Regression { mae, .. } = m { Some(*mae) } else { None })?,
+            r2: mean(|m| if let Metrics::Regression { r2, .. } = m { Some(*r2) } else { None })?,
+        },
+        Metrics::Classification { confusion, .. } => {
+            let mut total = vec![vec![0u64; confusion.len()]; confusion.len()];
+            for m in folds {
+                let Metrics::Classification { confusion, .. } = m else { return None };
+                for (row, counts) in total.iter_mut().zip(confusion) {
+                    row.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+                }
+            }
+            Metrics::Classification {
+                accuracy: mean(
+                    |m| if let Metrics::Classification { accuracy, .. } = m { Some(*accuracy) } else { None },
+                )?,
+                log_loss: mean(
+                    |m| if let Metrics::Classification { log_loss, .. } = m { Some(*log_loss) } else { None },
+                )?,
+                macro_f1: mean(
+                    |m| if let Metrics::Classification { macro_f1, .. } = m { Some(*macro_f1) } else { None },
+                )?,
+                roc_auc: mean(|m| if let Metrics::Classification { roc_auc, .. } = m { *roc_auc } else { None }),
+                confusion: total,
+            }
+        }
+    })
 }
 
 /// The test rows held out of the search, and the rest (which the trials
@@ -571,6 +630,37 @@ mod tests {
             cv: None,
             seed: 0,
         }
+    }
+
+    #[test]
+    fn fold_metrics_are_averaged_and_their_confusion_matrices_summed() {
+        let fold = |accuracy: f64, auc: Option<f64>, hits: u64| Metrics::Classification {
+            accuracy,
+            log_loss: accuracy / 10.0,
+            macro_f1: accuracy,
+            roc_auc: auc,
+            confusion: vec![vec![hits, 1], vec![0, hits]],
+        };
+        let Some(Metrics::Classification { accuracy, log_loss, roc_auc, confusion, .. }) =
+            mean_metrics(&[fold(0.9, Some(0.8), 4), fold(0.7, Some(0.6), 2)])
+        else {
+            panic!("classification metrics")
+        };
+        assert!((accuracy - 0.8).abs() < 1e-12 && (log_loss - 0.08).abs() < 1e-12);
+        assert!((roc_auc.unwrap() - 0.7).abs() < 1e-12);
+        assert_eq!(confusion, vec![vec![6, 2], vec![0, 6]]);
+        let Some(Metrics::Classification { roc_auc, .. }) =
+            mean_metrics(&[fold(0.9, Some(0.8), 4), fold(0.7, None, 2)])
+        else {
+            panic!("classification metrics")
+        };
+        assert_eq!(roc_auc, None, "only when every fold has one");
+        let r = |r2: f64| Metrics::Regression { mse: 2.0 * r2, rmse: r2, mae: r2, r2 };
+        assert_eq!(
+            mean_metrics(&[r(0.5), r(0.3)]),
+            Some(Metrics::Regression { mse: 0.8, rmse: 0.4, mae: 0.4, r2: 0.4 })
+        );
+        assert_eq!(mean_metrics(&[]), None);
     }
 
     #[test]
