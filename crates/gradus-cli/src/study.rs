@@ -106,14 +106,15 @@ impl SamplerArg {
 
 impl PrunerArg {
     /// The pruner, with Hyperband's brackets spanning `max_resource` steps,
-    /// no judgement before step `min_resource` (the median pruner's
-    /// warm-up, the first rung of ASHA and Hyperband), and ASHA waiting for
-    /// `n_startup_trials` complete trials (the median pruner waits for 5).
-    pub(crate) fn spec(self, min_resource: u64, max_resource: u64, n_startup_trials: usize) -> PrunerSpec {
-        let min_resource = min_resource.max(1);
+    /// no judgement before step `warmup` (0: from the first report; the
+    /// median pruner's warm-up, the first rung of ASHA and Hyperband, which
+    /// is at least 1), and ASHA waiting for `n_startup_trials` complete
+    /// trials (the median pruner waits for 5).
+    pub(crate) fn spec(self, warmup: u64, max_resource: u64, n_startup_trials: usize) -> PrunerSpec {
+        let min_resource = warmup.max(1);
         match self {
             PrunerArg::None => PrunerSpec::None,
-            PrunerArg::Median => PrunerSpec::Median { n_warmup_steps: min_resource },
+            PrunerArg::Median => PrunerSpec::Median { n_warmup_steps: warmup },
             PrunerArg::Asha => PrunerSpec::Asha { min_resource, reduction_factor: 3, n_startup_trials },
             PrunerArg::Hyperband => PrunerSpec::Hyperband {
                 min_resource,
@@ -134,7 +135,7 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
         StudyCommand::Create(args) => {
             let space = args.space.as_deref().map(read_space).transpose()?;
             let settings =
-                StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(1, 81, 0), space };
+                StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(0, 81, 0), space };
             // Build the plug-ins before touching the storage: a bad space
             // or a grid without one leaves no half-made study behind.
             settings.sampler()?;

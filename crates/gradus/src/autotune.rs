@@ -339,12 +339,11 @@ impl TuneJob {
         };
         let mut curves = Vec::with_capacity(folds.len());
         let most = folds.len() * self.max_epochs;
-        let mut trained = 0;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
             // compares trials at the same fold and epoch.
             let offset = (i * self.max_epochs) as u64;
-            let before = trained;
+            let before: usize = curves.iter().map(Vec::len).sum();
             let mut bridge = PrunerBridge {
                 trial,
                 stop,
@@ -369,10 +368,7 @@ impl TuneJob {
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => {
-                    trained += bridge.curve.len();
-                    curves.push(bridge.curve);
-                }
+                _ => curves.push(bridge.curve),
             }
         }
         best_common_epoch(&curves)
@@ -433,19 +429,26 @@ impl TuneJob {
     /// as scikit-learn's searches report mean test scores. Costs one more
     /// training run per fold, once, at the end of a search.
     pub fn validation_metrics(&self, best: &FrozenTrial, data: &Dataset) -> Result<Option<Metrics>, PipelineError> {
-        let mut job = self.job(&best.params);
-        job.config.early_stopping = None;
-        let epochs = self.best_epochs(best).unwrap_or(self.max_epochs);
+        let (job, mut stop) = self.replay(best);
         let mut scores = Vec::new();
         match self.cv {
             Some(k) => {
                 for (train, valid) in self.folds(data, k)?.into_iter().flatten() {
-                    scores.extend(job.run_on(&train, Some(&valid), &mut StopAfter(epochs))?.valid_metrics);
+                    scores.extend(job.run_on(&train, Some(&valid), &mut stop)?.valid_metrics);
                 }
             }
-            None => scores.extend(job.run(data, &mut StopAfter(epochs))?.valid_metrics),
+            None => scores.extend(job.run(data, &mut stop)?.valid_metrics),
         }
         Ok(mean_metrics(&scores))
+    }
+
+    /// `best`'s training job without early stopping, and the observer that
+    /// ends it after its best epoch count (see [`Self::refit`] for why the
+    /// schedule keeps its full length).
+    fn replay(&self, best: &FrozenTrial) -> (TrainJob, StopAfter) {
+        let mut job = self.job(&best.params);
+        job.config.early_stopping = None;
+        (job, StopAfter(self.best_epochs(best).unwrap_or(self.max_epochs)))
     }
 
     /// Retrains `best`'s configuration on all of `data` (training and
@@ -457,10 +460,8 @@ impl TuneJob {
     /// configured epochs, and the refit must follow the trial's learning
     /// rates, not a compressed schedule.
     pub fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<SavedModel, PipelineError> {
-        let mut job = self.job(&best.params);
+        let (mut job, mut stop) = self.replay(best);
         job.valid_fraction = 0.0;
-        job.config.early_stopping = None;
-        let mut stop = StopAfter(self.best_epochs(best).unwrap_or(self.max_epochs));
         Ok(job.run(data, &mut stop)?.saved)
     }
 }
@@ -494,35 +495,31 @@ pub fn best_common_epoch(curves: &[Vec<f64>]) -> Option<(usize, f64)> {
 /// only when every fold has one). `None` for no folds.
 fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
     let n = folds.len() as f64;
-    let mean = |f: fn(&Metrics) -> Option<f64>| folds.iter().map(f).sum::<Option<f64>>().map(|s| s / n);
     Some(match folds.first()? {
-        Metrics::Regression { .. } => Metrics::Regression {
-            mse: mean(|m| if let Metrics::Regression { mse, .. } = m { Some(*mse) } else { None })?,
-            rmse: mean(|m| if let Metrics::Regression { rmse, .. } = m { Some(*rmse) } else { None })?,
-            mae: mean(|m| if let Metrics::Regression { mae, .. } = m { Some(*mae) } else { None })?,
-            r2: mean(|m| if let Metrics::Regression { r2, .. } = m { Some(*r2) } else { None })?,
-        },
+        Metrics::Regression { .. } => {
+            let mut sums = [0.0; 4];
+            for m in folds {
+                let Metrics::Regression { mse, rmse, mae, r2 } = m else { return None };
+                sums.iter_mut().zip([mse, rmse, mae, r2]).for_each(|(s, v)| *s += v);
+            }
+            let [mse, rmse, mae, r2] = sums.map(|s| s / n);
+            Metrics::Regression { mse, rmse, mae, r2 }
+        }
         Metrics::Classification { confusion, .. } => {
+            let (mut sums, mut auc) = ([0.0; 3], Some(0.0));
             let mut total = vec![vec![0u64; confusion.len()]; confusion.len()];
             for m in folds {
-                let Metrics::Classification { confusion, .. } = m else { return None };
+                let Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc, confusion } = m else {
+                    return None;
+                };
+                sums.iter_mut().zip([accuracy, log_loss, macro_f1]).for_each(|(s, v)| *s += v);
+                auc = auc.zip(*roc_auc).map(|(a, r)| a + r);
                 for (row, counts) in total.iter_mut().zip(confusion) {
                     row.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
                 }
             }
-            Metrics::Classification {
-                accuracy: mean(
-                    |m| if let Metrics::Classification { accuracy, .. } = m { Some(*accuracy) } else { None },
-                )?,
-                log_loss: mean(
-                    |m| if let Metrics::Classification { log_loss, .. } = m { Some(*log_loss) } else { None },
-                )?,
-                macro_f1: mean(
-                    |m| if let Metrics::Classification { macro_f1, .. } = m { Some(*macro_f1) } else { None },
-                )?,
-                roc_auc: mean(|m| if let Metrics::Classification { roc_auc, .. } = m { *roc_auc } else { None }),
-                confusion: total,
-            }
+            let [accuracy, log_loss, macro_f1] = sums.map(|s| s / n);
+            Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc: auc.map(|a| a / n), confusion: total }
         }
     })
 }

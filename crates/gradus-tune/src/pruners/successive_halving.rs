@@ -65,9 +65,6 @@ impl Pruner for SuccessiveHalvingPruner {
     fn prune(&self, view: &StudyView, trial: &FrozenTrial) -> bool {
         let mut steps = trial.intermediate.keys().rev();
         let Some(&step) = steps.next() else { return false };
-        if view.complete().count() < self.n_startup_trials {
-            return false;
-        }
         let previous = steps.next().copied();
         // The highest rung reached, judged only on the report that reached it.
         let mut rung = None;
@@ -78,7 +75,7 @@ impl Pruner for SuccessiveHalvingPruner {
             }
         }
         let Some(rung_step) = rung else { return false };
-        if previous.is_some_and(|p| p >= rung_step) {
+        if previous.is_some_and(|p| p >= rung_step) || view.complete().count() < self.n_startup_trials {
             return false;
         }
         let Some(value) = value_at(trial, rung_step).filter(|v| !v.is_nan()) else { return true };
