@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::vmath;
+
 /// A hidden-layer activation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,18 +29,18 @@ impl Activation {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn apply(self, z: f32) -> f32 {
         match self {
             Activation::Relu => z.max(0.0),
-            Activation::Tanh => z.tanh(),
-            Activation::Sigmoid => crate::loss::sigmoid(z),
+            Activation::Tanh => vmath::tanh(z),
+            Activation::Sigmoid => vmath::sigmoid(z),
             Activation::Gelu => z * normal_cdf(z),
         }
     }
 
     /// d apply(z) / dz.
-    #[inline]
+    #[inline(always)]
     pub fn derivative(self, z: f32) -> f32 {
         match self {
             Activation::Relu => {
@@ -49,52 +51,71 @@ impl Activation {
                 }
             }
             Activation::Tanh => {
-                let t = z.tanh();
+                let t = vmath::tanh(z);
                 1.0 - t * t
             }
             Activation::Sigmoid => {
-                let s = crate::loss::sigmoid(z);
+                let s = vmath::sigmoid(z);
                 s * (1.0 - s)
             }
-            Activation::Gelu => normal_cdf(z) + z * (-0.5 * z * z).exp() * INV_SQRT_2PI,
+            Activation::Gelu => normal_cdf(z) + z * vmath::exp(-0.5 * z * z) * INV_SQRT_2PI,
         }
     }
 
     /// `out[i] = apply(z[i])`, vectorised over a slice.
     pub fn apply_slice(self, z: &[f32], out: &mut [f32]) {
-        match self {
-            Activation::Relu => relu(z, out),
-            _ => out.iter_mut().zip(z).for_each(|(o, &v)| *o = self.apply(v)),
-        }
+        apply_kernel(self, z, out)
     }
 
     /// `v[i] = apply(v[i])`.
     pub fn apply_in_place(self, v: &mut [f32]) {
-        match self {
-            Activation::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
-            _ => v.iter_mut().for_each(|x| *x = self.apply(*x)),
-        }
+        apply_in_place_kernel(self, v)
     }
 
     /// `delta[i] *= derivative(z[i])`: back-propagation through the activation.
     pub fn backprop_slice(self, z: &[f32], delta: &mut [f32]) {
-        match self {
-            Activation::Relu => relu_backprop(z, delta),
-            _ => delta.iter_mut().zip(z).for_each(|(d, &v)| *d *= self.derivative(v)),
+        backprop_kernel(self, z, delta)
+    }
+}
+
+// One loop per activation inside each kernel, so that every loop vectorises
+// with the activation's arithmetic inlined (the match is outside the loops).
+// Plain index loops: iterator adapters are generic functions of their own,
+// which LLVM may leave un-inlined and so compiled without the wide vectors.
+
+crate::simd::multiversion! {
+    fn apply_kernel(act: Activation, z: &[f32], out: &mut [f32]) {
+        let out = &mut out[..z.len()];
+        match act {
+            Activation::Relu => for i in 0..z.len() { out[i] = Activation::Relu.apply(z[i]) },
+            Activation::Tanh => for i in 0..z.len() { out[i] = Activation::Tanh.apply(z[i]) },
+            Activation::Sigmoid => for i in 0..z.len() { out[i] = Activation::Sigmoid.apply(z[i]) },
+            Activation::Gelu => for i in 0..z.len() { out[i] = Activation::Gelu.apply(z[i]) },
         }
     }
 }
 
 crate::simd::multiversion! {
-    fn relu(z: &[f32], out: &mut [f32]) {
-        out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.max(0.0));
+    fn apply_in_place_kernel(act: Activation, v: &mut [f32]) {
+        match act {
+            Activation::Relu => for i in 0..v.len() { v[i] = Activation::Relu.apply(v[i]) },
+            Activation::Tanh => for i in 0..v.len() { v[i] = Activation::Tanh.apply(v[i]) },
+            Activation::Sigmoid => for i in 0..v.len() { v[i] = Activation::Sigmoid.apply(v[i]) },
+            Activation::Gelu => for i in 0..v.len() { v[i] = Activation::Gelu.apply(v[i]) },
+        }
     }
 }
 
 crate::simd::multiversion! {
-    /// A select, not a branch, so that the loop vectorises.
-    fn relu_backprop(z: &[f32], delta: &mut [f32]) {
-        delta.iter_mut().zip(z).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
+    /// ReLU's derivative is a select, not a branch, so that the loop vectorises.
+    fn backprop_kernel(act: Activation, z: &[f32], delta: &mut [f32]) {
+        let delta = &mut delta[..z.len()];
+        match act {
+            Activation::Relu => for i in 0..z.len() { delta[i] = if z[i] > 0.0 { delta[i] } else { 0.0 } },
+            Activation::Tanh => for i in 0..z.len() { delta[i] *= Activation::Tanh.derivative(z[i]) },
+            Activation::Sigmoid => for i in 0..z.len() { delta[i] *= Activation::Sigmoid.derivative(z[i]) },
+            Activation::Gelu => for i in 0..z.len() { delta[i] *= Activation::Gelu.derivative(z[i]) },
+        }
     }
 }
 
@@ -102,40 +123,14 @@ crate::simd::multiversion! {
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 /// Φ(z), the standard normal CDF, through `erf`.
+#[inline(always)]
 fn normal_cdf(z: f32) -> f32 {
-    0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// The error function, to about 1e-7 absolute (Abramowitz & Stegun 7.1.26 is
-/// 1.5e-7; this uses the Numerical Recipes `erfc` Chebyshev fit, 1.2e-7
-/// relative), evaluated in f64.
-fn erf(x: f32) -> f32 {
-    let x = x as f64;
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-    let erfc = t * poly.exp();
-    (if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }) as f32
+    0.5 * (1.0 + vmath::erf(z * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn erf_matches_reference_values() {
-        // math.erf in Python: erf(0.5) = 0.5204998778130465, erf(1) = 0.8427007929497149,
-        // erf(-2) = -0.9953222650189527.
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3)] {
-            assert!((erf(x) - want).abs() < 2e-7, "erf({x}) = {}", erf(x));
-        }
-    }
 
     #[test]
     fn gelu_matches_pytorch_values() {

@@ -37,6 +37,7 @@ mod optim;
 mod schedule;
 mod simd;
 mod trainer;
+mod vmath;
 
 pub use activation::Activation;
 pub use error::TrainError;

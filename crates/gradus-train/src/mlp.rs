@@ -203,6 +203,31 @@ fn affine(input: &[f32], n: usize, w: &[f32], bias: &[f32], z: &mut [f32]) {
 }
 
 crate::simd::multiversion! {
+    /// Inverted dropout: zeroes each of `a` with probability `p` and scales
+    /// the rest by 1/(1−p), keeping each unit's factor in `mask` for the
+    /// backward pass. Unit i is dropped when a hash of (`key`, i) falls
+    /// below p·2³²: a counter-based stream, so the loop vectorises, where
+    /// drawing every unit's number from the ChaCha generator did not. The
+    /// hash is Wellons' `lowbias32`, a bijection of u32 with full avalanche;
+    /// `key` comes fresh from the model's seeded generator at every call.
+    fn dropout(key: u32, p: f32, a: &mut [f32], mask: &mut [f32]) {
+        let keep = 1.0 / (1.0 - p);
+        let threshold = (f64::from(p) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
+        let mask = &mut mask[..a.len()];
+        for i in 0..a.len() {
+            let mut h = key ^ (i as u32).wrapping_mul(0x9e37_79b9);
+            h ^= h >> 16;
+            h = h.wrapping_mul(0x7feb_352d);
+            h ^= h >> 15;
+            h = h.wrapping_mul(0x846c_a68b);
+            h ^= h >> 16;
+            mask[i] = if h < threshold { 0.0 } else { keep };
+            a[i] *= mask[i];
+        }
+    }
+}
+
+crate::simd::multiversion! {
     /// Adds `bias` to every row of the row-major `z`.
     fn add_bias(z: &mut [f32], bias: &[f32]) {
         let k = bias.len();
@@ -303,11 +328,9 @@ impl Model for Mlp {
                 a[l].resize(n * width, 0.0);
                 act.apply_slice(&z[l], &mut a[l]);
                 if p > 0.0 {
-                    let keep = 1.0 / (1.0 - p);
                     let mask = &mut self.mask[l];
-                    mask.clear();
-                    mask.extend((0..n * width).map(|_| if self.dropout_rng.random::<f32>() < p { 0.0 } else { keep }));
-                    a[l].iter_mut().zip(mask.iter()).for_each(|(v, m)| *v *= m);
+                    mask.resize(n * width, 0.0);
+                    dropout(self.dropout_rng.random(), p, &mut a[l], mask);
                 }
             }
         }
@@ -530,6 +553,30 @@ mod tests {
             checked += check(spec(vec![6], 1, Activation::Relu, 0.3), Loss::Mse, 4, seed, 0.0) as u32;
         }
         assert!(checked >= 30, "only {checked} of 120 draws were away from the ReLU kink");
+    }
+
+    #[test]
+    fn dropout_drops_independently_at_the_requested_rate() {
+        let n = 200_000;
+        for p in [0.1f32, 0.3, 0.5] {
+            let mut a = vec![1.0f32; n];
+            let mut mask = vec![0.0; n];
+            dropout(12345, p, &mut a, &mut mask);
+            let dropped: Vec<bool> = mask.iter().map(|&m| m == 0.0).collect();
+            let rate = dropped.iter().filter(|&&d| d).count() as f64 / n as f64;
+            // The binomial standard error at n = 2e5 is at most 0.0011.
+            assert!((rate - p as f64).abs() < 0.006, "p = {p}: dropped {rate}");
+            let both = dropped.windows(2).filter(|w| w[0] && w[1]).count() as f64 / (n - 1) as f64;
+            assert!((both - (p * p) as f64).abs() < 0.006, "p = {p}: neighbours both dropped {both}");
+            let keep = 1.0 / (1.0 - p);
+            assert!(mask.iter().zip(&a).all(|(&m, &v)| (m == 0.0 || m == keep) && v == m));
+            // Another key, another mask.
+            let mut other = vec![0.0; n];
+            dropout(54321, p, &mut vec![1.0; n], &mut other);
+            let same = mask.iter().zip(&other).filter(|(x, y)| (**x == 0.0) == (**y == 0.0)).count() as f64;
+            let expected = (p * p + (1.0 - p) * (1.0 - p)) as f64;
+            assert!((same / n as f64 - expected).abs() < 0.006, "p = {p}: masks agree on {same}");
+        }
     }
 
     #[test]
