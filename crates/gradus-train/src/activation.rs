@@ -84,6 +84,7 @@ impl Activation {
 // which LLVM may leave un-inlined and so compiled without the wide vectors.
 
 crate::simd::multiversion! {
+    #[allow(clippy::needless_range_loop)]
     fn apply_kernel(act: Activation, z: &[f32], out: &mut [f32]) {
         let out = &mut out[..z.len()];
         match act {
@@ -96,6 +97,7 @@ crate::simd::multiversion! {
 }
 
 crate::simd::multiversion! {
+    #[allow(clippy::needless_range_loop)]
     fn apply_in_place_kernel(act: Activation, v: &mut [f32]) {
         match act {
             Activation::Relu => for i in 0..v.len() { v[i] = Activation::Relu.apply(v[i]) },
@@ -108,6 +110,7 @@ crate::simd::multiversion! {
 
 crate::simd::multiversion! {
     /// ReLU's derivative is a select, not a branch, so that the loop vectorises.
+    #[allow(clippy::needless_range_loop)]
     fn backprop_kernel(act: Activation, z: &[f32], delta: &mut [f32]) {
         let delta = &mut delta[..z.len()];
         match act {

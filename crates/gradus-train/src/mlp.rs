@@ -210,6 +210,7 @@ crate::simd::multiversion! {
     /// drawing every unit's number from the ChaCha generator did not. The
     /// hash is Wellons' `lowbias32`, a bijection of u32 with full avalanche;
     /// `key` comes fresh from the model's seeded generator at every call.
+    #[allow(clippy::needless_range_loop)]
     fn dropout(key: u32, p: f32, a: &mut [f32], mask: &mut [f32]) {
         let keep = 1.0 / (1.0 - p);
         let threshold = (f64::from(p) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
