@@ -250,8 +250,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ));
     }
     let json_error = std::sync::Mutex::new(None);
+    let measured = autotune::MeasuredTrials::default();
     study.optimize_with_callback(
-        |trial| job.objective(trial, &tuning, &stop, &|number, epochs, most| progress.epoch(number, epochs, most)),
+        |trial| {
+            job.objective(
+                trial,
+                &tuning,
+                &stop,
+                &|number, epochs, most| progress.epoch(number, epochs, most),
+                &measured,
+            )
+        },
         to_run,
         args.timeout,
         jobs,
@@ -285,7 +294,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         .into());
     };
     progress.note("scoring the best configuration on its validation rows, then retraining it on all tuning rows");
-    let valid_metrics = job.validation_metrics(&best, &tuning)?;
+    let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
     let model = job.refit(&best, &tuning)?;
     let test_metrics = if test.n_samples() > 0 { Some(autotune::test_metrics(&model, &test)?) } else { None };
     if let Some(path) = &args.out {

@@ -39,8 +39,8 @@
 //! but may not name others.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gradus_data::{Dataset, Scaling, Task};
 use gradus_train::{
@@ -194,6 +194,23 @@ pub type StopFlag = Arc<AtomicBool>;
 /// may train.
 pub type EpochWatch<'a> = &'a (dyn Fn(u64, usize, usize) + Sync);
 
+/// The validation metrics of the hold-out-scored trials this process ran,
+/// by trial number, as [`TuneJob::objective`] measured them at each
+/// trial's best epoch: [`TuneJob::validation_metrics`] then reads the best
+/// trial's instead of training it once more.
+#[derive(Debug, Default)]
+pub struct MeasuredTrials(Mutex<BTreeMap<u64, Metrics>>);
+
+impl MeasuredTrials {
+    fn insert(&self, number: u64, metrics: Metrics) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(number, metrics);
+    }
+
+    fn get(&self, number: u64) -> Option<Metrics> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&number).cloned()
+    }
+}
+
 impl TuneJob {
     /// The model family a trial's parameters name (the only one when
     /// `model` is not searched).
@@ -324,13 +341,15 @@ impl TuneJob {
     /// One trial: suggest, train on `data` (the tuning rows) reporting the
     /// validation loss each epoch, and return the trial's score (see
     /// [`best_common_epoch`]). A pruned run ends `Pruned`; a diverged or
-    /// interrupted one fails with its reason.
+    /// interrupted one fails with its reason. Scored on a hold-out split, a
+    /// complete trial's validation metrics go into `measured`.
     pub fn objective(
         &self,
         trial: &mut Trial<'_>,
         data: &Dataset,
         stop: &StopFlag,
         watch: EpochWatch<'_>,
+        measured: &MeasuredTrials,
     ) -> Result<f64, TrialFailure> {
         let job = self.suggest(trial)?;
         let folds = match self.cv {
@@ -338,6 +357,7 @@ impl TuneJob {
             None => vec![None],
         };
         let mut curves = Vec::with_capacity(folds.len());
+        let mut valid_metrics = None;
         let most = folds.len() * self.max_epochs;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
@@ -370,10 +390,19 @@ impl TuneJob {
                 }
                 _ => curves.push(bridge.curve),
             }
+            valid_metrics = outcome.valid_metrics;
         }
-        best_common_epoch(&curves)
+        let score = best_common_epoch(&curves)
             .map(|(_, loss)| loss)
-            .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))
+            .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))?;
+        // One split: early stopping restored the weights of the best epoch,
+        // the one `best_common_epoch` picks, so these are the metrics a
+        // replay would measure. (Folds each restore their own best epoch,
+        // not the common one: those are replayed.)
+        if let (None, Some(metrics)) = (self.cv, valid_metrics) {
+            measured.insert(trial.number(), metrics);
+        }
+        Ok(score)
     }
 
     /// Scores trials by 5-fold cross-validation (as scikit-learn's searches
@@ -427,8 +456,19 @@ impl TuneJob {
     /// fold's) training rows and scored on its validation rows; with
     /// cross-validation the folds' mean (their confusion matrices summed),
     /// as scikit-learn's searches report mean test scores. Costs one more
-    /// training run per fold, once, at the end of a search.
-    pub fn validation_metrics(&self, best: &FrozenTrial, data: &Dataset) -> Result<Option<Metrics>, PipelineError> {
+    /// training run per fold, once, at the end of a search, unless the
+    /// trial ran on a hold-out split in this process (`measured`).
+    pub fn validation_metrics(
+        &self,
+        best: &FrozenTrial,
+        data: &Dataset,
+        measured: &MeasuredTrials,
+    ) -> Result<Option<Metrics>, PipelineError> {
+        if self.cv.is_none()
+            && let Some(metrics) = measured.get(best.number)
+        {
+            return Ok(Some(metrics));
+        }
         let (job, mut stop) = self.replay(best);
         let mut scores = Vec::new();
         match self.cv {
@@ -668,6 +708,28 @@ mod tests {
             trial.intermediate.insert(step, v);
         }
         assert_eq!(job(vec!["softmax"], default_space(&["softmax"], false)).best_epochs(&trial), Some(2));
+    }
+
+    #[test]
+    fn a_hold_out_trials_measured_metrics_are_what_a_replay_measures() {
+        let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
+        let families = vec!["softmax", "mlp"];
+        let job = job(families.clone(), default_space(&families, false));
+        let study = gradus_tune::Study::in_memory(
+            "t",
+            gradus_tune::Direction::Minimize,
+            Box::new(gradus_tune::samplers::RandomSampler::new(3)),
+        )
+        .unwrap();
+        let measured = MeasuredTrials::default();
+        let stop = StopFlag::default();
+        study.optimize(|trial| job.objective(trial, &data, &stop, &|_, _, _| {}, &measured), 4, None, 1).unwrap();
+        let best = study.best_trial().unwrap().unwrap();
+        let read = job.validation_metrics(&best, &data, &measured).unwrap().unwrap();
+        let replayed = job.validation_metrics(&best, &data, &MeasuredTrials::default()).unwrap().unwrap();
+        assert_eq!(read, replayed);
+        let Metrics::Classification { log_loss, .. } = read else { panic!("classification metrics") };
+        assert!((log_loss - best.value().unwrap()).abs() < 1e-9, "the score is the measured loss");
     }
 
     #[test]
