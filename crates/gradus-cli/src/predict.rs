@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gradus::data::{load_columns, load_features};
-use gradus::train::{Metrics, SavedModel, evaluate, predicted_classes, probabilities};
+use gradus::train::{Ensemble, Metrics, predicted_classes, probabilities};
 
 use crate::metrics_line;
 
@@ -38,11 +38,11 @@ pub struct EvaluateArgs {
 /// CSV rows: `prediction` (a class label or a number), then for classifiers
 /// one probability column `p_<class>` per class.
 pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
-    let saved = SavedModel::load(&args.model)?;
-    let prep = &saved.spec.preprocessing;
+    let saved = Ensemble::load(&args.model)?;
+    let prep = saved.preprocessing();
     let x = load_features(&args.data, &prep.feature_names)?;
     let outputs = saved.outputs(x)?;
-    let k = saved.model.n_outputs();
+    let k = saved.n_outputs();
     let mut text = String::new();
     match &prep.classes {
         Some(classes) => {
@@ -84,12 +84,10 @@ fn csv_float(v: f32) -> String {
 }
 
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
-    let saved = SavedModel::load(&args.model)?;
-    let spec = &saved.spec;
-    let prep = &spec.preprocessing;
-    let raw = load_columns(&args.data, &prep.feature_names, &prep.target_name, spec.loss.target_kind())?;
-    let data = prep.apply(&raw)?;
-    let metrics = evaluate(saved.model.as_ref(), spec.loss, &data)?;
+    let saved = Ensemble::load(&args.model)?;
+    let prep = saved.preprocessing();
+    let data = load_columns(&args.data, &prep.feature_names, &prep.target_name, saved.loss().target_kind())?;
+    let metrics = saved.evaluate(&data)?;
     if args.json {
         crate::outln!(
             "{}",
@@ -102,10 +100,10 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    crate::outln!("model    {} ({})", args.model.display(), spec.architecture.describe());
+    crate::outln!("model    {} ({})", args.model.display(), saved.describe());
     crate::outln!("data     {}: {} rows", args.data, data.n_samples());
     crate::outln!("metrics  {}", metrics_line(&metrics));
-    if let (Metrics::Classification { confusion, .. }, Some(classes)) = (&metrics, &spec.preprocessing.classes) {
+    if let (Metrics::Classification { confusion, .. }, Some(classes)) = (&metrics, &prep.classes) {
         let width = classes.iter().map(String::len).max().unwrap_or(1).max(5);
         crate::outln!("confusion (rows: true class, columns: predicted)");
         let mut line = format!("{:>width$}", "");

@@ -85,9 +85,14 @@ pub struct TuneArgs {
     /// Seeds the sampler, the splits and every trial's training.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Save the best model (retrained on all tuning rows) here.
+    /// Save the final model (retrained on all tuning rows) here.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// The final model averages the K best configurations, each retrained
+    /// on all tuning rows (their class probabilities, or predictions); 1
+    /// keeps the best one alone.
+    #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    ensemble: u64,
     /// One JSON object per finished trial, then a summary object, on stdout.
     #[arg(long)]
     json: bool,
@@ -293,10 +298,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    progress.note("scoring the best configuration on its validation rows, then retraining it on all tuning rows");
+    let members = autotune::best_trials(&trials, args.ensemble as usize);
+    progress.note(&match members.len() {
+        1 => "retraining the best configuration on all tuning rows".to_string(),
+        n => format!("retraining the {n} best configurations on all tuning rows, to average them"),
+    });
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
-    let model = job.refit(&best, &tuning)?;
-    let test_metrics = if test.n_samples() > 0 { Some(autotune::test_metrics(&model, &test)?) } else { None };
+    let model = job.refit_ensemble(&members, &tuning, jobs)?;
+    let test_metrics = if test.n_samples() > 0 { Some(model.evaluate(&test)?) } else { None };
+    let member_numbers: Vec<u64> = members.iter().map(|t| t.number).collect();
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
     }
@@ -312,6 +322,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "best_epochs": job.best_epochs(&best),
             "valid_metrics": valid_metrics,
             "test_metrics": test_metrics,
+            "ensemble": member_numbers,
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
             "epochs_trained": autotune::epochs_trained(&trials),
             "seconds": seconds,
@@ -332,6 +343,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         if let Some(m) = &valid_metrics {
             let folds = job.cv.map_or(String::new(), |k| format!(", the mean of {k} folds"));
             outln!("validation{folds}: {}", metrics_line(m));
+        }
+        if member_numbers.len() > 1 {
+            let numbers: Vec<String> = member_numbers.iter().map(u64::to_string).collect();
+            outln!("final model: the mean of the {} best trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
             outln!("test ({} rows): {}", test.n_samples(), metrics_line(m));

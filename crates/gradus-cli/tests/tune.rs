@@ -48,10 +48,19 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     let stored = trials(dir.path(), "tune-iris");
     let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
     assert_eq!(numbers, (0..6).collect::<Vec<_>>());
-    // The saved model predicts.
+    // The final model averages the best complete trials (five at most), best first.
+    let members: Vec<u64> = summary["ensemble"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    let complete = counts["complete"].as_u64().unwrap() as usize;
+    assert_eq!(members.len(), complete.min(5), "{summary}");
+    assert_eq!(members[0], summary["best_trial"].as_u64().unwrap());
+    // The saved model predicts, and `evaluate` reads it.
     let out = gradus(dir.path(), &["predict", "--model", "best.gradus", "--data", "builtin:iris"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 151, "a header and 150 rows");
+    let out = gradus(dir.path(), &["evaluate", "--model", "best.gradus", "--data", "builtin:iris"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.contains(&format!("ensemble of {}", members.len())), members.len() > 1, "{text}");
     // Running the same command again finds the study complete: no new trials.
     let again = gradus(dir.path(), &["tune", "--data", "builtin:iris", "--trials", "6", "--epochs", "30", "--json"]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -138,6 +147,7 @@ fn bad_fractions_and_budgets_are_refused() {
     assert_bad_input(&["tune", "--data", "builtin:iris", "--valid-fraction", "1.5"], "--valid-fraction");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--trials", "0"], "at least 1");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--timeout", "5x"], "unknown unit");
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--ensemble", "0"], "--ensemble");
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub use metrics::{
 };
 pub use mlp::{Mlp, MlpSpec, WeightInit};
 pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss_and_grad};
-pub use model_file::{Architecture, ModelFileError, ModelSpec, Preprocessing, SavedModel};
+pub use model_file::{Architecture, Ensemble, ModelFileError, ModelSpec, Preprocessing, SavedModel};
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
 pub use schedule::{Schedule, Scheduler};
 pub use trainer::{

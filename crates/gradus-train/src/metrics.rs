@@ -172,24 +172,34 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
     let k = model.n_outputs();
     let mut out = vec![0.0; data.n_samples() * k];
     model.predict(data.x.view(), &mut out);
+    metrics_of_outputs(&out, k, loss, data)
+}
+
+/// [`evaluate`]'s metrics from outputs already computed (`k` per row: the
+/// predictions, or the logits of `loss`) for `data`'s targets.
+pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, data: &Dataset) -> Result<Metrics, TrainError> {
+    loss.check(k, &data.y)?;
+    if out.len() != data.n_samples() * k || data.n_samples() == 0 {
+        return Err(TrainError::Mismatch(format!("{} outputs for {} rows of {k}", out.len(), data.n_samples())));
+    }
     Ok(match &data.y {
         Target::Real(y) => {
-            let mse = mse(&out, y);
-            Metrics::Regression { mse, rmse: mse.sqrt(), mae: mae(&out, y), r2: r2(&out, y) }
+            let mse = mse(out, y);
+            Metrics::Regression { mse, rmse: mse.sqrt(), mae: mae(out, y), r2: r2(out, y) }
         }
         Target::Classes { labels, classes } => {
-            let predicted = predicted_classes(&out, k);
+            let predicted = predicted_classes(out, k);
             let confusion = confusion_matrix(&predicted, labels, classes.len().max(k));
             // AUC needs only the ranking: rank the positive class's logit margin,
             // which (unlike a probability) does not saturate to ties at 1.0.
             let roc_auc = match (classes.len(), k) {
-                (2, 1) => roc_auc(&out, labels),
+                (2, 1) => roc_auc(out, labels),
                 (2, 2) => roc_auc(&out.chunks_exact(2).map(|z| z[1] - z[0]).collect::<Vec<_>>(), labels),
                 _ => None,
             };
             Metrics::Classification {
                 accuracy: accuracy(&predicted, labels),
-                log_loss: loss.value(&out, k, (&data.y).into()),
+                log_loss: loss.value(out, k, (&data.y).into()),
                 macro_f1: macro_f1(&confusion),
                 roc_auc,
                 confusion,

@@ -9,6 +9,11 @@
 //! of the weights in order). A file that is truncated, altered, from another
 //! format version or not a model file at all is rejected with a
 //! [`ModelFileError`]; it never yields a model that predicts wrongly.
+//!
+//! An [`Ensemble`] of several models (format version 2) stores member i's
+//! tensors as `member.{i}.dense.0.weight` ..., their specs as the JSON array
+//! `members`, and one checksum over all of it. An ensemble of one is written
+//! as a plain version-1 file, so single models read as they always did.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{LinearModel, Loss, Mlp, MlpSpec, Model, TrainError};
 
-/// The file format version this build reads and writes.
+/// The file format version of a single model; ensembles are version 2.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of an ensemble of several models.
+pub const ENSEMBLE_FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "gradus-model";
 
 /// The shape of a model, enough to rebuild it before loading its weights.
@@ -192,7 +199,7 @@ pub enum ModelFileError {
     #[error("{path}: not a readable gradus model file ({reason})")]
     Corrupt { path: String, reason: String },
     #[error(
-        "{path}: written in gradus model format version {found}; this gradus ({version}) reads version {FORMAT_VERSION}"
+        "{path}: written in gradus model format version {found}; this gradus ({version}) reads versions {FORMAT_VERSION} and {ENSEMBLE_FORMAT_VERSION}"
     )]
     Version { path: String, found: String, version: &'static str },
     #[error("invalid model: {0}")]
@@ -209,101 +216,34 @@ impl ModelFileError {
 impl SavedModel {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelFileError> {
-        let params = self.model.params();
-        let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
-        let blocks = self.model.named_params();
-        let tensors: Vec<(String, TensorView)> = blocks
-            .iter()
-            .map(|b| {
-                let data = &bytes[b.range.start * 4..b.range.end * 4];
-                (b.name.clone(), TensorView::new(Dtype::F32, b.shape.clone(), data).expect("shape matches the range"))
-            })
-            .collect();
         self.spec.validate()?;
         let spec = serde_json::to_string(&self.spec).expect("the spec serialises");
-        let metadata = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("format_version".to_string(), FORMAT_VERSION.to_string()),
-            ("gradus_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ("checksum".to_string(), checksum(&spec, &bytes)),
-            ("spec".to_string(), spec),
-        ]);
-        safetensors::serialize(tensors, Some(metadata))
-            .map_err(|e| ModelFileError::Corrupt { path: "<memory>".into(), reason: e.to_string() })
+        let weights = weight_bytes(std::slice::from_ref(self));
+        serialize(&[("", self)], &weights, FORMAT_VERSION, ("spec", spec))
     }
 
     /// Writes the model to `path` (through a temporary file beside it and a
     /// rename, so an interrupted save never leaves half a file under the name).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelFileError> {
-        let path = path.as_ref();
-        let io = |error| ModelFileError::Io { action: "write", path: path.display().to_string(), error };
-        let bytes = self.to_bytes()?;
-        let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(io)
+        write_atomically(path.as_ref(), self.to_bytes()?)
     }
 
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelFileError> {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        let bytes =
-            std::fs::read(path).map_err(|error| ModelFileError::Io { action: "read", path: name.clone(), error })?;
-        Self::from_bytes(&bytes, &name)
+        Self::from_bytes(&read(path)?, &path.display().to_string())
     }
 
-    /// Parses a model file's bytes; `source` names it in errors.
+    /// Parses a model file's bytes; `source` names it in errors. An
+    /// ensemble's file is refused: [`Ensemble::from_bytes`] reads both.
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Self, ModelFileError> {
-        let corrupt = |reason: String| ModelFileError::Corrupt { path: source.into(), reason };
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(corrupt("no gradus-model header".into()));
+        let mut members = Ensemble::from_bytes(bytes, source)?.members;
+        if members.len() != 1 {
+            return Err(ModelFileError::Corrupt {
+                path: source.into(),
+                reason: format!("an ensemble of {} models, not a single model", members.len()),
+            });
         }
-        let found = meta.get("format_version").cloned().unwrap_or_default();
-        if found != FORMAT_VERSION.to_string() {
-            return Err(ModelFileError::Version { path: source.into(), found, version: env!("CARGO_PKG_VERSION") });
-        }
-        let spec_text = meta.get("spec").map_or("", String::as_str);
-        let spec: ModelSpec = serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad spec: {e}")))?;
-        spec.validate().map_err(|e| corrupt(e.to_string()))?;
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
-        // Compare sizes before allocating: the file's tensors bound the model.
-        let in_file: usize = tensors.tensors().iter().map(|(_, t)| t.data().len() / 4).sum();
-        let expected = spec.architecture.n_params()?;
-        if in_file != expected {
-            return Err(corrupt(format!("{in_file} weights where the architecture has {expected}")));
-        }
-        let mut model = spec.architecture.build()?;
-        let blocks = model.named_params();
-        if tensors.len() != blocks.len() {
-            return Err(corrupt(format!("{} tensors where the architecture has {}", tensors.len(), blocks.len())));
-        }
-        for block in blocks {
-            let tensor =
-                tensors.tensor(&block.name).map_err(|_| corrupt(format!("tensor '{}' is missing", block.name)))?;
-            if tensor.dtype() != Dtype::F32 || tensor.shape() != block.shape.as_slice() {
-                return Err(corrupt(format!(
-                    "tensor '{}' is {:?} {:?}, expected F32 {:?}",
-                    block.name,
-                    tensor.dtype(),
-                    tensor.shape(),
-                    block.shape
-                )));
-            }
-            let target = &mut model.params_mut()[block.range];
-            for (p, chunk) in target.iter_mut().zip(tensor.data().chunks_exact(4)) {
-                *p = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-            }
-        }
-        let params: Vec<u8> = model.params().iter().flat_map(|p| p.to_le_bytes()).collect();
-        if meta.get("checksum") != Some(&checksum(spec_text, &params)) {
-            return Err(corrupt("the spec and weights do not match their checksum".into()));
-        }
-        Ok(Self { spec, model })
+        Ok(members.remove(0))
     }
 
     /// Raw model outputs for a feature matrix already in model column order
@@ -321,6 +261,272 @@ impl SavedModel {
         self.model.predict(x.view(), &mut out);
         Ok(out)
     }
+}
+
+/// What a model file holds: one trained model, or several whose class
+/// probabilities (or, for a real target, predictions) are averaged — the
+/// best few configurations of a search, refitted (`gradus tune --ensemble`).
+/// Averaging models that err differently is the ensemble step of
+/// auto-sklearn and AutoGluon. Members share the features, the target and
+/// the classes; each keeps its own scaler and architecture.
+pub struct Ensemble {
+    /// At least one.
+    pub members: Vec<SavedModel>,
+}
+
+impl From<SavedModel> for Ensemble {
+    fn from(model: SavedModel) -> Self {
+        Self { members: vec![model] }
+    }
+}
+
+impl Ensemble {
+    /// Members that read the same features and predict the same target.
+    pub fn new(members: Vec<SavedModel>) -> Result<Self, TrainError> {
+        let Some(first) = members.first() else {
+            return Err(TrainError::Mismatch("an ensemble needs at least one model".into()));
+        };
+        let p = &first.spec.preprocessing;
+        for (i, m) in members.iter().enumerate().skip(1) {
+            let q = &m.spec.preprocessing;
+            if q.feature_names != p.feature_names || q.target_name != p.target_name || q.classes != p.classes {
+                return Err(TrainError::Mismatch(format!(
+                    "ensemble member {i} reads other features or predicts another target than member 0"
+                )));
+            }
+        }
+        Ok(Self { members })
+    }
+
+    /// The members' shared features, target and classes (member 0's scaler).
+    pub fn preprocessing(&self) -> &Preprocessing {
+        &self.members[0].spec.preprocessing
+    }
+
+    /// The width of [`Self::outputs`]' rows: member 0's.
+    pub fn n_outputs(&self) -> usize {
+        self.members[0].model.n_outputs()
+    }
+
+    /// The loss [`Self::outputs`] are logits of: member 0's.
+    pub fn loss(&self) -> Loss {
+        self.members[0].spec.loss
+    }
+
+    /// The parameters of all members together.
+    pub fn n_params(&self) -> usize {
+        self.members.iter().map(|m| m.model.params().len()).sum()
+    }
+
+    /// `MLP 64-128-10 relu`, or `ensemble of 3: MLP ..., softmax ..., ...`.
+    pub fn describe(&self) -> String {
+        match self.members.as_slice() {
+            [one] => one.spec.architecture.describe(),
+            all => format!(
+                "ensemble of {}: {}",
+                all.len(),
+                all.iter().map(|m| m.spec.architecture.describe()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Outputs in member 0's layout for a feature matrix in model column
+    /// order, unscaled: the mean prediction for a real target; for classes,
+    /// logits whose softmax (or sigmoid, for one output) is the members'
+    /// mean probability — log-probabilities, or the log-odds of the mean.
+    pub fn outputs(&self, x: Matrix) -> Result<Vec<f32>, TrainError> {
+        if let [one] = self.members.as_slice() {
+            return one.outputs(x);
+        }
+        let classes = self.preprocessing().classes.as_ref().map(Vec::len);
+        let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
+        for member in &self.members {
+            let out = member.outputs(x.clone())?;
+            let values = match classes {
+                Some(_) => crate::probabilities(&out, member.model.n_outputs()),
+                None => out,
+            };
+            if values.len() != mean.len() {
+                return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
+            }
+            mean.iter_mut().zip(&values).for_each(|(m, &v)| *m += f64::from(v));
+        }
+        let n = self.members.len() as f64;
+        Ok(match classes {
+            None => mean.iter().map(|&m| (m / n) as f32).collect(),
+            Some(k) => {
+                // Floored so that a class no member gives any chance keeps a finite logit.
+                let p = |m: f64| (m / n).max(1e-30);
+                if self.n_outputs() == 1 {
+                    mean.chunks_exact(k).map(|row| (p(row[1]).ln() - p(row[0]).ln()) as f32).collect()
+                } else {
+                    mean.iter().map(|&m| p(m).ln() as f32).collect()
+                }
+            }
+        })
+    }
+
+    /// Every metric (see [`crate::evaluate`]) on labelled raw rows, whose
+    /// columns are found by name.
+    pub fn evaluate(&self, raw: &Dataset) -> Result<crate::Metrics, TrainError> {
+        let prep = self.preprocessing();
+        let mut data = raw.select_features(&prep.feature_names)?;
+        if let Some(classes) = &prep.classes {
+            data.y = data.y.remap_classes(classes, &raw.name, &raw.target_name)?;
+        }
+        let out = self.outputs(data.x.clone())?;
+        crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &data)
+    }
+
+    /// The file's bytes: a single model's format for one member.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelFileError> {
+        if let [one] = self.members.as_slice() {
+            return one.to_bytes();
+        }
+        for member in &self.members {
+            member.spec.validate()?;
+        }
+        let specs: Vec<&ModelSpec> = self.members.iter().map(|m| &m.spec).collect();
+        let specs = serde_json::to_string(&specs).expect("the specs serialise");
+        let prefixes: Vec<String> = (0..self.members.len()).map(|i| format!("member.{i}.")).collect();
+        let named: Vec<(&str, &SavedModel)> = prefixes.iter().map(String::as_str).zip(&self.members).collect();
+        serialize(&named, &weight_bytes(&self.members), ENSEMBLE_FORMAT_VERSION, ("members", specs))
+    }
+
+    /// Writes the file atomically, as [`SavedModel::save`] does.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelFileError> {
+        write_atomically(path.as_ref(), self.to_bytes()?)
+    }
+
+    /// Reads a model file of either version.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelFileError> {
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, &path.display().to_string())
+    }
+
+    /// Parses a model file's bytes, of either version; `source` names it in errors.
+    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Self, ModelFileError> {
+        let corrupt = |reason: String| ModelFileError::Corrupt { path: source.into(), reason };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(corrupt("no gradus-model header".into()));
+        }
+        let found = meta.get("format_version").cloned().unwrap_or_default();
+        let (key, prefixed) = match found.parse::<u32>() {
+            Ok(FORMAT_VERSION) => ("spec", false),
+            Ok(ENSEMBLE_FORMAT_VERSION) => ("members", true),
+            _ => {
+                return Err(ModelFileError::Version { path: source.into(), found, version: env!("CARGO_PKG_VERSION") });
+            }
+        };
+        let spec_text = meta.get(key).map_or("", String::as_str);
+        let specs: Vec<ModelSpec> = if prefixed {
+            serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad members: {e}")))?
+        } else {
+            vec![serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad spec: {e}")))?]
+        };
+        if specs.is_empty() {
+            return Err(corrupt("an ensemble of no models".into()));
+        }
+        for spec in &specs {
+            spec.validate().map_err(|e| corrupt(e.to_string()))?;
+        }
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
+        // Compare sizes before allocating: the file's tensors bound the models.
+        let in_file: usize = tensors.tensors().iter().map(|(_, t)| t.data().len() / 4).sum();
+        let mut expected = 0usize;
+        for spec in &specs {
+            expected = expected.saturating_add(spec.architecture.n_params()?);
+        }
+        if in_file != expected {
+            return Err(corrupt(format!("{in_file} weights where the architecture has {expected}")));
+        }
+        let mut members = Vec::with_capacity(specs.len());
+        let mut n_blocks = 0;
+        for (i, spec) in specs.into_iter().enumerate() {
+            let prefix = if prefixed { format!("member.{i}.") } else { String::new() };
+            let mut model = spec.architecture.build()?;
+            let blocks = model.named_params();
+            n_blocks += blocks.len();
+            for block in blocks {
+                let name = format!("{prefix}{}", block.name);
+                let tensor = tensors.tensor(&name).map_err(|_| corrupt(format!("tensor '{name}' is missing")))?;
+                if tensor.dtype() != Dtype::F32 || tensor.shape() != block.shape.as_slice() {
+                    return Err(corrupt(format!(
+                        "tensor '{name}' is {:?} {:?}, expected F32 {:?}",
+                        tensor.dtype(),
+                        tensor.shape(),
+                        block.shape
+                    )));
+                }
+                let target = &mut model.params_mut()[block.range];
+                for (p, chunk) in target.iter_mut().zip(tensor.data().chunks_exact(4)) {
+                    *p = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+                }
+            }
+            members.push(SavedModel { spec, model });
+        }
+        if tensors.len() != n_blocks {
+            return Err(corrupt(format!("{} tensors where the architecture has {n_blocks}", tensors.len())));
+        }
+        if meta.get("checksum") != Some(&checksum(spec_text, &weight_bytes(&members))) {
+            return Err(corrupt("the spec and weights do not match their checksum".into()));
+        }
+        Self::new(members).map_err(|e| corrupt(e.to_string()))
+    }
+}
+
+/// The models' weights, little-endian f32, one after another.
+fn weight_bytes(models: &[SavedModel]) -> Vec<u8> {
+    models.iter().flat_map(|m| m.model.params().iter().flat_map(|p| p.to_le_bytes())).collect()
+}
+
+/// A safetensors file of the models' parameter blocks, each named with its
+/// model's prefix, and the header: `format`, `format_version`,
+/// `gradus_version`, the specs under `key`, and the checksum.
+fn serialize(
+    models: &[(&str, &SavedModel)],
+    weights: &[u8],
+    version: u32,
+    (key, specs): (&str, String),
+) -> Result<Vec<u8>, ModelFileError> {
+    let mut tensors: Vec<(String, TensorView)> = Vec::new();
+    let mut offset = 0;
+    for (prefix, m) in models {
+        for b in m.model.named_params() {
+            let data = &weights[offset + b.range.start * 4..offset + b.range.end * 4];
+            let view = TensorView::new(Dtype::F32, b.shape.clone(), data).expect("shape matches the range");
+            tensors.push((format!("{prefix}{}", b.name), view));
+        }
+        offset += m.model.params().len() * 4;
+    }
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("format_version".to_string(), version.to_string()),
+        ("gradus_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("checksum".to_string(), checksum(&specs, weights)),
+        (key.to_string(), specs),
+    ]);
+    safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| ModelFileError::Corrupt { path: "<memory>".into(), reason: e.to_string() })
+}
+
+/// Writes through a temporary file beside `path` and a rename, so an
+/// interrupted save never leaves half a file under the name.
+fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), ModelFileError> {
+    let io = |error| ModelFileError::Io { action: "write", path: path.display().to_string(), error };
+    let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+    std::fs::read(path).map_err(|error| ModelFileError::Io { action: "read", path: path.display().to_string(), error })
 }
 
 /// FNV-1a, 64-bit, over the spec's JSON and then the weights' bytes: a
@@ -452,6 +658,109 @@ mod tests {
         assert!(err.to_string().contains("weights where the architecture has"), "{err}");
     }
 
+    /// A second model for the same features and classes: 2 outputs, no
+    /// scaler, other weights.
+    fn other() -> SavedModel {
+        let mut model = saved();
+        model.model.init_params(&mut seeded_rng(7));
+        model.spec.preprocessing.scaler = None;
+        model
+    }
+
+    #[test]
+    fn an_ensemble_averages_its_members_probabilities() {
+        let x = Matrix::from_vec(3, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0, -1.0, 2.0, 2.0]).unwrap();
+        let (a, b) = (saved(), other());
+        let pa = crate::probabilities(&a.outputs(x.clone()).unwrap(), 2);
+        let pb = crate::probabilities(&b.outputs(x.clone()).unwrap(), 2);
+        let ensemble = Ensemble::new(vec![a, b]).unwrap();
+        let p = crate::probabilities(&ensemble.outputs(x.clone()).unwrap(), 2);
+        for i in 0..p.len() {
+            assert!((p[i] - (pa[i] + pb[i]) / 2.0).abs() < 1e-6, "{i}: {} vs {} {}", p[i], pa[i], pb[i]);
+        }
+        // The file keeps every member, bit for bit.
+        let bytes = ensemble.to_bytes().unwrap();
+        let loaded = Ensemble::from_bytes(&bytes, "e.gradus").unwrap();
+        assert_eq!(loaded.members.len(), 2);
+        assert_eq!(loaded.describe(), "ensemble of 2: MLP 3-4-2 tanh, MLP 3-4-2 tanh");
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(loaded.outputs(x.clone()).unwrap()), bits(ensemble.outputs(x.clone()).unwrap()));
+        // A single model's file is an ensemble of one; an ensemble is not a single model.
+        let single = Ensemble::from_bytes(&saved().to_bytes().unwrap(), "m.gradus").unwrap();
+        assert_eq!(bits(single.outputs(x.clone()).unwrap()), bits(saved().outputs(x).unwrap()));
+        let err = SavedModel::from_bytes(&bytes, "e.gradus").err().unwrap();
+        assert!(err.to_string().contains("an ensemble of 2 models"), "{err}");
+        // And an ensemble of one is written as a single model.
+        let one = Ensemble::from(saved()).to_bytes().unwrap();
+        let key = br#""format_version":"1""#;
+        assert!(one.windows(key.len()).any(|w| w == key) && SavedModel::from_bytes(&one, "m.gradus").is_ok());
+    }
+
+    #[test]
+    fn a_one_logit_member_joins_a_two_logit_one_and_real_targets_average() {
+        // A logistic model (one logit) and a softmax one over the same two classes.
+        let logistic = |w: f32| {
+            let mut model = LinearModel::new(1, 1, true);
+            model.params_mut().copy_from_slice(&[w, 0.0]);
+            SavedModel {
+                spec: ModelSpec {
+                    architecture: Architecture::Linear { n_inputs: 1, n_outputs: 1, fit_intercept: true },
+                    loss: Loss::BinaryCrossEntropy,
+                    preprocessing: Preprocessing {
+                        feature_names: vec!["x".into()],
+                        scaler: None,
+                        target_name: "y".into(),
+                        classes: Some(vec!["no".into(), "yes".into()]),
+                    },
+                },
+                model: Box::new(model),
+            }
+        };
+        let mut two = LinearModel::new(1, 2, true);
+        two.params_mut().copy_from_slice(&[0.0, 1.0, 0.0, 0.0]); // logits [0, x]: p(yes) = sigmoid(x)
+        let mut softmax = logistic(0.0);
+        softmax.spec.architecture = Architecture::Linear { n_inputs: 1, n_outputs: 2, fit_intercept: true };
+        softmax.spec.loss = Loss::SoftmaxCrossEntropy;
+        softmax.model = Box::new(two);
+        let x = Matrix::from_vec(2, 1, vec![1.0, -2.0]).unwrap();
+        let ensemble = Ensemble::new(vec![logistic(3.0), softmax]).unwrap();
+        let out = ensemble.outputs(x.clone()).unwrap();
+        assert_eq!(out.len(), 2, "member 0's layout: one logit per row");
+        let sigmoid = |z: f32| 1.0 / (1.0 + (-z).exp());
+        for (i, &xi) in [1.0f32, -2.0].iter().enumerate() {
+            let want = (sigmoid(3.0 * xi) + sigmoid(xi)) / 2.0;
+            assert!((sigmoid(out[i]) - want).abs() < 1e-6, "row {i}");
+        }
+        // Real targets: the mean prediction.
+        let real = |w: f32| {
+            let mut m = logistic(w);
+            m.spec.loss = Loss::Mse;
+            m.spec.preprocessing.classes = None;
+            m
+        };
+        let out = Ensemble::new(vec![real(1.0), real(4.0)]).unwrap().outputs(x).unwrap();
+        assert_eq!(out, vec![2.5, -5.0]);
+        // Members must read the same features.
+        let mut stranger = real(1.0);
+        stranger.spec.preprocessing.feature_names = vec!["z".into()];
+        assert!(Ensemble::new(vec![real(1.0), stranger]).is_err());
+        assert!(Ensemble::new(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_damaged_ensemble_file_is_rejected() {
+        let bytes = Ensemble::new(vec![saved(), other()]).unwrap().to_bytes().unwrap();
+        for cut in [10, bytes.len() / 2, bytes.len() - 1] {
+            let err = Ensemble::from_bytes(&bytes[..cut], "e.gradus").err().expect("truncated");
+            assert!(err.to_string().starts_with("e.gradus: not a readable gradus model file"), "cut {cut}: {err}");
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x40;
+        let err = Ensemble::from_bytes(&flipped, "e.gradus").err().expect("altered");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
     #[test]
     fn another_format_version_is_named_in_the_error() {
         let mut bytes = saved().to_bytes().unwrap();
@@ -460,5 +769,6 @@ mod tests {
         bytes[at + key.len() - 2] = b'9';
         let err = SavedModel::from_bytes(&bytes, "m.gradus").err().expect("newer version");
         assert!(err.to_string().contains("format version 9; this gradus"), "{err}");
+        assert!(err.to_string().contains("reads versions 1 and 2"), "{err}");
     }
 }

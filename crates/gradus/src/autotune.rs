@@ -4,9 +4,10 @@
 //! [`TrainJob`] trains it with early stopping and reports the validation
 //! loss after every epoch through the trainer's [`Observer`] hook, so the
 //! study's pruner can stop a poor run early, and the study records the
-//! result. At the end the best configuration is retrained on the training
-//! and validation rows for its best number of epochs and scored once on the
-//! test rows, which no trial ever saw.
+//! result. At the end the best few configurations ([`best_trials`]) are
+//! each retrained on the training and validation rows for their best number
+//! of epochs and averaged into one model ([`TuneJob::refit_ensemble`]),
+//! which is scored once on the test rows no trial ever saw.
 //!
 //! A trial's score is its validation loss at the epoch count where it is
 //! lowest; with cross-validation (by default below [`SMALL_DATA_ROWS`]
@@ -44,8 +45,8 @@ use std::sync::{Arc, Mutex};
 
 use gradus_data::{Dataset, Scaling, Task};
 use gradus_train::{
-    Activation, Control, EarlyStopping, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel, Schedule,
-    Termination, TrainConfig, WeightInit, evaluate,
+    Activation, Control, EarlyStopping, Ensemble, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel,
+    Schedule, Termination, TrainConfig, WeightInit,
 };
 use gradus_tune::{Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
 use serde_json::Value;
@@ -504,6 +505,51 @@ impl TuneJob {
         job.valid_fraction = 0.0;
         Ok(job.run(data, &mut stop)?.saved)
     }
+
+    /// Refits each of `members` (see [`Self::refit`]), `jobs` at a time, and
+    /// averages them into one model (see [`Ensemble`]).
+    pub fn refit_ensemble(
+        &self,
+        members: &[&FrozenTrial],
+        data: &Dataset,
+        jobs: usize,
+    ) -> Result<Ensemble, PipelineError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let fitted: Mutex<Vec<(usize, Result<SavedModel, PipelineError>)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.clamp(1, members.len().max(1)) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(trial) = members.get(i) else { return };
+                        let model = self.refit(trial, data);
+                        fitted.lock().unwrap_or_else(|e| e.into_inner()).push((i, model));
+                    }
+                });
+            }
+        });
+        let mut fitted = fitted.into_inner().unwrap_or_else(|e| e.into_inner());
+        fitted.sort_by_key(|(i, _)| *i);
+        let models = fitted.into_iter().map(|(_, m)| m).collect::<Result<Vec<_>, _>>()?;
+        Ok(Ensemble::new(models)?)
+    }
+}
+
+/// The `k` best complete trials, best first, skipping any whose parameters
+/// repeat a better one's: the members of the final ensemble.
+pub fn best_trials(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
+    let mut complete: Vec<&FrozenTrial> = trials.iter().filter(|t| t.value().is_some_and(f64::is_finite)).collect();
+    complete.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
+    let mut chosen: Vec<&FrozenTrial> = Vec::with_capacity(k);
+    for t in complete {
+        if chosen.len() == k {
+            break;
+        }
+        if chosen.iter().all(|c| c.params != t.params) {
+            chosen.push(t);
+        }
+    }
+    chosen
 }
 
 /// A trial's score and the epoch count that earns it, from its validation
@@ -569,12 +615,6 @@ fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
 pub fn hold_out(data: &Dataset, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PipelineError> {
     let split = data.split(0.0, test_fraction, seed)?;
     Ok((data.subset(&split.train), data.subset(&split.test)))
-}
-
-/// Scores a refitted model once on the test rows.
-pub fn test_metrics(model: &SavedModel, test: &Dataset) -> Result<Metrics, PipelineError> {
-    let prepared = model.spec.preprocessing.apply(test)?;
-    Ok(evaluate(model.model.as_ref(), model.spec.loss, &prepared)?)
 }
 
 /// Epochs trained by every finished trial (one report per epoch).
