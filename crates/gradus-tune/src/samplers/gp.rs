@@ -18,6 +18,8 @@
 //! - Pending (running) trials are "believed": added at the posterior mean, so
 //!   a batch of asks spreads out (the Kriging believer).
 //! - The first `n_startup_trials` trials are random.
+//! - Failed trials are observed at the worst value seen, so that a region
+//!   where training diverges is not proposed again and again.
 //! - Parameters outside the space every observed trial shares — the
 //!   conditional ones, such as an MLP's shape when some trials are linear
 //!   models — are sampled by the independent (univariate) TPE over the
@@ -485,7 +487,7 @@ impl Sampler for GpSampler {
         let pruned_value = |t: &FrozenTrial| {
             (t.state == TrialState::Pruned).then(|| t.intermediate.values().next_back().copied()).flatten()
         };
-        let observed: Vec<(&FrozenTrial, f64, bool)> = view
+        let mut observed: Vec<(&FrozenTrial, f64, bool)> = view
             .trials
             .iter()
             .filter_map(|t| match t.state {
@@ -496,6 +498,13 @@ impl Sampler for GpSampler {
         if !trial.fixed_params.is_empty() || observed.len() < self.n_startup_trials {
             return BTreeMap::new();
         }
+        // Failed trials (a run that diverged) count as the worst value seen:
+        // ignored, as Optuna ignores them, their region looks unexplored and
+        // is proposed again and again.
+        let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
+        if let Some(worst) = observed.iter().map(|o| o.1).max_by(|a, b| (sign * a).total_cmp(&(sign * b))) {
+            observed.extend(view.trials.iter().filter(|t| t.state == TrialState::Fail).map(|t| (t, worst, false)));
+        }
         let names = view.intersection_space();
         if names.is_empty() || names.len() > 64 {
             return BTreeMap::new();
@@ -504,7 +513,6 @@ impl Sampler for GpSampler {
         let point = |t: &FrozenTrial| -> Vec<f64> {
             names.iter().map(|(n, d)| encode(d, t.internal(n).unwrap_or(0.0))).collect()
         };
-        let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
         let has_all = |t: &FrozenTrial| names.iter().all(|(n, d)| t.distributions.get(n) == Some(d));
         let (mut x, mut y, mut complete): (Vec<Vec<f64>>, Vec<f64>, Vec<bool>) = (Vec::new(), Vec::new(), Vec::new());
         for &(t, v, is_complete) in observed.iter().filter(|(t, _, _)| has_all(t)) {

@@ -29,6 +29,8 @@
 //! - Startup: the first `n_startup_trials` trials are sampled at random.
 //! - Pruned trials go above, except that the ones that got furthest fill the
 //!   below group when there are too few complete trials.
+//! - Failed trials go above too (Optuna ignores them): where training
+//!   diverged is a region to avoid, not an unexplored one.
 //! - Kernels are truncated normals in the distribution's working space (log
 //!   space for log parameters); integers and stepped floats get the mass of
 //!   their bin; categoricals use categorical kernels that put most mass on
@@ -226,6 +228,7 @@ impl TpeSampler {
                 TrialState::Complete(v) => Role::Complete(sign * v),
                 TrialState::Pruned => Role::Pruned(pruned_rank(t, view.direction)),
                 TrialState::Running if self.constant_liar => Role::Running,
+                TrialState::Fail => Role::Failed,
                 _ => continue,
             };
             if t.state.is_finished() {
@@ -248,7 +251,7 @@ impl TpeSampler {
             entries.push((t.number as u32, role));
         }
         observed.insert_sorted(&numeric, &new);
-        let n = entries.iter().filter(|(_, r)| !matches!(r, Role::Running)).count();
+        let n = entries.iter().filter(|(_, r)| matches!(r, Role::Complete(_) | Role::Pruned(_))).count();
         if n < self.n_startup_trials.max(1) {
             return None;
         }
@@ -390,6 +393,9 @@ enum Role {
     Pruned((i64, f64)),
     /// Pending: one of the above group under the constant liar.
     Running,
+    /// Failed (a run that diverged): one of the above group, so that its
+    /// region is not proposed again and again.
+    Failed,
 }
 
 /// The order in which pruned trials fill the below group (smaller first):
