@@ -4,6 +4,9 @@ single-threaded on both sides, printing ratios (peer time / gradus time).
 Workloads (issue 3):
   digits    MLP 64-128-10 ReLU, Adam lr 1e-3, batch 32, standardised, 80% of rows
   mnist_5k  MLP 784-256-128-10 ReLU, Adam lr 1e-3, batch 128, min-max scaled, 80% of rows
+  digits    MLP 64-256-256-10 tanh and GELU with dropout 0.2, batch 32: the
+            element-wise work (activations, their derivatives, dropout masks)
+            that a tuner's wide, small-batch trials spend much of their time on
   logreg    200,000 x 100 seeded synthetic logistic regression, L2 (C = 1):
             scikit-learn LogisticRegression(lbfgs) to its default tolerance, then
             gradus L-BFGS until it reaches sklearn's final objective + 1e-4.
@@ -59,13 +62,16 @@ def load(name, scaling):
     return X.astype(np.float32), y, len(labels)
 
 
-def torch_epochs(X, y, dims, batch, epochs):
+def torch_epochs(X, y, dims, batch, epochs, activation="relu", dropout=0.0):
     torch.manual_seed(0)
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[activation]
     layers = []
     for i in range(len(dims) - 1):
         layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
         if i < len(dims) - 2:
-            layers.append(torch.nn.ReLU())
+            layers.append(act())
+            if dropout > 0:
+                layers.append(torch.nn.Dropout(dropout))
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -86,9 +92,10 @@ def torch_epochs(X, y, dims, batch, epochs):
     return statistics.median(times)
 
 
-def sklearn_epochs(X, y, hidden, batch, epochs):
+def sklearn_epochs(X, y, hidden, batch, epochs, activation="relu"):
     from sklearn.neural_network import MLPClassifier
-    model = MLPClassifier(hidden_layer_sizes=hidden, solver="adam", learning_rate_init=1e-3, batch_size=batch, random_state=0)
+    model = MLPClassifier(hidden_layer_sizes=hidden, activation=activation, solver="adam", learning_rate_init=1e-3,
+                          batch_size=batch, random_state=0)
     classes = np.unique(y)
     times = []
     for epoch in range(epochs + 1):
@@ -102,21 +109,29 @@ def sklearn_epochs(X, y, hidden, batch, epochs):
 def mlp_rows(args):
     rows = []
     workloads = [
-        ("digits", [128], 32, "standard"),
-        ("mnist_5k", [256, 128], 128, "minmax"),
+        ("digits", [128], 32, "standard", "relu", 0.0),
+        ("mnist_5k", [256, 128], 128, "minmax", "relu", 0.0),
         # Standardised pixels have no all-zero columns: every GEMM runs dense.
-        ("mnist_5k", [256, 128], 128, "standard"),
+        ("mnist_5k", [256, 128], 128, "standard", "relu", 0.0),
+        ("digits", [256, 256], 32, "standard", "tanh", 0.2),
+        ("digits", [256, 256], 32, "standard", "gelu", 0.2),
     ]
-    for name, hidden, batch, scaling in workloads:
+    for name, hidden, batch, scaling, act, dropout in workloads:
         X, y, k = load(name, scaling)
         dims = [X.shape[1], *hidden, k]
-        g_runs = [gradus("mlp", name, ",".join(map(str, hidden)), batch, args.epochs, scaling) for _ in range(args.repeats)]
+        extra = [act, dropout] if (act, dropout) != ("relu", 0.0) else []
+        g_runs = [gradus("mlp", name, ",".join(map(str, hidden)), batch, args.epochs, scaling, *extra)
+                  for _ in range(args.repeats)]
         g = statistics.median(r["median_epoch_seconds"] for r in g_runs)
         peak = gradus("gemm", name, ",".join(map(str, hidden)), batch)["gemm_gflops"]
         achieved = g_runs[0]["gflops_per_epoch"] / g
-        t = statistics.median(torch_epochs(X, y, dims, batch, args.epochs) for _ in range(args.repeats)) if torch else None
-        s = statistics.median(sklearn_epochs(X, y, tuple(hidden), batch, args.epochs) for _ in range(args.repeats)) if sklearn else None
-        rows.append((f"{name} ({scaling})", "-".join(map(str, dims)), batch, g, t, s, achieved, peak))
+        t = statistics.median(torch_epochs(X, y, dims, batch, args.epochs, act, dropout)
+                              for _ in range(args.repeats)) if torch else None
+        # scikit-learn has tanh but no GELU, and no dropout.
+        s = statistics.median(sklearn_epochs(X, y, tuple(hidden), batch, args.epochs, act)
+                              for _ in range(args.repeats)) if sklearn and not extra else None
+        label = f"{name} ({scaling})" + (f", {act}, dropout {dropout}" if extra else "")
+        rows.append((label, "-".join(map(str, dims)), batch, g, t, s, achieved, peak))
     return rows
 
 

@@ -2,7 +2,7 @@
 //! script times PyTorch and scikit-learn, and prints one JSON object.
 //!
 //! ```text
-//! bench_train mlp DATASET HIDDEN BATCH EPOCHS SCALING   # e.g. mlp digits 128 32 10 standard
+//! bench_train mlp DATASET HIDDEN BATCH EPOCHS SCALING [ACTIVATION DROPOUT]  # e.g. mlp digits 128 32 10 standard
 //! bench_train gemm DATASET HIDDEN BATCH                 # GEMM peak for the same shapes
 //! bench_train logreg X.f32 Y.u8 ROWS COLS L2 TARGET     # L-BFGS until the objective ≤ TARGET
 //! ```
@@ -71,6 +71,15 @@ fn spec(n_inputs: usize, hidden: &[usize], n_outputs: usize) -> MlpSpec {
     }
 }
 
+fn activation(name: &str) -> Activation {
+    match name {
+        "tanh" => Activation::Tanh,
+        "gelu" => Activation::Gelu,
+        "sigmoid" => Activation::Sigmoid,
+        _ => Activation::Relu,
+    }
+}
+
 fn n_classes(d: &Dataset) -> usize {
     match &d.y {
         Target::Classes { classes, .. } => classes.len(),
@@ -83,7 +92,12 @@ fn mlp(args: &[String]) {
     let (batch, epochs): (usize, usize) = (args[2].parse().unwrap(), args[3].parse().unwrap());
     let scaling = if args[4] == "minmax" { Scaling::MinMax } else { Scaling::Standard };
     let train = training_rows(&args[0], scaling);
-    let mut model = Mlp::new(spec(train.n_features(), &hidden, n_classes(&train))).unwrap();
+    let mut spec = spec(train.n_features(), &hidden, n_classes(&train));
+    if let [act, dropout] = &args[5..] {
+        spec.activation = activation(act);
+        spec.dropout = dropout.parse().unwrap();
+    }
+    let mut model = Mlp::new(spec).unwrap();
     let config = TrainConfig {
         optimizer: OptimizerConfig::adam(),
         lr: 1e-3,
@@ -195,12 +209,12 @@ fn logreg(args: &[String]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("mlp") if args.len() == 6 => mlp(&args[1..]),
+        Some("mlp") if args.len() == 6 || args.len() == 8 => mlp(&args[1..]),
         Some("gemm") if args.len() == 4 => gemm(&args[1..]),
         Some("logreg") if args.len() == 7 => logreg(&args[1..]),
         _ => {
             eprintln!(
-                "usage: bench_train mlp DATASET HIDDEN BATCH EPOCHS SCALING | gemm DATASET HIDDEN BATCH | logreg X Y ROWS COLS L2 TARGET"
+                "usage: bench_train mlp DATASET HIDDEN BATCH EPOCHS SCALING [ACTIVATION DROPOUT] | gemm DATASET HIDDEN BATCH | logreg X Y ROWS COLS L2 TARGET"
             );
             std::process::exit(2);
         }
