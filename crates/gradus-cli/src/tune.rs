@@ -205,7 +205,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         pruner: args.pruner.spec(args.warmup_epochs, args.epochs as u64, 5),
         space: Some(space),
     };
-    settings.sampler()?;
+    settings.sampler().with_context(|| match args.sampler {
+        SamplerArg::Grid => "--sampler grid: give --space a file that fixes these or gives them a step",
+        _ => "--sampler",
+    })?;
     settings.pruner()?;
     let name = args.study.clone().unwrap_or_else(|| format!("tune-{}", short_name(&args.data)));
     let storage = args.storage.open(true)?;

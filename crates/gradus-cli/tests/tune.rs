@@ -148,6 +148,7 @@ fn bad_fractions_and_budgets_are_refused() {
     assert_bad_input(&["tune", "--data", "builtin:iris", "--trials", "0"], "at least 1");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--timeout", "5x"], "unknown unit");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--ensemble", "0"], "--ensemble");
+    assert_bad_input(&["tune", "--data", "builtin:iris", "--sampler", "grid"], "dropout, lr, weight_decay are not");
 }
 
 #[test]
@@ -226,4 +227,12 @@ fn small_data_is_scored_by_cross_validation_and_the_defaults_go_first() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("trials scored on 25% of the tuning rows"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_postgres_url_naming_a_missing_database_is_refused() {
+    assert_bad_input(
+        &["tune", "--data", "builtin:iris", "--storage", "postgres://postgres@127.0.0.1:5432/gradus_no_such_database"],
+        "no database 'gradus_no_such_database' (create it first",
+    );
 }

@@ -21,9 +21,17 @@ impl GridSampler {
     /// stepped floats, categoricals); points are enqueued in a seeded
     /// shuffled order.
     pub fn new(space: SearchSpace, seed: u64) -> Result<Self, TuneError> {
-        let size = space.grid_size().ok_or_else(|| TuneError::InvalidArgument {
-            name: "grid",
-            reason: "every parameter needs a finite set of values (int, float with step, categorical)".into(),
+        let size = space.grid_size().ok_or_else(|| {
+            let infinite: Vec<&str> =
+                space.iter().filter(|(_, d)| d.grid().is_none()).map(|(n, _)| n.as_str()).collect();
+            TuneError::InvalidArgument {
+                name: "grid",
+                reason: format!(
+                    "every parameter needs a finite set of values (int, float with step, categorical); {} {} not",
+                    infinite.join(", "),
+                    if infinite.len() == 1 { "is" } else { "are" }
+                ),
+            }
         })?;
         if size > 1_000_000 {
             return Err(TuneError::InvalidArgument { name: "grid", reason: format!("{size} points is too many") });
