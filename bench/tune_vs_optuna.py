@@ -14,7 +14,7 @@ pruner: Optuna's SuccessiveHalvingPruner with gradus's rungs (10, 30, 90
 epochs, keep a third), against gradus's default ASHA. The best trial is then
 retrained on the training and validation rows for its best epoch count and
 scored once on the test rows — on the Optuna side, as an Optuna user would;
-gradus by default averages its 5 best trials so retrained (`--ensemble 5`),
+gradus by default averages its 10 best trials so retrained (`--ensemble 10`),
 which is part of what is compared.
 
 Each side uses the machine the way it does by default on 2 cores: gradus

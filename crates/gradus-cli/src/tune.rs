@@ -91,7 +91,7 @@ pub struct TuneArgs {
     /// The final model averages the K best configurations, each retrained
     /// on all tuning rows (their class probabilities, or predictions); 1
     /// keeps the best one alone.
-    #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     ensemble: u64,
     /// One JSON object per finished trial, then a summary object, on stdout.
     #[arg(long)]

@@ -48,10 +48,10 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     let stored = trials(dir.path(), "tune-iris");
     let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
     assert_eq!(numbers, (0..6).collect::<Vec<_>>());
-    // The final model averages the best complete trials (five at most), best first.
+    // The final model averages the best complete trials (ten at most), best first.
     let members: Vec<u64> = summary["ensemble"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
     let complete = counts["complete"].as_u64().unwrap() as usize;
-    assert_eq!(members.len(), complete.min(5), "{summary}");
+    assert_eq!(members.len(), complete.min(10), "{summary}");
     assert_eq!(members[0], summary["best_trial"].as_u64().unwrap());
     // The saved model predicts, and `evaluate` reads it.
     let out = gradus(dir.path(), &["predict", "--model", "best.gradus", "--data", "builtin:iris"]);
