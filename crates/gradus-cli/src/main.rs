@@ -90,6 +90,10 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("error: {err:#}");
             let failed = err.downcast_ref::<RunFailed>().is_some()
+                || matches!(
+                    err.downcast_ref::<gradus::pipeline::PipelineError>(),
+                    Some(gradus::pipeline::PipelineError::Diverged(_))
+                )
                 || err.downcast_ref::<std::io::Error>().is_some()
                 || err.downcast_ref::<gradus::train::ModelFileError>().is_some_and(|e| e.is_write_failure())
                 || matches!(err.downcast_ref::<gradus::tune::TuneError>(), Some(gradus::tune::TuneError::Storage(_)));

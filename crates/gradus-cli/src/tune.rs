@@ -206,7 +206,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         space: Some(space),
     };
     settings.sampler().with_context(|| match args.sampler {
-        SamplerArg::Grid => "--sampler grid: give --space a file that fixes these or gives them a step",
+        SamplerArg::Grid if settings.space.as_ref().is_some_and(|s| s.iter().any(|(_, d)| d.grid().is_none())) => {
+            "--sampler grid: give --space a file that fixes these or gives them a step"
+        }
         _ => "--sampler",
     })?;
     settings.pruner()?;
@@ -307,9 +309,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         n => format!("retraining the {n} best configurations on all tuning rows, to average them"),
     });
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
-    let model = job.refit_ensemble(&members, &tuning, jobs)?;
+    let (model, member_numbers) = job.refit_ensemble(&members, &tuning, jobs)?;
+    if member_numbers.len() < members.len() {
+        progress.note(&format!(
+            "left out of the final model: {} of the best trials, whose retraining diverged",
+            members.len() - member_numbers.len()
+        ));
+    }
     let test_metrics = if test.n_samples() > 0 { Some(model.evaluate(&test)?) } else { None };
-    let member_numbers: Vec<u64> = members.iter().map(|t| t.number).collect();
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
     }
@@ -345,14 +352,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         }
         if let Some(m) = &valid_metrics {
             let folds = job.cv.map_or(String::new(), |k| format!(", the mean of {k} folds"));
-            outln!("validation{folds}: {}", metrics_line(m));
+            outln!("validation of the best trial{folds}: {}", metrics_line(m));
         }
         if member_numbers.len() > 1 {
             let numbers: Vec<String> = member_numbers.iter().map(u64::to_string).collect();
             outln!("final model: the mean of the {} best trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
-            outln!("test ({} rows): {}", test.n_samples(), metrics_line(m));
+            outln!("test of the final model ({} rows): {}", test.n_samples(), metrics_line(m));
         }
         if let Some(path) = &args.out {
             outln!("saved {}", path.display());

@@ -229,10 +229,17 @@ fn small_data_is_scored_by_cross_validation_and_the_defaults_go_first() {
     assert!(stderr(&out).contains("trials scored on 25% of the tuning rows"), "{}", stderr(&out));
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn a_postgres_url_naming_a_missing_database_is_refused() {
+    // The server of the store's tests (GRADUS_TEST_POSTGRES, by default CI's local one).
+    let server = std::env::var("GRADUS_TEST_POSTGRES").unwrap_or("postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = server.split('?').next().unwrap_or(&server);
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
+    let url = format!("{}/gradus_no_such_database", &base[..host_end]);
     assert_bad_input(
-        &["tune", "--data", "builtin:iris", "--storage", "postgres://postgres@127.0.0.1:5432/gradus_no_such_database"],
+        &["tune", "--data", "builtin:iris", "--storage", &url],
         "no database 'gradus_no_such_database' (create it first",
     );
 }

@@ -182,12 +182,10 @@ fn connection_lost(e: &Failure) -> bool {
         || e.as_db_error().is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"))
 }
 
-/// The database a failed connection asked for, when the server has none of that name.
-fn missing_database(e: &Failure) -> Option<String> {
-    let Failure::Db(PgError(e)) = e else { return None };
-    let db = e.as_db_error().filter(|db| *db.code() == SqlState::INVALID_CATALOG_NAME)?;
-    // "database \"name\" does not exist"
-    Some(db.message().split('"').nth(1).unwrap_or(db.message()).to_string())
+/// Whether a connection failed because the server has no database of the name asked for.
+fn missing_database(e: &Failure) -> bool {
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.code() == Some(&SqlState::INVALID_CATALOG_NAME)
 }
 
 /// Whether the server aborted a transaction that may simply be run again.
@@ -220,14 +218,18 @@ impl PostgresStorage {
         if config.get_application_name().is_none() {
             config.application_name("gradus");
         }
-        let mut client = connect(&config).map_err(|e| match missing_database(&e) {
+        let mut client = connect(&config).map_err(|e| {
+            if !missing_database(&e) {
+                return fail("connect", e);
+            }
             // The URL names a database the server does not have: the
-            // input's fault (exit 2), not the server's.
-            Some(name) => TuneError::InvalidArgument {
+            // input's fault (exit 2), not the server's. (Its name defaults
+            // to the user's, as in libpq.)
+            let name = config.get_dbname().or(config.get_user()).unwrap_or("?");
+            TuneError::InvalidArgument {
                 name: "--storage",
                 reason: format!("{shown}: the server has no database '{name}' (create it first: createdb {name})"),
-            },
-            None => fail("connect", e),
+            }
         })?;
         migrate(&mut client, create).map_err(|e| fail("schema", e))?;
         Ok(Self { conn: Mutex::new(Connection::new(client)), config, url: shown })

@@ -270,8 +270,8 @@ impl SavedModel {
 /// auto-sklearn and AutoGluon. Members share the features, the target and
 /// the classes; each keeps its own scaler and architecture.
 pub struct Ensemble {
-    /// At least one.
-    pub members: Vec<SavedModel>,
+    /// At least one (see [`Ensemble::new`]).
+    members: Vec<SavedModel>,
 }
 
 impl From<SavedModel> for Ensemble {
@@ -296,6 +296,11 @@ impl Ensemble {
             }
         }
         Ok(Self { members })
+    }
+
+    /// The models averaged, at least one.
+    pub fn members(&self) -> &[SavedModel] {
+        &self.members
     }
 
     /// The members' shared features, target and classes (member 0's scaler).
@@ -340,23 +345,30 @@ impl Ensemble {
         }
         let classes = self.preprocessing().classes.as_ref().map(Vec::len);
         let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
+        let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
         for member in &self.members {
             let out = member.outputs(x.clone())?;
-            let values = match classes {
-                Some(_) => crate::probabilities(&out, member.model.n_outputs()),
-                None => out,
+            let values: Vec<f64> = match classes {
+                // Both probabilities in f64 from the logit, so that a
+                // confident member keeps its margin (1 − p in f32 is 0 past z ≈ 17).
+                Some(_) if member.model.n_outputs() == 1 => {
+                    out.iter().flat_map(|&z| [sigmoid(-f64::from(z)), sigmoid(f64::from(z))]).collect()
+                }
+                Some(_) => crate::probabilities(&out, member.model.n_outputs()).into_iter().map(f64::from).collect(),
+                None => out.into_iter().map(f64::from).collect(),
             };
             if values.len() != mean.len() {
                 return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
             }
-            mean.iter_mut().zip(&values).for_each(|(m, &v)| *m += f64::from(v));
+            mean.iter_mut().zip(&values).for_each(|(m, v)| *m += v);
         }
         let n = self.members.len() as f64;
         Ok(match classes {
             None => mean.iter().map(|&m| (m / n) as f32).collect(),
             Some(k) => {
-                // Floored so that a class no member gives any chance keeps a finite logit.
-                let p = |m: f64| (m / n).max(1e-30);
+                // Floored so that a class no member gives any chance keeps a
+                // finite logit; a comparison, not `max`, so NaN stays NaN.
+                let p = |m: f64| if m / n < 1e-30 { 1e-30 } else { m / n };
                 if self.n_outputs() == 1 {
                     mean.chunks_exact(k).map(|row| (p(row[1]).ln() - p(row[0]).ln()) as f32).collect()
                 } else {
@@ -681,7 +693,7 @@ mod tests {
         // The file keeps every member, bit for bit.
         let bytes = ensemble.to_bytes().unwrap();
         let loaded = Ensemble::from_bytes(&bytes, "e.gradus").unwrap();
-        assert_eq!(loaded.members.len(), 2);
+        assert_eq!(loaded.members().len(), 2);
         assert_eq!(loaded.describe(), "ensemble of 2: MLP 3-4-2 tanh, MLP 3-4-2 tanh");
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         assert_eq!(bits(loaded.outputs(x.clone()).unwrap()), bits(ensemble.outputs(x.clone()).unwrap()));
@@ -731,6 +743,19 @@ mod tests {
             let want = (sigmoid(3.0 * xi) + sigmoid(xi)) / 2.0;
             assert!((sigmoid(out[i]) - want).abs() < 1e-6, "row {i}");
         }
+        // A confident member keeps its margin: at x = 10 the logistic member's
+        // p(no) is e^-30, which 1 − p in f32 would round to 0.
+        let far = Ensemble::new(vec![logistic(3.0), logistic(1.0)]).unwrap();
+        let out = far.outputs(Matrix::from_vec(1, 1, vec![10.0]).unwrap()).unwrap();
+        let s64 = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let no = (s64(-30.0) + s64(-10.0)) / 2.0;
+        let want = ((1.0 - no) / no).ln();
+        assert!((f64::from(out[0]) - want).abs() < 1e-4 * want, "{} vs {want}", out[0]);
+        // A member gone to NaN shows as NaN, not as a confident class.
+        let mut broken = logistic(1.0);
+        broken.model.params_mut()[0] = f32::NAN;
+        let out = Ensemble::new(vec![logistic(1.0), broken]).unwrap().outputs(x.clone()).unwrap();
+        assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
         // Real targets: the mean prediction.
         let real = |w: f32| {
             let mut m = logistic(w);

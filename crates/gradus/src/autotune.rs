@@ -380,16 +380,22 @@ impl TuneJob {
             if let Some(e) = bridge.storage_error {
                 return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
             }
+            let curve = bridge.curve;
             match outcome.report.termination {
                 Termination::Pruned => return Err(TrialFailure::Pruned),
                 Termination::Interrupted => return Err(TrialFailure::Failed("interrupted".into())),
                 Termination::Diverged => {
+                    // A last report of NaN marks the failure as a divergence:
+                    // the samplers count it against its region (an
+                    // interrupted or crashed trial they ignore).
+                    let step = offset + curve.len() as u64 + 1;
+                    trial.report(step, f64::NAN).map_err(|e| TrialFailure::Failed(e.to_string()))?;
                     return Err(TrialFailure::Failed(format!(
                         "diverged at epoch {} (loss {})",
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => curves.push(bridge.curve),
+                _ => curves.push(curve),
             }
             valid_metrics = outcome.valid_metrics;
         }
@@ -500,22 +506,30 @@ impl TuneJob {
     /// epoch, rather than given fewer epochs: a cosine schedule spans the
     /// configured epochs, and the refit must follow the trial's learning
     /// rates, not a compressed schedule.
-    pub fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<SavedModel, PipelineError> {
+    ///
+    /// `None` if the refit diverged: it runs more steps per epoch than the
+    /// trial did, on more rows, with no early stopping to fall back on.
+    fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<Option<SavedModel>, PipelineError> {
         let (mut job, mut stop) = self.replay(best);
         job.valid_fraction = 0.0;
-        Ok(job.run(data, &mut stop)?.saved)
+        let outcome = job.run(data, &mut stop)?;
+        Ok((outcome.report.termination != Termination::Diverged).then_some(outcome.saved))
     }
 
     /// Refits each of `members` (see [`Self::refit`]), `jobs` at a time, and
-    /// averages them into one model (see [`Ensemble`]).
+    /// averages them into one model (see [`Ensemble`]); also returns the
+    /// numbers of the trials in it. A member whose refit diverged is left
+    /// out (its weights would predict nothing); if every one did, that is
+    /// an error.
     pub fn refit_ensemble(
         &self,
         members: &[&FrozenTrial],
         data: &Dataset,
         jobs: usize,
-    ) -> Result<Ensemble, PipelineError> {
+    ) -> Result<(Ensemble, Vec<u64>), PipelineError> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let fitted: Mutex<Vec<(usize, Result<SavedModel, PipelineError>)>> = Mutex::new(Vec::new());
+        type Refit = Result<Option<SavedModel>, PipelineError>;
+        let fitted: Mutex<Vec<(usize, Refit)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..jobs.clamp(1, members.len().max(1)) {
                 scope.spawn(|| {
@@ -530,8 +544,21 @@ impl TuneJob {
         });
         let mut fitted = fitted.into_inner().unwrap_or_else(|e| e.into_inner());
         fitted.sort_by_key(|(i, _)| *i);
-        let models = fitted.into_iter().map(|(_, m)| m).collect::<Result<Vec<_>, _>>()?;
-        Ok(Ensemble::new(models)?)
+        let (mut models, mut numbers) = (Vec::new(), Vec::new());
+        for (i, model) in fitted {
+            if let Some(model) = model? {
+                models.push(model);
+                numbers.push(members[i].number);
+            }
+        }
+        if models.is_empty() {
+            let tried: Vec<String> = members.iter().map(|t| t.number.to_string()).collect();
+            return Err(PipelineError::Diverged(format!(
+                "retraining the best trials ({}) on all tuning rows diverged every time",
+                tried.join(", ")
+            )));
+        }
+        Ok((Ensemble::new(models)?, numbers))
     }
 }
 
@@ -540,7 +567,7 @@ impl TuneJob {
 pub fn best_trials(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
     let mut complete: Vec<&FrozenTrial> = trials.iter().filter(|t| t.value().is_some_and(f64::is_finite)).collect();
     complete.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
-    let mut chosen: Vec<&FrozenTrial> = Vec::with_capacity(k);
+    let mut chosen: Vec<&FrozenTrial> = Vec::with_capacity(k.min(complete.len()));
     for t in complete {
         if chosen.len() == k {
             break;
@@ -770,6 +797,29 @@ mod tests {
         assert_eq!(read, replayed);
         let Metrics::Classification { log_loss, .. } = read else { panic!("classification metrics") };
         assert!((log_loss - best.value().unwrap()).abs() < 1e-9, "the score is the measured loss");
+    }
+
+    #[test]
+    fn a_refit_that_diverges_is_left_out_of_the_ensemble() {
+        let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
+        let job = job(vec!["softmax"], default_space(&["softmax"], false));
+        let trial = |number: u64, lr: f64| {
+            let mut t = FrozenTrial::new(number, number, TrialState::Complete(0.1));
+            t.params = BTreeMap::from([
+                ("optimizer".to_string(), Value::from("sgd")),
+                ("lr".to_string(), Value::from(lr)),
+                ("batch_size".to_string(), Value::from(16)),
+            ]);
+            t
+        };
+        let (good, wild) = (trial(0, 0.05), trial(1, 1e30));
+        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &data, 2).unwrap();
+        assert_eq!(numbers, vec![0], "the diverged refit is dropped");
+        assert_eq!(ensemble.members().len(), 1);
+        match job.refit_ensemble(&[&wild], &data, 1) {
+            Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
+            other => panic!("expected a divergence, got {:?}", other.map(|(_, n)| n)),
+        }
     }
 
     #[test]

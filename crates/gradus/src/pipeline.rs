@@ -58,6 +58,9 @@ pub enum PipelineError {
     /// The model choice does not fit the data (a usage error).
     #[error("{0}")]
     Unsuitable(String),
+    /// Training diverged where it had to succeed (not the input's fault).
+    #[error("{0}")]
+    Diverged(String),
 }
 
 /// Everything one training run needs.

@@ -26,11 +26,14 @@ impl GridSampler {
                 space.iter().filter(|(_, d)| d.grid().is_none()).map(|(n, _)| n.as_str()).collect();
             TuneError::InvalidArgument {
                 name: "grid",
-                reason: format!(
-                    "every parameter needs a finite set of values (int, float with step, categorical); {} {} not",
-                    infinite.join(", "),
-                    if infinite.len() == 1 { "is" } else { "are" }
-                ),
+                reason: match infinite.as_slice() {
+                    [] => "more points than can be counted".into(),
+                    names => format!(
+                        "every parameter needs a finite set of values (int, float with step, categorical); {} {} not",
+                        names.join(", "),
+                        if names.len() == 1 { "is" } else { "are" }
+                    ),
+                },
             }
         })?;
         if size > 1_000_000 {

@@ -29,8 +29,9 @@
 //! - Startup: the first `n_startup_trials` trials are sampled at random.
 //! - Pruned trials go above, except that the ones that got furthest fill the
 //!   below group when there are too few complete trials.
-//! - Failed trials go above too (Optuna ignores them): where training
-//!   diverged is a region to avoid, not an unexplored one.
+//! - Diverged trials ([`crate::FrozenTrial::diverged`]) go above too
+//!   (Optuna ignores all failures): where training diverged is a region to
+//!   avoid, not an unexplored one. Other failures are ignored.
 //! - Kernels are truncated normals in the distribution's working space (log
 //!   space for log parameters); integers and stepped floats get the mass of
 //!   their bin; categoricals use categorical kernels that put most mass on
@@ -228,7 +229,7 @@ impl TpeSampler {
                 TrialState::Complete(v) => Role::Complete(sign * v),
                 TrialState::Pruned => Role::Pruned(pruned_rank(t, view.direction)),
                 TrialState::Running if self.constant_liar => Role::Running,
-                TrialState::Fail => Role::Failed,
+                TrialState::Fail if t.diverged() => Role::Failed,
                 _ => continue,
             };
             if t.state.is_finished() {
@@ -393,8 +394,8 @@ enum Role {
     Pruned((i64, f64)),
     /// Pending: one of the above group under the constant liar.
     Running,
-    /// Failed (a run that diverged): one of the above group, so that its
-    /// region is not proposed again and again.
+    /// Diverged: one of the above group, so that its region is not
+    /// proposed again and again.
     Failed,
 }
 
