@@ -109,13 +109,6 @@ pub struct FrozenTrial {
 }
 
 impl FrozenTrial {
-    /// Whether the trial failed with a last report that is not a finite
-    /// number: its run diverged (an objective marks a divergence so), as
-    /// opposed to a trial that was interrupted or crashed.
-    pub fn diverged(&self) -> bool {
-        self.state == TrialState::Fail && self.intermediate.values().next_back().is_some_and(|v| !v.is_finite())
-    }
-
     /// A trial with no parameters, reports or times yet.
     pub fn new(id: u64, number: u64, state: TrialState) -> Self {
         FrozenTrial {

@@ -385,11 +385,6 @@ impl TuneJob {
                 Termination::Pruned => return Err(TrialFailure::Pruned),
                 Termination::Interrupted => return Err(TrialFailure::Failed("interrupted".into())),
                 Termination::Diverged => {
-                    // A last report of NaN marks the failure as a divergence:
-                    // the samplers count it against its region (an
-                    // interrupted or crashed trial they ignore).
-                    let step = offset + curve.len() as u64 + 1;
-                    trial.report(step, f64::NAN).map_err(|e| TrialFailure::Failed(e.to_string()))?;
                     return Err(TrialFailure::Failed(format!(
                         "diverged at epoch {} (loss {})",
                         outcome.report.epochs, outcome.report.final_loss

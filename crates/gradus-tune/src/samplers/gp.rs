@@ -18,9 +18,10 @@
 //! - Pending (running) trials are "believed": added at the posterior mean, so
 //!   a batch of asks spreads out (the Kriging believer).
 //! - The first `n_startup_trials` trials are random.
-//! - Diverged trials ([`FrozenTrial::diverged`]) are observed at the worst
-//!   value seen, so that a region where training diverges is not proposed
-//!   again and again; other failures are ignored.
+//! - Failed trials are observed at the worst value seen, so that a region
+//!   where training diverges is not proposed again and again. (An
+//!   interrupted trial counts so too; see the note on `TrialState::Fail`
+//!   in the TPE module.)
 //! - Parameters outside the space every observed trial shares — the
 //!   conditional ones, such as an MLP's shape when some trials are linear
 //!   models — are sampled by the independent (univariate) TPE over the
@@ -499,12 +500,12 @@ impl Sampler for GpSampler {
         if !trial.fixed_params.is_empty() || observed.len() < self.n_startup_trials {
             return BTreeMap::new();
         }
-        // Diverged trials count as the worst value seen: ignored, as Optuna
-        // ignores failures, their region looks unexplored and is proposed
-        // again and again.
+        // Failed trials (in a tune, runs that diverged) count as the worst
+        // value seen: ignored, as Optuna ignores them, their region looks
+        // unexplored and is proposed again and again.
         let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
         if let Some(worst) = observed.iter().map(|o| o.1).max_by(|a, b| (sign * a).total_cmp(&(sign * b))) {
-            observed.extend(view.trials.iter().filter(|t| t.diverged()).map(|t| (t, worst, false)));
+            observed.extend(view.trials.iter().filter(|t| t.state == TrialState::Fail).map(|t| (t, worst, false)));
         }
         let names = view.intersection_space();
         if names.is_empty() || names.len() > 64 {
