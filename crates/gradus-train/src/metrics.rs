@@ -160,7 +160,6 @@ pub fn probabilities(logits: &[f32], k: usize) -> Vec<f32> {
 /// log-loss (the cross-entropy of the predicted probabilities), macro-F1,
 /// ROC AUC (binary) and the confusion matrix for classification.
 pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics, TrainError> {
-    loss.check(model.n_outputs(), &data.y)?;
     if data.n_features() != model.n_inputs() || data.n_samples() == 0 {
         return Err(TrainError::Mismatch(format!(
             "cannot evaluate on {} rows of {} features with a model of {} inputs",

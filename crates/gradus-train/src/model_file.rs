@@ -137,8 +137,15 @@ impl Preprocessing {
     /// `data` as the model sees it: its columns picked and ordered by name,
     /// scaled, and class labels indexed as in training.
     pub fn apply(&self, data: &Dataset) -> Result<Dataset, TrainError> {
-        let mut out = data.select_features(&self.feature_names)?;
+        let mut out = self.select(data)?;
         self.transform(&mut out.x)?;
+        Ok(out)
+    }
+
+    /// [`Self::apply`] without the scaling: the columns picked and ordered
+    /// by name, class labels indexed as in training.
+    pub fn select(&self, data: &Dataset) -> Result<Dataset, TrainError> {
+        let mut out = data.select_features(&self.feature_names)?;
         if let Some(classes) = &self.classes {
             out.y = out.y.remap_classes(classes, &data.name, &data.target_name)?;
         }
@@ -318,11 +325,6 @@ impl Ensemble {
         self.members[0].spec.loss
     }
 
-    /// The parameters of all members together.
-    pub fn n_params(&self) -> usize {
-        self.members.iter().map(|m| m.model.params().len()).sum()
-    }
-
     /// `MLP 64-128-10 relu`, or `ensemble of 3: MLP ..., softmax ..., ...`.
     pub fn describe(&self) -> String {
         match self.members.as_slice() {
@@ -381,11 +383,8 @@ impl Ensemble {
     /// Every metric (see [`crate::evaluate`]) on labelled raw rows, whose
     /// columns are found by name.
     pub fn evaluate(&self, raw: &Dataset) -> Result<crate::Metrics, TrainError> {
-        let prep = self.preprocessing();
-        let mut data = raw.select_features(&prep.feature_names)?;
-        if let Some(classes) = &prep.classes {
-            data.y = data.y.remap_classes(classes, &raw.name, &raw.target_name)?;
-        }
+        // Unscaled: each member applies its own scaler in `outputs`.
+        let data = self.preprocessing().select(raw)?;
         let out = self.outputs(data.x.clone())?;
         crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &data)
     }

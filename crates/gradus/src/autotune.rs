@@ -380,7 +380,6 @@ impl TuneJob {
             if let Some(e) = bridge.storage_error {
                 return Err(TrialFailure::Failed(format!("could not record progress: {e}")));
             }
-            let curve = bridge.curve;
             match outcome.report.termination {
                 Termination::Pruned => return Err(TrialFailure::Pruned),
                 Termination::Interrupted => return Err(TrialFailure::Failed("interrupted".into())),
@@ -390,7 +389,7 @@ impl TuneJob {
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => curves.push(curve),
+                _ => curves.push(bridge.curve),
             }
             valid_metrics = outcome.valid_metrics;
         }
@@ -466,9 +465,8 @@ impl TuneJob {
         data: &Dataset,
         measured: &MeasuredTrials,
     ) -> Result<Option<Metrics>, PipelineError> {
-        if self.cv.is_none()
-            && let Some(metrics) = measured.get(best.number)
-        {
+        // `objective` records only hold-out-scored trials.
+        if let Some(metrics) = measured.get(best.number) {
             return Ok(Some(metrics));
         }
         let (job, mut stop) = self.replay(best);

@@ -19,9 +19,8 @@
 //!   a batch of asks spreads out (the Kriging believer).
 //! - The first `n_startup_trials` trials are random.
 //! - Failed trials are observed at the worst value seen, so that a region
-//!   where training diverges is not proposed again and again. (An
-//!   interrupted trial counts so too; see the note on `TrialState::Fail`
-//!   in the TPE module.)
+//!   where training diverges is not proposed again and again (an
+//!   interrupted trial counts so too, as in the TPE sampler).
 //! - Parameters outside the space every observed trial shares — the
 //!   conditional ones, such as an MLP's shape when some trials are linear
 //!   models — are sampled by the independent (univariate) TPE over the

@@ -31,10 +31,8 @@
 //!   below group when there are too few complete trials.
 //! - Failed trials go above too (Optuna ignores them): where training
 //!   diverged is a region to avoid, not an unexplored one. Interrupted
-//!   trials count so as well — telling them apart (marking divergence with
-//!   a NaN report) changed `gradus tune`'s trial sequences for the worse on
-//!   the benchmark (wine's seed-0 rows: 5 of 10 runs at 97.2% against 10
-//!   of 10), and was not kept.
+//!   trials count so as well (see BENCHMARKS.md for why they are not told
+//!   apart).
 //! - Kernels are truncated normals in the distribution's working space (log
 //!   space for log parameters); integers and stepped floats get the mass of
 //!   their bin; categoricals use categorical kernels that put most mass on
