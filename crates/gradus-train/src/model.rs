@@ -375,7 +375,12 @@ pub(crate) mod tests {
         regularised_loss_and_grad(&mut model, x, y, loss, l2, &mut grad);
         let numeric = numeric_grad(&mut model, x, y, loss, l2);
         let diff: f32 = grad.iter().zip(&numeric).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
-        let norm: f32 = grad.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-3);
+        // The floor is the central difference's own error for a near-zero
+        // gradient: the objective is an f32 sum near 1, so (plus − minus) / 2h
+        // carries about 6e-8 / 0.02 ≈ 4e-6 of rounding; a 1e-3 floor asked
+        // for 1e-6 and failed on such cases (n = 3, one weight, see
+        // proptest-regressions/model.txt).
+        let norm: f32 = grad.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-2);
         assert!(diff / norm < 1e-3, "{loss:?}: relative error {}: {grad:?} vs {numeric:?}", diff / norm);
     }
 
