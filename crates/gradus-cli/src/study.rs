@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use gradus::tune::{
-    Direction, FrozenTrial, PrunerSpec, SamplerSpec, SearchSpace, Storage, Study, StudySettings, TrialFailure,
+    Direction, FrozenTrial, PrunerSpec, SamplerSpec, Schedule, SearchSpace, Storage, Study, StudySettings, TrialFailure,
 };
 use serde_json::{Value, json};
 
@@ -80,6 +80,26 @@ pub(crate) enum SamplerArg {
     Tpe,
     Cmaes,
     Gp,
+}
+
+/// How trials are handed to threads (`--schedule`).
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ScheduleArg {
+    /// Each trial waits for the earlier trials it must see, so a seed gives
+    /// the same study on any number of threads.
+    Ordered,
+    /// Each trial starts as soon as a thread is free: no waiting, but the
+    /// study varies from run to run with more than one thread.
+    Greedy,
+}
+
+impl From<ScheduleArg> for Schedule {
+    fn from(arg: ScheduleArg) -> Self {
+        match arg {
+            ScheduleArg::Ordered => Schedule::Ordered,
+            ScheduleArg::Greedy => Schedule::Greedy,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,6 +256,10 @@ pub struct RunArgs {
     /// Trials at once.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// ordered: a trial waits for the earlier ones it must see (reproducible
+    /// for a seeded sampler and a deterministic command); greedy: none waits.
+    #[arg(long, value_enum, default_value = "ordered")]
+    schedule: ScheduleArg,
     /// Read the objective from the first capture group (or the match) of
     /// this regex in the command's output [default: the last number printed].
     #[arg(long, value_name = "REGEX")]
@@ -283,6 +307,7 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
         bail!("invalid --jobs 0: must be at least 1");
     }
     let (study, settings) = Study::open(args.storage.open(false)?, &args.study)?;
+    let study = study.with_schedule(args.schedule.into());
     let space = study_space(&settings, None)?;
     let unknown: Vec<&str> = args
         .command

@@ -18,7 +18,7 @@ use gradus::tune::{Direction, FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::study::{PrunerArg, SamplerArg, StorageArg, read_space};
+use crate::study::{PrunerArg, SamplerArg, ScheduleArg, StorageArg, read_space};
 use crate::{RunFailed, metrics_line, num, outln};
 
 #[derive(Args)]
@@ -38,10 +38,16 @@ pub struct TuneArgs {
     /// Stop starting trials after this long (e.g. 90s, 10m, 1h).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     timeout: Option<Duration>,
-    /// Trials run at once, on threads [default: the machine's cores]; 1 gives
-    /// the same study for the same seed, run after run.
+    /// Trials run at once, on threads [default: the machine's cores].
     #[arg(long)]
     jobs: Option<usize>,
+    /// ordered: each trial waits for the earlier trials it must see, so a
+    /// seed gives the same study and model on any number of threads, run
+    /// after run; greedy: a trial starts as soon as a thread is free
+    /// (faster when trial lengths vary widely, but with --jobs above 1 the
+    /// study varies from run to run).
+    #[arg(long, value_enum, default_value = "ordered")]
+    schedule: ScheduleArg,
     /// auto: GP for the first 100 trials, then TPE (see BENCHMARKS.md).
     #[arg(long, value_enum, default_value = "auto")]
     sampler: SamplerArg,
@@ -235,6 +241,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    let study = study.with_schedule(args.schedule.into());
     let done = study.trials()?.iter().filter(|t| t.state.is_finished()).count() as u64;
     let to_run = args.trials.saturating_sub(done);
 

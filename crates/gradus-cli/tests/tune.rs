@@ -69,6 +69,29 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
 }
 
 #[test]
+fn the_same_command_gives_the_same_study_and_model_on_two_threads() {
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["tune", "--data", "builtin:iris", "--trials", "16", "--epochs", "30", "--jobs", "2"];
+        let out = gradus(dir.path(), &[&args[..], &["--out", "m.gradus", "--json"]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut lines = json_lines(&out);
+        let summary = lines.pop().unwrap();
+        // Trials finish in whatever order the threads take; compare them by number.
+        lines.sort_by_key(|l| l["trial"].as_u64());
+        let model = std::fs::read(dir.path().join("m.gradus")).unwrap();
+        (lines, [summary["best_trial"].clone(), summary["ensemble"].clone(), summary["test_metrics"].clone()], model)
+    };
+    let first = run();
+    assert_eq!(first.0.len(), 16);
+    assert!(first.0.iter().any(|t| t["state"] == "pruned"), "the pruner took part: {:?}", first.0);
+    let again = run();
+    assert_eq!(again.0, first.0, "the same trials");
+    assert_eq!(again.1, first.1, "the same final model and test score");
+    assert!(again.2 == first.2, "the same model file, byte for byte");
+}
+
+#[test]
 fn an_interrupted_tune_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     // A hold-out set and short trials keep the three resumed trials quick.

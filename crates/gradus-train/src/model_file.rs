@@ -15,7 +15,7 @@
 //! `members`, and one checksum over all of it. An ensemble of one is written
 //! as a plain version-1 file, so single models read as they always did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use gradus_data::{Dataset, Matrix, Scaler, Scaling, Target};
@@ -519,8 +519,30 @@ fn serialize(
         ("checksum".to_string(), checksum(&specs, weights)),
         (key.to_string(), specs),
     ]);
-    safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| ModelFileError::Corrupt { path: "<memory>".into(), reason: e.to_string() })
+    let corrupt = |reason: String| ModelFileError::Corrupt { path: "<memory>".into(), reason };
+    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| corrupt(e.to_string()))?;
+    sort_header(bytes).map_err(corrupt)
+}
+
+/// The file with its JSON header's keys (and the metadata's) in sorted
+/// order: safetensors writes the metadata in a `HashMap`'s order, which
+/// changes from process to process, and the same model should be the same
+/// bytes. The header keeps its length, so nothing else moves.
+fn sort_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    type Sorted = BTreeMap<String, serde_json::Value>;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let text = std::str::from_utf8(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    let mut header: Sorted = serde_json::from_str(text.trim_end()).map_err(|e| e.to_string())?;
+    if let Some(meta) = header.get_mut("__metadata__") {
+        let sorted: Sorted = serde_json::from_value(meta.take()).map_err(|e| e.to_string())?;
+        *meta = serde_json::to_value(sorted).map_err(|e| e.to_string())?;
+    }
+    let sorted = serde_json::to_string(&header).map_err(|e| e.to_string())?;
+    if sorted.len() != text.trim_end().len() {
+        return Err("the sorted header changed length".into());
+    }
+    bytes[8..8 + sorted.len()].copy_from_slice(sorted.as_bytes());
+    Ok(bytes)
 }
 
 /// Writes through a temporary file beside `path` and a rename, so an
@@ -593,6 +615,27 @@ mod tests {
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_same_model_is_the_same_bytes_with_its_header_keys_sorted() {
+        // Each HashMap gets its own random order, so ten saves would
+        // differ somewhere if the header kept it.
+        let first = Ensemble::new(vec![saved(), other()]).unwrap().to_bytes().unwrap();
+        for _ in 0..10 {
+            assert_eq!(Ensemble::new(vec![saved(), other()]).unwrap().to_bytes().unwrap(), first);
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let at = |key: &str| header.find(&format!("\"{key}\":")).unwrap();
+        assert!(at("__metadata__") < at("member.0.dense.0.weight"), "{header}");
+        assert!(
+            at("checksum") < at("format")
+                && at("format") < at("format_version")
+                && at("format_version") < at("gradus_version")
+                && at("gradus_version") < at("members")
+        );
+        Ensemble::from_bytes(&first, "m.gradus").unwrap();
     }
 
     #[test]

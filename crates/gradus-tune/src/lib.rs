@@ -42,5 +42,5 @@ pub use samplers::Sampler;
 pub use settings::{PrunerSpec, SamplerSpec, StudySettings};
 pub use space::SearchSpace;
 pub use storage::{InMemoryStorage, Storage, StudyRecord, StudySummary, TrialsSince, conformance};
-pub use study::{Study, StudyView, TrialFailure};
+pub use study::{Schedule, Study, StudyView, TrialFailure, ordered_lag};
 pub use trial::{Direction, FrozenTrial, Trial, TrialState, now};

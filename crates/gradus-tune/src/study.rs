@@ -2,11 +2,28 @@
 //! consults the pruner, and records everything in the storage. Like argmin's
 //! executor, [`Study::optimize`] owns the loop so every sampler gets the same
 //! threading, budgets, failure handling and stopping.
+//!
+//! # Reproducible parallel studies
+//!
+//! With one thread a seeded study is the same every run: each trial's
+//! sampler and pruner see exactly the trials before it, finished. With
+//! several threads under [`Schedule::Greedy`] (Optuna's way) a trial sees
+//! whatever happened to have finished when it started, so the study varies
+//! from run to run. Under [`Schedule::Ordered`] (the default) the `k`-th
+//! trial this process asks waits until its asks up to `k − lag` have
+//! finished, and it and its pruner see the study as it stood then: those
+//! finished trials, and the asks in between as running trials holding
+//! only the parameters their joint sample fixed. What each trial sees no
+//! longer depends on timing, so the same seed gives the same study on any
+//! number of threads' runs — at the cost of threads idling while a long
+//! trial holds back the ones after it ([`ordered_lag`]). Trials other
+//! processes run in the same study are seen as they stand, so a study
+//! shared between processes is never reproducible.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -59,6 +76,9 @@ pub struct Trial<'a> {
     frozen: FrozenTrial,
     view: StudyView,
     relative: BTreeMap<String, f64>,
+    /// Whether the pruner judges by `view` (an ordered schedule's ask) rather
+    /// than the study as it stands.
+    pinned: bool,
 }
 
 impl Trial<'_> {
@@ -124,10 +144,72 @@ impl Trial<'_> {
         Ok(())
     }
 
-    /// Whether the pruner judges this trial unpromising from its reports.
+    /// Whether the pruner judges this trial unpromising from its reports
+    /// (against the study as it stands, or, under [`Schedule::Ordered`], as
+    /// it stood when this trial was asked).
     pub fn should_prune(&self) -> bool {
-        let view = self.study.view().unwrap_or_else(|_| self.view.clone());
+        let view =
+            if self.pinned { self.view.clone() } else { self.study.view().unwrap_or_else(|_| self.view.clone()) };
         self.study.pruner.prune(&view, &self.frozen)
+    }
+}
+
+/// How [`Study::optimize`] hands trials to its threads (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Each trial waits for the ones it must see, and sees only those: the
+    /// same seed gives the same study on any number of threads.
+    #[default]
+    Ordered,
+    /// Each trial starts as soon as a thread is free and sees whatever has
+    /// finished: no thread idles, but the study varies from run to run.
+    Greedy,
+}
+
+/// How many asks back a trial must wait for under [`Schedule::Ordered`]
+/// with `n_jobs` threads: the `k`-th ask waits for asks up to `k − lag`. One
+/// thread waits for the previous trial (nothing changes); more threads
+/// leave room for one long trial before the others idle, at the price of
+/// `lag − 1` trials each ask sees only as running.
+pub fn ordered_lag(n_jobs: usize) -> usize {
+    2 * n_jobs.max(1) - 1
+}
+
+/// The asks of one `optimize` call under [`Schedule::Ordered`].
+#[derive(Default)]
+struct Asks {
+    /// Whether each ask, in order, has finished.
+    finished: Vec<bool>,
+    /// The trial number of each ask.
+    numbers: Vec<u64>,
+    /// Each ask as later asks see it while it runs: its number and the
+    /// parameters its joint sample fixed, nothing else.
+    seen_running: Vec<FrozenTrial>,
+    /// Set when a thread ends with an error, so that none waits forever for
+    /// a trial that thread left unfinished.
+    aborted: bool,
+}
+
+impl Asks {
+    /// Whether the next ask may go ahead: the ones it must see are finished.
+    fn ready(&self, lag: usize) -> bool {
+        let next = self.finished.len();
+        next < lag || self.finished[..=next - lag].iter().all(|&f| f)
+    }
+
+    /// `view` as the next ask must see it: the asks of the last `lag − 1`
+    /// shown running.
+    fn restrict(&self, view: &StudyView, lag: usize) -> StudyView {
+        let next = self.finished.len();
+        let mut trials = view.trials.as_ref().clone();
+        for k in (next + 1).saturating_sub(lag)..next {
+            let i = self.numbers[k] as usize;
+            if i >= trials.len() {
+                trials.resize_with(i + 1, || placeholder(i));
+            }
+            trials[i] = self.seen_running[k].clone();
+        }
+        StudyView { direction: view.direction, trials: Arc::new(trials) }
     }
 }
 
@@ -145,6 +227,7 @@ pub struct Study {
     pruner: Box<dyn Pruner>,
     cache: Mutex<Cache>,
     stopped: AtomicBool,
+    schedule: Schedule,
 }
 
 impl Study {
@@ -194,6 +277,7 @@ impl Study {
             pruner,
             cache: Mutex::new(Cache { cursor: 0, trials: Arc::new(Vec::new()) }),
             stopped: AtomicBool::new(false),
+            schedule: Schedule::default(),
         }
     }
 
@@ -201,6 +285,16 @@ impl Study {
     pub fn with_pruner(mut self, pruner: Box<dyn Pruner>) -> Self {
         self.pruner = pruner;
         self
+    }
+
+    /// Chooses how [`Study::optimize`] schedules trials on its threads.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     pub fn name(&self) -> &str {
@@ -318,15 +412,30 @@ impl Study {
         let deadline = timeout.map(|t| Instant::now() + t);
         let running: Mutex<Vec<u64>> = Mutex::new(Vec::new());
         let finished_all = AtomicBool::new(false);
+        let out_of_time = || self.stopped.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d);
+        let (asks, ask_done) = (Mutex::new(Asks::default()), Condvar::new());
+        let lag = ordered_lag(n_jobs);
+        // The next trial and, under the ordered schedule, its place among the asks.
+        let next = || -> Result<Option<(Trial<'_>, Option<usize>)>, TuneError> {
+            if self.schedule == Schedule::Greedy {
+                return Ok(self.next_trial()?.map(|t| (t, None)));
+            }
+            let mut asks = asks.lock().unwrap_or_else(|e| e.into_inner());
+            while !asks.ready(lag) && !asks.aborted && !out_of_time() {
+                asks = ask_done.wait_timeout(asks, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            if asks.aborted || out_of_time() {
+                return Ok(None);
+            }
+            let Some(trial) = self.next_ordered_trial(&mut asks, lag)? else { return Ok(None) };
+            Ok(Some((trial, Some(asks.finished.len() - 1))))
+        };
         let worker = || -> Result<(), TuneError> {
             loop {
-                if self.stopped.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+                if out_of_time() || started.fetch_add(1, Ordering::SeqCst) >= n_trials {
                     return Ok(());
                 }
-                if started.fetch_add(1, Ordering::SeqCst) >= n_trials {
-                    return Ok(());
-                }
-                let Some(mut trial) = self.next_trial()? else { return Ok(()) };
+                let Some((mut trial, ask)) = next()? else { return Ok(()) };
                 let id = trial.frozen.id;
                 running.lock().unwrap_or_else(|e| e.into_inner()).push(id);
                 let result = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
@@ -335,8 +444,29 @@ impl Study {
                 };
                 running.lock().unwrap_or_else(|e| e.into_inner()).retain(|&r| r != id);
                 let finished = self.tell(trial, result)?;
+                if let Some(k) = ask {
+                    asks.lock().unwrap_or_else(|e| e.into_inner()).finished[k] = true;
+                    ask_done.notify_all();
+                }
                 callback(self, &finished);
             }
+        };
+        // A thread that errs (or panics outside the objective) may leave its
+        // trial unfinished: the others must not wait for it.
+        let worker = || {
+            struct AbortOnExit<'a>(&'a Mutex<Asks>, &'a Condvar, bool);
+            impl Drop for AbortOnExit<'_> {
+                fn drop(&mut self) {
+                    if !self.2 {
+                        self.0.lock().unwrap_or_else(|e| e.into_inner()).aborted = true;
+                        self.1.notify_all();
+                    }
+                }
+            }
+            let mut guard = AbortOnExit(&asks, &ask_done, false);
+            let result = worker();
+            guard.2 = result.is_ok();
+            result
         };
         // A heartbeat for every trial this process is running, so that other
         // processes can tell a slow trial from a dead one.
@@ -377,7 +507,35 @@ impl Study {
             self.storage.create_trial(self.record.id)?
         };
         let relative = self.sampler.sample_relative(&view, &frozen);
-        Ok(Some(Trial { study: self, frozen, view, relative }))
+        Ok(Some(Trial { study: self, frozen, view, relative, pinned: false }))
+    }
+
+    /// The next trial under [`Schedule::Ordered`], asked with the view the
+    /// asks so far allow (the caller has waited until they do), and recorded
+    /// among them.
+    fn next_ordered_trial(&self, asks: &mut Asks, lag: usize) -> Result<Option<Trial<'_>>, TuneError> {
+        let view = self.view()?;
+        let frozen = if self.sampler.is_closed() {
+            match self.storage.claim_waiting_trial(self.record.id)? {
+                Some(t) => t,
+                None => return Ok(None),
+            }
+        } else {
+            self.storage.create_trial(self.record.id)?
+        };
+        let view = asks.restrict(&view, lag);
+        let relative = self.sampler.sample_relative(&view, &frozen);
+        let mut seen = FrozenTrial::new(frozen.id, frozen.number, TrialState::Running);
+        for (name, distribution) in view.intersection_space() {
+            if let Some(&v) = relative.get(&name).filter(|&&v| distribution.contains(v)) {
+                seen.params.insert(name.clone(), distribution.to_external(v));
+                seen.distributions.insert(name, distribution);
+            }
+        }
+        asks.finished.push(false);
+        asks.numbers.push(frozen.number);
+        asks.seen_running.push(seen);
+        Ok(Some(Trial { study: self, frozen, view, relative, pinned: true }))
     }
 
     /// Asks running `optimize` loops to finish their current trials and stop.

@@ -213,3 +213,120 @@ fn stop_and_timeout_end_optimize_early() {
         .unwrap();
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
 }
+
+/// A pause of 0–3 ms that differs from run to run (the clock's nanoseconds),
+/// so that threads finish their trials in a different order each time.
+fn jitter() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    std::thread::sleep(std::time::Duration::from_micros(u64::from(nanos % 3000)));
+}
+
+/// What each ask saw: its number, the finished trials' numbers and the running ones'.
+type Seen = Vec<(u64, Vec<u64>, Vec<u64>)>;
+
+/// Random sampling that records what each ask's view held.
+struct Recording(RandomSampler, Arc<std::sync::Mutex<Seen>>);
+
+impl gradus_tune::Sampler for Recording {
+    fn sample_relative(
+        &self,
+        view: &gradus_tune::StudyView,
+        trial: &gradus_tune::FrozenTrial,
+    ) -> BTreeMap<String, f64> {
+        let finished = view.trials.iter().filter(|t| t.state.is_finished()).map(|t| t.number).collect();
+        let running = view.running().map(|t| t.number).collect();
+        self.1.lock().unwrap().push((trial.number, finished, running));
+        BTreeMap::new()
+    }
+
+    fn sample_independent(
+        &self,
+        view: &gradus_tune::StudyView,
+        trial: &gradus_tune::FrozenTrial,
+        name: &str,
+        distribution: &Distribution,
+    ) -> f64 {
+        self.0.sample_independent(view, trial, name, distribution)
+    }
+}
+
+#[test]
+fn under_the_ordered_schedule_each_ask_sees_the_trials_up_to_its_lag_finished_and_the_rest_running() {
+    for n_jobs in [1, 2, 3] {
+        let record = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sampler = Recording(RandomSampler::new(0), record.clone());
+        let study = Study::in_memory("s", Direction::Minimize, Box::new(sampler)).unwrap();
+        let objective = |t: &mut gradus_tune::Trial<'_>| {
+            jitter();
+            Ok(t.suggest_float("x", 0.0, 1.0)?)
+        };
+        study.optimize(objective, 30, None, n_jobs).unwrap();
+        let lag = gradus_tune::ordered_lag(n_jobs) as u64;
+        let seen = record.lock().unwrap().clone();
+        assert_eq!(seen.len(), 30);
+        for (number, finished, running) in seen {
+            let expected_finished: Vec<u64> = (0..(number + 1).saturating_sub(lag)).collect();
+            let expected_running: Vec<u64> = ((number + 1).saturating_sub(lag)..number).collect();
+            assert_eq!(finished, expected_finished, "{n_jobs} threads, trial {number}: finished");
+            assert_eq!(running, expected_running, "{n_jobs} threads, trial {number}: running");
+        }
+    }
+}
+
+#[test]
+fn the_ordered_schedule_gives_the_same_model_based_pruned_study_on_two_threads_whatever_the_timing() {
+    let run = || {
+        let pruner = gradus_tune::pruners::SuccessiveHalvingPruner::new(2, 2, 0).unwrap();
+        let sampler = gradus_tune::samplers::TpeSampler::new(5).n_startup_trials(5);
+        // (The default schedule; under `Schedule::Greedy` this test fails.)
+        let study =
+            Study::in_memory("s", Direction::Minimize, Box::new(sampler)).unwrap().with_pruner(Box::new(pruner));
+        study
+            .optimize(
+                |trial| {
+                    let x = trial.suggest_float("x", -3.0, 3.0)?;
+                    let y = trial.suggest_float("y", -3.0, 3.0)?;
+                    for step in 1..=8u64 {
+                        jitter();
+                        trial.report(step, (x - 1.0).powi(2) + y * y + 1.0 / step as f64)?;
+                        if trial.should_prune() {
+                            return Err(TrialFailure::Pruned);
+                        }
+                    }
+                    Ok((x - 1.0).powi(2) + y * y)
+                },
+                30,
+                None,
+                2,
+            )
+            .unwrap();
+        study.trials().unwrap().into_iter().map(|t| (t.params, t.state, t.intermediate)).collect::<Vec<_>>()
+    };
+    let first = run();
+    assert!(first.iter().any(|t| t.1 == TrialState::Pruned), "the pruner took part");
+    for _ in 0..3 {
+        assert_eq!(run(), first);
+    }
+}
+
+#[test]
+fn a_thread_that_errs_does_not_leave_the_others_waiting_for_its_trial() {
+    let study = Study::in_memory("s", Direction::Minimize, Box::new(RandomSampler::new(0))).unwrap();
+    // Trial 2 is finished behind its thread's back, so that thread's own
+    // tell fails; the trials after it wait for trial 2 under the ordered
+    // schedule, and must give up instead.
+    let result = study.optimize(
+        |trial| {
+            if trial.number() == 2 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                study.tell_number(2, Ok(1.0)).unwrap();
+            }
+            Ok(trial.suggest_float("x", 0.0, 1.0)?)
+        },
+        50,
+        None,
+        2,
+    );
+    assert!(matches!(result, Err(TuneError::TrialFinished { trial: 2, .. })), "{result:?}");
+    assert!(study.trials().unwrap().len() < 50);
+}
