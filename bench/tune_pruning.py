@@ -42,8 +42,9 @@ def main():
     pruners = args.pruners.split(",")
     extra = f", {' '.join(args.extra)}" if args.extra else ""
     print(f"gradus tune, {args.trials} trials{extra}, seeds 0..{args.seeds - 1}; means over seeds")
-    print("| dataset | pruner | epochs trained | epoch cut vs none | best valid loss | no worse than none | seconds |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dataset | pruner | epochs trained | epoch cut vs none | best valid loss | no worse than none | seconds "
+          "| best valid loss per seed |")
+    print("|---|---|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
         rows = {}
         for pruner in pruners:
@@ -55,7 +56,9 @@ def main():
             epochs, loss, seconds = rows[pruner]
             cut = f"{100 * (1 - epochs / base[0]):.0f}%" if base and pruner != "none" else "—"
             no_worse = ("yes" if loss <= base[1] else "no") if base and pruner != "none" else "—"
-            print(f"| {dataset} | {pruner} | {epochs:.0f} | {cut} | {loss:.4f} | {no_worse} | {seconds:.1f} |", flush=True)
+            per_seed = " ".join(f"{r['best_valid_loss']:.4f}" for r in runs)
+            print(f"| {dataset} | {pruner} | {epochs:.0f} | {cut} | {loss:.4f} | {no_worse} | {seconds:.1f} "
+                  f"| {per_seed} |", flush=True)
 
 
 if __name__ == "__main__":

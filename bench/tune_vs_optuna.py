@@ -18,9 +18,11 @@ gradus by default averages its 10 best trials so retrained (`--ensemble 10`),
 which is part of what is compared.
 
 Each side uses the machine the way it does by default on 2 cores: gradus
-runs 2 trials at once on threads, each single-threaded; Optuna runs one trial
-at a time and PyTorch uses its default intra-op threads. The gradus figures
-with `--jobs 1` are printed too.
+runs 2 trials at once on threads, each single-threaded, in its reproducible
+ordered schedule; Optuna runs one trial at a time and PyTorch uses its
+default intra-op threads. The gradus figures with `--schedule greedy` (no
+thread waits, the study varies from run to run) and with `--jobs 1` are
+printed too.
 
 Usage:
   bash bench/setup.sh                                  # once: optuna, torch into bench/.venv
@@ -197,10 +199,10 @@ def optuna_side(dataset, seed, trials):
     return {"accuracy": float(accuracy), "wall": wall, "best_valid_loss": best.value, "pruned": pruned}
 
 
-def gradus_side(dataset, seed, trials, jobs):
+def gradus_side(dataset, seed, trials, extra):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [BIN, "tune", "--data", f"builtin:{dataset}", "--trials", str(trials), "--seed", str(seed),
-               "--storage", f"sqlite:{tmp}/tune.db", "--json", "-q"] + (["--jobs", str(jobs)] if jobs else [])
+               "--storage", f"sqlite:{tmp}/tune.db", "--json", "-q", *extra]
         start = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
@@ -215,9 +217,8 @@ def main():
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--repeats", type=int, default=1,
-                    help="runs of gradus with its defaults per seed: with 2 trials at a time its trial sequence, "
-                         "and so its result, varies run to run; the totals take each seed's median time and "
-                         "mean accuracy")
+                    help="runs of gradus per seed, with its defaults and with --schedule greedy (whose result "
+                         "varies run to run); the totals take each seed's median time and mean accuracy")
     args = ap.parse_args()
     for path in (BIN, SPLITS):
         if not os.path.exists(path):
@@ -226,13 +227,15 @@ def main():
           f"optuna {optuna.__version__}")
     print("| seed | side | test accuracy | best valid loss | pruned | wall s | Optuna / side |")
     print("|---|---|---|---|---|---|---|")
-    walls = {"gradus": [], "gradus --jobs 1": [], "optuna+torch": []}
+    gradus_sides = {"gradus": ([], max(1, args.repeats)),
+                    "gradus --schedule greedy": (["--schedule", "greedy"], max(1, args.repeats)),
+                    "gradus --jobs 1": (["--jobs", "1"], 1)}
+    walls = {**{side: [] for side in gradus_sides}, "optuna+torch": []}
     accs = {k: [] for k in walls}
     for seed in map(int, args.seeds.split(",")):
-        runs = [gradus_side(args.dataset, seed, args.trials, None) for _ in range(max(1, args.repeats))]
-        results = {"gradus": runs,
-                   "gradus --jobs 1": [gradus_side(args.dataset, seed, args.trials, 1)],
-                   "optuna+torch": [optuna_side(args.dataset, seed, args.trials)]}
+        results = {side: [gradus_side(args.dataset, seed, args.trials, extra) for _ in range(n)]
+                   for side, (extra, n) in gradus_sides.items()}
+        results["optuna+torch"] = [optuna_side(args.dataset, seed, args.trials)]
         optuna_wall = results["optuna+torch"][0]["wall"]
         for side, rs in results.items():
             walls[side].append(statistics.median(r["wall"] for r in rs))

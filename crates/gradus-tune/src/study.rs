@@ -167,10 +167,13 @@ pub enum Schedule {
 }
 
 /// How many asks back a trial must wait for under [`Schedule::Ordered`]
-/// with `n_jobs` threads: the `k`-th ask waits for asks up to `k − lag`. One
-/// thread waits for the previous trial (nothing changes); more threads
-/// leave room for one long trial before the others idle, at the price of
-/// `lag − 1` trials each ask sees only as running.
+/// with `n_jobs` threads: the `k`-th ask waits for asks up to `k − lag`,
+/// `lag = 2·n_jobs − 1`. One thread waits for the previous trial (nothing
+/// changes); with more, each thread may start one trial past a long one
+/// before it waits, and each ask sees `lag − 1` trials only as running. A
+/// longer lag idles threads less but blinds the sampler, and the pruner
+/// longer: with 7 on 2 threads, ASHA's first 5 complete trials came later,
+/// it pruned fewer trials, and the runs were no faster (BENCHMARKS.md).
 pub fn ordered_lag(n_jobs: usize) -> usize {
     2 * n_jobs.max(1) - 1
 }
@@ -339,7 +342,7 @@ impl Study {
 
     /// Starts a trial for a caller that runs the objective itself.
     pub fn ask(&self) -> Result<Trial<'_>, TuneError> {
-        self.next_trial()?.ok_or(TuneError::Exhausted(self.record.name.clone()))
+        self.next_trial(None)?.ok_or(TuneError::Exhausted(self.record.name.clone()))
     }
 
     /// Finishes a trial from the objective's result: a value completes it
@@ -372,9 +375,10 @@ impl Study {
     }
 
     /// Runs `objective` for up to `n_trials` trials (and until `timeout`), on
-    /// `n_jobs` threads. A trial whose objective errs, returns NaN or panics
-    /// fails and the study goes on. Stops early when [`Study::stop`] is called
-    /// or a closed sampler (a grid) has nothing left.
+    /// `n_jobs` threads, handed out by the study's [`Schedule`]. A trial
+    /// whose objective errs, returns NaN or panics fails and the study goes
+    /// on. Stops early when [`Study::stop`] is called or a closed sampler (a
+    /// grid) has nothing left.
     pub fn optimize<F>(
         &self,
         objective: F,
@@ -418,7 +422,7 @@ impl Study {
         // The next trial and, under the ordered schedule, its place among the asks.
         let next = || -> Result<Option<(Trial<'_>, Option<usize>)>, TuneError> {
             if self.schedule == Schedule::Greedy {
-                return Ok(self.next_trial()?.map(|t| (t, None)));
+                return Ok(self.next_trial(None)?.map(|t| (t, None)));
             }
             let mut asks = asks.lock().unwrap_or_else(|e| e.into_inner());
             while !asks.ready(lag) && !asks.aborted && !out_of_time() {
@@ -427,7 +431,7 @@ impl Study {
             if asks.aborted || out_of_time() {
                 return Ok(None);
             }
-            let Some(trial) = self.next_ordered_trial(&mut asks, lag)? else { return Ok(None) };
+            let Some(trial) = self.next_trial(Some((&mut *asks, lag)))? else { return Ok(None) };
             Ok(Some((trial, Some(asks.finished.len() - 1))))
         };
         let worker = || -> Result<(), TuneError> {
@@ -495,8 +499,10 @@ impl Study {
     }
 
     /// The next trial; `None` when a closed sampler (a grid) has no waiting
-    /// trial left.
-    fn next_trial(&self) -> Result<Option<Trial<'_>>, TuneError> {
+    /// trial left. Under [`Schedule::Ordered`], `ordered` holds the asks so
+    /// far and the lag: the trial is asked with the view they allow (the
+    /// caller has waited until they do) and recorded among them.
+    fn next_trial(&self, ordered: Option<(&mut Asks, usize)>) -> Result<Option<Trial<'_>>, TuneError> {
         let view = self.view()?;
         let frozen = if self.sampler.is_closed() {
             match self.storage.claim_waiting_trial(self.record.id)? {
@@ -506,22 +512,9 @@ impl Study {
         } else {
             self.storage.create_trial(self.record.id)?
         };
-        let relative = self.sampler.sample_relative(&view, &frozen);
-        Ok(Some(Trial { study: self, frozen, view, relative, pinned: false }))
-    }
-
-    /// The next trial under [`Schedule::Ordered`], asked with the view the
-    /// asks so far allow (the caller has waited until they do), and recorded
-    /// among them.
-    fn next_ordered_trial(&self, asks: &mut Asks, lag: usize) -> Result<Option<Trial<'_>>, TuneError> {
-        let view = self.view()?;
-        let frozen = if self.sampler.is_closed() {
-            match self.storage.claim_waiting_trial(self.record.id)? {
-                Some(t) => t,
-                None => return Ok(None),
-            }
-        } else {
-            self.storage.create_trial(self.record.id)?
+        let Some((asks, lag)) = ordered else {
+            let relative = self.sampler.sample_relative(&view, &frozen);
+            return Ok(Some(Trial { study: self, frozen, view, relative, pinned: false }));
         };
         let view = asks.restrict(&view, lag);
         let relative = self.sampler.sample_relative(&view, &frozen);
