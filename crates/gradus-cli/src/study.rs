@@ -86,7 +86,7 @@ pub(crate) enum SamplerArg {
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum ScheduleArg {
     /// Each trial waits for the earlier trials it must see, so a seed gives
-    /// the same study on any number of threads.
+    /// the same study every run at a given --jobs.
     Ordered,
     /// Each trial starts as soon as a thread is free: no waiting, but the
     /// study varies from run to run with more than one thread.

@@ -42,8 +42,7 @@ pub struct TuneArgs {
     #[arg(long)]
     jobs: Option<usize>,
     /// ordered: each trial waits for the earlier trials it must see, so a
-    /// seed gives the same study and model on any number of threads, run
-    /// after run; greedy: a trial starts as soon as a thread is free
+    /// seed and --jobs give the same study and model run after run; greedy: a trial starts as soon as a thread is free
     /// (faster when trial lengths vary widely, but with --jobs above 1 the
     /// study varies from run to run).
     #[arg(long, value_enum, default_value = "ordered")]

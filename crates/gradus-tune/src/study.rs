@@ -14,9 +14,10 @@
 //! finished, and it and its pruner see the study as it stood then: those
 //! finished trials, and the asks in between as running trials holding
 //! only the parameters their joint sample fixed. What each trial sees no
-//! longer depends on timing, so the same seed gives the same study on any
-//! number of threads' runs — at the cost of threads idling while a long
-//! trial holds back the ones after it ([`ordered_lag`]). Trials other
+//! longer depends on timing, so the same seed and thread count give the
+//! same study every run (the lag grows with the threads, so another count
+//! gives another study) — at the cost of threads idling while a long trial
+//! holds back the ones after it ([`ordered_lag`]). Trials other
 //! processes run in the same study are seen as they stand, so a study
 //! shared between processes is never reproducible.
 
@@ -158,7 +159,7 @@ impl Trial<'_> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Schedule {
     /// Each trial waits for the ones it must see, and sees only those: the
-    /// same seed gives the same study on any number of threads.
+    /// same seed and thread count give the same study every run.
     #[default]
     Ordered,
     /// Each trial starts as soon as a thread is free and sees whatever has
