@@ -42,9 +42,9 @@ pub struct TuneArgs {
     #[arg(long)]
     jobs: Option<usize>,
     /// ordered: each trial waits for the earlier trials it must see, so a
-    /// seed and --jobs give the same study and model run after run; greedy: a trial starts as soon as a thread is free
-    /// (faster when trial lengths vary widely, but with --jobs above 1 the
-    /// study varies from run to run).
+    /// seed and --jobs give the same study and model run after run; greedy:
+    /// a trial starts as soon as a thread is free (faster when trial lengths
+    /// vary widely, but with --jobs above 1 the study varies from run to run).
     #[arg(long, value_enum, default_value = "ordered")]
     schedule: ScheduleArg,
     /// auto: GP for the first 100 trials, then TPE (see BENCHMARKS.md).

@@ -149,8 +149,10 @@ impl Trial<'_> {
     /// (against the study as it stands, or, under [`Schedule::Ordered`], as
     /// it stood when this trial was asked).
     pub fn should_prune(&self) -> bool {
-        let view =
-            if self.pinned { self.view.clone() } else { self.study.view().unwrap_or_else(|_| self.view.clone()) };
+        if self.pinned {
+            return self.study.pruner.prune(&self.view, &self.frozen);
+        }
+        let view = self.study.view().unwrap_or_else(|_| self.view.clone());
         self.study.pruner.prune(&view, &self.frozen)
     }
 }
@@ -184,8 +186,6 @@ pub fn ordered_lag(n_jobs: usize) -> usize {
 struct Asks {
     /// Whether each ask, in order, has finished.
     finished: Vec<bool>,
-    /// The trial number of each ask.
-    numbers: Vec<u64>,
     /// Each ask as later asks see it while it runs: its number and the
     /// parameters its joint sample fixed, nothing else.
     seen_running: Vec<FrozenTrial>,
@@ -207,7 +207,7 @@ impl Asks {
         let next = self.finished.len();
         let mut trials = view.trials.as_ref().clone();
         for k in (next + 1).saturating_sub(lag)..next {
-            let i = self.numbers[k] as usize;
+            let i = self.seen_running[k].number as usize;
             if i >= trials.len() {
                 trials.resize_with(i + 1, || placeholder(i));
             }
@@ -295,10 +295,6 @@ impl Study {
     pub fn with_schedule(mut self, schedule: Schedule) -> Self {
         self.schedule = schedule;
         self
-    }
-
-    pub fn schedule(&self) -> Schedule {
-        self.schedule
     }
 
     pub fn name(&self) -> &str {
@@ -520,14 +516,14 @@ impl Study {
         let view = asks.restrict(&view, lag);
         let relative = self.sampler.sample_relative(&view, &frozen);
         let mut seen = FrozenTrial::new(frozen.id, frozen.number, TrialState::Running);
-        for (name, distribution) in view.intersection_space() {
+        let fixed = if relative.is_empty() { Vec::new() } else { view.intersection_space() };
+        for (name, distribution) in fixed {
             if let Some(&v) = relative.get(&name).filter(|&&v| distribution.contains(v)) {
                 seen.params.insert(name.clone(), distribution.to_external(v));
                 seen.distributions.insert(name, distribution);
             }
         }
         asks.finished.push(false);
-        asks.numbers.push(frozen.number);
         asks.seen_running.push(seen);
         Ok(Some(Trial { study: self, frozen, view, relative, pinned: true }))
     }
