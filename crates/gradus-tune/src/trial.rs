@@ -137,9 +137,14 @@ impl FrozenTrial {
 
     /// The best intermediate value reported so far (`direction`-wise).
     pub fn best_intermediate(&self, direction: Direction) -> Option<f64> {
+        self.best_intermediate_until(direction, u64::MAX)
+    }
+
+    /// The best intermediate value reported at or before `step`.
+    pub fn best_intermediate_until(&self, direction: Direction, step: u64) -> Option<f64> {
         self.intermediate
-            .values()
-            .copied()
+            .range(..=step)
+            .map(|(_, &v)| v)
             .filter(|v| !v.is_nan())
             .reduce(|a, b| if direction.better(b, a) { b } else { a })
     }

@@ -21,6 +21,11 @@
 //! - Failed trials are observed at the worst value seen, so that a region
 //!   where training diverges is not proposed again and again (an
 //!   interrupted trial counts so too, as in the TPE sampler).
+//! - Pruned trials are observed at the best value they reported, with the
+//!   step they reached as one more input (the fidelity: see `Fidelity`),
+//!   and complete trials at their pruner's rungs as well as at the end, so
+//!   an epoch-10 loss is not read as a final one; proposals are made at the
+//!   end of training. Without pruned trials the input is left out.
 //! - Parameters outside the space every observed trial shares — the
 //!   conditional ones, such as an MLP's shape when some trials are linear
 //!   models — are sampled by the independent (univariate) TPE over the
@@ -472,6 +477,107 @@ fn log_ei(best: f64, mean: f64, var: f64) -> f64 {
     sigma.ln() + log_h
 }
 
+/// What the GP is told about one trial (or, under a pruner, about one
+/// complete trial at an earlier step).
+#[derive(Clone, Copy)]
+struct Observation<'a> {
+    trial: &'a FrozenTrial,
+    value: f64,
+    /// A final value: the incumbent for expected improvement is the best of these.
+    complete: bool,
+    /// The step the value was reached by, when it is not the end of training.
+    step: Option<u64>,
+}
+
+/// The training progress of an observation, as one more input in [0, 1]:
+/// ln(step) / ln(longest step seen), with every final value at 1 — the
+/// fidelity of multi-fidelity Bayesian optimisation (as in Kandasamy et
+/// al., "Multi-fidelity Bayesian Optimisation with Continuous
+/// Approximations", ICML 2017, without the cost model). Only under a pruner:
+/// with no pruned trial every value is final and the input is left out.
+struct Fidelity {
+    longest: u64,
+    /// The steps at which pruned trials typically stopped (a pruner's
+    /// rungs): each one at least a tenth of them stopped at, or the median
+    /// if none is so common. At most ten.
+    typical_stops: Vec<u64>,
+}
+
+impl Fidelity {
+    fn of(observed: &[Observation]) -> Option<Self> {
+        let mut stops: Vec<u64> = observed.iter().filter(|o| !o.complete).filter_map(|o| o.step).collect();
+        if stops.is_empty() {
+            return None;
+        }
+        stops.sort_unstable();
+        let median = stops[stops.len() / 2];
+        let mut typical_stops: Vec<u64> =
+            stops.chunk_by(|a, b| a == b).filter(|same| 10 * same.len() >= stops.len()).map(|same| same[0]).collect();
+        if typical_stops.is_empty() {
+            typical_stops.push(median);
+        }
+        let longest = observed.iter().filter_map(|o| o.trial.intermediate.keys().next_back()).max().copied()?;
+        Some(Self { longest: longest.max(2), typical_stops })
+    }
+
+    fn coordinate(&self, step: u64) -> f64 {
+        ((step.max(1) as f64).ln() / (self.longest as f64).ln()).clamp(0.0, 1.0)
+    }
+}
+
+/// What the GP is told about a study: complete trials at their value, and
+/// pruned ones at the best value they reported — what tells the model that
+/// their region is poor (under a pruner most trials end pruned, and a model
+/// of the complete ones alone would see almost nothing). The best, not the
+/// last: a complete trial's value is its best step too (a tune restores the
+/// best epoch's weights).
+///
+/// Failed trials (in a tune, runs that diverged) count as the worst value
+/// seen: ignored, as Optuna ignores them, their region looks unexplored and
+/// is proposed again and again.
+///
+/// Under a pruner a pruned trial's value is an early one, beside the
+/// complete trials' final values: the step becomes one more input (see
+/// `Fidelity`), and each complete trial is observed as well at the steps
+/// where pruned ones typically stopped, so the model learns how much values
+/// fall between there and the end.
+fn observations(view: &StudyView) -> (Vec<Observation<'_>>, Option<Fidelity>) {
+    let direction = view.direction;
+    let mut observed: Vec<Observation> = view
+        .trials
+        .iter()
+        .filter_map(|t| match t.state {
+            TrialState::Complete(v) => Some(Observation { trial: t, value: v, complete: true, step: None }),
+            TrialState::Pruned => {
+                let (&last, _) = t.intermediate.iter().next_back()?;
+                let v = t.best_intermediate(direction).filter(|v| v.is_finite())?;
+                Some(Observation { trial: t, value: v, complete: false, step: Some(last) })
+            }
+            _ => None,
+        })
+        .collect();
+    let worst = observed.iter().map(|o| o.value).reduce(|a, b| if direction.better(a, b) { b } else { a });
+    if let Some(worst) = worst {
+        let failed = view.trials.iter().filter(|t| t.state == TrialState::Fail);
+        observed.extend(failed.map(|t| Observation { trial: t, value: worst, complete: false, step: None }));
+    }
+    let fidelity = Fidelity::of(&observed);
+    if let Some(f) = &fidelity {
+        let earlier: Vec<Observation> = observed
+            .iter()
+            .filter(|o| o.complete)
+            .flat_map(|o| f.typical_stops.iter().map(move |&stop| (o, stop)))
+            .filter(|(o, stop)| o.trial.intermediate.keys().next_back().is_some_and(|last| last > stop))
+            .filter_map(|(o, stop)| {
+                let v = o.trial.best_intermediate_until(direction, stop).filter(|v| v.is_finite())?;
+                Some(Observation { value: v, complete: false, step: Some(stop), ..*o })
+            })
+            .collect();
+        observed.extend(earlier);
+    }
+    (observed, fidelity)
+}
+
 impl GpSampler {
     fn rng(&self, trial: &FrozenTrial) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(stable_hash(&[b"gp", &self.seed.to_le_bytes(), &trial.number.to_le_bytes()]))
@@ -480,46 +586,38 @@ impl GpSampler {
 
 impl Sampler for GpSampler {
     fn sample_relative(&self, view: &StudyView, trial: &FrozenTrial) -> BTreeMap<String, f64> {
-        // Observations: complete trials at their value, and pruned ones at
-        // their last reported value — the reason they were stopped, and so
-        // what tells the model that their region is poor (under a pruner
-        // most trials end pruned, and a model of the complete ones alone
-        // would see almost nothing).
-        let pruned_value = |t: &FrozenTrial| {
-            (t.state == TrialState::Pruned).then(|| t.intermediate.values().next_back().copied()).flatten()
-        };
-        let mut observed: Vec<(&FrozenTrial, f64, bool)> = view
-            .trials
-            .iter()
-            .filter_map(|t| match t.state {
-                TrialState::Complete(v) => Some((t, v, true)),
-                _ => pruned_value(t).filter(|v| v.is_finite()).map(|v| (t, v, false)),
-            })
-            .collect();
-        if !trial.fixed_params.is_empty() || observed.len() < self.n_startup_trials {
+        let (observed, fidelity) = observations(view);
+        // Startup counts trials with a value of their own (not failed ones,
+        // nor complete trials' earlier steps).
+        let valued = observed.iter().filter(|o| o.complete || o.trial.state == TrialState::Pruned).count();
+        if !trial.fixed_params.is_empty() || valued < self.n_startup_trials {
             return BTreeMap::new();
         }
-        // Failed trials (in a tune, runs that diverged) count as the worst
-        // value seen: ignored, as Optuna ignores them, their region looks
-        // unexplored and is proposed again and again.
         let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
-        if let Some(worst) = observed.iter().map(|o| o.1).max_by(|a, b| (sign * a).total_cmp(&(sign * b))) {
-            observed.extend(view.trials.iter().filter(|t| t.state == TrialState::Fail).map(|t| (t, worst, false)));
-        }
         let names = view.intersection_space();
         if names.is_empty() || names.len() > 64 {
             return BTreeMap::new();
         }
-        let axes: Vec<Axis> = names.iter().map(|(_, d)| axis_of(d)).collect();
-        let point = |t: &FrozenTrial| -> Vec<f64> {
-            names.iter().map(|(n, d)| encode(d, t.internal(n).unwrap_or(0.0))).collect()
+        let n_params = names.len();
+        let mut axes: Vec<Axis> = names.iter().map(|(_, d)| axis_of(d)).collect();
+        if fidelity.is_some() {
+            axes.push(Axis::Numeric { levels: 0 });
+        }
+        // A point in the cube; under a pruner its last coordinate is the
+        // fidelity, 1 (the end of training) unless a step is given.
+        let point = |t: &FrozenTrial, step: Option<u64>| -> Vec<f64> {
+            let mut p: Vec<f64> = names.iter().map(|(n, d)| encode(d, t.internal(n).unwrap_or(0.0))).collect();
+            if let Some(f) = &fidelity {
+                p.push(step.map_or(1.0, |s| f.coordinate(s)));
+            }
+            p
         };
         let has_all = |t: &FrozenTrial| names.iter().all(|(n, d)| t.distributions.get(n) == Some(d));
         let (mut x, mut y, mut complete): (Vec<Vec<f64>>, Vec<f64>, Vec<bool>) = (Vec::new(), Vec::new(), Vec::new());
-        for &(t, v, is_complete) in observed.iter().filter(|(t, _, _)| has_all(t)) {
-            x.push(point(t));
-            y.push(sign * v);
-            complete.push(is_complete);
+        for o in observed.iter().filter(|o| has_all(o.trial)) {
+            x.push(point(o.trial, o.step));
+            y.push(sign * o.value);
+            complete.push(o.complete);
         }
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         let std = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12);
@@ -538,7 +636,7 @@ impl Sampler for GpSampler {
             .trials
             .iter()
             .filter(|t| t.state == TrialState::Running && t.number != trial.number && has_all(t))
-            .map(point)
+            .map(|t| point(t, None))
             .collect();
         if !pending.is_empty() {
             let (mut bx, mut by) = (x, ys.clone());
@@ -552,11 +650,12 @@ impl Sampler for GpSampler {
             gp.predict_many(points).into_iter().map(|(m, v)| log_ei(best, m, v)).collect()
         };
         // Candidates: scrambled Sobol points, and neighbours of the best observations.
-        let dims = axes.len() as u32;
+        // Candidates are always at the end of training (fidelity 1).
+        let dims = n_params as u32;
         let sobol_seed = (rng.random::<u64>() & 0xffff_ffff) as u32;
         let mut candidates: Vec<Vec<f64>> = (0..self.n_candidates as u32)
             .map(|i| {
-                (0..dims)
+                let mut c: Vec<f64> = (0..dims)
                     .map(|d| {
                         let u = sobol_burley::sample(i, d % 256, sobol_seed ^ (d / 256)) as f64;
                         match axes[d as usize] {
@@ -564,7 +663,9 @@ impl Sampler for GpSampler {
                             Axis::Numeric { .. } => u,
                         }
                     })
-                    .collect()
+                    .collect();
+                c.resize(axes.len(), 1.0);
+                c
             })
             .collect();
         let mut order: Vec<usize> = (0..ys.len()).collect();
@@ -572,11 +673,12 @@ impl Sampler for GpSampler {
         for &i in order.iter().take(5) {
             for _ in 0..20 {
                 let mut c = gp.point(i);
-                for (v, a) in c.iter_mut().zip(&axes) {
+                for (v, a) in c.iter_mut().zip(&axes).take(n_params) {
                     if let Axis::Numeric { .. } = a {
                         *v += 0.05 * rng.random_range(-1.0..1.0);
                     }
                 }
+                c[n_params..].fill(1.0);
                 candidates.push(c);
             }
         }
@@ -591,7 +693,7 @@ impl Sampler for GpSampler {
         let mut starts: Vec<(f64, Vec<f64>)> = scored.into_iter().take(3).collect();
         for round in 0..8 {
             let step = 0.1 / (1 << round) as f64;
-            for d in 0..axes.len() {
+            for d in 0..n_params {
                 let mut tries: Vec<(usize, Vec<f64>)> = Vec::new();
                 for (k, (_, p)) in starts.iter().enumerate() {
                     let moves: Vec<f64> = match axes[d] {
@@ -712,6 +814,53 @@ mod tests {
         assert!(late.len() >= 10, "the GP favours family a: {} late trials have x", late.len());
         let miss = late.iter().map(|x| (x - 0.9).abs()).sum::<f64>() / late.len() as f64;
         assert!(miss < 0.2, "mean |x − 0.9| over the last 40 trials: {miss}");
+    }
+
+    #[test]
+    fn under_a_pruner_the_gp_learns_how_far_values_fall_after_the_rung() {
+        // Every run's value falls by 0.5 from step 1 to step 100, linearly in
+        // ln(step), to f(x) = (x − 0.3)² at the end: a trial stopped at step
+        // 10 has reported f + 0.25, at step 30 about f + 0.13.
+        let f = |x: f64| (x - 0.3).powi(2);
+        let at = |x: f64, s: u64| f(x) + 0.5 * (1.0 - (s as f64).ln() / 100f64.ln());
+        let dist = Distribution::Float { low: 0.0, high: 1.0, log: false, step: None };
+        let make = |number: u64, x: f64, steps: u64| {
+            let state = if steps == 100 { TrialState::Complete(f(x)) } else { TrialState::Pruned };
+            let mut t = FrozenTrial::new(number, number, state);
+            t.params.insert("x".into(), serde_json::json!(x));
+            t.distributions.insert("x".into(), dist.clone());
+            t.intermediate = (1..=steps).map(|s| (s, at(x, s))).collect();
+            t
+        };
+        // Complete runs at 0, 0.1, …, 1; pruned ones between, ten at step 10
+        // and two at step 30.
+        let mut trials: Vec<FrozenTrial> = (0..=10).map(|i| make(i, i as f64 / 10.0, 100)).collect();
+        for i in 0..12 {
+            trials.push(make(11 + i, 0.05 + (i % 10) as f64 / 10.0, if i < 10 { 10 } else { 30 }));
+        }
+        let view = StudyView { direction: Direction::Minimize, trials: std::sync::Arc::new(trials) };
+        let (observed, fidelity) = observations(&view);
+        let fidelity = fidelity.expect("pruned trials add the fidelity input");
+        assert_eq!(fidelity.typical_stops, [10, 30], "the steps a tenth or more of the pruned trials stopped at");
+        assert_eq!(fidelity.coordinate(10), 0.5);
+        // Each complete trial at its end and at both stops; each pruned one once.
+        assert_eq!(observed.len(), 11 * 3 + 12);
+        let pruned = observed.iter().find(|o| o.trial.number == 11).unwrap();
+        assert_eq!((pruned.step, pruned.complete), (Some(10), false));
+        assert!((pruned.value - (f(0.05) + 0.25)).abs() < 1e-12);
+
+        let axes = [Axis::Numeric { levels: 0 }, Axis::Numeric { levels: 0 }];
+        let point =
+            |o: &Observation| vec![o.trial.internal("x").unwrap(), o.step.map_or(1.0, |s| fidelity.coordinate(s))];
+        let x: Vec<Vec<f64>> = observed.iter().map(point).collect();
+        let y: Vec<f64> = observed.iter().map(|o| o.value).collect();
+        let (gp, _) = Gp::fit(&axes, x, &y, &mut ChaCha8Rng::seed_from_u64(1), None).unwrap();
+        // Where only pruned trials ran (x = 0.55), the model predicts the end
+        // of training at f, not at the rung's f + 0.25.
+        let (end, _) = gp.predict_many(&[vec![0.55, 1.0]])[0];
+        let (rung, _) = gp.predict_many(&[vec![0.55, 0.5]])[0];
+        assert!((end - f(0.55)).abs() < 0.03, "end of training at 0.55: {end} vs {}", f(0.55));
+        assert!((rung - at(0.55, 10)).abs() < 0.03, "step 10 at 0.55: {rung} vs {}", at(0.55, 10));
     }
 
     #[test]
