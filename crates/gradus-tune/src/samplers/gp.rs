@@ -586,11 +586,14 @@ impl GpSampler {
 
 impl Sampler for GpSampler {
     fn sample_relative(&self, view: &StudyView, trial: &FrozenTrial) -> BTreeMap<String, f64> {
+        if !trial.fixed_params.is_empty() {
+            return BTreeMap::new();
+        }
         let (observed, fidelity) = observations(view);
         // Startup counts trials with a value of their own (not failed ones,
         // nor complete trials' earlier steps).
         let valued = observed.iter().filter(|o| o.complete || o.trial.state == TrialState::Pruned).count();
-        if !trial.fixed_params.is_empty() || valued < self.n_startup_trials {
+        if valued < self.n_startup_trials {
             return BTreeMap::new();
         }
         let sign = if view.direction == Direction::Maximize { -1.0 } else { 1.0 };
