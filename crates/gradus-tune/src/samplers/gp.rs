@@ -549,7 +549,7 @@ fn observations(view: &StudyView) -> (Vec<Observation<'_>>, Option<Fidelity>) {
         .filter_map(|t| match t.state {
             TrialState::Complete(v) => Some(Observation { trial: t, value: v, complete: true, step: None }),
             TrialState::Pruned => {
-                let (&last, _) = t.intermediate.iter().next_back()?;
+                let &last = t.intermediate.keys().next_back()?;
                 let v = t.best_intermediate(direction).filter(|v| v.is_finite())?;
                 Some(Observation { trial: t, value: v, complete: false, step: Some(last) })
             }
