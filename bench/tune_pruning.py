@@ -6,11 +6,15 @@ and records the total epochs every trial trained and the study's best
 validation loss. The table gives the means over seeds and, for each pruner,
 the epoch cut against `none` and whether its mean best validation loss is no
 worse (the issue's target: a cut of at least 50% at no worse a loss, on digits
-and mnist_5k, 5 seeds).
+and mnist_5k, 5 seeds). The last column pairs each seed with the same seed
+without a pruner: how many seeds the pruner did better / worse, and the
+mean difference in best validation loss with its standard error — a gap
+smaller than two standard errors is within the seed-to-seed spread.
 
 Usage:
   cargo build --release -p gradus-cli
   python3 bench/tune_pruning.py [--datasets digits,mnist_5k] [--pruners none,median,asha] [--seeds 5]
+      [--first-seed 0]
       [-- extra flags for gradus tune, e.g. --warmup-epochs 10]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
@@ -34,6 +38,7 @@ def main():
     ap.add_argument("--datasets", default="digits,mnist_5k")
     ap.add_argument("--pruners", default="none,median,asha")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("extra", nargs="*", help="flags passed to gradus tune (after --)")
     args = ap.parse_args()
@@ -41,14 +46,16 @@ def main():
         sys.exit(f"{BIN} is missing: run `cargo build --release -p gradus-cli` first")
     pruners = args.pruners.split(",")
     extra = f", {' '.join(args.extra)}" if args.extra else ""
-    print(f"gradus tune, {args.trials} trials{extra}, seeds 0..{args.seeds - 1}; means over seeds")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"gradus tune, {args.trials} trials{extra}, seeds {seeds[0]}..{seeds[-1]}; means over seeds")
     print("| dataset | pruner | epochs trained | epoch cut vs none | best valid loss | no worse than none | seconds "
-          "| best valid loss per seed |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| best valid loss per seed | paired with none: better/worse, mean difference ± SE |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
-        rows = {}
+        rows, losses = {}, {}
         for pruner in pruners:
-            runs = [run(dataset, pruner, seed, args.trials, args.extra) for seed in range(args.seeds)]
+            runs = [run(dataset, pruner, seed, args.trials, args.extra) for seed in seeds]
+            losses[pruner] = [r["best_valid_loss"] for r in runs]
             rows[pruner] = (statistics.mean(r["epochs_trained"] for r in runs),
                             statistics.mean(r["best_valid_loss"] for r in runs),
                             statistics.mean(r["seconds"] for r in runs))
@@ -57,8 +64,19 @@ def main():
             cut = f"{100 * (1 - epochs / base[0]):.0f}%" if base and pruner != "none" else "—"
             no_worse = ("yes" if loss <= base[1] else "no") if base and pruner != "none" else "—"
             per_seed = " ".join(f"{r['best_valid_loss']:.4f}" for r in runs)
+            paired = paired_with_none(losses[pruner], losses.get("none")) if pruner != "none" else "—"
             print(f"| {dataset} | {pruner} | {epochs:.0f} | {cut} | {loss:.4f} | {no_worse} | {seconds:.1f} "
-                  f"| {per_seed} |", flush=True)
+                  f"| {per_seed} | {paired} |", flush=True)
+
+
+def paired_with_none(losses, none):
+    """Seeds better / worse than without a pruner, and the mean paired difference ± its standard error."""
+    if not none:
+        return "—"
+    diffs = [a - b for a, b in zip(losses, none)]
+    better, worse = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return f"{better}/{worse}, {statistics.mean(diffs):+.4f} ± {se:.4f}"
 
 
 if __name__ == "__main__":
