@@ -57,27 +57,25 @@ def main():
           "| best valid loss per seed | paired with none: better/worse, mean difference ± SE |")
     print("|---|---|---|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
-        rows, losses = {}, {}
+        none = None  # without a pruner (run first): mean epochs, and the best valid loss per seed
         for pruner in pruners:
             runs = [run(dataset, pruner, seed, args.trials, args.extra) for seed in seeds]
-            losses[pruner] = [r["best_valid_loss"] for r in runs]
-            rows[pruner] = (statistics.mean(r["epochs_trained"] for r in runs),
-                            statistics.mean(r["best_valid_loss"] for r in runs),
-                            statistics.mean(r["seconds"] for r in runs))
-            base = rows.get("none")
-            epochs, loss, seconds = rows[pruner]
-            cut = f"{100 * (1 - epochs / base[0]):.0f}%" if base and pruner != "none" else "—"
-            no_worse = ("yes" if loss <= base[1] else "no") if base and pruner != "none" else "—"
-            per_seed = " ".join(f"{r['best_valid_loss']:.4f}" for r in runs)
-            paired = paired_with_none(losses[pruner], losses.get("none")) if pruner != "none" else "—"
+            epochs = statistics.mean(r["epochs_trained"] for r in runs)
+            losses = [r["best_valid_loss"] for r in runs]
+            loss, seconds = statistics.mean(losses), statistics.mean(r["seconds"] for r in runs)
+            if pruner == "none":
+                none = (epochs, losses)
+            compared = none is not None and pruner != "none"
+            cut = f"{100 * (1 - epochs / none[0]):.0f}%" if compared else "—"
+            no_worse = ("yes" if loss <= statistics.mean(none[1]) else "no") if compared else "—"
+            paired = paired_with_none(losses, none[1]) if compared else "—"
+            per_seed = " ".join(f"{v:.4f}" for v in losses)
             print(f"| {dataset} | {pruner} | {epochs:.0f} | {cut} | {loss:.4f} | {no_worse} | {seconds:.1f} "
                   f"| {per_seed} | {paired} |", flush=True)
 
 
 def paired_with_none(losses, none):
     """Seeds better / worse than without a pruner, and the mean paired difference ± its standard error."""
-    if not none:
-        return "—"
     diffs = [a - b for a, b in zip(losses, none)]
     better, worse = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
     se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
