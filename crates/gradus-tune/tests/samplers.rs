@@ -249,3 +249,50 @@ fn gp_learns_from_pruned_trials_where_not_to_look() {
         study.trials().unwrap().iter().skip(15).filter(|t| t.params["x"].as_f64().unwrap() > 0.5).count();
     assert!(late_in_poor_region <= 5, "{late_in_poor_region} of the last 25 trials went to the pruned region");
 }
+
+#[test]
+fn tpe_proposes_the_same_trials_when_only_trials_outside_its_best_group_are_pruned() {
+    // TPE reads a study by rank: the best 10% of complete trials against the
+    // rest, pruned ones among the rest. So stopping trials that would never
+    // have been among the best leaves every later proposal as it was — the
+    // pruner saves their epochs and moves nothing (BENCHMARKS.md, "Pruning").
+    // A GP reads values, and a pruned trial's early value moves it.
+    let run = |prune_poor: bool, n_jobs: usize| {
+        let study = Study::in_memory("s", Direction::Minimize, Box::new(TpeSampler::new(11))).unwrap();
+        study
+            .optimize(
+                |t| {
+                    let x = t.suggest_float("x", 0.0, 1.0)?;
+                    let y = t.suggest_float("y", 0.0, 1.0)?;
+                    let end = x + 0.1 * (y - 0.5).powi(2);
+                    for step in 1..=3u64 {
+                        t.report(step, end + 1.0 / step as f64)?;
+                        if prune_poor && x > 0.7 {
+                            return Err(gradus_tune::TrialFailure::Pruned);
+                        }
+                    }
+                    Ok(end)
+                },
+                60,
+                None,
+                n_jobs,
+            )
+            .unwrap();
+        study.trials().unwrap()
+    };
+    for n_jobs in [1, 2] {
+        let (full, pruned) = (run(false, n_jobs), run(true, n_jobs));
+        let poor = |t: &gradus_tune::FrozenTrial| t.params["x"].as_f64().unwrap() > 0.7;
+        // The premise: no trial stopped here ever ranks among the best 10%
+        // of the complete trials before it in the unpruned study.
+        for n in 10..full.len() {
+            let mut before: Vec<&gradus_tune::FrozenTrial> = full[..n].iter().collect();
+            before.sort_by(|a, b| a.value().unwrap().total_cmp(&b.value().unwrap()));
+            assert!(!before[..n.div_ceil(10)].iter().any(|t| poor(t)), "a poor trial among the best before trial {n}");
+        }
+        let stopped = pruned.iter().filter(|t| t.state == gradus_tune::TrialState::Pruned).count();
+        assert!(stopped >= 3, "only {stopped} trials pruned: the test needs some");
+        let params = |s: &[gradus_tune::FrozenTrial]| s.iter().map(|t| t.params.clone()).collect::<Vec<_>>();
+        assert_eq!(params(&full), params(&pruned), "n_jobs = {n_jobs}");
+    }
+}
