@@ -11,12 +11,13 @@ without a pruner: how many seeds the pruner did better / worse, and the
 mean difference in best validation loss with its standard error — a gap
 of less than two or three standard errors (t at 95% is 2.78 for 5 seeds)
 is within the seed-to-seed spread. `none` runs first whatever the order
-given, so every pruner is set beside it.
+given, so every pruner is set beside it. `--keep DIR` keeps each study's
+SQLite file as DIR/DATASET-PRUNER-SEED.db, for `bench/pruning_paths.py`.
 
 Usage:
   cargo build --release -p gradus-cli
   python3 bench/tune_pruning.py [--datasets digits,mnist_5k] [--pruners none,median,asha] [--seeds 5]
-      [--first-seed 0]
+      [--first-seed 0] [--keep DIR]
       [-- extra flags for gradus tune, e.g. --warmup-epochs 10]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
@@ -25,10 +26,14 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.join(ROOT, "target", "release", "gradus")
 
 
-def run(dataset, pruner, seed, trials, extra):
+def run(dataset, pruner, seed, trials, extra, keep):
     with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(keep, f"{dataset}-{pruner}-{seed}.db") if keep else f"{tmp}/tune.db"
+        for stale in (db, db + "-wal", db + "-shm"):
+            if keep and os.path.exists(stale):
+                os.remove(stale)  # a kept study of an earlier run would be resumed, not run anew
         cmd = [BIN, "tune", "--data", f"builtin:{dataset}", "--trials", str(trials), "--pruner", pruner,
-               "--seed", str(seed), "--storage", f"sqlite:{tmp}/tune.db", "--json", *extra]
+               "--seed", str(seed), "--storage", f"sqlite:{db}", "--json", *extra]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: {out.stderr.strip()}")
@@ -42,12 +47,15 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--keep", metavar="DIR", help="keep each study's SQLite file in DIR")
     ap.add_argument("extra", nargs="*", help="flags passed to gradus tune (after --)")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `cargo build --release -p gradus-cli` first")
     if args.seeds < 1:
         sys.exit("--seeds must be at least 1")
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     # `none` first: the other rows are compared with it.
     pruners = sorted(args.pruners.split(","), key=lambda p: p != "none")
     extra = f", {' '.join(args.extra)}" if args.extra else ""
@@ -59,7 +67,7 @@ def main():
     for dataset in args.datasets.split(","):
         none = None  # without a pruner (run first): mean epochs, and the best valid loss per seed
         for pruner in pruners:
-            runs = [run(dataset, pruner, seed, args.trials, args.extra) for seed in seeds]
+            runs = [run(dataset, pruner, seed, args.trials, args.extra, args.keep) for seed in seeds]
             epochs = statistics.mean(r["epochs_trained"] for r in runs)
             losses = [r["best_valid_loss"] for r in runs]
             loss, seconds = statistics.mean(losses), statistics.mean(r["seconds"] for r in runs)
