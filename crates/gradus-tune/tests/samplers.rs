@@ -252,11 +252,14 @@ fn gp_learns_from_pruned_trials_where_not_to_look() {
 
 #[test]
 fn tpe_proposes_the_same_trials_when_only_trials_outside_its_best_group_are_pruned() {
-    // TPE reads a study by rank: the best 10% of complete trials against the
-    // rest, pruned ones among the rest. So stopping trials that would never
-    // have been among the best leaves every later proposal as it was — the
-    // pruner saves their epochs and moves nothing (BENCHMARKS.md, "Pruning").
-    // A GP reads values, and a pruned trial's early value moves it.
+    // TPE reads a study by rank: the best 10% of the finished trials (by
+    // value among the complete ones) against the rest, pruned ones among the
+    // rest. So in a fixed space, stopping trials that would never have been
+    // among the best leaves every later proposal as it was: the pruner saves
+    // their epochs and moves nothing (BENCHMARKS.md, "Pruning"). Pruned
+    // trials' values would count only if too few trials were complete to
+    // fill the best group, and in a conditional space the joint parameters
+    // are those every complete trial has, which pruning can change.
     let run = |prune_poor: bool, n_jobs: usize| {
         let study = Study::in_memory("s", Direction::Minimize, Box::new(TpeSampler::new(11))).unwrap();
         study
