@@ -32,13 +32,20 @@ def load(path):
     """The study's sampler and its trials in number order."""
     db = sqlite3.connect(path)
     settings = json.loads(db.execute("SELECT settings FROM studies").fetchone()[0])
-    trials = []
-    for tid, number, state, value in db.execute("SELECT id, number, state, value FROM trials ORDER BY number"):
-        params = sorted(db.execute("SELECT name, value FROM params WHERE trial_id = ?", (tid,)).fetchall())
-        last = db.execute("SELECT MAX(step) FROM intermediate WHERE trial_id = ?", (tid,)).fetchone()[0]
-        trials.append({"number": number, "state": state, "value": value, "params": params, "last_step": last})
+    params, last_step = {}, {}
+    for tid, name, value in db.execute("SELECT trial_id, name, value FROM params ORDER BY trial_id, name"):
+        params.setdefault(tid, []).append((name, value))
+    for tid, step in db.execute("SELECT trial_id, MAX(step) FROM intermediate GROUP BY trial_id"):
+        last_step[tid] = step
+    trials = [{"number": number, "state": state, "value": value, "params": params.get(tid, []),
+               "last_step": last_step.get(tid)}
+              for tid, number, state, value in db.execute("SELECT id, number, state, value FROM trials ORDER BY number")]
     db.close()
     return settings.get("sampler", {}).get("name", "?"), trials
+
+
+def best(trials):
+    return min(t["value"] for t in trials if t["value"] is not None)
 
 
 def misses(full, pruned, upto, lag):
@@ -69,8 +76,8 @@ def main():
     pairs = []
     for path in sorted(glob.glob(os.path.join(args.dir, f"*-{args.pruner}-*.db"))):
         m = re.fullmatch(rf"(.+)-{re.escape(args.pruner)}-(\d+)\.db", os.path.basename(path))
-        full = os.path.join(args.dir, f"{m[1]}-none-{m[2]}.db")
-        if os.path.exists(full):
+        full = m and os.path.join(args.dir, f"{m[1]}-none-{m[2]}.db")
+        if full and os.path.exists(full):
             pairs.append((m[1], int(m[2]), full, path))
     if not pairs:
         raise SystemExit(f"no pairs of {args.dir}/DATASET-none-SEED.db and DATASET-{args.pruner}-SEED.db")
@@ -84,7 +91,6 @@ def main():
         n = min(len(full), len(pruned))
         first = next((i for i in range(n) if full[i]["params"] != pruned[i]["params"]), None)
         missed = misses(full, pruned, n if first is None else first, lag)
-        best = lambda ts: min(t["value"] for t in ts if t["value"] is not None)
         print(f"| {dataset} | {seed} | {sampler} | {'none: the same study' if first is None else f'#{first}'} "
               f"| {'; '.join(missed) or '—'} | {best(full):.4f} / {best(pruned):.4f} |")
 

@@ -29,9 +29,10 @@ BIN = os.path.join(ROOT, "target", "release", "gradus")
 def run(dataset, pruner, seed, trials, extra, keep):
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(keep, f"{dataset}-{pruner}-{seed}.db") if keep else f"{tmp}/tune.db"
-        for stale in (db, db + "-wal", db + "-shm"):
-            if keep and os.path.exists(stale):
-                os.remove(stale)  # a kept study of an earlier run would be resumed, not run anew
+        if keep:  # a kept study of an earlier run would be resumed, not run anew
+            for stale in (db, db + "-wal", db + "-shm"):
+                if os.path.exists(stale):
+                    os.remove(stale)
         cmd = [BIN, "tune", "--data", f"builtin:{dataset}", "--trials", str(trials), "--pruner", pruner,
                "--seed", str(seed), "--storage", f"sqlite:{db}", "--json", *extra]
         out = subprocess.run(cmd, capture_output=True, text=True)
