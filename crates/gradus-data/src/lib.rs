@@ -26,6 +26,7 @@ mod matrix;
 mod scale;
 mod split;
 pub mod synthetic;
+pub mod table;
 
 pub use batch::Batches;
 pub use builtin::{BUILTINS, BuiltinInfo, load_builtin};
@@ -35,6 +36,7 @@ pub use load::{LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, lo
 pub use matrix::{MatRef, Matrix};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
+pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, ReadOptions, Table, Values};
 
 /// The random number generator used for every seeded operation in gradus.
 pub type Rng = rand_chacha::ChaCha8Rng;
