@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Matrix, Split};
+use crate::{DataError, Encoding, Matrix, Split};
 
 /// What is being predicted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,18 +97,37 @@ impl Target {
     }
 }
 
-/// A table of numeric features with one target column.
+/// A table of numeric features with one target column: what a model
+/// trains on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
     /// Where it came from (`builtin:iris`, a path, `synthetic:blobs`).
     pub name: String,
     pub x: Matrix,
     pub y: Target,
-    pub feature_names: Vec<String>,
+    /// How `x`'s columns were made from the raw table's: its
+    /// [`Encoding::output_names`] name them.
+    pub encoding: Encoding,
     pub target_name: String,
 }
 
 impl Dataset {
+    /// A dataset whose features are the numeric columns `feature_names`, as they are.
+    pub fn numeric(
+        name: impl Into<String>,
+        x: Matrix,
+        y: Target,
+        feature_names: &[String],
+        target_name: impl Into<String>,
+    ) -> Self {
+        Self { name: name.into(), x, y, encoding: Encoding::numbers(feature_names), target_name: target_name.into() }
+    }
+
+    /// The names of `x`'s columns.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.encoding.output_names()
+    }
+
     pub fn n_samples(&self) -> usize {
         self.x.rows()
     }
@@ -127,24 +146,24 @@ impl Dataset {
             name: self.name.clone(),
             x: self.x.select_rows(indices),
             y: self.y.select(indices),
-            feature_names: self.feature_names.clone(),
+            encoding: self.encoding.clone(),
             target_name: self.target_name.clone(),
         }
     }
 
     /// The feature columns named `names`, in that order (a model's feature
-    /// order); a missing name is an error.
+    /// order), as plain numbers; a missing name is an error.
     pub fn select_features(&self, names: &[String]) -> Result<Dataset, DataError> {
+        let own = self.feature_names();
         let columns = names
             .iter()
             .map(|name| {
-                self.feature_names
-                    .iter()
+                own.iter()
                     .position(|f| f == name)
                     .ok_or_else(|| DataError::MissingFeature { path: self.name.clone(), name: name.clone() })
             })
             .collect::<Result<Vec<usize>, _>>()?;
-        if columns.iter().copied().eq(0..self.n_features()) {
+        if columns.iter().copied().eq(0..self.n_features()) && self.encoding.is_plain_numbers() {
             return Ok(self.clone());
         }
         let mut values = Vec::with_capacity(self.n_samples() * columns.len());
@@ -154,7 +173,7 @@ impl Dataset {
         }
         Ok(Dataset {
             x: Matrix::from_vec(self.n_samples(), columns.len(), values).expect("n x selected"),
-            feature_names: names.to_vec(),
+            encoding: Encoding::numbers(names),
             ..self.clone()
         })
     }

@@ -20,6 +20,7 @@
 mod batch;
 mod builtin;
 mod dataset;
+mod encode;
 mod error;
 mod load;
 mod matrix;
@@ -31,8 +32,11 @@ pub mod table;
 pub use batch::Batches;
 pub use builtin::{BUILTINS, BuiltinInfo, load_builtin};
 pub use dataset::{Dataset, Target, Task};
+pub use encode::{ColumnEncoder, Encoding};
 pub use error::DataError;
-pub use load::{LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, load_csv, load_features, parse_csv};
+pub use load::{
+    LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, load_csv, load_features, load_table, parse_csv,
+};
 pub use matrix::{MatRef, Matrix};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};

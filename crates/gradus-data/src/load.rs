@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use crate::{DataError, Dataset, Matrix, Target};
+use crate::table::{CsvFile, ReadOptions, Table, Values};
+use crate::{DataError, Dataset, Encoding, Matrix, Target};
 
 /// How to read the target column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,10 +59,9 @@ pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset
 /// trained model predicts for.
 pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
     let text = read_source(source)?;
-    let mut table = Table::open(&text, source)?;
-    let columns = table.columns(names)?;
-    let (x, _, rows) = table.read(&columns, None)?;
-    Ok(Matrix::from_vec(rows, names.len(), x).expect("rows x names"))
+    let file = CsvFile::open(&text, source)?;
+    let columns = feature_columns(&file, source, names)?;
+    file.read(&columns, &ReadOptions::default())?.numeric_matrix(names)
 }
 
 /// Reads the feature columns `names` (in that order) and the target column
@@ -69,36 +69,78 @@ pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError
 /// the labelled rows a trained model is scored on.
 pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
     let text = read_source(source)?;
-    let mut table = Table::open(&text, source)?;
-    let columns = table.columns(names)?;
-    let target_col = table.target_column(Some(target))?;
-    let (x, raw_target, rows) = table.read(&columns, Some(target_col))?;
+    let file = CsvFile::open(&text, source)?;
+    let mut columns = feature_columns(&file, source, names)?;
+    let target_col = target_column(&file, source, Some(target))?;
+    columns.push(target_col);
+    let table = file.read(&columns, &ReadOptions { as_text: vec![target.into()], ..ReadOptions::default() })?;
     Ok(Dataset {
         name: source.into(),
-        x: Matrix::from_vec(rows, names.len(), x).expect("rows x names"),
-        y: build_target(raw_target, source, target_col, target, kind)?,
-        feature_names: names.to_vec(),
+        x: table.numeric_matrix(names)?,
+        y: build_target(raw_target(&table, target), source, target_col, target, kind)?,
+        encoding: Encoding::numbers(names),
         target_name: target.into(),
     })
 }
 
+/// Reads the columns `names` of a CSV file or built-in dataset as a typed
+/// table, ignoring every other column; a missing one is an error.
+pub fn load_table(source: &str, names: &[String], options: &ReadOptions) -> Result<Table, DataError> {
+    let text = read_source(source)?;
+    let file = CsvFile::open(&text, source)?;
+    file.read(&feature_columns(&file, source, names)?, options)
+}
+
 /// Parses CSV text; `source` names it in errors and becomes the dataset's name.
 pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut table = Table::open(text, source)?;
-    let target_col = table.target_column(options.target.as_deref())?;
-    if table.header.len() < 2 {
-        return Err(DataError::NoFeatures { path: source.into(), name: table.header[target_col].clone() });
+    let file = CsvFile::open(text, source)?;
+    let target_col = target_column(&file, source, options.target.as_deref())?;
+    let header = file.header();
+    let target_name = header[target_col].clone();
+    if header.len() < 2 {
+        return Err(DataError::NoFeatures { path: source.into(), name: target_name });
     }
-    let columns: Vec<usize> = (0..table.header.len()).filter(|&c| c != target_col).collect();
-    let (x, raw_target, rows) = table.read(&columns, Some(target_col))?;
-    let target_name = table.header[target_col].clone();
+    let feature_names: Vec<String> =
+        header.iter().enumerate().filter(|&(c, _)| c != target_col).map(|(_, n)| n.clone()).collect();
+    let all: Vec<usize> = (0..header.len()).collect();
+    let table = file.read(&all, &ReadOptions { as_text: vec![target_name.clone()], ..ReadOptions::default() })?;
     Ok(Dataset {
         name: source.into(),
-        x: Matrix::from_vec(rows, columns.len(), x).expect("one value per feature per row"),
-        y: build_target(raw_target, source, target_col, &target_name, options.target_kind)?,
-        feature_names: columns.iter().map(|&c| table.header[c].clone()).collect(),
+        x: table.numeric_matrix(&feature_names)?,
+        y: build_target(raw_target(&table, &target_name), source, target_col, &target_name, options.target_kind)?,
+        encoding: Encoding::numbers(&feature_names),
         target_name,
     })
+}
+
+/// The header indices of the columns `names`; a missing one is an error.
+fn feature_columns(file: &CsvFile<'_>, source: &str, names: &[String]) -> Result<Vec<usize>, DataError> {
+    names
+        .iter()
+        .map(|name| {
+            file.position(name).ok_or_else(|| DataError::MissingFeature { path: source.into(), name: name.clone() })
+        })
+        .collect()
+}
+
+/// The index of the target column: `name`, or the last column.
+fn target_column(file: &CsvFile<'_>, source: &str, name: Option<&str>) -> Result<usize, DataError> {
+    match name {
+        None => Ok(file.header().len() - 1),
+        Some(name) => file.position(name).ok_or_else(|| DataError::UnknownTarget {
+            path: source.into(),
+            name: name.into(),
+            available: file.header().join(", "),
+        }),
+    }
+}
+
+/// The text of a column read as text, with each row's line.
+fn raw_target(table: &Table, name: &str) -> Vec<(String, u64)> {
+    let Some(Values::Text { codes, levels }) = table.column(name).map(|c| &c.values) else {
+        unreachable!("the target is read as text")
+    };
+    codes.iter().zip(&table.lines).map(|(&c, &line)| (levels[c as usize].clone(), line)).collect()
 }
 
 /// The (decompressed) CSV text of `builtin:NAME` or a file.
@@ -124,106 +166,6 @@ pub(crate) fn decompress(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [
     } else {
         Ok(bytes.into())
     }
-}
-
-/// A CSV text opened at its header: the one place that reads rows, so every
-/// loader treats blank lines, ragged rows, duplicate names and bad numbers
-/// alike.
-struct Table<'a> {
-    source: &'a str,
-    header: Vec<String>,
-    reader: csv::Reader<&'a [u8]>,
-}
-
-/// The rows read: the selected features row-major, the raw target values with
-/// their line numbers, and the number of rows.
-type Columns = (Vec<f32>, Vec<(String, u64)>, usize);
-
-impl<'a> Table<'a> {
-    fn open(text: &'a [u8], source: &'a str) -> Result<Self, DataError> {
-        let empty = || DataError::Empty { path: source.into() };
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(empty());
-        }
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text);
-        let header: Vec<String> =
-            reader.headers().map_err(|e| malformed(source, e))?.iter().map(str::to_owned).collect();
-        // A byte-order mark alone, or a blank header, leaves no column names.
-        if header.iter().all(String::is_empty) {
-            return Err(empty());
-        }
-        for (i, name) in header.iter().enumerate() {
-            if let Some(j) = header[..i].iter().position(|h| h == name) {
-                return Err(DataError::DuplicateColumn {
-                    path: source.into(),
-                    name: name.clone(),
-                    first: j + 1,
-                    second: i + 1,
-                });
-            }
-        }
-        Ok(Self { source, header, reader })
-    }
-
-    /// The index of the target column: `name`, or the last column.
-    fn target_column(&self, name: Option<&str>) -> Result<usize, DataError> {
-        match name {
-            None => Ok(self.header.len() - 1),
-            Some(name) => self.header.iter().position(|h| h == name).ok_or_else(|| DataError::UnknownTarget {
-                path: self.source.into(),
-                name: name.into(),
-                available: self.header.join(", "),
-            }),
-        }
-    }
-
-    /// The indices of the columns `names`; a missing one is an error.
-    fn columns(&self, names: &[String]) -> Result<Vec<usize>, DataError> {
-        names
-            .iter()
-            .map(|name| {
-                self.header
-                    .iter()
-                    .position(|h| h == name)
-                    .ok_or_else(|| DataError::MissingFeature { path: self.source.into(), name: name.clone() })
-            })
-            .collect()
-    }
-
-    /// Reads every row, parsing the `features` columns as finite numbers and
-    /// keeping the `target` column's text; blank lines are skipped.
-    fn read(&mut self, features: &[usize], target: Option<usize>) -> Result<Columns, DataError> {
-        let (source, width) = (self.source, self.header.len());
-        let mut x = Vec::new();
-        let mut raw_target = Vec::new();
-        let mut rows = 0;
-        let mut record = csv::StringRecord::new();
-        while self.reader.read_record(&mut record).map_err(|e| malformed(source, e))? {
-            let line = record.position().map_or(0, |p| p.line());
-            if record.iter().all(str::is_empty) && record.len() <= 1 {
-                continue;
-            }
-            if record.len() != width {
-                return Err(DataError::Ragged { path: source.into(), line, expected: width, found: record.len() });
-            }
-            for &c in features {
-                x.push(parse_number(&record[c], source, line, c, &self.header[c])?);
-            }
-            if let Some(t) = target {
-                raw_target.push((record[t].to_owned(), line));
-            }
-            rows += 1;
-        }
-        if rows == 0 {
-            return Err(DataError::NoRows { path: source.into() });
-        }
-        Ok((x, raw_target, rows))
-    }
-}
-
-fn malformed(source: &str, e: csv::Error) -> DataError {
-    DataError::Malformed { path: source.into(), line: e.position().map_or(0, |p| p.line()), message: e.to_string() }
 }
 
 fn parse_number(field: &str, path: &str, line: u64, col: usize, name: &str) -> Result<f32, DataError> {
@@ -324,7 +266,7 @@ mod tests {
     #[test]
     fn the_last_column_is_the_default_target_and_strings_become_sorted_classes() {
         let d = parse("a,b,label\n1,2,dog\n3,4,cat\n5,6,dog\n", &LoadOptions::default()).unwrap();
-        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.feature_names(), ["a", "b"]);
         assert_eq!(d.x.as_slice(), &[1., 2., 3., 4., 5., 6.]);
         assert_eq!(d.y, Target::Classes { labels: vec![1, 0, 1], classes: vec!["cat".into(), "dog".into()] });
     }
@@ -333,7 +275,7 @@ mod tests {
     fn a_named_target_column_is_taken_out_of_the_features() {
         let opts = LoadOptions { target: Some("y".into()), ..Default::default() };
         let d = parse("y,a,b\n1.5,2,3\n2.5,4,5\n", &opts).unwrap();
-        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.feature_names(), ["a", "b"]);
         assert_eq!(d.y, Target::Real(vec![1.5, 2.5]));
     }
 

@@ -5,7 +5,7 @@
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::{DataError, Dataset, Matrix, Target, seeded_rng};
+use crate::{DataError, Dataset, Encoding, Matrix, Target, seeded_rng};
 
 /// The classic first example: x = 1..=n, y = 2x, one feature.
 pub fn classic_linear(n: usize) -> Dataset {
@@ -15,7 +15,7 @@ pub fn classic_linear(n: usize) -> Dataset {
         name: "synthetic:classic_linear".into(),
         x: Matrix::from_vec(n, 1, x).expect("n x 1"),
         y: Target::Real(y),
-        feature_names: vec!["x".into()],
+        encoding: Encoding::numbers(&["x".into()]),
         target_name: "y".into(),
     }
 }
@@ -51,7 +51,7 @@ pub fn noisy_linear(n: usize, d: usize, noise: f32, seed: u64) -> Result<LinearP
             name: "synthetic:noisy_linear".into(),
             x: Matrix::from_vec(n, d, x).expect("n x d"),
             y: Target::Real(y),
-            feature_names: (0..d).map(|j| format!("x{j}")).collect(),
+            encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
             target_name: "y".into(),
         },
         weights,
@@ -83,7 +83,7 @@ pub fn blobs(n: usize, n_classes: usize, d: usize, cluster_std: f32, seed: u64) 
         name: "synthetic:blobs".into(),
         x: Matrix::from_vec(n, d, x).expect("n x d"),
         y: Target::Classes { labels, classes: (0..n_classes).map(|c| c.to_string()).collect() },
-        feature_names: (0..d).map(|j| format!("x{j}")).collect(),
+        encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
         target_name: "class".into(),
     })
 }

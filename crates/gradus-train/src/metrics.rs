@@ -255,13 +255,13 @@ mod tests {
         // but the ranking is perfect.
         let mut model = crate::LinearModel::new(1, 1, true);
         model.params_mut().copy_from_slice(&[1.0, 0.0]);
-        let data = Dataset {
-            name: "t".into(),
-            x: gradus_data::Matrix::from_vec(4, 1, vec![20.0, 21.0, 22.0, 23.0]).unwrap(),
-            y: Target::Classes { labels: vec![0, 0, 1, 1], classes: vec!["a".into(), "b".into()] },
-            feature_names: vec!["x".into()],
-            target_name: "y".into(),
-        };
+        let data = Dataset::numeric(
+            "t",
+            gradus_data::Matrix::from_vec(4, 1, vec![20.0, 21.0, 22.0, 23.0]).unwrap(),
+            Target::Classes { labels: vec![0, 0, 1, 1], classes: vec!["a".into(), "b".into()] },
+            &["x".into()],
+            "y",
+        );
         let Metrics::Classification { roc_auc, .. } = evaluate(&model, Loss::BinaryCrossEntropy, &data).unwrap() else {
             panic!("classification")
         };

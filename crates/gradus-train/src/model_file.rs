@@ -1,6 +1,7 @@
 //! Model files: everything needed to predict from raw data in one
-//! safetensors file — the architecture, the loss, the preprocessing (feature
-//! names and order, the scaler, the class labels) and the weights.
+//! safetensors file — the architecture, the loss, the preprocessing (the
+//! fitted transforms from raw columns to inputs, the class labels) and the
+//! weights.
 //!
 //! Layout: each parameter block is a safetensors F32 tensor under its
 //! [`crate::NamedParams`] name (`dense.0.weight` [fan_in, fan_out], ...); the
@@ -10,24 +11,27 @@
 //! format version or not a model file at all is rejected with a
 //! [`ModelFileError`]; it never yields a model that predicts wrongly.
 //!
-//! An [`Ensemble`] of several models (format version 2) stores member i's
+//! An [`Ensemble`] of several models (format version 4) stores member i's
 //! tensors as `member.{i}.dense.0.weight` ..., their specs as the JSON array
 //! `members`, and one checksum over all of it. An ensemble of one is written
-//! as a plain version-1 file, so single models read as they always did.
+//! as a single model's file (version 3). Versions 1 and 2, whose
+//! preprocessing was feature names and one scaler, are still read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use gradus_data::{Dataset, Matrix, Scaler, Scaling, Target};
+use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::{LinearModel, Loss, Mlp, MlpSpec, Model, TrainError};
 
-/// The file format version of a single model; ensembles are version 2.
-pub const FORMAT_VERSION: u32 = 1;
+/// The file format version of a single model; ensembles are version 4.
+/// Versions 1 and 2 (a single model and an ensemble whose preprocessing was
+/// feature names and one scaler) are still read.
+pub const FORMAT_VERSION: u32 = 3;
 /// The format version of an ensemble of several models.
-pub const ENSEMBLE_FORMAT_VERSION: u32 = 2;
+pub const ENSEMBLE_FORMAT_VERSION: u32 = 4;
 const FORMAT: &str = "gradus-model";
 
 /// The shape of a model, enough to rebuild it before loading its weights.
@@ -100,24 +104,74 @@ impl Architecture {
     }
 }
 
-/// How raw rows become model inputs, and outputs become predictions.
+/// One fitted step on the way from raw rows to model inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Raw table columns to numeric inputs: always the first step.
+    Encode(Encoding),
+    /// Every input rescaled, as fitted on the training rows.
+    Scale(Scaler),
+}
+
+/// How raw rows become model inputs, and outputs become predictions: an
+/// ordered list of fitted transforms (the first reads the raw columns),
+/// the target's name and its classes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PreprocessingRepr")]
 pub struct Preprocessing {
-    /// The input columns, in the order the model reads them.
-    pub feature_names: Vec<String>,
-    /// The feature scaler fitted on the training rows, if any.
-    pub scaler: Option<Scaler>,
+    /// Applied in order; the first is a [`Transform::Encode`].
+    transforms: Vec<Transform>,
     pub target_name: String,
     /// Class labels in index order; `None` for regression.
     pub classes: Option<Vec<String>>,
 }
 
+/// What the file holds: the current layout, or format versions 1 and 2's
+/// feature names and one optional scaler.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PreprocessingRepr {
+    Current { transforms: Vec<Transform>, target_name: String, classes: Option<Vec<String>> },
+    Legacy { feature_names: Vec<String>, scaler: Option<Scaler>, target_name: String, classes: Option<Vec<String>> },
+}
+
+impl TryFrom<PreprocessingRepr> for Preprocessing {
+    type Error = String;
+
+    fn try_from(repr: PreprocessingRepr) -> Result<Self, String> {
+        match repr {
+            PreprocessingRepr::Current { transforms, target_name, classes } => {
+                Preprocessing::new(transforms, target_name, classes).map_err(|e| e.to_string())
+            }
+            PreprocessingRepr::Legacy { feature_names, scaler, target_name, classes } => {
+                let encode = Transform::Encode(Encoding::numbers(&feature_names));
+                let transforms = std::iter::once(encode).chain(scaler.map(Transform::Scale)).collect();
+                Ok(Preprocessing { transforms, target_name, classes })
+            }
+        }
+    }
+}
+
 impl Preprocessing {
-    /// Fits on the training rows: their feature names, classes and scaler.
+    /// Transforms that start with an encoding and use it only there.
+    pub fn new(
+        transforms: Vec<Transform>,
+        target_name: String,
+        classes: Option<Vec<String>>,
+    ) -> Result<Self, TrainError> {
+        let encodes = transforms.iter().filter(|t| matches!(t, Transform::Encode(_))).count();
+        if encodes != 1 || !matches!(transforms.first(), Some(Transform::Encode(_))) {
+            return Err(TrainError::Mismatch("the preprocessing must start with its one encoding".into()));
+        }
+        Ok(Self { transforms, target_name, classes })
+    }
+
+    /// Fits on the training rows: their encoding, classes and scaler.
     pub fn fit(train: &Dataset, scaling: Scaling) -> Result<Self, TrainError> {
+        let encode = Transform::Encode(train.encoding.clone());
         Ok(Self {
-            feature_names: train.feature_names.clone(),
-            scaler: scaling.fit(&train.x)?,
+            transforms: std::iter::once(encode).chain(scaling.fit(&train.x)?.map(Transform::Scale)).collect(),
             target_name: train.target_name.clone(),
             classes: match &train.y {
                 Target::Classes { classes, .. } => Some(classes.clone()),
@@ -126,26 +180,65 @@ impl Preprocessing {
         })
     }
 
-    /// Scales a feature matrix whose columns are already in model order.
+    /// The transforms, in order.
+    pub fn transforms(&self) -> &[Transform] {
+        &self.transforms
+    }
+
+    /// How raw columns become inputs: the first transform.
+    pub fn encoding(&self) -> &Encoding {
+        match &self.transforms[0] {
+            Transform::Encode(encoding) => encoding,
+            Transform::Scale(_) => unreachable!("checked in new"),
+        }
+    }
+
+    /// The model inputs' names, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.encoding().output_names()
+    }
+
+    /// The scaler fitted on the training rows, if any.
+    pub fn scaler(&self) -> Option<&Scaler> {
+        self.transforms.iter().find_map(|t| match t {
+            Transform::Scale(s) => Some(s),
+            Transform::Encode(_) => None,
+        })
+    }
+
+    /// Applies the transforms after the encoding to an encoded matrix.
     pub fn transform(&self, x: &mut Matrix) -> Result<(), TrainError> {
-        if let Some(scaler) = &self.scaler {
-            scaler.transform(x)?;
+        for t in &self.transforms[1..] {
+            match t {
+                Transform::Scale(scaler) => scaler.transform(x)?,
+                Transform::Encode(_) => unreachable!("checked in new"),
+            }
         }
         Ok(())
     }
 
-    /// `data` as the model sees it: its columns picked and ordered by name,
-    /// scaled, and class labels indexed as in training.
+    /// `data` as the model sees it: encoded as in training, transformed,
+    /// and class labels indexed as in training.
     pub fn apply(&self, data: &Dataset) -> Result<Dataset, TrainError> {
         let mut out = self.select(data)?;
         self.transform(&mut out.x)?;
         Ok(out)
     }
 
-    /// [`Self::apply`] without the scaling: the columns picked and ordered
-    /// by name, class labels indexed as in training.
+    /// [`Self::apply`] without the transforms after the encoding: `data`
+    /// as encoded in training (a plain numeric dataset's columns picked and
+    /// ordered by name), class labels indexed as in training.
     pub fn select(&self, data: &Dataset) -> Result<Dataset, TrainError> {
-        let mut out = data.select_features(&self.feature_names)?;
+        let mut out = if data.encoding == *self.encoding() {
+            data.clone()
+        } else if self.encoding().is_plain_numbers() && data.encoding.is_plain_numbers() {
+            data.select_features(&self.feature_names())?
+        } else {
+            return Err(TrainError::Mismatch(format!(
+                "{}: the rows were encoded otherwise than the model's training rows",
+                data.name
+            )));
+        };
         if let Some(classes) = &self.classes {
             out.y = out.y.remap_classes(classes, &data.name, &data.target_name)?;
         }
@@ -172,10 +265,11 @@ impl ModelSpec {
         };
         let prep = &self.preprocessing;
         let bad = |what: String| Err(TrainError::Mismatch(format!("inconsistent model: {what}")));
-        if prep.feature_names.len() != n_inputs {
-            return bad(format!("{} feature names for {n_inputs} inputs", prep.feature_names.len()));
+        let n_encoded = prep.encoding().n_outputs();
+        if n_encoded != n_inputs {
+            return bad(format!("{n_encoded} encoded features for {n_inputs} inputs"));
         }
-        if let Some(s) = &prep.scaler
+        if let Some(s) = prep.scaler()
             && (s.offset.len() != n_inputs || s.scale.len() != n_inputs)
         {
             return bad(format!("a scaler of {}/{} entries for {n_inputs} inputs", s.offset.len(), s.scale.len()));
@@ -206,7 +300,7 @@ pub enum ModelFileError {
     #[error("{path}: not a readable gradus model file ({reason})")]
     Corrupt { path: String, reason: String },
     #[error(
-        "{path}: written in gradus model format version {found}; this gradus ({version}) reads versions {FORMAT_VERSION} and {ENSEMBLE_FORMAT_VERSION}"
+        "{path}: written in gradus model format version {found}; this gradus ({version}) reads versions 1 to {ENSEMBLE_FORMAT_VERSION}"
     )]
     Version { path: String, found: String, version: &'static str },
     #[error("invalid model: {0}")]
@@ -296,7 +390,7 @@ impl Ensemble {
         let p = &first.spec.preprocessing;
         for (i, m) in members.iter().enumerate().skip(1) {
             let q = &m.spec.preprocessing;
-            if q.feature_names != p.feature_names || q.target_name != p.target_name || q.classes != p.classes {
+            if q.encoding() != p.encoding() || q.target_name != p.target_name || q.classes != p.classes {
                 return Err(TrainError::Mismatch(format!(
                     "ensemble member {i} reads other features or predicts another target than member 0"
                 )));
@@ -425,8 +519,8 @@ impl Ensemble {
         }
         let found = meta.get("format_version").cloned().unwrap_or_default();
         let (key, prefixed) = match found.parse::<u32>() {
-            Ok(FORMAT_VERSION) => ("spec", false),
-            Ok(ENSEMBLE_FORMAT_VERSION) => ("members", true),
+            Ok(1 | FORMAT_VERSION) => ("spec", false),
+            Ok(2 | ENSEMBLE_FORMAT_VERSION) => ("members", true),
             _ => {
                 return Err(ModelFileError::Version { path: source.into(), found, version: env!("CARGO_PKG_VERSION") });
             }
@@ -579,6 +673,18 @@ mod tests {
     use crate::{Activation, WeightInit};
     use gradus_data::seeded_rng;
 
+    /// Plain numeric inputs `names`, an optional scaler, target `y`.
+    fn prep(names: &[&str], scaler: Option<Scaler>, classes: Option<&[&str]>) -> Preprocessing {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let encode = Transform::Encode(Encoding::numbers(&names));
+        Preprocessing::new(
+            std::iter::once(encode).chain(scaler.map(Transform::Scale)).collect(),
+            "y".into(),
+            classes.map(|c| c.iter().map(|c| c.to_string()).collect()),
+        )
+        .unwrap()
+    }
+
     fn saved() -> SavedModel {
         let spec = MlpSpec {
             n_inputs: 3,
@@ -590,12 +696,11 @@ mod tests {
         };
         let mut model = Mlp::new(spec.clone()).unwrap();
         model.init_params(&mut seeded_rng(1));
-        let preprocessing = Preprocessing {
-            feature_names: vec!["a".into(), "b".into(), "c".into()],
-            scaler: Some(Scaler { offset: vec![1.0, 2.0, 3.0], scale: vec![2.0, 1.0, 0.5] }),
-            target_name: "y".into(),
-            classes: Some(vec!["no".into(), "yes".into()]),
-        };
+        let preprocessing = prep(
+            &["a", "b", "c"],
+            Some(Scaler { offset: vec![1.0, 2.0, 3.0], scale: vec![2.0, 1.0, 0.5] }),
+            Some(&["no", "yes"]),
+        );
         SavedModel {
             spec: ModelSpec { architecture: Architecture::Mlp(spec), loss: Loss::SoftmaxCrossEntropy, preprocessing },
             model: Box::new(model),
@@ -685,10 +790,11 @@ mod tests {
         model.spec.preprocessing.classes = Some(vec!["a".into(), "b".into(), "c".into()]);
         assert!(model.to_bytes().is_err(), "3 classes for 2 outputs");
         let mut model = saved();
-        model.spec.preprocessing.feature_names.pop();
+        model.spec.preprocessing = prep(&["a", "b"], None, Some(&["no", "yes"]));
         assert!(model.to_bytes().is_err(), "2 names for 3 inputs");
         let mut model = saved();
-        model.spec.preprocessing.scaler.as_mut().unwrap().scale.pop();
+        let short = Scaler { offset: vec![1.0, 2.0, 3.0], scale: vec![2.0, 1.0] };
+        model.spec.preprocessing = prep(&["a", "b", "c"], Some(short), Some(&["no", "yes"]));
         assert!(model.to_bytes().is_err(), "a short scaler");
     }
 
@@ -717,7 +823,7 @@ mod tests {
     fn other() -> SavedModel {
         let mut model = saved();
         model.model.init_params(&mut seeded_rng(7));
-        model.spec.preprocessing.scaler = None;
+        model.spec.preprocessing = prep(&["a", "b", "c"], None, Some(&["no", "yes"]));
         model
     }
 
@@ -746,7 +852,7 @@ mod tests {
         assert!(err.to_string().contains("an ensemble of 2 models"), "{err}");
         // And an ensemble of one is written as a single model.
         let one = Ensemble::from(saved()).to_bytes().unwrap();
-        let key = br#""format_version":"1""#;
+        let key = br#""format_version":"3""#;
         assert!(one.windows(key.len()).any(|w| w == key) && SavedModel::from_bytes(&one, "m.gradus").is_ok());
     }
 
@@ -760,12 +866,7 @@ mod tests {
                 spec: ModelSpec {
                     architecture: Architecture::Linear { n_inputs: 1, n_outputs: 1, fit_intercept: true },
                     loss: Loss::BinaryCrossEntropy,
-                    preprocessing: Preprocessing {
-                        feature_names: vec!["x".into()],
-                        scaler: None,
-                        target_name: "y".into(),
-                        classes: Some(vec!["no".into(), "yes".into()]),
-                    },
+                    preprocessing: prep(&["x"], None, Some(&["no", "yes"])),
                 },
                 model: Box::new(model),
             }
@@ -809,7 +910,7 @@ mod tests {
         assert_eq!(out, vec![2.5, -5.0]);
         // Members must read the same features.
         let mut stranger = real(1.0);
-        stranger.spec.preprocessing.feature_names = vec!["z".into()];
+        stranger.spec.preprocessing = prep(&["z"], None, None);
         assert!(Ensemble::new(vec![real(1.0), stranger]).is_err());
         assert!(Ensemble::new(Vec::new()).is_err());
     }
@@ -829,13 +930,36 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_with_feature_names_and_a_scaler_still_reads() {
+        // The spec as format version 1 wrote it: feature names and one scaler.
+        let model = saved();
+        let legacy = serde_json::json!({
+            "architecture": model.spec.architecture,
+            "loss": model.spec.loss,
+            "preprocessing": {
+                "feature_names": ["a", "b", "c"],
+                "scaler": {"offset": [1.0, 2.0, 3.0], "scale": [2.0, 1.0, 0.5]},
+                "target_name": "y",
+                "classes": ["no", "yes"],
+            },
+        })
+        .to_string();
+        let bytes =
+            serialize(&[("", &model)], &weight_bytes(std::slice::from_ref(&model)), 1, ("spec", legacy)).unwrap();
+        let loaded = SavedModel::from_bytes(&bytes, "old.gradus").unwrap();
+        assert_eq!(loaded.spec, model.spec, "read as the same transforms");
+        let x = Matrix::from_vec(1, 3, vec![0.1, 5.0, -2.0]).unwrap();
+        assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
+    }
+
+    #[test]
     fn another_format_version_is_named_in_the_error() {
         let mut bytes = saved().to_bytes().unwrap();
-        let key = br#""format_version":"1""#;
+        let key = br#""format_version":"3""#;
         let at = bytes.windows(key.len()).position(|w| w == key).expect("the header holds the version");
         bytes[at + key.len() - 2] = b'9';
         let err = SavedModel::from_bytes(&bytes, "m.gradus").err().expect("newer version");
         assert!(err.to_string().contains("format version 9; this gradus"), "{err}");
-        assert!(err.to_string().contains("reads versions 1 and 2"), "{err}");
+        assert!(err.to_string().contains("reads versions 1 to 4"), "{err}");
     }
 }

@@ -178,13 +178,14 @@ fn logreg(args: &[String]) {
     let x: Vec<f32> =
         std::fs::read(&args[0]).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     let labels: Vec<u32> = std::fs::read(&args[1]).unwrap().into_iter().map(u32::from).collect();
-    let data = Dataset {
-        name: "synthetic".into(),
-        x: Matrix::from_vec(rows, cols, x).unwrap(),
-        y: Target::Classes { labels, classes: vec!["0".into(), "1".into()] },
-        feature_names: (0..cols).map(|j| format!("x{j}")).collect(),
-        target_name: "y".into(),
-    };
+    let names: Vec<String> = (0..cols).map(|j| format!("x{j}")).collect();
+    let data = Dataset::numeric(
+        "synthetic",
+        Matrix::from_vec(rows, cols, x).unwrap(),
+        Target::Classes { labels, classes: vec!["0".into(), "1".into()] },
+        &names,
+        "y",
+    );
     let mut model = gradus::train::LinearModel::new(cols, 1, true);
     let config =
         TrainConfig { optimizer: OptimizerConfig::lbfgs(), epochs: 1000, l2, tol: 0.0, ..TrainConfig::default() };

@@ -258,13 +258,13 @@ mod tests {
         // units (about 100 target units here) they would drag the line up.
         let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0).collect();
         let y: Vec<f32> = x.iter().enumerate().map(|(i, v)| 10.0 * v + if i % 10 == 0 { 300.0 } else { 0.0 }).collect();
-        let data = Dataset {
-            name: "outliers".into(),
-            x: gradus_data::Matrix::from_vec(200, 1, x).unwrap(),
-            y: Target::Real(y),
-            feature_names: vec!["x".into()],
-            target_name: "y".into(),
-        };
+        let data = Dataset::numeric(
+            "outliers",
+            gradus_data::Matrix::from_vec(200, 1, x).unwrap(),
+            Target::Real(y),
+            &["x".into()],
+            "y",
+        );
         let job = TrainJob {
             model: ModelChoice::Linear,
             loss: Some(Loss::Huber { delta: 1.0 }),
@@ -312,7 +312,7 @@ mod tests {
         let outcome = job.run(&data, &mut NoObserver).unwrap();
         let Some(Metrics::Regression { r2, .. }) = outcome.valid_metrics else { panic!("regression metrics") };
         assert!(r2 > 0.3, "validation R² {r2} in target units");
-        let raw = data.select_features(&outcome.saved.spec.preprocessing.feature_names).unwrap();
+        let raw = data.select_features(&outcome.saved.spec.preprocessing.feature_names()).unwrap();
         let out = outcome.saved.outputs(raw.x).unwrap();
         let mean = out.iter().sum::<f32>() / out.len() as f32;
         assert!((100.0..200.0).contains(&mean), "predictions average {mean}, the target's mean is about 152");
