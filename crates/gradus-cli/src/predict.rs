@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::data::{ReadOptions, load_columns, load_table};
+use gradus::data::{load_encoded, load_table};
 use gradus::train::{Ensemble, Metrics, predicted_classes, probabilities};
 
 use crate::metrics_line;
@@ -41,8 +41,7 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
     let encoding = prep.encoding();
-    let options = ReadOptions { as_text: encoding.text_columns(), ..ReadOptions::default() };
-    let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &options)?)?;
+    let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &encoding.read_options())?)?;
     let outputs = saved.outputs(x)?;
     let k = saved.n_outputs();
     let mut text = String::new();
@@ -88,8 +87,7 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    let features = prep.encoding().input_columns();
-    let data = load_columns(&args.data, &features, &prep.target_name, saved.loss().target_kind())?;
+    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind())?;
     let metrics = saved.evaluate(&data)?;
     if args.json {
         crate::outln!(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use gradus::autotune::{self, ModelRequest, TuneJob};
-use gradus::data::{LoadOptions, Scaling, TargetKind};
+use gradus::data::{Dataset, RawData, RawOptions, Scaling, TargetKind};
 use gradus::tune::{Direction, FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -29,6 +29,16 @@ pub struct TuneArgs {
     /// The target column's name [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
+    /// Columns read as categories whatever their values look like (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    categorical: Vec<String>,
+    /// Columns left out (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    ignore: Vec<String>,
+    /// Cells read as missing, comma-separated [default: the empty cell, NA,
+    /// N/A, n/a, ?, null, NULL, NaN, nan, None].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    na_values: Option<Vec<String>>,
     /// The model families to search; auto searches every one that fits the target.
     #[arg(long, value_enum, default_value = "auto")]
     model: ModelArg,
@@ -168,9 +178,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // The target is read as it looks (classes or real), and the families
     // checked against it: a softmax search on a real target is an error,
     // not 400 classes.
-    let data =
-        gradus::data::load(&args.data, &LoadOptions { target: args.target.clone(), target_kind: TargetKind::Auto })?;
-    let families = request.families(data.task())?;
+    let raw = gradus::data::load_raw(
+        &args.data,
+        &RawOptions {
+            target: args.target.clone(),
+            target_kind: TargetKind::Auto,
+            na_values: args.na_values.clone(),
+            categorical: args.categorical.clone(),
+            ignore: args.ignore.clone(),
+        },
+    )?;
+    let families = request.families(raw.y.task())?;
     let mut space = autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto));
     if let Some(file) = &args.space {
         space = autotune::merge_space(space, read_space(file)?, file)?;
@@ -189,7 +207,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         cv: args.cv,
         seed: args.seed,
     };
-    let (tuning, test) = autotune::hold_out(&data, args.test_fraction, args.seed)?;
+    let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
+    if args.json {
+        print_json_line(&columns_json(&raw, &tuning))?;
+    } else if !args.quiet {
+        eprint!("{}", columns_table(&raw, &tuning));
+    }
     // Each trial splits the tuning rows again; a split too small to hold
     // every class, or too few rows for the folds, is an input error, caught
     // here rather than in every trial.
@@ -257,7 +280,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if to_run > 0 {
         progress.note(&format!(
             "study '{name}': {done} trials done, running {to_run} more on {jobs} thread(s); data {} rows ({} held out for the test); {}",
-            data.n_samples(),
+            raw.n_rows(),
             test.n_samples(),
             match job.cv {
                 Some(k) => format!("trials scored by {k}-fold cross-validation"),
@@ -378,6 +401,91 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         return Err(RunFailed("interrupted".into()).into());
     }
     Ok(())
+}
+
+/// What each column is and what becomes of it, as `tuning`'s encoding
+/// says: the table printed before the search.
+fn columns_table(raw: &RawData, tuning: &Dataset) -> String {
+    let mut out = format!(
+        "{}: {} rows with a target{}; target '{}': {}\n",
+        raw.table.source,
+        raw.n_rows(),
+        match raw.missing_target_rows {
+            0 => String::new(),
+            n => format!(" ({n} rows left out: their target is missing)"),
+        },
+        raw.target_name,
+        target_description(raw),
+    );
+    let width = raw.kinds.iter().map(|k| k.column.chars().count()).max().unwrap_or(6).max(6);
+    out.push_str(&format!("{:<width$}  {:<11}  {:>7}  {:>8}  becomes\n", "column", "kind", "missing", "distinct"));
+    let rows = raw.n_rows().max(1) as f64;
+    // A wide table (pixels) shows its first columns and counts the rest by kind.
+    const SHOWN: usize = 24;
+    if raw.kinds.len() > SHOWN {
+        let mut counts = std::collections::BTreeMap::new();
+        raw.kinds.iter().skip(SHOWN).for_each(|k| *counts.entry(k.kind.name()).or_insert(0) += 1);
+        let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        out.push_str(&format!("(the first {SHOWN} of {} columns; the rest: {})\n", raw.kinds.len(), counts.join(", ")));
+    }
+    for (kind, becomes) in raw.kinds.iter().zip(column_fates(raw, tuning)).take(SHOWN) {
+        out.push_str(&format!(
+            "{:<width$}  {:<11}  {:>6.1}%  {:>8}  {becomes}\n",
+            kind.column,
+            kind.kind.name(),
+            kind.missing as f64 / rows * 100.0,
+            kind.distinct,
+        ));
+    }
+    out
+}
+
+/// One line per column: its encoder's description, or why it is left out.
+fn column_fates(raw: &RawData, tuning: &Dataset) -> Vec<String> {
+    raw.kinds
+        .iter()
+        .map(|kind| match tuning.encoding.columns.iter().find(|c| c.column() == kind.column) {
+            Some(encoder) => encoder.describe(),
+            None => format!("left out ({})", kind.reason),
+        })
+        .collect()
+}
+
+/// `binary (classes <=50K, >50K)`, `regression`.
+fn target_description(raw: &RawData) -> String {
+    match &raw.y {
+        gradus::data::Target::Classes { classes, .. } => {
+            let shown: Vec<&str> = classes.iter().take(10).map(String::as_str).collect();
+            let more = if classes.len() > 10 { ", …" } else { "" };
+            format!("{} (classes {}{more})", raw.y.task(), shown.join(", "))
+        }
+        gradus::data::Target::Real(_) => "regression".into(),
+    }
+}
+
+fn columns_json(raw: &RawData, tuning: &Dataset) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = raw
+        .kinds
+        .iter()
+        .zip(column_fates(raw, tuning))
+        .map(|(k, becomes)| {
+            json!({
+                "column": k.column, "kind": k.kind, "reason": k.reason,
+                "missing": k.missing, "distinct": k.distinct, "becomes": becomes,
+            })
+        })
+        .collect();
+    json!({
+        "event": "columns",
+        "data": raw.table.source,
+        "rows": raw.n_rows(),
+        "missing_target_rows": raw.missing_target_rows,
+        "target": raw.target_name,
+        "task": raw.y.task().to_string(),
+        "classes": match &raw.y { gradus::data::Target::Classes { classes, .. } => Some(classes), _ => None },
+        "inputs": tuning.n_features(),
+        "columns": columns,
+    })
 }
 
 /// `builtin:digits` → `digits`, `data/houses.csv.gz` → `houses`.

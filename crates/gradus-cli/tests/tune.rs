@@ -31,7 +31,11 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
         &["tune", "--data", "builtin:iris", "--trials", "6", "--epochs", "30", "--out", "best.gradus", "--json"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines = json_lines(&out);
+    let mut lines = json_lines(&out);
+    let columns = lines.remove(0);
+    assert_eq!(columns["event"], "columns", "the column table comes first");
+    assert_eq!(columns["columns"][0]["kind"], "numeric");
+    assert_eq!(columns["inputs"], 4);
     assert_eq!(lines.len(), 7, "six trial lines and a summary");
     assert!(lines[..6].iter().all(|l| l["event"] == "trial"));
     let summary = &lines[6];
@@ -64,7 +68,7 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     // Running the same command again finds the study complete: no new trials.
     let again = gradus(dir.path(), &["tune", "--data", "builtin:iris", "--trials", "6", "--epochs", "30", "--json"]);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(json_lines(&again).len(), 1, "only the summary");
+    assert_eq!(json_lines(&again).len(), 2, "only the column table and the summary");
     assert_eq!(trials(dir.path(), "tune-iris").len(), 6);
 }
 
@@ -77,6 +81,7 @@ fn the_same_command_gives_the_same_study_and_model_on_two_threads() {
         assert!(out.status.success(), "{}", stderr(&out));
         let mut lines = json_lines(&out);
         let summary = lines.pop().unwrap();
+        lines.retain(|l| l["event"] == "trial");
         // Trials finish in whatever order the threads take; compare them by number.
         lines.sort_by_key(|l| l["trial"].as_u64());
         let model = std::fs::read(dir.path().join("m.gradus")).unwrap();
@@ -208,7 +213,7 @@ fn cross_validated_trials_report_every_fold() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
-    let trial = &lines[0];
+    let trial = &lines[1];
     // Three folds of up to 20 epochs each, all reported.
     let epochs = trial["epochs"].as_u64().unwrap();
     assert!(epochs > 20 && epochs <= 60, "{trial}");

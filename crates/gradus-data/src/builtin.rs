@@ -72,6 +72,11 @@ pub(crate) fn builtin_text(name: &str) -> Result<Vec<u8>, DataError> {
 
 /// Loads the built-in dataset `name`. Its target is read as the dataset's own
 /// task says unless `options.target_kind` asks for something else.
+/// How the built-in dataset `name` reads its target.
+pub(crate) fn target_kind(name: &str) -> Result<TargetKind, DataError> {
+    Ok(find(name)?.target_kind)
+}
+
 pub fn load_builtin(name: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
     let info = find(name)?;
     let options = LoadOptions {

@@ -9,37 +9,108 @@
 //! the value cannot mean anything to the encoder (text where numbers were
 //! read): that is an error naming the file, line and column.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::{Deserialize, Serialize};
 
-use crate::table::{Column, Table, Values};
+use crate::dates::{self, DateOrder};
+use crate::kinds::{ColumnInfo, ColumnKind};
+use crate::table::{Column, MISSING, ReadOptions, Table, Values, not_a_number, parse_finite};
 use crate::{DataError, Matrix};
 
 /// How one raw column becomes model inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "encode", rename_all = "snake_case")]
 pub enum ColumnEncoder {
-    /// A numeric column, as it is.
-    Number { column: String },
+    /// A numeric column as it is. A missing cell takes `fill` (the training
+    /// rows' median), and with `indicator` (training rows had missing
+    /// cells) an input follows that is 1 where the cell was missing; with no
+    /// `fill`, a missing cell is an error.
+    Number {
+        column: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<f32>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        indicator: bool,
+    },
+    /// One input per level, 1 where the cell holds it. With `other`, one
+    /// more for the levels too rare to keep in training and for those never
+    /// seen there; with `missing`, one for missing cells. Without them, such
+    /// a cell is all zeros.
+    OneHot { column: String, levels: Vec<String>, other: bool, missing: bool },
+    /// 1 where the cell is `true_value` (lowercase; compared without case), else 0;
+    /// with `missing`, an input that is 1 where the cell was missing.
+    Boolean { column: String, true_value: String, missing: bool },
+    /// Year, month, day of the week (0 = Monday), hour (with `hour`) and
+    /// days since 1970-01-01; a missing cell takes `fill` (the training
+    /// rows' medians) and with `missing` an input that is 1 there.
+    Date { column: String, order: DateOrder, hour: bool, fill: Vec<f32>, missing: bool },
 }
 
 impl ColumnEncoder {
     /// The raw column it reads.
     pub fn column(&self) -> &str {
         match self {
-            ColumnEncoder::Number { column } => column,
+            ColumnEncoder::Number { column, .. }
+            | ColumnEncoder::OneHot { column, .. }
+            | ColumnEncoder::Boolean { column, .. }
+            | ColumnEncoder::Date { column, .. } => column,
         }
     }
 
     /// The names of the inputs it writes, in order.
     pub fn output_names(&self) -> Vec<String> {
+        let flag = |on: bool, column: &str| on.then(|| format!("{column}_missing"));
         match self {
-            ColumnEncoder::Number { column } => vec![column.clone()],
+            ColumnEncoder::Number { column, indicator, .. } => {
+                std::iter::once(column.clone()).chain(flag(*indicator, column)).collect()
+            }
+            ColumnEncoder::OneHot { column, levels, other, missing } => levels
+                .iter()
+                .map(|l| format!("{column}={l}"))
+                .chain(other.then(|| format!("{column}=<other>")))
+                .chain(missing.then(|| format!("{column}=<missing>")))
+                .collect(),
+            ColumnEncoder::Boolean { column, missing, .. } => {
+                std::iter::once(column.clone()).chain(flag(*missing, column)).collect()
+            }
+            ColumnEncoder::Date { column, hour, missing, .. } => DATE_PARTS
+                .iter()
+                .filter(|p| *hour || **p != "hour")
+                .map(|p| format!("{column}.{p}"))
+                .chain(flag(*missing, column))
+                .collect(),
+        }
+    }
+
+    /// What it does, in a few words: `number, missing → median 38 + flag`,
+    /// `one-hot: 8 levels + other + missing`.
+    pub fn describe(&self) -> String {
+        match self {
+            ColumnEncoder::Number { fill: None, .. } => "number".into(),
+            ColumnEncoder::Number { fill: Some(f), indicator, .. } => {
+                format!("number, missing → median {f}{}", if *indicator { " + flag" } else { "" })
+            }
+            ColumnEncoder::OneHot { levels, other, missing, .. } => format!(
+                "one-hot: {} levels{}{}",
+                levels.len(),
+                if *other { " + other" } else { "" },
+                if *missing { " + missing" } else { "" }
+            ),
+            ColumnEncoder::Boolean { true_value, missing, .. } => {
+                format!("1 for '{true_value}', else 0{}", if *missing { ", missing flag" } else { "" })
+            }
+            ColumnEncoder::Date { hour, missing, .. } => format!(
+                "year, month, weekday{}, days since 1970{}",
+                if *hour { ", hour" } else { "" },
+                if *missing { ", missing → medians + flag" } else { "" }
+            ),
         }
     }
 
     /// Whether the raw column must be read as text, whatever its cells look like.
     pub fn reads_text(&self) -> bool {
-        false
+        matches!(self, ColumnEncoder::OneHot { .. } | ColumnEncoder::Boolean { .. } | ColumnEncoder::Date { .. })
     }
 
     /// Writes this encoder's inputs for every row of `column` into `x`
@@ -52,34 +123,272 @@ impl ColumnEncoder {
         width: usize,
         first: usize,
     ) -> Result<(), DataError> {
+        let rows = column.values.len();
+        let line = |row: usize| table.lines[row];
         match self {
-            ColumnEncoder::Number { .. } => {
-                let Values::Numbers(values) = &column.values else {
-                    return Err(table.numeric_matrix(std::slice::from_ref(&column.name)).expect_err("text cells"));
-                };
-                if let Some(row) = values.iter().position(|v| v.is_nan()) {
-                    return Err(crate::table::not_a_number(&table.source, table.lines[row], column, ""));
+            ColumnEncoder::Number { fill, indicator, .. } => {
+                for row in 0..rows {
+                    let value = match cell(column, row) {
+                        Cell::Number(v) => Some(v),
+                        Cell::Missing => None,
+                        Cell::Text(t) => {
+                            Some(parse_finite(t).ok_or_else(|| not_a_number(&table.source, line(row), column, t))?)
+                        }
+                    };
+                    let v = match (value, fill) {
+                        (Some(v), _) => v,
+                        (None, Some(f)) => *f,
+                        (None, None) => return Err(not_a_number(&table.source, line(row), column, "")),
+                    };
+                    x[row * width + first] = v;
+                    if *indicator {
+                        x[row * width + first + 1] = if value.is_none() { 1.0 } else { 0.0 };
+                    }
                 }
-                for (i, &v) in values.iter().enumerate() {
-                    x[i * width + first] = v;
+            }
+            ColumnEncoder::OneHot { levels, other, missing, .. } => {
+                let index: HashMap<&str, usize> = levels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+                let (other_at, missing_at) = (levels.len(), levels.len() + usize::from(*other));
+                for row in 0..rows {
+                    let hot = match cell(column, row) {
+                        Cell::Missing => missing.then_some(missing_at),
+                        Cell::Text(t) => index.get(t).copied().or(other.then_some(other_at)),
+                        Cell::Number(v) => index.get(format!("{v}").as_str()).copied().or(other.then_some(other_at)),
+                    };
+                    if let Some(k) = hot {
+                        x[row * width + first + k] = 1.0;
+                    }
+                }
+            }
+            ColumnEncoder::Boolean { true_value, missing, .. } => {
+                let truth = true_value.to_lowercase();
+                for row in 0..rows {
+                    let (value, absent) = match cell(column, row) {
+                        Cell::Missing => (0.0, 1.0),
+                        Cell::Text(t) => (f32::from(u8::from(t.to_lowercase() == truth)), 0.0),
+                        Cell::Number(v) => (f32::from(u8::from(format!("{v}") == truth)), 0.0),
+                    };
+                    x[row * width + first] = value;
+                    if *missing {
+                        x[row * width + first + 1] = absent;
+                    }
+                }
+            }
+            ColumnEncoder::Date { order, hour, fill, missing, .. } => {
+                let n_parts = fill.len();
+                for row in 0..rows {
+                    let out = &mut x[row * width + first..row * width + first + n_parts + usize::from(*missing)];
+                    let text = match cell(column, row) {
+                        Cell::Missing => None,
+                        Cell::Text(t) => Some(t.to_string()),
+                        Cell::Number(v) => Some(format!("{v}")),
+                    };
+                    match text {
+                        None => {
+                            out[..n_parts].copy_from_slice(fill);
+                            if *missing {
+                                out[n_parts] = 1.0;
+                            }
+                        }
+                        Some(t) => {
+                            let date = dates::parse(&t, *order).ok_or_else(|| DataError::NotADate {
+                                path: table.source.clone(),
+                                line: line(row),
+                                column: column.position,
+                                name: column.name.clone(),
+                                value: t.clone(),
+                                form: order.describe(),
+                            })?;
+                            out[..n_parts].copy_from_slice(&date_parts(&date, *hour));
+                        }
+                    }
                 }
             }
         }
         Ok(())
     }
+
+    /// Fits the encoder for a column of `kind` on the training rows of
+    /// `column`; `None` for kinds that are left out.
+    pub fn fit(column: &Column, kind: ColumnKind, source: &str) -> Result<Option<Self>, DataError> {
+        let name = column.name.clone();
+        let n_missing = column.values.n_missing();
+        Ok(Some(match kind {
+            ColumnKind::Numeric => {
+                let Values::Numbers(v) = &column.values else {
+                    return Err(DataError::invalid(
+                        "column kind",
+                        format!("{source}: column '{name}' holds text, so it cannot be numeric"),
+                    ));
+                };
+                let mut present: Vec<f32> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                ColumnEncoder::Number { column: name, fill: Some(median(&mut present)), indicator: n_missing > 0 }
+            }
+            ColumnKind::Categorical => {
+                let counts = level_counts(column);
+                let mut by_count: Vec<(&String, usize)> = counts.iter().map(|(l, c)| (l, *c)).collect();
+                by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let mut levels: Vec<String> = by_count
+                    .iter()
+                    .filter(|(_, c)| *c >= MIN_LEVEL_COUNT)
+                    .take(MAX_LEVELS)
+                    .map(|(l, _)| (*l).clone())
+                    .collect();
+                let other = levels.len() < by_count.len();
+                levels.sort();
+                ColumnEncoder::OneHot { column: name, levels, other, missing: n_missing > 0 }
+            }
+            ColumnKind::Boolean => {
+                let counts = level_counts(column);
+                let levels: Vec<&str> = counts.keys().map(String::as_str).collect();
+                let true_value = crate::kinds::boolean_true(&levels).ok_or_else(|| {
+                    DataError::invalid(
+                        "column kind",
+                        format!("{source}: column '{name}' does not hold two boolean words"),
+                    )
+                })?;
+                ColumnEncoder::Boolean {
+                    column: name.clone(),
+                    true_value: true_value.to_string(),
+                    missing: n_missing > 0,
+                }
+            }
+            ColumnKind::DateTime => {
+                let Values::Text { codes, levels } = &column.values else {
+                    return Err(DataError::invalid(
+                        "column kind",
+                        format!("{source}: column '{name}' holds numbers, not dates"),
+                    ));
+                };
+                let counts = level_counts(column);
+                let present: Vec<&str> = counts.keys().map(String::as_str).collect();
+                let order = DateOrder::of(&present).ok_or_else(|| {
+                    DataError::invalid(
+                        "column kind",
+                        format!("{source}: column '{name}' does not hold dates of one form"),
+                    )
+                })?;
+                let parsed: Vec<dates::DateTime> = codes
+                    .iter()
+                    .filter(|&&c| c != MISSING)
+                    .map(|&c| dates::parse(&levels[c as usize], order).expect("checked by DateOrder::of"))
+                    .collect();
+                let hour = parsed.iter().any(|d| d.seconds != 0);
+                let mut parts: Vec<Vec<f32>> = vec![Vec::with_capacity(parsed.len()); if hour { 5 } else { 4 }];
+                for d in &parsed {
+                    for (p, v) in parts.iter_mut().zip(date_parts(d, hour)) {
+                        p.push(v);
+                    }
+                }
+                let fill = parts.iter_mut().map(|p| median(p)).collect();
+                ColumnEncoder::Date { column: name, order, hour, fill, missing: n_missing > 0 }
+            }
+            ColumnKind::Text | ColumnKind::Identifier | ColumnKind::Constant => return Ok(None),
+        }))
+    }
 }
 
-/// The column encoders of a model's inputs, in input order.
+/// The inputs a date becomes, in order.
+const DATE_PARTS: &[&str] = &["year", "month", "weekday", "hour", "days"];
+
+fn date_parts(d: &dates::DateTime, hour: bool) -> Vec<f32> {
+    let mut parts = vec![d.year as f32, d.month as f32, d.weekday() as f32];
+    if hour {
+        parts.push((d.seconds / 3600) as f32);
+    }
+    parts.push(d.days_since_epoch() as f32);
+    parts
+}
+
+/// Levels seen in fewer training rows than this go to the `other` input.
+pub const MIN_LEVEL_COUNT: usize = 5;
+/// At most this many levels get an input of their own (the most frequent).
+pub const MAX_LEVELS: usize = 50;
+
+/// How often each present level occurs.
+fn level_counts(column: &Column) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    match &column.values {
+        Values::Text { codes, levels } => {
+            let mut by_code = vec![0usize; levels.len()];
+            codes.iter().filter(|&&c| c != MISSING).for_each(|&c| by_code[c as usize] += 1);
+            for (l, c) in levels.iter().zip(by_code) {
+                if c > 0 {
+                    counts.insert(l.clone(), c);
+                }
+            }
+        }
+        Values::Numbers(v) => {
+            for x in v.iter().filter(|x| !x.is_nan()) {
+                *counts.entry(format!("{x}")).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(values: &mut [f32]) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f32::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { ((f64::from(values[n / 2 - 1]) + f64::from(values[n / 2])) / 2.0) as f32 }
+}
+
+/// One cell, as read.
+enum Cell<'a> {
+    Number(f32),
+    Text(&'a str),
+    Missing,
+}
+
+fn cell(column: &Column, row: usize) -> Cell<'_> {
+    match &column.values {
+        Values::Numbers(v) if v[row].is_nan() => Cell::Missing,
+        Values::Numbers(v) => Cell::Number(v[row]),
+        Values::Text { codes, .. } if codes[row] == MISSING => Cell::Missing,
+        Values::Text { codes, levels } => Cell::Text(&levels[codes[row] as usize]),
+    }
+}
+
+/// The column encoders of a model's inputs, in input order, and the cells
+/// read as missing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Encoding {
     pub columns: Vec<ColumnEncoder>,
+    /// The cells (after trimming) read as missing when rows are read for
+    /// this encoding: those training read so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub na_values: Vec<String>,
 }
 
 impl Encoding {
     /// Every column `names` a number, taken as it is: the encoding of an
     /// all-numeric table.
     pub fn numbers(names: &[String]) -> Self {
-        Self { columns: names.iter().map(|n| ColumnEncoder::Number { column: n.clone() }).collect() }
+        Self {
+            columns: names
+                .iter()
+                .map(|n| ColumnEncoder::Number { column: n.clone(), fill: None, indicator: false })
+                .collect(),
+            na_values: Vec::new(),
+        }
+    }
+
+    /// Fits an encoder for each column of `table` that `kinds` (one per
+    /// column, in order) says to use; `na_values` are the cells `table`
+    /// was read with as missing.
+    pub fn fit(table: &Table, kinds: &[ColumnInfo], na_values: &[String]) -> Result<Self, DataError> {
+        let mut columns = Vec::new();
+        for info in kinds {
+            let column = table
+                .column(&info.column)
+                .ok_or_else(|| DataError::MissingFeature { path: table.source.clone(), name: info.column.clone() })?;
+            columns.extend(ColumnEncoder::fit(column, info.kind, &table.source)?);
+        }
+        Ok(Self { columns, na_values: na_values.to_vec() })
     }
 
     /// The raw columns read, in order.
@@ -87,9 +396,13 @@ impl Encoding {
         self.columns.iter().map(|c| c.column().to_string()).collect()
     }
 
-    /// The raw columns that must be read as text.
-    pub fn text_columns(&self) -> Vec<String> {
-        self.columns.iter().filter(|c| c.reads_text()).map(|c| c.column().to_string()).collect()
+    /// How to read raw rows for this encoding: its missing-value markers,
+    /// and its categorical, boolean and date columns as text.
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            na_values: self.na_values.clone(),
+            as_text: self.columns.iter().filter(|c| c.reads_text()).map(|c| c.column().to_string()).collect(),
+        }
     }
 
     /// The model inputs' names, in order.
@@ -104,7 +417,8 @@ impl Encoding {
 
     /// Whether every encoder passes a numeric column through unchanged.
     pub fn is_plain_numbers(&self) -> bool {
-        self.columns.iter().all(|c| matches!(c, ColumnEncoder::Number { .. }))
+        self.na_values.is_empty()
+            && self.columns.iter().all(|c| matches!(c, ColumnEncoder::Number { fill: None, indicator: false, .. }))
     }
 
     /// The model inputs for every row of `table`; a column the encoding

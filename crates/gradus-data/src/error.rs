@@ -22,6 +22,8 @@ pub enum DataError {
         "{path}:{line}:{column}: value '{value}' in column '{name}' is not finite (NaN and infinity are not allowed)"
     )]
     NotFinite { path: String, line: u64, column: usize, name: String, value: String },
+    #[error("{path}:{line}:{column}: value '{value}' in column '{name}' is not a date ({form}, as in training)")]
+    NotADate { path: String, line: u64, column: usize, name: String, value: String, form: &'static str },
     #[error("{path}: no column named '{name}' to use as the target (columns: {available})")]
     UnknownTarget { path: String, name: String, available: String },
     #[error("{path}: target column '{name}' has only one class ('{class}'); classification needs at least two")]

@@ -20,10 +20,13 @@
 mod batch;
 mod builtin;
 mod dataset;
+mod dates;
 mod encode;
 mod error;
+mod kinds;
 mod load;
 mod matrix;
+mod raw;
 mod scale;
 mod split;
 pub mod synthetic;
@@ -32,12 +35,16 @@ pub mod table;
 pub use batch::Batches;
 pub use builtin::{BUILTINS, BuiltinInfo, load_builtin};
 pub use dataset::{Dataset, Target, Task};
-pub use encode::{ColumnEncoder, Encoding};
+pub use dates::DateOrder;
+pub use encode::{ColumnEncoder, Encoding, MAX_LEVELS, MIN_LEVEL_COUNT};
 pub use error::DataError;
+pub use kinds::{ColumnInfo, ColumnKind, infer_kind};
 pub use load::{
-    LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, load_csv, load_features, load_table, parse_csv,
+    LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, load_csv, load_encoded, load_features, load_table,
+    parse_csv,
 };
 pub use matrix::{MatRef, Matrix};
+pub use raw::{RawData, RawOptions, load_raw};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, ReadOptions, Table, Values};

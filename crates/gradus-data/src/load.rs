@@ -83,6 +83,35 @@ pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKi
     })
 }
 
+/// The labelled rows of a CSV file or built-in dataset as a model that reads
+/// raw columns through `encoding` sees them: those columns encoded, and the
+/// target column `target` (rows whose target is missing left out, as in
+/// training). Other columns are ignored.
+pub fn load_encoded(source: &str, encoding: &Encoding, target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
+    let text = read_source(source)?;
+    let file = CsvFile::open(&text, source)?;
+    let mut columns = feature_columns(&file, source, &encoding.input_columns())?;
+    let target_col = target_column(&file, source, Some(target))?;
+    columns.push(target_col);
+    let mut options = encoding.read_options();
+    options.as_text.push(target.into());
+    let mut table = file.read(&columns, &options)?;
+    let Some(Values::Text { codes, .. }) = table.column(target).map(|c| &c.values) else {
+        unreachable!("the target is read as text")
+    };
+    let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != crate::table::MISSING).collect();
+    if keep.len() < table.n_rows() {
+        table = table.select_rows(&keep);
+    }
+    Ok(Dataset {
+        name: source.into(),
+        x: encoding.transform(&table)?,
+        y: build_target(raw_target(&table, target), source, target_col, target, kind)?,
+        encoding: encoding.clone(),
+        target_name: target.into(),
+    })
+}
+
 /// Reads the columns `names` of a CSV file or built-in dataset as a typed
 /// table, ignoring every other column; a missing one is an error.
 pub fn load_table(source: &str, names: &[String], options: &ReadOptions) -> Result<Table, DataError> {
@@ -140,11 +169,15 @@ fn raw_target(table: &Table, name: &str) -> Vec<(String, u64)> {
     let Some(Values::Text { codes, levels }) = table.column(name).map(|c| &c.values) else {
         unreachable!("the target is read as text")
     };
-    codes.iter().zip(&table.lines).map(|(&c, &line)| (levels[c as usize].clone(), line)).collect()
+    codes
+        .iter()
+        .zip(&table.lines)
+        .map(|(&c, &line)| (levels.get(c as usize).cloned().unwrap_or_default(), line))
+        .collect()
 }
 
 /// The (decompressed) CSV text of `builtin:NAME` or a file.
-fn read_source(source: &str) -> Result<Vec<u8>, DataError> {
+pub(crate) fn read_source(source: &str) -> Result<Vec<u8>, DataError> {
     match source.strip_prefix("builtin:") {
         Some(name) => crate::builtin::builtin_text(name),
         None => {
@@ -188,7 +221,7 @@ fn parse_number(field: &str, path: &str, line: u64, col: usize, name: &str) -> R
     }
 }
 
-fn build_target(
+pub(crate) fn build_target(
     raw: Vec<(String, u64)>,
     path: &str,
     col: usize,

@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gradus_data::{Dataset, Scaling, Task};
+use gradus_data::{Dataset, RawData, Scaling, Task};
 use gradus_train::{
     Activation, Control, EarlyStopping, Ensemble, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel,
     Schedule, Termination, TrainConfig, WeightInit,
@@ -630,11 +630,13 @@ fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
     })
 }
 
-/// The test rows held out of the search, and the rest (which the trials
-/// split again into training and validation rows).
-pub fn hold_out(data: &Dataset, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PipelineError> {
-    let split = data.split(0.0, test_fraction, seed)?;
-    Ok((data.subset(&split.train), data.subset(&split.test)))
+/// The rows the search tunes on (which the trials split again into
+/// training and validation rows) and the test rows held out of it, both
+/// encoded by an encoding fitted on the tuning rows only.
+pub fn hold_out(raw: &RawData, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PipelineError> {
+    let split = raw.split(0.0, test_fraction, seed)?;
+    let encoding = raw.fit_encoding(&split.train)?;
+    Ok((raw.dataset(&split.train, &encoding)?, raw.dataset(&split.test, &encoding)?))
 }
 
 /// Epochs trained by every finished trial (one report per epoch).

@@ -1,0 +1,132 @@
+//! Raw mixed-type tables end to end, as a user has them: categorical,
+//! boolean and date columns, missing values, an identifier, a missing
+//! target — through `gradus tune`, `predict` and `evaluate` as real processes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradus(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradus")).args(args).current_dir(dir).output().expect("the gradus binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// A seeded table of `n` rows whose class depends on every kind of column:
+/// `age` (numeric, some `NA`), `color` (categorical, a rare level, some
+/// `?`), `member` (yes/no), `joined` (ISO dates, some empty), `id` (an
+/// identifier) and `label`, missing on every 50th row.
+fn mixed_table(n: usize) -> String {
+    let mut state = 42u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut text = String::from("id,age,color,member,joined,label\n");
+    for i in 0..n {
+        let age = 20.0 + 50.0 * next();
+        let color = if i % 97 == 0 { "teal" } else { ["red", "green", "blue"][(next() * 3.0) as usize] };
+        let member = next() < 0.5;
+        let month = 1 + (next() * 12.0) as u32;
+        let score = (age - 45.0) / 10.0
+            + if color == "red" { 1.5 } else { -0.5 }
+            + if member { 1.0 } else { -1.0 }
+            + if month > 6 { 0.5 } else { -0.5 };
+        let label = if i % 50 == 7 {
+            ""
+        } else if score + next() - 0.5 > 0.0 {
+            "good"
+        } else {
+            "bad"
+        };
+        let age = if i % 13 == 0 { "NA".to_string() } else { format!("{age:.1}") };
+        let color = if i % 17 == 0 { "?" } else { color };
+        let joined = if i % 19 == 0 { String::new() } else { format!("2023-{month:02}-{:02}", 1 + i % 28) };
+        text.push_str(&format!("u{i},{age}, {color},{},{joined},{label}\n", if member { "yes" } else { "no" }));
+    }
+    text
+}
+
+#[test]
+fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.csv"), mixed_table(400)).unwrap();
+    let args = ["tune", "--data", "train.csv", "--target", "label", "--trials", "4", "--epochs", "20"];
+    let out = gradus(dir.path(), &[&args[..], &["--out", "m.gradus", "--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let columns = &lines[0];
+    assert_eq!(columns["event"], "columns");
+    assert_eq!(columns["missing_target_rows"], 8, "rows 7, 57, …, 357 have no label");
+    assert_eq!(columns["classes"], serde_json::json!(["bad", "good"]), "never an empty class");
+    let kinds: Vec<(&str, &str)> = columns["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["column"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("id", "identifier"),
+            ("age", "numeric"),
+            ("color", "categorical"),
+            ("member", "boolean"),
+            ("joined", "date_time"),
+        ]
+    );
+    let summary = lines.last().unwrap();
+    let accuracy = summary["test_metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.7, "the columns carry the signal: {summary}");
+
+    // New rows: an unseen color, missing cells in every column, stray spaces.
+    let new = "id,age,color,member,joined\nz1,33, purple ,yes,2024-02-02\nz2,NA,?,,\nz3,50,red,no,2023-07-01\n";
+    std::fs::write(dir.path().join("new.csv"), new).unwrap();
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "prediction,p_bad,p_good");
+    assert_eq!(rows.len(), 4);
+    for row in &rows[1..] {
+        let p: Vec<f64> = row.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+        assert!(p.iter().all(|v| v.is_finite()) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row}");
+    }
+
+    // Text where training read numbers is an error naming the place.
+    std::fs::write(dir.path().join("bad.csv"), "id,age,color,member,joined\nz1,old,red,yes,2024-02-02\n").unwrap();
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "bad.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.csv:2:2: value 'old' in column 'age' is not a number"), "{}", stderr(&out));
+
+    // evaluate reads the same columns and leaves out rows with no label.
+    let out = gradus(dir.path(), &["evaluate", "--model", "m.gradus", "--data", "train.csv", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"], 392);
+}
+
+#[test]
+fn bad_table_input_is_exit_2_with_the_place_named_and_nothing_written() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("a,y\n1,NA\n2,\n", &[], "target column 'y' has no values"),
+        ("a,b,y\n1,2,x\n3,4,z\n", &["--categorical", "nope"], "--categorical names 'nope', which is not a column"),
+        ("a,b,y\n1,2,x\n3,4,z\n", &["--ignore", "y"], "--ignore names 'y', the target column"),
+        ("a,y\nu1,x\n", &[], "no column is left to learn from"),
+    ];
+    for (table, flags, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = table.to_string();
+        if expected.contains("left to learn") {
+            // Enough rows that a distinct value on each is an identifier.
+            text = "a,y\n".to_string() + &(0..30).map(|i| format!("u{i},{}\n", i % 2)).collect::<String>();
+        }
+        std::fs::write(dir.path().join("t.csv"), text).unwrap();
+        let out = gradus(dir.path(), &[&["tune", "--data", "t.csv", "--target", "y"][..], flags].concat());
+        assert_eq!(out.status.code(), Some(2), "{expected}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{expected}: {}", stderr(&out));
+        assert!(!dir.path().join("gradus.db").exists(), "{expected}: no storage is made for bad input");
+    }
+}

@@ -1,0 +1,284 @@
+//! A table as its owner has it — categorical and boolean columns, dates,
+//! missing values, identifiers — read and described for training: the
+//! target taken out (rows whose target is missing left out and counted,
+//! never made a class), and each feature column's kind inferred, or given
+//! by the user. [`RawData::dataset`] then encodes any rows with an
+//! [`Encoding`] fitted on the training rows only.
+
+use crate::kinds::{ColumnInfo, ColumnKind, infer_kind};
+use crate::load::{build_target, read_source};
+use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
+use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
+
+/// How [`load_raw`] reads a table.
+#[derive(Clone, Debug, Default)]
+pub struct RawOptions {
+    /// The target column's name; `None` takes the last column.
+    pub target: Option<String>,
+    pub target_kind: TargetKind,
+    /// Cells read as missing; `None`: [`crate::DEFAULT_NA_VALUES`].
+    pub na_values: Option<Vec<String>>,
+    /// Columns read as categories whatever their values look like.
+    pub categorical: Vec<String>,
+    /// Columns left out.
+    pub ignore: Vec<String>,
+}
+
+/// The rows with a target, their target, and what each feature column is.
+#[derive(Clone, Debug)]
+pub struct RawData {
+    /// The feature columns (every column but the target), rows with a target only.
+    pub table: Table,
+    pub y: Target,
+    pub target_name: String,
+    /// One per column of `table`, in order; those not
+    /// [`ColumnKind::is_used`] are left out of the encoding.
+    pub kinds: Vec<ColumnInfo>,
+    /// Rows left out because their target was missing.
+    pub missing_target_rows: usize,
+    /// The cells read as missing.
+    pub na_values: Vec<String>,
+}
+
+/// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
+pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError> {
+    let text = read_source(source)?;
+    let file = CsvFile::open(&text, source)?;
+    let header = file.header();
+    let target_kind = match (options.target_kind, source.strip_prefix("builtin:")) {
+        (TargetKind::Auto, Some(name)) => crate::builtin::target_kind(name)?,
+        (kind, _) => kind,
+    };
+    let target_col = match &options.target {
+        None => header.len() - 1,
+        Some(name) => file.position(name).ok_or_else(|| DataError::UnknownTarget {
+            path: source.into(),
+            name: name.clone(),
+            available: header.join(", "),
+        })?,
+    };
+    let target_name = header[target_col].clone();
+    for (flag, names) in [("--categorical", &options.categorical), ("--ignore", &options.ignore)] {
+        for name in names {
+            if *name == target_name {
+                return Err(DataError::invalid(
+                    "column",
+                    format!("{flag} names '{name}', the target column of {source}"),
+                ));
+            }
+            if file.position(name).is_none() {
+                return Err(DataError::invalid(
+                    "column",
+                    format!(
+                        "{flag} names '{name}', which is not a column of {source} (columns: {})",
+                        header.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let selected: Vec<usize> = (0..header.len()).filter(|&c| !options.ignore.contains(&header[c])).collect();
+    if selected.len() < 2 {
+        return Err(DataError::NoFeatures { path: source.into(), name: target_name });
+    }
+    let na_values = options.na_values.clone().unwrap_or_else(|| ReadOptions::with_default_na().na_values);
+    let read = ReadOptions {
+        na_values: na_values.clone(),
+        as_text: std::iter::once(target_name.clone()).chain(options.categorical.iter().cloned()).collect(),
+    };
+    let mut table = file.read(&selected, &read)?;
+    let at = table.columns.iter().position(|c| c.name == target_name).expect("the target is selected");
+    let target = table.columns.remove(at);
+    let Values::Text { codes, levels } = &target.values else { unreachable!("the target is read as text") };
+    let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != MISSING).collect();
+    if keep.is_empty() {
+        return Err(DataError::invalid(
+            "target",
+            format!("{source}: target column '{target_name}' has no values (every cell is missing)"),
+        ));
+    }
+    let missing_target_rows = codes.len() - keep.len();
+    let raw: Vec<(String, u64)> = keep.iter().map(|&i| (levels[codes[i] as usize].clone(), table.lines[i])).collect();
+    let y = build_target(raw, source, target_col, &target_name, target_kind)?;
+    if missing_target_rows > 0 {
+        table = table.select_rows(&keep);
+    }
+    let kinds = table
+        .columns
+        .iter()
+        .map(|c| {
+            if options.categorical.contains(&c.name) {
+                let distinct = match &c.values {
+                    Values::Text { levels, .. } => levels.len(),
+                    Values::Numbers(_) => 0,
+                };
+                let missing = c.values.n_missing();
+                ColumnInfo {
+                    column: c.name.clone(),
+                    kind: ColumnKind::Categorical,
+                    reason: "--categorical".into(),
+                    missing,
+                    distinct,
+                }
+            } else {
+                infer_kind(c)
+            }
+        })
+        .collect();
+    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values })
+}
+
+impl RawData {
+    pub fn n_rows(&self) -> usize {
+        self.table.n_rows()
+    }
+
+    /// A seeded train/valid/test split of the rows, stratified by class for
+    /// a classification target. See [`crate::train_valid_test_split`].
+    pub fn split(&self, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
+        crate::train_valid_test_split(self.n_rows(), self.y.labels(), valid_fraction, test_fraction, seed)
+    }
+
+    /// The encoding of the used columns, fitted on the rows at `rows`.
+    pub fn fit_encoding(&self, rows: &[usize]) -> Result<Encoding, DataError> {
+        let used: Vec<ColumnInfo> = self.kinds.iter().filter(|k| k.kind.is_used()).cloned().collect();
+        if used.is_empty() {
+            return Err(DataError::invalid(
+                "columns",
+                format!(
+                    "{}: no column is left to learn from (every feature is an identifier, free text or constant)",
+                    self.table.source
+                ),
+            ));
+        }
+        Encoding::fit(&self.table.select_rows(rows), &used, &self.na_values)
+    }
+
+    /// The rows at `rows`, encoded by `encoding`, as a dataset.
+    pub fn dataset(&self, rows: &[usize], encoding: &Encoding) -> Result<Dataset, DataError> {
+        let table = self.table.select_rows(rows);
+        Ok(Dataset {
+            name: self.table.source.clone(),
+            x: encoding.transform(&table)?,
+            y: self.y.select(rows),
+            encoding: encoding.clone(),
+            target_name: self.target_name.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str, options: &RawOptions) -> Result<RawData, DataError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        load_raw(path.to_str().unwrap(), options).map(|mut r| {
+            r.table.source = "t.csv".into();
+            r
+        })
+    }
+
+    #[test]
+    fn rows_with_a_missing_target_are_left_out_and_counted_never_a_class() {
+        let r = raw("a,y\n1,yes\n2,NA\n3,no\n4,\n5,yes\n", &RawOptions::default()).unwrap();
+        assert_eq!(r.missing_target_rows, 2);
+        assert_eq!(r.y, Target::Classes { labels: vec![1, 0, 1], classes: vec!["no".into(), "yes".into()] });
+        assert_eq!(r.table.columns[0].values, Values::Numbers(vec![1.0, 3.0, 5.0]));
+        assert_eq!(r.table.lines, vec![2, 4, 6]);
+        let err = raw("a,y\n1,NA\n2,\n", &RawOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("target column 'y' has no values"), "{err}");
+    }
+
+    #[test]
+    fn each_marker_is_a_missing_value_that_numeric_columns_fill_with_the_median_and_flag() {
+        for marker in crate::DEFAULT_NA_VALUES {
+            let text = format!("a,y\n1,0\n{marker},1\n4,0\n10,1\n");
+            let r = raw(&text, &RawOptions::default()).unwrap();
+            let rows: Vec<usize> = (0..4).collect();
+            let encoding = r.fit_encoding(&rows).unwrap();
+            assert_eq!(encoding.output_names(), ["a", "a_missing"], "marker {marker:?}");
+            let d = r.dataset(&rows, &encoding).unwrap();
+            assert_eq!(
+                d.x.as_slice(),
+                &[1.0, 0.0, 4.0, 1.0, 4.0, 0.0, 10.0, 0.0],
+                "marker {marker:?}: median of 1, 4, 10"
+            );
+        }
+    }
+
+    #[test]
+    fn categories_are_one_hot_with_rare_and_unseen_levels_as_other_and_missing_as_its_own() {
+        let mut text = String::from("color,y\n");
+        for i in 0..12 {
+            text.push_str(&format!("{},{}\n", ["red", "blue"][i % 2], i % 2));
+        }
+        text.push_str("green,0\n?,1\n");
+        let r = raw(&text, &RawOptions::default()).unwrap();
+        assert_eq!(r.kinds[0].kind, ColumnKind::Categorical);
+        let rows: Vec<usize> = (0..r.n_rows()).collect();
+        let encoding = r.fit_encoding(&rows).unwrap();
+        assert_eq!(encoding.output_names(), ["color=blue", "color=red", "color=<other>", "color=<missing>"]);
+        let d = r.dataset(&rows, &encoding).unwrap();
+        assert_eq!(d.x.row(0), &[0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(d.x.row(12), &[0.0, 0.0, 1.0, 0.0], "green is rarer than {MIN}", MIN = crate::MIN_LEVEL_COUNT);
+        assert_eq!(d.x.row(13), &[0.0, 0.0, 0.0, 1.0]);
+        // New rows: an unseen level is other, a missing cell the missing input.
+        let new = CsvFile::open(b"color\npurple\nred\n\n NA \n", "new.csv").unwrap();
+        let table = new.read(&[0], &encoding.read_options()).unwrap();
+        let x = encoding.transform(&table).unwrap();
+        assert_eq!(x.as_slice(), &[0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn booleans_and_dates_become_numbers() {
+        let text = "ok,when,y\nYes,2024-03-15T12:00,1\nno,2024-03-16T00:00,0\nyes,,1\n";
+        let r = raw(text, &RawOptions::default()).unwrap();
+        assert_eq!((r.kinds[0].kind, r.kinds[1].kind), (ColumnKind::Boolean, ColumnKind::DateTime));
+        let rows = [0, 1, 2];
+        let encoding = r.fit_encoding(&rows).unwrap();
+        assert_eq!(
+            encoding.output_names(),
+            ["ok", "when.year", "when.month", "when.weekday", "when.hour", "when.days", "when_missing"]
+        );
+        let d = r.dataset(&rows, &encoding).unwrap();
+        assert_eq!(d.x.row(0), &[1.0, 2024.0, 3.0, 4.0, 12.0, 19797.5, 0.0]);
+        assert_eq!(d.x.row(1), &[0.0, 2024.0, 3.0, 5.0, 0.0, 19798.0, 0.0]);
+        // A missing date takes the medians of the training rows' parts.
+        assert_eq!(d.x.row(2), &[1.0, 2024.0, 3.0, 4.5, 6.0, 19797.75, 1.0]);
+    }
+
+    #[test]
+    fn categorical_and_ignore_override_the_inference_and_bad_names_are_errors() {
+        let text = "zip,id,y\n01,1,a\n02,2,b\n01,3,a\n";
+        let options =
+            RawOptions { categorical: vec!["zip".into()], ignore: vec!["id".into()], ..RawOptions::default() };
+        let r = raw(text, &options).unwrap();
+        assert_eq!(r.table.columns.len(), 1);
+        assert_eq!(r.kinds[0].kind, ColumnKind::Categorical);
+        let encoding = r.fit_encoding(&[0, 1, 2]).unwrap();
+        assert!(matches!(&encoding.columns[0], crate::ColumnEncoder::OneHot { .. }));
+        for (options, want) in [
+            (
+                RawOptions { categorical: vec!["nope".into()], ..RawOptions::default() },
+                "--categorical names 'nope', which is not a column",
+            ),
+            (RawOptions { ignore: vec!["y".into()], ..RawOptions::default() }, "--ignore names 'y', the target column"),
+        ] {
+            let err = raw(text, &options).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn text_in_a_numeric_column_at_predict_time_names_the_line_and_column() {
+        let r = raw("a,y\n1,0\n2,1\n3,0\n", &RawOptions::default()).unwrap();
+        let encoding = r.fit_encoding(&[0, 1, 2]).unwrap();
+        let new = CsvFile::open(b"a\n1\nNA\nabc\n", "new.csv").unwrap();
+        let table = new.read(&[0], &ReadOptions::with_default_na()).unwrap();
+        let err = encoding.transform(&table).unwrap_err().to_string();
+        assert_eq!(err, "new.csv:4:1: value 'abc' in column 'a' is not a number");
+    }
+}
