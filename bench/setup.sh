@@ -4,11 +4,21 @@
 # greenlet for GPSampler, cmaes for CmaEsSampler) — into bench/.venv.
 # Benchmarks only; the tests and CI never need them. Re-running is quick once
 # they are installed.
-# Usage: bash bench/setup.sh
+# `bash bench/setup.sh tabular` installs only what bench/tabular.py needs
+# (scikit-learn, pandas and FLAML with its LightGBM and XGBoost learners).
+# Usage: bash bench/setup.sh [tabular]
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
+fi
+if [ "${1:-}" = tabular ]; then
+  if ! .venv/bin/python -c "import sklearn, pandas, flaml, lightgbm, xgboost" 2>/dev/null; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet scikit-learn pandas numpy "flaml[automl]"
+  fi
+  .venv/bin/python -c "import sklearn, pandas, flaml, lightgbm, xgboost; print('scikit-learn', sklearn.__version__, 'pandas', pandas.__version__, 'flaml', flaml.__version__, 'lightgbm', lightgbm.__version__, 'xgboost', xgboost.__version__)"
+  exit 0
 fi
 if ! .venv/bin/python -c "import torch, sklearn, numpy, optuna, scipy, cmaes, greenlet" 2>/dev/null; then
   # PyPI's Linux torch wheel also pulls its CUDA runtime packages (several GB);
