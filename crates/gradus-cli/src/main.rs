@@ -111,6 +111,11 @@ macro_rules! outln {
     }};
 }
 
+/// `--encoding`'s parser: a name [`gradus::data::TextEncoding`] knows.
+pub fn parse_encoding(name: &str) -> Result<gradus::data::TextEncoding, String> {
+    name.parse().map_err(|e: gradus::data::DataError| e.to_string())
+}
+
 /// Four decimals, or scientific notation for values too small or large for that.
 pub fn num(v: f64) -> String {
     if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.4e}") } else { format!("{v:.4}") }

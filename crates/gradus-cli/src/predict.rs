@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::data::{load_encoded, load_table};
+use gradus::data::{ReadOptions, TextEncoding, load_encoded, load_table};
 use gradus::train::{Ensemble, Metrics, predicted_classes, probabilities};
 
 use crate::metrics_line;
@@ -20,6 +20,9 @@ pub struct PredictArgs {
     /// Write the predictions here instead of to stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
+    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
+    encoding: TextEncoding,
 }
 
 #[derive(Args)]
@@ -33,6 +36,9 @@ pub struct EvaluateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
+    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
+    encoding: TextEncoding,
 }
 
 /// CSV rows: `prediction` (a class label or a number), then for classifiers
@@ -41,7 +47,8 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
     let encoding = prep.encoding();
-    let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &encoding.read_options())?)?;
+    let options = ReadOptions { encoding: args.encoding, ..encoding.read_options() };
+    let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &options)?)?;
     let outputs = saved.outputs(x)?;
     let k = saved.n_outputs();
     let mut text = String::new();
@@ -87,7 +94,7 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind())?;
+    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), args.encoding)?;
     let metrics = saved.evaluate(&data)?;
     if args.json {
         crate::outln!(

@@ -39,6 +39,9 @@ pub struct TuneArgs {
     /// N/A, n/a, ?, null, NULL, NaN, nan, None].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     na_values: Option<Vec<String>>,
+    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
+    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
+    encoding: gradus::data::TextEncoding,
     /// The model families to search; auto searches every one that fits the target.
     #[arg(long, value_enum, default_value = "auto")]
     model: ModelArg,
@@ -186,6 +189,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             na_values: args.na_values.clone(),
             categorical: args.categorical.clone(),
             ignore: args.ignore.clone(),
+            encoding: args.encoding,
         },
     )?;
     let families = request.families(raw.y.task())?;

@@ -130,3 +130,33 @@ fn bad_table_input_is_exit_2_with_the_place_named_and_nothing_written() {
         assert!(!dir.path().join("gradus.db").exists(), "{expected}: no storage is made for bad input");
     }
 }
+
+#[test]
+fn a_latin1_file_is_refused_as_utf8_with_the_line_named_and_read_with_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"city,size,y\n".to_vec();
+    for i in 0..60 {
+        let city: &[u8] = if i % 2 == 0 { b"Montr\xe9al" } else { b"Z\xfcrich" };
+        bytes.extend_from_slice(city);
+        bytes.extend_from_slice(format!(",{},{}\n", i % 7, i % 2).as_bytes());
+    }
+    std::fs::write(dir.path().join("t.csv"), &bytes).unwrap();
+    let args = ["tune", "--data", "t.csv", "--trials", "2", "--epochs", "3", "--json"];
+    let out = gradus(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("t.csv:2: malformed CSV: byte 0xE9 (byte 6 of the line) is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--encoding latin-1"), "{}", stderr(&out));
+    assert!(!dir.path().join("gradus.db").exists());
+    let out = gradus(dir.path(), &[&args[..], &["--encoding", "klingon"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown encoding 'klingon'"), "{}", stderr(&out));
+    let out = gradus(dir.path(), &[&args[..], &["--encoding", "latin-1"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let columns: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(columns["columns"][0]["becomes"], "one-hot: 2 levels", "Montréal and Zürich: {columns}");
+}

@@ -31,6 +31,7 @@ mod scale;
 mod split;
 pub mod synthetic;
 pub mod table;
+mod text_encoding;
 
 pub use batch::Batches;
 pub use builtin::{BUILTINS, BuiltinInfo, load_builtin};
@@ -48,6 +49,7 @@ pub use raw::{RawData, RawOptions, load_raw};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, ReadOptions, Table, Values};
+pub use text_encoding::{ENCODING_NAMES, TextEncoding};
 
 /// The random number generator used for every seeded operation in gradus.
 pub type Rng = rand_chacha::ChaCha8Rng;

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::table::{CsvFile, ReadOptions, Table, Values};
+use crate::text_encoding::TextEncoding;
 use crate::{DataError, Dataset, Encoding, Matrix, Target};
 
 /// How to read the target column.
@@ -58,7 +59,7 @@ pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset
 /// dataset as a feature matrix, ignoring every other column: the rows a
 /// trained model predicts for.
 pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
-    let text = read_source(source)?;
+    let text = read_source(source, TextEncoding::Utf8)?;
     let file = CsvFile::open(&text, source)?;
     let columns = feature_columns(&file, source, names)?;
     file.read(&columns, &ReadOptions::default())?.numeric_matrix(names)
@@ -68,7 +69,7 @@ pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError
 /// `target` of a CSV file or built-in dataset, ignoring every other column:
 /// the labelled rows a trained model is scored on.
 pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
-    let text = read_source(source)?;
+    let text = read_source(source, TextEncoding::Utf8)?;
     let file = CsvFile::open(&text, source)?;
     let mut columns = feature_columns(&file, source, names)?;
     let target_col = target_column(&file, source, Some(target))?;
@@ -87,8 +88,14 @@ pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKi
 /// raw columns through `encoding` sees them: those columns encoded, and the
 /// target column `target` (rows whose target is missing left out, as in
 /// training). Other columns are ignored.
-pub fn load_encoded(source: &str, encoding: &Encoding, target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
-    let text = read_source(source)?;
+pub fn load_encoded(
+    source: &str,
+    encoding: &Encoding,
+    target: &str,
+    kind: TargetKind,
+    file_encoding: TextEncoding,
+) -> Result<Dataset, DataError> {
+    let text = read_source(source, file_encoding)?;
     let file = CsvFile::open(&text, source)?;
     let mut columns = feature_columns(&file, source, &encoding.input_columns())?;
     let target_col = target_column(&file, source, Some(target))?;
@@ -115,7 +122,7 @@ pub fn load_encoded(source: &str, encoding: &Encoding, target: &str, kind: Targe
 /// Reads the columns `names` of a CSV file or built-in dataset as a typed
 /// table, ignoring every other column; a missing one is an error.
 pub fn load_table(source: &str, names: &[String], options: &ReadOptions) -> Result<Table, DataError> {
-    let text = read_source(source)?;
+    let text = read_source(source, options.encoding)?;
     let file = CsvFile::open(&text, source)?;
     file.read(&feature_columns(&file, source, names)?, options)
 }
@@ -176,15 +183,19 @@ fn raw_target(table: &Table, name: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The (decompressed) CSV text of `builtin:NAME` or a file.
-pub(crate) fn read_source(source: &str) -> Result<Vec<u8>, DataError> {
-    match source.strip_prefix("builtin:") {
-        Some(name) => crate::builtin::builtin_text(name),
+/// The (decompressed) CSV text of `builtin:NAME` or a file, as UTF-8.
+pub(crate) fn read_source(source: &str, encoding: TextEncoding) -> Result<Vec<u8>, DataError> {
+    let bytes = match source.strip_prefix("builtin:") {
+        Some(name) => return crate::builtin::builtin_text(name),
         None => {
             let io_error = |error| DataError::Io { path: source.into(), error };
-            Ok(decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned())
+            decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned()
         }
-    }
+    };
+    Ok(match encoding.decode(&bytes, source)? {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(decoded) => decoded,
+    })
 }
 
 /// Returns the bytes themselves, or their gunzipped content when they start

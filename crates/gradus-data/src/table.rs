@@ -188,12 +188,14 @@ pub struct ReadOptions {
     /// Columns kept as text even when every cell is a number (class labels,
     /// categories given by name).
     pub as_text: Vec<String>,
+    /// The file's character encoding.
+    pub encoding: crate::TextEncoding,
 }
 
 impl ReadOptions {
     /// The [`DEFAULT_NA_VALUES`] as missing.
     pub fn with_default_na() -> Self {
-        Self { na_values: DEFAULT_NA_VALUES.iter().map(|s| s.to_string()).collect(), as_text: Vec::new() }
+        Self { na_values: DEFAULT_NA_VALUES.iter().map(|s| s.to_string()).collect(), ..Self::default() }
     }
 
     fn is_na(&self, cell: &str) -> bool {
