@@ -116,6 +116,15 @@ pub fn parse_encoding(name: &str) -> Result<gradus::data::TextEncoding, String> 
     name.parse().map_err(|e: gradus::data::DataError| e.to_string())
 }
 
+/// `--delimiter`'s parser: one ASCII character, or `tab`.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() && text != "\"" && text != "\n" => Ok(text.as_bytes()[0]),
+        _ => Err(format!("'{text}' is not one character (e.g. ',', ';', '|', or tab)")),
+    }
+}
+
 /// Four decimals, or scientific notation for values too small or large for that.
 pub fn num(v: f64) -> String {
     if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.4e}") } else { format!("{v:.4}") }

@@ -23,6 +23,9 @@ pub struct PredictArgs {
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: TextEncoding,
+    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
+    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
+    delimiter: Option<u8>,
 }
 
 #[derive(Args)]
@@ -39,6 +42,9 @@ pub struct EvaluateArgs {
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: TextEncoding,
+    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
+    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
+    delimiter: Option<u8>,
 }
 
 /// CSV rows: `prediction` (a class label or a number), then for classifiers
@@ -47,7 +53,7 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
     let encoding = prep.encoding();
-    let options = ReadOptions { encoding: args.encoding, ..encoding.read_options() };
+    let options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
     let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &options)?)?;
     let outputs = saved.outputs(x)?;
     let k = saved.n_outputs();
@@ -94,7 +100,8 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), args.encoding)?;
+    let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
+    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
     let metrics = saved.evaluate(&data)?;
     if args.json {
         crate::outln!(

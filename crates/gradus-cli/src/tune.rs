@@ -42,6 +42,13 @@ pub struct TuneArgs {
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: gradus::data::TextEncoding,
+    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
+    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
+    delimiter: Option<u8>,
+    /// Read the target as classes or as a real number [default: classes
+    /// when any value is not a number, or at most 20 distinct whole numbers].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
     /// The model families to search; auto searches every one that fits the target.
     #[arg(long, value_enum, default_value = "auto")]
     model: ModelArg,
@@ -129,6 +136,12 @@ enum ModelArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Classification,
+    Regression,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ScaleArg {
     Auto,
     Standard,
@@ -185,11 +198,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         &args.data,
         &RawOptions {
             target: args.target.clone(),
-            target_kind: TargetKind::Auto,
+            target_kind: match args.task {
+                None => TargetKind::Auto,
+                Some(TaskArg::Classification) => TargetKind::Classes,
+                Some(TaskArg::Regression) => TargetKind::Real,
+            },
             na_values: args.na_values.clone(),
             categorical: args.categorical.clone(),
             ignore: args.ignore.clone(),
             encoding: args.encoding,
+            delimiter: args.delimiter,
         },
     )?;
     let families = request.families(raw.y.task())?;

@@ -160,3 +160,28 @@ fn a_latin1_file_is_refused_as_utf8_with_the_line_named_and_read_with_encoding()
         serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(columns["columns"][0]["becomes"], "one-hot: 2 levels", "Montréal and Zürich: {columns}");
 }
+
+#[test]
+fn tab_and_semicolon_files_are_sniffed_and_task_overrides_the_inference() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1–5 rating: read as five classes unless --task regression says otherwise.
+    let rows: String = (0..60).map(|i| format!("{}\t{}\t{}\n", i % 10, ["a", "b"][i % 2], 1 + i % 5)).collect();
+    std::fs::write(dir.path().join("t.tsv"), format!("x\tkind\trating\n{rows}")).unwrap();
+    std::fs::write(dir.path().join("t.csv"), format!("x;kind;rating\n{}", rows.replace('\t', ";"))).unwrap();
+    for file in ["t.tsv", "t.csv"] {
+        let base = ["tune", "--data", file, "--trials", "2", "--epochs", "3", "--model", "linear", "--json"];
+        let out = gradus(dir.path(), &base);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--model linear does not fit a multiclass"), "{file}: {}", stderr(&out));
+        let study = format!("s-{file}");
+        let out = gradus(dir.path(), &[&base[..], &["--task", "regression", "--study", &study]].concat());
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let first: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first["task"], "regression", "{file}");
+        assert_eq!(first["inputs"], 3, "{file}: x and the two levels of kind");
+    }
+    let out = gradus(dir.path(), &["tune", "--data", "t.tsv", "--delimiter", "ab"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not one character"), "{}", stderr(&out));
+}

@@ -403,6 +403,7 @@ impl Encoding {
             na_values: self.na_values.clone(),
             as_text: self.columns.iter().filter(|c| c.reads_text()).map(|c| c.column().to_string()).collect(),
             encoding: crate::TextEncoding::Utf8,
+            delimiter: None,
         }
     }
 

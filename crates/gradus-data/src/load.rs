@@ -87,16 +87,17 @@ pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKi
 /// The labelled rows of a CSV file or built-in dataset as a model that reads
 /// raw columns through `encoding` sees them: those columns encoded, and the
 /// target column `target` (rows whose target is missing left out, as in
-/// training). Other columns are ignored.
+/// training). Other columns are ignored; `format`'s character encoding
+/// and delimiter say how to read the file.
 pub fn load_encoded(
     source: &str,
     encoding: &Encoding,
     target: &str,
     kind: TargetKind,
-    file_encoding: TextEncoding,
+    format: &ReadOptions,
 ) -> Result<Dataset, DataError> {
-    let text = read_source(source, file_encoding)?;
-    let file = CsvFile::open(&text, source)?;
+    let text = read_source(source, format.encoding)?;
+    let file = CsvFile::open_with(&text, source, format.delimiter)?;
     let mut columns = feature_columns(&file, source, &encoding.input_columns())?;
     let target_col = target_column(&file, source, Some(target))?;
     columns.push(target_col);
@@ -123,7 +124,7 @@ pub fn load_encoded(
 /// table, ignoring every other column; a missing one is an error.
 pub fn load_table(source: &str, names: &[String], options: &ReadOptions) -> Result<Table, DataError> {
     let text = read_source(source, options.encoding)?;
-    let file = CsvFile::open(&text, source)?;
+    let file = CsvFile::open_with(&text, source, options.delimiter)?;
     file.read(&feature_columns(&file, source, names)?, options)
 }
 

@@ -24,6 +24,8 @@ pub struct RawOptions {
     pub ignore: Vec<String>,
     /// The file's character encoding.
     pub encoding: crate::TextEncoding,
+    /// The delimiter; `None`: sniffed from the header.
+    pub delimiter: Option<u8>,
 }
 
 /// The rows with a target, their target, and what each feature column is.
@@ -45,7 +47,7 @@ pub struct RawData {
 /// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
 pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError> {
     let text = read_source(source, options.encoding)?;
-    let file = CsvFile::open(&text, source)?;
+    let file = CsvFile::open_with(&text, source, options.delimiter)?;
     let header = file.header();
     let target_kind = match (options.target_kind, source.strip_prefix("builtin:")) {
         (TargetKind::Auto, Some(name)) => crate::builtin::target_kind(name)?,
@@ -86,6 +88,7 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
     let na_values = options.na_values.clone().unwrap_or_else(|| ReadOptions::with_default_na().na_values);
     let read = ReadOptions {
         encoding: options.encoding,
+        delimiter: options.delimiter,
         na_values: na_values.clone(),
         as_text: std::iter::once(target_name.clone()).chain(options.categorical.iter().cloned()).collect(),
     };

@@ -190,6 +190,8 @@ pub struct ReadOptions {
     pub as_text: Vec<String>,
     /// The file's character encoding.
     pub encoding: crate::TextEncoding,
+    /// The delimiter; `None`: sniffed from the header.
+    pub delimiter: Option<u8>,
 }
 
 impl ReadOptions {
@@ -209,18 +211,49 @@ pub struct CsvFile<'a> {
     source: &'a str,
     text: &'a [u8],
     header: Vec<String>,
+    delimiter: u8,
+}
+
+/// The delimiters [`sniff_delimiter`] chooses among, comma first.
+pub const DELIMITERS: &[u8] = b",;\t|";
+
+/// The delimiter of a CSV text, sniffed from its header line: the one of
+/// comma, semicolon, tab and pipe that occurs most often there outside
+/// quotes (a comma on a tie, or when none does).
+pub fn sniff_delimiter(text: &[u8]) -> u8 {
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for &b in text {
+        if b == b'\n' && !quoted {
+            break;
+        }
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
+            counts[i] += 1;
+        }
+    }
+    let best = (0..4).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).expect("four");
+    DELIMITERS[best]
 }
 
 impl<'a> CsvFile<'a> {
-    /// Reads the header; an empty file, a blank header or a name that
+    /// Reads the header, the delimiter sniffed from it (see
+    /// [`sniff_delimiter`]); an empty file, a blank header or a name that
     /// appears twice is an error.
     pub fn open(text: &'a [u8], source: &'a str) -> Result<Self, DataError> {
+        Self::open_with(text, source, None)
+    }
+
+    /// [`Self::open`] with the delimiter given, or sniffed when `None`.
+    pub fn open_with(text: &'a [u8], source: &'a str, delimiter: Option<u8>) -> Result<Self, DataError> {
         let empty = || DataError::Empty { path: source.into() };
         if text.iter().all(u8::is_ascii_whitespace) {
             return Err(empty());
         }
+        let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(text));
         let header: Vec<String> =
-            reader(text).headers().map_err(|e| malformed(source, e))?.iter().map(str::to_owned).collect();
+            reader(text, delimiter).headers().map_err(|e| malformed(source, e))?.iter().map(str::to_owned).collect();
         // A byte-order mark alone, or a blank header, leaves no column names.
         if header.iter().all(String::is_empty) {
             return Err(empty());
@@ -235,7 +268,7 @@ impl<'a> CsvFile<'a> {
                 });
             }
         }
-        Ok(Self { source, text, header })
+        Ok(Self { source, text, header, delimiter })
     }
 
     /// The column names, in file order.
@@ -294,7 +327,7 @@ impl<'a> CsvFile<'a> {
         mut f: impl FnMut(&csv::StringRecord, u64) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
         let (source, width) = (self.source, self.header.len());
-        let mut reader = reader(self.text);
+        let mut reader = reader(self.text, self.delimiter);
         let mut record = csv::StringRecord::new();
         while reader.read_record(&mut record).map_err(|e| malformed(source, e))? {
             let line = record.position().map_or(0, |p| p.line());
@@ -310,8 +343,13 @@ impl<'a> CsvFile<'a> {
     }
 }
 
-fn reader(text: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(text)
+fn reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(text)
 }
 
 fn malformed(source: &str, e: csv::Error) -> DataError {
@@ -397,6 +435,17 @@ mod tests {
         assert_eq!(t.columns[0].values.n_missing(), 2);
         let t = read(text, &ReadOptions::default());
         assert!(matches!(&t.columns[0].values, Values::Text { levels, .. } if levels == &["1", "", "NA"]));
+    }
+
+    #[test]
+    fn the_delimiter_is_sniffed_from_the_header_outside_quotes() {
+        assert_eq!(sniff_delimiter(b"a;b;c\n1;2;3\n"), b';');
+        assert_eq!(sniff_delimiter(b"a\tb\n1,5\t2\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"\"x,y\"|b|c\n"), b'|');
+        assert_eq!(sniff_delimiter(b"a\n1\n"), b',');
+        let t = read("name\tsize\n\"a, b\"\t2\n", &ReadOptions::default());
+        assert_eq!(t.columns.len(), 2);
+        assert_eq!(t.columns[0].values, Values::Text { codes: vec![0], levels: vec!["a, b".into()] });
     }
 
     #[test]
