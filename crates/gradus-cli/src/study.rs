@@ -154,8 +154,12 @@ pub fn run_study(command: StudyCommand) -> anyhow::Result<()> {
     match command {
         StudyCommand::Create(args) => {
             let space = args.space.as_deref().map(read_space).transpose()?;
-            let settings =
-                StudySettings { sampler: args.sampler.spec(args.seed), pruner: args.pruner.spec(0, 81, 0), space };
+            let settings = StudySettings {
+                sampler: args.sampler.spec(args.seed),
+                pruner: args.pruner.spec(0, 81, 0),
+                space,
+                objective: None,
+            };
             // Build the plug-ins before touching the storage: a bad space
             // or a grid without one leaves no half-made study behind.
             settings.sampler()?;

@@ -250,10 +250,20 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         job.cross_validate_small_data(&tuning);
     }
 
+    // What the trials measure: the same file, target, task and inputs, or
+    // another study.
+    let objective = format!(
+        "data {:016x}, target '{}' ({}), inputs {:016x}",
+        raw.content_hash,
+        raw.target_name,
+        raw.y.task(),
+        gradus::data::fnv1a(serde_json::to_string(&tuning.encoding)?.as_bytes())
+    );
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),
         pruner: args.pruner.spec(args.warmup_epochs, args.epochs as u64, 5),
         space: Some(space),
+        objective: Some(objective.clone()),
     };
     settings.sampler().with_context(|| match args.sampler {
         SamplerArg::Grid if settings.space.as_ref().is_some_and(|s| s.iter().any(|(_, d)| d.grid().is_none())) => {
@@ -266,6 +276,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let storage = args.storage.open(true)?;
     let study = match Study::open(storage.clone(), &name) {
         Ok((study, stored)) => {
+            if let Some(stored) = stored.objective.filter(|o| *o != objective) {
+                bail!(
+                    "study '{name}' was tuned on other data, another target or other inputs (its trials measured {stored}; \
+                     this run would measure {objective}); pick another --study NAME, or delete it with \
+                     `gradus study delete --study {name}`"
+                );
+            }
             if stored.space != settings.space {
                 bail!(
                     "study '{name}' already exists with another search space; resume it with the same flags, or pick another --study"
@@ -299,6 +316,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
 
     let progress = TrialProgress::new(args.trials, done, args.quiet || args.json);
+    if done > 0 {
+        progress.note(&format!(
+            "resuming study '{name}' ({done} trials done): the same data, target and inputs ({objective})"
+        ));
+    }
     if to_run > 0 {
         progress.note(&format!(
             "study '{name}': {done} trials done, running {to_run} more on {jobs} thread(s); data {} rows ({} held out for the test); {}",

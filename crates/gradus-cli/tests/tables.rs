@@ -185,3 +185,30 @@ fn tab_and_semicolon_files_are_sniffed_and_task_overrides_the_inference() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not one character"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_changed_file_or_target_does_not_silently_resume_the_old_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |k: usize| -> String { (0..40).map(|i| format!("{},{},{}\n", i % 7, (i * k) % 5, i % 2)).collect() };
+    std::fs::write(dir.path().join("t.csv"), format!("a,b,y\n{}", rows(3))).unwrap();
+    let args = ["tune", "--data", "t.csv", "--trials", "2", "--epochs", "3"];
+    let first = gradus(dir.path(), &args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The same command again resumes, and says so.
+    let again = gradus(dir.path(), &args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("resuming study 'tune-t' (2 trials done): the same data"), "{}", stderr(&again));
+    // An edited file, or another target, is another study.
+    std::fs::write(dir.path().join("t.csv"), format!("a,b,y\n{}", rows(4))).unwrap();
+    let before = std::fs::read(dir.path().join("gradus.db")).unwrap();
+    for extra in [&[][..], &["--target", "a"][..]] {
+        let out = gradus(dir.path(), &[&args[..], extra].concat());
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("study 'tune-t' was tuned on other data"), "{err}");
+        assert!(err.contains("--study NAME") && err.contains("gradus study delete --study tune-t"), "{err}");
+    }
+    assert_eq!(std::fs::read(dir.path().join("gradus.db")).unwrap(), before, "the stored study is left as it was");
+    let out = gradus(dir.path(), &[&args[..], &["--study", "edited"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -45,7 +45,7 @@ pub use load::{
     parse_csv,
 };
 pub use matrix::{MatRef, Matrix};
-pub use raw::{RawData, RawOptions, load_raw};
+pub use raw::{RawData, RawOptions, fnv1a, load_raw};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, ReadOptions, Table, Values};

@@ -42,6 +42,8 @@ pub struct RawData {
     pub missing_target_rows: usize,
     /// The cells read as missing.
     pub na_values: Vec<String>,
+    /// FNV-1a (64-bit) of the file's text: the same bytes, the same hash.
+    pub content_hash: u64,
 }
 
 /// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
@@ -131,7 +133,14 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
             }
         })
         .collect();
-    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values })
+    let content_hash = fnv1a(&text);
+    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values, content_hash })
+}
+
+/// FNV-1a, 64-bit: a small, dependency-free fingerprint (not a defence
+/// against tampering).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl RawData {

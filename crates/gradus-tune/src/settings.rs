@@ -81,6 +81,11 @@ pub struct StudySettings {
     /// The declared search space, if any (`ask` and `run` suggest from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub space: Option<SearchSpace>,
+    /// What the trials' values measure, as the caller names it (`gradus
+    /// tune`: a hash of the data, the target and the task), so that a
+    /// process measuring something else is not added to the study.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<String>,
 }
 
 impl StudySettings {
@@ -176,6 +181,7 @@ mod tests {
             sampler: SamplerSpec::Grid { seed: 1 },
             pruner: PrunerSpec::Asha { min_resource: 1, reduction_factor: 3, n_startup_trials: 0 },
             space: Some(space),
+            objective: None,
         };
         Study::create_with_settings(storage.clone(), "g", Direction::Maximize, &settings).unwrap();
         let (study, reopened) = Study::open(storage, "g").unwrap();
@@ -186,7 +192,12 @@ mod tests {
 
     #[test]
     fn grid_without_a_space_is_an_error() {
-        let settings = StudySettings { sampler: SamplerSpec::Grid { seed: 0 }, pruner: PrunerSpec::None, space: None };
+        let settings = StudySettings {
+            sampler: SamplerSpec::Grid { seed: 0 },
+            pruner: PrunerSpec::None,
+            space: None,
+            objective: None,
+        };
         let err = settings.sampler().err().unwrap().to_string();
         assert!(err.contains("grid search needs a declared space"), "{err}");
     }
