@@ -21,9 +21,11 @@ Usage:
   bash bench/setup.sh tabular
   bench/.venv/bin/python bench/tabular.py [--seed 0] [--jobs 2] [-- extra flags for gradus tune]
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time, warnings
 
-import numpy as np
+# FLAML trains in worker processes, whose scikit-learn warnings would flood the table.
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -71,7 +73,7 @@ def preprocess(frame):
     categorical = [c for c in frame.columns if c not in numeric]
     return ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
          categorical),
     ])
 
@@ -88,13 +90,24 @@ def main():
     ap.add_argument("--no-flaml", action="store_true")
     ap.add_argument("extra", nargs="*", help="flags passed to gradus tune (after --)")
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `cargo build --release -p gradus-cli` first")
+    print(f"UCI Adult, the official split; gradus seed {args.seed}, {args.jobs} jobs"
+          f"{' + ' + ' '.join(args.extra) if args.extra else ''}")
+    print("| model | test accuracy | test ROC AUC | fit s | gradus accuracy − this |")
+    print("|---|---|---|---|---|", flush=True)
     rows = []
+
+    def report(row):
+        rows.append(row)
+        name, acc, auc, wall = row
+        print(f"| {name} | {acc:.4f} | {auc:.4f} | {wall:.1f} | {rows[0][1] - acc:+.4f} |", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         acc, auc, wall, summary = run_gradus(args.seed, args.jobs, args.extra, tmp)
     t = summary["trials"]
-    rows.append((f"gradus tune ({t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed)", acc, auc, wall))
+    report((f"gradus tune ({t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed)", acc, auc, wall))
     x_train, y_train, x_test, y_test = frames()
     peers = [
         ("scikit-learn LogisticRegression", LogisticRegression(max_iter=1000)),
@@ -105,21 +118,15 @@ def main():
         model = make_pipeline(preprocess(x_train), estimator)
         start = time.perf_counter()
         model.fit(x_train, y_train)
-        rows.append((name, *score(model, x_test, y_test), time.perf_counter() - start))
+        report((name, *score(model, x_test, y_test), time.perf_counter() - start))
     if not args.no_flaml:
         from flaml import AutoML
         automl = AutoML()
         start = time.perf_counter()
         automl.fit(x_train, y_train, task="classification", time_budget=wall, seed=args.seed, verbose=0,
                    n_jobs=args.jobs)
-        rows.append((f"FLAML AutoML ({wall:.0f} s budget; best: {automl.best_estimator})",
-                     *score(automl, x_test, y_test), time.perf_counter() - start))
-    print(f"UCI Adult: {len(y_train)} training rows, {len(y_test)} test rows (the official split); "
-          f"gradus seed {args.seed}, {args.jobs} jobs{' + ' + ' '.join(args.extra) if args.extra else ''}")
-    print("| model | test accuracy | test ROC AUC | fit s | gradus accuracy − this |")
-    print("|---|---|---|---|---|")
-    for name, acc, auc, wall in rows:
-        print(f"| {name} | {acc:.4f} | {auc:.4f} | {wall:.1f} | {rows[0][1] - acc:+.4f} |")
+        report((f"FLAML AutoML ({wall:.0f} s budget; best: {automl.best_estimator})",
+                *score(automl, x_test, y_test), time.perf_counter() - start))
 
 
 if __name__ == "__main__":

@@ -365,25 +365,44 @@ impl SavedModel {
 }
 
 /// What a model file holds: one trained model, or several whose class
-/// probabilities (or, for a real target, predictions) are averaged — the
-/// best few configurations of a search, refitted (`gradus tune --ensemble`).
-/// Averaging models that err differently is the ensemble step of
-/// auto-sklearn and AutoGluon. Members share the features, the target and
-/// the classes; each keeps its own scaler and architecture.
+/// probabilities (or, for a real target, predictions) are averaged, with
+/// weights — the configurations of a search that ensemble selection chose,
+/// refitted (`gradus tune --ensemble`). Averaging models that err
+/// differently is the ensemble step of auto-sklearn and AutoGluon. Members
+/// share the features, the target and the classes; each keeps its own
+/// scaler and architecture.
 pub struct Ensemble {
     /// At least one (see [`Ensemble::new`]).
     members: Vec<SavedModel>,
+    /// One per member, positive: the members' relative weights (times
+    /// chosen by ensemble selection; 1 each for a plain mean).
+    weights: Vec<f64>,
 }
 
 impl From<SavedModel> for Ensemble {
     fn from(model: SavedModel) -> Self {
-        Self { members: vec![model] }
+        Self { members: vec![model], weights: vec![1.0] }
     }
 }
 
 impl Ensemble {
-    /// Members that read the same features and predict the same target.
+    /// Members that read the same features and predict the same target,
+    /// averaged with equal weights.
     pub fn new(members: Vec<SavedModel>) -> Result<Self, TrainError> {
+        let n = members.len();
+        Self::weighted(members, vec![1.0; n])
+    }
+
+    /// Members averaged with relative `weights` (one each, positive and
+    /// finite): member i counts `weights[i] / Σ weights`.
+    pub fn weighted(members: Vec<SavedModel>, weights: Vec<f64>) -> Result<Self, TrainError> {
+        if weights.len() != members.len() || weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+            return Err(TrainError::Mismatch(format!(
+                "an ensemble of {} models needs as many positive weights, got {weights:?}",
+                members.len()
+            )));
+        }
+
         let Some(first) = members.first() else {
             return Err(TrainError::Mismatch("an ensemble needs at least one model".into()));
         };
@@ -396,7 +415,12 @@ impl Ensemble {
                 )));
             }
         }
-        Ok(Self { members })
+        Ok(Self { members, weights })
+    }
+
+    /// The members' relative weights in the average.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
     }
 
     /// The models averaged, at least one.
@@ -432,9 +456,10 @@ impl Ensemble {
     }
 
     /// Outputs in member 0's layout for a feature matrix in model column
-    /// order, unscaled: the mean prediction for a real target; for classes,
-    /// logits whose softmax (or sigmoid, for one output) is the members'
-    /// mean probability — log-probabilities, or the log-odds of the mean.
+    /// order, unscaled: the weighted mean prediction for a real target; for
+    /// classes, logits whose softmax (or sigmoid, for one output) is the
+    /// members' weighted mean probability — log-probabilities, or the
+    /// log-odds of the mean.
     pub fn outputs(&self, x: Matrix) -> Result<Vec<f32>, TrainError> {
         if let [one] = self.members.as_slice() {
             return one.outputs(x);
@@ -442,7 +467,7 @@ impl Ensemble {
         let classes = self.preprocessing().classes.as_ref().map(Vec::len);
         let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
         let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
-        for member in &self.members {
+        for (member, &weight) in self.members.iter().zip(&self.weights) {
             let out = member.outputs(x.clone())?;
             let values: Vec<f64> = match classes {
                 // Both probabilities in f64 from the logit, so that a
@@ -456,9 +481,9 @@ impl Ensemble {
             if values.len() != mean.len() {
                 return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
             }
-            mean.iter_mut().zip(&values).for_each(|(m, v)| *m += v);
+            mean.iter_mut().zip(&values).for_each(|(m, v)| *m += weight * v);
         }
-        let n = self.members.len() as f64;
+        let n: f64 = self.weights.iter().sum();
         Ok(match classes {
             None => mean.iter().map(|&m| (m / n) as f32).collect(),
             Some(k) => {
@@ -491,7 +516,17 @@ impl Ensemble {
         for member in &self.members {
             member.spec.validate()?;
         }
-        let specs: Vec<&ModelSpec> = self.members.iter().map(|m| &m.spec).collect();
+        // Each member's spec with its weight, under the checksum.
+        let specs: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .zip(&self.weights)
+            .map(|(m, w)| {
+                let mut spec = serde_json::to_value(&m.spec).expect("the spec serialises");
+                spec["weight"] = (*w).into();
+                spec
+            })
+            .collect();
         let specs = serde_json::to_string(&specs).expect("the specs serialise");
         let prefixes: Vec<String> = (0..self.members.len()).map(|i| format!("member.{i}.")).collect();
         let named: Vec<(&str, &SavedModel)> = prefixes.iter().map(String::as_str).zip(&self.members).collect();
@@ -526,10 +561,22 @@ impl Ensemble {
             }
         };
         let spec_text = meta.get(key).map_or("", String::as_str);
-        let specs: Vec<ModelSpec> = if prefixed {
-            serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad members: {e}")))?
+        // An ensemble's members carry their weights (version 2's: none, 1 each).
+        let (specs, weights): (Vec<ModelSpec>, Vec<f64>) = if prefixed {
+            let values: Vec<serde_json::Value> =
+                serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad members: {e}")))?;
+            let mut specs = Vec::with_capacity(values.len());
+            let mut weights = Vec::with_capacity(values.len());
+            for value in values {
+                weights.push(match value.get("weight") {
+                    None => 1.0,
+                    Some(w) => w.as_f64().ok_or_else(|| corrupt(format!("bad member weight {w}")))?,
+                });
+                specs.push(serde_json::from_value(value).map_err(|e| corrupt(format!("bad members: {e}")))?);
+            }
+            (specs, weights)
         } else {
-            vec![serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad spec: {e}")))?]
+            (vec![serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad spec: {e}")))?], vec![1.0])
         };
         if specs.is_empty() {
             return Err(corrupt("an ensemble of no models".into()));
@@ -578,7 +625,7 @@ impl Ensemble {
         if meta.get("checksum") != Some(&checksum(spec_text, &weight_bytes(&members))) {
             return Err(corrupt("the spec and weights do not match their checksum".into()));
         }
-        Self::new(members).map_err(|e| corrupt(e.to_string()))
+        Self::weighted(members, weights).map_err(|e| corrupt(e.to_string()))
     }
 }
 
@@ -854,6 +901,25 @@ mod tests {
         let one = Ensemble::from(saved()).to_bytes().unwrap();
         let key = br#""format_version":"3""#;
         assert!(one.windows(key.len()).any(|w| w == key) && SavedModel::from_bytes(&one, "m.gradus").is_ok());
+    }
+
+    #[test]
+    fn a_weighted_ensemble_averages_by_weight_and_its_file_keeps_the_weights() {
+        let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
+        let pa = crate::probabilities(&saved().outputs(x.clone()).unwrap(), 2);
+        let pb = crate::probabilities(&other().outputs(x.clone()).unwrap(), 2);
+        let ensemble = Ensemble::weighted(vec![saved(), other()], vec![3.0, 1.0]).unwrap();
+        let p = crate::probabilities(&ensemble.outputs(x.clone()).unwrap(), 2);
+        for i in 0..p.len() {
+            assert!((p[i] - (0.75 * pa[i] + 0.25 * pb[i])).abs() < 1e-6, "{i}");
+        }
+        let loaded = Ensemble::from_bytes(&ensemble.to_bytes().unwrap(), "e.gradus").unwrap();
+        assert_eq!(loaded.weights(), &[3.0, 1.0]);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(loaded.outputs(x.clone()).unwrap()), bits(ensemble.outputs(x).unwrap()));
+        for bad in [vec![1.0], vec![1.0, 0.0], vec![1.0, f64::NAN], vec![-1.0, 2.0]] {
+            assert!(Ensemble::weighted(vec![saved(), other()], bad.clone()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
