@@ -25,13 +25,20 @@ pub enum ColumnEncoder {
     /// A numeric column as it is. A missing cell takes `fill` (the training
     /// rows' median), and with `indicator` (training rows had missing
     /// cells) an input follows that is 1 where the cell was missing; with no
-    /// `fill`, a missing cell is an error.
+    /// `fill`, a missing cell is an error. With `bins` (edges e₀ < e₁ < …
+    /// at quantiles of the training rows), one more input per bin follows:
+    /// the piecewise-linear encoding of Gorishniy et al. 2022 ("On
+    /// Embeddings for Numerical Features in Tabular Deep Learning"),
+    /// min(1, max(0, (x − eₖ) / (eₖ₊₁ − eₖ))), which lets a linear model
+    /// bend its response to the column and an MLP start from one that can.
     Number {
         column: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fill: Option<f32>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         indicator: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bins: Vec<f32>,
     },
     /// One input per level, 1 where the cell holds it. With `other`, one
     /// more for the levels too rare to keep in training and for those never
@@ -62,9 +69,10 @@ impl ColumnEncoder {
     pub fn output_names(&self) -> Vec<String> {
         let flag = |on: bool, column: &str| on.then(|| format!("{column}_missing"));
         match self {
-            ColumnEncoder::Number { column, indicator, .. } => {
-                std::iter::once(column.clone()).chain(flag(*indicator, column)).collect()
-            }
+            ColumnEncoder::Number { column, indicator, bins, .. } => std::iter::once(column.clone())
+                .chain(flag(*indicator, column))
+                .chain((1..bins.len()).map(|k| format!("{column}.bin{k}")))
+                .collect(),
             ColumnEncoder::OneHot { column, levels, other, missing } => levels
                 .iter()
                 .map(|l| format!("{column}={l}"))
@@ -88,9 +96,14 @@ impl ColumnEncoder {
     pub fn describe(&self) -> String {
         match self {
             ColumnEncoder::Number { fill: None, .. } => "number".into(),
-            ColumnEncoder::Number { fill: Some(f), indicator, .. } => {
-                format!("number, missing → median {f}{}", if *indicator { " + flag" } else { "" })
-            }
+            ColumnEncoder::Number { fill: Some(f), indicator, bins, .. } => format!(
+                "number{}, missing → median {f}{}",
+                match bins.len() {
+                    0 => String::new(),
+                    n => format!(" + {} piecewise-linear bins", n - 1),
+                },
+                if *indicator { " + flag" } else { "" }
+            ),
             ColumnEncoder::OneHot { levels, other, missing, .. } => format!(
                 "one-hot: {} levels{}{}",
                 levels.len(),
@@ -126,7 +139,8 @@ impl ColumnEncoder {
         let rows = column.values.len();
         let line = |row: usize| table.lines[row];
         match self {
-            ColumnEncoder::Number { fill, indicator, .. } => {
+            ColumnEncoder::Number { fill, indicator, bins, .. } => {
+                let at_bins = first + 1 + usize::from(*indicator);
                 for row in 0..rows {
                     let value = match cell(column, row) {
                         Cell::Number(v) => Some(v),
@@ -143,6 +157,9 @@ impl ColumnEncoder {
                     x[row * width + first] = v;
                     if *indicator {
                         x[row * width + first + 1] = if value.is_none() { 1.0 } else { 0.0 };
+                    }
+                    for (k, edge) in bins.windows(2).enumerate() {
+                        x[row * width + at_bins + k] = ((v - edge[0]) / (edge[1] - edge[0])).clamp(0.0, 1.0);
                     }
                 }
             }
@@ -209,8 +226,9 @@ impl ColumnEncoder {
     }
 
     /// Fits the encoder for a column of `kind` on the training rows of
-    /// `column`; `None` for kinds that are left out.
-    pub fn fit(column: &Column, kind: ColumnKind, source: &str) -> Result<Option<Self>, DataError> {
+    /// `column`, a numeric one with up to `bins` piecewise-linear bins;
+    /// `None` for kinds that are left out.
+    pub fn fit(column: &Column, kind: ColumnKind, bins: usize, source: &str) -> Result<Option<Self>, DataError> {
         let name = column.name.clone();
         let n_missing = column.values.n_missing();
         Ok(Some(match kind {
@@ -222,7 +240,13 @@ impl ColumnEncoder {
                     ));
                 };
                 let mut present: Vec<f32> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-                ColumnEncoder::Number { column: name, fill: Some(median(&mut present)), indicator: n_missing > 0 }
+                let fill = Some(median(&mut present));
+                ColumnEncoder::Number {
+                    column: name,
+                    fill,
+                    indicator: n_missing > 0,
+                    bins: quantile_edges(&present, bins),
+                }
             }
             ColumnKind::Categorical => {
                 let counts = level_counts(column);
@@ -286,6 +310,19 @@ impl ColumnEncoder {
             ColumnKind::Text | ColumnKind::Identifier | ColumnKind::Constant => return Ok(None),
         }))
     }
+}
+
+/// The distinct edges of `bins` equal-count bins of sorted `values`: the
+/// 0th, 1/bins-th, … 1st quantiles, repeats removed. Fewer than two bins
+/// (three edges) are no bins: a column of two values is a 0/1 already.
+fn quantile_edges(sorted: &[f32], bins: usize) -> Vec<f32> {
+    if bins < 2 || sorted.is_empty() {
+        return Vec::new();
+    }
+    let last = sorted.len() - 1;
+    let mut edges: Vec<f32> = (0..=bins).map(|k| sorted[(k * last + bins / 2) / bins]).collect();
+    edges.dedup();
+    if edges.len() < 3 { Vec::new() } else { edges }
 }
 
 /// The inputs a date becomes, in order.
@@ -371,22 +408,23 @@ impl Encoding {
         Self {
             columns: names
                 .iter()
-                .map(|n| ColumnEncoder::Number { column: n.clone(), fill: None, indicator: false })
+                .map(|n| ColumnEncoder::Number { column: n.clone(), fill: None, indicator: false, bins: Vec::new() })
                 .collect(),
             na_values: Vec::new(),
         }
     }
 
     /// Fits an encoder for each column of `table` that `kinds` (one per
-    /// column, in order) says to use; `na_values` are the cells `table`
-    /// was read with as missing.
-    pub fn fit(table: &Table, kinds: &[ColumnInfo], na_values: &[String]) -> Result<Self, DataError> {
+    /// column, in order) says to use, numeric ones with up to `bins`
+    /// piecewise-linear bins; `na_values` are the cells `table` was read
+    /// with as missing.
+    pub fn fit(table: &Table, kinds: &[ColumnInfo], bins: usize, na_values: &[String]) -> Result<Self, DataError> {
         let mut columns = Vec::new();
         for info in kinds {
             let column = table
                 .column(&info.column)
                 .ok_or_else(|| DataError::MissingFeature { path: table.source.clone(), name: info.column.clone() })?;
-            columns.extend(ColumnEncoder::fit(column, info.kind, &table.source)?);
+            columns.extend(ColumnEncoder::fit(column, info.kind, bins, &table.source)?);
         }
         Ok(Self { columns, na_values: na_values.to_vec() })
     }
@@ -420,7 +458,9 @@ impl Encoding {
     /// Whether every encoder passes a numeric column through unchanged.
     pub fn is_plain_numbers(&self) -> bool {
         self.na_values.is_empty()
-            && self.columns.iter().all(|c| matches!(c, ColumnEncoder::Number { fill: None, indicator: false, .. }))
+            && self.columns.iter().all(
+                |c| matches!(c, ColumnEncoder::Number { fill: None, indicator: false, bins, .. } if bins.is_empty()),
+            )
     }
 
     /// The model inputs for every row of `table`; a column the encoding

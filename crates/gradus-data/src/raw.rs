@@ -10,6 +10,13 @@ use crate::load::{build_target, read_source};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
 use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
 
+/// The piecewise-linear bins each numeric column gets (see
+/// [`crate::ColumnEncoder::Number`]).
+pub const PIECEWISE_BINS: usize = 16;
+/// Tables with more numeric columns than this (images: one per pixel) keep
+/// them as they are.
+pub const MAX_COLUMNS_FOR_BINS: usize = 32;
+
 /// How [`load_raw`] reads a table.
 #[derive(Clone, Debug, Default)]
 pub struct RawOptions {
@@ -154,9 +161,13 @@ impl RawData {
         crate::train_valid_test_split(self.n_rows(), self.y.labels(), valid_fraction, test_fraction, seed)
     }
 
-    /// The encoding of the used columns, fitted on the rows at `rows`.
+    /// The encoding of the used columns, fitted on the rows at `rows`;
+    /// numeric columns get [`PIECEWISE_BINS`] piecewise-linear bins when
+    /// there are at most [`MAX_COLUMNS_FOR_BINS`] of them.
     pub fn fit_encoding(&self, rows: &[usize]) -> Result<Encoding, DataError> {
         let used: Vec<ColumnInfo> = self.kinds.iter().filter(|k| k.kind.is_used()).cloned().collect();
+        let numeric = used.iter().filter(|k| k.kind == ColumnKind::Numeric).count();
+        let bins = if numeric <= MAX_COLUMNS_FOR_BINS { PIECEWISE_BINS } else { 0 };
         if used.is_empty() {
             return Err(DataError::invalid(
                 "columns",
@@ -166,7 +177,7 @@ impl RawData {
                 ),
             ));
         }
-        Encoding::fit(&self.table.select_rows(rows), &used, &self.na_values)
+        Encoding::fit(&self.table.select_rows(rows), &used, bins, &self.na_values)
     }
 
     /// The rows at `rows`, encoded by `encoding`, as a dataset.
@@ -214,14 +225,33 @@ mod tests {
             let r = raw(&text, &RawOptions::default()).unwrap();
             let rows: Vec<usize> = (0..4).collect();
             let encoding = r.fit_encoding(&rows).unwrap();
-            assert_eq!(encoding.output_names(), ["a", "a_missing"], "marker {marker:?}");
+            assert_eq!(encoding.output_names(), ["a", "a_missing", "a.bin1", "a.bin2"], "marker {marker:?}");
             let d = r.dataset(&rows, &encoding).unwrap();
-            assert_eq!(
-                d.x.as_slice(),
-                &[1.0, 0.0, 4.0, 1.0, 4.0, 0.0, 10.0, 0.0],
-                "marker {marker:?}: median of 1, 4, 10"
-            );
+            // The median of 1, 4 and 10 fills the gap; the bins' edges are 1, 4, 10.
+            let want = [[1.0, 0.0, 0.0, 0.0], [4.0, 1.0, 1.0, 0.0], [4.0, 0.0, 1.0, 0.0], [10.0, 0.0, 1.0, 1.0]];
+            assert_eq!(d.x.as_slice(), want.as_flattened(), "marker {marker:?}");
         }
+    }
+
+    #[test]
+    fn numbers_get_piecewise_linear_bins_at_quantiles_of_the_training_rows() {
+        let text: String =
+            std::iter::once("x,y\n".to_string()).chain((0..=100).map(|i| format!("{},{}\n", i * i, i % 2))).collect();
+        let r = raw(&text, &RawOptions::default()).unwrap();
+        let rows: Vec<usize> = (0..=100).collect();
+        let encoding = r.fit_encoding(&rows).unwrap();
+        let crate::ColumnEncoder::Number { bins, .. } = &encoding.columns[0] else { panic!("a number") };
+        // Edges at the 0th, 1/16th, ... quantiles of 0, 1, 4, ..., 10000 (rounded to the nearest row).
+        let want: Vec<f32> = (0..=16).map(|k| ((k * 100 + 8) / 16) as f32).map(|i| i * i).collect();
+        assert_eq!(bins, &want);
+        let d = r.dataset(&[0, 51, 100], &encoding).unwrap();
+        assert_eq!(d.x.row(0)[1..], [0.0; 16]);
+        assert_eq!(d.x.row(2)[1..], [1.0; 16]);
+        // 2601 lies in the ninth bin, [2500, 3136] (rows 50 and 56): the bins below are full, those above empty.
+        let mid = &d.x.row(1)[1..];
+        assert_eq!(mid[..8], [1.0; 8]);
+        assert!((mid[8] - (2601.0 - 2500.0) / (3136.0 - 2500.0)).abs() < 1e-6, "{mid:?}");
+        assert_eq!(mid[9..], [0.0; 7]);
     }
 
     #[test]
