@@ -376,13 +376,29 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let members = autotune::best_trials(&trials, args.ensemble as usize);
+    let candidates = autotune::ensemble_candidates(&trials, args.ensemble as usize);
+    // Ensemble selection weighs the candidates on their validation
+    // predictions; without them (trials of an earlier run), equal weights.
+    let selection = if candidates.len() > 1 { job.ensemble_weights(&candidates, &tuning, &measured)? } else { None };
+    let (members, weights): (Vec<_>, Vec<f64>) = match &selection {
+        Some(s) => candidates.iter().zip(&s.counts).filter(|(_, n)| **n > 0).map(|(t, n)| (*t, *n as f64)).unzip(),
+        None => candidates.iter().map(|t| (*t, 1.0)).unzip(),
+    };
+    if let Some(s) = &selection {
+        progress.note(&format!(
+            "ensemble selection: {} of {} candidate trials, validation loss {} (the best alone: {})",
+            members.len(),
+            candidates.len(),
+            num(s.loss),
+            num(s.single_loss)
+        ));
+    }
     progress.note(&match members.len() {
-        1 => "retraining the best configuration on all tuning rows".to_string(),
-        n => format!("retraining the {n} best configurations on all tuning rows, to average them"),
+        1 => "retraining the chosen configuration on all tuning rows".to_string(),
+        n => format!("retraining the {n} chosen configurations on all tuning rows, to average them"),
     });
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
-    let (model, member_numbers) = job.refit_ensemble(&members, &tuning, jobs)?;
+    let (model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs)?;
     if member_numbers.len() < members.len() {
         progress.note(&format!(
             "left out of the final model: {} of the best trials, whose retraining diverged",
@@ -406,6 +422,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "valid_metrics": valid_metrics,
             "test_metrics": test_metrics,
             "ensemble": member_numbers,
+            "ensemble_weights": model.weights(),
+            "ensemble_selection": selection.as_ref().map(|s| json!({
+                "valid_loss": s.loss,
+                "best_single_valid_loss": s.single_loss,
+            })),
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
             "epochs_trained": autotune::epochs_trained(&trials),
             "seconds": seconds,
@@ -428,8 +449,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             outln!("validation of the best trial{folds}: {}", metrics_line(m));
         }
         if member_numbers.len() > 1 {
-            let numbers: Vec<String> = member_numbers.iter().map(u64::to_string).collect();
-            outln!("final model: the mean of the {} best trials ({})", numbers.len(), numbers.join(", "));
+            let total: f64 = model.weights().iter().sum();
+            let numbers: Vec<String> =
+                member_numbers.iter().zip(model.weights()).map(|(n, w)| format!("{n} ×{:.2}", w / total)).collect();
+            outln!("final model: the weighted mean of {} trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
             outln!("test of the final model ({} rows): {}", test.n_samples(), metrics_line(m));

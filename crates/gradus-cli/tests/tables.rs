@@ -179,7 +179,7 @@ fn tab_and_semicolon_files_are_sniffed_and_task_overrides_the_inference() {
         let first: serde_json::Value =
             serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!(first["task"], "regression", "{file}");
-        assert_eq!(first["inputs"], 3, "{file}: x and the two levels of kind");
+        assert_eq!(first["inputs"], 12, "{file}: x, its 9 piecewise-linear bins and the two levels of kind");
     }
     let out = gradus(dir.path(), &["tune", "--data", "t.tsv", "--delimiter", "ab"]);
     assert_eq!(out.status.code(), Some(2));

@@ -35,7 +35,7 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     let columns = lines.remove(0);
     assert_eq!(columns["event"], "columns", "the column table comes first");
     assert_eq!(columns["columns"][0]["kind"], "numeric");
-    assert_eq!(columns["inputs"], 4);
+    assert_eq!(columns["inputs"], 61, "4 numbers and their piecewise-linear bins");
     assert_eq!(lines.len(), 7, "six trial lines and a summary");
     assert!(lines[..6].iter().all(|l| l["event"] == "trial"));
     let summary = &lines[6];
@@ -52,11 +52,17 @@ fn tune_records_every_trial_and_saves_a_model_predict_loads() {
     let stored = trials(dir.path(), "tune-iris");
     let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
     assert_eq!(numbers, (0..6).collect::<Vec<_>>());
-    // The final model averages the best complete trials (ten at most), best first.
+    // The final model mixes complete trials chosen by ensemble selection,
+    // the best first, and is no worse on validation than the best alone.
     let members: Vec<u64> = summary["ensemble"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
     let complete = counts["complete"].as_u64().unwrap() as usize;
-    assert_eq!(members.len(), complete.min(10), "{summary}");
+    assert!(!members.is_empty() && members.len() <= complete, "{summary}");
     assert_eq!(members[0], summary["best_trial"].as_u64().unwrap());
+    assert_eq!(summary["ensemble_weights"].as_array().unwrap().len(), members.len());
+    let selection = &summary["ensemble_selection"];
+    let (mixed, single) =
+        (selection["valid_loss"].as_f64().unwrap(), selection["best_single_valid_loss"].as_f64().unwrap());
+    assert!(mixed <= single, "{summary}");
     // The saved model predicts, and `evaluate` reads it.
     let out = gradus(dir.path(), &["predict", "--model", "best.gradus", "--data", "builtin:iris"]);
     assert!(out.status.success(), "{}", stderr(&out));

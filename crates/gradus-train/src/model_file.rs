@@ -364,6 +364,26 @@ impl SavedModel {
     }
 }
 
+impl SavedModel {
+    /// What an [`Ensemble`] averages of this model's outputs for a feature
+    /// matrix in model column order, unscaled: the class probabilities
+    /// (one per class, row after row) or, for a real target, the
+    /// predictions.
+    pub fn averaged_values(&self, x: Matrix) -> Result<Vec<f64>, TrainError> {
+        let out = self.outputs(x)?;
+        let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+        Ok(match &self.spec.preprocessing.classes {
+            // Both probabilities in f64 from the logit, so that a
+            // confident model keeps its margin (1 − p in f32 is 0 past z ≈ 17).
+            Some(_) if self.model.n_outputs() == 1 => {
+                out.iter().flat_map(|&z| [sigmoid(-f64::from(z)), sigmoid(f64::from(z))]).collect()
+            }
+            Some(_) => crate::probabilities(&out, self.model.n_outputs()).into_iter().map(f64::from).collect(),
+            None => out.into_iter().map(f64::from).collect(),
+        })
+    }
+}
+
 /// What a model file holds: one trained model, or several whose class
 /// probabilities (or, for a real target, predictions) are averaged, with
 /// weights — the configurations of a search that ensemble selection chose,
@@ -466,18 +486,8 @@ impl Ensemble {
         }
         let classes = self.preprocessing().classes.as_ref().map(Vec::len);
         let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
-        let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
         for (member, &weight) in self.members.iter().zip(&self.weights) {
-            let out = member.outputs(x.clone())?;
-            let values: Vec<f64> = match classes {
-                // Both probabilities in f64 from the logit, so that a
-                // confident member keeps its margin (1 − p in f32 is 0 past z ≈ 17).
-                Some(_) if member.model.n_outputs() == 1 => {
-                    out.iter().flat_map(|&z| [sigmoid(-f64::from(z)), sigmoid(f64::from(z))]).collect()
-                }
-                Some(_) => crate::probabilities(&out, member.model.n_outputs()).into_iter().map(f64::from).collect(),
-                None => out.into_iter().map(f64::from).collect(),
-            };
+            let values = member.averaged_values(x.clone())?;
             if values.len() != mean.len() {
                 return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
             }

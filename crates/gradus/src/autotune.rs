@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gradus_data::{Dataset, RawData, Scaling, Task};
+use gradus_data::{Dataset, RawData, Scaling, Target, Task};
 use gradus_train::{
     Activation, Control, EarlyStopping, Ensemble, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel,
     Schedule, Termination, TrainConfig, WeightInit,
@@ -195,19 +195,30 @@ pub type StopFlag = Arc<AtomicBool>;
 /// may train.
 pub type EpochWatch<'a> = &'a (dyn Fn(u64, usize, usize) + Sync);
 
-/// The validation metrics of the hold-out-scored trials this process ran,
-/// by trial number, as [`TuneJob::objective`] measured them at each
-/// trial's best epoch: [`TuneJob::validation_metrics`] then reads the best
-/// trial's instead of training it once more.
+/// What [`TuneJob::objective`] measured of the complete trials this
+/// process ran, by trial number, at each trial's best epoch: the
+/// validation metrics of hold-out-scored trials, which
+/// [`TuneJob::validation_metrics`] reads instead of training the best trial
+/// once more, and every trial's validation predictions (out of fold, with
+/// cross-validation), which ensemble selection weighs
+/// ([`TuneJob::ensemble_weights`]).
 #[derive(Debug, Default)]
-pub struct MeasuredTrials(Mutex<BTreeMap<u64, Metrics>>);
+pub struct MeasuredTrials(Mutex<BTreeMap<u64, Measured>>);
+
+#[derive(Debug, Clone)]
+struct Measured {
+    metrics: Option<Metrics>,
+    /// What an ensemble averages (see [`SavedModel::averaged_values`]) on
+    /// the validation rows, in [`TuneJob::validation_target`]'s order.
+    predictions: Vec<f64>,
+}
 
 impl MeasuredTrials {
-    fn insert(&self, number: u64, metrics: Metrics) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(number, metrics);
+    fn insert(&self, number: u64, measured: Measured) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(number, measured);
     }
 
-    fn get(&self, number: u64) -> Option<Metrics> {
+    fn get(&self, number: u64) -> Option<Measured> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&number).cloned()
     }
 }
@@ -359,6 +370,7 @@ impl TuneJob {
         };
         let mut curves = Vec::with_capacity(folds.len());
         let mut valid_metrics = None;
+        let mut predictions = Vec::new();
         let most = folds.len() * self.max_epochs;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
@@ -391,6 +403,11 @@ impl TuneJob {
                 }
                 _ => curves.push(bridge.curve),
             }
+            let valid = match fold {
+                Some((_, valid)) => valid.clone(),
+                None => self.hold_out_rows(data)?,
+            };
+            predictions.extend(outcome.saved.averaged_values(valid.x).map_err(PipelineError::from)?);
             valid_metrics = outcome.valid_metrics;
         }
         let score = best_common_epoch(&curves)
@@ -400,10 +417,67 @@ impl TuneJob {
         // the one `best_common_epoch` picks, so these are the metrics a
         // replay would measure. (Folds each restore their own best epoch,
         // not the common one: those are replayed.)
-        if let (None, Some(metrics)) = (self.cv, valid_metrics) {
-            measured.insert(trial.number(), metrics);
-        }
+        let metrics = if self.cv.is_none() { valid_metrics } else { None };
+        measured.insert(trial.number(), Measured { metrics, predictions });
         Ok(score)
+    }
+
+    /// The validation rows of a hold-out-scored trial: the split
+    /// [`TrainJob::run`] makes with this job's seed.
+    fn hold_out_rows(&self, data: &Dataset) -> Result<Dataset, PipelineError> {
+        let split = data.split(self.valid_fraction, 0.0, self.seed)?;
+        Ok(data.subset(&split.valid))
+    }
+
+    /// The target of the rows trials are validated on, in the order of
+    /// their measured predictions: the hold-out rows, or the folds'
+    /// validation rows one fold after another.
+    pub fn validation_target(&self, data: &Dataset) -> Result<Target, PipelineError> {
+        let parts: Vec<Target> = match self.cv {
+            None => vec![self.hold_out_rows(data)?.y],
+            Some(k) => self.folds(data, k)?.into_iter().flatten().map(|(_, valid)| valid.y).collect(),
+        };
+        Ok(match &data.y {
+            Target::Real(_) => Target::Real(
+                parts.iter().flat_map(|p| if let Target::Real(v) = p { v.clone() } else { Vec::new() }).collect(),
+            ),
+            Target::Classes { classes, .. } => Target::Classes {
+                labels: parts.iter().flat_map(|p| p.labels().unwrap_or_default().to_vec()).collect(),
+                classes: classes.clone(),
+            },
+        })
+    }
+
+    /// The weight of each of `members` (best first) in the final model,
+    /// chosen by greedy ensemble selection with replacement on their
+    /// validation predictions (see [`select_ensemble`]); `None` when a
+    /// member's predictions were not measured in this process (a resumed
+    /// study's earlier trials), and then the members are averaged equally.
+    pub fn ensemble_weights(
+        &self,
+        members: &[&FrozenTrial],
+        data: &Dataset,
+        measured: &MeasuredTrials,
+    ) -> Result<Option<Selection>, PipelineError> {
+        let Some(predictions) =
+            members.iter().map(|t| measured.get(t.number).map(|m| m.predictions)).collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let target = self.validation_target(data)?;
+        if predictions.iter().any(|p| p.is_empty() || p.len() % target.len().max(1) != 0) {
+            return Ok(None);
+        }
+        let candidates: Vec<&[f64]> = predictions.iter().map(Vec::as_slice).collect();
+        let loss = |mean: &[f64]| averaged_loss(mean, &target);
+        let counts = select_ensemble(&candidates, &loss, ENSEMBLE_ROUNDS);
+        let total: usize = counts.iter().sum();
+        let mut mean = vec![0.0f64; candidates[0].len()];
+        for (c, &n) in candidates.iter().zip(&counts) {
+            mean.iter_mut().zip(c.iter()).for_each(|(m, v)| *m += n as f64 * v / total as f64);
+        }
+        let single_loss = candidates.iter().map(|c| loss(c)).fold(f64::INFINITY, f64::min);
+        Ok(Some(Selection { loss: loss(&mean), single_loss, counts }))
     }
 
     /// Scores trials by 5-fold cross-validation (as scikit-learn's searches
@@ -465,8 +539,8 @@ impl TuneJob {
         data: &Dataset,
         measured: &MeasuredTrials,
     ) -> Result<Option<Metrics>, PipelineError> {
-        // `objective` records only hold-out-scored trials.
-        if let Some(metrics) = measured.get(best.number) {
+        // `objective` records metrics of hold-out-scored trials only.
+        if let Some(metrics) = measured.get(best.number).and_then(|m| m.metrics) {
             return Ok(Some(metrics));
         }
         let (job, mut stop) = self.replay(best);
@@ -510,13 +584,14 @@ impl TuneJob {
     }
 
     /// Refits each of `members` (see [`Self::refit`]), `jobs` at a time, and
-    /// averages them into one model (see [`Ensemble`]); also returns the
-    /// numbers of the trials in it. A member whose refit diverged is left
-    /// out (its weights would predict nothing); if every one did, that is
-    /// an error.
+    /// averages them into one model with `weights` (one per member,
+    /// positive; see [`Ensemble`]); also returns the numbers of the trials
+    /// in it. A member whose refit diverged is left out (its weights would
+    /// predict nothing); if every one did, that is an error.
     pub fn refit_ensemble(
         &self,
         members: &[&FrozenTrial],
+        weights: &[f64],
         data: &Dataset,
         jobs: usize,
     ) -> Result<(Ensemble, Vec<u64>), PipelineError> {
@@ -537,11 +612,12 @@ impl TuneJob {
         });
         let mut fitted = fitted.into_inner().unwrap_or_else(|e| e.into_inner());
         fitted.sort_by_key(|(i, _)| *i);
-        let (mut models, mut numbers) = (Vec::new(), Vec::new());
+        let (mut models, mut numbers, mut kept) = (Vec::new(), Vec::new(), Vec::new());
         for (i, model) in fitted {
             if let Some(model) = model? {
                 models.push(model);
                 numbers.push(members[i].number);
+                kept.push(weights[i]);
             }
         }
         if models.is_empty() {
@@ -551,12 +627,102 @@ impl TuneJob {
                 tried.join(", ")
             )));
         }
-        Ok((Ensemble::new(models)?, numbers))
+        Ok((Ensemble::weighted(models, kept)?, numbers))
     }
 }
 
+/// What ensemble selection chose, and the validation losses it compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    /// How often each candidate was picked: its weight, out of their sum.
+    pub counts: Vec<usize>,
+    /// The weighted mean's validation loss.
+    pub loss: f64,
+    /// The best single candidate's validation loss, which `loss` never exceeds.
+    pub single_loss: f64,
+}
+
+/// The rounds of [`select_ensemble`]: weights are multiples of 1/25.
+pub const ENSEMBLE_ROUNDS: usize = 25;
+
+/// Greedy ensemble selection with replacement (Caruana, Niculescu-Mizil,
+/// Crew and Ksikes 2004, "Ensemble Selection from Libraries of Models"):
+/// for `rounds` rounds, add to the ensemble (the mean of its picks) the
+/// candidate that lowers `loss` most, picks repeating; return how often
+/// each candidate was picked in the best ensemble seen along the way. The
+/// first round picks the best single candidate, so the result is never
+/// worse than it; a candidate that does not help is never picked. Ties go
+/// to the earlier candidate (the better trial).
+pub fn select_ensemble(candidates: &[&[f64]], loss: &dyn Fn(&[f64]) -> f64, rounds: usize) -> Vec<usize> {
+    let width = candidates.first().map_or(0, |c| c.len());
+    let mut sum = vec![0.0f64; width];
+    let mut counts = vec![0usize; candidates.len()];
+    let (mut best, mut best_loss) = (counts.clone(), f64::INFINITY);
+    let mut mean = vec![0.0f64; width];
+    for round in 1..=rounds {
+        let mut pick: Option<(usize, f64)> = None;
+        for (i, c) in candidates.iter().enumerate() {
+            for ((m, s), v) in mean.iter_mut().zip(&sum).zip(c.iter()) {
+                *m = (s + v) / round as f64;
+            }
+            let l = loss(&mean);
+            if l.is_finite() && pick.is_none_or(|(_, b)| l < b) {
+                pick = Some((i, l));
+            }
+        }
+        let Some((i, l)) = pick else { break };
+        sum.iter_mut().zip(candidates[i].iter()).for_each(|(s, v)| *s += v);
+        counts[i] += 1;
+        // Rounding alone (the same members in another count) is no gain.
+        if l < best_loss - 1e-12 * best_loss.abs().max(1e-300) || best_loss.is_infinite() {
+            (best, best_loss) = (counts.clone(), l);
+        }
+    }
+    best
+}
+
+/// The loss of averaged values against `target`: the log-loss of class
+/// probabilities (floored at 1e-15), or the mean squared error of predictions.
+pub fn averaged_loss(values: &[f64], target: &Target) -> f64 {
+    match target {
+        Target::Classes { labels, classes } => {
+            let k = classes.len();
+            labels.iter().enumerate().map(|(i, &l)| -values[i * k + l as usize].max(1e-15).ln()).sum::<f64>()
+                / labels.len() as f64
+        }
+        Target::Real(y) => {
+            y.iter().zip(values).map(|(&t, &v)| (v - f64::from(t)).powi(2)).sum::<f64>() / y.len() as f64
+        }
+    }
+}
+
+/// The candidates for the final ensemble, best first: the `k` best complete
+/// trials, and of each model family the search used, its best `k` / 2 that
+/// are not among them — ensemble selection gains most from models that err
+/// differently, and a family a little behind on its own may still help.
+pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
+    let mut chosen = best_trials(trials, k);
+    if k < 2 {
+        return chosen;
+    }
+    let family = |t: &FrozenTrial| t.params.get("model").and_then(Value::as_str).map(str::to_string);
+    let families: std::collections::BTreeSet<String> = trials.iter().filter_map(family).collect();
+    for name in families {
+        let of_family: Vec<FrozenTrial> =
+            trials.iter().filter(|t| family(t).as_deref() == Some(name.as_str())).cloned().collect();
+        for t in best_trials(&of_family, k / 2) {
+            let original = trials.iter().find(|o| o.number == t.number).expect("a trial of the study");
+            if chosen.iter().all(|c| c.number != t.number && c.params != t.params) {
+                chosen.push(original);
+            }
+        }
+    }
+    chosen.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
+    chosen
+}
+
 /// The `k` best complete trials, best first, skipping any whose parameters
-/// repeat a better one's: the members of the final ensemble.
+/// repeat a better one's.
 pub fn best_trials(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
     let mut complete: Vec<&FrozenTrial> = trials.iter().filter(|t| t.value().is_some_and(f64::is_finite)).collect();
     complete.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
@@ -732,6 +898,34 @@ mod tests {
     }
 
     #[test]
+    fn ensemble_selection_never_loses_to_the_best_single_model_and_gives_a_useless_one_no_weight() {
+        // Two classes, four rows with labels 0, 1, 0, 1; probabilities row by row.
+        let target = Target::Classes { labels: vec![0, 1, 0, 1], classes: vec!["a".into(), "b".into()] };
+        let probs = |p1: [f64; 4]| p1.iter().flat_map(|&p| [1.0 - p, p]).collect::<Vec<f64>>();
+        // a and b are each right with confidence on two rows and unsure on the
+        // others, complementing each other; c is confidently wrong everywhere.
+        let a = probs([0.1, 0.9, 0.5, 0.5]);
+        let b = probs([0.5, 0.5, 0.1, 0.9]);
+        let c = probs([0.99, 0.01, 0.99, 0.01]);
+        let loss = |mean: &[f64]| averaged_loss(mean, &target);
+        let counts = select_ensemble(&[&a, &b, &c], &loss, 25);
+        assert_eq!(counts[2], 0, "the harmful model gets no weight: {counts:?}");
+        assert!(counts[0] > 0 && counts[1] > 0, "the complementary pair is mixed: {counts:?}");
+        let total = counts.iter().sum::<usize>() as f64;
+        let mean: Vec<f64> =
+            (0..a.len()).map(|i| (counts[0] as f64 * a[i] + counts[1] as f64 * b[i]) / total).collect();
+        assert!(loss(&mean) < loss(&a).min(loss(&b)), "{} vs {} {}", loss(&mean), loss(&a), loss(&b));
+        // One good model and only worse ones: it alone.
+        assert_eq!(select_ensemble(&[&a, &c], &loss, 25), vec![1, 0]);
+        // Regression: the mean squared error of the weighted mean.
+        let real = Target::Real(vec![1.0, 2.0]);
+        let over: [f64; 2] = [2.0, 3.0];
+        let under: [f64; 2] = [0.0, 1.0];
+        let counts = select_ensemble(&[&over, &under], &|m| averaged_loss(m, &real), 10);
+        assert_eq!(counts[0], counts[1], "errors that cancel are mixed half and half: {counts:?}");
+    }
+
+    #[test]
     fn fold_metrics_are_averaged_and_their_confusion_matrices_summed() {
         let fold = |accuracy: f64, auc: Option<f64>, hits: u64| Metrics::Classification {
             accuracy,
@@ -808,10 +1002,10 @@ mod tests {
             t
         };
         let (good, wild) = (trial(0, 0.05), trial(1, 1e30));
-        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &data, 2).unwrap();
+        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2).unwrap();
         assert_eq!(numbers, vec![0], "the diverged refit is dropped");
         assert_eq!(ensemble.members().len(), 1);
-        match job.refit_ensemble(&[&wild], &data, 1) {
+        match job.refit_ensemble(&[&wild], &[1.0], &data, 1) {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, n)| n)),
         }
