@@ -96,13 +96,15 @@ impl ColumnEncoder {
     pub fn describe(&self) -> String {
         match self {
             ColumnEncoder::Number { fill: None, .. } => "number".into(),
+            // A fill is kept for every column (a missing cell at predict
+            // time); it is news only where training rows had missing cells.
             ColumnEncoder::Number { fill: Some(f), indicator, bins, .. } => format!(
-                "number{}, missing → median {f}{}",
+                "number{}{}",
                 match bins.len() {
                     0 => String::new(),
                     n => format!(" + {} piecewise-linear bins", n - 1),
                 },
-                if *indicator { " + flag" } else { "" }
+                if *indicator { format!(", missing → median {f} + flag") } else { String::new() }
             ),
             ColumnEncoder::OneHot { levels, other, missing, .. } => format!(
                 "one-hot: {} levels{}{}",
