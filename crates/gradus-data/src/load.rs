@@ -161,7 +161,7 @@ fn feature_columns(file: &CsvFile<'_>, source: &str, names: &[String]) -> Result
 }
 
 /// The index of the target column: `name`, or the last column.
-fn target_column(file: &CsvFile<'_>, source: &str, name: Option<&str>) -> Result<usize, DataError> {
+pub(crate) fn target_column(file: &CsvFile<'_>, source: &str, name: Option<&str>) -> Result<usize, DataError> {
     match name {
         None => Ok(file.header().len() - 1),
         Some(name) => file.position(name).ok_or_else(|| DataError::UnknownTarget {

@@ -6,7 +6,7 @@
 //! [`Encoding`] fitted on the training rows only.
 
 use crate::kinds::{ColumnInfo, ColumnKind, infer_kind};
-use crate::load::{build_target, read_source};
+use crate::load::{build_target, read_source, target_column};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
 use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
 
@@ -62,14 +62,7 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         (TargetKind::Auto, Some(name)) => crate::builtin::target_kind(name)?,
         (kind, _) => kind,
     };
-    let target_col = match &options.target {
-        None => header.len() - 1,
-        Some(name) => file.position(name).ok_or_else(|| DataError::UnknownTarget {
-            path: source.into(),
-            name: name.clone(),
-            available: header.join(", "),
-        })?,
-    };
+    let target_col = target_column(&file, source, options.target.as_deref())?;
     let target_name = header[target_col].clone();
     for (flag, names) in [("--categorical", &options.categorical), ("--ignore", &options.ignore)] {
         for name in names {
