@@ -377,12 +377,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         .into());
     };
     let candidates = autotune::ensemble_candidates(&trials, args.ensemble as usize);
-    // Ensemble selection weighs the candidates on their validation
-    // predictions; without them (trials of an earlier run), equal weights.
+    // Ensemble selection weighs the candidates on their hold-out
+    // predictions; without them (cross-validation, or trials of an earlier
+    // run), the best few are averaged equally.
     let selection = if candidates.len() > 1 { job.ensemble_weights(&candidates, &tuning, &measured)? } else { None };
     let (members, weights): (Vec<_>, Vec<f64>) = match &selection {
         Some(s) => candidates.iter().zip(&s.counts).filter(|(_, n)| **n > 0).map(|(t, n)| (*t, *n as f64)).unzip(),
-        None => candidates.iter().map(|t| (*t, 1.0)).unzip(),
+        None => autotune::best_trials(&trials, args.ensemble as usize).into_iter().map(|t| (t, 1.0)).unzip(),
     };
     if let Some(s) = &selection {
         progress.note(&format!(
