@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
-use gradus::data::{ReadOptions, TextEncoding, load_encoded, load_table};
+use gradus::data::{DataError, MISSING, ReadOptions, TextEncoding, Values, load_encoded, load_table};
 use gradus::train::{Ensemble, Metrics, predicted_classes, probabilities};
 
 use crate::metrics_line;
@@ -20,6 +21,10 @@ pub struct PredictArgs {
     /// Write the predictions here instead of to stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Columns of the data copied to the output before the prediction (an
+    /// id, say; comma-separated), as written, a missing cell left empty.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    keep: Vec<String>,
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: TextEncoding,
@@ -47,46 +52,69 @@ pub struct EvaluateArgs {
     delimiter: Option<u8>,
 }
 
-/// CSV rows: `prediction` (a class label or a number), then for classifiers
-/// one probability column `p_<class>` per class.
+/// CSV rows: the `--keep` columns as read, `prediction` (a class label or
+/// a number), then for classifiers one probability column `p_<class>` per
+/// class. Fields are quoted where they need it.
 pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
     let encoding = prep.encoding();
-    let options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
-    let x = encoding.transform(&load_table(&args.data, &encoding.input_columns(), &options)?)?;
-    let outputs = saved.outputs(x)?;
-    let k = saved.n_outputs();
-    let mut text = String::new();
-    match &prep.classes {
-        Some(classes) => {
-            text.push_str("prediction");
-            for c in classes {
-                text.push_str(&format!(",p_{c}"));
-            }
-            text.push('\n');
-            let probs = probabilities(&outputs, k);
-            let width = classes.len();
-            for (label, p) in predicted_classes(&outputs, k).iter().zip(probs.chunks_exact(width)) {
-                text.push_str(&classes[*label as usize]);
-                for &v in p {
-                    text.push(',');
-                    text.push_str(&csv_float(v));
-                }
-                text.push('\n');
-            }
-        }
-        None => {
-            text.push_str("prediction\n");
-            for &v in &outputs {
-                text.push_str(&csv_float(v));
-                text.push('\n');
-            }
+    let mut options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
+    let mut columns = encoding.input_columns();
+    for keep in &args.keep {
+        options.as_text.push(keep.clone());
+        if !columns.contains(keep) {
+            columns.push(keep.clone());
         }
     }
+    let table = load_table(&args.data, &columns, &options).map_err(|e| match e {
+        DataError::MissingFeature { path, name }
+            if args.keep.contains(&name) && !encoding.input_columns().contains(&name) =>
+        {
+            anyhow::anyhow!("--keep names '{name}', which is not a column of {path}")
+        }
+        e => e.into(),
+    })?;
+    let outputs = saved.outputs(encoding.transform(&table)?)?;
+    let kept: Vec<Vec<&str>> = args
+        .keep
+        .iter()
+        .map(|name| {
+            let Some(Values::Text { codes, levels }) = table.column(name).map(|c| &c.values) else {
+                unreachable!("kept columns are read as text")
+            };
+            codes.iter().map(|&c| if c == MISSING { "" } else { levels[c as usize].as_str() }).collect()
+        })
+        .collect();
+    let k = saved.n_outputs();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = args.keep.clone();
+    header.push("prediction".into());
+    if let Some(classes) = &prep.classes {
+        header.extend(classes.iter().map(|c| format!("p_{c}")));
+    }
+    out.write_record(&header)?;
+    let rows = table.n_rows();
+    let (labels, probs) = match &prep.classes {
+        Some(classes) => (
+            Some(predicted_classes(&outputs, k)),
+            probabilities(&outputs, k).chunks_exact(classes.len()).map(<[f32]>::to_vec).collect(),
+        ),
+        None => (None, vec![Vec::new(); rows]),
+    };
+    for row in 0..rows {
+        let mut record: Vec<String> = kept.iter().map(|column| column[row].to_string()).collect();
+        match (&labels, &prep.classes) {
+            (Some(labels), Some(classes)) => record.push(classes[labels[row] as usize].clone()),
+            _ => record.push(csv_float(outputs[row])),
+        }
+        record.extend(probs[row].iter().map(|&p| csv_float(p)));
+        out.write_record(&record)?;
+    }
+    let text = out.into_inner().map_err(|e| anyhow::anyhow!("writing the predictions: {e}"))?;
     match &args.out {
-        Some(path) => std::fs::write(path, text)?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write '{}'", path.display()))?,
+        None => std::io::stdout().lock().write_all(&text)?,
     }
     Ok(())
 }

@@ -95,6 +95,16 @@ fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
         assert!(p.iter().all(|v| v.is_finite()) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row}");
     }
 
+    // --keep carries an id column through, before the prediction.
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--keep", "id"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<&str> = text.lines().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["id", "z1", "z2", "z3"]);
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--keep", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--keep names 'nope', which is not a column of new.csv"), "{}", stderr(&out));
+
     // Text where training read numbers is an error naming the place.
     std::fs::write(dir.path().join("bad.csv"), "id,age,color,member,joined\nz1,old,red,yes,2024-02-02\n").unwrap();
     let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "bad.csv"]);

@@ -48,7 +48,7 @@ pub use matrix::{MatRef, Matrix};
 pub use raw::{RawData, RawOptions, fnv1a, load_raw};
 pub use scale::{Scaler, Scaling};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
-pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, ReadOptions, Table, Values};
+pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, MISSING, ReadOptions, Table, Values};
 pub use text_encoding::{ENCODING_NAMES, TextEncoding};
 
 /// The random number generator used for every seeded operation in gradus.
