@@ -130,6 +130,33 @@ pub fn num(v: f64) -> String {
     if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.4e}") } else { format!("{v:.4}") }
 }
 
+/// A hyperparameter's value for people: text without quotes, whole numbers
+/// as they are, other numbers to four significant digits (`1e-6`, not
+/// `1.0000000000000004e-6`; `0.003142`, `0.25`).
+pub fn param_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            if v == 0.0 || !v.is_finite() {
+                return format!("{v}");
+            }
+            let trim = |s: String| {
+                if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+            };
+            if !(1e-3..1e6).contains(&v.abs()) {
+                let text = format!("{v:.3e}");
+                let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+                format!("{}e{exponent}", trim(mantissa.to_string()))
+            } else {
+                let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+                trim(format!("{v:.decimals$}"))
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The headline metrics on one line.
 pub fn metrics_line(m: &gradus::train::Metrics) -> String {
     use gradus::train::Metrics;
@@ -140,6 +167,26 @@ pub fn metrics_line(m: &gradus::train::Metrics) -> String {
         Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc, .. } => {
             let auc = roc_auc.map_or(String::new(), |a| format!("  roc_auc {a:.4}"));
             format!("accuracy {accuracy:.4}  log_loss {}  macro_f1 {macro_f1:.4}{auc}", num(*log_loss))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_print_at_four_significant_digits() {
+        use serde_json::json;
+        for (value, text) in [
+            (json!(1.0000000000000004e-6), "1e-6"),
+            (json!(0.0031415926), "0.003142"),
+            (json!(0.25), "0.25"),
+            (json!(123.456789), "123.5"),
+            (json!(2.5e7), "2.5e7"),
+            (json!(64), "64"),
+            (json!("adam"), "adam"),
+            (json!(true), "true"),
+        ] {
+            assert_eq!(super::param_text(&value), text, "{value}");
         }
     }
 }

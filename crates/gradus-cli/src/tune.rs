@@ -437,23 +437,30 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     } else {
         outln!("study '{name}': {complete} complete, {pruned} pruned, {failed} failed, in {seconds:.1} s");
         outln!(
-            "best trial {} (validation loss {}, best at epoch {}):",
+            "best trial {} (validation loss {}{}, best at epoch {}):",
             best.number,
             best.value().map_or("?".into(), num),
+            // The metrics below are in the target's own units.
+            if raw.y.task() == gradus::data::Task::Regression { " on the standardised target" } else { "" },
             job.best_epochs(&best).map_or("?".into(), |e| e.to_string())
         );
         for (k, v) in &best.params {
-            outln!("  {k} = {v}");
+            outln!("  {k} = {}", crate::param_text(v));
         }
         if let Some(m) = &valid_metrics {
             let folds = job.cv.map_or(String::new(), |k| format!(", the mean of {k} folds"));
             outln!("validation of the best trial{folds}: {}", metrics_line(m));
         }
         if member_numbers.len() > 1 {
-            let total: f64 = model.weights().iter().sum();
-            let numbers: Vec<String> =
-                member_numbers.iter().zip(model.weights()).map(|(n, w)| format!("{n} ×{:.2}", w / total)).collect();
-            outln!("final model: the weighted mean of {} trials ({})", numbers.len(), numbers.join(", "));
+            let weights = model.weights();
+            let total: f64 = weights.iter().sum();
+            let numbers: Vec<String> = if weights.iter().all(|w| *w == weights[0]) {
+                member_numbers.iter().map(u64::to_string).collect()
+            } else {
+                member_numbers.iter().zip(weights).map(|(n, w)| format!("{n} ×{:.2}", w / total)).collect()
+            };
+            let mean = if weights.iter().all(|w| *w == weights[0]) { "mean" } else { "weighted mean" };
+            outln!("final model: the {mean} of {} trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
             outln!("test of the final model ({} rows): {}", test.n_samples(), metrics_line(m));
