@@ -5,6 +5,7 @@
 //! not be written), 2 bad input (arguments, data or model files, hyperparameters).
 
 mod datasets;
+mod inspect;
 mod predict;
 mod progress;
 mod study;
@@ -32,6 +33,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a saved model on a labelled dataset.
     Evaluate(predict::EvaluateArgs),
+    /// Show what a model file holds: task, classes, input columns and their transforms, members, provenance.
+    Inspect(inspect::InspectArgs),
     /// List the built-in datasets with their shape and task.
     Datasets(datasets::DatasetsArgs),
     /// Create or delete a hyperparameter study.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run_predict(args),
         Command::Evaluate(args) => predict::run_evaluate(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Datasets(args) => datasets::run(args),
         Command::Study(command) => study::run_study(command),
         Command::Ask(args) => study::run_ask(args),

@@ -407,6 +407,23 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ));
     }
     let test_metrics = if test.n_samples() > 0 { Some(model.evaluate(&test)?) } else { None };
+    let mut model = model;
+    model.set_about(json!({
+        "made_by": "gradus tune",
+        "data": args.data,
+        "study": name,
+        "seed": args.seed,
+        "objective": objective,
+        "rows": raw.n_rows(),
+        "missing_target_rows": raw.missing_target_rows,
+        "columns": raw.kinds,
+        "members": member_numbers.iter().map(|n| {
+            let params = trials.iter().find(|t| t.number == *n).map(|t| t.params.clone());
+            json!({"trial": n, "params": params})
+        }).collect::<Vec<_>>(),
+        "valid_metrics": valid_metrics,
+        "test_metrics": test_metrics,
+    }));
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
     }

@@ -95,6 +95,27 @@ fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
         assert!(p.iter().all(|v| v.is_finite()) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row}");
     }
 
+    // inspect shows what the file holds, where it came from included.
+    let out = gradus(dir.path(), &["inspect", "m.gradus", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let about: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(about["task"], "binary");
+    assert_eq!(about["classes"], serde_json::json!(["bad", "good"]));
+    let columns: Vec<&str> =
+        about["columns"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap()).collect();
+    assert_eq!(columns, ["age", "color", "member", "joined"], "the identifier is not an input");
+    let members = about["members"].as_array().unwrap().len();
+    assert_eq!(about["about"]["members"].as_array().unwrap().len(), members);
+    assert!(about["about"]["members"][0]["params"].is_object());
+    assert!(about["about"]["objective"].as_str().unwrap().contains("target 'label' (binary)"), "{about}");
+    let out = gradus(dir.path(), &["inspect", "m.gradus"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("task     binary: target 'label', classes bad, good"), "{text}");
+    assert!(text.contains("  color   one-hot: 3 levels + other + missing"), "{text}");
+    let out = gradus(dir.path(), &["inspect", "train.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a readable gradus model file"), "{}", stderr(&out));
+
     // --keep carries an id column through, before the prediction.
     let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--keep", "id"]);
     assert!(out.status.success(), "{}", stderr(&out));

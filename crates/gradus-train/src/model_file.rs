@@ -320,7 +320,7 @@ impl SavedModel {
         self.spec.validate()?;
         let spec = serde_json::to_string(&self.spec).expect("the spec serialises");
         let weights = weight_bytes(std::slice::from_ref(self));
-        serialize(&[("", self)], &weights, FORMAT_VERSION, ("spec", spec))
+        serialize(&[("", self)], &weights, FORMAT_VERSION, ("spec", spec), None)
     }
 
     /// Writes the model to `path` (through a temporary file beside it and a
@@ -394,6 +394,9 @@ impl SavedModel {
 pub struct Ensemble {
     /// At least one (see [`Ensemble::new`]).
     members: Vec<SavedModel>,
+    /// Where the model came from, as its maker records it (see
+    /// [`Ensemble::set_about`]); not needed to predict.
+    about: Option<serde_json::Value>,
     /// One per member, positive: the members' relative weights (times
     /// chosen by ensemble selection; 1 each for a plain mean).
     weights: Vec<f64>,
@@ -401,7 +404,7 @@ pub struct Ensemble {
 
 impl From<SavedModel> for Ensemble {
     fn from(model: SavedModel) -> Self {
-        Self { members: vec![model], weights: vec![1.0] }
+        Self { members: vec![model], weights: vec![1.0], about: None }
     }
 }
 
@@ -435,7 +438,20 @@ impl Ensemble {
                 )));
             }
         }
-        Ok(Self { members, weights })
+        Ok(Self { members, weights, about: None })
+    }
+
+    /// Records where the model came from — for `gradus tune`, the data's
+    /// fingerprint, the trials and hyperparameters of the members and the
+    /// metrics at save time — as JSON kept in the file (under the
+    /// checksum) for `gradus inspect`. Prediction never reads it.
+    pub fn set_about(&mut self, about: serde_json::Value) {
+        self.about = Some(about);
+    }
+
+    /// What [`Self::set_about`] recorded, if anything.
+    pub fn about(&self) -> Option<&serde_json::Value> {
+        self.about.as_ref()
     }
 
     /// The members' relative weights in the average.
@@ -520,8 +536,12 @@ impl Ensemble {
 
     /// The file's bytes: a single model's format for one member.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelFileError> {
+        let about = self.about.as_ref().map(|a| a.to_string());
         if let [one] = self.members.as_slice() {
-            return one.to_bytes();
+            one.spec.validate()?;
+            let spec = serde_json::to_string(&one.spec).expect("the spec serialises");
+            let weights = weight_bytes(std::slice::from_ref(one));
+            return serialize(&[("", one)], &weights, FORMAT_VERSION, ("spec", spec), about);
         }
         for member in &self.members {
             member.spec.validate()?;
@@ -540,7 +560,7 @@ impl Ensemble {
         let specs = serde_json::to_string(&specs).expect("the specs serialise");
         let prefixes: Vec<String> = (0..self.members.len()).map(|i| format!("member.{i}.")).collect();
         let named: Vec<(&str, &SavedModel)> = prefixes.iter().map(String::as_str).zip(&self.members).collect();
-        serialize(&named, &weight_bytes(&self.members), ENSEMBLE_FORMAT_VERSION, ("members", specs))
+        serialize(&named, &weight_bytes(&self.members), ENSEMBLE_FORMAT_VERSION, ("members", specs), about)
     }
 
     /// Writes the file atomically, as [`SavedModel::save`] does.
@@ -632,10 +652,19 @@ impl Ensemble {
         if tensors.len() != n_blocks {
             return Err(corrupt(format!("{} tensors where the architecture has {n_blocks}", tensors.len())));
         }
-        if meta.get("checksum") != Some(&checksum(spec_text, &weight_bytes(&members))) {
+        let about_text = meta.get("about");
+        let checked = match about_text {
+            Some(about) => format!("{spec_text}{about}"),
+            None => spec_text.to_string(),
+        };
+        if meta.get("checksum") != Some(&checksum(&checked, &weight_bytes(&members))) {
             return Err(corrupt("the spec and weights do not match their checksum".into()));
         }
-        Self::weighted(members, weights).map_err(|e| corrupt(e.to_string()))
+        let mut ensemble = Self::weighted(members, weights).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(about) = about_text {
+            ensemble.about = Some(serde_json::from_str(about).map_err(|e| corrupt(format!("bad about: {e}")))?);
+        }
+        Ok(ensemble)
     }
 }
 
@@ -646,12 +675,14 @@ fn weight_bytes(models: &[SavedModel]) -> Vec<u8> {
 
 /// A safetensors file of the models' parameter blocks, each named with its
 /// model's prefix, and the header: `format`, `format_version`,
-/// `gradus_version`, the specs under `key`, and the checksum.
+/// `gradus_version`, the specs under `key`, `about` if given, and the
+/// checksum (over the specs, then `about`, then the weights).
 fn serialize(
     models: &[(&str, &SavedModel)],
     weights: &[u8],
     version: u32,
     (key, specs): (&str, String),
+    about: Option<String>,
 ) -> Result<Vec<u8>, ModelFileError> {
     let mut tensors: Vec<(String, TensorView)> = Vec::new();
     let mut offset = 0;
@@ -663,13 +694,15 @@ fn serialize(
         }
         offset += m.model.params().len() * 4;
     }
-    let metadata = HashMap::from([
+    let checked = format!("{specs}{}", about.as_deref().unwrap_or(""));
+    let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), version.to_string()),
         ("gradus_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("checksum".to_string(), checksum(&specs, weights)),
+        ("checksum".to_string(), checksum(&checked, weights)),
         (key.to_string(), specs),
     ]);
+    metadata.extend(about.map(|a| ("about".to_string(), a)));
     let corrupt = |reason: String| ModelFileError::Corrupt { path: "<memory>".into(), reason };
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| corrupt(e.to_string()))?;
     sort_header(bytes).map_err(corrupt)
@@ -1021,11 +1054,25 @@ mod tests {
         })
         .to_string();
         let bytes =
-            serialize(&[("", &model)], &weight_bytes(std::slice::from_ref(&model)), 1, ("spec", legacy)).unwrap();
+            serialize(&[("", &model)], &weight_bytes(std::slice::from_ref(&model)), 1, ("spec", legacy), None).unwrap();
         let loaded = SavedModel::from_bytes(&bytes, "old.gradus").unwrap();
         assert_eq!(loaded.spec, model.spec, "read as the same transforms");
         let x = Matrix::from_vec(1, 3, vec![0.1, 5.0, -2.0]).unwrap();
         assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
+    }
+
+    #[test]
+    fn what_the_maker_records_is_kept_under_the_checksum() {
+        for members in [vec![saved()], vec![saved(), other()]] {
+            let mut ensemble = Ensemble::new(members).unwrap();
+            ensemble.set_about(serde_json::json!({"data": "abc", "trials": [3, 1]}));
+            let bytes = ensemble.to_bytes().unwrap();
+            let loaded = Ensemble::from_bytes(&bytes, "e.gradus").unwrap();
+            assert_eq!(loaded.about(), ensemble.about());
+            let err = Ensemble::from_bytes(&edited(&bytes, r#""abc""#, r#""abd""#), "e.gradus").err().unwrap();
+            assert!(err.to_string().contains("checksum"), "{err}");
+        }
+        assert_eq!(Ensemble::from_bytes(&saved().to_bytes().unwrap(), "m.gradus").unwrap().about(), None);
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! `gradus inspect`: what a model file holds — the task and classes, the
+//! raw columns it reads and how each becomes inputs, its members'
+//! architectures and weights, and, for a tuned model, where it came from:
+//! the data's fingerprint, each member's trial and hyperparameters, and
+//! the metrics at save time.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use gradus::train::{Architecture, Ensemble};
+use serde_json::{Value, json};
+
+use crate::{outln, param_text};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A model file saved by `gradus tune --out` or `gradus train --out`.
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let model = Ensemble::load(&args.model)?;
+    let prep = model.preprocessing();
+    let encoding = prep.encoding();
+    let task = match &prep.classes {
+        None => "regression".to_string(),
+        Some(c) if c.len() == 2 => "binary".to_string(),
+        Some(c) => format!("multiclass ({} classes)", c.len()),
+    };
+    let total: f64 = model.weights().iter().sum();
+    let about = model.about().cloned().unwrap_or(Value::Null);
+    let members_about = about["members"].as_array().cloned().unwrap_or_default();
+    if args.json {
+        outln!(
+            "{}",
+            json!({
+                "model": args.model.display().to_string(),
+                "task": task,
+                "target": prep.target_name,
+                "classes": prep.classes,
+                "loss": model.loss(),
+                "na_values": encoding.na_values,
+                "inputs": encoding.n_outputs(),
+                "columns": encoding.columns.iter().map(|c| json!({
+                    "column": c.column(), "becomes": c.describe(), "encoder": c,
+                })).collect::<Vec<_>>(),
+                "members": model.members().iter().zip(model.weights()).map(|(m, w)| json!({
+                    "weight": w / total,
+                    "architecture": m.spec.architecture,
+                    "describe": m.spec.architecture.describe(),
+                    "scaled": m.spec.preprocessing.scaler().is_some(),
+                })).collect::<Vec<_>>(),
+                "about": about,
+            })
+        );
+        return Ok(());
+    }
+    outln!(
+        "model    {} ({})",
+        args.model.display(),
+        if model.members().len() == 1 {
+            "one model".to_string()
+        } else {
+            format!("an ensemble of {}", model.members().len())
+        }
+    );
+    let classes = prep.classes.as_ref().map_or(String::new(), |c| format!(", classes {}", c.join(", ")));
+    outln!("task     {task}: target '{}'{classes}; loss {:?}", prep.target_name, model.loss());
+    outln!("inputs   {} raw columns → {} model inputs", encoding.columns.len(), encoding.n_outputs());
+    if !encoding.na_values.is_empty() {
+        let shown: Vec<String> = encoding.na_values.iter().map(|v| format!("'{v}'")).collect();
+        outln!("missing  cells read as missing: {}", shown.join(", "));
+    }
+    let width = encoding.columns.iter().map(|c| c.column().chars().count()).max().unwrap_or(6);
+    for c in &encoding.columns {
+        outln!("  {:<width$}  {}", c.column(), c.describe());
+    }
+    outln!("members  weight  architecture");
+    for (i, (m, w)) in model.members().iter().zip(model.weights()).enumerate() {
+        let trial =
+            members_about.get(i).and_then(|a| a["trial"].as_u64()).map_or(String::new(), |t| format!("trial {t}: "));
+        outln!("  {:>6.3}  {trial}{}", w / total, describe(&m.spec.architecture));
+        if let Some(params) = members_about.get(i).and_then(|a| a["params"].as_object()) {
+            let text: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", param_text(v))).collect();
+            outln!("          {}", text.join(" "));
+        }
+    }
+    if about.is_object() {
+        outln!(
+            "made by  {} on {} (study '{}', seed {})",
+            about["made_by"].as_str().unwrap_or("?"),
+            about["data"].as_str().unwrap_or("?"),
+            about["study"].as_str().unwrap_or("?"),
+            about["seed"]
+        );
+        outln!("data     {}", about["objective"].as_str().unwrap_or("?"));
+        for (name, key) in [("validation", "valid_metrics"), ("test", "test_metrics")] {
+            if let Some(m) = about[key].as_object() {
+                // As `gradus tune` printed them, less the confusion matrix.
+                let parts: Vec<String> =
+                    m.iter().filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.4}"))).collect();
+                outln!("{name:<8} {}", parts.join("  "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(architecture: &Architecture) -> String {
+    architecture.describe()
+}
