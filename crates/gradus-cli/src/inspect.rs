@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::train::{Architecture, Ensemble};
+use gradus::train::Ensemble;
 use serde_json::{Value, json};
 
 use crate::{outln, param_text};
@@ -83,7 +83,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     for (i, (m, w)) in model.members().iter().zip(model.weights()).enumerate() {
         let trial =
             members_about.get(i).and_then(|a| a["trial"].as_u64()).map_or(String::new(), |t| format!("trial {t}: "));
-        outln!("  {:>6.3}  {trial}{}", w / total, describe(&m.spec.architecture));
+        outln!("  {:>6.3}  {trial}{}", w / total, m.spec.architecture.describe());
         if let Some(params) = members_about.get(i).and_then(|a| a["params"].as_object()) {
             let text: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", param_text(v))).collect();
             outln!("          {}", text.join(" "));
@@ -108,8 +108,4 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn describe(architecture: &Architecture) -> String {
-    architecture.describe()
 }
