@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use gradus::autotune::{self, ModelRequest, TuneJob};
-use gradus::data::{Dataset, RawData, RawOptions, Scaling, TargetKind};
+use std::collections::BTreeMap;
+
+use gradus::data::{ColumnKind, Dataset, RawData, RawOptions, Scaling, TargetKind};
 use gradus::tune::{Direction, FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -35,6 +37,11 @@ pub struct TuneArgs {
     /// Columns left out (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
     ignore: Vec<String>,
+    /// A JSON or TOML file giving columns their kind: {"zip": "categorical",
+    /// "notes": "ignore", ...}; kinds: numeric, categorical, boolean,
+    /// date_time, text, identifier, constant, ignore.
+    #[arg(long, value_name = "FILE")]
+    columns: Option<PathBuf>,
     /// Cells read as missing, comma-separated [default: the empty cell, NA,
     /// N/A, n/a, ?, null, NULL, NaN, nan, None].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -194,6 +201,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // The target is read as it looks (classes or real), and the families
     // checked against it: a softmax search on a real target is an error,
     // not 400 classes.
+    let (kinds, ignore) = given_kinds(&args)?;
     let raw = gradus::data::load_raw(
         &args.data,
         &RawOptions {
@@ -204,8 +212,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 Some(TaskArg::Regression) => TargetKind::Real,
             },
             na_values: args.na_values.clone(),
-            categorical: args.categorical.clone(),
-            ignore: args.ignore.clone(),
+            kinds,
+            ignore,
             encoding: args.encoding,
             delimiter: args.delimiter,
         },
@@ -493,6 +501,52 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         return Err(RunFailed("interrupted".into()).into());
     }
     Ok(())
+}
+
+/// The kinds the user gave (`--columns FILE`, `--categorical`) and the
+/// columns left out (`--columns FILE`, `--ignore`), each with where it was
+/// said. A column given two ways is an error.
+type GivenKinds = (BTreeMap<String, (ColumnKind, String)>, BTreeMap<String, String>);
+
+fn given_kinds(args: &TuneArgs) -> anyhow::Result<GivenKinds> {
+    let (mut kinds, mut ignore) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(path) = &args.columns {
+        let origin = format!("--columns {}", path.display());
+        // A missing file is bad input (exit 2), not a failure to run.
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read '{}': {e}", path.display()))?;
+        let entries: BTreeMap<String, String> = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a TOML table of column = \"kind\": {e}", path.display()))?
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a JSON object of \"column\": \"kind\": {e}", path.display()))?
+        };
+        for (column, kind) in entries {
+            if kind == "ignore" {
+                ignore.insert(column, origin.clone());
+                continue;
+            }
+            let kind: ColumnKind = serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: column '{column}': unknown kind '{kind}' (kinds: numeric, categorical, boolean, date_time, text, identifier, constant, ignore)",
+                    path.display()
+                )
+            })?;
+            kinds.insert(column, (kind, origin.clone()));
+        }
+    }
+    for column in &args.categorical {
+        if let Some((_, by)) = kinds.insert(column.clone(), (ColumnKind::Categorical, "--categorical".into())) {
+            bail!("--categorical names '{column}', whose kind {by} gives already");
+        }
+    }
+    for column in &args.ignore {
+        if let Some(by) = ignore.insert(column.clone(), "--ignore".into()) {
+            bail!("--ignore names '{column}', which {by} leaves out already");
+        }
+    }
+    Ok((kinds, ignore))
 }
 
 /// What each column is and what becomes of it, as `tuning`'s encoding

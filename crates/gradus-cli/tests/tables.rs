@@ -243,3 +243,46 @@ fn a_changed_file_or_target_does_not_silently_resume_the_old_study() {
     let out = gradus(dir.path(), &[&args[..], &["--study", "edited"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_columns_file_gives_kinds_and_conflicts_or_unknown_kinds_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (0..40).map(|i| format!("{},{},{},{}\n", 10000 + i % 4, i % 9, i, i % 2)).collect();
+    std::fs::write(dir.path().join("t.csv"), format!("zip,n,row,y\n{rows}")).unwrap();
+    std::fs::write(dir.path().join("kinds.json"), r#"{"zip": "categorical", "row": "ignore"}"#).unwrap();
+    std::fs::write(dir.path().join("kinds.toml"), "zip = \"categorical\"\nrow = \"ignore\"\n").unwrap();
+    for file in ["kinds.json", "kinds.toml"] {
+        let study = format!("s-{file}");
+        let args = ["tune", "--data", "t.csv", "--trials", "2", "--epochs", "3", "--json", "--columns", file];
+        let out = gradus(dir.path(), &[&args[..], &["--study", &study]].concat());
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let first: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+        let zip = &first["columns"][0];
+        assert_eq!((zip["column"].as_str(), zip["kind"].as_str()), (Some("zip"), Some("categorical")), "{file}");
+        assert_eq!(zip["reason"], format!("--columns {file}"));
+        assert_eq!(zip["becomes"], "one-hot: 4 levels", "{file}");
+        assert_eq!(first["columns"].as_array().unwrap().len(), 2, "{file}: row is left out");
+    }
+    std::fs::write(dir.path().join("bad.json"), r#"{"zip": "postcode"}"#).unwrap();
+    for (flags, expected) in [
+        (&["--columns", "bad.json"][..], "bad.json: column 'zip': unknown kind 'postcode'"),
+        (
+            &["--columns", "kinds.json", "--categorical", "zip"][..],
+            "--categorical names 'zip', whose kind --columns kinds.json gives already",
+        ),
+        (
+            &["--columns", "kinds.json", "--ignore", "row"][..],
+            "--ignore names 'row', which --columns kinds.json leaves out already",
+        ),
+        (
+            &["--categorical", "n", "--ignore", "n"][..],
+            "--categorical gives column 'n' a kind, and --ignore leaves it out",
+        ),
+        (&["--columns", "missing.json"][..], "cannot read 'missing.json'"),
+    ] {
+        let out = gradus(dir.path(), &[&["tune", "--data", "t.csv", "--study", "bad"][..], flags].concat());
+        assert_eq!(out.status.code(), Some(2), "{expected}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{expected}: {}", stderr(&out));
+    }
+}

@@ -5,6 +5,8 @@
 //! by the user. [`RawData::dataset`] then encodes any rows with an
 //! [`Encoding`] fitted on the training rows only.
 
+use std::collections::BTreeMap;
+
 use crate::kinds::{ColumnInfo, ColumnKind, infer_kind};
 use crate::load::{build_target, read_source, target_column};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
@@ -25,10 +27,11 @@ pub struct RawOptions {
     pub target_kind: TargetKind,
     /// Cells read as missing; `None`: [`crate::DEFAULT_NA_VALUES`].
     pub na_values: Option<Vec<String>>,
-    /// Columns read as categories whatever their values look like.
-    pub categorical: Vec<String>,
-    /// Columns left out.
-    pub ignore: Vec<String>,
+    /// Columns whose kind the user gives, with where it was given
+    /// (`--categorical`, a `--columns` file), instead of inferring it.
+    pub kinds: BTreeMap<String, (ColumnKind, String)>,
+    /// Columns left out, with where that was said.
+    pub ignore: BTreeMap<String, String>,
     /// The file's character encoding.
     pub encoding: crate::TextEncoding,
     /// The delimiter; `None`: sniffed from the header.
@@ -64,8 +67,9 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
     };
     let target_col = target_column(&file, source, options.target.as_deref())?;
     let target_name = header[target_col].clone();
-    for (flag, names) in [("--categorical", &options.categorical), ("--ignore", &options.ignore)] {
-        for name in names {
+    let named = options.kinds.iter().map(|(name, (_, by))| (name, by)).chain(options.ignore.iter());
+    for (name, flag) in named {
+        {
             if *name == target_name {
                 return Err(DataError::invalid(
                     "column",
@@ -83,7 +87,13 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
             }
         }
     }
-    let selected: Vec<usize> = (0..header.len()).filter(|&c| !options.ignore.contains(&header[c])).collect();
+    if let Some((name, (_, by))) = options.kinds.iter().find(|(name, _)| options.ignore.contains_key(*name)) {
+        return Err(DataError::invalid(
+            "column",
+            format!("{by} gives column '{name}' a kind, and {} leaves it out", options.ignore[name]),
+        ));
+    }
+    let selected: Vec<usize> = (0..header.len()).filter(|&c| !options.ignore.contains_key(&header[c])).collect();
     if selected.len() < 2 {
         return Err(DataError::NoFeatures { path: source.into(), name: target_name });
     }
@@ -92,7 +102,18 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         encoding: options.encoding,
         delimiter: options.delimiter,
         na_values: na_values.clone(),
-        as_text: std::iter::once(target_name.clone()).chain(options.categorical.iter().cloned()).collect(),
+        // Given categories, booleans and dates keep their spellings.
+        as_text: std::iter::once(target_name.clone())
+            .chain(
+                options
+                    .kinds
+                    .iter()
+                    .filter(|(_, (k, _))| {
+                        matches!(k, ColumnKind::Categorical | ColumnKind::Boolean | ColumnKind::DateTime)
+                    })
+                    .map(|(name, _)| name.clone()),
+            )
+            .collect(),
     };
     let mut table = file.read(&selected, &read)?;
     let at = table.columns.iter().position(|c| c.name == target_name).expect("the target is selected");
@@ -115,22 +136,11 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         .columns
         .iter()
         .map(|c| {
-            if options.categorical.contains(&c.name) {
-                let distinct = match &c.values {
-                    Values::Text { levels, .. } => levels.len(),
-                    Values::Numbers(_) => 0,
-                };
-                let missing = c.values.n_missing();
-                ColumnInfo {
-                    column: c.name.clone(),
-                    kind: ColumnKind::Categorical,
-                    reason: "--categorical".into(),
-                    missing,
-                    distinct,
-                }
-            } else {
-                infer_kind(c)
+            let mut info = infer_kind(c);
+            if let Some((kind, by)) = options.kinds.get(&c.name) {
+                (info.kind, info.reason) = (*kind, by.clone());
             }
+            info
         })
         .collect();
     let content_hash = fnv1a(&text);
@@ -291,8 +301,11 @@ mod tests {
     #[test]
     fn categorical_and_ignore_override_the_inference_and_bad_names_are_errors() {
         let text = "zip,id,y\n01,1,a\n02,2,b\n01,3,a\n";
-        let options =
-            RawOptions { categorical: vec!["zip".into()], ignore: vec!["id".into()], ..RawOptions::default() };
+        let options = RawOptions {
+            kinds: BTreeMap::from([("zip".into(), (ColumnKind::Categorical, "--categorical".into()))]),
+            ignore: BTreeMap::from([("id".into(), "--ignore".into())]),
+            ..RawOptions::default()
+        };
         let r = raw(text, &options).unwrap();
         assert_eq!(r.table.columns.len(), 1);
         assert_eq!(r.kinds[0].kind, ColumnKind::Categorical);
@@ -300,10 +313,16 @@ mod tests {
         assert!(matches!(&encoding.columns[0], crate::ColumnEncoder::OneHot { .. }));
         for (options, want) in [
             (
-                RawOptions { categorical: vec!["nope".into()], ..RawOptions::default() },
+                RawOptions {
+                    kinds: BTreeMap::from([("nope".into(), (ColumnKind::Categorical, "--categorical".into()))]),
+                    ..RawOptions::default()
+                },
                 "--categorical names 'nope', which is not a column",
             ),
-            (RawOptions { ignore: vec!["y".into()], ..RawOptions::default() }, "--ignore names 'y', the target column"),
+            (
+                RawOptions { ignore: BTreeMap::from([("y".into(), "--ignore".into())]), ..RawOptions::default() },
+                "--ignore names 'y', the target column",
+            ),
         ] {
             let err = raw(text, &options).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
