@@ -407,7 +407,21 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         n => format!("retraining the {n} chosen configurations on all tuning rows, to average them"),
     });
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
-    let (model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs)?;
+    // The refit's progress: a line per member, with the time left measured
+    // on the refits done so far.
+    let refit_started = Instant::now();
+    let refits_done = std::sync::atomic::AtomicUsize::new(0);
+    let (model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs, &|trial| {
+        let done = refits_done.fetch_add(1, Ordering::SeqCst) + 1;
+        let elapsed = refit_started.elapsed().as_secs_f64();
+        let left = members.len() - done;
+        // Refits run `jobs` at a time: the rest take about their share of rounds.
+        let eta = elapsed / done as f64 * left as f64;
+        progress.note(&format!(
+            "refit {done}/{} (trial {trial}) done, {elapsed:.0} s elapsed, about {eta:.0} s left",
+            members.len()
+        ));
+    })?;
     if member_numbers.len() < members.len() {
         progress.note(&format!(
             "left out of the final model: {} of the best trials, whose retraining diverged",

@@ -600,13 +600,15 @@ impl TuneJob {
     /// averages them into one model with `weights` (one per member,
     /// positive; see [`Ensemble`]); also returns the numbers of the trials
     /// in it. A member whose refit diverged is left out (its weights would
-    /// predict nothing); if every one did, that is an error.
+    /// predict nothing); if every one did, that is an error. `done` is told
+    /// each refit's trial number as it finishes, for a progress display.
     pub fn refit_ensemble(
         &self,
         members: &[&FrozenTrial],
         weights: &[f64],
         data: &Dataset,
         jobs: usize,
+        done: &(dyn Fn(u64) + Sync),
     ) -> Result<(Ensemble, Vec<u64>), PipelineError> {
         let next = std::sync::atomic::AtomicUsize::new(0);
         type Refit = Result<Option<SavedModel>, PipelineError>;
@@ -619,6 +621,7 @@ impl TuneJob {
                         let Some(trial) = members.get(i) else { return };
                         let model = self.refit(trial, data);
                         fitted.lock().unwrap_or_else(|e| e.into_inner()).push((i, model));
+                        done(trial.number);
                     }
                 });
             }
@@ -1015,10 +1018,10 @@ mod tests {
             t
         };
         let (good, wild) = (trial(0, 0.05), trial(1, 1e30));
-        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2).unwrap();
+        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2, &|_| {}).unwrap();
         assert_eq!(numbers, vec![0], "the diverged refit is dropped");
         assert_eq!(ensemble.members().len(), 1);
-        match job.refit_ensemble(&[&wild], &[1.0], &data, 1) {
+        match job.refit_ensemble(&[&wild], &[1.0], &data, 1, &|_| {}) {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, n)| n)),
         }
