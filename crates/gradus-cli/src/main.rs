@@ -168,9 +168,13 @@ pub fn metrics_line(m: &gradus::train::Metrics) -> String {
         Metrics::Regression { mse, rmse, mae, r2 } => {
             format!("mse {}  rmse {}  mae {}  r2 {r2:.4}", num(*mse), num(*rmse), num(*mae))
         }
-        Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc, .. } => {
+        Metrics::Classification { accuracy, balanced_accuracy, log_loss, macro_f1, roc_auc, pr_auc, .. } => {
             let auc = roc_auc.map_or(String::new(), |a| format!("  roc_auc {a:.4}"));
-            format!("accuracy {accuracy:.4}  log_loss {}  macro_f1 {macro_f1:.4}{auc}", num(*log_loss))
+            let ap = pr_auc.map_or(String::new(), |a| format!("  pr_auc {a:.4}"));
+            format!(
+                "accuracy {accuracy:.4}  balanced_accuracy {balanced_accuracy:.4}  log_loss {}  macro_f1 {macro_f1:.4}{auc}{ap}",
+                num(*log_loss)
+            )
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use gradus::data::{DataError, MISSING, ReadOptions, TextEncoding, Values, load_encoded, load_table};
-use gradus::train::{Ensemble, Metrics, predicted_classes, probabilities};
+use gradus::train::{Ensemble, Metrics, class_scores, predicted_classes, probabilities};
 
 use crate::metrics_line;
 
@@ -139,6 +139,14 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
                 "data": args.data,
                 "rows": data.n_samples(),
                 "metrics": metrics,
+                "per_class": match (&metrics, &prep.classes) {
+                    (Metrics::Classification { confusion, .. }, Some(classes)) => Some(
+                        classes.iter().zip(class_scores(confusion)).map(|(c, s)| serde_json::json!({
+                            "class": c, "precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support,
+                        })).collect::<Vec<_>>()
+                    ),
+                    _ => None,
+                },
             })
         );
         return Ok(());
@@ -160,6 +168,10 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
                 line.push_str(&format!(" {v:>width$}"));
             }
             crate::outln!("{line}");
+        }
+        crate::outln!("{:>width$} {:>9} {:>9} {:>9} {:>9}", "class", "precision", "recall", "f1", "support");
+        for (c, s) in classes.iter().zip(class_scores(confusion)) {
+            crate::outln!("{c:>width$} {:>9.4} {:>9.4} {:>9.4} {:>9}", s.precision, s.recall, s.f1, s.support);
         }
     }
     Ok(())

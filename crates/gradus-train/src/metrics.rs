@@ -19,14 +19,85 @@ pub enum Metrics {
     },
     Classification {
         accuracy: f64,
+        /// The mean recall over the classes that occur: what accuracy is
+        /// when every class counts the same, whatever its size.
+        balanced_accuracy: f64,
         log_loss: f64,
         macro_f1: f64,
         /// Binary targets only.
         #[serde(skip_serializing_if = "Option::is_none")]
         roc_auc: Option<f64>,
-        /// `confusion[true class][predicted class]` counts.
+        /// The area under the precision-recall curve (average precision),
+        /// binary targets only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pr_auc: Option<f64>,
+        /// `confusion[true class][predicted class]` counts; per-class
+        /// precision, recall and F1 follow from it ([`class_scores`]).
         confusion: Vec<Vec<u64>>,
     },
+}
+
+/// One class's precision, recall, F1 and support (its true rows).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ClassScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+/// Each class's scores from a confusion matrix (`confusion[true][predicted]`);
+/// a ratio with nothing to count is 0 (scikit-learn's `zero_division=0`).
+pub fn class_scores(confusion: &[Vec<u64>]) -> Vec<ClassScores> {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    (0..confusion.len())
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let support: u64 = confusion[c].iter().sum();
+            let predicted: f64 = confusion.iter().map(|row| row[c] as f64).sum();
+            let (precision, recall) = (ratio(tp, predicted), ratio(tp, support as f64));
+            ClassScores { precision, recall, f1: ratio(2.0 * tp, support as f64 + predicted), support }
+        })
+        .collect()
+}
+
+/// The mean recall over the classes with at least one true row
+/// (scikit-learn's `balanced_accuracy_score`).
+pub fn balanced_accuracy(confusion: &[Vec<u64>]) -> f64 {
+    let recalls: Vec<f64> = class_scores(confusion).iter().filter(|s| s.support > 0).map(|s| s.recall).collect();
+    if recalls.is_empty() { 0.0 } else { recalls.iter().sum::<f64>() / recalls.len() as f64 }
+}
+
+/// The average precision of `scores` for binary `labels` (1 is positive):
+/// Σ (Rₙ − Rₙ₋₁) Pₙ over the distinct score thresholds, highest first —
+/// scikit-learn's `average_precision_score`, the usual estimate of the area
+/// under the precision-recall curve. `None` with no positive row.
+pub fn average_precision(scores: &[f32], labels: &[u32]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
+    if positives == 0.0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut recall, mut ap) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut i = 0;
+    while i < order.len() {
+        // Every row tied at this score crosses the threshold together.
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if labels[order[j]] == 1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            j += 1;
+        }
+        let now = tp / positives;
+        ap += (now - recall) * tp / (tp + fp);
+        recall = now;
+        i = j;
+    }
+    Some(ap)
 }
 
 /// Mean squared error.
@@ -191,16 +262,18 @@ pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, data: &Datas
             let confusion = confusion_matrix(&predicted, labels, classes.len().max(k));
             // AUC needs only the ranking: rank the positive class's logit margin,
             // which (unlike a probability) does not saturate to ties at 1.0.
-            let roc_auc = match (classes.len(), k) {
-                (2, 1) => roc_auc(out, labels),
-                (2, 2) => roc_auc(&out.chunks_exact(2).map(|z| z[1] - z[0]).collect::<Vec<_>>(), labels),
+            let margin: Option<Vec<f32>> = match (classes.len(), k) {
+                (2, 1) => Some(out.to_vec()),
+                (2, 2) => Some(out.chunks_exact(2).map(|z| z[1] - z[0]).collect()),
                 _ => None,
             };
             Metrics::Classification {
                 accuracy: accuracy(&predicted, labels),
+                balanced_accuracy: balanced_accuracy(&confusion),
                 log_loss: loss.value(out, k, (&data.y).into()),
                 macro_f1: macro_f1(&confusion),
-                roc_auc,
+                roc_auc: margin.as_ref().and_then(|m| roc_auc(m, labels)),
+                pr_auc: margin.as_ref().and_then(|m| average_precision(m, labels)),
                 confusion,
             }
         }
@@ -238,6 +311,32 @@ mod tests {
         assert_eq!(macro_f1(&confusion_matrix(&[0, 1], &[0, 1], 3)), 1.0);
         assert_eq!(predicted_classes(&[0.5, -0.1, 0.0], 1), [1, 0, 0]);
         assert_eq!(predicted_classes(&[0.1, 0.7, 0.2, 3.0, 1.0, 2.0], 3), [1, 0]);
+    }
+
+    #[test]
+    fn balanced_accuracy_class_scores_and_average_precision_match_scikit_learn() {
+        // y = [0, 1, 2, 2, 1, 0, 2]; p = [0, 2, 2, 2, 1, 1, 0]
+        // balanced_accuracy_score(y, p) = 0.5555555555555555
+        // precision_recall_fscore_support(y, p, zero_division=0) =
+        //   ([0.5, 0.5, 0.6667], [0.5, 0.5, 0.6667], [0.5, 0.5, 0.6667], [2, 2, 3])
+        let cm = confusion_matrix(&[0, 2, 2, 2, 1, 1, 0], &[0, 1, 2, 2, 1, 0, 2], 3);
+        assert!((balanced_accuracy(&cm) - 0.555_555_555_555_555_5).abs() < 1e-15);
+        let scores = class_scores(&cm);
+        for (s, (want, support)) in scores.iter().zip([(0.5, 2), (0.5, 2), (2.0 / 3.0, 3)]) {
+            assert!(
+                (s.precision - want).abs() < 1e-12 && (s.recall - want).abs() < 1e-12 && (s.f1 - want).abs() < 1e-12
+            );
+            assert_eq!(s.support, support);
+        }
+        // A class with no true rows is left out of the balanced mean.
+        assert_eq!(balanced_accuracy(&confusion_matrix(&[0, 1], &[0, 1], 3)), 1.0);
+        // average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.8333333333333333
+        let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]).unwrap();
+        assert!((ap - 0.833_333_333_333_333_3).abs() < 1e-12, "{ap}");
+        // With ties: average_precision_score([0,1,0,1,1,0], [0.5,0.5,0.2,0.9,0.2,0.1]) = 0.7555555555555555
+        let ap = average_precision(&[0.5, 0.5, 0.2, 0.9, 0.2, 0.1], &[0, 1, 0, 1, 1, 0]).unwrap();
+        assert!((ap - 0.755_555_555_555_555_5).abs() < 1e-12, "{ap}");
+        assert_eq!(average_precision(&[0.1, 0.2], &[0, 0]), None);
     }
 
     #[test]

@@ -779,8 +779,8 @@ pub fn best_common_epoch(curves: &[Vec<f64>]) -> Option<(usize, f64)> {
     best
 }
 
-/// The mean of each metric over folds (confusion matrices summed; ROC AUC
-/// only when every fold has one). `None` for no folds.
+/// The mean of each metric over folds (confusion matrices summed; ROC and
+/// PR AUC only when every fold has them). `None` for no folds.
 fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
     let n = folds.len() as f64;
     Some(match folds.first()? {
@@ -794,20 +794,38 @@ fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
             Metrics::Regression { mse, rmse, mae, r2 }
         }
         Metrics::Classification { confusion, .. } => {
-            let (mut sums, mut auc) = ([0.0; 3], Some(0.0));
+            let (mut sums, mut auc, mut ap) = ([0.0; 4], Some(0.0), Some(0.0));
             let mut total = vec![vec![0u64; confusion.len()]; confusion.len()];
             for m in folds {
-                let Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc, confusion } = m else {
+                let Metrics::Classification {
+                    accuracy,
+                    balanced_accuracy,
+                    log_loss,
+                    macro_f1,
+                    roc_auc,
+                    pr_auc,
+                    confusion,
+                } = m
+                else {
                     return None;
                 };
-                sums.iter_mut().zip([accuracy, log_loss, macro_f1]).for_each(|(s, v)| *s += v);
+                sums.iter_mut().zip([accuracy, balanced_accuracy, log_loss, macro_f1]).for_each(|(s, v)| *s += v);
                 auc = auc.zip(*roc_auc).map(|(a, r)| a + r);
+                ap = ap.zip(*pr_auc).map(|(a, r)| a + r);
                 for (row, counts) in total.iter_mut().zip(confusion) {
                     row.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
                 }
             }
-            let [accuracy, log_loss, macro_f1] = sums.map(|s| s / n);
-            Metrics::Classification { accuracy, log_loss, macro_f1, roc_auc: auc.map(|a| a / n), confusion: total }
+            let [accuracy, balanced_accuracy, log_loss, macro_f1] = sums.map(|s| s / n);
+            Metrics::Classification {
+                accuracy,
+                balanced_accuracy,
+                log_loss,
+                macro_f1,
+                roc_auc: auc.map(|a| a / n),
+                pr_auc: ap.map(|a| a / n),
+                confusion: total,
+            }
         }
     })
 }
@@ -945,9 +963,11 @@ mod tests {
     fn fold_metrics_are_averaged_and_their_confusion_matrices_summed() {
         let fold = |accuracy: f64, auc: Option<f64>, hits: u64| Metrics::Classification {
             accuracy,
+            balanced_accuracy: accuracy,
             log_loss: accuracy / 10.0,
             macro_f1: accuracy,
             roc_auc: auc,
+            pr_auc: auc,
             confusion: vec![vec![hits, 1], vec![0, hits]],
         };
         let Some(Metrics::Classification { accuracy, log_loss, roc_auc, confusion, .. }) =
