@@ -40,10 +40,7 @@ pub use dates::DateOrder;
 pub use encode::{ColumnEncoder, Encoding, MAX_LEVELS, MIN_LEVEL_COUNT};
 pub use error::DataError;
 pub use kinds::{ColumnInfo, ColumnKind, infer_kind};
-pub use load::{
-    LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_columns, load_csv, load_encoded, load_features, load_table,
-    parse_csv,
-};
+pub use load::{LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_csv, load_encoded, load_table, parse_csv};
 pub use matrix::{MatRef, Matrix};
 pub use raw::{RawData, RawOptions, fnv1a, load_raw};
 pub use scale::{Scaler, Scaling};

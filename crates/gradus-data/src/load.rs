@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::table::{CsvFile, ReadOptions, Table, Values};
 use crate::text_encoding::TextEncoding;
-use crate::{DataError, Dataset, Encoding, Matrix, Target};
+use crate::{DataError, Dataset, Encoding, Target};
 
 /// How to read the target column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,35 +53,6 @@ pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset
     let bytes = std::fs::read(path).map_err(io_error)?;
     let text = decompress(&bytes).map_err(io_error)?;
     parse_csv(&text, &path.display().to_string(), options)
-}
-
-/// Reads the columns `names` (in that order) of a CSV file or built-in
-/// dataset as a feature matrix, ignoring every other column: the rows a
-/// trained model predicts for.
-pub fn load_features(source: &str, names: &[String]) -> Result<Matrix, DataError> {
-    let text = read_source(source, TextEncoding::Utf8)?;
-    let file = CsvFile::open(&text, source)?;
-    let columns = feature_columns(&file, source, names)?;
-    file.read(&columns, &ReadOptions::default())?.numeric_matrix(names)
-}
-
-/// Reads the feature columns `names` (in that order) and the target column
-/// `target` of a CSV file or built-in dataset, ignoring every other column:
-/// the labelled rows a trained model is scored on.
-pub fn load_columns(source: &str, names: &[String], target: &str, kind: TargetKind) -> Result<Dataset, DataError> {
-    let text = read_source(source, TextEncoding::Utf8)?;
-    let file = CsvFile::open(&text, source)?;
-    let mut columns = feature_columns(&file, source, names)?;
-    let target_col = target_column(&file, source, Some(target))?;
-    columns.push(target_col);
-    let table = file.read(&columns, &ReadOptions { as_text: vec![target.into()], ..ReadOptions::default() })?;
-    Ok(Dataset {
-        name: source.into(),
-        x: table.numeric_matrix(names)?,
-        y: build_target(raw_target(&table, target), source, target_col, target, kind)?,
-        encoding: Encoding::numbers(names),
-        target_name: target.into(),
-    })
 }
 
 /// The labelled rows of a CSV file or built-in dataset as a model that reads

@@ -47,14 +47,6 @@ impl Values {
         self.len() == 0
     }
 
-    /// Whether row `i` is missing.
-    pub fn is_missing(&self, i: usize) -> bool {
-        match self {
-            Values::Numbers(v) => v[i].is_nan(),
-            Values::Text { codes, .. } => codes[i] == MISSING,
-        }
-    }
-
     /// The number of missing cells.
     pub fn n_missing(&self) -> usize {
         match self {

@@ -180,11 +180,6 @@ impl Preprocessing {
         })
     }
 
-    /// The transforms, in order.
-    pub fn transforms(&self) -> &[Transform] {
-        &self.transforms
-    }
-
     /// How raw columns become inputs: the first transform.
     pub fn encoding(&self) -> &Encoding {
         match &self.transforms[0] {

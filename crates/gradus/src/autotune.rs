@@ -195,21 +195,19 @@ pub type StopFlag = Arc<AtomicBool>;
 /// may train.
 pub type EpochWatch<'a> = &'a (dyn Fn(u64, usize, usize) + Sync);
 
-/// What [`TuneJob::objective`] measured of the complete trials this
+/// What [`TuneJob::objective`] measured of the hold-out-scored trials this
 /// process ran, by trial number, at each trial's best epoch: the
-/// validation metrics of hold-out-scored trials, which
-/// [`TuneJob::validation_metrics`] reads instead of training the best trial
-/// once more, and every trial's validation predictions (out of fold, with
-/// cross-validation), which ensemble selection weighs
-/// ([`TuneJob::ensemble_weights`]).
+/// validation metrics, which [`TuneJob::validation_metrics`] reads instead
+/// of training the best trial once more, and the validation predictions,
+/// which ensemble selection weighs ([`TuneJob::ensemble_weights`]).
 #[derive(Debug, Default)]
 pub struct MeasuredTrials(Mutex<BTreeMap<u64, Measured>>);
 
 #[derive(Debug, Clone)]
 struct Measured {
-    metrics: Option<Metrics>,
+    metrics: Metrics,
     /// What an ensemble averages (see [`SavedModel::averaged_values`]) on
-    /// the validation rows, in [`TuneJob::validation_target`]'s order.
+    /// the hold-out rows, in their order.
     predictions: Vec<f64>,
 }
 
@@ -370,7 +368,7 @@ impl TuneJob {
         };
         let mut curves = Vec::with_capacity(folds.len());
         let mut valid_metrics = None;
-        let mut predictions = Vec::new();
+        let mut predictions = None;
         let most = folds.len() * self.max_epochs;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
@@ -403,11 +401,11 @@ impl TuneJob {
                 }
                 _ => curves.push(bridge.curve),
             }
-            let valid = match fold {
-                Some((_, valid)) => valid.clone(),
-                None => self.hold_out_rows(data)?,
-            };
-            predictions.extend(outcome.saved.averaged_values(valid.x).map_err(PipelineError::from)?);
+            // Only a hold-out trial's predictions are weighed (see `ensemble_weights`).
+            if fold.is_none() {
+                let valid = self.hold_out_rows(data)?;
+                predictions = Some(outcome.saved.averaged_values(valid.x).map_err(PipelineError::from)?);
+            }
             valid_metrics = outcome.valid_metrics;
         }
         let score = best_common_epoch(&curves)
@@ -417,8 +415,9 @@ impl TuneJob {
         // the one `best_common_epoch` picks, so these are the metrics a
         // replay would measure. (Folds each restore their own best epoch,
         // not the common one: those are replayed.)
-        let metrics = if self.cv.is_none() { valid_metrics } else { None };
-        measured.insert(trial.number(), Measured { metrics, predictions });
+        if let (Some(metrics), Some(predictions)) = (valid_metrics, predictions) {
+            measured.insert(trial.number(), Measured { metrics, predictions });
+        }
         Ok(score)
     }
 
@@ -427,25 +426,6 @@ impl TuneJob {
     fn hold_out_rows(&self, data: &Dataset) -> Result<Dataset, PipelineError> {
         let split = data.split(self.valid_fraction, 0.0, self.seed)?;
         Ok(data.subset(&split.valid))
-    }
-
-    /// The target of the rows trials are validated on, in the order of
-    /// their measured predictions: the hold-out rows, or the folds'
-    /// validation rows one fold after another.
-    pub fn validation_target(&self, data: &Dataset) -> Result<Target, PipelineError> {
-        let parts: Vec<Target> = match self.cv {
-            None => vec![self.hold_out_rows(data)?.y],
-            Some(k) => self.folds(data, k)?.into_iter().flatten().map(|(_, valid)| valid.y).collect(),
-        };
-        Ok(match &data.y {
-            Target::Real(_) => Target::Real(
-                parts.iter().flat_map(|p| if let Target::Real(v) = p { v.clone() } else { Vec::new() }).collect(),
-            ),
-            Target::Classes { classes, .. } => Target::Classes {
-                labels: parts.iter().flat_map(|p| p.labels().unwrap_or_default().to_vec()).collect(),
-                classes: classes.clone(),
-            },
-        })
     }
 
     /// The weight of each of `members` (best first) in the final model,
@@ -477,7 +457,7 @@ impl TuneJob {
         else {
             return Ok(None);
         };
-        let target = self.validation_target(data)?;
+        let target = self.hold_out_rows(data)?.y;
         if predictions.iter().any(|p| p.is_empty() || p.len() % target.len().max(1) != 0) {
             return Ok(None);
         }
@@ -553,7 +533,7 @@ impl TuneJob {
         measured: &MeasuredTrials,
     ) -> Result<Option<Metrics>, PipelineError> {
         // `objective` records metrics of hold-out-scored trials only.
-        if let Some(metrics) = measured.get(best.number).and_then(|m| m.metrics) {
+        if let Some(Measured { metrics, .. }) = measured.get(best.number) {
             return Ok(Some(metrics));
         }
         let (job, mut stop) = self.replay(best);
@@ -721,15 +701,14 @@ pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial
     if k < 2 {
         return chosen;
     }
-    let family = |t: &FrozenTrial| t.params.get("model").and_then(Value::as_str).map(str::to_string);
-    let families: std::collections::BTreeSet<String> = trials.iter().filter_map(family).collect();
+    fn family(t: &FrozenTrial) -> Option<&str> {
+        t.params.get("model").and_then(Value::as_str)
+    }
+    let families: std::collections::BTreeSet<&str> = trials.iter().filter_map(family).collect();
     for name in families {
-        let of_family: Vec<FrozenTrial> =
-            trials.iter().filter(|t| family(t).as_deref() == Some(name.as_str())).cloned().collect();
-        for t in best_trials(&of_family, k / 2) {
-            let original = trials.iter().find(|o| o.number == t.number).expect("a trial of the study");
+        for t in best_distinct(trials.iter().filter(|t| family(t) == Some(name)), k / 2) {
             if chosen.iter().all(|c| c.number != t.number && c.params != t.params) {
-                chosen.push(original);
+                chosen.push(t);
             }
         }
     }
@@ -740,7 +719,12 @@ pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial
 /// The `k` best complete trials, best first, skipping any whose parameters
 /// repeat a better one's.
 pub fn best_trials(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
-    let mut complete: Vec<&FrozenTrial> = trials.iter().filter(|t| t.value().is_some_and(f64::is_finite)).collect();
+    best_distinct(trials.iter(), k)
+}
+
+/// [`best_trials`] of any selection of a study's trials.
+fn best_distinct<'a>(trials: impl Iterator<Item = &'a FrozenTrial>, k: usize) -> Vec<&'a FrozenTrial> {
+    let mut complete: Vec<&FrozenTrial> = trials.filter(|t| t.value().is_some_and(f64::is_finite)).collect();
     complete.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
     let mut chosen: Vec<&FrozenTrial> = Vec::with_capacity(k.min(complete.len()));
     for t in complete {
