@@ -411,7 +411,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // on the refits done so far.
     let refit_started = Instant::now();
     let refits_done = std::sync::atomic::AtomicUsize::new(0);
-    let (model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs, &|trial| {
+    let (mut model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs, &|trial| {
         let done = refits_done.fetch_add(1, Ordering::SeqCst) + 1;
         let elapsed = refit_started.elapsed().as_secs_f64();
         let left = members.len() - done;
@@ -429,7 +429,6 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ));
     }
     let test_metrics = if test.n_samples() > 0 { Some(model.evaluate(&test)?) } else { None };
-    let mut model = model;
     model.set_about(json!({
         "made_by": "gradus tune",
         "data": args.data,
@@ -493,12 +492,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         if member_numbers.len() > 1 {
             let weights = model.weights();
             let total: f64 = weights.iter().sum();
-            let numbers: Vec<String> = if weights.iter().all(|w| *w == weights[0]) {
+            let equal = weights.iter().all(|w| *w == weights[0]);
+            let numbers: Vec<String> = if equal {
                 member_numbers.iter().map(u64::to_string).collect()
             } else {
                 member_numbers.iter().zip(weights).map(|(n, w)| format!("{n} ×{:.2}", w / total)).collect()
             };
-            let mean = if weights.iter().all(|w| *w == weights[0]) { "mean" } else { "weighted mean" };
+            let mean = if equal { "mean" } else { "weighted mean" };
             outln!("final model: the {mean} of {} trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
@@ -541,10 +541,12 @@ fn given_kinds(args: &TuneArgs) -> anyhow::Result<GivenKinds> {
                 ignore.insert(column, origin.clone());
                 continue;
             }
-            let kind: ColumnKind = serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
+            let kind = ColumnKind::parse(&kind).ok_or_else(|| {
+                let known: Vec<&str> = ColumnKind::ALL.iter().map(|k| k.name()).collect();
                 anyhow::anyhow!(
-                    "{}: column '{column}': unknown kind '{kind}' (kinds: numeric, categorical, boolean, date_time, text, identifier, constant, ignore)",
-                    path.display()
+                    "{}: column '{column}': unknown kind '{kind}' (kinds: {}, ignore)",
+                    path.display(),
+                    known.join(", ")
                 )
             })?;
             kinds.insert(column, (kind, origin.clone()));
@@ -583,7 +585,7 @@ fn columns_table(raw: &RawData, tuning: &Dataset) -> String {
     // A wide table (pixels) shows its first columns and counts the rest by kind.
     const SHOWN: usize = 24;
     if raw.kinds.len() > SHOWN {
-        let mut counts = std::collections::BTreeMap::new();
+        let mut counts = BTreeMap::new();
         raw.kinds.iter().skip(SHOWN).for_each(|k| *counts.entry(k.kind.name()).or_insert(0) += 1);
         let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         out.push_str(&format!("(the first {SHOWN} of {} columns; the rest: {})\n", raw.kinds.len(), counts.join(", ")));

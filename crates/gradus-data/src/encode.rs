@@ -45,8 +45,9 @@ pub enum ColumnEncoder {
     /// seen there; with `missing`, one for missing cells. Without them, such
     /// a cell is all zeros.
     OneHot { column: String, levels: Vec<String>, other: bool, missing: bool },
-    /// 1 where the cell is `true_value` (lowercase; compared without case), else 0;
-    /// with `missing`, an input that is 1 where the cell was missing.
+    /// 1 where the cell is `true_value` (lowercase; compared without case),
+    /// 0 where it is its opposite; with `missing`, an input that is 1 where
+    /// the cell was missing. Any other word is an error, not a guess.
     Boolean { column: String, true_value: String, missing: bool },
     /// Year, month, day of the week (0 = Monday), hour (with `hour`) and
     /// days since 1970-01-01; a missing cell takes `fill` (the training
@@ -88,6 +89,18 @@ impl ColumnEncoder {
                 .map(|p| format!("{column}.{p}"))
                 .chain(flag(*missing, column))
                 .collect(),
+        }
+    }
+
+    /// How many inputs it writes: [`Self::output_names`]' length.
+    pub fn width(&self) -> usize {
+        match self {
+            ColumnEncoder::Number { indicator, bins, .. } => 1 + usize::from(*indicator) + bins.len().saturating_sub(1),
+            ColumnEncoder::OneHot { levels, other, missing, .. } => {
+                levels.len() + usize::from(*other) + usize::from(*missing)
+            }
+            ColumnEncoder::Boolean { missing, .. } => 1 + usize::from(*missing),
+            ColumnEncoder::Date { fill, missing, .. } => fill.len() + usize::from(*missing),
         }
     }
 
@@ -180,12 +193,30 @@ impl ColumnEncoder {
                 }
             }
             ColumnEncoder::Boolean { true_value, missing, .. } => {
-                let truth = true_value.to_lowercase();
+                let (truth, falsity) = crate::kinds::boolean_pair(&true_value.to_lowercase()).ok_or_else(|| {
+                    DataError::invalid("model", format!("'{true_value}' is not a boolean word (the file is damaged)"))
+                })?;
                 for row in 0..rows {
-                    let (value, absent) = match cell(column, row) {
-                        Cell::Missing => (0.0, 1.0),
-                        Cell::Text(t) => (f32::from(u8::from(t.to_lowercase() == truth)), 0.0),
-                        Cell::Number(v) => (f32::from(u8::from(format!("{v}") == truth)), 0.0),
+                    let word = match cell(column, row) {
+                        Cell::Missing => None,
+                        Cell::Text(t) => Some(t.to_lowercase()),
+                        Cell::Number(v) => Some(format!("{v}")),
+                    };
+                    let (value, absent) = match word.as_deref() {
+                        None => (0.0, 1.0),
+                        Some(w) if w == truth => (1.0, 0.0),
+                        Some(w) if w == falsity => (0.0, 0.0),
+                        Some(_) => {
+                            return Err(DataError::NotBoolean {
+                                path: table.source.clone(),
+                                line: line(row),
+                                column: column.position,
+                                name: column.name.clone(),
+                                value: cell_text(column, row),
+                                truth,
+                                falsity,
+                            });
+                        }
                     };
                     x[row * width + first] = value;
                     if *missing {
@@ -199,8 +230,8 @@ impl ColumnEncoder {
                     let out = &mut x[row * width + first..row * width + first + n_parts + usize::from(*missing)];
                     let text = match cell(column, row) {
                         Cell::Missing => None,
-                        Cell::Text(t) => Some(t.to_string()),
-                        Cell::Number(v) => Some(format!("{v}")),
+                        Cell::Text(t) => Some(std::borrow::Cow::Borrowed(t)),
+                        Cell::Number(v) => Some(std::borrow::Cow::Owned(format!("{v}"))),
                     };
                     match text {
                         None => {
@@ -215,7 +246,7 @@ impl ColumnEncoder {
                                 line: line(row),
                                 column: column.position,
                                 name: column.name.clone(),
-                                value: t.clone(),
+                                value: t.to_string(),
                                 form: order.describe(),
                             })?;
                             out[..n_parts].copy_from_slice(&date_parts(&date, *hour));
@@ -383,6 +414,15 @@ enum Cell<'a> {
     Missing,
 }
 
+/// A present cell's text, as read (numbers as they print).
+fn cell_text(column: &Column, row: usize) -> String {
+    match cell(column, row) {
+        Cell::Number(v) => format!("{v}"),
+        Cell::Text(t) => t.to_string(),
+        Cell::Missing => String::new(),
+    }
+}
+
 fn cell(column: &Column, row: usize) -> Cell<'_> {
     match &column.values {
         Values::Numbers(v) if v[row].is_nan() => Cell::Missing,
@@ -454,7 +494,7 @@ impl Encoding {
 
     /// The number of model inputs.
     pub fn n_outputs(&self) -> usize {
-        self.columns.iter().map(|c| c.output_names().len()).sum()
+        self.columns.iter().map(ColumnEncoder::width).sum()
     }
 
     /// Whether every encoder passes a numeric column through unchanged.
@@ -468,17 +508,17 @@ impl Encoding {
     /// The model inputs for every row of `table`; a column the encoding
     /// reads that the table lacks is an error naming it.
     pub fn transform(&self, table: &Table) -> Result<Matrix, DataError> {
-        let widths: Vec<usize> = self.columns.iter().map(|c| c.output_names().len()).collect();
-        let width: usize = widths.iter().sum();
+        let width = self.n_outputs();
         let mut x = vec![0.0f32; table.n_rows() * width];
         let mut first = 0;
-        for (encoder, w) in self.columns.iter().zip(widths) {
+        for encoder in &self.columns {
+            debug_assert_eq!(encoder.width(), encoder.output_names().len(), "{encoder:?}");
             let column = table.column(encoder.column()).ok_or_else(|| DataError::MissingFeature {
                 path: table.source.clone(),
                 name: encoder.column().to_string(),
             })?;
             encoder.write(table, column, &mut x, width, first)?;
-            first += w;
+            first += encoder.width();
         }
         Ok(Matrix::from_vec(table.n_rows(), width, x).expect("rows x inputs"))
     }

@@ -22,6 +22,18 @@ pub enum DataError {
         "{path}:{line}:{column}: value '{value}' in column '{name}' is not finite (NaN and infinity are not allowed)"
     )]
     NotFinite { path: String, line: u64, column: usize, name: String, value: String },
+    #[error(
+        "{path}:{line}:{column}: value '{value}' in column '{name}' is not '{truth}' or '{falsity}' (any case, as in training)"
+    )]
+    NotBoolean {
+        path: String,
+        line: u64,
+        column: usize,
+        name: String,
+        value: String,
+        truth: &'static str,
+        falsity: &'static str,
+    },
     #[error("{path}:{line}:{column}: value '{value}' in column '{name}' is not a date ({form}, as in training)")]
     NotADate { path: String, line: u64, column: usize, name: String, value: String, form: &'static str },
     #[error("{path}: no column named '{name}' to use as the target (columns: {available})")]

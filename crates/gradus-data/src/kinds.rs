@@ -35,16 +35,33 @@ pub enum ColumnKind {
 }
 
 impl ColumnKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [ColumnKind; 7] = [
+        ColumnKind::Numeric,
+        ColumnKind::Categorical,
+        ColumnKind::Boolean,
+        ColumnKind::DateTime,
+        ColumnKind::Text,
+        ColumnKind::Identifier,
+        ColumnKind::Constant,
+    ];
+
+    /// Its one spelling: in the column table, in JSON, and in `--columns` files.
     pub fn name(self) -> &'static str {
         match self {
             ColumnKind::Numeric => "numeric",
             ColumnKind::Categorical => "categorical",
             ColumnKind::Boolean => "boolean",
-            ColumnKind::DateTime => "date-time",
+            ColumnKind::DateTime => "date_time",
             ColumnKind::Text => "text",
             ColumnKind::Identifier => "identifier",
             ColumnKind::Constant => "constant",
         }
+    }
+
+    /// The kind spelled `name`, if any.
+    pub fn parse(name: &str) -> Option<ColumnKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether columns of this kind become model inputs.
@@ -147,6 +164,11 @@ fn constant(distinct: usize, missing: usize, value: impl FnOnce() -> String) -> 
         (1, 0) => Some(format!("'{}' on every row", value())),
         _ => None,
     }
+}
+
+/// The boolean pair (true, false) whose true word is `truth` (lowercase).
+pub(crate) fn boolean_pair(truth: &str) -> Option<(&'static str, &'static str)> {
+    BOOLEAN_PAIRS.iter().find(|(t, _)| *t == truth).copied()
 }
 
 /// When `levels` are, without case, the two words of a boolean pair, the

@@ -299,6 +299,16 @@ mod tests {
     }
 
     #[test]
+    fn a_word_that_is_not_the_booleans_pair_is_an_error_not_false() {
+        let r = raw("ok,y\nyes,1\nNo,0\nYES,1\n", &RawOptions::default()).unwrap();
+        let encoding = r.fit_encoding(&[0, 1, 2]).unwrap();
+        let new = CsvFile::open(b"ok\nNO\nmaybe\n", "new.csv").unwrap();
+        let table = new.read(&[0], &encoding.read_options()).unwrap();
+        let err = encoding.transform(&table).unwrap_err().to_string();
+        assert_eq!(err, "new.csv:3:1: value 'maybe' in column 'ok' is not 'yes' or 'no' (any case, as in training)");
+    }
+
+    #[test]
     fn categorical_and_ignore_override_the_inference_and_bad_names_are_errors() {
         let text = "zip,id,y\n01,1,a\n02,2,b\n01,3,a\n";
         let options = RawOptions {
