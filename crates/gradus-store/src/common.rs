@@ -206,6 +206,11 @@ pub(crate) fn intermediate_query(filter: &str) -> String {
     format!("SELECT i.trial_id, i.step, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE {filter}")
 }
 
+/// The query for their attributes: `trial_id, name, value`.
+pub(crate) fn attrs_query(filter: &str) -> String {
+    format!("SELECT a.trial_id, a.name, a.value FROM attrs a JOIN trials t ON t.id = a.trial_id WHERE {filter}")
+}
+
 /// A row of [`trials_query`].
 pub(crate) struct TrialRow {
     pub id: i64,
@@ -218,7 +223,7 @@ pub(crate) struct TrialRow {
     pub heartbeat_at: Option<f64>,
 }
 
-/// Trials put together from the rows of the three queries above.
+/// Trials put together from the rows of the four queries above.
 #[derive(Default)]
 pub(crate) struct TrialSet {
     trials: Vec<FrozenTrial>,
@@ -237,6 +242,7 @@ impl TrialSet {
             distributions: BTreeMap::new(),
             intermediate: BTreeMap::new(),
             fixed_params: from_json(&row.fixed_params, "fixed parameters")?,
+            attrs: BTreeMap::new(),
             started_at: row.started_at,
             finished_at: row.finished_at,
             heartbeat_at: row.heartbeat_at,
@@ -267,6 +273,13 @@ impl TrialSet {
     pub(crate) fn add_intermediate(&mut self, trial: i64, step: i64, value: Option<f64>) -> Result<(), Invalid> {
         let Some(&i) = self.index.get(&trial) else { return Ok(()) };
         self.trials[i].intermediate.insert(unsigned(step, "step")?, value.unwrap_or(f64::NAN));
+        Ok(())
+    }
+
+    /// Adds a row of [`attrs_query`] (of a trial not in the set: ignored).
+    pub(crate) fn add_attr(&mut self, trial: i64, name: String, value: &str) -> Result<(), Invalid> {
+        let Some(&i) = self.index.get(&trial) else { return Ok(()) };
+        self.trials[i].attrs.insert(name, from_json(value, "attribute value")?);
         Ok(())
     }
 

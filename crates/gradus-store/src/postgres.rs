@@ -12,8 +12,8 @@
 //!
 //! The layout, change counter and schema versioning are the SQLite back end's
 //! (see [its docs](crate::sqlite)): `schema_version`, `studies`, `trials`,
-//! `params`, `intermediate` and `counter`, with JSON text for settings,
-//! distributions and parameter values, DOUBLE PRECISION (exact `f64`) for
+//! `params`, `intermediate`, `attrs` and `counter`, with JSON text for settings,
+//! distributions, parameter and attribute values, DOUBLE PRECISION (exact `f64`) for
 //! values and times, and NULL for a NaN intermediate value.
 //!
 //! # Concurrency
@@ -102,7 +102,14 @@ INSERT INTO counter (id, seq) VALUES (1, 0);
 
 /// The upgrades, in order: `MIGRATIONS[i]` turns version `i + 1` into
 /// `i + 2`, in one transaction with the version update (as in SQLite).
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE attrs (
+    trial_id BIGINT NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trial_id, name)
+);
+"];
 
 /// The advisory lock that creating and upgrading the tables holds ("gradus").
 const SCHEMA_LOCK: i64 = 0x6772_6164_7573;
@@ -507,6 +514,9 @@ fn load_trials(tx: &mut Tx, filter: &str, args: &Args) -> Result<Vec<FrozenTrial
     for row in tx.query(&common::intermediate_query(filter), args)? {
         trials.add_intermediate(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)?;
     }
+    for row in tx.query(&common::attrs_query(filter), args)? {
+        trials.add_attr(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)?;
+    }
     Ok(trials.into_vec())
 }
 
@@ -633,6 +643,19 @@ impl Storage for PostgresStorage {
                 "INSERT INTO intermediate (trial_id, step, value) VALUES ($1, $2, $3)
                  ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value",
                 &[&id, &step, &nan_as_null(value)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_attr(&self, trial_id: u64, name: &str, value: &Value) -> Result<(), TuneError> {
+        self.write("set attribute", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            touch(tx, id)?;
+            tx.execute(
+                "INSERT INTO attrs (trial_id, name, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (trial_id, name) DO UPDATE SET value = EXCLUDED.value",
+                &[&id, &name, &to_json(value)?],
             )?;
             Ok(())
         })

@@ -23,6 +23,7 @@
 //! | `trials` | number within its study, state, value, fixed parameters (JSON), times, and `seq` |
 //! | `params` | per trial and name: distribution and value, both JSON |
 //! | `intermediate` | per trial and step: the reported value (NULL for NaN) |
+//! | `attrs` | per trial and name: a value the objective recorded (JSON) |
 //! | `counter` | one row: the last `seq` handed out |
 //!
 //! Every change to a trial takes the next number from `counter` and stores it
@@ -101,7 +102,14 @@ INSERT INTO counter (id, seq) VALUES (1, 0);
 /// `i + 2`. To change the schema, append a step here (and change nothing
 /// above): files of every older version are upgraded on open, in one
 /// transaction with the version update.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE attrs (
+    trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    value    TEXT NOT NULL,                      -- JSON
+    PRIMARY KEY (trial_id, name)
+) WITHOUT ROWID;
+"];
 
 /// A [`Storage`] in an SQLite file; see the [module docs](self).
 pub struct SqliteStorage {
@@ -331,6 +339,11 @@ fn load_trials<P: Params + Copy>(tx: &Transaction, filter: &str, args: P) -> Res
     while let Some(row) = rows.next()? {
         trials.add_intermediate(row.get(0)?, row.get(1)?, row.get(2)?)?;
     }
+    let mut stmt = tx.prepare_cached(&common::attrs_query(filter))?;
+    let mut rows = stmt.query(args)?;
+    while let Some(row) = rows.next()? {
+        trials.add_attr(row.get(0)?, row.get(1)?, &row.get::<_, String>(2)?)?;
+    }
     Ok(trials.into_vec())
 }
 
@@ -458,6 +471,17 @@ impl Storage for SqliteStorage {
             let value = nan_as_null(value);
             tx.prepare_cached("INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)")?
                 .execute(params![id, step, value])?;
+            Ok(())
+        })
+    }
+
+    fn set_attr(&self, trial_id: u64, name: &str, value: &Value) -> Result<(), TuneError> {
+        self.write("set attribute", |tx| {
+            let id = unfinished_trial(tx, trial_id)?;
+            let seq = next_seq(tx)?;
+            tx.prepare_cached("UPDATE trials SET seq = ?2 WHERE id = ?1")?.execute([id, seq])?;
+            tx.prepare_cached("INSERT OR REPLACE INTO attrs (trial_id, name, value) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, name, to_json(value)?])?;
             Ok(())
         })
     }

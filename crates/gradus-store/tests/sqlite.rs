@@ -26,6 +26,28 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_version_1_file_is_upgraded_in_place_and_keeps_its_trials() {
+    use gradus_tune::{Direction, Storage, TrialState};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let s = SqliteStorage::open(&path).unwrap();
+    let study = s.create_study("s", Direction::Minimize, &serde_json::json!(null)).unwrap().id;
+    let t = s.create_trial(study).unwrap();
+    s.report(t.id, 1, 0.5).unwrap();
+    drop(s);
+    // Version 1 had no attribute table.
+    Connection::open(&path).unwrap().execute_batch("DROP TABLE attrs; UPDATE schema_version SET version = 1").unwrap();
+    let s = SqliteStorage::open(&path).unwrap();
+    let version: i64 =
+        Connection::open(&path).unwrap().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    s.set_attr(t.id, "best_epochs", &serde_json::json!(1)).unwrap();
+    s.finish_trial(t.id, TrialState::Complete(0.5)).unwrap();
+    let kept = s.trial(study, 0).unwrap();
+    assert_eq!((kept.intermediate.len(), kept.attrs["best_epochs"].as_u64()), (1, Some(1)));
+}
+
+#[test]
 fn files_that_are_not_study_databases_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.txt");

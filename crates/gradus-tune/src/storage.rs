@@ -55,6 +55,8 @@ pub trait Storage: Send + Sync {
     fn set_param(&self, trial_id: u64, name: &str, distribution: &Distribution, value: &Value)
     -> Result<(), TuneError>;
     fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError>;
+    /// Sets an attribute of a running trial (see [`FrozenTrial::attrs`]).
+    fn set_attr(&self, trial_id: u64, name: &str, value: &Value) -> Result<(), TuneError>;
     fn heartbeat(&self, trial_id: u64) -> Result<(), TuneError>;
     /// Ends a running trial; a finished one cannot be changed.
     fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError>;
@@ -247,6 +249,12 @@ impl Storage for InMemoryStorage {
         Ok(())
     }
 
+    fn set_attr(&self, trial_id: u64, name: &str, value: &Value) -> Result<(), TuneError> {
+        let mut m = self.lock();
+        m.running_mut(trial_id)?.attrs.insert(name.into(), value.clone());
+        Ok(())
+    }
+
     fn heartbeat(&self, trial_id: u64) -> Result<(), TuneError> {
         let mut m = self.lock();
         m.running_mut(trial_id)?.heartbeat_at = Some(now());
@@ -367,6 +375,9 @@ pub mod conformance {
         assert!(s.set_param(t.id, "opt", &d, &json!("lbfgs")).is_err(), "a value outside the distribution");
         s.report(t.id, 0, 0.9).unwrap();
         s.report(t.id, 1, 0.5).unwrap();
+        s.set_attr(t.id, "best_epochs", &json!(3)).unwrap();
+        s.set_attr(t.id, "best_epochs", &json!(2)).unwrap();
+        s.set_attr(t.id, "why", &json!({"a": [1, "b"]})).unwrap();
         s.heartbeat(t.id).unwrap();
         let done = s.finish_trial(t.id, TrialState::Complete(0.25)).unwrap();
         assert_eq!(done.value(), Some(0.25));
@@ -374,6 +385,10 @@ pub mod conformance {
         assert_eq!(stored.params["opt"], json!("adam"));
         assert_eq!(stored.distributions["opt"], d);
         assert_eq!(stored.intermediate, BTreeMap::from([(0, 0.9), (1, 0.5)]));
+        let attrs =
+            BTreeMap::from([("best_epochs".to_string(), json!(2)), ("why".to_string(), json!({"a": [1, "b"]}))]);
+        assert_eq!(stored.attrs, attrs, "the last value of each name");
+        assert_eq!(s.trials_since(study, 0).unwrap().trials[0].attrs, attrs);
         assert!(stored.finished_at.is_some() && stored.heartbeat_at.is_some());
         assert!(matches!(s.trial(study, 7), Err(TuneError::UnknownTrial { .. })));
         let t = s.create_trial(study).unwrap();
@@ -388,6 +403,7 @@ pub mod conformance {
         s.finish_trial(t.id, TrialState::Pruned).unwrap();
         assert!(matches!(s.finish_trial(t.id, TrialState::Complete(1.0)), Err(TuneError::TrialFinished { .. })));
         assert!(s.report(t.id, 4, 1.0).is_err());
+        assert!(s.set_attr(t.id, "x", &json!(1)).is_err());
         assert!(s.set_param(t.id, "x", &Distribution::float(0.0, 1.0), &json!(0.5)).is_err());
         let kept = s.trial(study, 0).unwrap();
         assert_eq!((kept.state, kept.intermediate.len()), (TrialState::Pruned, 1), "a pruned trial keeps its values");

@@ -145,6 +145,14 @@ impl Trial<'_> {
         Ok(())
     }
 
+    /// Records `value` under `name` with the trial (replacing an earlier
+    /// one): what the objective measured that is not its value.
+    pub fn set_attr(&mut self, name: &str, value: Value) -> Result<(), TuneError> {
+        self.study.storage.set_attr(self.frozen.id, name, &value)?;
+        self.frozen.attrs.insert(name.to_string(), value);
+        Ok(())
+    }
+
     /// Whether the pruner judges this trial unpromising from its reports
     /// (against the study as it stands, or, under [`Schedule::Ordered`], as
     /// it stood when this trial was asked).

@@ -102,6 +102,11 @@ pub struct FrozenTrial {
     pub intermediate: BTreeMap<u64, f64>,
     /// Parameters fixed in advance (enqueued trials).
     pub fixed_params: BTreeMap<String, Value>,
+    /// What the objective recorded beside its value, by name
+    /// ([`crate::Trial::set_attr`]; Optuna's user attributes): a
+    /// measurement a later step needs, such as the epoch count to retrain.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Value>,
     /// Seconds since the Unix epoch.
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
@@ -119,6 +124,7 @@ impl FrozenTrial {
             distributions: BTreeMap::new(),
             intermediate: BTreeMap::new(),
             fixed_params: BTreeMap::new(),
+            attrs: BTreeMap::new(),
             started_at: None,
             finished_at: None,
             heartbeat_at: None,

@@ -792,6 +792,7 @@ mod tests {
             distributions: [("k".to_string(), dk), ("x".to_string(), dx)].into(),
             intermediate: BTreeMap::new(),
             fixed_params: BTreeMap::new(),
+            attrs: BTreeMap::new(),
             started_at: None,
             finished_at: None,
             heartbeat_at: None,
