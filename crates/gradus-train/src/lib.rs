@@ -43,8 +43,8 @@ pub use activation::Activation;
 pub use error::TrainError;
 pub use loss::{Loss, Targets};
 pub use metrics::{
-    ClassScores, Metrics, accuracy, average_precision, balanced_accuracy, class_scores, confusion_matrix, evaluate,
-    macro_f1, mae, mse, predicted_classes, probabilities, r2, roc_auc,
+    ClassScores, Metric, Metrics, accuracy, average_precision, balanced_accuracy, class_scores, confusion_matrix,
+    evaluate, macro_f1, mae, metrics_of_averaged, mse, predicted_classes, probabilities, r2, roc_auc,
 };
 pub use mlp::{Mlp, MlpSpec, WeightInit};
 pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss_and_grad};

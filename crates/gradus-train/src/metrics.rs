@@ -2,7 +2,7 @@
 //! scikit-learn's (`r2_score`, `f1_score(average="macro")`, `roc_auc_score`,
 //! `confusion_matrix`), and the tests below pin their values.
 
-use gradus_data::{Dataset, Target};
+use gradus_data::{Dataset, Target, Task};
 use serde::Serialize;
 
 use crate::{Loss, Model, TrainError};
@@ -35,6 +35,115 @@ pub enum Metrics {
         /// precision, recall and F1 follow from it ([`class_scores`]).
         confusion: Vec<Vec<u64>>,
     },
+}
+
+/// What a search ranks models by (`gradus tune --metric`), one of
+/// [`Metrics`]' headline numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    LogLoss,
+    Accuracy,
+    BalancedAccuracy,
+    MacroF1,
+    /// Two classes only.
+    RocAuc,
+    /// Two classes only (average precision).
+    PrAuc,
+    Rmse,
+    Mae,
+    R2,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::LogLoss,
+        Metric::Accuracy,
+        Metric::BalancedAccuracy,
+        Metric::MacroF1,
+        Metric::RocAuc,
+        Metric::PrAuc,
+        Metric::Rmse,
+        Metric::Mae,
+        Metric::R2,
+    ];
+
+    /// Its name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::LogLoss => "log_loss",
+            Metric::Accuracy => "accuracy",
+            Metric::BalancedAccuracy => "balanced_accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::RocAuc => "roc_auc",
+            Metric::PrAuc => "pr_auc",
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::R2 => "r2",
+        }
+    }
+
+    /// The metric named `name`; `None` for a name no metric has.
+    pub fn parse(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether a larger value is better (accuracy) rather than a smaller one (a loss).
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::LogLoss | Metric::Rmse | Metric::Mae)
+    }
+
+    /// The metric a task is ranked by unless told otherwise: log-loss for
+    /// classes, RMSE for a real target, what the training losses minimise.
+    pub fn default_for(task: Task) -> Metric {
+        if task == Task::Regression { Metric::Rmse } else { Metric::LogLoss }
+    }
+
+    /// Whether this metric can rank models of `task`.
+    pub fn fits(self, task: Task) -> bool {
+        match self {
+            Metric::Rmse | Metric::Mae | Metric::R2 => task == Task::Regression,
+            Metric::RocAuc | Metric::PrAuc => task == Task::Binary,
+            _ => task != Task::Regression,
+        }
+    }
+
+    /// Why this metric cannot rank models of `task`, naming those that can;
+    /// `None` when it fits.
+    pub fn unfit_for(self, task: Task) -> Option<String> {
+        if self.fits(task) {
+            return None;
+        }
+        let fitting: Vec<&str> = Metric::ALL.into_iter().filter(|m| m.fits(task)).map(Metric::name).collect();
+        let why = match (self, task) {
+            (Metric::RocAuc | Metric::PrAuc, Task::Multiclass { .. }) => "is defined for two classes only".to_string(),
+            _ => format!("does not fit a {task} target"),
+        };
+        Some(format!("--metric {self} {why}; use one of {}", fitting.join(", ")))
+    }
+
+    /// This metric's value among `metrics`; `None` when they lack it (a
+    /// ROC AUC of one class, or metrics of the other kind of task).
+    pub fn of(self, metrics: &Metrics) -> Option<f64> {
+        match (self, metrics) {
+            (Metric::LogLoss, Metrics::Classification { log_loss, .. }) => Some(*log_loss),
+            (Metric::Accuracy, Metrics::Classification { accuracy, .. }) => Some(*accuracy),
+            (Metric::BalancedAccuracy, Metrics::Classification { balanced_accuracy, .. }) => Some(*balanced_accuracy),
+            (Metric::MacroF1, Metrics::Classification { macro_f1, .. }) => Some(*macro_f1),
+            (Metric::RocAuc, Metrics::Classification { roc_auc, .. }) => *roc_auc,
+            (Metric::PrAuc, Metrics::Classification { pr_auc, .. }) => *pr_auc,
+            (Metric::Rmse, Metrics::Regression { rmse, .. }) => Some(*rmse),
+            (Metric::Mae, Metrics::Regression { mae, .. }) => Some(*mae),
+            (Metric::R2, Metrics::Regression { r2, .. }) => Some(*r2),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One class's precision, recall, F1 and support (its true rows).
@@ -242,17 +351,45 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
     let k = model.n_outputs();
     let mut out = vec![0.0; data.n_samples() * k];
     model.predict(data.x.view(), &mut out);
-    metrics_of_outputs(&out, k, loss, data)
+    metrics_of_outputs(&out, k, loss, &data.y)
+}
+
+/// Every metric of values as an ensemble averages them (see
+/// [`crate::SavedModel::averaged_values`]: class probabilities, one per
+/// class row after row, or predictions) against `target`.
+pub fn metrics_of_averaged(values: &[f64], target: &Target) -> Result<Metrics, TrainError> {
+    let (loss, k) = match target {
+        Target::Real(_) => (Loss::Mse, 1),
+        Target::Classes { classes, .. } if classes.len() == 2 => (Loss::BinaryCrossEntropy, 1),
+        Target::Classes { classes, .. } => (Loss::SoftmaxCrossEntropy, classes.len()),
+    };
+    let classes = target.labels().map(|_| values.len() / target.len().max(1));
+    metrics_of_outputs(&logits_of_probabilities(values, classes, k), k, loss, target)
+}
+
+/// Outputs whose loss reads `mean` as it is (see [`metrics_of_averaged`]):
+/// the predictions for a real target (`classes` None); for classes,
+/// logits whose softmax (or sigmoid, for one output, `k` 1) is `mean` —
+/// log-probabilities, or the log-odds.
+pub(crate) fn logits_of_probabilities(mean: &[f64], classes: Option<usize>, k: usize) -> Vec<f32> {
+    // Floored so that a class with no chance keeps a finite logit; a
+    // comparison, not `max`, so NaN stays NaN.
+    let p = |m: f64| if m < 1e-30 { 1e-30 } else { m };
+    match classes {
+        None => mean.iter().map(|&m| m as f32).collect(),
+        Some(c) if k == 1 => mean.chunks_exact(c.max(1)).map(|row| (p(row[1]).ln() - p(row[0]).ln()) as f32).collect(),
+        Some(_) => mean.iter().map(|&m| p(m).ln() as f32).collect(),
+    }
 }
 
 /// [`evaluate`]'s metrics from outputs already computed (`k` per row: the
-/// predictions, or the logits of `loss`) for `data`'s targets.
-pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, data: &Dataset) -> Result<Metrics, TrainError> {
-    loss.check(k, &data.y)?;
-    if out.len() != data.n_samples() * k || data.n_samples() == 0 {
-        return Err(TrainError::Mismatch(format!("{} outputs for {} rows of {k}", out.len(), data.n_samples())));
+/// predictions, or the logits of `loss`) for targets `y`.
+pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, y: &Target) -> Result<Metrics, TrainError> {
+    loss.check(k, y)?;
+    if out.len() != y.len() * k || y.is_empty() {
+        return Err(TrainError::Mismatch(format!("{} outputs for {} rows of {k}", out.len(), y.len())));
     }
-    Ok(match &data.y {
+    Ok(match y {
         Target::Real(y) => {
             let mse = mse(out, y);
             Metrics::Regression { mse, rmse: mse.sqrt(), mae: mae(out, y), r2: r2(out, y) }
@@ -270,7 +407,7 @@ pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, data: &Datas
             Metrics::Classification {
                 accuracy: accuracy(&predicted, labels),
                 balanced_accuracy: balanced_accuracy(&confusion),
-                log_loss: loss.value(out, k, (&data.y).into()),
+                log_loss: loss.value(out, k, y.into()),
                 macro_f1: macro_f1(&confusion),
                 roc_auc: margin.as_ref().and_then(|m| roc_auc(m, labels)),
                 pr_auc: margin.as_ref().and_then(|m| average_precision(m, labels)),
@@ -311,6 +448,52 @@ mod tests {
         assert_eq!(macro_f1(&confusion_matrix(&[0, 1], &[0, 1], 3)), 1.0);
         assert_eq!(predicted_classes(&[0.5, -0.1, 0.0], 1), [1, 0, 0]);
         assert_eq!(predicted_classes(&[0.1, 0.7, 0.2, 3.0, 1.0, 2.0], 3), [1, 0]);
+    }
+
+    #[test]
+    fn metrics_are_named_once_and_fit_their_tasks() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::parse(m.name()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name(), "one spelling in JSON too");
+        }
+        assert_eq!(Metric::parse("auc"), None);
+        let multi = Task::Multiclass { n_classes: 3 };
+        assert!(Metric::RocAuc.fits(Task::Binary) && !Metric::RocAuc.fits(multi));
+        assert!(Metric::MacroF1.fits(multi) && !Metric::MacroF1.fits(Task::Regression));
+        assert!(Metric::R2.fits(Task::Regression) && !Metric::R2.fits(Task::Binary));
+        let why = Metric::Mae.unfit_for(Task::Binary).unwrap();
+        assert!(why.contains("--metric mae does not fit a binary target") && why.contains("roc_auc"), "{why}");
+        let why = Metric::PrAuc.unfit_for(multi).unwrap();
+        assert!(why.contains("two classes") && !why.contains("roc_auc") && why.contains("macro_f1"), "{why}");
+        assert_eq!(Metric::Accuracy.unfit_for(multi), None);
+        assert!(Metric::Accuracy.higher_is_better() && !Metric::Mae.higher_is_better());
+        assert_eq!(Metric::default_for(Task::Regression), Metric::Rmse);
+        assert_eq!(Metric::default_for(multi), Metric::LogLoss);
+    }
+
+    #[test]
+    fn metrics_of_averaged_probabilities_read_them_as_they_are() {
+        // Two classes, probabilities (p0, p1) per row; labels 0, 1, 1, 0.
+        let p1 = [0.2, 0.7, 0.4, 0.6];
+        let values: Vec<f64> = p1.iter().flat_map(|&p| [1.0 - p, p]).collect();
+        let y = Target::Classes { labels: vec![0, 1, 1, 0], classes: vec!["a".into(), "b".into()] };
+        let m = metrics_of_averaged(&values, &y).unwrap();
+        // log_loss([0,1,1,0], [.2,.7,.4,.6]) = -(ln .8 + ln .7 + ln .4 + ln .4) / 4
+        // = 0.6030999897503131; roc_auc_score(...) = 3 of 4 pairs = 0.75
+        assert!((Metric::LogLoss.of(&m).unwrap() - 0.603_099_989_750_313_1).abs() < 1e-6, "{m:?}");
+        assert_eq!(Metric::RocAuc.of(&m), Some(0.75));
+        assert_eq!(Metric::Accuracy.of(&m), Some(0.5));
+        // Three classes: the argmax, and the log-loss of the true class.
+        let values = [0.7, 0.2, 0.1, 0.1, 0.1, 0.8];
+        let y = Target::Classes { labels: vec![0, 1], classes: vec!["a".into(), "b".into(), "c".into()] };
+        let m = metrics_of_averaged(&values, &y).unwrap();
+        assert_eq!(Metric::Accuracy.of(&m), Some(0.5));
+        assert!((Metric::LogLoss.of(&m).unwrap() - (-(0.7f64.ln() + 0.1f64.ln()) / 2.0)).abs() < 1e-6);
+        // Predictions of a real target.
+        let m = metrics_of_averaged(&[1.0, 2.0, 5.0], &Target::Real(vec![1.0, 2.0, 3.0])).unwrap();
+        assert_eq!(Metric::Mae.of(&m), Some(2.0 / 3.0));
+        assert_eq!(Metric::R2.of(&m), Some(-1.0));
+        assert_eq!(Metric::Accuracy.of(&m), None, "not a metric of this task");
     }
 
     #[test]

@@ -505,19 +505,8 @@ impl Ensemble {
             mean.iter_mut().zip(&values).for_each(|(m, v)| *m += weight * v);
         }
         let n: f64 = self.weights.iter().sum();
-        Ok(match classes {
-            None => mean.iter().map(|&m| (m / n) as f32).collect(),
-            Some(k) => {
-                // Floored so that a class no member gives any chance keeps a
-                // finite logit; a comparison, not `max`, so NaN stays NaN.
-                let p = |m: f64| if m / n < 1e-30 { 1e-30 } else { m / n };
-                if self.n_outputs() == 1 {
-                    mean.chunks_exact(k).map(|row| (p(row[1]).ln() - p(row[0]).ln()) as f32).collect()
-                } else {
-                    mean.iter().map(|&m| p(m).ln() as f32).collect()
-                }
-            }
-        })
+        mean.iter_mut().for_each(|m| *m /= n);
+        Ok(crate::metrics::logits_of_probabilities(&mean, classes, self.n_outputs()))
     }
 
     /// Every metric (see [`crate::evaluate`]) on labelled raw rows, whose
@@ -526,7 +515,7 @@ impl Ensemble {
         // Unscaled: each member applies its own scaler in `outputs`.
         let data = self.preprocessing().select(raw)?;
         let out = self.outputs(data.x.clone())?;
-        crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &data)
+        crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &data.y)
     }
 
     /// The file's bytes: a single model's format for one member.

@@ -7,7 +7,7 @@ use gradus_data::{Batches, Dataset, Matrix, Target, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Loss, Model, Optimizer, OptimizerConfig, Penalty, Schedule, Scheduler, Targets, TrainError,
+    Loss, Metric, Model, Optimizer, OptimizerConfig, Penalty, Schedule, Scheduler, Targets, TrainError,
     regularised_loss_and_grad,
 };
 use gradus_optim::{IterationOutcome, Lbfgs};
@@ -66,6 +66,10 @@ pub struct TrainConfig {
     pub seed: u64,
     pub log_every: usize,
     pub divergence_threshold: f32,
+    /// A metric measured on the validation set after every epoch, beside
+    /// the loss ([`EpochRecord::valid_score`]); early stopping stays on the loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Metric>,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +90,7 @@ impl Default for TrainConfig {
             seed: 0,
             log_every: 0,
             divergence_threshold: 1e10,
+            monitor: None,
         }
     }
 }
@@ -207,6 +212,9 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// The loss on the validation set after the epoch, when one was given.
     pub valid_loss: Option<f64>,
+    /// [`TrainConfig::monitor`]'s metric on the validation set after the
+    /// epoch, when both were given (and the metric is defined there).
+    pub valid_score: Option<f64>,
 }
 
 /// Watches training; the single hook through which a tuner sees it.
@@ -442,12 +450,20 @@ impl Trainer {
                 break;
             }
 
+            let (valid_loss, valid_score) = match valid {
+                Some(v) => {
+                    let (l, s) = validation(model, loss, v, cfg.monitor);
+                    (Some(l), s)
+                }
+                None => (None, None),
+            };
             let record = EpochRecord {
                 epoch,
                 steps,
                 lr,
                 train_loss: epoch_loss / epoch_rows.max(1) as f64,
-                valid_loss: valid.map(|v| validation_loss(model, loss, v)),
+                valid_loss,
+                valid_score,
             };
             history.push(record);
             scheduler.observe(record.valid_loss.unwrap_or(record.train_loss));
@@ -560,8 +576,11 @@ crate::simd::multiversion! {
     }
 }
 
-fn validation_loss(model: &dyn Model, loss: Loss, data: &Dataset) -> f64 {
-    let mut out = vec![0.0; data.n_samples() * model.n_outputs()];
+/// The loss on `data`, and `monitor`'s metric when asked (and defined).
+fn validation(model: &dyn Model, loss: Loss, data: &Dataset, monitor: Option<Metric>) -> (f64, Option<f64>) {
+    let k = model.n_outputs();
+    let mut out = vec![0.0; data.n_samples() * k];
     model.predict(data.x.view(), &mut out);
-    loss.value(&out, model.n_outputs(), Targets::from(&data.y))
+    let score = monitor.and_then(|m| m.of(&crate::metrics::metrics_of_outputs(&out, k, loss, &data.y).ok()?));
+    (loss.value(&out, k, Targets::from(&data.y)), score)
 }

@@ -205,6 +205,30 @@ fn the_observer_sees_logs_and_epochs_and_can_stop_training() {
     assert_eq!((report.epochs, report.steps), (3, 36));
     assert_eq!(observer.steps, (0..36).step_by(5).collect::<Vec<_>>());
     assert!(observer.epochs.iter().all(|e| e.valid_loss.is_some_and(f64::is_finite)));
+    assert!(observer.epochs.iter().all(|e| e.valid_score.is_none()), "no metric asked for");
+}
+
+#[test]
+fn a_monitored_metric_is_measured_on_the_validation_rows_after_every_epoch() {
+    let (train, valid) = held_out("builtin:breast_cancer", 1);
+    let mut model = LinearModel::new(30, 1, true);
+    let config =
+        TrainConfig { lr: 0.01, epochs: 4, monitor: Some(gradus_train::Metric::RocAuc), ..TrainConfig::default() };
+    let mut observer = Recorder { stop_after: 0, ..Recorder::default() };
+    Trainer::new(config)
+        .unwrap()
+        .fit(&mut model, Loss::BinaryCrossEntropy, &train, Some(&valid), &mut observer)
+        .unwrap();
+    assert_eq!(observer.epochs.len(), 4);
+    // The last epoch's score is the model's validation AUC as it stands.
+    let Metrics::Classification { roc_auc, log_loss, .. } = evaluate(&model, Loss::BinaryCrossEntropy, &valid).unwrap()
+    else {
+        panic!("classification metrics")
+    };
+    let last = observer.epochs[3];
+    assert_eq!(last.valid_score, roc_auc);
+    assert_eq!(last.valid_loss, Some(log_loss), "the loss is still the loss");
+    assert!(observer.epochs.iter().all(|e| e.valid_score.is_some_and(|s| s > 0.9 && s <= 1.0)));
 }
 
 #[test]
