@@ -70,7 +70,7 @@ def main():
         for pruner in pruners:
             runs = [run(dataset, pruner, seed, args.trials, args.extra, args.keep) for seed in seeds]
             epochs = statistics.mean(r["epochs_trained"] for r in runs)
-            losses = [r["best_valid_loss"] for r in runs]
+            losses = [r["best_value"] for r in runs]
             loss, seconds = statistics.mean(losses), statistics.mean(r["seconds"] for r in runs)
             if pruner == "none":
                 none = (epochs, losses)

@@ -207,7 +207,7 @@ def gradus_side(dataset, seed, trials, extra):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
     s = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"accuracy": s["test_metrics"]["accuracy"], "wall": wall, "best_valid_loss": s["best_valid_loss"],
+    return {"accuracy": s["test_metrics"]["accuracy"], "wall": wall, "best_valid_loss": s["best_value"],
             "pruned": s["trials"]["pruned"]}
 
 

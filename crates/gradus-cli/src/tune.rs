@@ -16,7 +16,8 @@ use gradus::autotune::{self, ModelRequest, TuneJob};
 use std::collections::BTreeMap;
 
 use gradus::data::{ColumnKind, Dataset, RawData, RawOptions, Scaling, TargetKind};
-use gradus::tune::{Direction, FrozenTrial, Study, StudySettings, TrialState};
+use gradus::train::Metric;
+use gradus::tune::{FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -56,6 +57,12 @@ pub struct TuneArgs {
     /// when any value is not a number, or at most 20 distinct whole numbers].
     #[arg(long, value_enum)]
     task: Option<TaskArg>,
+    /// What the study optimises and the final models are chosen by:
+    /// log_loss, accuracy, balanced_accuracy, macro_f1, roc_auc, pr_auc
+    /// (two classes) for classes; rmse, mae, r2 for a real target [default:
+    /// log_loss, or rmse]. Early stopping inside a trial stays on the loss.
+    #[arg(long, value_parser = parse_metric, value_name = "NAME")]
+    metric: Option<Metric>,
     /// The model families to search; auto searches every one that fits the target.
     #[arg(long, value_enum, default_value = "auto")]
     model: ModelArg,
@@ -156,6 +163,14 @@ enum ScaleArg {
     None,
 }
 
+/// `--metric`'s parser: a metric's name.
+fn parse_metric(name: &str) -> Result<Metric, String> {
+    Metric::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown metric '{name}' (use one of {})", names.join(", "))
+    })
+}
+
 /// "90s", "10m", "1h", "1.5h" or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
@@ -218,7 +233,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             delimiter: args.delimiter,
         },
     )?;
-    let families = request.families(raw.y.task())?;
+    let task = raw.y.task();
+    let families = request.families(task)?;
+    let metric = args.metric.unwrap_or(Metric::default_for(task));
+    if let Some(why) = metric.unfit_for(task) {
+        bail!("{why}");
+    }
     let mut space = autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto));
     if let Some(file) = &args.space {
         space = autotune::merge_space(space, read_space(file)?, file)?;
@@ -236,6 +256,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         valid_fraction: args.valid_fraction.unwrap_or(0.2),
         cv: args.cv,
         seed: args.seed,
+        metric,
     };
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
@@ -258,15 +279,18 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         job.cross_validate_small_data(&tuning);
     }
 
-    // What the trials measure: the same file, target, task and inputs, or
-    // another study.
-    let objective = format!(
-        "data {:016x}, target '{}' ({}), inputs {:016x}",
+    // What the trials measure: the same file, target, task, inputs and
+    // metric, or another study. (The default metric is left out, as before
+    // there was a choice, so that those studies still resume.)
+    let mut objective = format!(
+        "data {:016x}, target '{}' ({task}), inputs {:016x}",
         raw.content_hash,
         raw.target_name,
-        raw.y.task(),
         gradus::data::fnv1a(serde_json::to_string(&tuning.encoding)?.as_bytes())
     );
+    if metric != Metric::default_for(task) {
+        objective.push_str(&format!(", ranked by {metric}"));
+    }
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),
         pruner: args.pruner.spec(args.warmup_epochs, args.epochs as u64, 5),
@@ -286,7 +310,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         Ok((study, stored)) => {
             if let Some(stored) = stored.objective.filter(|o| *o != objective) {
                 bail!(
-                    "study '{name}' was tuned on other data, another target or other inputs (its trials measured {stored}; \
+                    "study '{name}' was tuned on other data, another target, other inputs or another metric (its trials measured {stored}; \
                      this run would measure {objective}); pick another --study NAME, or delete it with \
                      `gradus study delete --study {name}`"
                 );
@@ -299,7 +323,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             study
         }
         Err(gradus::tune::TuneError::UnknownStudy(_)) => {
-            let study = Study::create_with_settings(storage, &name, Direction::Minimize, &settings)?;
+            let study = Study::create_with_settings(storage, &name, job.direction(), &settings)?;
             // A grid enumerates its points itself.
             if !matches!(args.sampler, SamplerArg::Grid) {
                 for point in job.starting_points() {
@@ -384,22 +408,24 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let candidates = autotune::ensemble_candidates(&trials, args.ensemble as usize);
+    let direction = job.direction();
+    let candidates = autotune::ensemble_candidates(&trials, args.ensemble as usize, direction);
     // Ensemble selection weighs the candidates on their hold-out
     // predictions; without them (cross-validation, or trials of an earlier
     // run), the best few are averaged equally.
     let selection = if candidates.len() > 1 { job.ensemble_weights(&candidates, &tuning, &measured)? } else { None };
     let (members, weights): (Vec<_>, Vec<f64>) = match &selection {
         Some(s) => candidates.iter().zip(&s.counts).filter(|(_, n)| **n > 0).map(|(t, n)| (*t, *n as f64)).unzip(),
-        None => autotune::best_trials(&trials, args.ensemble as usize).into_iter().map(|t| (t, 1.0)).unzip(),
+        None => autotune::best_trials(&trials, args.ensemble as usize, direction).into_iter().map(|t| (t, 1.0)).unzip(),
     };
     if let Some(s) = &selection {
         progress.note(&format!(
-            "ensemble selection: {} of {} candidate trials, validation loss {} (the best alone: {})",
+            "ensemble selection: {} of {} candidate trials, validation {} {} (the best alone: {})",
             members.len(),
             candidates.len(),
-            num(s.loss),
-            num(s.single_loss)
+            value_name(&job),
+            num(s.value),
+            num(s.single_value)
         ));
     }
     progress.note(&match members.len() {
@@ -456,15 +482,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "study": name,
             "best_trial": best.number,
             "best_params": best.params,
-            "best_valid_loss": best.value(),
+            "metric": metric,
+            "best_value": best.value(),
             "best_epochs": job.best_epochs(&best),
             "valid_metrics": valid_metrics,
             "test_metrics": test_metrics,
             "ensemble": member_numbers,
             "ensemble_weights": model.weights(),
             "ensemble_selection": selection.as_ref().map(|s| json!({
-                "valid_loss": s.loss,
-                "best_single_valid_loss": s.single_loss,
+                "value": s.value,
+                "best_single_value": s.single_value,
             })),
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
             "epochs_trained": autotune::epochs_trained(&trials),
@@ -475,11 +502,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     } else {
         outln!("study '{name}': {complete} complete, {pruned} pruned, {failed} failed, in {seconds:.1} s");
         outln!(
-            "best trial {} (validation loss {}{}, best at epoch {}):",
+            "best trial {} (validation {} {}{}, best at epoch {}):",
             best.number,
+            value_name(&job),
             best.value().map_or("?".into(), num),
             // The metrics below are in the target's own units.
-            if raw.y.task() == gradus::data::Task::Regression { " on the standardised target" } else { "" },
+            if task == gradus::data::Task::Regression && job.monitor().is_none() {
+                " on the standardised target"
+            } else {
+                ""
+            },
             job.best_epochs(&best).map_or("?".into(), |e| e.to_string())
         );
         for (k, v) in &best.params {
@@ -515,6 +547,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         return Err(RunFailed("interrupted".into()).into());
     }
     Ok(())
+}
+
+/// What a trial's value is: the monitored metric, or the loss.
+fn value_name(job: &TuneJob) -> String {
+    job.monitor().map_or("loss".to_string(), |m| m.name().to_string())
 }
 
 /// The kinds the user gave (`--columns FILE`, `--categorical`) and the

@@ -141,11 +141,13 @@ fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
 
 #[test]
 fn bad_table_input_is_exit_2_with_the_place_named_and_nothing_written() {
-    let cases: [(&str, &[&str], &str); 4] = [
+    let cases: [(&str, &[&str], &str); 6] = [
         ("a,y\n1,NA\n2,\n", &[], "target column 'y' has no values"),
         ("a,b,y\n1,2,x\n3,4,z\n", &["--categorical", "nope"], "--categorical names 'nope', which is not a column"),
         ("a,b,y\n1,2,x\n3,4,z\n", &["--ignore", "y"], "--ignore names 'y', the target column"),
         ("a,y\nu1,x\n", &[], "no column is left to learn from"),
+        ("a,b,y\n1,2,x\n3,4,z\n", &["--metric", "rmse"], "--metric rmse does not fit a binary target"),
+        ("a,y\n1,x\n2,z\n3,w\n", &["--metric", "roc_auc"], "--metric roc_auc is defined for two classes only"),
     ];
     for (table, flags, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -285,4 +287,104 @@ fn a_columns_file_gives_kinds_and_conflicts_or_unknown_kinds_are_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{expected}: {}", stderr(&out));
         assert!(stderr(&out).contains(expected), "{expected}: {}", stderr(&out));
     }
+}
+
+/// A seeded binary table (`a`, `b`, `c`, `y`) whose class depends on `a`
+/// and on the square of `b`, with noise, label flips and a third of rows
+/// positive: hard enough that the models of a search rank its rows and
+/// calibrate their probabilities differently well.
+fn noisy_binary_table(n: usize) -> String {
+    let mut state = 5u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut normal = move || {
+        let (u, v) = (uniform(), uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    };
+    let mut text = String::from("a,b,c,y\n");
+    for _ in 0..n {
+        let (a, b, c) = (normal(), normal(), normal());
+        let z = 1.5 * a - 1.0 + 0.8 * (b * b - 1.0) + 1.2 * normal();
+        let flip = normal() > 1.4;
+        let y = (z > 0.0) != flip;
+        text.push_str(&format!("{a:.4},{b:.4},{c:.4},{}\n", u8::from(y)));
+    }
+    text
+}
+
+#[test]
+fn metric_roc_auc_ranks_the_same_trials_otherwise_than_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), noisy_binary_table(600)).unwrap();
+    // The random sampler draws the same configurations whatever the values,
+    // and without pruning each trial trains the same model in both studies:
+    // only the ranking differs.
+    let run = |metric: &str| {
+        let args = [
+            "tune",
+            "--data",
+            "t.csv",
+            "--target",
+            "y",
+            "--trials",
+            "10",
+            "--epochs",
+            "20",
+            "--valid-fraction",
+            "0.3",
+            "--sampler",
+            "random",
+            "--pruner",
+            "none",
+            "--jobs",
+            "1",
+            "--ensemble",
+            "1",
+            "--json",
+            "--quiet",
+            "--metric",
+            metric,
+            "--study",
+            metric,
+        ];
+        let out = gradus(dir.path(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let trials: Vec<(serde_json::Value, f64)> = lines
+            .iter()
+            .filter(|l| l["event"] == "trial" && l["state"] == "complete")
+            .map(|l| (l["params"].clone(), l["value"].as_f64().unwrap()))
+            .collect();
+        (trials, lines.last().unwrap().clone())
+    };
+    let (by_loss, loss_summary) = run("log_loss");
+    let (by_auc, auc_summary) = run("roc_auc");
+    assert_eq!(by_loss.len(), 10, "{loss_summary}");
+    assert_eq!(
+        by_loss.iter().map(|t| &t.0).collect::<Vec<_>>(),
+        by_auc.iter().map(|t| &t.0).collect::<Vec<_>>(),
+        "the same configurations"
+    );
+    let arg_best = |trials: &[(serde_json::Value, f64)], higher: bool| {
+        let key = |v: f64| if higher { -v } else { v };
+        (0..trials.len()).min_by(|&i, &j| key(trials[i].1).total_cmp(&key(trials[j].1))).unwrap() as u64
+    };
+    assert_eq!(auc_summary["metric"], "roc_auc");
+    assert_eq!(loss_summary["best_trial"].as_u64().unwrap(), arg_best(&by_loss, false));
+    assert_eq!(auc_summary["best_trial"].as_u64().unwrap(), arg_best(&by_auc, true), "the highest AUC is best");
+    let (lowest_loss, highest_auc) = (arg_best(&by_loss, false), arg_best(&by_auc, true));
+    assert_ne!(lowest_loss, highest_auc, "on this table the loss and the AUC disagree: {by_loss:?} {by_auc:?}");
+    // Each value is what the metric says: AUCs in (0.5, 1], the best's
+    // validation metrics agree with it.
+    assert!(by_auc.iter().all(|t| t.1 > 0.5 && t.1 <= 1.0), "{by_auc:?}");
+    let auc = auc_summary["valid_metrics"]["roc_auc"].as_f64().unwrap();
+    assert!((auc - by_auc[highest_auc as usize].1).abs() < 1e-9, "{auc_summary}");
+    // A study ranked by one metric is not resumed under another.
+    let args = ["tune", "--data", "t.csv", "--target", "y", "--study", "log_loss", "--metric", "pr_auc"];
+    let out = gradus(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another metric"), "{}", stderr(&out));
 }

@@ -168,8 +168,8 @@ fn on_a_hold_out_split_ensemble_selection_weighs_the_members_and_never_loses_to_
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = json_lines(&out).pop().unwrap();
     let selection = &summary["ensemble_selection"];
-    let mixed = selection["valid_loss"].as_f64().unwrap();
-    let single = selection["best_single_valid_loss"].as_f64().unwrap();
+    let mixed = selection["value"].as_f64().unwrap();
+    let single = selection["best_single_value"].as_f64().unwrap();
     assert!(mixed <= single, "{summary}");
     let members = summary["ensemble"].as_array().unwrap();
     let weights = summary["ensemble_weights"].as_array().unwrap();

@@ -12,9 +12,12 @@
 //! A trial's score is its validation loss at the epoch count where it is
 //! lowest; with cross-validation (by default below [`SMALL_DATA_ROWS`]
 //! tuning rows), the folds' mean at the one epoch count where that mean is
-//! lowest ([`best_common_epoch`]), which is the count the refit trains. A
-//! new study first tries each family's defaults
-//! ([`TuneJob::starting_points`]).
+//! lowest ([`best_common_epoch`]), which is the count the refit trains
+//! (recorded with the trial, [`BEST_EPOCHS`]). Ranked by another metric
+//! ([`TuneJob::metric`], [`TuneJob::monitor`]), each epoch reports that
+//! metric instead, and the score is its value at that same epoch count:
+//! early stopping and the refit stay on the loss. A new study first tries
+//! each family's defaults ([`TuneJob::starting_points`]).
 //!
 //! The training engine knows nothing of studies and the tuner nothing of
 //! models: [`TuneJob::objective`] is the only place where both meet.
@@ -45,10 +48,10 @@ use std::sync::{Arc, Mutex};
 
 use gradus_data::{Dataset, RawData, Scaling, Target, Task};
 use gradus_train::{
-    Activation, Control, EarlyStopping, Ensemble, EpochRecord, Metrics, Observer, OptimizerConfig, SavedModel,
+    Activation, Control, EarlyStopping, Ensemble, EpochRecord, Metric, Metrics, Observer, OptimizerConfig, SavedModel,
     Schedule, Termination, TrainConfig, WeightInit,
 };
-use gradus_tune::{Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
+use gradus_tune::{Direction, Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
 use serde_json::Value;
 
 use crate::pipeline::{ModelChoice, PipelineError, TrainJob};
@@ -161,6 +164,11 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
     Ok(merged)
 }
 
+/// The attribute under which a trial records the epoch count its
+/// validation loss (with cross-validation, the folds' mean) was lowest at:
+/// what its refit trains.
+pub const BEST_EPOCHS: &str = "best_epochs";
+
 /// Below this many tuning rows, [`TuneJob::cross_validate_small_data`]
 /// scores trials by cross-validation.
 pub const SMALL_DATA_ROWS: usize = 1000;
@@ -185,6 +193,8 @@ pub struct TuneJob {
     pub cv: Option<usize>,
     /// Seeds the split, every trial's initialisation and batch order.
     pub seed: u64,
+    /// What trials are ranked by (see [`TuneJob::monitor`]).
+    pub metric: Metric,
 }
 
 /// Set to stop every running trial at its next epoch (Ctrl-C).
@@ -222,6 +232,20 @@ impl MeasuredTrials {
 }
 
 impl TuneJob {
+    /// The metric each epoch measures beside the loss, when the study's
+    /// metric ranks trials otherwise than the loss does: `None` for
+    /// log-loss (the classes' training loss itself) and RMSE (the square
+    /// root of the regression loss, so the same ranking). Trials are then
+    /// scored by the loss, as without `--metric`.
+    pub fn monitor(&self) -> Option<Metric> {
+        (!matches!(self.metric, Metric::LogLoss | Metric::Rmse)).then_some(self.metric)
+    }
+
+    /// Whether the study minimises or maximises: the metric's way.
+    pub fn direction(&self) -> Direction {
+        if self.metric.higher_is_better() { Direction::Maximize } else { Direction::Minimize }
+    }
+
     /// The model family a trial's parameters name (the only one when
     /// `model` is not searched).
     fn family<'a>(&'a self, params: &'a BTreeMap<String, Value>) -> &'a str {
@@ -343,6 +367,7 @@ impl TuneJob {
                 early_stopping: Some(EarlyStopping::new(self.patience.max(1))),
                 tol: 0.0,
                 seed: self.seed,
+                monitor: self.monitor(),
                 ..TrainConfig::default()
             },
         }
@@ -366,7 +391,7 @@ impl TuneJob {
             Some(k) => self.folds(data, k)?,
             None => vec![None],
         };
-        let mut curves = Vec::with_capacity(folds.len());
+        let (mut curves, mut scores) = (Vec::with_capacity(folds.len()), Vec::with_capacity(folds.len()));
         let mut valid_metrics = None;
         let mut predictions = None;
         let most = folds.len() * self.max_epochs;
@@ -381,6 +406,8 @@ impl TuneJob {
                 storage_error: None,
                 offset,
                 curve: Vec::new(),
+                scores: Vec::new(),
+                monitoring: self.monitor().is_some(),
                 watch: &|number, epochs| watch(number, before + epochs, most),
             };
             let outcome = match fold {
@@ -399,7 +426,10 @@ impl TuneJob {
                         outcome.report.epochs, outcome.report.final_loss
                     )));
                 }
-                _ => curves.push(bridge.curve),
+                _ => {
+                    curves.push(bridge.curve);
+                    scores.push(bridge.scores);
+                }
             }
             // Only a hold-out trial's predictions are weighed (see `ensemble_weights`).
             if fold.is_none() {
@@ -408,9 +438,26 @@ impl TuneJob {
             }
             valid_metrics = outcome.valid_metrics;
         }
-        let score = best_common_epoch(&curves)
-            .map(|(_, loss)| loss)
-            .ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))?;
+        let (epochs, loss) =
+            best_common_epoch(&curves).ok_or_else(|| TrialFailure::Failed("no finite validation loss".into()))?;
+        // Early stopping and the refit's epoch count follow the loss; a
+        // monitored metric is read at that epoch count.
+        let score = match self.monitor() {
+            None => loss,
+            Some(metric) => {
+                let at = |s: &Vec<f64>| s.get((epochs - 1).min(s.len().saturating_sub(1))).copied();
+                let values: Option<Vec<f64>> = scores.iter().map(at).collect();
+                match values.map(|v| v.iter().sum::<f64>() / v.len() as f64) {
+                    Some(mean) if mean.is_finite() => mean,
+                    _ => {
+                        return Err(TrialFailure::Failed(format!(
+                            "{metric} is not defined on the validation rows at epoch {epochs}"
+                        )));
+                    }
+                }
+            }
+        };
+        trial.set_attr(BEST_EPOCHS, epochs.into()).map_err(TrialFailure::from)?;
         // One split: early stopping restored the weights of the best epoch,
         // the one `best_common_epoch` picks, so these are the metrics a
         // replay would measure. (Folds each restore their own best epoch,
@@ -462,7 +509,9 @@ impl TuneJob {
             return Ok(None);
         }
         let candidates: Vec<&[f64]> = predictions.iter().map(Vec::as_slice).collect();
-        let loss = |mean: &[f64]| averaged_loss(mean, &target);
+        // Selection minimises: a metric where higher is better is negated.
+        let sign = if self.metric.higher_is_better() { -1.0 } else { 1.0 };
+        let loss = |mean: &[f64]| sign * self.averaged_value(mean, &target);
         let counts = select_ensemble(&candidates, &loss, ENSEMBLE_ROUNDS);
         let total: usize = counts.iter().sum();
         let mut mean = vec![0.0f64; candidates[0].len()];
@@ -470,7 +519,19 @@ impl TuneJob {
             mean.iter_mut().zip(c.iter()).for_each(|(m, v)| *m += n as f64 * v / total as f64);
         }
         let single_loss = candidates.iter().map(|c| loss(c)).fold(f64::INFINITY, f64::min);
-        Ok(Some(Selection { loss: loss(&mean), single_loss, counts }))
+        Ok(Some(Selection { value: sign * loss(&mean), single_value: sign * single_loss, counts }))
+    }
+
+    /// What the study ranks, measured on values as an ensemble averages
+    /// them (see [`SavedModel::averaged_values`]): the monitored metric, or
+    /// else the loss ([`averaged_loss`]). NaN where the metric is undefined.
+    pub fn averaged_value(&self, values: &[f64], target: &Target) -> f64 {
+        match self.monitor() {
+            None => averaged_loss(values, target),
+            Some(metric) => {
+                gradus_train::metrics_of_averaged(values, target).ok().and_then(|m| metric.of(&m)).unwrap_or(f64::NAN)
+            }
+        }
     }
 
     /// Scores trials by 5-fold cross-validation (as scikit-learn's searches
@@ -510,6 +571,10 @@ impl TuneJob {
     /// The number of epochs the refit of `trial` trains: where its
     /// validation loss (with cross-validation, the folds' mean) was lowest.
     pub fn best_epochs(&self, trial: &FrozenTrial) -> Option<usize> {
+        if let Some(epochs) = trial.attrs.get(BEST_EPOCHS).and_then(Value::as_u64) {
+            return Some(epochs as usize);
+        }
+        // A trial of a study from before the attribute: its reports are the loss.
         let per_fold = self.max_epochs.max(1) as u64;
         let mut curves: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         for (&step, &v) in &trial.intermediate {
@@ -627,15 +692,16 @@ impl TuneJob {
     }
 }
 
-/// What ensemble selection chose, and the validation losses it compared.
+/// What ensemble selection chose, and the validation values it compared
+/// (see [`TuneJob::averaged_value`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selection {
     /// How often each candidate was picked: its weight, out of their sum.
     pub counts: Vec<usize>,
-    /// The weighted mean's validation loss.
-    pub loss: f64,
-    /// The best single candidate's validation loss, which `loss` never exceeds.
-    pub single_loss: f64,
+    /// The weighted mean's validation value.
+    pub value: f64,
+    /// The best single candidate's, which `value` is never worse than.
+    pub single_value: f64,
 }
 
 /// The rounds of [`select_ensemble`]: weights are multiples of 1/25.
@@ -696,8 +762,8 @@ pub fn averaged_loss(values: &[f64], target: &Target) -> f64 {
 /// trials, and of each model family the search used, its best `k` / 2 that
 /// are not among them — ensemble selection gains most from models that err
 /// differently, and a family a little behind on its own may still help.
-pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
-    let mut chosen = best_trials(trials, k);
+pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize, direction: Direction) -> Vec<&FrozenTrial> {
+    let mut chosen = best_trials(trials, k, direction);
     if k < 2 {
         return chosen;
     }
@@ -706,26 +772,40 @@ pub fn ensemble_candidates(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial
     }
     let families: std::collections::BTreeSet<&str> = trials.iter().filter_map(family).collect();
     for name in families {
-        for t in best_distinct(trials.iter().filter(|t| family(t) == Some(name)), k / 2) {
+        for t in best_distinct(trials.iter().filter(|t| family(t) == Some(name)), k / 2, direction) {
             if chosen.iter().all(|c| c.number != t.number && c.params != t.params) {
                 chosen.push(t);
             }
         }
     }
-    chosen.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
+    chosen.sort_by(|a, b| best_first(a, b, direction));
     chosen
 }
 
-/// The `k` best complete trials, best first, skipping any whose parameters
-/// repeat a better one's.
-pub fn best_trials(trials: &[FrozenTrial], k: usize) -> Vec<&FrozenTrial> {
-    best_distinct(trials.iter(), k)
+/// The `k` best complete trials (`direction`-wise), best first, skipping
+/// any whose parameters repeat a better one's.
+pub fn best_trials(trials: &[FrozenTrial], k: usize, direction: Direction) -> Vec<&FrozenTrial> {
+    best_distinct(trials.iter(), k, direction)
+}
+
+/// Orders trials best first (`direction`-wise by value, then by number).
+fn best_first(a: &FrozenTrial, b: &FrozenTrial, direction: Direction) -> std::cmp::Ordering {
+    let (a_value, b_value) = (a.value().unwrap_or(f64::NAN), b.value().unwrap_or(f64::NAN));
+    let by_value = match direction {
+        Direction::Minimize => a_value.total_cmp(&b_value),
+        Direction::Maximize => b_value.total_cmp(&a_value),
+    };
+    by_value.then(a.number.cmp(&b.number))
 }
 
 /// [`best_trials`] of any selection of a study's trials.
-fn best_distinct<'a>(trials: impl Iterator<Item = &'a FrozenTrial>, k: usize) -> Vec<&'a FrozenTrial> {
+fn best_distinct<'a>(
+    trials: impl Iterator<Item = &'a FrozenTrial>,
+    k: usize,
+    direction: Direction,
+) -> Vec<&'a FrozenTrial> {
     let mut complete: Vec<&FrozenTrial> = trials.filter(|t| t.value().is_some_and(f64::is_finite)).collect();
-    complete.sort_by(|a, b| a.value().partial_cmp(&b.value()).expect("finite values").then(a.number.cmp(&b.number)));
+    complete.sort_by(|a, b| best_first(a, b, direction));
     let mut chosen: Vec<&FrozenTrial> = Vec::with_capacity(k.min(complete.len()));
     for t in complete {
         if chosen.len() == k {
@@ -857,8 +937,13 @@ struct PrunerBridge<'a, 'b> {
     offset: u64,
     /// The validation loss after each epoch.
     curve: Vec<f64>,
+    /// The monitored metric after each epoch (NaN where undefined), when
+    /// the job monitors one.
+    scores: Vec<f64>,
     /// Told the trial's number and this run's epochs after each epoch.
     watch: &'a dyn Fn(u64, usize),
+    /// Whether the study ranks a metric other than the loss (see [`TuneJob::monitor`]).
+    monitoring: bool,
 }
 
 impl Observer for PrunerBridge<'_, '_> {
@@ -868,8 +953,16 @@ impl Observer for PrunerBridge<'_, '_> {
         }
         let Some(loss) = record.valid_loss else { return Control::Continue };
         self.curve.push(loss);
+        // What the study ranks: the monitored metric, when there is one.
+        let reported = match self.monitoring {
+            true => record.valid_score.unwrap_or(f64::NAN),
+            false => loss,
+        };
+        if self.monitoring {
+            self.scores.push(reported);
+        }
         (self.watch)(self.trial.number(), self.curve.len());
-        if let Err(e) = self.trial.report(self.offset + record.epoch as u64 + 1, loss) {
+        if let Err(e) = self.trial.report(self.offset + record.epoch as u64 + 1, reported) {
             self.storage_error = Some(e);
             return Control::Stop(Termination::Interrupted);
         }
@@ -912,6 +1005,7 @@ mod tests {
             valid_fraction: 0.2,
             cv: None,
             seed: 0,
+            metric: Metric::LogLoss,
         }
     }
 
@@ -1006,6 +1100,35 @@ mod tests {
         assert_eq!(read, replayed);
         let Metrics::Classification { log_loss, .. } = read else { panic!("classification metrics") };
         assert!((log_loss - best.value().unwrap()).abs() < 1e-9, "the score is the measured loss");
+    }
+
+    #[test]
+    fn ranked_by_a_metric_a_trial_scores_it_at_the_epoch_its_loss_was_best_and_records_that_epoch() {
+        let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
+        let families = vec!["softmax"];
+        let mut job = job(families.clone(), default_space(&families, false));
+        job.metric = Metric::BalancedAccuracy;
+        assert_eq!((job.monitor(), job.direction()), (Some(Metric::BalancedAccuracy), Direction::Maximize));
+        let study =
+            gradus_tune::Study::in_memory("t", job.direction(), Box::new(gradus_tune::samplers::RandomSampler::new(5)))
+                .unwrap();
+        let (measured, stop) = (MeasuredTrials::default(), StopFlag::default());
+        study.optimize(|trial| job.objective(trial, &data, &stop, &|_, _, _| {}, &measured), 4, None, 1).unwrap();
+        let trials = study.trials().unwrap();
+        let best = study.best_trial().unwrap().unwrap();
+        assert!(trials.iter().filter_map(FrozenTrial::value).all(|v| v <= best.value().unwrap()), "highest is best");
+        assert_eq!(best_trials(&trials, 1, Direction::Maximize)[0].number, best.number);
+        // The reports are the metric; the value is the metric at the
+        // recorded epoch count, which the refit trains.
+        let epochs = best.attrs[BEST_EPOCHS].as_u64().unwrap() as usize;
+        assert_eq!(job.best_epochs(&best), Some(epochs));
+        assert_eq!(best.intermediate[&(epochs as u64)], best.value().unwrap());
+        let Some(Metrics::Classification { balanced_accuracy, .. }) =
+            job.validation_metrics(&best, &data, &measured).unwrap()
+        else {
+            panic!("classification metrics")
+        };
+        assert_eq!(balanced_accuracy, best.value().unwrap());
     }
 
     #[test]

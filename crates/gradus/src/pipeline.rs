@@ -8,8 +8,8 @@
 
 use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, load};
 use gradus_train::{
-    Activation, Architecture, Loss, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing, SavedModel, TrainConfig,
-    TrainError, TrainReport, Trainer, WeightInit, evaluate,
+    Activation, Architecture, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing, SavedModel,
+    TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -190,7 +190,12 @@ impl TrainJob {
 
         let architecture = self.architecture(train.n_features(), n_outputs);
         let mut model = architecture.build()?;
-        let report = trainer.fit(model.as_mut(), train_loss, &train_fit, valid_fit.as_ref(), observer)?;
+        // A monitored RMSE or MAE is reported in the target's units.
+        let mut in_units = InTargetUnits { inner: observer, scale: 1.0 };
+        if let (Some((_, std)), Some(Metric::Rmse | Metric::Mae)) = (target_scale, self.config.monitor) {
+            in_units.scale = std;
+        }
+        let report = trainer.fit(model.as_mut(), train_loss, &train_fit, valid_fit.as_ref(), &mut in_units)?;
         if let Some((mean, std)) = target_scale {
             model.rescale_outputs(&[std as f32], &[mean as f32]);
         }
@@ -208,6 +213,25 @@ impl TrainJob {
             train_metrics,
             valid_metrics,
         })
+    }
+}
+
+/// Passes epochs on with the validation score multiplied by `scale`: the
+/// standard deviation a real target was divided by for training, so that
+/// a monitored RMSE or MAE is in the target's units.
+struct InTargetUnits<'a> {
+    inner: &'a mut dyn Observer,
+    scale: f64,
+}
+
+impl Observer for InTargetUnits<'_> {
+    fn on_step(&mut self, log: &gradus_train::StepLog) {
+        self.inner.on_step(log);
+    }
+
+    fn on_epoch(&mut self, record: &gradus_train::EpochRecord) -> gradus_train::Control {
+        let record = gradus_train::EpochRecord { valid_score: record.valid_score.map(|s| s * self.scale), ..*record };
+        self.inner.on_epoch(&record)
     }
 }
 
