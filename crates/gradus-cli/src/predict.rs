@@ -25,6 +25,10 @@ pub struct PredictArgs {
     /// id, say; comma-separated), as written, a missing cell left empty.
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
     keep: Vec<String>,
+    /// Also write each class's probability, one column `p_<class>` per
+    /// class after the prediction (classifiers only).
+    #[arg(long)]
+    proba: bool,
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: TextEncoding,
@@ -53,11 +57,17 @@ pub struct EvaluateArgs {
 }
 
 /// CSV rows: the `--keep` columns as read, `prediction` (a class label or
-/// a number), then for classifiers one probability column `p_<class>` per
+/// a number), then with `--proba` one probability column `p_<class>` per
 /// class. Fields are quoted where they need it.
 pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
+    if args.proba && prep.classes.is_none() {
+        anyhow::bail!(
+            "--proba needs a classifier; {} predicts a number (its prediction column is all there is)",
+            args.model.display()
+        );
+    }
     let encoding = prep.encoding();
     let mut options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
     let mut columns = encoding.input_columns();
@@ -90,16 +100,17 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = args.keep.clone();
     header.push("prediction".into());
-    if let Some(classes) = &prep.classes {
+    if let (true, Some(classes)) = (args.proba, &prep.classes) {
         header.extend(classes.iter().map(|c| format!("p_{c}")));
     }
     out.write_record(&header)?;
     let rows = table.n_rows();
     let (labels, probs) = match &prep.classes {
-        Some(classes) => (
+        Some(classes) if args.proba => (
             Some(predicted_classes(&outputs, k)),
             probabilities(&outputs, k).chunks_exact(classes.len()).map(<[f32]>::to_vec).collect(),
         ),
+        Some(_) => (Some(predicted_classes(&outputs, k)), vec![Vec::new(); rows]),
         None => (None, vec![Vec::new(); rows]),
     };
     for row in 0..rows {

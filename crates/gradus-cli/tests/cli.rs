@@ -299,11 +299,14 @@ fn a_saved_model_predicts_and_evaluates_from_its_file() {
     let out = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv", "--out", "preds.csv"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let preds = std::fs::read_to_string(dir.path().join("preds.csv")).unwrap();
-    let lines: Vec<&str> = preds.lines().collect();
+    assert_eq!(preds, "prediction\nsetosa\nvirginica\n", "the classes alone unless --proba");
+    let proba = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv", "--proba"]);
+    assert_eq!(proba.code, 0, "{}", proba.stderr);
+    let lines: Vec<&str> = proba.stdout.lines().collect();
     assert_eq!(lines[0], "prediction,p_setosa,p_versicolor,p_virginica");
-    assert!(lines[1].starts_with("setosa,") && lines[2].starts_with("virginica,"), "{preds}");
-    let again = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv"]);
-    assert_eq!(again.stdout, preds, "the same file predicts the same bits");
+    assert!(lines[1].starts_with("setosa,") && lines[2].starts_with("virginica,"), "{}", proba.stdout);
+    let again = gradus(dir.path(), &["predict", "--model", "iris.gradus", "--data", "new.csv", "--proba"]);
+    assert_eq!(again.stdout, proba.stdout, "the same file predicts the same bits");
 
     let out = gradus(dir.path(), &["evaluate", "--model", "iris.gradus", "--data", "builtin:iris", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -325,6 +328,19 @@ fn a_truncated_model_file_is_rejected() {
         assert!(out.stderr.contains("cut.gradus: not a readable gradus model file"), "{}", out.stderr);
         assert!(out.stdout.is_empty(), "no predictions from a damaged file");
     }
+}
+
+#[test]
+fn proba_for_a_model_that_predicts_a_number_is_exit_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        gradus(dir.path(), &["train", "--data", "builtin:diabetes", "--model", "linear", "--out", "r.gradus", "-q"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let args = ["predict", "--model", "r.gradus", "--data", "builtin:diabetes", "--proba", "--out", "p.csv"];
+    let out = gradus(dir.path(), &args);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--proba needs a classifier; r.gradus predicts a number"), "{}", out.stderr);
+    assert!(!dir.path().join("p.csv").exists());
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
     // New rows: an unseen color, missing cells in every column, stray spaces.
     let new = "id,age,color,member,joined\nz1,33, purple ,yes,2024-02-02\nz2,NA,?,,\nz3,50,red,no,2023-07-01\n";
     std::fs::write(dir.path().join("new.csv"), new).unwrap();
-    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv"]);
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--proba"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<&str> = text.lines().collect();
