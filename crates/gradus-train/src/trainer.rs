@@ -467,10 +467,10 @@ impl Trainer {
             };
             history.push(record);
             scheduler.observe(record.valid_loss.unwrap_or(record.train_loss));
-            if let Control::Stop(reason) = observer.on_epoch(&record) {
-                termination = reason;
-                break;
-            }
+            // This epoch counts towards the best weights before the observer
+            // may stop training, so that a run it stops keeps this epoch if
+            // it is the best; the observer's reason to stop comes first.
+            let mut patience_spent = false;
             if let (Some(es), Some(v)) = (&cfg.early_stopping, record.valid_loss) {
                 if v < best.loss - es.min_delta {
                     best.loss = v;
@@ -482,11 +482,16 @@ impl Trainer {
                     }
                 } else {
                     best.wait += 1;
-                    if best.wait >= es.patience {
-                        termination = Termination::EarlyStopped;
-                        break;
-                    }
+                    patience_spent = best.wait >= es.patience;
                 }
+            }
+            if let Control::Stop(reason) = observer.on_epoch(&record) {
+                termination = reason;
+                break;
+            }
+            if patience_spent {
+                termination = Termination::EarlyStopped;
+                break;
             }
             match end {
                 EpochEnd::MaxIterations => {

@@ -209,6 +209,25 @@ fn the_observer_sees_logs_and_epochs_and_can_stop_training() {
 }
 
 #[test]
+fn a_run_the_observer_stops_keeps_the_stopping_epoch_when_it_is_the_best() {
+    let (train, valid) = held_out("builtin:iris", 2);
+    let mut model = LinearModel::new(4, 3, true);
+    let config =
+        TrainConfig { lr: 0.01, early_stopping: Some(gradus_train::EarlyStopping::new(50)), ..TrainConfig::default() };
+    let mut observer = Recorder { stop_after: 3, ..Recorder::default() };
+    Trainer::new(config)
+        .unwrap()
+        .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, Some(&valid), &mut observer)
+        .unwrap();
+    let losses: Vec<f64> = observer.epochs.iter().map(|e| e.valid_loss.unwrap()).collect();
+    assert!(losses[2] < losses[1] && losses[1] < losses[0], "still improving: {losses:?}");
+    let Metrics::Classification { log_loss, .. } = evaluate(&model, Loss::SoftmaxCrossEntropy, &valid).unwrap() else {
+        panic!("classification metrics")
+    };
+    assert_eq!(log_loss, losses[2], "the weights of the last, best epoch, not of the one before");
+}
+
+#[test]
 fn a_monitored_metric_is_measured_on_the_validation_rows_after_every_epoch() {
     let (train, valid) = held_out("builtin:breast_cancer", 1);
     let mut model = LinearModel::new(30, 1, true);
