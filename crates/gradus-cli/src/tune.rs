@@ -69,7 +69,8 @@ pub struct TuneArgs {
     /// Trials in the study, counting those of earlier runs of the same study.
     #[arg(long, default_value_t = 60)]
     trials: u64,
-    /// Stop starting trials after this long (e.g. 90s, 10m, 1h).
+    /// Bound the whole command (e.g. 90s, 10m, 1h): trials stop at an epoch
+    /// boundary by 80% of it, and the refit is sized to the rest.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     timeout: Option<Duration>,
     /// Trials run at once, on threads [default: the machine's cores].
@@ -257,6 +258,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         cv: args.cv,
         seed: args.seed,
         metric,
+        deadline: None,
     };
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
@@ -347,7 +349,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
 
-    let progress = TrialProgress::new(args.trials, done, args.quiet || args.json);
+    // --timeout bounds the whole command: trials end by 80% of it (those
+    // running then stop at their next epoch), the refit gets the rest.
+    let deadline = args.timeout.map(|t| started + t);
+    job.deadline = args.timeout.map(|t| started + t.mul_f64(0.8));
+    let trials_left = job.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let progress = TrialProgress::new(args.trials, done, args.quiet || args.json, job.deadline);
     if done > 0 {
         progress.note(&format!(
             "resuming study '{name}' ({done} trials done): the same data, target and inputs ({objective})"
@@ -377,7 +384,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             )
         },
         to_run,
-        args.timeout,
+        trials_left,
         jobs,
         |study, finished| {
             if stop.load(Ordering::Relaxed) {
@@ -428,6 +435,27 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             num(s.single_value)
         ));
     }
+    // What the time left affords: the most weighted members first.
+    let (members, weights) = match deadline {
+        Some(d) if members.len() > 1 => {
+            let mut order: Vec<usize> = (0..members.len()).collect();
+            order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+            let ranked: Vec<&FrozenTrial> = order.iter().map(|&i| members[i]).collect();
+            // A second for the test and the save.
+            let left = d.saturating_duration_since(Instant::now()).as_secs_f64() - 1.0;
+            let n = job.affordable_refits(&ranked, left, jobs);
+            if n < members.len() {
+                progress.note(&format!(
+                    "--timeout leaves about {left:.0} s: refitting {n} of the {} chosen configurations",
+                    members.len()
+                ));
+            }
+            let mut keep: Vec<usize> = order[..n].to_vec();
+            keep.sort_unstable();
+            (keep.iter().map(|&i| members[i]).collect::<Vec<_>>(), keep.iter().map(|&i| weights[i]).collect())
+        }
+        _ => (members, weights),
+    };
     progress.note(&match members.len() {
         1 => "retraining the chosen configuration on all tuning rows".to_string(),
         n => format!("retraining the {n} chosen configurations on all tuning rows, to average them"),
@@ -437,17 +465,19 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // on the refits done so far.
     let refit_started = Instant::now();
     let refits_done = std::sync::atomic::AtomicUsize::new(0);
-    let (mut model, member_numbers) = job.refit_ensemble(&members, &weights, &tuning, jobs, &|trial| {
-        let done = refits_done.fetch_add(1, Ordering::SeqCst) + 1;
-        let elapsed = refit_started.elapsed().as_secs_f64();
-        let left = members.len() - done;
-        // Refits run `jobs` at a time: the rest take about their share of rounds.
-        let eta = elapsed / done as f64 * left as f64;
-        progress.note(&format!(
-            "refit {done}/{} (trial {trial}) done, {elapsed:.0} s elapsed, about {eta:.0} s left",
-            members.len()
-        ));
-    })?;
+    let refit_deadline = deadline.map(|d| d - Duration::from_secs(1).min(d.saturating_duration_since(started) / 10));
+    let (mut model, member_numbers) =
+        job.refit_ensemble(&members, &weights, &tuning, jobs, refit_deadline, &|trial| {
+            let done = refits_done.fetch_add(1, Ordering::SeqCst) + 1;
+            let elapsed = refit_started.elapsed().as_secs_f64();
+            let left = members.len() - done;
+            // Refits run `jobs` at a time: the rest take about their share of rounds.
+            let eta = elapsed / done as f64 * left as f64;
+            progress.note(&format!(
+                "refit {done}/{} (trial {trial}) done, {elapsed:.0} s elapsed, about {eta:.0} s left",
+                members.len()
+            ));
+        })?;
     if member_numbers.len() < members.len() {
         progress.note(&format!(
             "left out of the final model: {} of the best trials, whose retraining diverged",
@@ -728,10 +758,12 @@ struct TrialProgress {
     done: std::sync::atomic::AtomicU64,
     started: Instant,
     done_before: u64,
+    /// When trials must end (`--timeout`), which bounds the time left.
+    deadline: Option<Instant>,
 }
 
 impl TrialProgress {
-    fn new(total: u64, done: u64, quiet: bool) -> Self {
+    fn new(total: u64, done: u64, quiet: bool, deadline: Option<Instant>) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_position(done.min(total));
@@ -750,6 +782,7 @@ impl TrialProgress {
             done: done.into(),
             started: Instant::now(),
             done_before: done,
+            deadline,
         }
     }
 
@@ -798,7 +831,10 @@ impl TrialProgress {
         self.redraw();
         let ran = done - self.done_before;
         let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = elapsed / ran as f64 * self.total.saturating_sub(done) as f64;
+        let mut eta = elapsed / ran as f64 * self.total.saturating_sub(done) as f64;
+        if let Some(d) = self.deadline {
+            eta = eta.min(d.saturating_duration_since(Instant::now()).as_secs_f64());
+        }
         self.note(&format!(
             "trial {} {outcome}; {best_text}; {done}/{} done, {elapsed:.0} s elapsed, ETA {eta:.0} s",
             t.number, self.total

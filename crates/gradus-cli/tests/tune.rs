@@ -293,3 +293,35 @@ fn a_postgres_url_naming_a_missing_database_is_refused() {
         "no database 'gradus_no_such_database' (create it first",
     );
 }
+
+#[test]
+fn timeout_bounds_the_whole_command_trials_refit_and_test() {
+    let dir = tempfile::tempdir().unwrap();
+    // Trials that would run for a thousand epochs: only the deadline ends them.
+    let args = [
+        "tune",
+        "--data",
+        "builtin:digits",
+        "--timeout",
+        "4s",
+        "--epochs",
+        "1000",
+        "--patience",
+        "1000",
+        "--out",
+        "m.gradus",
+        "--json",
+    ];
+    let started = std::time::Instant::now();
+    let out = gradus(dir.path(), &args);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(seconds < 4.0 + 2.5, "took {seconds:.1} s with --timeout 4s");
+    let summary = json_lines(&out).pop().unwrap();
+    assert!(summary["trials"]["complete"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.8, "{summary}");
+    assert!(dir.path().join("m.gradus").exists());
+    // The trials stopped by the deadline trained fewer epochs than allowed and still completed.
+    let stored = trials(dir.path(), "tune-digits");
+    assert!(stored.iter().all(|t| t["state"] != "running"), "nothing left running");
+}

@@ -195,6 +195,12 @@ pub struct TuneJob {
     pub seed: u64,
     /// What trials are ranked by (see [`TuneJob::monitor`]).
     pub metric: Metric,
+    /// When running trials must end (`--timeout`): each stops at its first
+    /// epoch boundary past it. Scored on a hold-out split, a trial stopped
+    /// so completes with the epochs it trained (early stopping's best among
+    /// them); under cross-validation, whose unfinished folds would bias
+    /// the mean, it fails.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Set to stop every running trial at its next epoch (Ctrl-C).
@@ -408,6 +414,8 @@ impl TuneJob {
                 curve: Vec::new(),
                 scores: Vec::new(),
                 monitoring: self.monitor().is_some(),
+                deadline: self.deadline,
+                timed_out: false,
                 watch: &|number, epochs| watch(number, before + epochs, most),
             };
             let outcome = match fold {
@@ -424,6 +432,13 @@ impl TuneJob {
                     return Err(TrialFailure::Failed(format!(
                         "diverged at epoch {} (loss {})",
                         outcome.report.epochs, outcome.report.final_loss
+                    )));
+                }
+                _ if bridge.timed_out && folds.len() > 1 => {
+                    return Err(TrialFailure::Failed(format!(
+                        "stopped at the time limit in fold {} of {}",
+                        i + 1,
+                        folds.len()
                     )));
                 }
                 _ => {
@@ -620,7 +635,7 @@ impl TuneJob {
     fn replay(&self, best: &FrozenTrial) -> (TrainJob, StopAfter) {
         let mut job = self.job(&best.params);
         job.config.early_stopping = None;
-        (job, StopAfter(self.best_epochs(best).unwrap_or(self.max_epochs)))
+        (job, StopAfter { epochs: self.best_epochs(best).unwrap_or(self.max_epochs), deadline: None })
     }
 
     /// Retrains `best`'s configuration on all of `data` (training and
@@ -634,11 +649,50 @@ impl TuneJob {
     ///
     /// `None` if the refit diverged: it runs more steps per epoch than the
     /// trial did, on more rows, with no early stopping to fall back on.
-    fn refit(&self, best: &FrozenTrial, data: &Dataset) -> Result<Option<SavedModel>, PipelineError> {
+    /// Past `deadline` it stops at the next epoch, short of its count.
+    fn refit(
+        &self,
+        best: &FrozenTrial,
+        data: &Dataset,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<SavedModel>, PipelineError> {
         let (mut job, mut stop) = self.replay(best);
+        stop.deadline = deadline;
         job.valid_fraction = 0.0;
         let outcome = job.run(data, &mut stop)?;
         Ok((outcome.report.termination != Termination::Diverged).then_some(outcome.saved))
+    }
+
+    /// The seconds [`Self::refit`] of `trial` should take, from the trial's
+    /// own measured time per epoch scaled to its best epoch count and to
+    /// all the tuning rows (a trial trains on 1 − `valid_fraction` of them,
+    /// a fold on (k − 1)/k). `None` without timings.
+    pub fn refit_seconds(&self, trial: &FrozenTrial) -> Option<f64> {
+        let epochs = trial.intermediate.len();
+        let per_epoch = trial.duration()? / epochs.max(1) as f64;
+        let rows = match self.cv {
+            Some(k) => k as f64 / (k as f64 - 1.0).max(1.0),
+            None => 1.0 / (1.0 - self.valid_fraction).max(0.05),
+        };
+        Some(per_epoch * self.best_epochs(trial)? as f64 * rows)
+    }
+
+    /// How many of `members` (in the order given: the most weighted first)
+    /// can be refitted in `seconds`, `jobs` at a time, by their
+    /// [`Self::refit_seconds`]; at least one, whose refit a deadline cuts
+    /// short if it must.
+    pub fn affordable_refits(&self, members: &[&FrozenTrial], seconds: f64, jobs: usize) -> usize {
+        let (mut total, mut longest, mut count) = (0.0f64, 0.0f64, 0);
+        for trial in members {
+            let cost = self.refit_seconds(trial).unwrap_or(f64::INFINITY);
+            (total, longest) = (total + cost, longest.max(cost));
+            // `jobs` refits at a time: the longest, or their share of the total.
+            if count > 0 && longest.max(total / jobs.max(1) as f64) > seconds {
+                break;
+            }
+            count += 1;
+        }
+        count.max(1).min(members.len())
     }
 
     /// Refits each of `members` (see [`Self::refit`]), `jobs` at a time, and
@@ -647,12 +701,15 @@ impl TuneJob {
     /// in it. A member whose refit diverged is left out (its weights would
     /// predict nothing); if every one did, that is an error. `done` is told
     /// each refit's trial number as it finishes, for a progress display.
+    /// Refits still running at `deadline` stop at their next epoch (see
+    /// [`Self::affordable_refits`] to choose members that fit the time).
     pub fn refit_ensemble(
         &self,
         members: &[&FrozenTrial],
         weights: &[f64],
         data: &Dataset,
         jobs: usize,
+        deadline: Option<std::time::Instant>,
         done: &(dyn Fn(u64) + Sync),
     ) -> Result<(Ensemble, Vec<u64>), PipelineError> {
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -664,7 +721,7 @@ impl TuneJob {
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(trial) = members.get(i) else { return };
-                        let model = self.refit(trial, data);
+                        let model = self.refit(trial, data, deadline);
                         fitted.lock().unwrap_or_else(|e| e.into_inner()).push((i, model));
                         done(trial.number);
                     }
@@ -918,12 +975,17 @@ pub fn tally(trials: &[FrozenTrial]) -> (usize, usize, usize) {
     )
 }
 
-/// Ends training after a number of epochs, whatever the configured count.
-struct StopAfter(usize);
+/// Ends training after a number of epochs, whatever the configured count,
+/// or at the first epoch past a deadline.
+struct StopAfter {
+    epochs: usize,
+    deadline: Option<std::time::Instant>,
+}
 
 impl Observer for StopAfter {
     fn on_epoch(&mut self, record: &EpochRecord) -> Control {
-        if record.epoch + 1 >= self.0 { Control::Stop(Termination::MaxEpochs) } else { Control::Continue }
+        let late = self.deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        if record.epoch + 1 >= self.epochs || late { Control::Stop(Termination::MaxEpochs) } else { Control::Continue }
     }
 }
 
@@ -944,6 +1006,10 @@ struct PrunerBridge<'a, 'b> {
     watch: &'a dyn Fn(u64, usize),
     /// Whether the study ranks a metric other than the loss (see [`TuneJob::monitor`]).
     monitoring: bool,
+    /// Stop at the first epoch past this ([`TuneJob::deadline`]).
+    deadline: Option<std::time::Instant>,
+    /// Whether the deadline stopped the run.
+    timed_out: bool,
 }
 
 impl Observer for PrunerBridge<'_, '_> {
@@ -966,7 +1032,14 @@ impl Observer for PrunerBridge<'_, '_> {
             self.storage_error = Some(e);
             return Control::Stop(Termination::Interrupted);
         }
-        if self.trial.should_prune() { Control::Stop(Termination::Pruned) } else { Control::Continue }
+        if self.trial.should_prune() {
+            return Control::Stop(Termination::Pruned);
+        }
+        if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            self.timed_out = true;
+            return Control::Stop(Termination::MaxEpochs);
+        }
+        Control::Continue
     }
 }
 
@@ -1006,6 +1079,7 @@ mod tests {
             cv: None,
             seed: 0,
             metric: Metric::LogLoss,
+            deadline: None,
         }
     }
 
@@ -1145,10 +1219,10 @@ mod tests {
             t
         };
         let (good, wild) = (trial(0, 0.05), trial(1, 1e30));
-        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2, &|_| {}).unwrap();
+        let (ensemble, numbers) = job.refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2, None, &|_| {}).unwrap();
         assert_eq!(numbers, vec![0], "the diverged refit is dropped");
         assert_eq!(ensemble.members().len(), 1);
-        match job.refit_ensemble(&[&wild], &[1.0], &data, 1, &|_| {}) {
+        match job.refit_ensemble(&[&wild], &[1.0], &data, 1, None, &|_| {}) {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, n)| n)),
         }
