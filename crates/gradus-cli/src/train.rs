@@ -306,6 +306,7 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
             ScaleArg::None => Scaling::None,
         },
         valid_fraction: args.valid_fraction,
+        balanced: false,
         config,
     })
 }

@@ -63,6 +63,12 @@ pub struct TuneArgs {
     /// log_loss, or rmse]. Early stopping inside a trial stays on the loss.
     #[arg(long, value_parser = parse_metric, value_name = "NAME")]
     metric: Option<Metric>,
+    /// Class weights in the training loss: balanced weighs each class by
+    /// n / (classes × its rows), as scikit-learn's class_weight="balanced";
+    /// none weighs every row alike (see the README for the measurement
+    /// behind the default).
+    #[arg(long, value_enum, default_value = "none")]
+    class_weight: ClassWeightArg,
     /// The model families to search; auto searches every one that fits the target.
     #[arg(long, value_enum, default_value = "auto")]
     model: ModelArg,
@@ -148,6 +154,12 @@ enum ModelArg {
     Logistic,
     Softmax,
     Mlp,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClassWeightArg {
+    None,
+    Balanced,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -240,6 +252,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if let Some(why) = metric.unfit_for(task) {
         bail!("{why}");
     }
+    let balanced = args.class_weight == ClassWeightArg::Balanced;
+    if balanced && task == gradus::data::Task::Regression {
+        bail!("--class-weight balanced needs classes; the target '{}' is a number", raw.target_name);
+    }
     let mut space = autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto));
     if let Some(file) = &args.space {
         space = autotune::merge_space(space, read_space(file)?, file)?;
@@ -259,6 +275,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         seed: args.seed,
         metric,
         deadline: None,
+        balanced,
     };
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
@@ -293,6 +310,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if metric != Metric::default_for(task) {
         objective.push_str(&format!(", ranked by {metric}"));
     }
+    if balanced {
+        objective.push_str(", balanced class weights");
+    }
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),
         pruner: args.pruner.spec(args.warmup_epochs, args.epochs as u64, 5),
@@ -312,7 +332,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         Ok((study, stored)) => {
             if let Some(stored) = stored.objective.filter(|o| *o != objective) {
                 bail!(
-                    "study '{name}' was tuned on other data, another target, other inputs or another metric (its trials measured {stored}; \
+                    "study '{name}' was tuned on other data, another target, other inputs, metric or class weights (its trials measured {stored}; \
                      this run would measure {objective}); pick another --study NAME, or delete it with \
                      `gradus study delete --study {name}`"
                 );

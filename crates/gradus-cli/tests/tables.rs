@@ -141,13 +141,14 @@ fn a_raw_mixed_table_tunes_and_predicts_new_raw_rows_with_unseen_values() {
 
 #[test]
 fn bad_table_input_is_exit_2_with_the_place_named_and_nothing_written() {
-    let cases: [(&str, &[&str], &str); 6] = [
+    let cases: [(&str, &[&str], &str); 7] = [
         ("a,y\n1,NA\n2,\n", &[], "target column 'y' has no values"),
         ("a,b,y\n1,2,x\n3,4,z\n", &["--categorical", "nope"], "--categorical names 'nope', which is not a column"),
         ("a,b,y\n1,2,x\n3,4,z\n", &["--ignore", "y"], "--ignore names 'y', the target column"),
         ("a,y\nu1,x\n", &[], "no column is left to learn from"),
         ("a,b,y\n1,2,x\n3,4,z\n", &["--metric", "rmse"], "--metric rmse does not fit a binary target"),
         ("a,y\n1,x\n2,z\n3,w\n", &["--metric", "roc_auc"], "--metric roc_auc is defined for two classes only"),
+        ("a,y\n1,1.5\n2,2.25\n3,3.125\n", &["--class-weight", "balanced"], "--class-weight balanced needs classes"),
     ];
     for (table, flags, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -386,5 +387,5 @@ fn metric_roc_auc_ranks_the_same_trials_otherwise_than_the_loss() {
     let args = ["tune", "--data", "t.csv", "--target", "y", "--study", "log_loss", "--metric", "pr_auc"];
     let out = gradus(dir.path(), &args);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("another metric"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other inputs, metric or class weights"), "{}", stderr(&out));
 }

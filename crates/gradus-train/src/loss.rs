@@ -32,6 +32,10 @@ pub enum Loss {
 pub enum Targets<'a> {
     Real(&'a [f32]),
     Classes(&'a [u32]),
+    /// Class labels with a weight per class: each sample's loss and
+    /// gradient count its class's weight (scikit-learn's `class_weight`);
+    /// the mean is still over the samples.
+    Weighted(&'a [u32], &'a [f32]),
 }
 
 impl<'a> From<&'a Target> for Targets<'a> {
@@ -49,13 +53,14 @@ impl<'a> Targets<'a> {
         match *self {
             Targets::Real(v) => Targets::Real(&v[range]),
             Targets::Classes(v) => Targets::Classes(&v[range]),
+            Targets::Weighted(v, w) => Targets::Weighted(&v[range], w),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Targets::Real(v) => v.len(),
-            Targets::Classes(v) => v.len(),
+            Targets::Classes(v) | Targets::Weighted(v, _) => v.len(),
         }
     }
 
@@ -137,6 +142,11 @@ impl Loss {
             assert_eq!(g.len(), out.len(), "gradient has the outputs' shape");
         }
         let mut total = 0.0f64;
+        // Sample i's class weight (1 without weights).
+        let weight = |i: usize| match y {
+            Targets::Weighted(labels, w) => w[labels[i] as usize],
+            _ => 1.0,
+        };
         match (self, y) {
             (Loss::Mse, Targets::Real(y)) => {
                 let scale = 2.0 / (n * k) as f32;
@@ -188,20 +198,21 @@ impl Loss {
                 }
                 total / (n * k) as f64
             }
-            (Loss::BinaryCrossEntropy, Targets::Classes(y)) => {
+            (Loss::BinaryCrossEntropy, Targets::Classes(y) | Targets::Weighted(y, _)) => {
                 assert_eq!(k, 1, "binary cross-entropy takes one logit");
                 let inv_n = 1.0 / n as f32;
                 for (i, &z) in out.iter().enumerate() {
                     let t = y[i] as f32;
+                    let w = weight(i);
                     let z64 = z as f64;
-                    total += z64.max(0.0) - z64 * t as f64 + (-z64.abs()).exp().ln_1p();
+                    total += w as f64 * (z64.max(0.0) - z64 * t as f64 + (-z64.abs()).exp().ln_1p());
                     if let Some(g) = grad.as_deref_mut() {
-                        g[i] = (sigmoid(z) - t) * inv_n;
+                        g[i] = (sigmoid(z) - t) * inv_n * w;
                     }
                 }
                 total / n as f64
             }
-            (Loss::SoftmaxCrossEntropy, Targets::Classes(y)) => {
+            (Loss::SoftmaxCrossEntropy, Targets::Classes(y) | Targets::Weighted(y, _)) => {
                 let inv_n = 1.0 / n as f32;
                 let with_grad = grad.is_some();
                 let mut exps = vec![0.0f32; if with_grad { 0 } else { k }];
@@ -219,11 +230,12 @@ impl Loss {
                         sum += *ej as f64;
                     }
                     let c = y[i] as usize;
-                    total += max as f64 + sum.ln() - row[c] as f64;
+                    let w = weight(i);
+                    total += w as f64 * (max as f64 + sum.ln() - row[c] as f64);
                     if with_grad {
-                        let scale = (1.0 / sum) as f32 * inv_n;
+                        let scale = (1.0 / sum) as f32 * inv_n * w;
                         e.iter_mut().for_each(|ej| *ej *= scale);
-                        e[c] -= inv_n;
+                        e[c] -= inv_n * w;
                     }
                 }
                 total / n as f64
@@ -317,6 +329,39 @@ mod tests {
             loss.value_and_grad(&out, k, Targets::Classes(&y), &mut g);
             assert_close(&g, &numeric_grad(loss, &out, k, Targets::Classes(&y), 1e-2));
         }
+
+        #[test]
+        fn class_weighted_gradients_match_finite_differences(
+            rows in prop::collection::vec((prop::collection::vec(-8.0f32..8.0, 3), 0u32..3), 1..8),
+            w in prop::collection::vec(0.1f32..5.0, 3)
+        ) {
+            let y: Vec<u32> = rows.iter().map(|(_, c)| *c).collect();
+            let out: Vec<f32> = rows.iter().flat_map(|(r, _)| r.clone()).collect();
+            let t = Targets::Weighted(&y, &w);
+            let mut g = vec![0.0; out.len()];
+            Loss::SoftmaxCrossEntropy.value_and_grad(&out, 3, t, &mut g);
+            assert_close(&g, &numeric_grad(Loss::SoftmaxCrossEntropy, &out, 3, t, 1e-2));
+            let binary: Vec<u32> = y.iter().map(|c| c % 2).collect();
+            let logits: Vec<f32> = rows.iter().map(|(r, _)| r[0]).collect();
+            let t = Targets::Weighted(&binary, &w[..2]);
+            let mut g = vec![0.0; logits.len()];
+            Loss::BinaryCrossEntropy.value_and_grad(&logits, 1, t, &mut g);
+            assert_close(&g, &numeric_grad(Loss::BinaryCrossEntropy, &logits, 1, t, 1e-2));
+        }
+    }
+
+    #[test]
+    fn class_weights_scale_each_samples_loss_and_weights_of_one_change_nothing() {
+        // Logits 0: each sample's binary cross-entropy is ln 2; weights 3 (class 0) and 1 (class 1).
+        let y = [0u32, 1, 1];
+        let weighted = Loss::BinaryCrossEntropy.value(&[0.0; 3], 1, Targets::Weighted(&y, &[3.0, 1.0]));
+        assert!((weighted - 5.0 / 3.0 * 2f64.ln()).abs() < 1e-12, "{weighted}");
+        let out = [0.3f32, -1.2, 2.0, 0.1, 0.0, -0.5];
+        let labels = [2u32, 0];
+        let (mut a, mut b) = (vec![0.0; 6], vec![0.0; 6]);
+        let plain = Loss::SoftmaxCrossEntropy.value_and_grad(&out, 3, Targets::Classes(&labels), &mut a);
+        let ones = Loss::SoftmaxCrossEntropy.value_and_grad(&out, 3, Targets::Weighted(&labels, &[1.0; 3]), &mut b);
+        assert_eq!((plain, a), (ones, b), "bit for bit");
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub struct TrainConfig {
     /// the loss ([`EpochRecord::valid_score`]); early stopping stays on the loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<Metric>,
+    /// A weight per class for the training loss (scikit-learn's
+    /// `class_weight`): each training row's loss and gradient count its
+    /// class's weight. The validation loss stays unweighted: it measures
+    /// the model, not the objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Default for TrainConfig {
@@ -91,6 +97,7 @@ impl Default for TrainConfig {
             log_every: 0,
             divergence_threshold: 1e10,
             monitor: None,
+            class_weights: None,
         }
     }
 }
@@ -316,6 +323,17 @@ impl Trainer {
         if cfg.early_stopping.is_some() && valid.is_none_or(|v| v.n_samples() == 0) {
             return Err(TrainError::Mismatch("early stopping needs a validation set".into()));
         }
+        if let Some(w) = &cfg.class_weights {
+            let Target::Classes { classes, .. } = &train.y else {
+                return Err(TrainError::Mismatch("class weights need a class target".into()));
+            };
+            if w.len() != classes.len() || w.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(TrainError::Mismatch(format!(
+                    "class weights must be {} finite numbers > 0, one per class; got {w:?}",
+                    classes.len()
+                )));
+            }
+        }
 
         let mut rng = seeded_rng(cfg.seed);
         model.init_params(&mut rng);
@@ -360,7 +378,7 @@ impl Trainer {
                             regularised_loss_and_grad(
                                 model,
                                 train.x.view(),
-                                (&train.y).into(),
+                                training_targets(&train.y, cfg.class_weights.as_deref()),
                                 loss,
                                 cfg.penalty(),
                                 &mut grad,
@@ -371,7 +389,7 @@ impl Trainer {
                             regularised_loss_and_grad(
                                 model,
                                 batch_x.view(),
-                                (&batch_y).into(),
+                                training_targets(&batch_y, cfg.class_weights.as_deref()),
                                 loss,
                                 cfg.penalty(),
                                 &mut grad,
@@ -412,7 +430,7 @@ impl Trainer {
                         let value = regularised_loss_and_grad(
                             model,
                             train.x.view(),
-                            (&train.y).into(),
+                            training_targets(&train.y, cfg.class_weights.as_deref()),
                             loss,
                             penalty,
                             &mut grad,
@@ -535,6 +553,15 @@ impl Trainer {
             best_valid_loss: best.epoch.map(|_| best.loss),
             history,
         })
+    }
+}
+
+/// The targets the training loss sees: class labels with their classes'
+/// weights when there are any.
+fn training_targets<'a>(y: &'a Target, class_weights: Option<&'a [f32]>) -> Targets<'a> {
+    match (y, class_weights) {
+        (Target::Classes { labels, .. }, Some(w)) => Targets::Weighted(labels, w),
+        _ => y.into(),
     }
 }
 

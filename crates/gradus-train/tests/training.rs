@@ -322,6 +322,45 @@ fn lbfgs_logistic_regression_matches_scikit_learn_within_1e_5() {
     }
 }
 
+/// The same with `class_weight="balanced"` (weights n / (2·n_c): 0.797 for
+/// benign, 1.342 for malignant), from the same script:
+///   C=1.0: log_loss=0.055261967325121696 objective=0.07136984034860848
+/// (the log-loss unweighted, the objective weighted).
+#[test]
+fn class_weighted_lbfgs_logistic_regression_matches_scikit_learn_within_1e_5() {
+    let options = LoadOptions { target_kind: gradus_data::TargetKind::Classes, ..LoadOptions::default() };
+    let mut data = load("builtin:breast_cancer", &options).unwrap();
+    Scaler::standard(&data.x).unwrap().transform(&mut data.x).unwrap();
+    let n = data.n_samples() as f32;
+    let labels = data.y.labels().unwrap();
+    let malignant = labels.iter().filter(|&&l| l == 1).count() as f32;
+    let weights = vec![n / (2.0 * (n - malignant)), n / (2.0 * malignant)];
+    assert!((weights[0] - 0.796_918_8).abs() < 1e-6 && (weights[1] - 1.341_981).abs() < 1e-6, "{weights:?}");
+    let mut model = LinearModel::new(30, 1, true);
+    let config = TrainConfig {
+        optimizer: OptimizerConfig::lbfgs(),
+        epochs: 500,
+        l2: 1.0 / n,
+        tol: 1e-10,
+        class_weights: Some(weights),
+        ..TrainConfig::default()
+    };
+    let report =
+        Trainer::new(config).unwrap().fit(&mut model, Loss::BinaryCrossEntropy, &data, None, &mut NoObserver).unwrap();
+    let Metrics::Classification { log_loss, .. } = evaluate(&model, Loss::BinaryCrossEntropy, &data).unwrap() else {
+        panic!("classification")
+    };
+    assert!((log_loss - 0.055_261_967_325_121_696).abs() < 1e-5, "log-loss {log_loss}");
+    assert!((report.final_loss - 0.071_369_840_348_608_48).abs() < 1e-5, "objective {}", report.final_loss);
+    // Weights that do not fit the classes are an error, not a panic.
+    let config = TrainConfig { class_weights: Some(vec![1.0]), ..TrainConfig::default() };
+    let err = Trainer::new(config)
+        .unwrap()
+        .fit(&mut LinearModel::new(30, 1, true), Loss::BinaryCrossEntropy, &data, None, &mut NoObserver)
+        .unwrap_err();
+    assert!(err.to_string().contains("2 finite numbers > 0, one per class"), "{err}");
+}
+
 #[test]
 fn the_scheduled_learning_rate_is_the_one_the_optimizer_uses() {
     // Classic example, GD from θ = 0, lr 0.01 halved every epoch. The gradient

@@ -201,6 +201,9 @@ pub struct TuneJob {
     /// them); under cross-validation, whose unfinished folds would bias
     /// the mean, it fails.
     pub deadline: Option<std::time::Instant>,
+    /// Weigh classes in every trial's training loss by their inverse
+    /// frequency (`--class-weight balanced`, see [`TrainJob::balanced`]).
+    pub balanced: bool,
 }
 
 /// Set to stop every running trial at its next epoch (Ctrl-C).
@@ -363,6 +366,7 @@ impl TuneJob {
                 _ => self.scaling,
             },
             valid_fraction: self.valid_fraction,
+            balanced: self.balanced,
             config: TrainConfig {
                 optimizer,
                 lr: real("lr", 1e-3) as f32,
@@ -1080,6 +1084,7 @@ mod tests {
             seed: 0,
             metric: Metric::LogLoss,
             deadline: None,
+            balanced: false,
         }
     }
 

@@ -72,6 +72,10 @@ pub struct TrainJob {
     pub scaling: Scaling,
     /// Rows held out for validation (stratified for classes); 0 for none.
     pub valid_fraction: f64,
+    /// Weight each class by n / (classes × its rows) in the training loss,
+    /// counted on the training rows (scikit-learn's `class_weight="balanced"`);
+    /// overrides `config.class_weights`.
+    pub balanced: bool,
     pub config: TrainConfig,
 }
 
@@ -150,7 +154,11 @@ impl TrainJob {
         observer: &mut dyn Observer,
     ) -> Result<TrainOutcome, PipelineError> {
         let data = train_raw;
-        let trainer = Trainer::new(self.config.clone())?;
+        let mut config = self.config.clone();
+        if let (true, Target::Classes { labels, classes }) = (self.balanced, &data.y) {
+            config.class_weights = Some(balanced_weights(labels, classes.len()));
+        }
+        let trainer = Trainer::new(config)?;
         if let (ModelChoice::Mlp { dropout, .. }, gradus_train::OptimizerConfig::Lbfgs { .. }) =
             (&self.model, &self.config.optimizer)
             && *dropout > 0.0
@@ -235,6 +243,14 @@ impl Observer for InTargetUnits<'_> {
     }
 }
 
+/// scikit-learn's balanced class weights: n / (k · n_c) for class c of k
+/// among n labels (1 for a class with no rows, which no loss term uses).
+pub fn balanced_weights(labels: &[u32], k: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; k];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    counts.iter().map(|&c| if c == 0 { 1.0 } else { (labels.len() as f64 / (k * c) as f64) as f32 }).collect()
+}
+
 /// The (mean, standard deviation) of a real target.
 fn target_scale(y: &[f32]) -> Result<(f64, f64), PipelineError> {
     let column = gradus_data::Matrix::from_vec(y.len(), 1, y.to_vec()).expect("n x 1");
@@ -253,6 +269,7 @@ mod tests {
             loss: None,
             scaling: Scaling::Standard,
             valid_fraction: 0.2,
+            balanced: false,
             config: TrainConfig { lr: 0.01, epochs: 60, ..TrainConfig::default() },
         }
     }
@@ -276,6 +293,14 @@ mod tests {
     }
 
     #[test]
+    fn balanced_weights_are_scikit_learns() {
+        // compute_class_weight("balanced", classes=[0, 1, 2], y=[0, 0, 0, 1, 2, 2]) = [0.6667, 2, 1]
+        let w = balanced_weights(&[0, 0, 0, 1, 2, 2], 3);
+        assert!((w[0] - 2.0 / 3.0).abs() < 1e-7 && w[1] == 2.0 && w[2] == 1.0, "{w:?}");
+        assert_eq!(balanced_weights(&[0, 0], 2), vec![0.5, 1.0], "a class with no rows weighs 1");
+    }
+
+    #[test]
     fn huber_delta_is_in_the_targets_own_units() {
         // y = 10x with every tenth row an outlier +300: a Huber fit with δ = 1
         // (in target units) ignores the outliers; were δ taken in standardised
@@ -294,6 +319,7 @@ mod tests {
             loss: Some(Loss::Huber { delta: 1.0 }),
             scaling: Scaling::Standard,
             valid_fraction: 0.0,
+            balanced: false,
             config: TrainConfig {
                 optimizer: OptimizerConfig::lbfgs(),
                 epochs: 200,

@@ -29,6 +29,7 @@ fn predicting_from_raw_rows_reproduces_the_pipelines_outputs_bit_for_bit() {
         loss: None,
         scaling: Scaling::Standard,
         valid_fraction: 0.0,
+        balanced: false,
         config: TrainConfig { lr: 0.01, epochs: 5, ..TrainConfig::default() },
     };
     let model = Ensemble::from(job.run(&tuning, &mut NoObserver).unwrap().saved);
