@@ -29,6 +29,16 @@ impl Batches {
         self.order.chunks(self.batch_size)
     }
 
+    /// Batch `i` of the current order (the last may be smaller).
+    ///
+    /// # Panics
+    /// When `i` is not below [`Self::len`].
+    pub fn batch(&self, i: usize) -> &[usize] {
+        let start = i * self.batch_size;
+        assert!(start < self.order.len(), "batch {i} of {}", self.len());
+        &self.order[start..(start + self.batch_size).min(self.order.len())]
+    }
+
     /// The number of batches in an epoch.
     pub fn len(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
@@ -48,6 +58,7 @@ mod tests {
         let mut b = Batches::new(10, 4).unwrap();
         assert_eq!(b.iter().map(<[usize]>::len).collect::<Vec<_>>(), [4, 4, 2]);
         assert_eq!(b.len(), 3);
+        assert_eq!((b.batch(0), b.batch(2)), (&[0, 1, 2, 3][..], &[8, 9][..]));
         let mut rng = crate::seeded_rng(1);
         b.shuffle(&mut rng);
         let first: Vec<usize> = b.iter().flatten().copied().collect();

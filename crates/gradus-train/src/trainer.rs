@@ -76,6 +76,15 @@ pub struct TrainConfig {
     /// the model, not the objective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weights: Option<Vec<f32>>,
+    /// An epoch of at most this many rows (in whole batches) instead of a
+    /// full pass (Keras's `steps_per_epoch`): rows are still drawn pass
+    /// after pass in a fresh shuffled order, but the epoch's end — the
+    /// validation loss, early stopping, the schedule, the observer — comes
+    /// every so many rows, so on a large table a run is judged and stopped
+    /// at a cost that does not grow with the table. Full-batch optimizers
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_rows: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +107,7 @@ impl Default for TrainConfig {
             divergence_threshold: 1e10,
             monitor: None,
             class_weights: None,
+            epoch_rows: None,
         }
     }
 }
@@ -111,6 +121,9 @@ impl TrainConfig {
                 Err(TrainError::invalid(name, v, "must be a finite number >= 0"))
             }
         };
+        if self.epoch_rows == Some(0) {
+            return Err(TrainError::invalid("epoch rows", 0, "must be at least 1"));
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(TrainError::invalid("lr", self.lr, "must be a finite number > 0"));
         }
@@ -349,6 +362,14 @@ impl Trainer {
             _ => n,
         };
         let mut batches = Batches::new(n, batch_size)?;
+        // An epoch is a pass over the rows, or `epoch_rows` of them (whole
+        // batches) taken in turn from passes in shuffled order.
+        let batches_per_epoch = match cfg.epoch_rows {
+            Some(rows) if batch_size < n && rows < n => rows.div_ceil(batch_size),
+            _ => batches.len(),
+        };
+        // The next batch of the current pass; at the end, a new pass begins.
+        let mut next_batch = batches.len();
         let mut scheduler = Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
         let mut grad = vec![0.0f32; model.params().len()];
         let mut batch_x = Matrix::zeros(0, train.n_features());
@@ -369,11 +390,17 @@ impl Trainer {
             let mut epoch_rows = 0usize;
             let end = match &mut engine {
                 Engine::FirstOrder(optimizer) => {
-                    if batch_size < n {
-                        batches.shuffle(&mut rng);
-                    }
                     let mut end = EpochEnd::Completed;
-                    for rows in batches.iter() {
+                    for _ in 0..batches_per_epoch {
+                        // A new pass over the rows: a new order.
+                        if next_batch == batches.len() {
+                            if batch_size < n {
+                                batches.shuffle(&mut rng);
+                            }
+                            next_batch = 0;
+                        }
+                        let rows = batches.batch(next_batch);
+                        next_batch += 1;
                         let value = if batch_size == n {
                             regularised_loss_and_grad(
                                 model,

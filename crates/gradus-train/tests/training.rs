@@ -228,6 +228,34 @@ fn a_run_the_observer_stops_keeps_the_stopping_epoch_when_it_is_the_best() {
 }
 
 #[test]
+fn epochs_of_some_rows_take_the_same_steps_as_full_passes_cut_finer() {
+    // 111 training rows in batches of 10: 12 batches a pass. Epochs of 40
+    // rows are 4 batches, so 6 of them are the 2 passes of 2 full epochs,
+    // drawn in the same shuffled orders: the same weights, bit for bit.
+    let (train, valid) = held_out("builtin:iris", 2);
+    let run = |epochs: usize, epoch_rows: Option<usize>| {
+        let mut model = LinearModel::new(4, 3, true);
+        let config = TrainConfig { batch_size: Some(10), lr: 0.05, epochs, epoch_rows, ..TrainConfig::default() };
+        let mut observer = Recorder { stop_after: 0, ..Recorder::default() };
+        let report = Trainer::new(config)
+            .unwrap()
+            .fit(&mut model, Loss::SoftmaxCrossEntropy, &train, Some(&valid), &mut observer)
+            .unwrap();
+        (model.params().to_vec(), report.steps, observer.epochs.len())
+    };
+    let (full, full_steps, full_epochs) = run(2, None);
+    let (cut, cut_steps, cut_epochs) = run(6, Some(40));
+    assert_eq!((full_steps, full_epochs), (24, 2));
+    assert_eq!((cut_steps, cut_epochs), (24, 6), "4 steps an epoch");
+    assert_eq!(full, cut);
+    // As many rows as the table, or more, is a full pass.
+    assert_eq!(run(2, Some(111)).0, full);
+    assert_eq!(run(2, Some(5000)).0, full);
+    let err = Trainer::new(TrainConfig { epoch_rows: Some(0), ..TrainConfig::default() }).unwrap_err();
+    assert!(err.to_string().contains("epoch rows 0"), "{err}");
+}
+
+#[test]
 fn a_monitored_metric_is_measured_on_the_validation_rows_after_every_epoch() {
     let (train, valid) = held_out("builtin:breast_cancer", 1);
     let mut model = LinearModel::new(30, 1, true);
