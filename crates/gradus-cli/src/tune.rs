@@ -119,6 +119,12 @@ pub struct TuneArgs {
     /// Early stopping's patience, in epochs.
     #[arg(long, default_value_t = 10)]
     patience: usize,
+    /// An epoch of at most this many training rows instead of a full pass
+    /// (rows still drawn pass after pass in shuffled order), so that early
+    /// stopping and pruning judge a trial every so many rows [default:
+    /// 16384 when trials train on more than twice that, else a full pass].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    epoch_rows: Option<u64>,
     /// Feature scaling fitted on each trial's training rows; auto searches
     /// standard and minmax (which suits pixels) as a hyperparameter.
     #[arg(long, value_enum, default_value = "auto")]
@@ -256,13 +262,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if balanced && task == gradus::data::Task::Regression {
         bail!("--class-weight balanced needs classes; the target '{}' is a number", raw.target_name);
     }
-    let mut space = autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto));
-    if let Some(file) = &args.space {
-        space = autotune::merge_space(space, read_space(file)?, file)?;
-    }
+    let user_space = args.space.as_ref().map(|file| read_space(file).map(|s| (file, s))).transpose()?;
     let mut job = TuneJob {
+        space: autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto)),
         families,
-        space: space.clone(),
         scaling: match args.scale {
             ScaleArg::Standard | ScaleArg::Auto => Scaling::Standard,
             ScaleArg::Minmax => Scaling::MinMax,
@@ -276,6 +279,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         metric,
         deadline: None,
         balanced,
+        epoch_rows: args.epoch_rows.map(|r| r as usize),
     };
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
@@ -297,6 +301,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if args.cv.is_none() && args.valid_fraction.is_none() {
         job.cross_validate_small_data(&tuning);
     }
+    let large = args.epoch_rows.is_none() && job.shorten_epochs_on_large_data(&tuning);
+    // The space: the defaults (larger batches on a large table), with a
+    // --space file laid over them.
+    let mut space = autotune::default_space(&job.families, matches!(args.scale, ScaleArg::Auto));
+    if large {
+        space = autotune::large_data_batches(space);
+    }
+    if let Some((file, user)) = user_space {
+        space = autotune::merge_space(space, user, file)?;
+    }
+    job.space = space.clone();
 
     // What the trials measure: the same file, target, task, inputs and
     // metric, or another study. (The default metric is left out, as before
@@ -312,6 +327,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     if balanced {
         objective.push_str(", balanced class weights");
+    }
+    if let Some(rows) = job.epoch_rows {
+        objective.push_str(&format!(", epochs of {rows} rows"));
     }
     let settings = StudySettings {
         sampler: args.sampler.spec(args.seed),

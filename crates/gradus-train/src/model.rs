@@ -384,11 +384,7 @@ pub(crate) mod tests {
         // targets up to 3): see proptest-regressions/model.txt.
         let norm: f32 = grad.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-2);
         let rounding = 1e-5 * (objective.abs().max(1.0) as f32) * (grad.len() as f32).sqrt();
-        assert!(
-            diff < 1e-3 * norm + rounding,
-            "{loss:?}: relative error {}: {grad:?} vs {numeric:?}",
-            diff / norm
-        );
+        assert!(diff < 1e-3 * norm + rounding, "{loss:?}: relative error {}: {grad:?} vs {numeric:?}", diff / norm);
     }
 
     /// Moves weights within 0.02 of zero to ±0.05, so that a difference step
