@@ -622,6 +622,23 @@ fn value_name(job: &TuneJob) -> String {
     job.monitor().map_or("loss".to_string(), |m| m.name().to_string())
 }
 
+/// Seconds left for `left` trials (running ones included), from the
+/// measured time per epoch: `elapsed` seconds have trained the `finished`
+/// epochs of `ran` finished trials and the epochs of those `running`; a
+/// trial trains as many epochs as the finished ones did on average (a
+/// running one, what it lacks of that). Measured on epochs, not trials, so
+/// that a long trial still running weighs in before it ends.
+fn epoch_eta(elapsed: f64, finished: usize, ran: u64, running: &[usize], left: u64) -> f64 {
+    let trained = finished + running.iter().sum::<usize>();
+    if trained == 0 || ran == 0 {
+        return f64::NAN;
+    }
+    let per_trial = finished as f64 / ran as f64;
+    let running_left: f64 = running.iter().map(|&e| (per_trial - e as f64).max(0.0)).sum();
+    let waiting = left.saturating_sub(running.len() as u64) as f64;
+    elapsed / trained as f64 * (waiting * per_trial + running_left)
+}
+
 /// The kinds the user gave (`--columns FILE`, `--categorical`) and the
 /// columns left out (`--columns FILE`, `--ignore`), each with where it was
 /// said. A column given two ways is an error.
@@ -798,6 +815,8 @@ struct TrialProgress {
     done_before: u64,
     /// When trials must end (`--timeout`), which bounds the time left.
     deadline: Option<Instant>,
+    /// Epochs trained by the trials this run finished.
+    finished_epochs: std::sync::atomic::AtomicUsize,
 }
 
 impl TrialProgress {
@@ -821,6 +840,7 @@ impl TrialProgress {
             started: Instant::now(),
             done_before: done,
             deadline,
+            finished_epochs: 0.into(),
         }
     }
 
@@ -836,9 +856,6 @@ impl TrialProgress {
 
     /// A running trial finished an epoch: show it on the bar.
     fn epoch(&self, number: u64, epochs: usize, most: usize) {
-        if self.bar.is_none() {
-            return;
-        }
         lock(&self.running).insert(number, (epochs, most));
         self.redraw();
     }
@@ -869,12 +886,15 @@ impl TrialProgress {
         self.redraw();
         let ran = done - self.done_before;
         let elapsed = self.started.elapsed().as_secs_f64();
-        let mut eta = elapsed / ran as f64 * self.total.saturating_sub(done) as f64;
+        let finished = self.finished_epochs.fetch_add(t.intermediate.len(), Ordering::Relaxed) + t.intermediate.len();
+        let running: Vec<usize> = lock(&self.running).values().map(|(e, _)| *e).collect();
+        let mut eta = epoch_eta(elapsed, finished, ran, &running, self.total.saturating_sub(done));
         if let Some(d) = self.deadline {
             eta = eta.min(d.saturating_duration_since(Instant::now()).as_secs_f64());
         }
+        let eta = if eta.is_finite() { format!("{eta:.0} s") } else { "?".to_string() };
         self.note(&format!(
-            "trial {} {outcome}; {best_text}; {done}/{} done, {elapsed:.0} s elapsed, ETA {eta:.0} s",
+            "trial {} {outcome}; {best_text}; {done}/{} done, {elapsed:.0} s elapsed, ETA {eta}",
             t.number, self.total
         ));
     }
@@ -883,5 +903,22 @@ impl TrialProgress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epoch_eta;
+
+    #[test]
+    fn the_eta_counts_epochs_so_a_long_running_trial_weighs_in() {
+        // Two trials of 10 epochs finished, one running at epoch 4, in 24 s:
+        // 1 s an epoch; it lacks 6, and 7 trials wait with 10 each: 76 s.
+        assert_eq!(epoch_eta(24.0, 20, 2, &[4], 8), 76.0);
+        // The same time spent on fewer epochs (a slow trial running): longer.
+        assert_eq!(epoch_eta(24.0, 8, 2, &[4], 8), 24.0 / 12.0 * (7.0 * 4.0));
+        // Past the finished trials' mean, a running trial adds nothing more.
+        assert_eq!(epoch_eta(10.0, 10, 1, &[30], 1), 0.0);
+        assert!(epoch_eta(1.0, 0, 1, &[], 5).is_nan(), "nothing measured yet");
     }
 }
