@@ -325,3 +325,32 @@ fn timeout_bounds_the_whole_command_trials_refit_and_test() {
     let stored = trials(dir.path(), "tune-digits");
     assert!(stored.iter().all(|t| t["state"] != "running"), "nothing left running");
 }
+
+#[test]
+fn a_space_choice_trains_what_it_names_and_an_unknown_one_is_exit_2_before_any_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = r#"{"model": {"type": "categorical", "choices": ["mlp"]},
+        "activation": {"type": "categorical", "choices": ["sigmoid"]},
+        "optimizer": {"type": "categorical", "choices": ["rmsprop"]}}"#;
+    std::fs::write(dir.path().join("space.json"), space).unwrap();
+    let args = ["tune", "--data", "builtin:iris", "--trials", "2", "--epochs", "5", "--space", "space.json"];
+    let out = gradus(dir.path(), &[&args[..], &["--out", "m.gradus", "--ensemble", "1", "--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = gradus(dir.path(), &["inspect", "m.gradus", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("sigmoid") && !text.contains("relu"), "the activation trained is the one named: {text}");
+    assert!(text.contains("rmsprop"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("space.json"), r#"{"activation": {"type": "categorical", "choices": ["swish"]}}"#)
+        .unwrap();
+    let out = gradus(dir.path(), &["tune", "--data", "builtin:iris", "--space", "space.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("space.json: activation choice \"swish\" is not one gradus can train"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("gradus.db").exists(), "refused before any storage or trial");
+}

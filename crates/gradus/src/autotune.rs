@@ -145,6 +145,70 @@ pub fn large_data_batches(mut space: SearchSpace) -> SearchSpace {
     space
 }
 
+/// The values a categorical hyperparameter may take, each decoded by the
+/// one function the trials use ([`decode_optimizer`] and its kin): a space
+/// naming any other is refused ([`merge_space`]), never trained as a default.
+pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "optimizer" => &["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"],
+        "activation" => &["relu", "tanh", "sigmoid", "gelu"],
+        "schedule" => &["constant", "cosine"],
+        "scaling" => &["standard", "minmax", "none"],
+        _ => return None,
+    })
+}
+
+/// The optimizer named `name` (settings as `gradus train`'s, PyTorch's
+/// defaults; momentum 0.9 for momentum and nesterov) and the L2 penalty:
+/// `weight_decay`, or 0 for AdamW, which decays weights itself.
+pub fn decode_optimizer(name: &str, weight_decay: f32) -> Option<(OptimizerConfig, f32)> {
+    Some(match name {
+        "sgd" => (OptimizerConfig::sgd(0.0), weight_decay),
+        "momentum" => (OptimizerConfig::sgd(0.9), weight_decay),
+        "nesterov" => (OptimizerConfig::Sgd { momentum: 0.9, nesterov: true }, weight_decay),
+        "adagrad" => (OptimizerConfig::adagrad(), weight_decay),
+        "rmsprop" => (OptimizerConfig::rmsprop(), weight_decay),
+        "adam" => (OptimizerConfig::adam(), weight_decay),
+        "adamw" => (OptimizerConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }, 0.0),
+        _ => return None,
+    })
+}
+
+/// The activation named `name`.
+pub fn decode_activation(name: &str) -> Option<Activation> {
+    [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Gelu].into_iter().find(|a| a.name() == name)
+}
+
+/// The learning-rate schedule named `name` (cosine: to 0 over the trial's epochs).
+pub fn decode_schedule(name: &str) -> Option<Schedule> {
+    match name {
+        "constant" => Some(Schedule::Constant),
+        "cosine" => Some(Schedule::Cosine { warmup: 0, min_lr: 0.0 }),
+        _ => None,
+    }
+}
+
+/// The feature scaling named `name`.
+pub fn decode_scaling(name: &str) -> Option<Scaling> {
+    match name {
+        "standard" => Some(Scaling::Standard),
+        "minmax" => Some(Scaling::MinMax),
+        "none" => Some(Scaling::None),
+        _ => None,
+    }
+}
+
+/// Whether `name`'s decoder knows `value` (see [`known_choices`]).
+fn decodes(name: &str, value: &str) -> bool {
+    match name {
+        "optimizer" => decode_optimizer(value, 0.0).is_some(),
+        "activation" => decode_activation(value).is_some(),
+        "schedule" => decode_schedule(value).is_some(),
+        "scaling" => decode_scaling(value).is_some(),
+        _ => true,
+    }
+}
+
 /// The defaults with a user's space file laid over them: a name the
 /// defaults lack is an error naming the file.
 pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Result<SearchSpace, PipelineError> {
@@ -159,6 +223,33 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
             };
             return Err(PipelineError::Unsuitable(format!(
                 "{origin}: unknown hyperparameter '{name}'{hint}; this search's are: {known}"
+            )));
+        }
+        // A value of the wrong kind would be read as the default.
+        let words = matches!(name.as_str(), "model" | "scaling" | "optimizer" | "schedule" | "activation");
+        let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width");
+        let fits = match &distribution {
+            Distribution::Categorical { choices } if words => choices.iter().all(Value::is_string),
+            Distribution::Categorical { choices } if whole => choices.iter().all(Value::is_i64),
+            Distribution::Categorical { choices } => choices.iter().all(Value::is_number),
+            Distribution::Float { .. } => !words && !whole,
+            Distribution::Int { .. } => !words,
+        };
+        if !fits {
+            let want = match (words, whole) {
+                (true, _) => "a categorical of names",
+                (_, true) => "an int range or a categorical of whole numbers",
+                _ => "a float or int range or a categorical of numbers",
+            };
+            let given = serde_json::to_string(&distribution).unwrap_or_default();
+            return Err(PipelineError::Unsuitable(format!("{origin}: {name} must be {want}, not {given}")));
+        }
+        if let (Some(known), Distribution::Categorical { choices }) = (known_choices(&name), &distribution)
+            && let Some(bad) = choices.iter().find(|c| !c.as_str().is_some_and(|v| decodes(&name, v)))
+        {
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: {name} choice {bad} is not one gradus can train (choices: {})",
+                known.join(", ")
             )));
         }
         if name == "model"
@@ -351,28 +442,19 @@ impl TuneJob {
             |name: &str, default: &'static str| params.get(name).and_then(Value::as_str).unwrap_or(default).to_string();
         let real = |name: &str, default: f64| params.get(name).and_then(Value::as_f64).unwrap_or(default);
         let whole = |name: &str, default: i64| params.get(name).and_then(Value::as_i64).unwrap_or(default);
+        // The space was checked against the decoders (see `merge_space`),
+        // so the defaults below stand only for hyperparameters it lacks.
         let weight_decay = real("weight_decay", 0.0) as f32;
-        let (optimizer, l2) = match text("optimizer", "adam").as_str() {
-            "sgd" => (OptimizerConfig::sgd(0.0), weight_decay),
-            "momentum" => (OptimizerConfig::sgd(0.9), weight_decay),
-            "adamw" => (OptimizerConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }, 0.0),
-            _ => (OptimizerConfig::adam(), weight_decay),
-        };
-        let schedule = match text("schedule", "constant").as_str() {
-            "cosine" => Schedule::Cosine { warmup: 0, min_lr: 0.0 },
-            _ => Schedule::Constant,
-        };
+        let (optimizer, l2) = decode_optimizer(&text("optimizer", "adam"), weight_decay)
+            .unwrap_or((OptimizerConfig::adam(), weight_decay));
+        let schedule = decode_schedule(&text("schedule", "constant")).unwrap_or(Schedule::Constant);
         let model = match self.family(params) {
             "linear" => ModelChoice::Linear,
             "logistic" => ModelChoice::Logistic,
             "softmax" => ModelChoice::Softmax,
             _ => ModelChoice::Mlp {
                 hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
-                activation: match text("activation", "relu").as_str() {
-                    "tanh" => Activation::Tanh,
-                    "gelu" => Activation::Gelu,
-                    _ => Activation::Relu,
-                },
+                activation: decode_activation(&text("activation", "relu")).unwrap_or(Activation::Relu),
                 dropout: real("dropout", 0.0) as f32,
                 init: WeightInit::Auto,
             },
@@ -380,11 +462,7 @@ impl TuneJob {
         TrainJob {
             model,
             loss: None,
-            scaling: match text("scaling", "").as_str() {
-                "standard" => Scaling::Standard,
-                "minmax" => Scaling::MinMax,
-                _ => self.scaling,
-            },
+            scaling: decode_scaling(&text("scaling", "")).unwrap_or(self.scaling),
             valid_fraction: self.valid_fraction,
             balanced: self.balanced,
             config: TrainConfig {
@@ -1289,6 +1367,50 @@ mod tests {
         let space = large_data_batches(default_space(&["linear"], false));
         assert_eq!(space.0["batch_size"], Distribution::Int { low: 64, high: 1024, log: true, step: 1 });
         assert_eq!(space.0["lr"], default_space(&["linear"], false).0["lr"], "only the batches change");
+    }
+
+    #[test]
+    fn every_choice_a_space_may_name_is_decoded_to_what_it_names_and_others_are_refused() {
+        let merged = |name: &str, d: Distribution| {
+            merge_space(default_space(&["mlp"], true), SearchSpace(BTreeMap::from([(name.to_string(), d)])), "s.json")
+        };
+        for name in ["optimizer", "activation", "schedule", "scaling"] {
+            for &value in known_choices(name).unwrap() {
+                let space = merged(name, Distribution::categorical([value])).unwrap();
+                let job = job(vec!["mlp"], space);
+                let train = job.job(&BTreeMap::from([(name.to_string(), Value::from(value))]));
+                let decoded = match name {
+                    "optimizer" => format!("{:?}", train.config.optimizer),
+                    "activation" => match &train.model {
+                        ModelChoice::Mlp { activation, .. } => activation.name().to_string(),
+                        other => panic!("{other:?}"),
+                    },
+                    "schedule" => format!("{:?}", train.config.schedule),
+                    _ => format!("{:?}", train.scaling),
+                };
+                let expected = match (name, value) {
+                    ("optimizer", "momentum") | ("optimizer", "nesterov") => "Sgd".to_string(),
+                    ("scaling", "minmax") => "MinMax".to_string(),
+                    _ => value.to_string(),
+                };
+                assert!(decoded.to_lowercase().starts_with(&expected.to_lowercase()), "{name} {value}: {decoded}");
+            }
+        }
+        let job = job(vec!["mlp"], default_space(&["mlp"], true));
+        let nesterov = job.job(&BTreeMap::from([("optimizer".to_string(), Value::from("nesterov"))]));
+        assert_eq!(nesterov.config.optimizer, OptimizerConfig::Sgd { momentum: 0.9, nesterov: true });
+        // Unknown names, and values of the wrong kind, which would train a default.
+        let err = merged("activation", Distribution::categorical(["relu", "swish"])).unwrap_err().to_string();
+        assert!(err.contains("s.json: activation choice \"swish\"") && err.contains("sigmoid"), "{err}");
+        let err = merged("optimizer", Distribution::categorical(["lbfgs"])).unwrap_err().to_string();
+        assert!(err.contains("optimizer choice \"lbfgs\" is not one gradus can train"), "{err}");
+        let err = merged("optimizer", Distribution::float(0.0, 1.0)).unwrap_err().to_string();
+        assert!(err.contains("optimizer must be a categorical of names"), "{err}");
+        let err = merged("batch_size", Distribution::float(16.0, 256.0)).unwrap_err().to_string();
+        assert!(err.contains("batch_size must be an int range"), "{err}");
+        let err = merged("lr", Distribution::categorical(["fast"])).unwrap_err().to_string();
+        assert!(err.contains("lr must be a float or int range"), "{err}");
+        assert!(merged("width", Distribution::Categorical { choices: vec![64.into(), 128.into()] }).is_ok());
     }
 
     #[test]
