@@ -338,7 +338,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         objective: Some(objective.clone()),
     };
     settings.sampler().with_context(|| match args.sampler {
-        SamplerArg::Grid if settings.space.as_ref().is_some_and(|s| s.iter().any(|(_, d)| d.grid().is_none())) => {
+        SamplerArg::Grid if settings.space.as_ref().is_some_and(|s| s.iter().any(|(_, d)| d.grid_len().is_none())) => {
             "--sampler grid: give --space a file that fixes these or gives them a step"
         }
         _ => "--sampler",

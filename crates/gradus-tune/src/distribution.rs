@@ -66,6 +66,10 @@ impl Distribution {
                 if low > high {
                     return bad(format!("low ({low}) is greater than high ({high})"));
                 }
+                // Samplers interpolate between the bounds: the width must be a number.
+                if !(high - low).is_finite() {
+                    return bad(format!("the range from {low} to {high} is wider than a float can hold"));
+                }
                 if log && low <= 0.0 {
                     return bad(format!("a log distribution needs low > 0, got {low}"));
                 }
@@ -76,10 +80,23 @@ impl Distribution {
                     if log {
                         return bad("step and log cannot be combined".into());
                     }
+                    // Levels are counted in f64, exactly up to 2^53.
+                    if (high - low) / step > MAX_EXACT_INT as f64 {
+                        return bad(format!(
+                            "a step of {step} from {low} to {high} makes more than 2^53 levels; take a larger step"
+                        ));
+                    }
                 }
                 Ok(())
             }
             Distribution::Int { low, high, log, step } => {
+                // Samplers work in f64, exact for integers up to 2^53.
+                if low < -MAX_EXACT_INT || high > MAX_EXACT_INT {
+                    return bad(format!(
+                        "an int range must lie within ±{MAX_EXACT_INT} (2^53, where every integer is exact in \
+                         the samplers' arithmetic), got {low} to {high}"
+                    ));
+                }
                 if low > high {
                     return bad(format!("low ({low}) is greater than high ({high})"));
                 }
@@ -116,7 +133,7 @@ impl Distribution {
     }
 
     /// The highest value on the step grid (high itself without a step).
-    fn top(&self) -> f64 {
+    pub(crate) fn top(&self) -> f64 {
         match *self {
             Distribution::Float { low, high, step: Some(s), .. } => low + ((high - low) / s + 1e-9).floor() * s,
             Distribution::Float { high, .. } => high,
@@ -132,11 +149,12 @@ impl Distribution {
         let u = u.clamp(0.0, 1.0 - f64::EPSILON);
         match *self {
             Distribution::Float { low, high, log: true, .. } => (low.ln() + u * (high.ln() - low.ln())).exp().min(high),
-            Distribution::Float { low, step: Some(s), .. } => {
-                let n = ((self.top() - low) / s).round() as i64 + 1;
-                low + ((u * n as f64).floor() as i64).min(n - 1) as f64 * s
+            Distribution::Float { low, high, step: Some(s), .. } => {
+                // In f64: a fine step over a wide range has more levels than an i64 holds.
+                let n = ((self.top() - low) / s).round() + 1.0;
+                (low + (u * n).floor().min(n - 1.0) * s).clamp(low, high)
             }
-            Distribution::Float { low, high, .. } => low + u * (high - low),
+            Distribution::Float { low, high, .. } => (low + u * (high - low)).clamp(low, high),
             Distribution::Int { low, high, log: true, .. } => {
                 // Uniform in log space over [low − 0.5, high + 0.5), then rounded (Optuna's choice).
                 let (lo, hi) = ((low as f64 - 0.5).max(0.5).ln(), (high as f64 + 0.5).ln());
@@ -162,8 +180,11 @@ impl Distribution {
                 internal >= low
                     && internal <= high
                     && step.is_none_or(|s| {
+                        // On the grid up to the rounding of low + k·s, which
+                        // grows with the values' size against the step.
                         let k = (internal - low) / s;
-                        (k - k.round()).abs() < 1e-8
+                        let rounding = 4.0 * f64::EPSILON * (low.abs() / s + k.abs());
+                        (k - k.round()).abs() < 1e-8 + rounding
                     })
             }
             Distribution::Int { low, high, step, .. } => {
@@ -227,8 +248,25 @@ impl Distribution {
         }
     }
 
+    /// How many values [`Self::grid`] lists, counted without listing them
+    /// (at most `u64::MAX`); `None` for a continuous distribution.
+    pub fn grid_len(&self) -> Option<u64> {
+        match *self {
+            Distribution::Float { step: None, low, high, .. } => (low == high).then_some(1),
+            Distribution::Float { low, step: Some(s), .. } => {
+                let n = ((self.top() - low) / s).round() + 1.0;
+                Some(if n.is_finite() && n < u64::MAX as f64 { n as u64 } else { u64::MAX })
+            }
+            Distribution::Int { low, high, step, .. } => {
+                Some(u64::try_from((i128::from(high) - i128::from(low)) / i128::from(step) + 1).unwrap_or(u64::MAX))
+            }
+            Distribution::Categorical { ref choices } => Some(choices.len() as u64),
+        }
+    }
+
     /// Every value of a finite distribution (ints, stepped floats,
-    /// categoricals), for grid search; `None` for a continuous one.
+    /// categoricals), for grid search; `None` for a continuous one. Count
+    /// them first ([`Self::grid_len`]): a wide int range has billions.
     pub fn grid(&self) -> Option<Vec<f64>> {
         match *self {
             Distribution::Float { step: None, low, high, .. } => (low == high).then(|| vec![low]),
@@ -243,6 +281,10 @@ impl Distribution {
         }
     }
 }
+
+/// The widest int bound a space may have: 2^53, past which f64 — the
+/// samplers' arithmetic — skips integers.
+pub const MAX_EXACT_INT: i64 = 1 << 53;
 
 #[cfg(test)]
 mod tests {

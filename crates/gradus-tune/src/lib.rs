@@ -35,7 +35,7 @@ mod study;
 pub mod testfns;
 mod trial;
 
-pub use distribution::Distribution;
+pub use distribution::{Distribution, MAX_EXACT_INT};
 pub use error::TuneError;
 pub use pruners::Pruner;
 pub use samplers::Sampler;

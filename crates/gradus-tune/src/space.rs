@@ -42,9 +42,10 @@ impl SearchSpace {
         Self::parse(&text, path)
     }
 
-    /// The number of grid points, when every distribution is finite.
-    pub fn grid_size(&self) -> Option<usize> {
-        self.0.values().map(|d| d.grid().map(|g| g.len())).try_fold(1usize, |acc, n| acc.checked_mul(n?))
+    /// The number of grid points, when every distribution is finite
+    /// (counted, not listed; at most `u64::MAX`).
+    pub fn grid_size(&self) -> Option<u64> {
+        self.0.values().map(Distribution::grid_len).try_fold(1u64, |acc, n| Some(acc.saturating_mul(n?)))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Distribution)> {

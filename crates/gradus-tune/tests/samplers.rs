@@ -299,3 +299,82 @@ fn tpe_proposes_the_same_trials_when_only_trials_outside_its_best_group_are_prun
         assert_eq!(params(&full), params(&pruned), "n_jobs = {n_jobs}");
     }
 }
+
+/// The widest ranges a space accepts, and ranges past them refused.
+#[test]
+fn every_sampler_stays_inside_the_widest_ranges_a_space_accepts() {
+    use gradus_tune::samplers::{CmaEsSampler, GpSampler, SobolSampler};
+    use gradus_tune::{Distribution, MAX_EXACT_INT, SearchSpace};
+    let space: Vec<(&str, Distribution)> = vec![
+        ("all", Distribution::Int { low: -MAX_EXACT_INT, high: MAX_EXACT_INT, log: false, step: 1 }),
+        ("upper", Distribution::Int { low: 0, high: MAX_EXACT_INT, log: false, step: 1 }),
+        ("big_log", Distribution::Int { low: 1, high: MAX_EXACT_INT, log: true, step: 1 }),
+        ("stepped", Distribution::Int { low: -MAX_EXACT_INT, high: MAX_EXACT_INT, log: false, step: 7 }),
+        ("wide", Distribution::float(-8e307, 8e307)),
+        ("fine", Distribution::Float { low: -1e300, high: 1e300, log: false, step: Some(1e285) }),
+        ("tiny_to_huge", Distribution::log_float(1e-300, 1e300)),
+    ];
+    let declared = SearchSpace(space.iter().map(|(n, d)| (n.to_string(), d.clone())).collect());
+    let samplers: Vec<(&str, Box<dyn Sampler>)> = vec![
+        ("random", Box::new(RandomSampler::new(1))),
+        ("sobol", Box::new(SobolSampler::new(1, Some(&declared)))),
+        ("tpe", Box::new(TpeSampler::new(1))),
+        ("gp", Box::new(GpSampler::new(1))),
+        ("cmaes", Box::new(CmaEsSampler::new(1))),
+    ];
+    for (name, sampler) in samplers {
+        let study = Study::in_memory("s", Direction::Minimize, sampler).unwrap();
+        let space = space.clone();
+        let name = name.to_string();
+        study
+            .optimize(
+                move |t| {
+                    let mut sum = 0.0;
+                    for (param, d) in &space {
+                        let v = t.suggest(param, d.clone()).inspect_err(|e| eprintln!("{name}: {param}: {e}"))?;
+                        let internal = d.to_internal(param, &v);
+                        if !internal.as_ref().is_ok_and(|&i| d.contains(i)) {
+                            eprintln!("{name}: {param}: {v} is outside {d:?}: {internal:?}");
+                            return Err(gradus_tune::TrialFailure::Failed(format!("{param}: {v}")));
+                        }
+                        let internal = internal.unwrap_or_default();
+                        sum += (internal / 1e300).abs();
+                    }
+                    Ok(sum)
+                },
+                24,
+                None,
+                1,
+            )
+            .unwrap();
+        let complete = study.trials().unwrap().iter().filter(|t| t.value().is_some()).count();
+        assert_eq!(complete, 24, "every trial in range");
+    }
+    // Past them: refused with the reason, never sampled wrongly.
+    let full = Distribution::Int { low: i64::MIN, high: i64::MAX, log: false, step: 1 };
+    assert!(full.validate("n").unwrap_err().to_string().contains("2^53"));
+    let err = Distribution::float(-1e308, 1e308).validate("x").unwrap_err().to_string();
+    assert!(err.contains("wider than a float can hold"), "{err}");
+    let fine = Distribution::Float { low: -1e300, high: 1e300, log: false, step: Some(1e-300) };
+    assert!(fine.validate("x").unwrap_err().to_string().contains("more than 2^53 levels"));
+}
+
+#[test]
+fn a_grid_too_large_is_refused_by_counting_not_by_building_it() {
+    use gradus_tune::samplers::GridSampler;
+    use gradus_tune::{Distribution, SearchSpace};
+    let grid = |low: i64, high: i64| {
+        GridSampler::new(
+            SearchSpace([("n".to_string(), Distribution::Int { low, high, log: false, step: 1 })].into()),
+            0,
+        )
+    };
+    // Two trillion points (16 TB as a list) and a hundred million: refused at once.
+    let started = std::time::Instant::now();
+    let err = grid(-1_000_000_000_000, 1_000_000_000_000).unwrap_err().to_string();
+    assert!(err.contains("2000000000001 points is too many"), "{err}");
+    let err = grid(0, 100_000_000).unwrap_err().to_string();
+    assert!(err.contains("100000001 points is too many"), "{err}");
+    assert!(started.elapsed().as_secs_f64() < 1.0, "counted, not listed");
+    assert_eq!(grid(0, 9).unwrap().len(), 10);
+}

@@ -96,7 +96,7 @@ fn axis_of(d: &Distribution) -> Axis {
     match d {
         Distribution::Categorical { choices } => Axis::Categorical { n: choices.len() },
         Distribution::Float { step: None, .. } => Axis::Numeric { levels: 0 },
-        _ => Axis::Numeric { levels: d.grid().map_or(0, |g| g.len()) },
+        _ => Axis::Numeric { levels: d.grid_len().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)) },
     }
 }
 
@@ -120,9 +120,15 @@ fn encode(d: &Distribution, v: f64) -> f64 {
             }
         }
         _ => {
-            let grid = d.grid().unwrap_or_default();
-            let k = grid.iter().position(|&g| (g - v).abs() < 1e-9).unwrap_or(0);
-            (k as f64 + 0.5) / grid.len().max(1) as f64
+            // The value's level on the grid, counted rather than searched for.
+            let (low, step) = match *d {
+                Distribution::Int { low, step, .. } => (low as f64, step as f64),
+                Distribution::Float { low, step, .. } => (low, step.unwrap_or(1.0)),
+                Distribution::Categorical { .. } => (0.0, 1.0),
+            };
+            let levels = d.grid_len().unwrap_or(1).max(1) as f64;
+            let k = ((v - low) / step).round().clamp(0.0, levels - 1.0);
+            (k + 0.5) / levels
         }
     }
 }

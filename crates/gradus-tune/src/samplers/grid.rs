@@ -23,7 +23,7 @@ impl GridSampler {
     pub fn new(space: SearchSpace, seed: u64) -> Result<Self, TuneError> {
         let size = space.grid_size().ok_or_else(|| {
             let infinite: Vec<&str> =
-                space.iter().filter(|(_, d)| d.grid().is_none()).map(|(n, _)| n.as_str()).collect();
+                space.iter().filter(|(_, d)| d.grid_len().is_none()).map(|(n, _)| n.as_str()).collect();
             TuneError::InvalidArgument {
                 name: "grid",
                 reason: match infinite.as_slice() {
@@ -37,7 +37,12 @@ impl GridSampler {
             }
         })?;
         if size > 1_000_000 {
-            return Err(TuneError::InvalidArgument { name: "grid", reason: format!("{size} points is too many") });
+            let reason = if size == u64::MAX {
+                "more points than can be counted".to_string()
+            } else {
+                format!("{size} points is too many (at most 1000000)")
+            };
+            return Err(TuneError::InvalidArgument { name: "grid", reason });
         }
         let mut points = vec![BTreeMap::new()];
         for (name, dist) in space.iter() {

@@ -730,7 +730,7 @@ fn to_internal(d: &Distribution, w: f64) -> f64 {
     match *d {
         Distribution::Float { low, high, step: None, .. } => v.clamp(low, high),
         Distribution::Float { low, step: Some(s), .. } => {
-            let top = d.grid().and_then(|g| g.last().copied()).unwrap_or(low);
+            let top = d.top();
             (low + ((v - low) / s).round() * s).clamp(low, top)
         }
         Distribution::Int { low, high, step, .. } => {
