@@ -191,11 +191,28 @@ pub struct AskArgs {
     storage: StorageArg,
 }
 
-/// Starts a trial and suggests every parameter of the space.
+/// Starts a trial and suggests every parameter of the space. What the
+/// caller got wrong — a waiting trial's fixed value that the space does
+/// not hold — is found before any trial starts, so the storage is left as
+/// it was; a failure after that fails the trial it started, with the
+/// reason, rather than leaving it running with no parameters.
 fn ask_params(study: &Study, space: &SearchSpace) -> anyhow::Result<(u64, BTreeMap<String, Value>)> {
+    for waiting in study.trials()?.iter().filter(|t| t.state == gradus::tune::TrialState::Waiting) {
+        for (name, value) in &waiting.fixed_params {
+            if let Some(d) = space.0.get(name) {
+                d.to_internal(name, value).with_context(|| {
+                    format!("trial {} waits with {name} = {value}, which this space does not hold", waiting.number)
+                })?;
+            }
+        }
+    }
     let mut trial = study.ask()?;
     for (name, dist) in space.iter() {
-        trial.suggest(name, dist.clone())?;
+        if let Err(e) = trial.suggest(name, dist.clone()) {
+            let number = trial.number();
+            study.tell(trial, Err(TrialFailure::Failed(e.to_string())))?;
+            return Err(anyhow::Error::from(e).context(format!("trial {number} failed")));
+        }
     }
     Ok((trial.number(), trial.params().clone()))
 }

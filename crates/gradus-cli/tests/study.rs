@@ -128,6 +128,18 @@ fn bad_input_exits_2_and_leaves_the_study_unchanged() {
         assert!(!stderr(&out).contains("panicked"));
         assert_eq!(snapshot(dir.path()), before, "{args:?} changed the storage");
     }
+    // An ask whose space does not hold a waiting trial's fixed value: found
+    // before the trial is claimed, which stays waiting (it was left running
+    // with no parameters).
+    let grid = r#"{"x": {"type": "int", "low": 0, "high": 1}}"#;
+    let args = ["study", "create", "--study", "g", "--direction", "minimize", "--sampler", "grid", "--space", grid];
+    assert!(gradus(dir.path(), &args).status.success());
+    let listing = || stdout(&gradus(dir.path(), &["trials", "--study", "g", "--format", "json"]));
+    let before = listing();
+    let out = gradus(dir.path(), &["ask", "--study", "g", "--space", r#"{"x": {"type": "int", "low": 5, "high": 6}}"#]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("waits with x = "), "{}", stderr(&out));
+    assert_eq!(listing(), before, "no trial claimed or started");
     // A command that is not the storage's creator never makes a database.
     let out = gradus(dir.path(), &["studies", "--storage", "sqlite:other.db"]);
     assert_eq!(out.status.code(), Some(2));
