@@ -445,13 +445,19 @@ pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
             }
         }
         Format::Csv => {
-            outln!("trial,state,value,duration,{}", names.join(","));
+            // The csv writer quotes every field that needs it, the parameter
+            // names in the header too.
+            let mut out = csv::Writer::from_writer(Vec::new());
+            let header = ["trial", "state", "value", "duration"].into_iter().map(str::to_string);
+            out.write_record(header.chain(names.iter().cloned()))?;
             for t in &trials {
-                let params: Vec<String> = names.iter().map(|n| csv_field(&cell(t, n))).collect();
                 let value = t.value().map_or(String::new(), |v| v.to_string());
                 let duration = t.duration().map_or(String::new(), |d| format!("{d:.3}"));
-                outln!("{},{},{value},{duration},{}", t.number, t.state.name(), params.join(","));
+                let fixed = [t.number.to_string(), t.state.name().to_string(), value, duration];
+                out.write_record(fixed.into_iter().chain(names.iter().map(|n| cell(t, n))))?;
             }
+            let text = out.into_inner().map_err(|e| anyhow::anyhow!("writing the trials: {e}"))?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &text)?;
         }
         Format::Table => {
             let mut header = format!("{:>6}  {:<9} {:>14}", "trial", "state", "value");
@@ -470,10 +476,6 @@ pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
 #[derive(Args)]

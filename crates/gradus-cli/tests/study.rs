@@ -59,6 +59,25 @@ fn ask_tell_best_and_listings() {
 }
 
 #[test]
+fn csv_listings_quote_parameter_names_and_values_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = r#"{"a,b": {"type": "float", "low": 0, "high": 1},
+        "say \"hi\"": {"type": "categorical", "choices": ["x,y", "plain"]}}"#;
+    let args = ["study", "create", "--study", "s", "--direction", "minimize", "--space", space, "--sampler", "random"];
+    assert!(gradus(dir.path(), &args).status.success());
+    for _ in 0..3 {
+        gradus(dir.path(), &["ask", "--study", "s"]);
+    }
+    let text = stdout(&gradus(dir.path(), &["trials", "--study", "s", "--format", "csv"]));
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, ["trial", "state", "value", "duration", "a,b", "say \"hi\""], "{text}");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.len() == 6 && ["x,y", "plain"].contains(&&r[5])), "{text}");
+}
+
+#[test]
 fn bad_input_exits_2_and_leaves_the_study_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     // Before any study exists, a failed create leaves no database behind.
