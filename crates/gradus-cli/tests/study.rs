@@ -85,7 +85,7 @@ fn bad_input_exits_2_and_leaves_the_study_unchanged() {
     let out =
         gradus(dir.path(), &["study", "create", "--study", "s", "--direction", "minimize", "--space", "bad.json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("bad.json: line 1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.json: (JSON) line 1"), "{}", stderr(&out));
     assert!(!dir.path().join("gradus.db").exists());
 
     create(dir.path(), "s", &[]);

@@ -9,7 +9,7 @@ use crate::TuneError;
 
 /// The range a parameter is drawn from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Distribution {
     /// A real in [low, high]; `log` samples uniformly in log space; `step`
     /// restricts it to low, low + step, ... ≤ high.

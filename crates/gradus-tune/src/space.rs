@@ -13,18 +13,67 @@ use serde::{Deserialize, Serialize};
 use crate::{Distribution, TuneError};
 
 /// Named distributions, in name order.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct SearchSpace(pub BTreeMap<String, Distribution>);
 
+/// A map of names to distributions in which a name given twice is an
+/// error, in JSON as in TOML (a plain map keeps the last silently).
+impl<'de> Deserialize<'de> for SearchSpace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = SearchSpace;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of parameter names to distributions")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SearchSpace, A::Error> {
+                let mut space = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let distribution: Distribution = map.next_value()?;
+                    if space.insert(name.clone(), distribution).is_some() {
+                        return Err(serde::de::Error::custom(format!("parameter '{name}' is given twice")));
+                    }
+                }
+                Ok(SearchSpace(space))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// Whether a space is JSON: by its file's extension, or else by its text —
+/// an object, or an array (which TOML, whose `[name]` headers also open
+/// with a bracket, never follows with these).
+fn is_json(text: &str, source: &str) -> bool {
+    if source.ends_with(".json") {
+        return true;
+    }
+    if source.ends_with(".toml") {
+        return false;
+    }
+    let text = text.trim_start();
+    text.starts_with('{')
+        || text.strip_prefix('[').is_some_and(|rest| {
+            rest.trim_start().starts_with(|c: char| matches!(c, '{' | '[' | ']' | '"' | '-') || c.is_ascii_digit())
+        })
+}
+
 impl SearchSpace {
-    /// Parses JSON (text starting with `{`) or TOML; `source` names it in errors.
+    /// Parses JSON or TOML (see [`is_json`]); `source` names it in errors,
+    /// with the format it was read as. A parameter given twice, or a field
+    /// a distribution does not have, is an error in either.
     pub fn parse(text: &str, source: &str) -> Result<Self, TuneError> {
         let invalid = |reason: String| TuneError::InvalidSpace { source_name: source.into(), reason };
-        let space: SearchSpace = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| invalid(format!("line {}, column {}: {e}", e.line(), e.column())))?
+        let space: SearchSpace = if is_json(text, source) {
+            serde_json::from_str(text).map_err(|e| {
+                // serde_json ends its message with the place, given first here.
+                let message = e.to_string();
+                let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
+                invalid(format!("(JSON) line {}, column {}: {message}", e.line(), e.column()))
+            })?
         } else {
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?
+            toml::from_str(text).map_err(|e| invalid(format!("(TOML) {}", e.to_string().trim().replace('\n', " "))))?
         };
         if space.0.is_empty() {
             return Err(invalid("the space has no parameters".into()));
@@ -66,6 +115,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn twice_given_names_and_unknown_fields_are_refused_alike_naming_the_format_read() {
+        let err = |text: &str, source: &str| SearchSpace::parse(text, source).unwrap_err().to_string();
+        let x = r#"{"type": "float", "low": 0, "high": 1}"#;
+        let e = err(&format!(r#"{{"x": {x}, "x": {x}}}"#), "s.json");
+        assert!(e.contains("s.json: (JSON) line 1") && e.ends_with("parameter 'x' is given twice"), "{e}");
+        let e = err("[x]\ntype = \"int\"\nlow = 0\nhigh = 1\n[x]\ntype = \"int\"\nlow = 0\nhigh = 2\n", "s.toml");
+        assert!(e.contains("s.toml: (TOML)") && e.contains("duplicate key"), "{e}");
+        let e = err(r#"{"x": {"type": "float", "low": 0, "high": 1, "hihg": 3}}"#, "s.json");
+        assert!(e.contains("unknown field `hihg`"), "{e}");
+        let e = err("x = { type = \"float\", low = 0, high = 1, hihg = 3 }", "s.toml");
+        assert!(e.contains("(TOML)") && e.contains("unknown field `hihg`"), "{e}");
+        let e = err(r#"{"x": {"type": "float", "low": 0, "low": 0.5, "high": 1}}"#, "s.json");
+        assert!(e.contains("duplicate field `low`"), "{e}");
+        // A JSON array is reported as JSON, whatever the file's name.
+        for source in ["s.json", "space.txt", "--space"] {
+            let e = err(r#"[{"x": 1}]"#, source);
+            assert!(e.contains("(JSON)") && e.contains("expected a map of parameter names"), "{source}: {e}");
+        }
+        // A TOML table header still reads as TOML.
+        assert!(SearchSpace::parse("[x]\ntype = \"int\"\nlow = 0\nhigh = 1\n", "space").is_ok());
+    }
+
+    #[test]
     fn json_and_toml_spaces_parse_alike() {
         let json = r#"{"lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": true},
                        "layers": {"type": "int", "low": 1, "high": 4},
@@ -90,8 +162,8 @@ mod tests {
             ),
             (r#"{"lr": {"type": "float", "low": 0, "high": 1, "log": true}}"#, "needs low > 0"),
             (r#"{"opt": {"type": "categorical", "choices": []}}"#, "at least one choice"),
-            (r#"{"lr": {"type": "gaussian", "low": 0}}"#, "s.json: line 1, column"),
-            (r#"{"lr": "#, "s.json: line 1"),
+            (r#"{"lr": {"type": "gaussian", "low": 0}}"#, "s.json: (JSON) line 1, column"),
+            (r#"{"lr": "#, "s.json: (JSON) line 1"),
             ("{}", "the space has no parameters"),
         ];
         for (text, expected) in cases {
