@@ -310,6 +310,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     if let Some((file, user)) = user_space {
         space = autotune::merge_space(space, user, file)?;
+        let outputs = match raw.y.task() {
+            gradus::data::Task::Multiclass { n_classes } => n_classes,
+            _ => 1,
+        };
+        autotune::check_network_size(&space, tuning.n_features(), outputs, file)?;
     }
     job.space = space.clone();
 

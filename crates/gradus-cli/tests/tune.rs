@@ -354,3 +354,18 @@ fn a_space_choice_trains_what_it_names_and_an_unknown_one_is_exit_2_before_any_t
     );
     assert!(!dir.path().join("gradus.db").exists(), "refused before any storage or trial");
 }
+
+#[test]
+fn a_space_whose_largest_network_would_not_fit_in_memory_is_exit_2_before_any_trial() {
+    for (space, names) in [
+        (r#"{"n_layers": {"type": "int", "low": 1, "high": 100000}}"#, "n_layers 100000"),
+        (r#"{"width": {"type": "int", "low": 16, "high": 1000000000000, "log": true}}"#, "width 1000000000000"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("space.json"), space).unwrap();
+        let out = gradus(dir.path(), &["tune", "--data", "builtin:iris", "--model", "mlp", "--space", "space.json"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(names) && stderr(&out).contains("fit in memory"), "{}", stderr(&out));
+        assert!(!dir.path().join("gradus.db").exists(), "no trial started");
+    }
+}

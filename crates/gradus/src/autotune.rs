@@ -209,6 +209,51 @@ fn decodes(name: &str, value: &str) -> bool {
     }
 }
 
+/// The most numbers a network of the space may hold — its weights, or the
+/// activations of its largest batch — 100 million (400 MB as f32, before
+/// the optimizer's copies).
+pub const MAX_NETWORK_NUMBERS: u128 = 100_000_000;
+
+/// Refuses a space whose largest network would not fit in memory, naming
+/// the parameters, before any trial allocates it: the most weights (the
+/// widest, deepest MLP on `n_inputs` inputs and `n_outputs` outputs) and
+/// the most activations (that network on the largest batch).
+pub fn check_network_size(
+    space: &SearchSpace,
+    n_inputs: usize,
+    n_outputs: usize,
+    origin: &str,
+) -> Result<(), PipelineError> {
+    let most = |name: &str, default: i64| -> u128 {
+        let high = match space.0.get(name) {
+            Some(Distribution::Int { high, .. }) => *high,
+            Some(Distribution::Categorical { choices }) => {
+                choices.iter().filter_map(Value::as_i64).max().unwrap_or(default)
+            }
+            _ => default,
+        };
+        high.max(0) as u128
+    };
+    let (layers, width, batch) = (most("n_layers", 0), most("width", 0), most("batch_size", 1));
+    if layers == 0 || !space.0.contains_key("width") {
+        return Ok(());
+    }
+    let (inputs, outputs) = (n_inputs as u128, n_outputs as u128);
+    let weights = (inputs + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * outputs;
+    let activations = batch * width * layers;
+    for (what, count) in [("weights", weights), ("activations of one batch", activations)] {
+        if count > MAX_NETWORK_NUMBERS {
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: the largest network (n_layers {layers}, width {width}, batch_size {batch}, on {n_inputs} \
+                 inputs) would hold {count} {what}, more than the {MAX_NETWORK_NUMBERS} that fit in memory; \
+                 lower n_layers or width{}",
+                if what == "weights" { "" } else { " or batch_size" }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The defaults with a user's space file laid over them: a name the
 /// defaults lack is an error naming the file.
 pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Result<SearchSpace, PipelineError> {
