@@ -115,6 +115,35 @@ macro_rules! outln {
     }};
 }
 
+/// Checks, before any work, that `--out` can be written: not a directory,
+/// in a directory that exists and takes a new file (tried with an empty
+/// probe file, removed at once), and writable if it exists. The error
+/// names the path; the file itself is written only at the end.
+pub fn check_out_path(path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        anyhow::bail!("--out {shown}: is a directory; give a file path");
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        anyhow::bail!("--out {shown}: the directory '{}' does not exist", parent.display());
+    }
+    let probe = parent.join(format!(".gradus-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| anyhow::anyhow!("--out {shown}: cannot write in '{}': {e}", parent.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("--out {shown}: cannot write it: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `--encoding`'s parser: a name [`gradus::data::TextEncoding`] knows.
 pub fn parse_encoding(name: &str) -> Result<gradus::data::TextEncoding, String> {
     name.parse().map_err(|e: gradus::data::DataError| e.to_string())

@@ -60,6 +60,9 @@ pub struct EvaluateArgs {
 /// a number), then with `--proba` one probability column `p_<class>` per
 /// class. Fields are quoted where they need it.
 pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.out {
+        crate::check_out_path(path)?;
+    }
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
     if args.proba && prep.classes.is_none() {

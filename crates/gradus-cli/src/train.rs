@@ -341,6 +341,9 @@ struct JsonOutput<'a> {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.out {
+        crate::check_out_path(path)?;
+    }
     let mut job = job(&args)?;
     let data = job.load(&args.data, args.target.clone())?;
     let (loss, _) = job.loss_and_outputs(&data)?;

@@ -210,6 +210,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    if let Some(path) = &args.out {
+        crate::check_out_path(path)?;
+    }
     if args.cv.is_some_and(|k| k < 2) {
         bail!("--cv needs at least 2 folds, got {}", args.cv.unwrap_or(0));
     }

@@ -469,14 +469,26 @@ fn evaluate_reads_only_the_columns_the_model_needs() {
 }
 
 #[test]
-fn an_unwritable_out_path_is_a_run_failure_and_leaves_no_temporary_file() {
+fn an_out_path_that_cannot_be_written_is_exit_2_before_any_work_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("taken")).unwrap();
-    let out = gradus(dir.path(), &["train", "--data", "builtin:iris", "--model", "softmax", "--out", "taken", "-q"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("cannot write 'taken'"), "{}", out.stderr);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, ["taken"], "no temporary file is left behind");
+    std::fs::write(dir.path().join("m.gradus"), "x").unwrap();
+    let train = ["train", "--data", "builtin:iris", "--model", "softmax", "-q", "--out"];
+    let tune = ["tune", "--data", "builtin:iris", "-q", "--out"];
+    let predict = ["predict", "--model", "m.gradus", "--data", "builtin:iris", "--out"];
+    for command in [&train[..], &tune[..], &predict[..]] {
+        for (path, expected) in [
+            ("taken", "--out taken: is a directory"),
+            ("no/such/dir/m.gradus", "--out no/such/dir/m.gradus: the directory 'no/such/dir' does not exist"),
+        ] {
+            let out = gradus(dir.path(), &[command, &[path]].concat());
+            assert_eq!(out.code, 2, "{command:?} {path}: {}", out.stderr);
+            assert!(out.stderr.contains(expected), "{command:?}: {}", out.stderr);
+        }
+    }
+    let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["m.gradus", "taken"], "no study, probe or temporary file is left behind");
 }
 
 #[test]
