@@ -225,8 +225,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         bail!("--test-fraction must be in [0, 1), got {}", args.test_fraction);
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if args.epochs == 0 || args.trials == 0 || jobs == 0 {
-        bail!("--epochs, --trials and --jobs must be at least 1");
+    if args.trials == 0 || jobs == 0 {
+        bail!("--trials and --jobs must be at least 1");
     }
     let request = match args.model {
         ModelArg::Auto => ModelRequest::Auto,
@@ -284,6 +284,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         balanced,
         epoch_rows: args.epoch_rows.map(|r| r as usize),
     };
+    // The training flags tune shares with train (--epochs, --patience) are
+    // checked where train's are: by the trainer's own validation.
+    job.job(&BTreeMap::new()).config.validate()?;
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
         print_json_line(&columns_json(&raw, &tuning))?;

@@ -196,6 +196,16 @@ fn a_model_that_does_not_fit_the_target_is_refused() {
 fn bad_fractions_and_budgets_are_refused() {
     assert_bad_input(&["tune", "--data", "builtin:iris", "--valid-fraction", "1.5"], "--valid-fraction");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--trials", "0"], "at least 1");
+    // The flags tune shares with train fail as train's do, with train's words.
+    for (flag, expected) in [("--patience", "invalid patience 0: must be at least 1"), ("--epochs", "invalid epochs 0")]
+    {
+        assert_bad_input(&["tune", "--data", "builtin:iris", flag, "0"], expected);
+        let dir = tempfile::tempdir().unwrap();
+        let train = ["train", "--data", "builtin:iris", "--model", "softmax", flag, "0"];
+        let out = gradus(dir.path(), &train);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "train {flag}: {}", stderr(&out));
+    }
     assert_bad_input(&["tune", "--data", "builtin:iris", "--timeout", "5x"], "unknown unit");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--ensemble", "0"], "--ensemble");
     assert_bad_input(&["tune", "--data", "builtin:iris", "--sampler", "grid"], "dropout, lr, weight_decay are not");

@@ -517,7 +517,7 @@ impl TuneJob {
                 epochs: self.max_epochs,
                 batch_size: Some(whole("batch_size", 32).max(1) as usize),
                 l2,
-                early_stopping: Some(EarlyStopping::new(self.patience.max(1))),
+                early_stopping: Some(EarlyStopping::new(self.patience)),
                 tol: 0.0,
                 seed: self.seed,
                 monitor: self.monitor(),
