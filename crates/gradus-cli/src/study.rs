@@ -349,34 +349,58 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
             .args(&argv[1..])
             .output()
             .map_err(|e| TrialFailure::Failed(format!("cannot run '{}': {e}", argv[0])))?;
+        // The child's stderr is the user's to see, and its end says why it failed.
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &output.stderr);
         if !output.status.success() {
-            return Err(TrialFailure::Failed(format!("'{}' exited with {}", argv[0], output.status)));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+            let said = if tail.is_empty() { String::new() } else { format!(": {tail}") };
+            return Err(TrialFailure::Failed(format!("'{}' exited with {}{said}", argv[0], output.status)));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         read_metric(&stdout, regex.as_ref())
             .ok_or_else(|| TrialFailure::Failed("no objective value in the output".into()))
     };
     let printed = std::sync::Mutex::new(Ok::<(), std::io::Error>(()));
+    let finished = std::sync::Mutex::new(Vec::new());
     study.optimize_with_callback(objective, args.trials, None, args.jobs, |_, trial| {
         use std::io::Write;
+        finished.lock().unwrap_or_else(|e| e.into_inner()).push(trial.clone());
         let mut status = printed.lock().unwrap_or_else(|e| e.into_inner());
         if status.is_ok() {
             *status = writeln!(std::io::stdout().lock(), "{}", trial_json(trial));
         }
     })?;
     printed.into_inner().unwrap_or_else(|e| e.into_inner())?;
+    // Trials ran and none completed: a failure, with the reasons.
+    let finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !finished.is_empty() && finished.iter().all(|t| t.value().is_none()) {
+        let mut reasons: Vec<&str> = finished.iter().filter_map(FrozenTrial::fail_reason).collect();
+        reasons.dedup();
+        return Err(crate::RunFailed(format!(
+            "none of the {} trials this run started completed: {}",
+            finished.len(),
+            reasons.first().copied().unwrap_or("pruned")
+        ))
+        .into());
+    }
     Ok(())
 }
 
 /// One trial as a JSON object (the line format of `run`, `tell`, `trials`).
 fn trial_json(t: &FrozenTrial) -> Value {
-    json!({
+    let mut line = json!({
         "trial": t.number,
         "state": t.state.name(),
         "value": t.value(),
         "params": t.params,
         "duration": t.duration(),
-    })
+    });
+    if let Some(reason) = t.fail_reason() {
+        line["fail_reason"] = reason.into();
+    }
+    line
 }
 
 #[derive(Args)]
@@ -449,12 +473,13 @@ pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
             // names in the header too.
             let mut out = csv::Writer::from_writer(Vec::new());
             let header = ["trial", "state", "value", "duration"].into_iter().map(str::to_string);
-            out.write_record(header.chain(names.iter().cloned()))?;
+            out.write_record(header.chain(names.iter().cloned()).chain(["fail_reason".to_string()]))?;
             for t in &trials {
                 let value = t.value().map_or(String::new(), |v| v.to_string());
                 let duration = t.duration().map_or(String::new(), |d| format!("{d:.3}"));
                 let fixed = [t.number.to_string(), t.state.name().to_string(), value, duration];
-                out.write_record(fixed.into_iter().chain(names.iter().map(|n| cell(t, n))))?;
+                let reason = t.fail_reason().unwrap_or_default().to_string();
+                out.write_record(fixed.into_iter().chain(names.iter().map(|n| cell(t, n))).chain([reason]))?;
             }
             let text = out.into_inner().map_err(|e| anyhow::anyhow!("writing the trials: {e}"))?;
             std::io::Write::write_all(&mut std::io::stdout().lock(), &text)?;
@@ -464,14 +489,18 @@ pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
             for n in &names {
                 header.push_str(&format!("  {n:>12}"));
             }
-            outln!("{header}");
+            let reasons = trials.iter().any(|t| t.fail_reason().is_some());
+            outln!("{header}{}", if reasons { "  why it failed" } else { "" });
             for t in &trials {
                 let value = t.value().map_or("-".into(), |v| format!("{v:.6}"));
                 let mut line = format!("{:>6}  {:<9} {value:>14}", t.number, t.state.name());
                 for n in &names {
                     line.push_str(&format!("  {:>12}", cell(t, n)));
                 }
-                outln!("{line}");
+                if let Some(reason) = t.fail_reason() {
+                    line.push_str(&format!("  {reason}"));
+                }
+                outln!("{}", line.trim_end());
             }
         }
     }

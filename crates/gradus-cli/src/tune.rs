@@ -458,9 +458,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
 
     let trials = study.trials()?;
     let Some(best) = study.best_trial()? else {
+        let (_, pruned, failed) = autotune::tally(&trials);
+        let why = failure_summary(&trials).map_or(String::new(), |s| format!(": {s}"));
         return Err(RunFailed(format!(
-            "no trial of study '{name}' completed ({} failed or pruned); see `gradus trials --study {name}`",
-            trials.iter().filter(|t| t.state.is_finished()).count()
+            "no trial of study '{name}' completed ({failed} failed{why}; {pruned} pruned); see `gradus trials --study {name}`"
         ))
         .into());
     };
@@ -573,13 +574,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 "best_single_value": s.single_value,
             })),
             "trials": {"complete": complete, "pruned": pruned, "failed": failed},
+            "failures": failure_summary(&trials),
             "epochs_trained": autotune::epochs_trained(&trials),
             "seconds": seconds,
             "interrupted": interrupted,
             "model": args.out,
         }))?;
     } else {
-        outln!("study '{name}': {complete} complete, {pruned} pruned, {failed} failed, in {seconds:.1} s");
+        let why = failure_summary(&trials).map_or(String::new(), |s| format!(" ({s})"));
+        outln!("study '{name}': {complete} complete, {pruned} pruned, {failed} failed{why}, in {seconds:.1} s");
         outln!(
             "best trial {} (validation {} {}{}, best at epoch {}):",
             best.number,
@@ -801,14 +804,33 @@ fn print_json_line(value: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 fn trial_json(t: &FrozenTrial) -> serde_json::Value {
-    json!({
+    let mut line = json!({
         "event": "trial",
         "trial": t.number,
         "state": t.state.name(),
         "value": t.value(),
         "epochs": t.intermediate.len(),
         "params": t.params,
-    })
+    });
+    if let Some(reason) = t.fail_reason() {
+        line["fail_reason"] = reason.into();
+    }
+    line
+}
+
+/// Why trials failed, the commonest first: "3 diverged, 1 interrupted",
+/// each reason shortened to its kind (the text before " at " or " (").
+fn failure_summary(trials: &[FrozenTrial]) -> Option<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in trials.iter().filter(|t| t.state == TrialState::Fail) {
+        let reason = t.fail_reason().unwrap_or("no reason recorded");
+        let kind = reason.split([':', '(']).next().unwrap_or(reason);
+        let kind = kind.split(" at ").next().unwrap_or(kind).trim();
+        *counts.entry(kind.to_string()).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    (!counts.is_empty()).then(|| counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "))
 }
 
 /// Trials done / total, the best so far, each running trial's epoch and the
@@ -887,7 +909,10 @@ impl TrialProgress {
         let outcome = match t.state {
             TrialState::Complete(v) => format!("value {} after {} epochs", num(v), t.intermediate.len()),
             TrialState::Pruned => format!("pruned after {} epochs", t.intermediate.len()),
-            _ => "failed".into(),
+            _ => match t.fail_reason() {
+                Some(reason) => format!("failed: {reason}"),
+                None => "failed".into(),
+            },
         };
         *lock(&self.best) = best_text.clone();
         lock(&self.running).remove(&t.number);

@@ -53,7 +53,7 @@ fn ask_tell_best_and_listings() {
     let best = json_lines(&gradus(dir.path(), &["best", "--study", "s"]));
     assert_eq!(best[0]["trial"], 0);
     let csv = stdout(&gradus(dir.path(), &["trials", "--study", "s", "--format", "csv"]));
-    assert!(csv.starts_with("trial,state,value,duration,opt,x\n0,complete,-1.5,"), "{csv}");
+    assert!(csv.starts_with("trial,state,value,duration,opt,x,fail_reason\n0,complete,-1.5,"), "{csv}");
     let studies = json_lines(&gradus(dir.path(), &["studies", "--json"]));
     assert_eq!((studies[0]["study"].as_str(), studies[0]["trials"].as_u64()), (Some("s"), Some(2)));
 }
@@ -71,10 +71,10 @@ fn csv_listings_quote_parameter_names_and_values_that_need_it() {
     let text = stdout(&gradus(dir.path(), &["trials", "--study", "s", "--format", "csv"]));
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
-    assert_eq!(header, ["trial", "state", "value", "duration", "a,b", "say \"hi\""], "{text}");
+    assert_eq!(header, ["trial", "state", "value", "duration", "a,b", "say \"hi\"", "fail_reason"], "{text}");
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r.len() == 6 && ["x,y", "plain"].contains(&&r[5])), "{text}");
+    assert!(rows.iter().all(|r| r.len() == 7 && ["x,y", "plain"].contains(&&r[5])), "{text}");
 }
 
 #[test]
@@ -182,6 +182,18 @@ fn run_reads_the_last_number_or_a_regex_and_fails_nonzero_exits() {
     assert!(json_lines(&out).iter().all(|l| l["value"] == 7.0), "{}", stdout(&out));
     let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "2", "--", "false"]);
     assert!(json_lines(&out).iter().all(|l| l["state"] == "fail"), "{}", stdout(&out));
+    // Nothing completed: exit 1, saying why.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("none of the 2 trials this run started completed: 'false' exited with"));
+    // The child's stderr reaches the user, and its last lines are the trial's failure reason.
+    let args = ["run", "--study", "s", "--trials", "1", "--", "sh", "-c", "echo first >&2; echo boom {x} >&2; exit 3"];
+    let out = gradus(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("boom"), "passed through: {}", stderr(&out));
+    let reason = json_lines(&out)[0]["fail_reason"].as_str().unwrap().to_string();
+    assert!(reason.starts_with("'sh' exited with exit status: 3: first | boom "), "{reason}");
+    let stored = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
+    assert_eq!(stored.last().unwrap()["fail_reason"], reason.as_str());
     let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "1", "--", "echo", "{lr}"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("the command names {lr}, which the study's space does not have"), "{}", stderr(&out));

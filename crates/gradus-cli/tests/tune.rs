@@ -379,3 +379,30 @@ fn a_space_whose_largest_network_would_not_fit_in_memory_is_exit_2_before_any_tr
         assert!(!dir.path().join("gradus.db").exists(), "no trial started");
     }
 }
+
+#[test]
+fn why_each_trial_failed_is_stored_and_shown_and_a_search_with_none_complete_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plain SGD at a learning rate of thousands diverges every time.
+    let space = r#"{"optimizer": {"type": "categorical", "choices": ["sgd"]},
+        "lr": {"type": "float", "low": 1000, "high": 5000}}"#;
+    std::fs::write(dir.path().join("space.json"), space).unwrap();
+    let args = ["tune", "--data", "builtin:diabetes", "--model", "linear", "--trials", "3", "--epochs", "5"];
+    let out = gradus(dir.path(), &[&args[..], &["--space", "space.json", "--json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no trial of study 'tune-diabetes' completed (3 failed: 3 diverged; 0 pruned)"),
+        "{}",
+        stderr(&out)
+    );
+    let lines = json_lines(&out);
+    let failed: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "trial").collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|l| l["fail_reason"].as_str().unwrap().starts_with("diverged at epoch")), "{lines:?}");
+    // Stored with the trial: `trials` shows it, in every format.
+    let stored = trials(dir.path(), "tune-diabetes");
+    assert!(stored.iter().all(|t| t["fail_reason"].as_str().unwrap().starts_with("diverged at epoch")), "{stored:?}");
+    let table = gradus(dir.path(), &["trials", "--study", "tune-diabetes"]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("why it failed") && text.contains("diverged at epoch"), "{text}");
+}

@@ -42,7 +42,8 @@ use ::postgres::error::SqlState;
 use ::postgres::types::{FromSql, ToSql};
 use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
 use gradus_tune::{
-    Direction, Distribution, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince, TuneError, now,
+    Direction, Distribution, FAIL_REASON, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince,
+    TuneError, WORKER_LOST, now,
 };
 use serde_json::Value;
 
@@ -727,6 +728,11 @@ impl Storage for PostgresStorage {
                 tx.execute(
                     "UPDATE trials SET state = 'fail', finished_at = $2, seq = $3 WHERE id = $1",
                     &[&id, &now, &seq],
+                )?;
+                tx.execute(
+                    "INSERT INTO attrs (trial_id, name, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (trial_id, name) DO UPDATE SET value = EXCLUDED.value",
+                    &[&id, &FAIL_REASON, &to_json(&Value::from(WORKER_LOST))?],
                 )?;
                 numbers.push(unsigned(number, "trial number")?);
             }

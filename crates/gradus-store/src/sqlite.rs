@@ -42,7 +42,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gradus_tune::{
-    Direction, Distribution, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince, TuneError, now,
+    Direction, Distribution, FAIL_REASON, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince,
+    TuneError, WORKER_LOST, now,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -556,6 +557,8 @@ impl Storage for SqliteStorage {
                 let seq = next_seq(tx)?;
                 tx.prepare_cached("UPDATE trials SET state = 'fail', finished_at = ?2, seq = ?3 WHERE id = ?1")?
                     .execute(params![id, now, seq])?;
+                tx.prepare_cached("INSERT OR REPLACE INTO attrs (trial_id, name, value) VALUES (?1, ?2, ?3)")?
+                    .execute(params![id, FAIL_REASON, to_json(&Value::from(WORKER_LOST))?])?;
                 numbers.push(unsigned(number, "trial number")?);
             }
             Ok(numbers)

@@ -314,6 +314,7 @@ impl Storage for InMemoryStorage {
             let trial = m.trial_mut(id)?;
             trial.state = TrialState::Fail;
             trial.finished_at = Some(now());
+            trial.attrs.insert(crate::FAIL_REASON.into(), crate::WORKER_LOST.into());
             numbers.push(trial.number);
         }
         Ok(numbers)
@@ -428,6 +429,7 @@ pub mod conformance {
         let t = s.create_trial(study).unwrap();
         assert!(s.fail_stale_trials(study, 60.0).unwrap().is_empty(), "a fresh trial is not stale");
         assert_eq!(s.fail_stale_trials(study, -1.0).unwrap(), [t.number]);
+        assert_eq!(s.trial(study, t.number).unwrap().fail_reason(), Some(crate::WORKER_LOST), "the reason is kept");
         assert_eq!(s.trial(study, 0).unwrap().state, TrialState::Fail);
     }
 

@@ -371,6 +371,15 @@ impl Study {
     }
 
     fn finish(&self, id: u64, result: Result<f64, TrialFailure>) -> Result<FrozenTrial, TuneError> {
+        // Why it failed goes with it (a value that is not a number, too).
+        let reason = match &result {
+            Err(TrialFailure::Failed(reason)) => Some(reason.clone()),
+            Ok(v) if !v.is_finite() => Some(format!("the objective returned {v}")),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.storage.set_attr(id, crate::trial::FAIL_REASON, &Value::from(reason))?;
+        }
         let state = match result {
             Ok(v) if v.is_finite() => TrialState::Complete(v),
             Ok(_) | Err(TrialFailure::Failed(_)) => TrialState::Fail,

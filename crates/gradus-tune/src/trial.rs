@@ -87,6 +87,12 @@ impl TrialState {
     }
 }
 
+/// The attribute that holds why a trial failed (see [`FrozenTrial::fail_reason`]).
+pub const FAIL_REASON: &str = "fail_reason";
+
+/// Why a trial found without a heartbeat was failed.
+pub const WORKER_LOST: &str = "worker lost (no heartbeat)";
+
 /// A snapshot of a trial.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrozenTrial {
@@ -133,6 +139,12 @@ impl FrozenTrial {
 
     pub fn value(&self) -> Option<f64> {
         self.state.value()
+    }
+
+    /// Why the trial failed, as recorded when it did: the objective's error,
+    /// "diverged at epoch k", "interrupted", [`WORKER_LOST`]…
+    pub fn fail_reason(&self) -> Option<&str> {
+        self.attrs.get(FAIL_REASON).and_then(Value::as_str)
     }
 
     /// The internal (f64) value of a parameter.

@@ -584,7 +584,7 @@ impl TuneJob {
                 }
                 _ if bridge.timed_out && folds.len() > 1 => {
                     return Err(TrialFailure::Failed(format!(
-                        "stopped at the time limit in fold {} of {}",
+                        "stopped by the time limit (in fold {} of {})",
                         i + 1,
                         folds.len()
                     )));
