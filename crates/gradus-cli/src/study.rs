@@ -297,15 +297,32 @@ fn substitute(command: &[String], params: &BTreeMap<String, Value>) -> Vec<Strin
     command
         .iter()
         .map(|arg| {
-            params.iter().fold(arg.clone(), |a, (name, value)| {
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                a.replace(&format!("{{{name}}}"), &text)
-            })
+            params.iter().fold(arg.clone(), |a, (name, value)| a.replace(&format!("{{{name}}}"), &plain_text(value)))
         })
         .collect()
+}
+
+/// A parameter's value as a command sees it: a string as it is, anything else as JSON.
+fn plain_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The environment variable that holds parameter `name`: `GRADUS_PARAM_`
+/// and the name in capitals, any character but a letter or digit as `_`.
+fn param_env_name(name: &str) -> String {
+    let name: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("GRADUS_PARAM_{name}")
+}
+
+/// A parameter substituted into the script of a `-c` argument (`bash -c
+/// '... {lr} ...'`), where a value with shell syntax would run as code.
+fn substituted_into_script(command: &[String], space: &SearchSpace) -> Option<String> {
+    let script = command.iter().skip_while(|a| a.as_str() != "-c").nth(1)?;
+    space.0.keys().find(|name| script.contains(&format!("{{{name}}}"))).cloned()
 }
 
 /// The objective value in a command's output.
@@ -340,15 +357,32 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
         let known = space.0.keys().cloned().collect::<Vec<_>>().join(", ");
         bail!("the command names {{{name}}}, which the study's space does not have (it has: {known})");
     }
+    if let Some(name) = substituted_into_script(&args.command, &space) {
+        eprintln!(
+            "warning: {{{name}}} is substituted into a shell script (-c): a value holding shell syntax would run as \
+             code. Read the parameter from the environment instead (\"${}\"), or from the JSON file \
+             $GRADUS_PARAMS_FILE.",
+            param_env_name(&name)
+        );
+    }
     let objective = |trial: &mut gradus::tune::Trial<'_>| -> Result<f64, TrialFailure> {
         for (name, dist) in space.iter() {
             trial.suggest(name, dist.clone())?;
         }
         let argv = substitute(&args.command, trial.params());
-        let output = Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .map_err(|e| TrialFailure::Failed(format!("cannot run '{}': {e}", argv[0])))?;
+        // The parameters, safe from any shell: each in the environment, and
+        // all in a JSON file, removed when the command ends.
+        let file = std::env::temp_dir().join(format!("gradus-params-{}-{}.json", std::process::id(), trial.number()));
+        std::fs::write(&file, json!(trial.params()).to_string())
+            .map_err(|e| TrialFailure::Failed(format!("cannot write {}: {e}", file.display())))?;
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).env("GRADUS_PARAMS_FILE", &file).env("GRADUS_TRIAL", trial.number().to_string());
+        for (name, value) in trial.params() {
+            command.env(param_env_name(name), plain_text(value));
+        }
+        let output = command.output();
+        let _ = std::fs::remove_file(&file);
+        let output = output.map_err(|e| TrialFailure::Failed(format!("cannot run '{}': {e}", argv[0])))?;
         // The child's stderr is the user's to see, and its end says why it failed.
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &output.stderr);
         if !output.status.success() {

@@ -199,6 +199,33 @@ fn run_reads_the_last_number_or_a_regex_and_fails_nonzero_exits() {
     assert!(stderr(&out).contains("the command names {lr}, which the study's space does not have"), "{}", stderr(&out));
 }
 
+#[test]
+fn run_passes_parameters_safely_in_the_environment_and_a_file_and_warns_of_shell_substitution() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = r#"{"x": {"type": "float", "low": 1, "high": 2},
+        "cmd": {"type": "categorical", "choices": ["$(touch pwned)"]}}"#;
+    let args = ["study", "create", "--study", "s", "--direction", "minimize", "--space", space, "--sampler", "random"];
+    assert!(gradus(dir.path(), &args).status.success());
+    // From the environment: the value is data, never code.
+    let script = r#"test "$GRADUS_PARAM_CMD" = '$(touch pwned)' && grep -q pwned "$GRADUS_PARAMS_FILE" && printf '%s\n' "$GRADUS_PARAM_X""#;
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "2", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in json_lines(&out) {
+        assert_eq!(line["state"], "complete", "{line}");
+        assert_eq!(line["value"], line["params"]["x"]);
+    }
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(!dir.path().join("pwned").exists());
+    // Substituted into the script, it is code: the run warns before it starts.
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "1", "--", "sh", "-c", "echo {cmd} {x}"]);
+    assert!(
+        stderr(&out).contains("warning: {cmd} is substituted into a shell script (-c)")
+            && stderr(&out).contains("$GRADUS_PARAM_CMD"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 fn run_in_parallel(dir: &Path, processes: usize, trials: &str, command: &[&str]) -> Vec<serde_json::Value> {
     let children: Vec<_> = (0..processes)
         .map(|_| {
