@@ -271,7 +271,8 @@ pub fn run_tell(args: TellArgs) -> anyhow::Result<()> {
 pub struct RunArgs {
     #[arg(long)]
     study: String,
-    /// Trials to run (in total over all jobs).
+    /// The study's trials, counting those already in it and those of other
+    /// processes running on it: trials start while it has fewer.
     #[arg(long)]
     trials: u64,
     /// Trials at once.
@@ -345,7 +346,7 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
         bail!("invalid --jobs 0: must be at least 1");
     }
     let (study, settings) = Study::open(args.storage.open(false)?, &args.study)?;
-    let study = study.with_schedule(args.schedule.into());
+    let study = study.with_schedule(args.schedule.into()).with_budget(args.trials);
     let space = study_space(&settings, None)?;
     let unknown: Vec<&str> = args
         .command

@@ -385,7 +385,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let study = study.with_schedule(args.schedule.into());
+    // --trials is the study's, all processes on it together: each trial's
+    // number is claimed below it in the storage, in one step.
+    let study = study.with_schedule(args.schedule.into()).with_budget(args.trials);
     let done = study.trials()?.iter().filter(|t| t.state.is_finished()).count() as u64;
     let to_run = args.trials.saturating_sub(done);
 

@@ -177,16 +177,17 @@ fn run_reads_the_last_number_or_a_regex_and_fails_nonzero_exits() {
     }
     let out = gradus(
         dir.path(),
-        &["run", "--study", "s", "--trials", "2", "--metric-regex", r"score (\S+) ", "--", "echo", "score 7 then {x}"],
+        &["run", "--study", "s", "--trials", "6", "--metric-regex", r"score (\S+) ", "--", "echo", "score 7 then {x}"],
     );
     assert!(json_lines(&out).iter().all(|l| l["value"] == 7.0), "{}", stdout(&out));
-    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "2", "--", "false"]);
+    // --trials counts the study's trials: 8 is 2 more.
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "8", "--", "false"]);
     assert!(json_lines(&out).iter().all(|l| l["state"] == "fail"), "{}", stdout(&out));
     // Nothing completed: exit 1, saying why.
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("none of the 2 trials this run started completed: 'false' exited with"));
     // The child's stderr reaches the user, and its last lines are the trial's failure reason.
-    let args = ["run", "--study", "s", "--trials", "1", "--", "sh", "-c", "echo first >&2; echo boom {x} >&2; exit 3"];
+    let args = ["run", "--study", "s", "--trials", "9", "--", "sh", "-c", "echo first >&2; echo boom {x} >&2; exit 3"];
     let out = gradus(dir.path(), &args);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("boom"), "passed through: {}", stderr(&out));
@@ -217,7 +218,7 @@ fn run_passes_parameters_safely_in_the_environment_and_a_file_and_warns_of_shell
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     assert!(!dir.path().join("pwned").exists());
     // Substituted into the script, it is code: the run warns before it starts.
-    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "1", "--", "sh", "-c", "echo {cmd} {x}"]);
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "3", "--", "sh", "-c", "echo {cmd} {x}"]);
     assert!(
         stderr(&out).contains("warning: {cmd} is substituted into a shell script (-c)")
             && stderr(&out).contains("$GRADUS_PARAM_CMD"),
@@ -254,7 +255,8 @@ fn run_in_parallel(dir: &Path, processes: usize, trials: &str, command: &[&str])
 fn three_processes_share_one_study_without_losing_or_repeating_a_trial() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "s", &[]);
-    let reported = run_in_parallel(dir.path(), 3, "100", &["echo", "{x}"]);
+    // --trials is the study's: three processes asking for 300 run 300 between them.
+    let reported = run_in_parallel(dir.path(), 3, "300", &["echo", "{x}"]);
     assert_eq!(reported.len(), 300);
     let trials = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
     let numbers: Vec<u64> = trials.iter().map(|t| t["trial"].as_u64().unwrap()).collect();

@@ -406,3 +406,29 @@ fn why_each_trial_failed_is_stored_and_shown_and_a_search_with_none_complete_say
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("why it failed") && text.contains("diverged at epoch"), "{text}");
 }
+
+#[test]
+fn two_tune_processes_on_one_study_share_its_trials_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["tune", "--data", "builtin:iris", "--trials", "10", "--epochs", "20", "--jobs", "1", "-q"];
+    let children: Vec<_> = ["a.gradus", "b.gradus"]
+        .iter()
+        .map(|out| {
+            Command::new(env!("CARGO_BIN_EXE_gradus"))
+                .args(args)
+                .args(["--out", out])
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let stored = trials(dir.path(), "tune-iris");
+    let numbers: Vec<u64> = stored.iter().map(|t| t["trial"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..10).collect::<Vec<_>>(), "10 trials between them, not 20");
+}

@@ -480,10 +480,11 @@ fn touch(tx: &mut Tx, id: i64) -> Result<()> {
 
 /// Starts the oldest waiting trial of `study`, if any; returns its key. A
 /// trial that another transaction has locked is passed over.
-fn claim_waiting(tx: &mut Tx, study: i64) -> Result<Option<i64>> {
-    let sql = "SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' ORDER BY number LIMIT 1
-               FOR UPDATE SKIP LOCKED";
-    let Some(row) = tx.query_opt(sql, &[&study])? else { return Ok(None) };
+/// Claims the oldest waiting trial numbered below `below`.
+fn claim_waiting(tx: &mut Tx, study: i64, below: i64) -> Result<Option<i64>> {
+    let sql = "SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' AND number < $2 ORDER BY number
+               LIMIT 1 FOR UPDATE SKIP LOCKED";
+    let Some(row) = tx.query_opt(sql, &[&study, &below])? else { return Ok(None) };
     let id: i64 = row.try_get(0)?;
     let seq = next_seq(tx)?;
     tx.execute("UPDATE trials SET state = 'running', started_at = $2, seq = $3 WHERE id = $1", &[&id, &now(), &seq])?;
@@ -592,25 +593,42 @@ impl Storage for PostgresStorage {
     }
 
     fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        Ok(self.start_trial_within(study, u64::MAX, false)?.expect("an unbounded budget"))
+    }
+
+    fn start_trial_within(
+        &self,
+        study: u64,
+        budget: u64,
+        waiting_only: bool,
+    ) -> Result<Option<FrozenTrial>, TuneError> {
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         self.write("create trial", |tx| {
             let study = study_key(tx, study)?;
-            if let Some(id) = claim_waiting(tx, study)? {
-                return load_trial(tx, id);
+            if let Some(id) = claim_waiting(tx, study, budget)? {
+                return load_trial(tx, id).map(Some);
             }
+            if waiting_only {
+                return Ok(None);
+            }
+            // The counter's lock first: creators then count the trials one at a time.
             let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            if number >= budget {
+                return Ok(None);
+            }
             let id: i64 = tx.value(
                 "INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
                  VALUES ($1, $2, 'running', '{}', $3, $4) RETURNING id",
                 &[&study, &number, &now(), &seq],
             )?;
-            load_trial(tx, id)
+            load_trial(tx, id).map(Some)
         })
     }
 
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
         self.write("claim waiting trial", |tx| {
             let study = study_key(tx, study)?;
-            claim_waiting(tx, study)?.map(|id| load_trial(tx, id)).transpose()
+            claim_waiting(tx, study, i64::MAX)?.map(|id| load_trial(tx, id)).transpose()
         })
     }
 

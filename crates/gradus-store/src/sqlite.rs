@@ -296,10 +296,13 @@ fn unfinished_trial(tx: &Transaction, trial_id: u64) -> Result<i64> {
 }
 
 /// Starts the oldest waiting trial of `study`, if any; returns its key.
-fn claim_waiting(tx: &Transaction, study: i64) -> Result<Option<i64>> {
+/// Claims the oldest waiting trial numbered below `below`.
+fn claim_waiting(tx: &Transaction, study: i64, below: i64) -> Result<Option<i64>> {
     let waiting: Option<i64> = tx
-        .prepare_cached("SELECT id FROM trials WHERE study_id = ?1 AND state = 'waiting' ORDER BY number LIMIT 1")?
-        .query_row([study], |row| row.get(0))
+        .prepare_cached(
+            "SELECT id FROM trials WHERE study_id = ?1 AND state = 'waiting' AND number < ?2 ORDER BY number LIMIT 1",
+        )?
+        .query_row([study, below], |row| row.get(0))
         .optional()?;
     if let Some(id) = waiting {
         let seq = next_seq(tx)?;
@@ -420,25 +423,39 @@ impl Storage for SqliteStorage {
     }
 
     fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        Ok(self.start_trial_within(study, u64::MAX, false)?.expect("an unbounded budget"))
+    }
+
+    fn start_trial_within(
+        &self,
+        study: u64,
+        budget: u64,
+        waiting_only: bool,
+    ) -> Result<Option<FrozenTrial>, TuneError> {
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         self.write("create trial", |tx| {
             let study = study_key(tx, study)?;
-            if let Some(id) = claim_waiting(tx, study)? {
-                return load_trial(tx, id);
+            if let Some(id) = claim_waiting(tx, study, budget)? {
+                return load_trial(tx, id).map(Some);
             }
-            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
+            let number = next_number(tx, study)?;
+            if waiting_only || number >= budget {
+                return Ok(None);
+            }
+            let seq = next_seq(tx)?;
             tx.prepare_cached(
                 "INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
                  VALUES (?1, ?2, 'running', '{}', ?3, ?4)",
             )?
             .execute(params![study, number, now(), seq])?;
-            load_trial(tx, tx.last_insert_rowid())
+            load_trial(tx, tx.last_insert_rowid()).map(Some)
         })
     }
 
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
         self.write("claim waiting trial", |tx| {
             let study = study_key(tx, study)?;
-            claim_waiting(tx, study)?.map(|id| load_trial(tx, id)).transpose()
+            claim_waiting(tx, study, i64::MAX)?.map(|id| load_trial(tx, id)).transpose()
         })
     }
 

@@ -52,6 +52,12 @@ pub trait Storage: Send + Sync {
     fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError>;
     /// Claims the oldest waiting trial, if any; never creates one.
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError>;
+    /// Starts a trial numbered below `budget`, atomically — a study-wide
+    /// budget several processes share: the oldest waiting trial below it,
+    /// or, unless `waiting_only`, a new trial if the next number is below
+    /// it. `None` once the budget is spent.
+    fn start_trial_within(&self, study: u64, budget: u64, waiting_only: bool)
+    -> Result<Option<FrozenTrial>, TuneError>;
     fn set_param(&self, trial_id: u64, name: &str, distribution: &Distribution, value: &Value)
     -> Result<(), TuneError>;
     fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError>;
@@ -112,13 +118,15 @@ impl Memory {
         Ok(trial)
     }
 
-    fn claim_waiting(&mut self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
+    /// Claims the oldest waiting trial numbered below `below`.
+    fn claim_waiting(&mut self, study: u64, below: u64) -> Result<Option<FrozenTrial>, TuneError> {
         self.study(study)?;
         let waiting = self
             .trials
             .iter()
             .zip(&self.study_of)
-            .find(|((_, t), s)| **s == study && t.state == TrialState::Waiting)
+            .filter(|((_, t), s)| **s == study && t.state == TrialState::Waiting && t.number < below)
+            .min_by_key(|((_, t), _)| t.number)
             .map(|((_, t), _)| t.id);
         let Some(id) = waiting else { return Ok(None) };
         let trial = self.trial_mut(id)?;
@@ -210,22 +218,34 @@ impl Storage for InMemoryStorage {
     }
 
     fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        Ok(self.start_trial_within(study, u64::MAX, false)?.expect("an unbounded budget"))
+    }
+
+    fn start_trial_within(
+        &self,
+        study: u64,
+        budget: u64,
+        waiting_only: bool,
+    ) -> Result<Option<FrozenTrial>, TuneError> {
         let mut m = self.lock();
-        if let Some(trial) = m.claim_waiting(study)? {
-            return Ok(trial);
+        if let Some(trial) = m.claim_waiting(study, budget)? {
+            return Ok(Some(trial));
         }
         let number = m.study_of.iter().filter(|&&s| s == study).count() as u64;
+        if waiting_only || number >= budget {
+            return Ok(None);
+        }
         let id = m.trials.len() as u64;
         m.seq += 1;
         let seq = m.seq;
         let trial = new_trial(id, number, TrialState::Running, BTreeMap::new());
         m.trials.push((seq, trial.clone()));
         m.study_of.push(study);
-        Ok(trial)
+        Ok(Some(trial))
     }
 
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
-        self.lock().claim_waiting(study)
+        self.lock().claim_waiting(study, u64::MAX)
     }
 
     fn set_param(
@@ -339,6 +359,7 @@ pub mod conformance {
         cursors_return_only_what_changed(make().as_ref());
         stale_trials_are_failed(make().as_ref());
         concurrent_creation_never_repeats_a_number(make());
+        a_budget_is_shared_and_never_overrun(make());
     }
 
     fn studies_are_created_listed_and_deleted(s: &dyn Storage) {
@@ -446,6 +467,37 @@ pub mod conformance {
         });
         numbers.sort_unstable();
         assert_eq!(numbers, (0..200).collect::<Vec<_>>());
+    }
+
+    fn a_budget_is_shared_and_never_overrun(s: Box<dyn Storage>) {
+        let study = s.create_study("s", Direction::Minimize, &json!(null)).unwrap().id;
+        let fixed = BTreeMap::from([("x".to_string(), json!(1))]);
+        for _ in 0..3 {
+            s.enqueue_trial(study, &fixed).unwrap();
+        }
+        // Waiting trials numbered below the budget first, then new ones, then none.
+        let start = |budget, waiting_only| s.start_trial_within(study, budget, waiting_only).unwrap().map(|t| t.number);
+        assert_eq!(start(2, false), Some(0));
+        assert_eq!(start(2, false), Some(1));
+        assert_eq!(start(2, false), None, "trial 2 waits, but beyond the budget");
+        assert_eq!(start(5, true), Some(2));
+        assert_eq!(start(5, true), None, "nothing waits");
+        assert_eq!(start(5, false), Some(3));
+        // Four threads share a budget of 60: exactly 60 trials, each number once.
+        let s: &dyn Storage = s.as_ref();
+        let mut numbers: Vec<u64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(move || {
+                        std::iter::from_fn(|| s.start_trial_within(study, 60, false).unwrap().map(|t| t.number))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        numbers.sort_unstable();
+        assert_eq!(numbers, (4..60).collect::<Vec<_>>());
     }
 
     #[test]

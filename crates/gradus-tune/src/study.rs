@@ -240,6 +240,9 @@ pub struct Study {
     cache: Mutex<Cache>,
     stopped: AtomicBool,
     schedule: Schedule,
+    /// The most trials the study may hold, claimed atomically by every
+    /// process that shares it ([`Study::with_budget`]).
+    budget: Option<u64>,
 }
 
 impl Study {
@@ -290,6 +293,7 @@ impl Study {
             cache: Mutex::new(Cache { cursor: 0, trials: Arc::new(Vec::new()) }),
             stopped: AtomicBool::new(false),
             schedule: Schedule::default(),
+            budget: None,
         }
     }
 
@@ -302,6 +306,14 @@ impl Study {
     /// Chooses how [`Study::optimize`] schedules trials on its threads.
     pub fn with_schedule(mut self, schedule: Schedule) -> Self {
         self.schedule = schedule;
+        self
+    }
+
+    /// Caps the study at `trials` trials, all processes together: a trial
+    /// starts only if its number is below the cap, decided in the storage
+    /// in one step, so two processes with the same cap never run more.
+    pub fn with_budget(mut self, trials: u64) -> Self {
+        self.budget = Some(trials);
         self
     }
 
@@ -518,13 +530,16 @@ impl Study {
     /// caller has waited until they do) and recorded among them.
     fn next_trial(&self, ordered: Option<(&mut Asks, usize)>) -> Result<Option<Trial<'_>>, TuneError> {
         let view = self.view()?;
-        let frozen = if self.sampler.is_closed() {
-            match self.storage.claim_waiting_trial(self.record.id)? {
+        let frozen = match self.budget {
+            Some(budget) => match self.storage.start_trial_within(self.record.id, budget, self.sampler.is_closed())? {
                 Some(t) => t,
                 None => return Ok(None),
-            }
-        } else {
-            self.storage.create_trial(self.record.id)?
+            },
+            None if self.sampler.is_closed() => match self.storage.claim_waiting_trial(self.record.id)? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+            None => self.storage.create_trial(self.record.id)?,
         };
         let Some((asks, lag)) = ordered else {
             let relative = self.sampler.sample_relative(&view, &frozen);
