@@ -592,10 +592,6 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
-        Ok(self.start_trial_within(study, u64::MAX, false)?.expect("an unbounded budget"))
-    }
-
     fn start_trial_within(
         &self,
         study: u64,

@@ -49,7 +49,10 @@ pub trait Storage: Send + Sync {
     fn enqueue_trial(&self, study: u64, params: &BTreeMap<String, Value>) -> Result<u64, TuneError>;
     /// Starts a trial: claims the oldest waiting one, or creates a new one
     /// numbered after every existing trial. Two callers never get the same.
-    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError>;
+    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
+        self.start_trial_within(study, u64::MAX, false)?
+            .ok_or_else(|| TuneError::Storage(format!("study #{study} holds as many trials as can be numbered")))
+    }
     /// Claims the oldest waiting trial, if any; never creates one.
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError>;
     /// Starts a trial numbered below `budget`, atomically — a study-wide
@@ -215,10 +218,6 @@ impl Storage for InMemoryStorage {
         m.trials.push((seq, new_trial(id, number, TrialState::Waiting, params.clone())));
         m.study_of.push(study);
         Ok(number)
-    }
-
-    fn create_trial(&self, study: u64) -> Result<FrozenTrial, TuneError> {
-        Ok(self.start_trial_within(study, u64::MAX, false)?.expect("an unbounded budget"))
     }
 
     fn start_trial_within(
