@@ -12,9 +12,24 @@ use crate::load::{build_target, read_source, target_column};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
 use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
 
-/// The piecewise-linear bins each numeric column gets (see
-/// [`crate::ColumnEncoder::Number`]).
+/// The fewest piecewise-linear bins a numeric column gets (see
+/// [`crate::ColumnEncoder::Number`] and [`piecewise_bins`]).
 pub const PIECEWISE_BINS: usize = 16;
+/// The most: tables of 24,576 rows or more.
+pub const MAX_PIECEWISE_BINS: usize = 48;
+/// Fitting rows per bin above [`PIECEWISE_BINS`].
+pub const ROWS_PER_BIN: usize = 512;
+
+/// The bins a numeric column gets when fitted on `rows` rows: one per 512
+/// rows, 16 to 48. A bin's edges are quantiles, which more rows estimate
+/// finely enough to cut finer. On UCI Adult (26,049 tuning rows), over
+/// three seeds, 48 bins instead of 16 raised test accuracy from 85.72% to
+/// 86.09% and ROC AUC from 0.9121 to 0.9143, and lowered the log-loss
+/// from 0.307 to 0.301, on every seed (BENCHMARKS.md); at 8,192 rows or
+/// fewer nothing changes.
+pub fn piecewise_bins(rows: usize) -> usize {
+    (rows / ROWS_PER_BIN).clamp(PIECEWISE_BINS, MAX_PIECEWISE_BINS)
+}
 /// Tables with more numeric columns than this (images: one per pixel) keep
 /// them as they are.
 pub const MAX_COLUMNS_FOR_BINS: usize = 32;
@@ -165,12 +180,12 @@ impl RawData {
     }
 
     /// The encoding of the used columns, fitted on the rows at `rows`;
-    /// numeric columns get [`PIECEWISE_BINS`] piecewise-linear bins when
+    /// numeric columns get [`piecewise_bins`] piecewise-linear bins when
     /// there are at most [`MAX_COLUMNS_FOR_BINS`] of them.
     pub fn fit_encoding(&self, rows: &[usize]) -> Result<Encoding, DataError> {
         let used: Vec<ColumnInfo> = self.kinds.iter().filter(|k| k.kind.is_used()).cloned().collect();
         let numeric = used.iter().filter(|k| k.kind == ColumnKind::Numeric).count();
-        let bins = if numeric <= MAX_COLUMNS_FOR_BINS { PIECEWISE_BINS } else { 0 };
+        let bins = if numeric <= MAX_COLUMNS_FOR_BINS { piecewise_bins(rows.len()) } else { 0 };
         if used.is_empty() {
             return Err(DataError::invalid(
                 "columns",
@@ -234,6 +249,11 @@ mod tests {
             let want = [[1.0, 0.0, 0.0, 0.0], [4.0, 1.0, 1.0, 0.0], [4.0, 0.0, 1.0, 0.0], [10.0, 0.0, 1.0, 1.0]];
             assert_eq!(d.x.as_slice(), want.as_flattened(), "marker {marker:?}");
         }
+    }
+
+    #[test]
+    fn more_rows_get_more_bins_from_16_to_48() {
+        assert_eq!([100, 8_192, 8_704, 20_839, 26_049, 1_000_000].map(piecewise_bins), [16, 16, 17, 40, 48, 48]);
     }
 
     #[test]
