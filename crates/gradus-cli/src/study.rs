@@ -31,6 +31,39 @@ impl StorageArg {
     }
 }
 
+/// How a process running trials shows it is alive, and how long others wait
+/// before they fail its trials as dead.
+#[derive(Args, Clone)]
+pub struct HeartbeatArg {
+    /// Seconds between heartbeats of each running trial.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    heartbeat: f64,
+    /// Seconds without a heartbeat before another process fails a running
+    /// trial as "worker lost" (a trial of an ended process on the same
+    /// machine is failed at once).
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    grace: f64,
+}
+
+impl HeartbeatArg {
+    /// The interval and the grace, checked (call before touching the storage).
+    pub(crate) fn durations(&self) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
+        let seconds = |name: &str, v: f64| {
+            std::time::Duration::try_from_secs_f64(v)
+                .map_err(|_| anyhow::anyhow!("--{name} {v} is not a number of seconds"))
+        };
+        let (every, grace) = (seconds("heartbeat", self.heartbeat)?, seconds("grace", self.grace)?);
+        gradus::tune::check_heartbeat(every, grace)?;
+        Ok((every, grace))
+    }
+
+    /// `study` with these settings.
+    pub(crate) fn apply(&self, study: Study) -> anyhow::Result<Study> {
+        let (every, grace) = self.durations()?;
+        Ok(study.with_heartbeat(every, grace)?)
+    }
+}
+
 #[derive(Subcommand)]
 pub enum StudyCommand {
     /// Create a study.
@@ -288,6 +321,8 @@ pub struct RunArgs {
     metric_regex: Option<String>,
     #[command(flatten)]
     storage: StorageArg,
+    #[command(flatten)]
+    heartbeat: HeartbeatArg,
     /// The command; `{name}` in an argument is replaced by parameter `name`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -345,8 +380,9 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
     if args.jobs == 0 {
         bail!("invalid --jobs 0: must be at least 1");
     }
+    args.heartbeat.durations()?;
     let (study, settings) = Study::open(args.storage.open(false)?, &args.study)?;
-    let study = study.with_schedule(args.schedule.into()).with_budget(args.trials);
+    let study = args.heartbeat.apply(study.with_schedule(args.schedule.into()).with_budget(args.trials))?;
     let space = study_space(&settings, None)?;
     let unknown: Vec<&str> = args
         .command

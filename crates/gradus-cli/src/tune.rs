@@ -21,7 +21,7 @@ use gradus::tune::{FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::study::{PrunerArg, SamplerArg, ScheduleArg, StorageArg, read_space};
+use crate::study::{HeartbeatArg, PrunerArg, SamplerArg, ScheduleArg, StorageArg, read_space};
 use crate::{RunFailed, metrics_line, num, outln};
 
 #[derive(Args)]
@@ -131,6 +131,8 @@ pub struct TuneArgs {
     scale: ScaleArg,
     #[command(flatten)]
     storage: StorageArg,
+    #[command(flatten)]
+    heartbeat: HeartbeatArg,
     /// The study's name [default: tune-DATASET].
     #[arg(long)]
     study: Option<String>,
@@ -228,6 +230,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if args.trials == 0 || jobs == 0 {
         bail!("--trials and --jobs must be at least 1");
     }
+    args.heartbeat.durations()?;
     let request = match args.model {
         ModelArg::Auto => ModelRequest::Auto,
         ModelArg::Linear => ModelRequest::Linear,
@@ -387,7 +390,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     };
     // --trials is the study's, all processes on it together: each trial's
     // number is claimed below it in the storage, in one step.
-    let study = study.with_schedule(args.schedule.into()).with_budget(args.trials);
+    let study = args.heartbeat.apply(study.with_schedule(args.schedule.into()).with_budget(args.trials))?;
     let done = study.trials()?.iter().filter(|t| t.state.is_finished()).count() as u64;
     let to_run = args.trials.saturating_sub(done);
 

@@ -282,3 +282,37 @@ fn three_processes_evaluate_every_grid_point_exactly_once() {
     points.dedup();
     assert_eq!(points.len(), 30, "each point once");
 }
+
+#[test]
+fn a_restarted_process_fails_at_once_the_trials_of_a_killed_one_on_the_same_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "s", &[]);
+    let mut killed = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(["run", "--study", "s", "--trials", "1", "--", "sh", "-c", "sleep 20; echo 1"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
+    let started = std::time::Instant::now();
+    while running().first().is_none_or(|t| t["state"] != "running") {
+        assert!(started.elapsed().as_secs() < 10, "the trial starts");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // Long before the 120 s grace, the next process on this machine sees the worker gone.
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "2", "--", "echo", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trials = running();
+    assert_eq!(trials[0]["state"], "fail", "{trials:?}");
+    let reason = trials[0]["fail_reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("worker lost (process {} on ", killed.id())), "{reason}");
+    assert_eq!(trials[1]["state"], "complete");
+    // The interval and the grace are settings, checked before anything runs.
+    let out = gradus(dir.path(), &["run", "--study", "s", "--trials", "3", "--grace", "5", "--", "echo", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the grace (5 s) must be longer than the heartbeat interval (10 s)"));
+    assert_eq!(running().len(), 2, "nothing ran");
+}

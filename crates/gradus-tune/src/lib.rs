@@ -42,5 +42,5 @@ pub use samplers::Sampler;
 pub use settings::{PrunerSpec, SamplerSpec, StudySettings};
 pub use space::SearchSpace;
 pub use storage::{InMemoryStorage, Storage, StudyRecord, StudySummary, TrialsSince, conformance};
-pub use study::{Schedule, Study, StudyView, TrialFailure, ordered_lag};
+pub use study::{Schedule, Study, StudyView, TrialFailure, WORKER, check_heartbeat, ordered_lag};
 pub use trial::{Direction, FAIL_REASON, FrozenTrial, Trial, TrialState, WORKER_LOST, now};

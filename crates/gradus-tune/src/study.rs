@@ -243,6 +243,9 @@ pub struct Study {
     /// The most trials the study may hold, claimed atomically by every
     /// process that shares it ([`Study::with_budget`]).
     budget: Option<u64>,
+    /// How often running trials send a heartbeat, and how long without one
+    /// before another process fails a trial as dead ([`Study::with_heartbeat`]).
+    heartbeat: (Duration, Duration),
 }
 
 impl Study {
@@ -294,6 +297,7 @@ impl Study {
             stopped: AtomicBool::new(false),
             schedule: Schedule::default(),
             budget: None,
+            heartbeat: (HEARTBEAT_EVERY, STALE_AFTER),
         }
     }
 
@@ -307,6 +311,15 @@ impl Study {
     pub fn with_schedule(mut self, schedule: Schedule) -> Self {
         self.schedule = schedule;
         self
+    }
+
+    /// Sends a heartbeat for each running trial every `every`, and fails as
+    /// dead ("worker lost") a running trial without one for `grace`, which
+    /// must be longer (defaults: 10 s and 120 s).
+    pub fn with_heartbeat(mut self, every: Duration, grace: Duration) -> Result<Self, TuneError> {
+        check_heartbeat(every, grace)?;
+        self.heartbeat = (every, grace);
+        Ok(self)
     }
 
     /// Caps the study at `trials` trials, all processes together: a trial
@@ -436,8 +449,10 @@ impl Study {
         }
         self.stopped.store(false, Ordering::SeqCst);
         // Trials a crashed worker left running (no heartbeat for a long
-        // while) are failed, so they neither linger nor block a grid.
-        self.storage.fail_stale_trials(self.record.id, STALE_AFTER.as_secs_f64())?;
+        // while) are failed, so they neither linger nor block a grid; those
+        // of a process on this machine that has ended, at once.
+        self.storage.fail_stale_trials(self.record.id, self.heartbeat.1.as_secs_f64())?;
+        self.fail_trials_of_ended_processes()?;
         let started = AtomicU64::new(0);
         let deadline = timeout.map(|t| Instant::now() + t);
         let running: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -466,6 +481,12 @@ impl Study {
                     return Ok(());
                 }
                 let Some((mut trial, ask)) = next()? else { return Ok(()) };
+                // Which process runs it, so that a restart on this machine can
+                // tell the trials of a process that has ended.
+                if let Some(host) = host_name() {
+                    let worker = serde_json::json!({"host": host, "pid": std::process::id()});
+                    trial.set_attr(WORKER, worker)?;
+                }
                 let id = trial.frozen.id;
                 running.lock().unwrap_or_else(|e| e.into_inner()).push(id);
                 let result = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
@@ -504,7 +525,7 @@ impl Study {
             let mut last = Instant::now();
             while !finished_all.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= HEARTBEAT_EVERY {
+                if last.elapsed() >= self.heartbeat.0 {
                     last = Instant::now();
                     for &id in running.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                         // A trial that finished meanwhile refuses the beat; that is fine.
@@ -560,6 +581,27 @@ impl Study {
         Ok(Some(Trial { study: self, frozen, view, relative, pinned: true }))
     }
 
+    /// Fails, as "worker lost", the running trials that a process on this
+    /// machine started and that process has ended (a crash, a SIGKILL):
+    /// they can wait for no heartbeat. Another process may fail one first;
+    /// that is fine.
+    fn fail_trials_of_ended_processes(&self) -> Result<(), TuneError> {
+        let Some(host) = host_name() else { return Ok(()) };
+        let me = u64::from(std::process::id());
+        for t in self.trials()?.iter().filter(|t| t.state == TrialState::Running) {
+            let Some(worker) = t.attrs.get(WORKER) else { continue };
+            let Some(pid) = worker["pid"].as_u64() else { continue };
+            if worker["host"] != host.as_str() || pid == me || process_alive(pid) {
+                continue;
+            }
+            let reason = format!("{} (process {pid} on {host} ended)", crate::trial::WORKER_LOST_PREFIX);
+            if self.storage.set_attr(t.id, crate::trial::FAIL_REASON, &Value::from(reason)).is_ok() {
+                let _ = self.storage.finish_trial(t.id, TrialState::Fail);
+            }
+        }
+        Ok(())
+    }
+
     /// Asks running `optimize` loops to finish their current trials and stop.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -588,6 +630,37 @@ impl Study {
     pub fn best_value(&self) -> Result<Option<f64>, TuneError> {
         Ok(self.best_trial()?.and_then(|t| t.value()))
     }
+}
+
+/// Refuses a heartbeat interval of 0, or a grace not longer than it (a
+/// live trial would be failed as dead between two beats).
+pub fn check_heartbeat(every: Duration, grace: Duration) -> Result<(), TuneError> {
+    if every.is_zero() || grace <= every {
+        return Err(TuneError::InvalidArgument {
+            name: "heartbeat",
+            reason: format!(
+                "the grace ({} s) must be longer than the heartbeat interval ({} s), which must be above 0",
+                grace.as_secs_f64(),
+                every.as_secs_f64()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The attribute naming the process that runs a trial: `{"host", "pid"}`.
+pub const WORKER: &str = "worker";
+
+/// This machine's name, where Linux tells it (`None` elsewhere: ended
+/// processes are then found by their missing heartbeats alone).
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+/// Whether process `pid` of this machine is alive (Linux's /proc).
+fn process_alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// How often running trials send a heartbeat.

@@ -90,6 +90,9 @@ impl TrialState {
 /// The attribute that holds why a trial failed (see [`FrozenTrial::fail_reason`]).
 pub const FAIL_REASON: &str = "fail_reason";
 
+/// How the failure reason of a trial whose process died begins.
+pub const WORKER_LOST_PREFIX: &str = "worker lost";
+
 /// Why a trial found without a heartbeat was failed.
 pub const WORKER_LOST: &str = "worker lost (no heartbeat)";
 
