@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -328,6 +329,44 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+/// The commands `run` starts: each in a process group of its own, so that
+/// ending it ends what it started too, and (on Linux) killed when `run`
+/// dies, even by SIGKILL.
+mod children {
+    use std::process::Command;
+
+    #[cfg(unix)]
+    pub fn contain(command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn contain(_command: &mut Command) {}
+
+    /// Ends the process group of child `id` (SIGTERM).
+    #[cfg(unix)]
+    pub fn end(id: u32) {
+        if let Ok(group) = libc::pid_t::try_from(id) {
+            // SAFETY: killpg only sends a signal; a group that is gone is an error we ignore.
+            unsafe {
+                libc::killpg(group, libc::SIGTERM);
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn end(_id: u32) {}
+}
+
 /// The command's arguments with `{name}` replaced by the trial's values.
 fn substitute(command: &[String], params: &BTreeMap<String, Value>) -> Vec<String> {
     command
@@ -394,6 +433,13 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
         let known = space.0.keys().cloned().collect::<Vec<_>>().join(", ");
         bail!("the command names {{{name}}}, which the study's space does not have (it has: {known})");
     }
+    // A first Ctrl-C or SIGTERM interrupts (see below); a second exits at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone())?;
+        signal_hook::flag::register(signal, interrupted.clone())?;
+    }
+    let running: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
     if let Some(name) = substituted_into_script(&args.command, &space) {
         eprintln!(
             "warning: {{{name}}} is substituted into a shell script (-c): a value holding shell syntax would run as \
@@ -417,9 +463,22 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
         for (name, value) in trial.params() {
             command.env(param_env_name(name), plain_text(value));
         }
-        let output = command.output();
+        children::contain(&mut command);
+        let output =
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().and_then(
+                |child| {
+                    let id = child.id();
+                    running.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                    let output = child.wait_with_output();
+                    running.lock().unwrap_or_else(|e| e.into_inner()).retain(|&c| c != id);
+                    output
+                },
+            );
         let _ = std::fs::remove_file(&file);
         let output = output.map_err(|e| TrialFailure::Failed(format!("cannot run '{}': {e}", argv[0])))?;
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(TrialFailure::Failed("interrupted".into()));
+        }
         // The child's stderr is the user's to see, and its end says why it failed.
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &output.stderr);
         if !output.status.success() {
@@ -435,15 +494,36 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
     };
     let printed = std::sync::Mutex::new(Ok::<(), std::io::Error>(()));
     let finished = std::sync::Mutex::new(Vec::new());
-    study.optimize_with_callback(objective, args.trials, None, args.jobs, |_, trial| {
-        use std::io::Write;
-        finished.lock().unwrap_or_else(|e| e.into_inner()).push(trial.clone());
-        let mut status = printed.lock().unwrap_or_else(|e| e.into_inner());
-        if status.is_ok() {
-            *status = writeln!(std::io::stdout().lock(), "{}", trial_json(trial));
-        }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Ctrl-C or SIGTERM: end the commands running (their whole process
+        // groups), record their trials failed ("interrupted"), start no more.
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if interrupted.load(Ordering::SeqCst) {
+                    study.stop();
+                    running.lock().unwrap_or_else(|e| e.into_inner()).iter().for_each(|&id| children::end(id));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let result = study.optimize_with_callback(objective, args.trials, None, args.jobs, |_, trial| {
+            use std::io::Write;
+            finished.lock().unwrap_or_else(|e| e.into_inner()).push(trial.clone());
+            let mut status = printed.lock().unwrap_or_else(|e| e.into_inner());
+            if status.is_ok() {
+                *status = writeln!(std::io::stdout().lock(), "{}", trial_json(trial));
+            }
+        });
+        done.store(true, Ordering::SeqCst);
+        Ok(result?)
     })?;
     printed.into_inner().unwrap_or_else(|e| e.into_inner())?;
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(
+            crate::RunFailed("interrupted: the running commands were ended and their trials failed".into()).into()
+        );
+    }
     // Trials ran and none completed: a failure, with the reasons.
     let finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
     if !finished.is_empty() && finished.iter().all(|t| t.value().is_none()) {

@@ -316,3 +316,63 @@ fn a_restarted_process_fails_at_once_the_trials_of_a_killed_one_on_the_same_mach
     assert!(stderr(&out).contains("the grace (5 s) must be longer than the heartbeat interval (10 s)"));
     assert_eq!(running().len(), 2, "nothing ran");
 }
+
+/// Whether process `pid` is gone (or a zombie no one has reaped yet).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+/// Starts `run` on a command that writes its pid and sleeps; returns `run`
+/// and the command's pid once its trial is running. The caller waits for `run`.
+#[allow(clippy::zombie_processes)]
+fn run_a_sleeper(dir: &Path) -> (std::process::Child, u32) {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(["run", "--study", "s", "--trials", "3", "--", "sh", "-c", "echo $$ > sleeper.pid; sleep 30; echo 1"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("sleeper.pid"))
+            && let Ok(pid) = text.trim().parse()
+        {
+            return (run, pid);
+        }
+        if started.elapsed().as_secs() >= 10 {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the command did not start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn interrupting_run_ends_its_commands_and_fails_their_trials_and_killing_it_kills_them() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "s", &[]);
+    let (run, sleeper) = run_a_sleeper(dir.path());
+    assert!(Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap().success());
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(gone(sleeper), "the command was ended with run");
+    let trials = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
+    assert_eq!(trials.len(), 1, "no trial started after the interrupt: {trials:?}");
+    assert_eq!((trials[0]["state"].as_str(), trials[0]["fail_reason"].as_str()), (Some("fail"), Some("interrupted")));
+
+    // SIGKILL leaves run no chance to act: the kernel ends the command.
+    std::fs::remove_file(dir.path().join("sleeper.pid")).unwrap();
+    let (mut run, sleeper) = run_a_sleeper(dir.path());
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let started = std::time::Instant::now();
+    while !gone(sleeper) {
+        assert!(started.elapsed().as_secs() < 5, "the command outlived a killed run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
