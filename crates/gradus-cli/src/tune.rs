@@ -289,7 +289,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     };
     // The training flags tune shares with train (--epochs, --patience) are
     // checked where train's are: by the trainer's own validation.
-    job.job(&BTreeMap::new()).config.validate()?;
+    job.job(&BTreeMap::new())?.config.validate()?;
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
     if args.json {
         print_json_line(&columns_json(&raw, &tuning))?;

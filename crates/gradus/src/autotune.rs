@@ -467,7 +467,7 @@ impl TuneJob {
 
     /// Suggests this trial's hyperparameters (define-by-run: the network's
     /// only for an MLP) and returns the training job they describe.
-    pub fn suggest(&self, trial: &mut Trial<'_>) -> Result<TrainJob, gradus_tune::TuneError> {
+    pub fn suggest(&self, trial: &mut Trial<'_>) -> Result<TrainJob, TrialFailure> {
         for name in HYPERPARAMETERS {
             let Some(distribution) = self.space.0.get(*name) else { continue };
             let mlp_only = matches!(*name, "n_layers" | "width" | "activation" | "dropout");
@@ -476,38 +476,59 @@ impl TuneJob {
             }
             trial.suggest(name, distribution.clone())?;
         }
-        Ok(self.job(trial.params()))
+        Ok(self.job(trial.params())?)
     }
 
     /// The training job for a set of hyperparameters (missing ones take
     /// their defaults: Adam, lr 1e-3, batch 32, no decay, one hidden layer
     /// of 128 ReLU units).
-    pub fn job(&self, params: &BTreeMap<String, Value>) -> TrainJob {
-        let text =
-            |name: &str, default: &'static str| params.get(name).and_then(Value::as_str).unwrap_or(default).to_string();
+    ///
+    /// A value no decoder knows is an error, never a default: `merge_space`
+    /// keeps such values out of a space, so one here came from elsewhere
+    /// (a study's stored trials).
+    pub fn job(&self, params: &BTreeMap<String, Value>) -> Result<TrainJob, PipelineError> {
+        // A value that is not a word reads as its JSON text, which no decoder knows.
+        let text = |name: &str, default: &str| {
+            params.get(name).map_or(default.to_string(), |v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        };
         let real = |name: &str, default: f64| params.get(name).and_then(Value::as_f64).unwrap_or(default);
         let whole = |name: &str, default: i64| params.get(name).and_then(Value::as_i64).unwrap_or(default);
-        // The space was checked against the decoders (see `merge_space`),
-        // so the defaults below stand only for hyperparameters it lacks.
+        // The defaults stand only for hyperparameters the space lacks.
+        let unknown = |name: &str| {
+            PipelineError::Unsuitable(format!(
+                "hyperparameter {name} = {} is not one gradus can train (choices: {})",
+                params.get(name).map_or("?".into(), Value::to_string),
+                known_choices(name).unwrap_or_default().join(", ")
+            ))
+        };
         let weight_decay = real("weight_decay", 0.0) as f32;
-        let (optimizer, l2) = decode_optimizer(&text("optimizer", "adam"), weight_decay)
-            .unwrap_or((OptimizerConfig::adam(), weight_decay));
-        let schedule = decode_schedule(&text("schedule", "constant")).unwrap_or(Schedule::Constant);
+        let (optimizer, l2) =
+            decode_optimizer(&text("optimizer", "adam"), weight_decay).ok_or_else(|| unknown("optimizer"))?;
+        let schedule = decode_schedule(&text("schedule", "constant")).ok_or_else(|| unknown("schedule"))?;
         let model = match self.family(params) {
             "linear" => ModelChoice::Linear,
             "logistic" => ModelChoice::Logistic,
             "softmax" => ModelChoice::Softmax,
-            _ => ModelChoice::Mlp {
+            "mlp" => ModelChoice::Mlp {
                 hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
-                activation: decode_activation(&text("activation", "relu")).unwrap_or(Activation::Relu),
+                activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,
                 dropout: real("dropout", 0.0) as f32,
                 init: WeightInit::Auto,
             },
+            other => {
+                return Err(PipelineError::Unsuitable(format!(
+                    "model {other} is not one this search can train (choices: {})",
+                    self.families.join(", ")
+                )));
+            }
         };
-        TrainJob {
+        Ok(TrainJob {
             model,
             loss: None,
-            scaling: decode_scaling(&text("scaling", "")).unwrap_or(self.scaling),
+            scaling: match params.get("scaling") {
+                None => self.scaling,
+                Some(_) => decode_scaling(&text("scaling", "")).ok_or_else(|| unknown("scaling"))?,
+            },
             valid_fraction: self.valid_fraction,
             balanced: self.balanced,
             config: TrainConfig {
@@ -524,7 +545,7 @@ impl TuneJob {
                 epoch_rows: self.epoch_rows,
                 ..TrainConfig::default()
             },
-        }
+        })
     }
 
     /// One trial: suggest, train on `data` (the tuning rows) reporting the
@@ -783,7 +804,7 @@ impl TuneJob {
         if let Some(Measured { metrics, .. }) = measured.get(best.number) {
             return Ok(Some(metrics));
         }
-        let (job, mut stop) = self.replay(best);
+        let (job, mut stop) = self.replay(best)?;
         let mut scores = Vec::new();
         match self.cv {
             Some(k) => {
@@ -799,10 +820,10 @@ impl TuneJob {
     /// `best`'s training job without early stopping, and the observer that
     /// ends it after its best epoch count (see [`Self::refit`] for why the
     /// schedule keeps its full length).
-    fn replay(&self, best: &FrozenTrial) -> (TrainJob, StopAfter) {
-        let mut job = self.job(&best.params);
+    fn replay(&self, best: &FrozenTrial) -> Result<(TrainJob, StopAfter), PipelineError> {
+        let mut job = self.job(&best.params)?;
         job.config.early_stopping = None;
-        (job, StopAfter { epochs: self.best_epochs(best).unwrap_or(self.max_epochs), deadline: None })
+        Ok((job, StopAfter { epochs: self.best_epochs(best).unwrap_or(self.max_epochs), deadline: None }))
     }
 
     /// Retrains `best`'s configuration on all of `data` (training and
@@ -823,7 +844,7 @@ impl TuneJob {
         data: &Dataset,
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<SavedModel>, PipelineError> {
-        let (mut job, mut stop) = self.replay(best);
+        let (mut job, mut stop) = self.replay(best)?;
         stop.deadline = deadline;
         job.valid_fraction = 0.0;
         let outcome = job.run(data, &mut stop)?;
@@ -1407,10 +1428,10 @@ mod tests {
         // 20,480 tuning rows train trials on 16,384: a full pass is an epoch.
         assert!(!small.shorten_epochs_on_large_data(&rows(20_480)));
         assert_eq!(small.epoch_rows, None);
-        assert_eq!(small.job(&BTreeMap::new()).config.epoch_rows, None);
+        assert_eq!(small.job(&BTreeMap::new()).unwrap().config.epoch_rows, None);
         let mut large = job(vec!["linear"], default_space(&["linear"], false));
         assert!(large.shorten_epochs_on_large_data(&rows(26_049)), "Adult's trials train on 20,839 rows");
-        assert_eq!(large.job(&BTreeMap::new()).config.epoch_rows, Some(LARGE_DATA_EPOCH_ROWS));
+        assert_eq!(large.job(&BTreeMap::new()).unwrap().config.epoch_rows, Some(LARGE_DATA_EPOCH_ROWS));
         let space = large_data_batches(default_space(&["linear"], false));
         assert_eq!(space.0["batch_size"], Distribution::Int { low: 64, high: 1024, log: true, step: 1 });
         assert_eq!(space.0["lr"], default_space(&["linear"], false).0["lr"], "only the batches change");
@@ -1425,7 +1446,7 @@ mod tests {
             for &value in known_choices(name).unwrap() {
                 let space = merged(name, Distribution::categorical([value])).unwrap();
                 let job = job(vec!["mlp"], space);
-                let train = job.job(&BTreeMap::from([(name.to_string(), Value::from(value))]));
+                let train = job.job(&BTreeMap::from([(name.to_string(), Value::from(value))])).unwrap();
                 let decoded = match name {
                     "optimizer" => format!("{:?}", train.config.optimizer),
                     "activation" => match &train.model {
@@ -1444,8 +1465,19 @@ mod tests {
             }
         }
         let job = job(vec!["mlp"], default_space(&["mlp"], true));
-        let nesterov = job.job(&BTreeMap::from([("optimizer".to_string(), Value::from("nesterov"))]));
+        let nesterov = job.job(&BTreeMap::from([("optimizer".to_string(), Value::from("nesterov"))])).unwrap();
         assert_eq!(nesterov.config.optimizer, OptimizerConfig::Sgd { momentum: 0.9, nesterov: true });
+        // A stored value no decoder knows is an error, not the default.
+        for (name, value) in
+            [("activation", Value::from("swish")), ("optimizer", Value::from(3)), ("model", "tree".into())]
+        {
+            let err = job.job(&BTreeMap::from([(name.to_string(), value.clone())])).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{name} {}", value.as_str().map_or(value.to_string(), str::to_string)))
+                    || err.contains(&format!("{name} = {value}")),
+                "{err}"
+            );
+        }
         // Unknown names, and values of the wrong kind, which would train a default.
         let err = merged("activation", Distribution::categorical(["relu", "swish"])).unwrap_err().to_string();
         assert!(err.contains("s.json: activation choice \"swish\"") && err.contains("sigmoid"), "{err}");
