@@ -30,13 +30,24 @@
 //! Creating the tables is guarded by a transaction-level advisory lock, so
 //! processes that open a new database at once do not race.
 //!
-//! A connection that was closed (say the server restarted) is opened again on
-//! the next call; the call that saw it close fails, as its outcome is unknown.
+//! # Lost connections
+//!
+//! A connection that is lost (the server restarted, an administrator ended
+//! it, the network failed) is opened again, at once, then after 50 ms and
+//! twice as long each time up to 5 s, for up to [`RECONNECT_WINDOW`]; the call then
+//! runs its transaction again. A write lost at its commit may have taken
+//! effect: every write transaction first takes its transaction id
+//! (`txid_current()`), and after reconnecting asks the server
+//! (`txid_status`) whether it committed. If it did, the call returns what
+//! the transaction returned; if not, it runs again. So a finished trial's
+//! value is stored exactly once, however the connection is lost, as long as
+//! the server is back within the window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::postgres::error::SqlState;
 use ::postgres::types::{FromSql, ToSql};
@@ -51,6 +62,10 @@ use crate::common::{self, TrialRow, TrialSet, key, nan_as_null, to_json, unsigne
 
 /// How long a statement waits for another connection's lock before failing.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a call keeps trying to reach a server it lost (see
+/// [`PostgresStorage::with_reconnect_window`]).
+pub const RECONNECT_WINDOW: Duration = Duration::from_secs(120);
 
 /// How long connecting waits, unless the URL's `connect_timeout` says.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,6 +139,8 @@ pub struct PostgresStorage {
     config: Config,
     /// The URL without its password, for messages.
     url: String,
+    reconnect_window: Duration,
+    reconnects: AtomicU64,
 }
 
 struct Connection {
@@ -133,11 +150,13 @@ struct Connection {
     /// Whether a call found the connection lost, which the client may not
     /// have noticed yet.
     lost: bool,
+    /// Set by [`PostgresStorage::lose_connection_at_next_commit`].
+    lose_at_commit: Option<bool>,
 }
 
 impl Connection {
     fn new(client: Client) -> Self {
-        Self { client, statements: HashMap::new(), lost: false }
+        Self { client, statements: HashMap::new(), lost: false, lose_at_commit: None }
     }
 }
 
@@ -240,7 +259,13 @@ impl PostgresStorage {
             }
         })?;
         migrate(&mut client, create).map_err(|e| fail("schema", e))?;
-        Ok(Self { conn: Mutex::new(Connection::new(client)), config, url: shown })
+        Ok(Self {
+            conn: Mutex::new(Connection::new(client)),
+            config,
+            url: shown,
+            reconnect_window: RECONNECT_WINDOW,
+            reconnects: AtomicU64::new(0),
+        })
     }
 
     /// The URL of the database, without its password.
@@ -248,24 +273,43 @@ impl PostgresStorage {
         &self.url
     }
 
-    /// The connection, opened again if it was closed.
+    /// How long a call keeps reconnecting to a server it lost before it
+    /// fails ([`RECONNECT_WINDOW`] unless set).
+    pub fn with_reconnect_window(mut self, window: Duration) -> Self {
+        self.reconnect_window = window;
+        self
+    }
+
+    /// How many times a lost connection was opened again.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next write transaction behave as if the connection broke
+    /// at its commit: after the commit took effect (`committed`), or before.
+    /// For tests of what a call does when it cannot tell whether its commit
+    /// landed, which a real server shows only by chance.
+    #[doc(hidden)]
+    pub fn lose_connection_at_next_commit(&self, committed: bool) {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).lose_at_commit = Some(committed);
+    }
+
+    /// The connection, opened again if it was lost.
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         // A panic inside a transaction drops it, which rolls it back, so a
         // poisoned connection is still consistent.
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if conn.lost || conn.client.is_closed() {
             *conn = Connection::new(connect(&self.config)?);
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         Ok(conn)
     }
 
     /// Runs `f` in a write transaction that holds the write lock (the
     /// counter row) from its start; see the [module docs](self).
-    fn write<T>(&self, what: &str, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T, TuneError> {
-        self.transaction(what, false, |tx| {
-            tx.query_one("SELECT seq FROM counter WHERE id = 1 FOR UPDATE", &[])?;
-            f(tx)
-        })
+    fn write<T>(&self, what: &str, f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T, TuneError> {
+        self.transaction(what, false, f)
     }
 
     /// Runs `f` in a read-only transaction: a consistent snapshot.
@@ -273,46 +317,164 @@ impl PostgresStorage {
         self.transaction(what, true, f)
     }
 
+    /// Runs `f` in a transaction until it commits. A lost connection is
+    /// opened again, waiting longer each time, for up to the reconnect
+    /// window; then the transaction runs again, unless it was lost at its
+    /// commit and the server says that commit took effect, when its result
+    /// stands. So a call neither fails because the server went away for a
+    /// while nor does its work twice.
     fn transaction<T>(
         &self,
         what: &str,
         read_only: bool,
         mut f: impl FnMut(&mut Tx) -> Result<T>,
     ) -> Result<T, TuneError> {
-        let mut run = || {
-            let mut conn = self.lock()?;
-            let Connection { client, statements, lost } = &mut *conn;
-            let mut attempt = 0;
-            loop {
-                let mut builder = client.build_transaction();
-                if read_only {
-                    builder = builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true);
-                }
-                let mut tx = Tx { tx: builder.start()?, statements: &mut *statements };
-                let done = match f(&mut tx) {
-                    Ok(out) => tx.tx.commit().map(|()| out).map_err(Failure::from),
-                    Err(e) => {
-                        // Roll back now: an aborted transaction keeps its locks until then.
-                        // (Failing to means the connection is gone, which `e` tells better.)
-                        let _ = tx.tx.rollback();
-                        Err(e)
-                    }
-                };
-                match done {
-                    Err(e) if connection_lost(&e) => {
-                        *lost = true;
-                        return Err(e);
-                    }
-                    Err(e) if retryable(&e) && attempt < RETRIES => {
-                        attempt += 1;
-                        std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
-                    }
-                    done => return done,
-                }
+        let fail = |e| into_tune(e, &self.url, what);
+        let since = Instant::now();
+        // The first try again is at once (a server that ended one connection
+        // usually takes the next), then after 50 ms, 100 ms, ...
+        let mut pause = Duration::ZERO;
+        let mut wait = |e: Failure| -> Result<(), TuneError> {
+            if since.elapsed() + pause > self.reconnect_window {
+                return Err(match fail(e) {
+                    TuneError::Storage(msg) => TuneError::Storage(format!(
+                        "{msg} (the connection was lost; reconnecting failed for {:.0} s)",
+                        since.elapsed().as_secs_f64()
+                    )),
+                    other => other,
+                });
             }
+            std::thread::sleep(pause);
+            pause = (pause * 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+            Ok(())
         };
-        run().map_err(|e| into_tune(e, &self.url, what))
+        // The transaction lost at its commit, and what it returned.
+        let mut in_doubt: Option<(i64, T)> = None;
+        loop {
+            if let Some((xid, _)) = &in_doubt {
+                match self.outcome(*xid) {
+                    Ok(Some(true)) => return Ok(in_doubt.take().map(|(_, out)| out).expect("in doubt")),
+                    Ok(Some(false)) => in_doubt = None,
+                    // Still in progress (the server has not yet noticed the
+                    // connection is gone), or the server is still away.
+                    Ok(None) => wait(Failure::Refused("the server has not yet ended a lost transaction".into()))?,
+                    Err(e) if connection_lost(&e) => wait(e)?,
+                    Err(e) => return Err(fail(e)),
+                }
+                continue;
+            }
+            match self.attempt(read_only, &mut f) {
+                Ok(out) => return Ok(out),
+                Err(Attempt::Failed(e)) => return Err(fail(e)),
+                Err(Attempt::Lost(e)) => wait(e)?,
+                Err(Attempt::LostAtCommit(xid, out)) => in_doubt = Some((xid, out)),
+            }
+        }
     }
+
+    /// Whether transaction `xid` committed (`None` while the server still
+    /// runs it).
+    fn outcome(&self, xid: i64) -> Result<Option<bool>> {
+        let mut conn = self.lock()?;
+        let found = conn.client.query_one("SELECT txid_status($1)", &[&xid]);
+        let status: Option<String> = found.map_err(|e| lost(&mut conn, e.into()))?.try_get(0)?;
+        match status.as_deref() {
+            Some("committed") => Ok(Some(true)),
+            Some("aborted") => Ok(Some(false)),
+            Some("in progress") => Ok(None),
+            other => {
+                Err(Failure::Refused(format!("the server cannot tell whether transaction {xid} committed ({other:?})")))
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction, trying again after a deadlock or a
+    /// serialization failure.
+    fn attempt<T>(&self, read_only: bool, f: &mut impl FnMut(&mut Tx) -> Result<T>) -> Result<T, Attempt<T>> {
+        let mut conn = self.lock().map_err(|e| match connection_lost(&e) {
+            true => Attempt::Lost(e),
+            false => Attempt::Failed(e),
+        })?;
+        let mut retries = 0;
+        loop {
+            let Connection { client, statements, lost, lose_at_commit } = &mut *conn;
+            let mut classify = |e: Failure| match connection_lost(&e) {
+                true => {
+                    *lost = true;
+                    Attempt::Lost(e)
+                }
+                false => Attempt::Failed(e),
+            };
+            let mut builder = client.build_transaction();
+            if read_only {
+                builder = builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true);
+            }
+            let mut tx = match builder.start() {
+                Ok(tx) => Tx { tx, statements: &mut *statements },
+                Err(e) => return Err(classify(e.into())),
+            };
+            // A write takes the write lock first, and the transaction's id,
+            // by which to ask whether it committed should the connection be lost.
+            let body = match read_only {
+                true => Ok(0),
+                false => tx.value("SELECT txid_current() FROM counter WHERE id = 1 FOR UPDATE", &[]),
+            };
+            let (xid, out) = match body.and_then(|xid| Ok((xid, f(&mut tx)?))) {
+                Ok(done) => done,
+                Err(e) => {
+                    // Roll back now: an aborted transaction keeps its locks until then.
+                    // (Failing to means the connection is gone, which `e` tells better.)
+                    let _ = tx.tx.rollback();
+                    if retryable(&e) && retries < RETRIES {
+                        retries += 1;
+                        std::thread::sleep(Duration::from_millis(2 << retries.min(6)));
+                        continue;
+                    }
+                    return Err(classify(e));
+                }
+            };
+            let committed = match lose_at_commit.take() {
+                None => tx.tx.commit(),
+                Some(took_effect) => {
+                    let _ = if took_effect { tx.tx.commit() } else { tx.tx.rollback() };
+                    *lost = true;
+                    return Err(Attempt::LostAtCommit(xid, out));
+                }
+            };
+            return match committed.map_err(Failure::from) {
+                Ok(()) => Ok(out),
+                Err(e) if connection_lost(&e) => {
+                    *lost = true;
+                    Err(if read_only { Attempt::Lost(e) } else { Attempt::LostAtCommit(xid, out) })
+                }
+                Err(e) if retryable(&e) && retries < RETRIES => {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(2 << retries.min(6)));
+                    continue;
+                }
+                Err(e) => Err(Attempt::Failed(e)),
+            };
+        }
+    }
+}
+
+/// How one try of a transaction ended, when it did not commit.
+enum Attempt<T> {
+    /// A failure that trying again would not mend.
+    Failed(Failure),
+    /// The connection was lost before the commit was sent: nothing took effect.
+    Lost(Failure),
+    /// The connection was lost at the commit of write transaction `.0`,
+    /// whose result was `.1`: whether it took effect is for the server to say.
+    LostAtCommit(i64, T),
+}
+
+/// Marks the connection lost when `e` says so, and passes `e` on.
+fn lost(conn: &mut Connection, e: Failure) -> Failure {
+    if connection_lost(&e) {
+        conn.lost = true;
+    }
+    e
 }
 
 /// Opens a connection and sets the lock timeout.

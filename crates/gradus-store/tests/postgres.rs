@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use common::pg::{TestDb, server_url, with_dbname};
 use gradus_store::PostgresStorage;
 use gradus_store::postgres::SCHEMA_VERSION;
-use gradus_tune::{Direction, Storage, conformance};
+use gradus_tune::{Direction, Storage, TrialState, conformance};
 use serde_json::json;
 
 #[test]
@@ -132,21 +132,83 @@ fn databases_that_are_not_study_databases_are_refused_by_name() {
     }
 }
 
+/// Ends every connection to `db` but `admin`'s own.
+fn terminate_others(admin: &mut postgres::Client) -> u64 {
+    let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    admin.query(&format!("SELECT pg_terminate_backend(pid) {others}"), &[]).unwrap().len() as u64
+}
+
 #[test]
-fn a_lost_connection_is_opened_again() {
+fn a_lost_connection_is_opened_again_and_the_call_goes_on() {
     let db = TestDb::new();
     let s = PostgresStorage::open(db.url()).unwrap();
     let study = s.create_study("s", Direction::Minimize, &json!(null)).unwrap().id;
     // End the storage's connection, as a server restart would, and wait until it is gone.
     let mut admin = db.client();
+    assert_eq!(terminate_others(&mut admin), 1);
     let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
-    admin.execute(&format!("SELECT pg_terminate_backend(pid) {others}"), &[]).unwrap();
     while admin.query_one(&format!("SELECT COUNT(*) {others}"), &[]).unwrap().get::<_, i64>(0) > 0 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // The call that finds the connection gone fails (its outcome is unknown),
-    // naming the database; the next one connects again.
-    let err = s.create_trial(study).expect_err("the connection was ended").to_string();
-    assert!(err.contains(db.url()) && err.contains("create trial"), "{err}");
+    // The call that finds the connection gone connects again and succeeds.
     assert_eq!(s.create_trial(study).unwrap().number, 0);
+    assert_eq!(s.reconnects(), 1);
+    assert_eq!(s.create_trial(study).unwrap().number, 1);
+}
+
+#[test]
+fn a_write_lost_at_its_commit_takes_effect_exactly_once() {
+    let db = TestDb::new();
+    let s = PostgresStorage::open(db.url()).unwrap();
+    let study = s.create_study("s", Direction::Minimize, &json!(null)).unwrap().id;
+    for took_effect in [true, false] {
+        // Creating a trial: one trial, whether or not the lost commit landed.
+        s.lose_connection_at_next_commit(took_effect);
+        let t = s.create_trial(study).unwrap();
+        // Finishing it: its value stored once, and the call succeeds (a
+        // second finish would fail: the trial is finished).
+        s.report(t.id, 0, 1.5).unwrap();
+        s.lose_connection_at_next_commit(took_effect);
+        let done = s.finish_trial(t.id, TrialState::Complete(2.5)).unwrap();
+        assert_eq!(done.state, TrialState::Complete(2.5));
+    }
+    let trials = s.trials_since(study, 0).unwrap().trials;
+    assert_eq!(trials.iter().map(|t| (t.number, t.value())).collect::<Vec<_>>(), [(0, Some(2.5)), (1, Some(2.5))]);
+    assert_eq!(s.reconnects(), 4);
+}
+
+#[test]
+fn ask_and_tell_lose_nothing_while_connections_are_ended() {
+    // One thread ends the storage's connection again and again while the
+    // other runs 100 trials: every value is stored once, numbers are unique.
+    let db = TestDb::new();
+    let s = PostgresStorage::open(db.url()).unwrap();
+    let study = s.create_study("s", Direction::Minimize, &json!(null)).unwrap().id;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let kills = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            let mut admin = db.client();
+            let mut kills = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                kills += terminate_others(&mut admin);
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            kills
+        });
+        for i in 0..100u32 {
+            let t = s.create_trial(study).unwrap();
+            s.report(t.id, 0, f64::from(i)).unwrap();
+            s.set_attr(t.id, "i", &json!(i)).unwrap();
+            s.finish_trial(t.id, TrialState::Complete(f64::from(i) / 2.0)).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        killer.join().unwrap()
+    });
+    eprintln!("{kills} connections ended, {} reconnects", s.reconnects());
+    let trials = s.trials_since(study, 0).unwrap().trials;
+    assert_eq!(trials.len(), 100, "no trial made twice");
+    for (i, t) in trials.iter().enumerate() {
+        assert_eq!((t.number, t.value(), &t.attrs["i"]), (i as u64, Some(i as f64 / 2.0), &json!(i)));
+    }
+    assert!(kills >= 10 && s.reconnects() >= 10, "{kills} connections ended, {} reconnects", s.reconnects());
 }
