@@ -12,7 +12,7 @@
 //!
 //! The layout, change counter and schema versioning are the SQLite back end's
 //! (see [its docs](crate::sqlite)): `schema_version`, `studies`, `trials`,
-//! `params`, `intermediate`, `attrs` and `counter`, with JSON text for settings,
+//! `params`, `intermediate`, `attrs`, `study_attrs` and `counter`, with JSON text for settings,
 //! distributions, parameter and attribute values, DOUBLE PRECISION (exact `f64`) for
 //! values and times, and NULL for a NaN intermediate value.
 //!
@@ -118,14 +118,24 @@ INSERT INTO counter (id, seq) VALUES (1, 0);
 
 /// The upgrades, in order: `MIGRATIONS[i]` turns version `i + 1` into
 /// `i + 2`, in one transaction with the version update (as in SQLite).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE attrs (
     trial_id BIGINT NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
     name     TEXT NOT NULL,
     value    TEXT NOT NULL,
     PRIMARY KEY (trial_id, name)
 );
-"];
+",
+    "
+CREATE TABLE study_attrs (
+    study_id BIGINT NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (study_id, name)
+);
+",
+];
 
 /// The advisory lock that creating and upgrading the tables holds ("gradus").
 const SCHEMA_LOCK: i64 = 0x6772_6164_7573;
@@ -915,6 +925,40 @@ impl Storage for PostgresStorage {
             Ok(numbers)
         })
     }
+
+    fn study_attr(&self, study: u64, name: &str) -> Result<Option<Value>, TuneError> {
+        self.read("load study attribute", |tx| {
+            let study = study_key(tx, study)?;
+            study_attr(tx, study, name)
+        })
+    }
+
+    fn swap_study_attr(
+        &self,
+        study: u64,
+        name: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<Option<Value>, TuneError> {
+        self.write("set study attribute", |tx| {
+            let study = study_key(tx, study)?;
+            if study_attr(tx, study, name)?.as_ref() == expected {
+                tx.execute(
+                    "INSERT INTO study_attrs (study_id, name, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (study_id, name) DO UPDATE SET value = EXCLUDED.value",
+                    &[&study, &name, &to_json(new)?],
+                )?;
+            }
+            study_attr(tx, study, name)
+        })
+    }
+}
+
+/// The attribute `name` of the study with key `study`.
+fn study_attr(tx: &mut Tx, study: i64, name: &str) -> Result<Option<Value>> {
+    let row = tx.query_opt("SELECT value FROM study_attrs WHERE study_id = $1 AND name = $2", &[&study, &name])?;
+    let text: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+    Ok(text.map(|t| common::from_json(&t, "study attribute")).transpose()?)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 //! | `params` | per trial and name: distribution and value, both JSON |
 //! | `intermediate` | per trial and step: the reported value (NULL for NaN) |
 //! | `attrs` | per trial and name: a value the objective recorded (JSON) |
+//! | `study_attrs` | per study and name: a value set for the whole study (JSON), such as which process finalises it |
 //! | `counter` | one row: the last `seq` handed out |
 //!
 //! Every change to a trial takes the next number from `counter` and stores it
@@ -103,14 +104,24 @@ INSERT INTO counter (id, seq) VALUES (1, 0);
 /// `i + 2`. To change the schema, append a step here (and change nothing
 /// above): files of every older version are upgraded on open, in one
 /// transaction with the version update.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE attrs (
     trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
     name     TEXT NOT NULL,
     value    TEXT NOT NULL,                      -- JSON
     PRIMARY KEY (trial_id, name)
 ) WITHOUT ROWID;
-"];
+",
+    "
+CREATE TABLE study_attrs (
+    study_id INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    value    TEXT NOT NULL,                      -- JSON
+    PRIMARY KEY (study_id, name)
+) WITHOUT ROWID;
+",
+];
 
 /// A [`Storage`] in an SQLite file; see the [module docs](self).
 pub struct SqliteStorage {
@@ -577,4 +588,37 @@ impl Storage for SqliteStorage {
             Ok(numbers)
         })
     }
+
+    fn study_attr(&self, study: u64, name: &str) -> Result<Option<Value>, TuneError> {
+        self.read("load study attribute", |tx| {
+            let study = study_key(tx, study)?;
+            study_attr(tx, study, name)
+        })
+    }
+
+    fn swap_study_attr(
+        &self,
+        study: u64,
+        name: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<Option<Value>, TuneError> {
+        self.write("set study attribute", |tx| {
+            let study = study_key(tx, study)?;
+            if study_attr(tx, study, name)?.as_ref() == expected {
+                tx.prepare_cached("INSERT OR REPLACE INTO study_attrs (study_id, name, value) VALUES (?1, ?2, ?3)")?
+                    .execute(params![study, name, to_json(new)?])?;
+            }
+            study_attr(tx, study, name)
+        })
+    }
+}
+
+/// The attribute `name` of the study with key `study`.
+fn study_attr(tx: &Transaction, study: i64, name: &str) -> Result<Option<Value>> {
+    let text: Option<String> = tx
+        .prepare_cached("SELECT value FROM study_attrs WHERE study_id = ?1 AND name = ?2")?
+        .query_row(params![study, name], |row| row.get(0))
+        .optional()?;
+    Ok(text.map(|t| common::from_json(&t, "study attribute")).transpose()?)
 }

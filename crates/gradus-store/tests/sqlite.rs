@@ -35,8 +35,11 @@ fn a_version_1_file_is_upgraded_in_place_and_keeps_its_trials() {
     let t = s.create_trial(study).unwrap();
     s.report(t.id, 1, 0.5).unwrap();
     drop(s);
-    // Version 1 had no attribute table.
-    Connection::open(&path).unwrap().execute_batch("DROP TABLE attrs; UPDATE schema_version SET version = 1").unwrap();
+    // Version 1 had no attribute tables.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE attrs; DROP TABLE study_attrs; UPDATE schema_version SET version = 1")
+        .unwrap();
     let s = SqliteStorage::open(&path).unwrap();
     let version: i64 =
         Connection::open(&path).unwrap().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();

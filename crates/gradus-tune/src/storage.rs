@@ -78,11 +78,26 @@ pub trait Storage: Send + Sync {
     /// Marks running trials without a heartbeat for `max_age` seconds failed;
     /// returns their numbers.
     fn fail_stale_trials(&self, study: u64, max_age: f64) -> Result<Vec<u64>, TuneError>;
+    /// The study's attribute `name` (Optuna's study user attributes), if set.
+    fn study_attr(&self, study: u64, name: &str) -> Result<Option<Value>, TuneError>;
+    /// Sets the study's attribute `name` to `new` if its value is `expected`
+    /// (`None`: it has none), in one step; returns the value it holds after,
+    /// which is `new` when this call set it. Processes claim a role with it:
+    /// the one whose value is stored has it.
+    fn swap_study_attr(
+        &self,
+        study: u64,
+        name: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<Option<Value>, TuneError>;
 }
 
 #[derive(Default)]
 struct Memory {
     studies: Vec<Option<StudyRecord>>,
+    /// Each study's attributes, by study id.
+    study_attrs: BTreeMap<u64, BTreeMap<String, Value>>,
     /// All trials, indexed by id; each with the sequence number of its last change.
     trials: Vec<(u64, FrozenTrial)>,
     study_of: Vec<u64>,
@@ -201,7 +216,8 @@ impl Storage for InMemoryStorage {
         let slot = m.studies.iter_mut().find(|s| s.as_ref().is_some_and(|s| s.name == name));
         match slot {
             Some(slot) => {
-                *slot = None;
+                let id = slot.take().map(|s| s.id);
+                m.study_attrs.remove(&id.unwrap_or(u64::MAX));
                 Ok(())
             }
             None => Err(TuneError::UnknownStudy(name.into())),
@@ -338,6 +354,28 @@ impl Storage for InMemoryStorage {
         }
         Ok(numbers)
     }
+
+    fn study_attr(&self, study: u64, name: &str) -> Result<Option<Value>, TuneError> {
+        let m = self.lock();
+        m.study(study)?;
+        Ok(m.study_attrs.get(&study).and_then(|a| a.get(name)).cloned())
+    }
+
+    fn swap_study_attr(
+        &self,
+        study: u64,
+        name: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<Option<Value>, TuneError> {
+        let mut m = self.lock();
+        m.study(study)?;
+        let attrs = m.study_attrs.entry(study).or_default();
+        if attrs.get(name) == expected {
+            attrs.insert(name.into(), new.clone());
+        }
+        Ok(attrs.get(name).cloned())
+    }
 }
 
 /// The behaviour every [`Storage`] must have: call [`conformance::run`] with
@@ -359,6 +397,41 @@ pub mod conformance {
         stale_trials_are_failed(make().as_ref());
         concurrent_creation_never_repeats_a_number(make());
         a_budget_is_shared_and_never_overrun(make());
+        study_attributes_are_swapped_only_from_the_expected_value(make().as_ref());
+        one_of_many_claimants_wins_a_study_attribute(make());
+    }
+
+    fn study_attributes_are_swapped_only_from_the_expected_value(s: &dyn Storage) {
+        let a = s.create_study("a", Direction::Minimize, &json!(null)).unwrap().id;
+        let b = s.create_study("b", Direction::Minimize, &json!(null)).unwrap().id;
+        assert_eq!(s.study_attr(a, "k").unwrap(), None);
+        assert_eq!(s.swap_study_attr(a, "k", None, &json!({"pid": 1})).unwrap(), Some(json!({"pid": 1})));
+        // Taken: a second claim from "absent" fails and sees the first.
+        assert_eq!(s.swap_study_attr(a, "k", None, &json!({"pid": 2})).unwrap(), Some(json!({"pid": 1})));
+        assert_eq!(s.swap_study_attr(a, "k", Some(&json!({"pid": 3})), &json!(4)).unwrap(), Some(json!({"pid": 1})));
+        assert_eq!(s.swap_study_attr(a, "k", Some(&json!({"pid": 1})), &json!(4)).unwrap(), Some(json!(4)));
+        assert_eq!(s.study_attr(a, "k").unwrap(), Some(json!(4)));
+        // Another study's attributes are its own; an unknown study is an error.
+        assert_eq!(s.study_attr(b, "k").unwrap(), None);
+        assert!(matches!(s.study_attr(999, "k"), Err(TuneError::UnknownStudy(_))));
+        assert!(matches!(s.swap_study_attr(999, "k", None, &json!(1)), Err(TuneError::UnknownStudy(_))));
+        // They go with their study.
+        s.delete_study("a").unwrap();
+        let a = s.create_study("a", Direction::Minimize, &json!(null)).unwrap().id;
+        assert_eq!(s.study_attr(a, "k").unwrap(), None);
+    }
+
+    fn one_of_many_claimants_wins_a_study_attribute(s: Box<dyn Storage>) {
+        let study = s.create_study("s", Direction::Minimize, &json!(null)).unwrap().id;
+        let s: &dyn Storage = s.as_ref();
+        let winners: Vec<u64> = std::thread::scope(|scope| {
+            let claims: Vec<_> = (0..8u64)
+                .map(|i| scope.spawn(move || s.swap_study_attr(study, "role", None, &json!(i)).unwrap()))
+                .collect();
+            let seen: Vec<Value> = claims.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
+            seen.iter().map(|v| v.as_u64().unwrap()).collect()
+        });
+        assert!(winners.iter().all(|w| *w == winners[0]), "every claimant sees the one winner: {winners:?}");
     }
 
     fn studies_are_created_listed_and_deleted(s: &dyn Storage) {
