@@ -27,6 +27,7 @@
 mod distribution;
 mod error;
 pub mod pruners;
+mod role;
 pub mod samplers;
 mod settings;
 mod space;
@@ -38,6 +39,7 @@ mod trial;
 pub use distribution::{Distribution, MAX_EXACT_INT};
 pub use error::TuneError;
 pub use pruners::Pruner;
+pub use role::{Claimed, HeldRole, Holder};
 pub use samplers::Sampler;
 pub use settings::{PrunerSpec, SamplerSpec, StudySettings};
 pub use space::SearchSpace;

@@ -322,6 +322,11 @@ impl Study {
         Ok(self)
     }
 
+    /// The heartbeat interval and the grace ([`Study::with_heartbeat`]).
+    pub fn heartbeat_settings(&self) -> (Duration, Duration) {
+        self.heartbeat
+    }
+
     /// Caps the study at `trials` trials, all processes together: a trial
     /// starts only if its number is below the cap, decided in the storage
     /// in one step, so two processes with the same cap never run more.
@@ -602,6 +607,27 @@ impl Study {
         Ok(())
     }
 
+    /// Waits until no trial of the study is running — other processes'
+    /// trials finish, or are failed as "worker lost" when their process has
+    /// ended or sent no heartbeat for the grace — calling `waiting` with the
+    /// number still running about once a second.
+    pub fn wait_for_running_trials(&self, waiting: impl Fn(usize)) -> Result<(), TuneError> {
+        let mut last_said = None::<Instant>;
+        loop {
+            self.storage.fail_stale_trials(self.record.id, self.heartbeat.1.as_secs_f64())?;
+            self.fail_trials_of_ended_processes()?;
+            let running = self.trials()?.iter().filter(|t| t.state == TrialState::Running).count();
+            if running == 0 {
+                return Ok(());
+            }
+            if last_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                waiting(running);
+                last_said = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Asks running `optimize` loops to finish their current trials and stop.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -653,13 +679,13 @@ pub const WORKER: &str = "worker";
 
 /// This machine's name, where Linux tells it (`None` elsewhere: ended
 /// processes are then found by their missing heartbeats alone).
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     Some(name.trim().to_string()).filter(|n| !n.is_empty())
 }
 
 /// Whether process `pid` of this machine is alive (Linux's /proc).
-fn process_alive(pid: u64) -> bool {
+pub(crate) fn process_alive(pid: u64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 

@@ -330,3 +330,61 @@ fn a_thread_that_errs_does_not_leave_the_others_waiting_for_its_trial() {
     assert!(matches!(result, Err(TuneError::TrialFinished { trial: 2, .. })), "{result:?}");
     assert!(study.trials().unwrap().len() < 50);
 }
+
+/// Two handles on one study, as two processes would have (with a heartbeat
+/// of 50 ms and a grace of 300 ms).
+fn two_handles() -> (Study, Study, Arc<InMemoryStorage>) {
+    let storage = Arc::new(InMemoryStorage::new());
+    let open = |create: bool| {
+        let study = match create {
+            true => Study::create(
+                storage.clone(),
+                "s",
+                Direction::Minimize,
+                Box::new(RandomSampler::new(0)),
+                Box::new(NopPruner),
+                &json!(null),
+            ),
+            false => Study::load(storage.clone(), "s", Box::new(RandomSampler::new(0)), Box::new(NopPruner)),
+        };
+        let beats = std::time::Duration::from_millis(50);
+        study.unwrap().with_heartbeat(beats, beats * 6).unwrap()
+    };
+    (open(true), open(false), storage)
+}
+
+#[test]
+fn one_process_holds_a_role_until_it_is_done_released_or_its_holder_dies() {
+    use gradus_tune::{Claimed, Storage};
+    let (a, b, storage) = two_handles();
+    let Claimed::Mine(held) = a.claim_role("finalise", 10).unwrap() else { panic!("nobody held it") };
+    // Held and renewed: another claimant is told who holds it, even after the grace.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let Claimed::Theirs(holder) = b.claim_role("finalise", 10).unwrap() else { panic!("taken from a live holder") };
+    assert_eq!((holder.pid, holder.done), (u64::from(std::process::id()), false));
+    // Done: final for this round, and the note says what was made.
+    held.finish(json!({"model": "m.gradus"})).unwrap();
+    let Claimed::Theirs(holder) = b.claim_role("finalise", 10).unwrap() else { panic!("done twice") };
+    assert_eq!((holder.done, &holder.note), (true, &json!({"model": "m.gradus"})));
+    // A later round (a larger budget) is claimed again.
+    let Claimed::Mine(held) = b.claim_role("finalise", 20).unwrap() else { panic!("a new round is free") };
+    // Dropped unfinished (the work failed): released at once.
+    drop(held);
+    let Claimed::Mine(held) = a.claim_role("finalise", 20).unwrap() else { panic!("a released role is free") };
+    // A holder that stops beating (a process on another machine that died)
+    // loses the role after the grace; its late finish is refused.
+    let study = a.record().id;
+    let stored = storage.study_attr(study, "finalise").unwrap().unwrap();
+    let mut dead = stored.clone();
+    dead["host"] = json!("elsewhere");
+    dead["beat"] = json!(gradus_tune::now() - 1.0);
+    assert_eq!(storage.swap_study_attr(study, "finalise", Some(&stored), &dead).unwrap(), Some(dead.clone()));
+    let Claimed::Mine(taken) = b.claim_role("finalise", 20).unwrap() else { panic!("taken from a dead holder") };
+    assert!(held.finish(json!(null)).unwrap_err().to_string().contains("taken over"));
+    taken.finish(json!(null)).unwrap();
+    // A holder on this machine whose process has ended loses it at once.
+    let stored = storage.study_attr(study, "finalise").unwrap().unwrap();
+    let ended = json!({"host": stored["host"], "pid": 4_000_000_000u64, "round": 30, "beat": gradus_tune::now(), "done": false});
+    assert_eq!(storage.swap_study_attr(study, "finalise", Some(&stored), &ended).unwrap(), Some(ended.clone()));
+    assert!(matches!(a.claim_role("finalise", 30).unwrap(), Claimed::Mine(_)));
+}
