@@ -268,7 +268,21 @@ impl PostgresStorage {
                 reason: format!("{shown}: the server has no database '{name}' (create it first: createdb {name})"),
             }
         })?;
-        migrate(&mut client, create).map_err(|e| fail("schema", e))?;
+        // A connection lost while the tables are checked is opened again (a
+        // server that answered once is there); one never made fails at once.
+        let since = Instant::now();
+        loop {
+            match migrate(&mut client, create) {
+                Ok(()) => break,
+                Err(e) if connection_lost(&e) && since.elapsed() < RECONNECT_WINDOW => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Ok(again) = connect(&config) {
+                        client = again;
+                    }
+                }
+                Err(e) => return Err(fail("schema", e)),
+            }
+        }
         Ok(Self {
             conn: Mutex::new(Connection::new(client)),
             config,
