@@ -551,6 +551,10 @@ fn trial_json(t: &FrozenTrial) -> Value {
     if let Some(reason) = t.fail_reason() {
         line["fail_reason"] = reason.into();
     }
+    // Which process ran it ({"host", "pid"}), where known.
+    if let Some(worker) = t.attrs.get(gradus::tune::WORKER) {
+        line["worker"] = worker.clone();
+    }
     line
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use gradus::data::{ColumnKind, Dataset, RawData, RawOptions, Scaling, TargetKind};
 use gradus::train::Metric;
-use gradus::tune::{FrozenTrial, Study, StudySettings, TrialState};
+use gradus::tune::{Claimed, FrozenTrial, Study, StudySettings, TrialState};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -139,6 +139,10 @@ pub struct TuneArgs {
     /// Seeds the sampler, the splits and every trial's training.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Make the final model in this process even when another process
+    /// sharing the study has made it, or is making it.
+    #[arg(long)]
+    refit: bool,
     /// Save the final model (retrained on all tuning rows) here.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
@@ -360,8 +364,28 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     settings.pruner()?;
     let name = args.study.clone().unwrap_or_else(|| format!("tune-{}", short_name(&args.data)));
     let storage = args.storage.open(true)?;
-    let study = match Study::open(storage.clone(), &name) {
-        Ok((study, stored)) => {
+    // Workers started at once on a new study race to create it: the losers open it.
+    let opened = match Study::open(storage.clone(), &name) {
+        Err(gradus::tune::TuneError::UnknownStudy(_)) => {
+            match Study::create_with_settings(storage.clone(), &name, job.direction(), &settings) {
+                Ok(study) => {
+                    // A grid enumerates its points itself.
+                    if !matches!(args.sampler, SamplerArg::Grid) {
+                        for point in job.starting_points() {
+                            study.enqueue_trial(point)?;
+                        }
+                    }
+                    Ok(Opened::Created(study))
+                }
+                Err(gradus::tune::TuneError::StudyExists(_)) => Study::open(storage, &name).map(Opened::Existing),
+                Err(e) => Err(e),
+            }
+        }
+        other => other.map(Opened::Existing),
+    };
+    let study = match opened {
+        Ok(Opened::Created(study)) => study,
+        Ok(Opened::Existing((study, stored))) => {
             if let Some(stored) = stored.objective.filter(|o| *o != objective) {
                 bail!(
                     "study '{name}' was tuned on other data, another target, other inputs, metric or class weights (its trials measured {stored}; \
@@ -373,16 +397,6 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 bail!(
                     "study '{name}' already exists with another search space; resume it with the same flags, or pick another --study"
                 );
-            }
-            study
-        }
-        Err(gradus::tune::TuneError::UnknownStudy(_)) => {
-            let study = Study::create_with_settings(storage, &name, job.direction(), &settings)?;
-            // A grid enumerates its points itself.
-            if !matches!(args.sampler, SamplerArg::Grid) {
-                for point in job.starting_points() {
-                    study.enqueue_trial(point)?;
-                }
             }
             study
         }
@@ -460,6 +474,48 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     let interrupted = stop.load(Ordering::Relaxed);
+
+    // The processes that share a study (on one machine or many) make one
+    // final model: once the budget is spent, the first to claim it waits
+    // for the others' trials and refits; the others say which and exit 0.
+    // A process whose trials ended by --timeout or Ctrl-C saves what it has.
+    let budget_spent = !interrupted && study.trials()?.len() as u64 >= args.trials;
+    let finalising = match budget_spent && !args.refit {
+        false => None,
+        true => match study.claim_role(FINALISE, args.trials)? {
+            Claimed::Theirs(holder) => {
+                let model = holder.note["model"].as_str().map(str::to_string);
+                if args.json {
+                    print_json_line(&json!({
+                        "event": "finalised_elsewhere",
+                        "study": name,
+                        "by": {"host": holder.host, "pid": holder.pid},
+                        "done": holder.done,
+                        "model": model,
+                    }))?;
+                } else if holder.done {
+                    let saved = model.map_or(String::new(), |m| format!(", saved to {m} on {}", holder.host));
+                    outln!(
+                        "study '{name}' is finished: its final model was made by {holder}{saved}; \
+                         nothing left to do here (--refit makes it again in this process)"
+                    );
+                } else {
+                    outln!(
+                        "study '{name}': its {} trials are done or running; {holder} is retraining and saving \
+                         the final model",
+                        args.trials
+                    );
+                }
+                return Ok(());
+            }
+            Claimed::Mine(held) => {
+                study.wait_for_running_trials(|n| {
+                    progress.note(&format!("waiting for {n} trial(s) still running in other processes"))
+                })?;
+                Some(held)
+            }
+        },
+    };
 
     let trials = study.trials()?;
     let Some(best) = study.best_trial()? else {
@@ -559,6 +615,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
     }
+    if let Some(held) = finalising {
+        let model = args.out.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+        held.finish(json!({"model": model, "best_trial": best.number}))?;
+    }
     let (complete, pruned, failed) = autotune::tally(&trials);
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
@@ -635,6 +695,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A study this process made, or one it found (with its stored settings).
+enum Opened {
+    Created(Study),
+    Existing((Study, StudySettings)),
+}
+
+/// The study role of the process that makes the final model.
+const FINALISE: &str = "finalise";
 
 /// What a trial's value is: the monitored metric, or the loss.
 fn value_name(job: &TuneJob) -> String {
