@@ -6,7 +6,9 @@
 # they are installed.
 # `bash bench/setup.sh tabular` installs only what bench/tabular.py needs
 # (scikit-learn, pandas and FLAML with its LightGBM and XGBoost learners).
-# Usage: bash bench/setup.sh [tabular]
+# `bash bench/setup.sh storage` installs only what bench/storage_overhead.py
+# needs (Optuna and psycopg2, for Optuna's RDB storage on PostgreSQL).
+# Usage: bash bench/setup.sh [tabular|storage]
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
@@ -18,6 +20,14 @@ if [ "${1:-}" = tabular ]; then
     .venv/bin/pip install --quiet scikit-learn pandas numpy "flaml[automl]"
   fi
   .venv/bin/python -c "import sklearn, pandas, flaml, lightgbm, xgboost; print('scikit-learn', sklearn.__version__, 'pandas', pandas.__version__, 'flaml', flaml.__version__, 'lightgbm', lightgbm.__version__, 'xgboost', xgboost.__version__)"
+  exit 0
+fi
+if [ "${1:-}" = storage ]; then
+  if ! .venv/bin/python -c "import optuna, psycopg2" 2>/dev/null; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet optuna psycopg2-binary
+  fi
+  .venv/bin/python -c "import optuna, psycopg2; print('optuna', optuna.__version__, 'psycopg2', psycopg2.__version__)"
   exit 0
 fi
 if ! .venv/bin/python -c "import torch, sklearn, numpy, optuna, scipy, cmaes, greenlet" 2>/dev/null; then
