@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use ::postgres::error::SqlState;
 use ::postgres::types::{FromSql, ToSql};
-use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
+use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
 use gradus_tune::{
     Direction, Distribution, FAIL_REASON, FrozenTrial, Storage, StudyRecord, StudySummary, TrialState, TrialsSince,
     TuneError, WORKER_LOST, now,
@@ -422,33 +422,42 @@ impl PostgresStorage {
         let mut retries = 0;
         loop {
             let Connection { client, statements, lost, lose_at_commit } = &mut *conn;
-            let mut classify = |e: Failure| match connection_lost(&e) {
-                true => {
-                    *lost = true;
-                    Attempt::Lost(e)
-                }
+            let classify = |e: Failure| match connection_lost(&e) {
+                true => Attempt::Lost(e),
                 false => Attempt::Failed(e),
             };
-            let mut builder = client.build_transaction();
-            if read_only {
-                builder = builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true);
-            }
-            let mut tx = match builder.start() {
-                Ok(tx) => Tx { tx, statements: &mut *statements },
-                Err(e) => return Err(classify(e.into())),
+            // BEGIN and, for a write, the write lock and the transaction's id
+            // (by which to ask whether it committed should the connection be
+            // lost), in one round trip. Until it ends, the connection counts
+            // as lost: a panic in `f` leaves it inside the transaction, and
+            // the next call then opens a new one (the server rolls back).
+            *lost = true;
+            let begun = match read_only {
+                true => client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map(|()| Ok(0)),
+                false => client.simple_query("BEGIN; SELECT txid_current() FROM counter WHERE id = 1 FOR UPDATE").map(
+                    |messages| {
+                        let xid = messages.iter().find_map(|m| match m {
+                            SimpleQueryMessage::Row(row) => row.get(0).and_then(|x| x.parse::<i64>().ok()),
+                            _ => None,
+                        });
+                        xid.ok_or_else(|| Failure::Corrupt("the counter row is missing".into()))
+                    },
+                ),
             };
-            // A write takes the write lock first, and the transaction's id,
-            // by which to ask whether it committed should the connection be lost.
-            let body = match read_only {
-                true => Ok(0),
-                false => tx.value("SELECT txid_current() FROM counter WHERE id = 1 FOR UPDATE", &[]),
+            let body = match begun {
+                Ok(xid) => {
+                    xid.and_then(|xid| Ok((xid, f(&mut Tx { client: &mut *client, statements: &mut *statements })?)))
+                }
+                Err(e) => Err(e.into()),
             };
-            let (xid, out) = match body.and_then(|xid| Ok((xid, f(&mut tx)?))) {
+            let (xid, out) = match body {
                 Ok(done) => done,
                 Err(e) => {
                     // Roll back now: an aborted transaction keeps its locks until then.
                     // (Failing to means the connection is gone, which `e` tells better.)
-                    let _ = tx.tx.rollback();
+                    if client.batch_execute("ROLLBACK").is_ok() {
+                        *lost = false;
+                    }
                     if retryable(&e) && retries < RETRIES {
                         retries += 1;
                         std::thread::sleep(Duration::from_millis(2 << retries.min(6)));
@@ -458,13 +467,15 @@ impl PostgresStorage {
                 }
             };
             let committed = match lose_at_commit.take() {
-                None => tx.tx.commit(),
+                None => client.batch_execute("COMMIT"),
                 Some(took_effect) => {
-                    let _ = if took_effect { tx.tx.commit() } else { tx.tx.rollback() };
-                    *lost = true;
+                    let _ = client.batch_execute(if took_effect { "COMMIT" } else { "ROLLBACK" });
                     return Err(Attempt::LostAtCommit(xid, out));
                 }
             };
+            if committed.is_ok() {
+                *lost = false;
+            }
             return match committed.map_err(Failure::from) {
                 Ok(()) => Ok(out),
                 Err(e) if connection_lost(&e) => {
@@ -587,7 +598,7 @@ type Args<'a> = [&'a (dyn ToSql + Sync)];
 
 /// A transaction whose statements are prepared once per connection.
 struct Tx<'a> {
-    tx: ::postgres::Transaction<'a>,
+    client: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
 }
 
@@ -596,24 +607,24 @@ impl Tx<'_> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(sql)?;
+        let statement = self.client.prepare(sql)?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
 
     fn query(&mut self, sql: &str, args: &Args) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
-        Ok(self.tx.query(&statement, args)?)
+        Ok(self.client.query(&statement, args)?)
     }
 
     fn query_opt(&mut self, sql: &str, args: &Args) -> Result<Option<Row>> {
         let statement = self.statement(sql)?;
-        Ok(self.tx.query_opt(&statement, args)?)
+        Ok(self.client.query_opt(&statement, args)?)
     }
 
     fn query_one(&mut self, sql: &str, args: &Args) -> Result<Row> {
         let statement = self.statement(sql)?;
-        Ok(self.tx.query_one(&statement, args)?)
+        Ok(self.client.query_one(&statement, args)?)
     }
 
     /// The first column of the one row that `sql` returns.
@@ -623,7 +634,7 @@ impl Tx<'_> {
 
     fn execute(&mut self, sql: &str, args: &Args) -> Result<u64> {
         let statement = self.statement(sql)?;
-        Ok(self.tx.execute(&statement, args)?)
+        Ok(self.client.execute(&statement, args)?)
     }
 }
 
@@ -636,81 +647,126 @@ fn study_key(tx: &mut Tx, study: u64) -> Result<i64> {
     }
 }
 
-/// Takes the next change number (the caller holds the counter's lock).
+/// A CTE that takes the next change number (the caller holds the counter's
+/// lock), to use as `(SELECT seq FROM s)` in the statement it heads: one
+/// round trip for the change and its number.
+const NEXT_SEQ: &str = "WITH s AS (UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq)";
+
+/// A CTE, after [`NEXT_SEQ`], that marks trial `$1` changed if it is
+/// unfinished, as `u (id)`: an INSERT from `u` then writes nothing for a
+/// trial that is missing or finished.
+const TOUCH_UNFINISHED: &str = "u AS (UPDATE trials SET seq = (SELECT seq FROM s)
+    WHERE id = $1 AND state IN ('waiting', 'running') RETURNING id)";
+
+/// Takes the next change number.
 fn next_seq(tx: &mut Tx) -> Result<i64> {
     tx.value("UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq", &[])
 }
 
-/// The number after every trial of `study`.
-fn next_number(tx: &mut Tx, study: i64) -> Result<i64> {
-    tx.value("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = $1", &[&study])
-}
-
-/// The key of trial `trial_id`, checked to exist and not be finished.
-fn unfinished_trial(tx: &mut Tx, trial_id: u64) -> Result<i64> {
-    let id = key(trial_id).ok_or_else(|| common::unknown_trial(trial_id))?;
-    let row = match tx.query_opt("SELECT number, state, value FROM trials WHERE id = $1", &[&id])? {
-        Some(row) => Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
+/// The error for trial `trial_id`, which a write to an unfinished trial
+/// found no row for: it does not exist, or it is finished.
+fn not_unfinished(tx: &mut Tx, trial_id: u64) -> Failure {
+    let found = key(trial_id).map(|id| tx.query_opt("SELECT number, state, value FROM trials WHERE id = $1", &[&id]));
+    let row = match found {
         None => None,
+        Some(Err(e)) => return e,
+        Some(Ok(None)) => None,
+        Some(Ok(Some(row))) => match (row.try_get(0), row.try_get(1), row.try_get(2)) {
+            (Ok(n), Ok(state), Ok(value)) => Some((n, state, value)),
+            _ => return Failure::Corrupt(format!("trial #{trial_id}: unreadable row")),
+        },
     };
-    common::check_unfinished(trial_id, row)?;
-    Ok(id)
+    match common::check_unfinished(trial_id, row) {
+        Err(e) => e.into(),
+        Ok(()) => Failure::Corrupt(format!("trial #{trial_id} is unfinished, yet the write found no row")),
+    }
 }
 
-/// Marks trial `id` changed (with the next change number).
-fn touch(tx: &mut Tx, id: i64) -> Result<()> {
-    let seq = next_seq(tx)?;
-    tx.execute("UPDATE trials SET seq = $2 WHERE id = $1", &[&id, &seq])?;
+/// Runs `sql` — a write to trial `$1` that changes nothing unless it is
+/// unfinished, with the change number from [`NEXT_SEQ`] — and fails as the
+/// in-memory storage does when it changed nothing.
+fn write_unfinished(tx: &mut Tx, trial_id: u64, sql: &str, args: &Args) -> Result<i64> {
+    let id = key(trial_id).ok_or_else(|| common::unknown_trial(trial_id))?;
+    let mut all: Vec<&(dyn ToSql + Sync)> = vec![&id];
+    all.extend_from_slice(args);
+    match tx.execute(sql, &all)? {
+        0 => Err(not_unfinished(tx, trial_id)),
+        _ => Ok(id),
+    }
+}
+
+/// Claims the oldest waiting trial of `study` numbered below `below`, if
+/// any. A trial that another transaction has locked is passed over.
+fn claim_waiting(tx: &mut Tx, study: i64, below: i64) -> Result<Option<FrozenTrial>> {
+    let sql = format!(
+        "{NEXT_SEQ}, c AS (SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' AND number < $2
+                           ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED)
+         UPDATE trials t SET state = 'running', started_at = $3, seq = (SELECT seq FROM s)
+         WHERE t.id = (SELECT id FROM c) RETURNING {TRIAL_COLUMNS}"
+    );
+    tx.query_opt(&sql, &[&study, &below, &now()])?.map(|row| trial_of(&row)).transpose()
+}
+
+/// A trial's columns, for a `SELECT` from (or a `RETURNING` of) `trials t`,
+/// with its parameters, intermediate values and attributes as JSON arrays
+/// (an intermediate value as text, which keeps -0, infinities and every
+/// digit): a whole trial in one round trip. [`push_trial`] reads them.
+const TRIAL_COLUMNS: &str =
+    "t.id, t.number, t.state, t.value, t.fixed_params, t.started_at, t.finished_at, t.heartbeat_at,
+    (SELECT json_agg(json_build_array(p.name, p.distribution, p.value))::text FROM params p WHERE p.trial_id = t.id),
+    (SELECT json_agg(json_build_array(i.step, i.value::text))::text FROM intermediate i WHERE i.trial_id = t.id),
+    (SELECT json_agg(json_build_array(a.name, a.value))::text FROM attrs a WHERE a.trial_id = t.id)";
+
+/// Adds the trial in a row of [`TRIAL_COLUMNS`] to `trials`.
+fn push_trial(trials: &mut TrialSet, row: &Row) -> Result<()> {
+    let id: i64 = row.try_get(0)?;
+    trials.push(TrialRow {
+        id,
+        number: row.try_get(1)?,
+        state: row.try_get(2)?,
+        value: row.try_get(3)?,
+        fixed_params: row.try_get(4)?,
+        started_at: row.try_get(5)?,
+        finished_at: row.try_get(6)?,
+        heartbeat_at: row.try_get(7)?,
+    })?;
+    let list = |i: usize| -> Result<Option<String>> { Ok(row.try_get(i)?) };
+    if let Some(params) = list(8)? {
+        for (name, distribution, value) in common::from_json::<Vec<(String, String, String)>>(&params, "parameters")? {
+            trials.add_param(id, name, &distribution, &value)?;
+        }
+    }
+    if let Some(steps) = list(9)? {
+        for (step, value) in common::from_json::<Vec<(i64, Option<String>)>>(&steps, "intermediate values")? {
+            let value = value
+                .map(|v| v.parse::<f64>().map_err(|_| Failure::Corrupt(format!("intermediate value {v:?}"))))
+                .transpose()?;
+            trials.add_intermediate(id, step, value)?;
+        }
+    }
+    if let Some(attrs) = list(10)? {
+        for (name, value) in common::from_json::<Vec<(String, String)>>(&attrs, "attributes")? {
+            trials.add_attr(id, name, &value)?;
+        }
+    }
     Ok(())
 }
 
-/// Starts the oldest waiting trial of `study`, if any; returns its key. A
-/// trial that another transaction has locked is passed over.
-/// Claims the oldest waiting trial numbered below `below`.
-fn claim_waiting(tx: &mut Tx, study: i64, below: i64) -> Result<Option<i64>> {
-    let sql = "SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' AND number < $2 ORDER BY number
-               LIMIT 1 FOR UPDATE SKIP LOCKED";
-    let Some(row) = tx.query_opt(sql, &[&study, &below])? else { return Ok(None) };
-    let id: i64 = row.try_get(0)?;
-    let seq = next_seq(tx)?;
-    tx.execute("UPDATE trials SET state = 'running', started_at = $2, seq = $3 WHERE id = $1", &[&id, &now(), &seq])?;
-    Ok(Some(id))
+/// The trial in a row of [`TRIAL_COLUMNS`].
+fn trial_of(row: &Row) -> Result<FrozenTrial> {
+    let mut trials = TrialSet::default();
+    push_trial(&mut trials, row)?;
+    trials.into_vec().pop().ok_or_else(|| Failure::Corrupt("a trial row that held no trial".into()))
 }
 
 /// The trials that `filter` (an SQL condition on `trials t`, with `args`)
-/// selects, in order of id, with their parameters and intermediate values.
+/// selects, in order of id, whole (one query).
 fn load_trials(tx: &mut Tx, filter: &str, args: &Args) -> Result<Vec<FrozenTrial>> {
     let mut trials = TrialSet::default();
-    for row in tx.query(&common::trials_query(filter), args)? {
-        trials.push(TrialRow {
-            id: row.try_get(0)?,
-            number: row.try_get(1)?,
-            state: row.try_get(2)?,
-            value: row.try_get(3)?,
-            fixed_params: row.try_get(4)?,
-            started_at: row.try_get(5)?,
-            finished_at: row.try_get(6)?,
-            heartbeat_at: row.try_get(7)?,
-        })?;
-    }
-    if trials.is_empty() {
-        return Ok(Vec::new());
-    }
-    for row in tx.query(&common::params_query(filter), args)? {
-        trials.add_param(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?;
-    }
-    for row in tx.query(&common::intermediate_query(filter), args)? {
-        trials.add_intermediate(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)?;
-    }
-    for row in tx.query(&common::attrs_query(filter), args)? {
-        trials.add_attr(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)?;
+    for row in tx.query(&format!("SELECT {TRIAL_COLUMNS} FROM trials t WHERE {filter} ORDER BY t.id"), args)? {
+        push_trial(&mut trials, &row)?;
     }
     Ok(trials.into_vec())
-}
-
-/// The trial with key `id`, which the caller knows to exist.
-fn load_trial(tx: &mut Tx, id: i64) -> Result<FrozenTrial> {
-    load_trials(tx, "t.id = $1", &[&id])?.pop().ok_or_else(|| Failure::Corrupt(format!("trial #{id} vanished")))
 }
 
 impl Storage for PostgresStorage {
@@ -769,11 +825,12 @@ impl Storage for PostgresStorage {
     fn enqueue_trial(&self, study: u64, params: &BTreeMap<String, Value>) -> Result<u64, TuneError> {
         self.write("enqueue trial", |tx| {
             let study = study_key(tx, study)?;
-            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
-            tx.execute(
-                "INSERT INTO trials (study_id, number, state, fixed_params, seq) VALUES ($1, $2, 'waiting', $3, $4)",
-                &[&study, &number, &to_json(params)?, &seq],
-            )?;
+            let sql = format!(
+                "{NEXT_SEQ} INSERT INTO trials (study_id, number, state, fixed_params, seq)
+                 SELECT $1, COALESCE(MAX(number) + 1, 0), 'waiting', $2::text, (SELECT seq FROM s)
+                 FROM trials WHERE study_id = $1 RETURNING number"
+            );
+            let number: i64 = tx.value(&sql, &[&study, &to_json(params)?])?;
             Ok(unsigned(number, "trial number")?)
         })
     }
@@ -786,31 +843,48 @@ impl Storage for PostgresStorage {
     ) -> Result<Option<FrozenTrial>, TuneError> {
         let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         self.write("create trial", |tx| {
-            let study = study_key(tx, study)?;
-            if let Some(id) = claim_waiting(tx, study, budget)? {
-                return load_trial(tx, id).map(Some);
+            // The study is looked up only when no trial came of it (a
+            // trial's row names its study, which must exist).
+            let key = key(study).ok_or_else(|| common::unknown_study(study))?;
+            if let Some(trial) = claim_waiting(tx, key, budget)? {
+                return Ok(Some(trial));
             }
             if waiting_only {
+                study_key(tx, study)?;
                 return Ok(None);
             }
-            // The counter's lock first: creators then count the trials one at a time.
-            let (seq, number) = (next_seq(tx)?, next_number(tx, study)?);
-            if number >= budget {
+            // Numbered after every trial (the counter's lock makes creators
+            // count one at a time), if that is below the budget; a new trial
+            // has nothing but its row, so it is not read back.
+            let started = now();
+            let sql = format!(
+                "{NEXT_SEQ}, n AS (SELECT COALESCE(MAX(number) + 1, 0) AS number FROM trials WHERE study_id = $1)
+                 INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
+                 SELECT $1, n.number, 'running', '{{}}', $3, (SELECT seq FROM s) FROM n WHERE n.number < $2
+                 RETURNING id, number"
+            );
+            let inserted = tx.query_opt(&sql, &[&key, &budget, &started]).map_err(|e| match e {
+                Failure::Db(PgError(e)) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    common::unknown_study(study).into()
+                }
+                e => e,
+            })?;
+            let Some(row) = inserted else {
+                study_key(tx, study)?;
                 return Ok(None);
-            }
-            let id: i64 = tx.value(
-                "INSERT INTO trials (study_id, number, state, fixed_params, started_at, seq)
-                 VALUES ($1, $2, 'running', '{}', $3, $4) RETURNING id",
-                &[&study, &number, &now(), &seq],
-            )?;
-            load_trial(tx, id).map(Some)
+            };
+            let (id, number): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let mut trial =
+                FrozenTrial::new(unsigned(id, "trial id")?, unsigned(number, "trial number")?, TrialState::Running);
+            trial.started_at = Some(started);
+            Ok(Some(trial))
         })
     }
 
     fn claim_waiting_trial(&self, study: u64) -> Result<Option<FrozenTrial>, TuneError> {
         self.write("claim waiting trial", |tx| {
-            let study = study_key(tx, study)?;
-            claim_waiting(tx, study, i64::MAX)?.map(|id| load_trial(tx, id)).transpose()
+            let key = study_key(tx, study)?;
+            claim_waiting(tx, key, i64::MAX)
         })
     }
 
@@ -823,13 +897,12 @@ impl Storage for PostgresStorage {
     ) -> Result<(), TuneError> {
         distribution.to_internal(name, value)?;
         self.write("set parameter", |tx| {
-            let id = unfinished_trial(tx, trial_id)?;
-            touch(tx, id)?;
-            tx.execute(
-                "INSERT INTO params (trial_id, name, distribution, value) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (trial_id, name) DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value",
-                &[&id, &name, &to_json(distribution)?, &to_json(value)?],
-            )?;
+            let sql = format!(
+                "{NEXT_SEQ}, {TOUCH_UNFINISHED}
+                 INSERT INTO params (trial_id, name, distribution, value) SELECT id, $2::text, $3::text, $4::text FROM u
+                 ON CONFLICT (trial_id, name) DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value"
+            );
+            write_unfinished(tx, trial_id, &sql, &[&name, &to_json(distribution)?, &to_json(value)?])?;
             Ok(())
         })
     }
@@ -837,36 +910,36 @@ impl Storage for PostgresStorage {
     fn report(&self, trial_id: u64, step: u64, value: f64) -> Result<(), TuneError> {
         let step = common::step_key(step)?;
         self.write("report", |tx| {
-            let id = unfinished_trial(tx, trial_id)?;
-            touch(tx, id)?;
             // PostgreSQL has NaN, but NaN is stored as NULL as in SQLite.
-            tx.execute(
-                "INSERT INTO intermediate (trial_id, step, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value",
-                &[&id, &step, &nan_as_null(value)],
-            )?;
+            let sql = format!(
+                "{NEXT_SEQ}, {TOUCH_UNFINISHED}
+                 INSERT INTO intermediate (trial_id, step, value) SELECT id, $2::bigint, $3::double precision FROM u
+                 ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value"
+            );
+            write_unfinished(tx, trial_id, &sql, &[&step, &nan_as_null(value)])?;
             Ok(())
         })
     }
 
     fn set_attr(&self, trial_id: u64, name: &str, value: &Value) -> Result<(), TuneError> {
         self.write("set attribute", |tx| {
-            let id = unfinished_trial(tx, trial_id)?;
-            touch(tx, id)?;
-            tx.execute(
-                "INSERT INTO attrs (trial_id, name, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (trial_id, name) DO UPDATE SET value = EXCLUDED.value",
-                &[&id, &name, &to_json(value)?],
-            )?;
+            let sql = format!(
+                "{NEXT_SEQ}, {TOUCH_UNFINISHED}
+                 INSERT INTO attrs (trial_id, name, value) SELECT id, $2::text, $3::text FROM u
+                 ON CONFLICT (trial_id, name) DO UPDATE SET value = EXCLUDED.value"
+            );
+            write_unfinished(tx, trial_id, &sql, &[&name, &to_json(value)?])?;
             Ok(())
         })
     }
 
     fn heartbeat(&self, trial_id: u64) -> Result<(), TuneError> {
         self.write("heartbeat", |tx| {
-            let id = unfinished_trial(tx, trial_id)?;
-            let seq = next_seq(tx)?;
-            tx.execute("UPDATE trials SET heartbeat_at = $2, seq = $3 WHERE id = $1", &[&id, &now(), &seq])?;
+            let sql = format!(
+                "{NEXT_SEQ} UPDATE trials SET heartbeat_at = $2, seq = (SELECT seq FROM s)
+                 WHERE id = $1 AND state IN ('waiting', 'running')"
+            );
+            write_unfinished(tx, trial_id, &sql, &[&now()])?;
             Ok(())
         })
     }
@@ -874,13 +947,15 @@ impl Storage for PostgresStorage {
     fn finish_trial(&self, trial_id: u64, state: TrialState) -> Result<FrozenTrial, TuneError> {
         state.check_final(trial_id)?;
         self.write("finish trial", |tx| {
-            let id = unfinished_trial(tx, trial_id)?;
-            let seq = next_seq(tx)?;
-            tx.execute(
-                "UPDATE trials SET state = $2, value = $3, finished_at = $4, seq = $5 WHERE id = $1",
-                &[&id, &state.name(), &state.value(), &now(), &seq],
-            )?;
-            load_trial(tx, id)
+            let sql = format!(
+                "{NEXT_SEQ} UPDATE trials t SET state = $2, value = $3, finished_at = $4, seq = (SELECT seq FROM s)
+                 WHERE t.id = $1 AND t.state IN ('waiting', 'running') RETURNING {TRIAL_COLUMNS}"
+            );
+            let id = key(trial_id).ok_or_else(|| common::unknown_trial(trial_id))?;
+            match tx.query_opt(&sql, &[&id, &state.name(), &state.value(), &now()])? {
+                Some(row) => trial_of(&row),
+                None => Err(not_unfinished(tx, trial_id)),
+            }
         })
     }
 
@@ -903,8 +978,16 @@ impl Storage for PostgresStorage {
 
     fn trials_since(&self, study: u64, cursor: u64) -> Result<TrialsSince, TuneError> {
         self.read("list trials", |tx| {
-            let study = study_key(tx, study)?;
-            let now_at: i64 = tx.value("SELECT seq FROM counter WHERE id = 1", &[])?;
+            let id = key(study).ok_or_else(|| common::unknown_study(study))?;
+            // The study's existence and the change counter, in one round trip.
+            let row = tx.query_one(
+                "SELECT EXISTS (SELECT 1 FROM studies WHERE id = $1), (SELECT seq FROM counter WHERE id = 1)",
+                &[&id],
+            )?;
+            if !row.try_get::<_, bool>(0)? {
+                return Err(common::unknown_study(study).into());
+            }
+            let (study, now_at): (i64, i64) = (id, row.try_get(1)?);
             let after = key(cursor).unwrap_or(i64::MAX);
             let trials = load_trials(tx, "t.study_id = $1 AND t.seq > $2", &[&study, &after])?;
             Ok(TrialsSince { trials, cursor: unsigned(now_at, "change counter")? })
