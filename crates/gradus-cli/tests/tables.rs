@@ -389,3 +389,37 @@ fn metric_roc_auc_ranks_the_same_trials_otherwise_than_the_loss() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("other inputs, metric or class weights"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_file_past_the_memory_budget_is_refused_before_it_is_read() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    // 2.3 MB of text, plain and gzip'd (the gzip is a few KB: a small file
+    // that unpacks to much more).
+    let text: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..400_000).map(|i| format!("{},1,{}\n", i % 10, i % 2)))
+        .collect();
+    std::fs::write(dir.path().join("t.csv"), &text).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(text.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("t.csv.gz"), gz.finish().unwrap()).unwrap();
+    let run = |file: &str, budget: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gradus"))
+            .args(["tune", "--data", file, "--trials", "1", "--epochs", "1"])
+            .env("GRADUS_MAX_MEMORY", budget)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for (file, what) in [("t.csv", "its 2.3 MB of text"), ("t.csv.gz", "it unpacks to more than 2.0 MB of text")] {
+        let out = run(file, "8M");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{file}: {what}")) && err.contains("8.0 MB (GRADUS_MAX_MEMORY=8M)"), "{err}");
+        assert!(!dir.path().join("gradus.db").exists(), "refused before any study was made");
+    }
+    // A budget that is not a size is an error, not a default.
+    let out = run("t.csv", "lots");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("'lots' is not a size"), "{}", stderr(&out));
+}

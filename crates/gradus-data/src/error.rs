@@ -48,6 +48,11 @@ pub enum DataError {
     MissingFeature { path: String, name: String },
     #[error("unknown built-in dataset '{name}' (available: {available})")]
     UnknownBuiltin { name: String, available: String },
+    #[error(
+        "{path}: {what}, more than this machine may hold while reading it (a table takes up to 4 times its text; \
+         the memory budget is {budget}); set GRADUS_MAX_MEMORY (such as 32G) to allow more"
+    )]
+    TooLarge { path: String, what: String, budget: String },
     #[error("invalid {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
 }

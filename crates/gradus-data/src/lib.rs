@@ -26,6 +26,7 @@ mod error;
 mod kinds;
 mod load;
 mod matrix;
+pub mod memory;
 mod raw;
 mod scale;
 mod split;

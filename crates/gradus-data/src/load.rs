@@ -49,9 +49,7 @@ pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
 /// Loads a CSV file with a header row; gzip is detected from the content.
 pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset, DataError> {
     let path = path.as_ref();
-    let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
-    let bytes = std::fs::read(path).map_err(io_error)?;
-    let text = decompress(&bytes).map_err(io_error)?;
+    let text = crate::memory::read_file(path)?;
     parse_csv(&text, &path.display().to_string(), options)
 }
 
@@ -159,10 +157,7 @@ fn raw_target(table: &Table, name: &str) -> Vec<(String, u64)> {
 pub(crate) fn read_source(source: &str, encoding: TextEncoding) -> Result<Vec<u8>, DataError> {
     let bytes = match source.strip_prefix("builtin:") {
         Some(name) => return crate::builtin::builtin_text(name),
-        None => {
-            let io_error = |error| DataError::Io { path: source.into(), error };
-            decompress(&std::fs::read(source).map_err(io_error)?).map_err(io_error)?.into_owned()
-        }
+        None => crate::memory::read_file(std::path::Path::new(source))?,
     };
     Ok(match encoding.decode(&bytes, source)? {
         std::borrow::Cow::Borrowed(_) => bytes,
