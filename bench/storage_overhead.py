@@ -13,11 +13,12 @@ after imports and opening the study:
   - ask latency: the median and 95th percentile of `ask` (claiming a trial
     and reading what changed).
 The "10,000 trials" case times one worker running trials on a study that
-already holds 10,000 finished ones.
+already holds 10,000 finished ones. Each case runs --repeat times (gradus and
+Optuna alternating); the table shows the median of each figure.
 
 Usage:  bash bench/setup.sh storage   # once: optuna and psycopg2 into bench/.venv
         bench/.venv/bin/python bench/storage_overhead.py [--trials 2000] [--optuna-trials 400]
-            [--workers 1,8,32] [--prefill 10000] [--server postgres://postgres@127.0.0.1:5432]
+            [--workers 1,8,32] [--prefill 10000] [--repeat 3] [--server postgres://postgres@127.0.0.1:5432]
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -110,6 +111,7 @@ def main():
     parser.add_argument("--workers", default="1,8,32")
     parser.add_argument("--prefill", type=int, default=10_000)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the table shows medians")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "gradus", "--features", "postgres",
                     "--example", "bench_storage"], cwd=ROOT, check=True)
@@ -120,9 +122,13 @@ def main():
     print(f"| case | gradus ms/trial | Optuna {optuna.__version__} ms/trial | Optuna / gradus "
           "| gradus ask ms (median, p95) | Optuna ask ms (median, p95) | Optuna / gradus (median ask) |")
     print("|---|---|---|---|---|---|---|")
+    med = lambda runs: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     for label, workers, prefill in cases:
-        g = gradus_case(args.server, workers, args.trials, prefill)
-        o = optuna_case(args.server, workers, max(args.optuna_trials, workers), prefill)
+        # The two alternate, so that a slow spell of the machine hits both.
+        runs = [(gradus_case(args.server, workers, args.trials, prefill),
+                 optuna_case(args.server, workers, max(args.optuna_trials, workers), prefill))
+                for _ in range(args.repeat)]
+        g, o = med([r[0] for r in runs]), med([r[1] for r in runs])
         print(f"| {label} | {g['ms_per_trial']:.3f} | {o['ms_per_trial']:.2f} | {o['ms_per_trial'] / g['ms_per_trial']:.0f}x "
               f"| {g['ask_median']:.2f}, {g['ask_p95']:.2f} | {o['ask_median']:.1f}, {o['ask_p95']:.1f} "
               f"| {o['ask_median'] / g['ask_median']:.0f}x |", flush=True)
