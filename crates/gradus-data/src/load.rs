@@ -83,7 +83,7 @@ pub fn load_encoded(
     Ok(Dataset {
         name: source.into(),
         x: encoding.transform(&table)?,
-        y: build_target(raw_target(&table, target), source, target_col, target, kind)?,
+        y: build_target(target_cells(&table, target), source, target_col, target, kind)?,
         encoding: encoding.clone(),
         target_name: target.into(),
     })
@@ -113,7 +113,7 @@ pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dat
     Ok(Dataset {
         name: source.into(),
         x: table.numeric_matrix(&feature_names)?,
-        y: build_target(raw_target(&table, &target_name), source, target_col, &target_name, options.target_kind)?,
+        y: build_target(target_cells(&table, &target_name), source, target_col, &target_name, options.target_kind)?,
         encoding: Encoding::numbers(&feature_names),
         target_name,
     })
@@ -141,16 +141,12 @@ pub(crate) fn target_column(file: &CsvFile<'_>, source: &str, name: Option<&str>
     }
 }
 
-/// The text of a column read as text, with each row's line.
-fn raw_target(table: &Table, name: &str) -> Vec<(String, u64)> {
+/// The cells of the target column `name`, read as text.
+fn target_cells<'a>(table: &'a Table, name: &str) -> TargetCells<'a> {
     let Some(Values::Text { codes, levels }) = table.column(name).map(|c| &c.values) else {
         unreachable!("the target is read as text")
     };
-    codes
-        .iter()
-        .zip(&table.lines)
-        .map(|(&c, &line)| (levels.get(c as usize).cloned().unwrap_or_default(), line))
-        .collect()
+    TargetCells { levels, codes, lines: &table.lines }
 }
 
 /// The (decompressed) CSV text of `builtin:NAME` or a file, as UTF-8.
@@ -200,50 +196,67 @@ fn parse_number(field: &str, path: &str, line: u64, col: usize, name: &str) -> R
 }
 
 pub(crate) fn build_target(
-    raw: Vec<(String, u64)>,
+    cells: TargetCells<'_>,
     path: &str,
     col: usize,
     name: &str,
     kind: TargetKind,
 ) -> Result<Target, DataError> {
-    let numeric: Option<Vec<f32>> = raw.iter().map(|(v, _)| v.parse::<f32>().ok()).collect();
-    let as_real = || {
-        raw.iter()
-            .map(|(v, line)| parse_number(v, path, *line, col, name))
-            .collect::<Result<Vec<f32>, _>>()
-            .map(Target::Real)
+    // Everything is worked out once per distinct text, then looked up per row.
+    let TargetCells { levels, codes, lines } = cells;
+    // The texts in the order rows first hold them, and the first row of each.
+    let mut first_row: Vec<Option<usize>> = vec![None; levels.len()];
+    let mut order = Vec::new();
+    for (row, &c) in codes.iter().enumerate() {
+        if first_row[c as usize].is_none() {
+            first_row[c as usize] = Some(row);
+            order.push(c as usize);
+        }
+    }
+    let error_at = |level: usize| {
+        let row = first_row[level].expect("a level that occurs");
+        let text = &levels[level];
+        parse_number(text, path, lines[row], col, name).expect_err("a text that is not a finite number")
     };
-    let few_whole_numbers = numeric.as_ref().is_some_and(|values| {
-        values.iter().all(|v| v.fract() == 0.0)
-            && values.iter().map(|v| v.to_bits()).collect::<std::collections::BTreeSet<_>>().len() <= MAX_AUTO_CLASSES
-    });
+    let parsed: Vec<Option<f32>> = levels.iter().map(|v| v.parse::<f32>().ok()).collect();
+    let numeric = order.iter().all(|&l| parsed[l].is_some());
+    let as_real = || {
+        // The first row, in file order, whose text is not a finite number.
+        let bad = codes.iter().map(|&c| c as usize).find(|&l| !parsed[l].is_some_and(f32::is_finite));
+        match bad {
+            Some(level) => Err(error_at(level)),
+            None => Ok(Target::Real(codes.iter().map(|&c| parsed[c as usize].expect("checked")).collect())),
+        }
+    };
+    let few_whole_numbers = numeric && {
+        let values = order.iter().map(|&l| parsed[l].expect("numeric"));
+        values.clone().all(|v| v.fract() == 0.0)
+            && values.map(f32::to_bits).collect::<std::collections::BTreeSet<_>>().len() <= MAX_AUTO_CLASSES
+    };
     match kind {
         TargetKind::Real => as_real(),
-        TargetKind::Auto if numeric.is_some() && !few_whole_numbers => as_real(),
+        TargetKind::Auto if numeric && !few_whole_numbers => as_real(),
         TargetKind::Auto | TargetKind::Classes => {
             // Labels that are all numbers are classes by value ("1" and "1.0"
             // are one class) in numeric order ("2" < "10"); other labels are
             // classes by text in text order. Both orders match scikit-learn's
             // LabelEncoder. A class is named by its first spelling.
-            let keys: Vec<String> = match &numeric {
-                Some(values) => {
-                    if let Some(((v, line), _)) = raw.iter().zip(values).find(|(_, x)| !x.is_finite()) {
-                        return Err(DataError::NotFinite {
-                            path: path.into(),
-                            line: *line,
-                            column: col + 1,
-                            name: name.into(),
-                            value: v.clone(),
-                        });
-                    }
-                    // Order-preserving text keys for finite floats (+0 and −0 are one value).
-                    values.iter().map(|&v| format!("{:020}", sortable_bits(v + 0.0))).collect()
-                }
-                None => raw.iter().map(|(v, _)| v.clone()).collect(),
+            if numeric
+                && let Some(level) =
+                    codes.iter().map(|&c| c as usize).find(|&l| !parsed[l].expect("numeric").is_finite())
+            {
+                return Err(error_at(level));
+            }
+            // Order-preserving text keys for finite floats (+0 and −0 are one value).
+            let key = |l: usize| match numeric {
+                true => format!("{:020}", sortable_bits(parsed[l].expect("numeric") + 0.0)),
+                false => levels[l].clone(),
             };
+            let keys: Vec<String> =
+                (0..levels.len()).map(|l| if first_row[l].is_some() { key(l) } else { String::new() }).collect();
             let mut first_spelling: BTreeMap<&str, &str> = BTreeMap::new();
-            for (key, (text, _)) in keys.iter().zip(&raw) {
-                first_spelling.entry(key.as_str()).or_insert(text.as_str());
+            for &l in &order {
+                first_spelling.entry(keys[l].as_str()).or_insert(levels[l].as_str());
             }
             if first_spelling.len() < 2 {
                 return Err(DataError::OneClass {
@@ -253,11 +266,24 @@ pub(crate) fn build_target(
                 });
             }
             let index: BTreeMap<&str, u32> = first_spelling.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
-            let labels = keys.iter().map(|k| index[k.as_str()]).collect();
+            let class_of: Vec<u32> = keys
+                .iter()
+                .enumerate()
+                .map(|(l, k)| if first_row[l].is_some() { index[k.as_str()] } else { 0 })
+                .collect();
+            let labels = codes.iter().map(|&c| class_of[c as usize]).collect();
             let classes = first_spelling.values().map(|c| c.to_string()).collect();
             Ok(Target::Classes { labels, classes })
         }
     }
+}
+
+/// A target column's cells as read: its distinct texts, and for each row
+/// which one it holds and the line it is on (no cell missing).
+pub(crate) struct TargetCells<'a> {
+    pub levels: &'a [String],
+    pub codes: &'a [u32],
+    pub lines: &'a [u64],
 }
 
 /// A u64 whose order is the numeric order of the finite f32 `v`.

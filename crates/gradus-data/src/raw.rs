@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::kinds::{ColumnInfo, ColumnKind, infer_kind};
-use crate::load::{build_target, read_source, target_column};
+use crate::load::{TargetCells, build_target, read_source, target_column};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
 use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
 
@@ -142,8 +142,9 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         ));
     }
     let missing_target_rows = codes.len() - keep.len();
-    let raw: Vec<(String, u64)> = keep.iter().map(|&i| (levels[codes[i] as usize].clone(), table.lines[i])).collect();
-    let y = build_target(raw, source, target_col, &target_name, target_kind)?;
+    let (kept_codes, kept_lines): (Vec<u32>, Vec<u64>) = keep.iter().map(|&i| (codes[i], table.lines[i])).unzip();
+    let cells = TargetCells { levels, codes: &kept_codes, lines: &kept_lines };
+    let y = build_target(cells, source, target_col, &target_name, target_kind)?;
     if missing_target_rows > 0 {
         table = table.select_rows(&keep);
     }
