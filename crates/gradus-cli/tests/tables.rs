@@ -418,6 +418,15 @@ fn a_file_past_the_memory_budget_is_refused_before_it_is_read() {
         assert!(err.contains(&format!("{file}: {what}")) && err.contains("8.0 MB (GRADUS_MAX_MEMORY=8M)"), "{err}");
         assert!(!dir.path().join("gradus.db").exists(), "refused before any study was made");
     }
+    // Text that fits, encoded to more than fits in the copies tuning makes.
+    let out = run("t.csv", "16M");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("t.csv: its 400000 rows encode to") && err.contains("more than the memory budget of 16.0 MB"),
+        "{err}"
+    );
+    assert!(!dir.path().join("gradus.db").exists(), "refused before any study was made");
     // A budget that is not a size is an error, not a default.
     let out = run("t.csv", "lots");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
