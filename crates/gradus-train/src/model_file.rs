@@ -220,6 +220,19 @@ impl Preprocessing {
         Ok(out)
     }
 
+    /// [`Self::apply`] on rows the caller gives up: transformed in place
+    /// when they are encoded as in training, with no copy.
+    pub fn apply_owned(&self, mut data: Dataset) -> Result<Dataset, TrainError> {
+        if data.encoding != *self.encoding() {
+            return self.apply(&data);
+        }
+        if let Some(classes) = &self.classes {
+            data.y = data.y.remap_classes(classes, &data.name, &data.target_name)?;
+        }
+        self.transform(&mut data.x)?;
+        Ok(data)
+    }
+
     /// [`Self::apply`] without the transforms after the encoding: `data`
     /// as encoded in training (a plain numeric dataset's columns picked and
     /// ordered by name), class labels indexed as in training.

@@ -6,6 +6,8 @@
 //! This is where data and the training engine meet; neither knows the other's
 //! conventions beyond the `Dataset` type.
 
+use std::borrow::Cow;
+
 use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, load};
 use gradus_train::{
     Activation, Architecture, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing, SavedModel,
@@ -137,12 +139,12 @@ impl TrainJob {
     pub fn run(&self, data: &Dataset, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
         let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
             let split = data.split(self.valid_fraction, 0.0, self.config.seed)?;
-            let valid = (!split.valid.is_empty()).then(|| data.subset(&split.valid));
-            (data.subset(&split.train), valid)
+            let valid = (!split.valid.is_empty()).then(|| Cow::Owned(data.subset(&split.valid)));
+            (Cow::Owned(data.subset(&split.train)), valid)
         } else {
-            (data.clone(), None)
+            (Cow::Borrowed(data), None)
         };
-        self.run_on(&train_raw, valid_raw.as_ref(), observer)
+        self.train(train_raw, valid_raw, observer)
     }
 
     /// Preprocesses and trains on `train_raw`, validating on `valid_raw`
@@ -153,7 +155,18 @@ impl TrainJob {
         valid_raw: Option<&Dataset>,
         observer: &mut dyn Observer,
     ) -> Result<TrainOutcome, PipelineError> {
-        let data = train_raw;
+        self.train(Cow::Borrowed(train_raw), valid_raw.map(Cow::Borrowed), observer)
+    }
+
+    /// [`Self::run_on`] on rows that are borrowed (and copied to be
+    /// preprocessed) or given up (and preprocessed in place).
+    fn train(
+        &self,
+        train_raw: Cow<'_, Dataset>,
+        valid_raw: Option<Cow<'_, Dataset>>,
+        observer: &mut dyn Observer,
+    ) -> Result<TrainOutcome, PipelineError> {
+        let data = train_raw.as_ref();
         let mut config = self.config.clone();
         if let (true, Target::Classes { labels, classes }) = (self.balanced, &data.y) {
             config.class_weights = Some(balanced_weights(labels, classes.len()));
@@ -170,9 +183,13 @@ impl TrainJob {
         }
         let (loss, n_outputs) = self.loss_and_outputs(data)?;
         loss.check(n_outputs, &data.y)?;
-        let preprocessing = Preprocessing::fit(train_raw, self.scaling)?;
-        let train = preprocessing.apply(train_raw)?;
-        let valid = valid_raw.map(|v| preprocessing.apply(v)).transpose()?;
+        let preprocessing = Preprocessing::fit(data, self.scaling)?;
+        let apply = |d: Cow<'_, Dataset>| match d {
+            Cow::Owned(d) => preprocessing.apply_owned(d),
+            Cow::Borrowed(d) => preprocessing.apply(d),
+        };
+        let mut train = apply(train_raw)?;
+        let mut valid = valid_raw.map(apply).transpose()?;
 
         // A real target is standardised for training (unless scaling is off),
         // and the output layer mapped back afterwards, so that the learning
@@ -181,15 +198,16 @@ impl TrainJob {
             (Target::Real(y), Scaling::Standard | Scaling::MinMax) => Some(target_scale(y)?),
             _ => None,
         };
-        let scaled = |d: &Dataset| match (target_scale, &d.y) {
+        // Training sees the standardised target in place of the real one,
+        // which comes back for the metrics (the inputs are not copied).
+        let standardise = |d: &mut Dataset| match (target_scale, &d.y) {
             (Some((mean, std)), Target::Real(y)) => {
-                let mut d = d.clone();
-                d.y = Target::Real(y.iter().map(|&v| ((v as f64 - mean) / std) as f32).collect());
-                d
+                let scaled = Target::Real(y.iter().map(|&v| ((v as f64 - mean) / std) as f32).collect());
+                Some(std::mem::replace(&mut d.y, scaled))
             }
-            _ => d.clone(),
+            _ => None,
         };
-        let (train_fit, valid_fit) = (scaled(&train), valid.as_ref().map(scaled));
+        let (train_y, valid_y) = (standardise(&mut train), valid.as_mut().and_then(standardise));
         // Huber's δ is given in the target's units; training sees standardised ones.
         let train_loss = match (loss, target_scale) {
             (Loss::Huber { delta }, Some((_, std))) => Loss::Huber { delta: (delta as f64 / std) as f32 },
@@ -203,7 +221,13 @@ impl TrainJob {
         if let (Some((_, std)), Some(Metric::Rmse | Metric::Mae)) = (target_scale, self.config.monitor) {
             in_units.scale = std;
         }
-        let report = trainer.fit(model.as_mut(), train_loss, &train_fit, valid_fit.as_ref(), &mut in_units)?;
+        let report = trainer.fit(model.as_mut(), train_loss, &train, valid.as_ref(), &mut in_units)?;
+        if let Some(y) = train_y {
+            train.y = y;
+        }
+        if let (Some(v), Some(y)) = (valid.as_mut(), valid_y) {
+            v.y = y;
+        }
         if let Some((mean, std)) = target_scale {
             model.rescale_outputs(&[std as f32], &[mean as f32]);
         }
