@@ -698,12 +698,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
 }
 
 /// How many copies of the encoded table tuning holds at once: the tuning
-/// and test rows, and each running trial's split of them, its scaled copy
-/// and its training state. Measured on 8.4M rows of 98 inputs (3.1 GB
-/// encoded): a peak of 11.5 GB with one job (3.75 copies) and 19.4 GB with
-/// two (6.3); this allows a little more.
+/// and test rows, and each running trial's split of them (scaled in place).
+/// Measured on 8.4M rows of 98 inputs (3.1 GB encoded): a peak of 6.2 GB
+/// with one job (2.0 copies) and 9.0 GB with two (2.9); this allows a
+/// little more.
 fn copies_held(jobs: usize) -> f64 {
-    1.5 + 2.6 * jobs as f64
+    1.2 + jobs as f64
 }
 
 /// Refuses a table whose encoded copies would not fit in the memory budget
