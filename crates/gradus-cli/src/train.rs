@@ -377,7 +377,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let mut progress = Progress::new(args.epochs, quiet);
     let start = Instant::now();
-    let outcome = job.run(&data, &mut progress)?;
+    // What the report says of the data; the rows themselves are given up
+    // to training, which frees them once split.
+    let (name, rows, features, target_name, task) =
+        (data.name.clone(), data.n_samples(), data.n_features(), data.target_name.clone(), data.task());
+    let classes = match &data.y {
+        Target::Classes { classes, .. } => Some(classes.clone()),
+        Target::Real(_) => None,
+    };
+    let outcome = job.run_owned(data, &mut progress)?;
     let seconds = start.elapsed().as_secs_f64();
     progress.finish();
     let report = &outcome.report;
@@ -389,19 +397,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     if args.json {
         let out = JsonOutput {
-            data: &data.name,
-            rows: data.n_samples(),
-            features: data.n_features(),
-            target: &data.target_name,
-            task: match data.task() {
+            data: &name,
+            rows,
+            features,
+            target: &target_name,
+            task: match task {
                 Task::Regression => "regression",
                 Task::Binary => "binary",
                 Task::Multiclass { .. } => "multiclass",
             },
-            classes: match &data.y {
-                Target::Classes { classes, .. } => Some(classes),
-                Target::Real(_) => None,
-            },
+            classes: classes.as_ref(),
             model: job.model.name(),
             architecture: outcome.saved.spec.architecture.describe(),
             loss,

@@ -49,8 +49,10 @@ pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
 /// Loads a CSV file with a header row; gzip is detected from the content.
 pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset, DataError> {
     let path = path.as_ref();
-    let text = crate::memory::read_file(path)?;
-    parse_csv(&text, &path.display().to_string(), options)
+    let source = path.display().to_string();
+    // The text goes once the table is read: the two are never held with the matrix.
+    let (table, target_col) = read_labelled(&crate::memory::read_file(path)?, &source, options)?;
+    labelled_dataset(&table, &source, target_col, options)
 }
 
 /// The labelled rows of a CSV file or built-in dataset as a model that reads
@@ -99,6 +101,12 @@ pub fn load_table(source: &str, names: &[String], options: &ReadOptions) -> Resu
 
 /// Parses CSV text; `source` names it in errors and becomes the dataset's name.
 pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
+    let (table, target_col) = read_labelled(text, source, options)?;
+    labelled_dataset(&table, source, target_col, options)
+}
+
+/// Every column of a CSV text (the target's as text), and the target's index.
+fn read_labelled(text: &[u8], source: &str, options: &LoadOptions) -> Result<(Table, usize), DataError> {
     let file = CsvFile::open(text, source)?;
     let target_col = target_column(&file, source, options.target.as_deref())?;
     let header = file.header();
@@ -106,14 +114,25 @@ pub fn parse_csv(text: &[u8], source: &str, options: &LoadOptions) -> Result<Dat
     if header.len() < 2 {
         return Err(DataError::NoFeatures { path: source.into(), name: target_name });
     }
-    let feature_names: Vec<String> =
-        header.iter().enumerate().filter(|&(c, _)| c != target_col).map(|(_, n)| n.clone()).collect();
     let all: Vec<usize> = (0..header.len()).collect();
-    let table = file.read(&all, &ReadOptions { as_text: vec![target_name.clone()], ..ReadOptions::default() })?;
+    let table = file.read(&all, &ReadOptions { as_text: vec![target_name], ..ReadOptions::default() })?;
+    Ok((table, target_col))
+}
+
+/// The numeric dataset of a table that [`read_labelled`] read.
+fn labelled_dataset(
+    table: &Table,
+    source: &str,
+    target_col: usize,
+    options: &LoadOptions,
+) -> Result<Dataset, DataError> {
+    let target_name = table.columns[target_col].name.clone();
+    let feature_names: Vec<String> =
+        table.columns.iter().filter(|c| c.name != target_name).map(|c| c.name.clone()).collect();
     Ok(Dataset {
         name: source.into(),
         x: table.numeric_matrix(&feature_names)?,
-        y: build_target(target_cells(&table, &target_name), source, target_col, &target_name, options.target_kind)?,
+        y: build_target(target_cells(table, &target_name), source, target_col, &target_name, options.target_kind)?,
         encoding: Encoding::numbers(&feature_names),
         target_name,
     })

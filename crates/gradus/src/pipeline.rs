@@ -137,12 +137,24 @@ impl TrainJob {
     /// Splits (holding out `valid_fraction` of the rows), preprocesses and
     /// trains on `data`.
     pub fn run(&self, data: &Dataset, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
+        self.run_split(Cow::Borrowed(data), observer)
+    }
+
+    /// [`Self::run`] on rows the caller gives up: they are freed once split
+    /// (or, with no validation rows, preprocessed in place).
+    pub fn run_owned(&self, data: Dataset, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
+        self.run_split(Cow::Owned(data), observer)
+    }
+
+    fn run_split(&self, data: Cow<'_, Dataset>, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
         let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
             let split = data.split(self.valid_fraction, 0.0, self.config.seed)?;
             let valid = (!split.valid.is_empty()).then(|| Cow::Owned(data.subset(&split.valid)));
-            (Cow::Owned(data.subset(&split.train)), valid)
+            let train = data.subset(&split.train);
+            drop(data);
+            (Cow::Owned(train), valid)
         } else {
-            (Cow::Borrowed(data), None)
+            (data, None)
         };
         self.train(train_raw, valid_raw, observer)
     }
