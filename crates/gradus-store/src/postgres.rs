@@ -320,8 +320,8 @@ impl PostgresStorage {
 
     /// The connection, opened again if it was lost.
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
-        // A panic inside a transaction drops it, which rolls it back, so a
-        // poisoned connection is still consistent.
+        // A panic inside a transaction leaves the connection marked lost
+        // (see `attempt`), so a poisoned one is opened again, not reused.
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if conn.lost || conn.client.is_closed() {
             *conn = Connection::new(connect(&self.config)?);
@@ -415,17 +415,10 @@ impl PostgresStorage {
     /// Runs `f` in one transaction, trying again after a deadlock or a
     /// serialization failure.
     fn attempt<T>(&self, read_only: bool, f: &mut impl FnMut(&mut Tx) -> Result<T>) -> Result<T, Attempt<T>> {
-        let mut conn = self.lock().map_err(|e| match connection_lost(&e) {
-            true => Attempt::Lost(e),
-            false => Attempt::Failed(e),
-        })?;
+        let mut conn = self.lock().map_err(Attempt::classify)?;
         let mut retries = 0;
         loop {
             let Connection { client, statements, lost, lose_at_commit } = &mut *conn;
-            let classify = |e: Failure| match connection_lost(&e) {
-                true => Attempt::Lost(e),
-                false => Attempt::Failed(e),
-            };
             // BEGIN and, for a write, the write lock and the transaction's id
             // (by which to ask whether it committed should the connection be
             // lost), in one round trip. Until it ends, the connection counts
@@ -458,12 +451,10 @@ impl PostgresStorage {
                     if client.batch_execute("ROLLBACK").is_ok() {
                         *lost = false;
                     }
-                    if retryable(&e) && retries < RETRIES {
-                        retries += 1;
-                        std::thread::sleep(Duration::from_millis(2 << retries.min(6)));
+                    if retry(&e, &mut retries) {
                         continue;
                     }
-                    return Err(classify(e));
+                    return Err(Attempt::classify(e));
                 }
             };
             let committed = match lose_at_commit.take() {
@@ -482,11 +473,7 @@ impl PostgresStorage {
                     *lost = true;
                     Err(if read_only { Attempt::Lost(e) } else { Attempt::LostAtCommit(xid, out) })
                 }
-                Err(e) if retryable(&e) && retries < RETRIES => {
-                    retries += 1;
-                    std::thread::sleep(Duration::from_millis(2 << retries.min(6)));
-                    continue;
-                }
+                Err(e) if retry(&e, &mut retries) => continue,
                 Err(e) => Err(Attempt::Failed(e)),
             };
         }
@@ -502,6 +489,27 @@ enum Attempt<T> {
     /// The connection was lost at the commit of write transaction `.0`,
     /// whose result was `.1`: whether it took effect is for the server to say.
     LostAtCommit(i64, T),
+}
+
+impl<T> Attempt<T> {
+    /// A failure before the commit: lost if the connection is gone, else final.
+    fn classify(e: Failure) -> Self {
+        match connection_lost(&e) {
+            true => Attempt::Lost(e),
+            false => Attempt::Failed(e),
+        }
+    }
+}
+
+/// Whether to run a transaction aborted by `e` again — a deadlock or a
+/// serialization failure, at most [`RETRIES`] times — after a short pause.
+fn retry(e: &Failure, retries: &mut u32) -> bool {
+    if !retryable(e) || *retries >= RETRIES {
+        return false;
+    }
+    *retries += 1;
+    std::thread::sleep(Duration::from_millis(2 << (*retries).min(6)));
+    true
 }
 
 /// Marks the connection lost when `e` says so, and passes `e` on.
@@ -666,19 +674,15 @@ fn next_seq(tx: &mut Tx) -> Result<i64> {
 /// The error for trial `trial_id`, which a write to an unfinished trial
 /// found no row for: it does not exist, or it is finished.
 fn not_unfinished(tx: &mut Tx, trial_id: u64) -> Failure {
-    let found = key(trial_id).map(|id| tx.query_opt("SELECT number, state, value FROM trials WHERE id = $1", &[&id]));
-    let row = match found {
-        None => None,
-        Some(Err(e)) => return e,
-        Some(Ok(None)) => None,
-        Some(Ok(Some(row))) => match (row.try_get(0), row.try_get(1), row.try_get(2)) {
-            (Ok(n), Ok(state), Ok(value)) => Some((n, state, value)),
-            _ => return Failure::Corrupt(format!("trial #{trial_id}: unreadable row")),
-        },
+    let mut lookup = || -> Result<Option<(i64, String, Option<f64>)>> {
+        let Some(id) = key(trial_id) else { return Ok(None) };
+        let row = tx.query_opt("SELECT number, state, value FROM trials WHERE id = $1", &[&id])?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
     };
-    match common::check_unfinished(trial_id, row) {
-        Err(e) => e.into(),
-        Ok(()) => Failure::Corrupt(format!("trial #{trial_id} is unfinished, yet the write found no row")),
+    match lookup().map(|row| common::check_unfinished(trial_id, row)) {
+        Err(e) => e,
+        Ok(Err(e)) => e.into(),
+        Ok(Ok(())) => Failure::Corrupt(format!("trial #{trial_id} is unfinished, yet the write found no row")),
     }
 }
 
@@ -1039,14 +1043,16 @@ impl Storage for PostgresStorage {
     ) -> Result<Option<Value>, TuneError> {
         self.write("set study attribute", |tx| {
             let study = study_key(tx, study)?;
-            if study_attr(tx, study, name)?.as_ref() == expected {
-                tx.execute(
-                    "INSERT INTO study_attrs (study_id, name, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (study_id, name) DO UPDATE SET value = EXCLUDED.value",
-                    &[&study, &name, &to_json(new)?],
-                )?;
+            let current = study_attr(tx, study, name)?;
+            if current.as_ref() != expected {
+                return Ok(current);
             }
-            study_attr(tx, study, name)
+            tx.execute(
+                "INSERT INTO study_attrs (study_id, name, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (study_id, name) DO UPDATE SET value = EXCLUDED.value",
+                &[&study, &name, &to_json(new)?],
+            )?;
+            Ok(Some(new.clone()))
         })
     }
 }

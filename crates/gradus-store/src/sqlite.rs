@@ -306,8 +306,8 @@ fn unfinished_trial(tx: &Transaction, trial_id: u64) -> Result<i64> {
     Ok(id)
 }
 
-/// Starts the oldest waiting trial of `study`, if any; returns its key.
-/// Claims the oldest waiting trial numbered below `below`.
+/// Starts the oldest waiting trial of `study` numbered below `below`, if
+/// any; returns its key.
 fn claim_waiting(tx: &Transaction, study: i64, below: i64) -> Result<Option<i64>> {
     let waiting: Option<i64> = tx
         .prepare_cached(
@@ -605,11 +605,13 @@ impl Storage for SqliteStorage {
     ) -> Result<Option<Value>, TuneError> {
         self.write("set study attribute", |tx| {
             let study = study_key(tx, study)?;
-            if study_attr(tx, study, name)?.as_ref() == expected {
-                tx.prepare_cached("INSERT OR REPLACE INTO study_attrs (study_id, name, value) VALUES (?1, ?2, ?3)")?
-                    .execute(params![study, name, to_json(new)?])?;
+            let current = study_attr(tx, study, name)?;
+            if current.as_ref() != expected {
+                return Ok(current);
             }
-            study_attr(tx, study, name)
+            tx.prepare_cached("INSERT OR REPLACE INTO study_attrs (study_id, name, value) VALUES (?1, ?2, ?3)")?
+                .execute(params![study, name, to_json(new)?])?;
+            Ok(Some(new.clone()))
         })
     }
 }
