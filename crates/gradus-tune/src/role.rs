@@ -3,7 +3,8 @@
 //! several processes, on several machines, share the study.
 //!
 //! The claim is a study attribute set by compare-and-swap
-//! ([`Storage::swap_study_attr`]): `{"host", "pid", "round", "beat", "done"}`.
+//! ([`Storage::swap_study_attr`]): `{"host", "pid", "round", "beat", "done",
+//! "released", "note"}`.
 //! Whoever's value is stored holds the role. The holder renews `beat` every
 //! heartbeat interval; a claim whose holder has ended (a process on this
 //! machine that no longer exists, or no beat for the study's grace) or that
@@ -15,11 +16,49 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::study::{host_name, process_alive};
+use crate::study::{host_name, local_process_ended};
 use crate::trial::now;
 use crate::{Storage, Study, TuneError};
+
+/// A claim as stored, as [`Study::claim_role`] writes it: a stored value
+/// without one of the required fields, or with one more, is an error, not
+/// a default (only `released` and `note` may be left out: not released, no note).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claim {
+    host: String,
+    pid: u64,
+    /// The round claimed for (say, the study's budget).
+    round: u64,
+    /// When the holder last renewed it (seconds since the Unix epoch).
+    beat: f64,
+    done: bool,
+    /// Given up by a holder whose work failed: free to take.
+    #[serde(default)]
+    released: bool,
+    /// What the holder made, once done.
+    #[serde(default)]
+    note: Value,
+}
+
+impl Claim {
+    fn parse(value: &Value, study: &str, role: &str) -> Result<Self, TuneError> {
+        serde_json::from_value(value.clone()).map_err(|e| {
+            TuneError::Storage(format!("study '{study}': the claim on '{role}' is not one gradus wrote ({e}): {value}"))
+        })
+    }
+
+    fn value(&self) -> Value {
+        serde_json::to_value(self).expect("a claim is JSON")
+    }
+
+    fn holder(&self) -> Holder {
+        Holder { host: self.host.clone(), pid: self.pid, done: self.done, note: self.note.clone() }
+    }
+}
 
 /// Who holds a role another process asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +92,7 @@ pub struct HeldRole {
     study: u64,
     name: String,
     /// The claim as stored.
-    value: Arc<Mutex<Value>>,
+    claim: Arc<Mutex<Claim>>,
     stop: Arc<AtomicBool>,
     beats: Option<JoinHandle<()>>,
     finished: bool,
@@ -64,21 +103,30 @@ impl HeldRole {
     /// no other process does it again for this round.
     pub fn finish(mut self, note: Value) -> Result<(), TuneError> {
         self.stop_beating();
-        let current = self.value.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut done = current.clone();
-        done["done"] = json!(true);
-        done["beat"] = json!(now());
-        done["note"] = note;
-        let after = self.storage.swap_study_attr(self.study, &self.name, Some(&current), &done)?;
         self.finished = true;
-        if after.as_ref() != Some(&done) {
-            let by = after.as_ref().and_then(holder).map_or("another process".into(), |h| h.to_string());
-            return Err(TuneError::Storage(format!(
-                "the role '{}' was taken over by {by} (this process sent no heartbeat for too long)",
-                self.name
-            )));
+        let done = self.replace(|c| Claim { done: true, beat: now(), note, ..c.clone() })?;
+        match done {
+            Ok(()) => Ok(()),
+            Err(after) => {
+                let by = after.map_or("another process".into(), |c| c.holder().to_string());
+                Err(TuneError::Storage(format!(
+                    "the role '{}' was taken over by {by} (this process sent no heartbeat for too long)",
+                    self.name
+                )))
+            }
         }
-        Ok(())
+    }
+
+    /// Swaps the stored claim for `change` of it; `Err` with the claim
+    /// stored instead when another process changed it.
+    fn replace(&self, change: impl FnOnce(&Claim) -> Claim) -> Result<Result<(), Option<Claim>>, TuneError> {
+        let current = self.claim.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let new = change(&current);
+        let after = self.storage.swap_study_attr(self.study, &self.name, Some(&current.value()), &new.value())?;
+        if after.as_ref() == Some(&new.value()) {
+            return Ok(Ok(()));
+        }
+        Ok(Err(after.and_then(|v| serde_json::from_value(v).ok())))
     }
 
     fn stop_beating(&mut self) {
@@ -94,22 +142,9 @@ impl Drop for HeldRole {
     fn drop(&mut self) {
         self.stop_beating();
         if !self.finished {
-            let current = self.value.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut released = current.clone();
-            released["released"] = json!(true);
-            let _ = self.storage.swap_study_attr(self.study, &self.name, Some(&current), &released);
+            let _ = self.replace(|c| Claim { released: true, ..c.clone() });
         }
     }
-}
-
-/// The holder a stored claim names.
-fn holder(claim: &Value) -> Option<Holder> {
-    Some(Holder {
-        host: claim["host"].as_str()?.to_string(),
-        pid: claim["pid"].as_u64()?,
-        done: claim["done"].as_bool().unwrap_or(false),
-        note: claim["note"].clone(),
-    })
 }
 
 impl Study {
@@ -120,54 +155,44 @@ impl Study {
     /// nobody, from an earlier round, or from a holder that has ended.
     pub fn claim_role(&self, name: &str, round: u64) -> Result<Claimed, TuneError> {
         let (every, grace) = self.heartbeat_settings();
-        let study = self.record().id;
-        let storage = self.storage().clone();
-        let host = host_name();
+        let (study, storage) = (self.record().id, self.storage().clone());
         loop {
-            let current = storage.study_attr(study, name)?;
-            if let Some(c) = &current {
-                let theirs = holder(c).ok_or_else(|| {
-                    TuneError::Storage(format!(
-                        "study '{}': the claim on '{name}' is not one gradus wrote: {c}",
-                        self.name()
-                    ))
-                })?;
-                let released = c["released"].as_bool().unwrap_or(false);
-                let later = c["round"].as_u64().unwrap_or(0) >= round;
-                if later && theirs.done {
-                    return Ok(Claimed::Theirs(theirs));
-                }
-                let alive = match host.as_deref() {
-                    Some(h) if h == theirs.host && theirs.pid != u64::from(std::process::id()) => {
-                        process_alive(theirs.pid)
-                    }
-                    _ => c["beat"].as_f64().is_some_and(|beat| now() - beat < grace.as_secs_f64()),
-                };
-                if later && alive && !released {
-                    return Ok(Claimed::Theirs(theirs));
+            let stored = storage.study_attr(study, name)?;
+            let current = stored.as_ref().map(|v| Claim::parse(v, self.name(), name)).transpose()?;
+            if let Some(c) = &current
+                && c.round >= round
+            {
+                // A holder on this machine is alive while its process is;
+                // one elsewhere while it beats.
+                let alive = local_process_ended(&c.host, c.pid)
+                    .map_or_else(|| now() - c.beat < grace.as_secs_f64(), |ended| !ended);
+                if c.done || (alive && !c.released) {
+                    return Ok(Claimed::Theirs(c.holder()));
                 }
             }
-            let mine = json!({
-                "host": host.clone().unwrap_or_else(|| "?".into()),
-                "pid": std::process::id(),
-                "round": round,
-                "beat": now(),
-                "done": false,
-            });
-            if storage.swap_study_attr(study, name, current.as_ref(), &mine)?.as_ref() == Some(&mine) {
+            let mine = Claim {
+                host: host_name().unwrap_or_else(|| "?".into()),
+                pid: u64::from(std::process::id()),
+                round,
+                beat: now(),
+                done: false,
+                released: false,
+                note: Value::Null,
+            };
+            if storage.swap_study_attr(study, name, stored.as_ref(), &mine.value())? == Some(mine.value()) {
                 return Ok(Claimed::Mine(self.hold(name, mine, every)));
             }
             // Another process changed the claim first: look again.
         }
     }
 
-    /// Starts renewing claim `value` on role `name` every `every`.
-    fn hold(&self, name: &str, value: Value, every: Duration) -> HeldRole {
-        let value = Arc::new(Mutex::new(value));
+    /// Starts renewing `claim` on role `name` every `every`.
+    fn hold(&self, name: &str, claim: Claim, every: Duration) -> HeldRole {
+        let claim = Arc::new(Mutex::new(claim));
         let stop = Arc::new(AtomicBool::new(false));
         let (storage, study, role) = (self.storage().clone(), self.record().id, name.to_string());
         let beats = {
-            let (value, stop, storage, role) = (value.clone(), stop.clone(), storage.clone(), role.clone());
+            let (claim, stop, storage, role) = (claim.clone(), stop.clone(), storage.clone(), role.clone());
             std::thread::spawn(move || {
                 let mut last = std::time::Instant::now();
                 while !stop.load(Ordering::SeqCst) {
@@ -176,19 +201,19 @@ impl Study {
                         continue;
                     }
                     last = std::time::Instant::now();
-                    let mut held = value.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut renewed = held.clone();
-                    renewed["beat"] = json!(now());
+                    let mut held = claim.lock().unwrap_or_else(|e| e.into_inner());
+                    let renewed = Claim { beat: now(), ..held.clone() };
                     // A failed renewal is tried again next time; a lost claim
                     // is found by `finish`.
-                    if let Ok(Some(after)) = storage.swap_study_attr(study, &role, Some(&held), &renewed)
-                        && after == renewed
+                    if let Ok(Some(after)) =
+                        storage.swap_study_attr(study, &role, Some(&held.value()), &renewed.value())
+                        && after == renewed.value()
                     {
                         *held = renewed;
                     }
                 }
             })
         };
-        HeldRole { storage, study, name: role, value, stop, beats: Some(beats), finished: false }
+        HeldRole { storage, study, name: role, claim, stop, beats: Some(beats), finished: false }
     }
 }

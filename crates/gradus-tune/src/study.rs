@@ -592,11 +592,10 @@ impl Study {
     /// that is fine.
     fn fail_trials_of_ended_processes(&self) -> Result<(), TuneError> {
         let Some(host) = host_name() else { return Ok(()) };
-        let me = u64::from(std::process::id());
         for t in self.trials()?.iter().filter(|t| t.state == TrialState::Running) {
             let Some(worker) = t.attrs.get(WORKER) else { continue };
-            let Some(pid) = worker["pid"].as_u64() else { continue };
-            if worker["host"] != host.as_str() || pid == me || process_alive(pid) {
+            let (Some(on), Some(pid)) = (worker["host"].as_str(), worker["pid"].as_u64()) else { continue };
+            if local_process_ended(on, pid) != Some(true) {
                 continue;
             }
             let reason = format!("{} (process {pid} on {host} ended)", crate::trial::WORKER_LOST_PREFIX);
@@ -679,14 +678,22 @@ pub const WORKER: &str = "worker";
 
 /// This machine's name, where Linux tells it (`None` elsewhere: ended
 /// processes are then found by their missing heartbeats alone).
+/// Read once: it is asked for at every trial.
 pub(crate) fn host_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        Some(name.trim().to_string()).filter(|n| !n.is_empty())
+    })
+    .clone()
 }
 
-/// Whether process `pid` of this machine is alive (Linux's /proc).
-pub(crate) fn process_alive(pid: u64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// Whether process `pid` on `host` has ended, when that can be told here:
+/// `Some` for another process of this machine (Linux's /proc), `None` for
+/// this process or one elsewhere (whose heartbeats tell instead).
+pub(crate) fn local_process_ended(host: &str, pid: u64) -> Option<bool> {
+    let here = host_name().is_some_and(|h| h == host) && pid != u64::from(std::process::id());
+    here.then(|| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// How often running trials send a heartbeat.
