@@ -186,27 +186,44 @@ pub fn average_precision(scores: &[f32], labels: &[u32]) -> Option<f64> {
     if positives == 0.0 {
         return None;
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let (mut tp, mut fp, mut recall, mut ap) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let mut i = 0;
-    while i < order.len() {
-        // Every row tied at this score crosses the threshold together.
-        let mut j = i;
-        while j < order.len() && scores[order[j]] == scores[order[i]] {
-            if labels[order[j]] == 1 {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            j += 1;
-        }
+    // Every row tied at a score crosses the threshold together.
+    for_each_tie(scores, labels, Order::Descending, |pos, neg| {
+        (tp, fp) = (tp + pos, fp + neg);
         let now = tp / positives;
         ap += (now - recall) * tp / (tp + fp);
         recall = now;
-        i = j;
-    }
+    });
     Some(ap)
+}
+
+#[derive(Clone, Copy)]
+enum Order {
+    Ascending,
+    Descending,
+}
+
+/// Calls `f` with the count of positive and of negative rows (label 1, and
+/// any other) at each distinct score, in `order` of score. Sorts 4-byte row
+/// numbers, the only memory it takes: the ranking metrics run on every row
+/// of a dataset, which may be millions.
+fn for_each_tie(scores: &[f32], labels: &[u32], order: Order, mut f: impl FnMut(f64, f64)) {
+    let n = u32::try_from(scores.len()).expect("fewer than 2^32 rows (a table is read up to line 2^32 − 1)");
+    let mut rows: Vec<u32> = (0..n).collect();
+    match order {
+        Order::Ascending => rows.sort_unstable_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize])),
+        Order::Descending => rows.sort_unstable_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize])),
+    }
+    let mut i = 0;
+    while i < rows.len() {
+        let score = scores[rows[i] as usize];
+        let (mut pos, mut neg) = (0.0, 0.0);
+        while i < rows.len() && scores[rows[i] as usize] == score {
+            if labels[rows[i] as usize] == 1 { pos += 1.0 } else { neg += 1.0 }
+            i += 1;
+        }
+        f(pos, neg);
+    }
 }
 
 /// Mean squared error.
@@ -271,28 +288,17 @@ pub fn macro_f1(confusion: &[Vec<u64>]) -> f64 {
 /// scores above a random negative, ties counting one half. `None` when only
 /// one class is present.
 pub fn roc_auc(scores: &[f32], labels: &[u32]) -> Option<f64> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Average ranks (1-based) over runs of tied scores.
-    let mut ranks = vec![0.0f64; scores.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        for &o in &order[i..=j] {
-            ranks[o] = rank;
-        }
-        i = j + 1;
-    }
     let n_pos = labels.iter().filter(|&&l| l == 1).count() as f64;
     let n_neg = labels.len() as f64 - n_pos;
     if n_pos == 0.0 || n_neg == 0.0 {
         return None;
     }
-    let rank_sum: f64 = ranks.iter().zip(labels).filter(|(_, l)| **l == 1).map(|(r, _)| r).sum();
+    // The positives' rank sum (1-based ranks, averaged over ties).
+    let (mut below, mut rank_sum) = (0.0f64, 0.0f64);
+    for_each_tie(scores, labels, Order::Ascending, |pos, neg| {
+        rank_sum += pos * (below + (pos + neg + 1.0) / 2.0);
+        below += pos + neg;
+    });
     Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
 }
 
@@ -399,9 +405,9 @@ pub(crate) fn metrics_of_outputs(out: &[f32], k: usize, loss: Loss, y: &Target) 
             let confusion = confusion_matrix(&predicted, labels, classes.len().max(k));
             // AUC needs only the ranking: rank the positive class's logit margin,
             // which (unlike a probability) does not saturate to ties at 1.0.
-            let margin: Option<Vec<f32>> = match (classes.len(), k) {
-                (2, 1) => Some(out.to_vec()),
-                (2, 2) => Some(out.chunks_exact(2).map(|z| z[1] - z[0]).collect()),
+            let margin: Option<std::borrow::Cow<[f32]>> = match (classes.len(), k) {
+                (2, 1) => Some(out.into()),
+                (2, 2) => Some(out.chunks_exact(2).map(|z| z[1] - z[0]).collect::<Vec<_>>().into()),
                 _ => None,
             };
             Metrics::Classification {
@@ -529,6 +535,27 @@ mod tests {
         // Ties count one half: roc_auc_score([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) = 0.875
         assert_eq!(roc_auc(&[0.5, 0.5, 0.2, 0.9], &[0, 1, 0, 1]), Some(0.875));
         assert_eq!(roc_auc(&[0.1, 0.2], &[1, 1]), None);
+    }
+
+    #[test]
+    fn roc_auc_is_the_share_of_positive_negative_pairs_ordered_right() {
+        // Scores drawn from 7 values: many ties, each counting one half.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let scores: Vec<f32> = (0..500).map(|_| (next() % 7) as f32).collect();
+        let labels: Vec<u32> = scores.iter().map(|&s| u32::from(next() % 10 < 3 + s as u32)).collect();
+        let (mut right, mut pairs) = (0.0, 0.0);
+        for (i, &p) in scores.iter().enumerate().filter(|(i, _)| labels[*i] == 1) {
+            for (_, &q) in scores.iter().enumerate().filter(|(j, _)| labels[*j] == 0 && *j != i) {
+                pairs += 1.0;
+                right += if p > q { 1.0 } else if p == q { 0.5 } else { 0.0 };
+            }
+        }
+        let auc = roc_auc(&scores, &labels).unwrap();
+        assert!((auc - right / pairs).abs() < 1e-12, "{auc} vs {}", right / pairs);
     }
 
     #[test]
