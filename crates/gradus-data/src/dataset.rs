@@ -172,15 +172,91 @@ impl Dataset {
             values.extend(columns.iter().map(|&c| row[c]));
         }
         Ok(Dataset {
+            name: self.name.clone(),
             x: Matrix::from_vec(self.n_samples(), columns.len(), values).expect("n x selected"),
+            y: self.y.clone(),
             encoding: Encoding::numbers(names),
-            ..self.clone()
+            target_name: self.target_name.clone(),
         })
+    }
+
+    /// The train, validation and test rows of `split` (which holds every
+    /// row once), each in the split's order, as [`Self::subset`] would give
+    /// them, made by reordering these rows in place rather than copying them:
+    /// the peak is one dataset, not two.
+    pub fn into_split(mut self, split: &Split) -> [Dataset; 3] {
+        let parts = [&split.train, &split.valid, &split.test];
+        let sizes = parts.map(|p| p.len());
+        assert_eq!(sizes.iter().sum::<usize>(), self.n_samples(), "a split holds every row once");
+        let order = |j: usize| {
+            if j < sizes[0] {
+                split.train[j]
+            } else if j < sizes[0] + sizes[1] {
+                split.valid[j - sizes[0]]
+            } else {
+                split.test[j - sizes[0] - sizes[1]]
+            }
+        };
+        self.x.permute_rows(order);
+        let targets: Vec<Target> = match self.y {
+            Target::Real(mut v) => {
+                crate::matrix::permute_rows(&mut v, 1, order);
+                cut(v, &sizes).into_iter().map(Target::Real).collect()
+            }
+            Target::Classes { mut labels, classes } => {
+                crate::matrix::permute_rows(&mut labels, 1, order);
+                cut(labels, &sizes).into_iter().map(|labels| Target::Classes { labels, classes: classes.clone() }).collect()
+            }
+        };
+        let xs = self.x.split_rows(&sizes);
+        let mut parts = xs.into_iter().zip(targets).map(|(x, y)| Dataset {
+            name: self.name.clone(),
+            x,
+            y,
+            encoding: self.encoding.clone(),
+            target_name: self.target_name.clone(),
+        });
+        [(); 3].map(|()| parts.next().expect("three parts"))
     }
 
     /// A seeded train/valid/test split of the rows, stratified by class for a
     /// classification target. See [`crate::train_valid_test_split`].
     pub fn split(&self, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
         crate::train_valid_test_split(self.n_samples(), self.y.labels(), valid_fraction, test_fraction, seed)
+    }
+}
+
+/// `v` cut into consecutive parts of `sizes` (which add up to its length):
+/// the first keeps its allocation, shrunk (which for a large one gives the
+/// rest back without copying), the others are copied out of it.
+pub(crate) fn cut<T>(mut v: Vec<T>, sizes: &[usize]) -> Vec<Vec<T>> {
+    let mut parts: Vec<Vec<T>> = Vec::with_capacity(sizes.len());
+    for &n in sizes.iter().skip(1).rev() {
+        parts.push(v.split_off(v.len() - n));
+    }
+    v.shrink_to_fit();
+    parts.push(v);
+    parts.reverse();
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn into_split_gives_the_rows_subset_gives_for_every_part() {
+        for (n, valid, test, seed) in [(3, 0.0, 0.0, 1), (10, 0.3, 0.2, 2), (257, 0.2, 0.0, 3), (1000, 0.25, 0.25, 4)] {
+            let blobs = crate::synthetic::blobs(n, 3, 4, 1.0, seed).unwrap();
+            let regression = Dataset {
+                y: Target::Real((0..n).map(|i| i as f32 * 0.5).collect()),
+                ..crate::synthetic::blobs(n, 2, 3, 1.0, seed).unwrap()
+            };
+            for data in [blobs, regression] {
+                let split = data.split(valid, test, seed).unwrap();
+                let want = [&split.train, &split.valid, &split.test].map(|rows| data.subset(rows));
+                assert_eq!(data.into_split(&split), want, "n {n}, valid {valid}, test {test}");
+            }
+        }
     }
 }

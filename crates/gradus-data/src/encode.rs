@@ -152,7 +152,7 @@ impl ColumnEncoder {
         first: usize,
     ) -> Result<(), DataError> {
         let rows = column.values.len();
-        let line = |row: usize| table.lines[row];
+        let line = |row: usize| u64::from(table.lines[row]);
         match self {
             ColumnEncoder::Number { fill, indicator, bins, .. } => {
                 let at_bins = first + 1 + usize::from(*indicator);

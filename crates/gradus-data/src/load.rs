@@ -67,19 +67,24 @@ pub fn load_encoded(
     kind: TargetKind,
     format: &ReadOptions,
 ) -> Result<Dataset, DataError> {
-    let text = read_source(source, format.encoding)?;
-    let file = CsvFile::open_with(&text, source, format.delimiter)?;
-    let mut columns = feature_columns(&file, source, &encoding.input_columns())?;
-    let target_col = target_column(&file, source, Some(target))?;
-    columns.push(target_col);
     let mut options = encoding.read_options();
     options.as_text.push(target.into());
-    let mut table = file.read(&columns, &options)?;
+    // The text goes once the table is read: the two are never held with the matrix.
+    let (mut table, target_col) = {
+        let text = read_source(source, format.encoding)?;
+        let file = CsvFile::open_with(&text, source, format.delimiter)?;
+        let mut columns = feature_columns(&file, source, &encoding.input_columns())?;
+        let target_col = target_column(&file, source, Some(target))?;
+        columns.push(target_col);
+        (file.read(&columns, &options)?, target_col)
+    };
     let Some(Values::Text { codes, .. }) = table.column(target).map(|c| &c.values) else {
         unreachable!("the target is read as text")
     };
-    let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != crate::table::MISSING).collect();
-    if keep.len() < table.n_rows() {
+    // Rows whose target is missing are left out (a list of the others is
+    // made only when there are some).
+    if codes.contains(&crate::table::MISSING) {
+        let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != crate::table::MISSING).collect();
         table = table.select_rows(&keep);
     }
     Ok(Dataset {
@@ -235,7 +240,7 @@ pub(crate) fn build_target(
     let error_at = |level: usize| {
         let row = first_row[level].expect("a level that occurs");
         let text = &levels[level];
-        parse_number(text, path, lines[row], col, name).expect_err("a text that is not a finite number")
+        parse_number(text, path, lines[row].into(), col, name).expect_err("a text that is not a finite number")
     };
     let parsed: Vec<Option<f32>> = levels.iter().map(|v| v.parse::<f32>().ok()).collect();
     let numeric = order.iter().all(|&l| parsed[l].is_some());
@@ -302,7 +307,7 @@ pub(crate) fn build_target(
 pub(crate) struct TargetCells<'a> {
     pub levels: &'a [String],
     pub codes: &'a [u32],
-    pub lines: &'a [u64],
+    pub lines: &'a [u32],
 }
 
 /// A u64 whose order is the numeric order of the finite f32 `v`.

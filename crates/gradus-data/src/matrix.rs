@@ -19,6 +19,12 @@ pub struct MatRef<'a> {
 }
 
 impl Matrix {
+    /// Reorders the rows in place: row `j` becomes the row that was at
+    /// `order(j)`, `order` being a permutation of the row numbers.
+    pub fn permute_rows(&mut self, order: impl Fn(usize) -> usize) {
+        permute_rows(&mut self.data, self.cols, order)
+    }
+
     /// A `rows` x `cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Self { rows, cols, data: vec![0.0; rows * cols] }
@@ -65,6 +71,19 @@ impl Matrix {
         out
     }
 
+    /// Cuts the matrix into consecutive parts of `rows` rows each (which must
+    /// add up to its row count), in place: the first part keeps this
+    /// allocation, later ones are copied out of it.
+    pub fn split_rows(self, rows: &[usize]) -> Vec<Matrix> {
+        assert_eq!(rows.iter().sum::<usize>(), self.rows, "the parts add up to the rows");
+        let cols = self.cols;
+        crate::dataset::cut(self.data, &rows.iter().map(|r| r * cols).collect::<Vec<_>>())
+            .into_iter()
+            .zip(rows)
+            .map(|(data, &rows)| Matrix { rows, cols, data })
+            .collect()
+    }
+
     /// Copies the rows at `indices` into `out`, reusing its allocation.
     pub fn gather_rows_into(&self, indices: &[usize], out: &mut Matrix) {
         out.rows = indices.len();
@@ -73,6 +92,36 @@ impl Matrix {
         out.data.reserve(indices.len() * self.cols);
         for &i in indices {
             out.data.extend_from_slice(self.row(i));
+        }
+    }
+}
+
+/// Reorders the rows of `width` values of `data` in place so that row `j`
+/// becomes the row that was at `order(j)`, where `order` is a permutation of
+/// the row numbers. Follows each cycle of the permutation with one row of
+/// scratch and a bit per row, so that a dataset of millions of rows can be
+/// split without a second copy of it.
+pub(crate) fn permute_rows<T: Copy>(data: &mut [T], width: usize, order: impl Fn(usize) -> usize) {
+    let n = data.len().checked_div(width).unwrap_or(0);
+    let mut done = vec![0u64; n.div_ceil(64)];
+    let mut scratch: Vec<T> = Vec::with_capacity(width);
+    for start in 0..n {
+        if done[start / 64] >> (start % 64) & 1 == 1 {
+            continue;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&data[start * width..(start + 1) * width]);
+        let mut j = start;
+        loop {
+            done[j / 64] |= 1 << (j % 64);
+            let from = order(j);
+            assert!(from < n, "row {from} of a permutation of {n}");
+            if from == start {
+                data[j * width..(j + 1) * width].copy_from_slice(&scratch);
+                break;
+            }
+            data.copy_within(from * width..(from + 1) * width, j * width);
+            j = from;
         }
     }
 }

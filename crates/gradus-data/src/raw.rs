@@ -134,20 +134,25 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
     let at = table.columns.iter().position(|c| c.name == target_name).expect("the target is selected");
     let target = table.columns.remove(at);
     let Values::Text { codes, levels } = &target.values else { unreachable!("the target is read as text") };
-    let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != MISSING).collect();
-    if keep.is_empty() {
+    let missing_target_rows = codes.iter().filter(|&&c| c == MISSING).count();
+    if missing_target_rows == codes.len() {
         return Err(DataError::invalid(
             "target",
             format!("{source}: target column '{target_name}' has no values (every cell is missing)"),
         ));
     }
-    let missing_target_rows = codes.len() - keep.len();
-    let (kept_codes, kept_lines): (Vec<u32>, Vec<u64>) = keep.iter().map(|&i| (codes[i], table.lines[i])).unzip();
-    let cells = TargetCells { levels, codes: &kept_codes, lines: &kept_lines };
-    let y = build_target(cells, source, target_col, &target_name, target_kind)?;
-    if missing_target_rows > 0 {
+    // Rows whose target is missing are left out (a list of the others is
+    // made only when there are some).
+    let y = if missing_target_rows == 0 {
+        build_target(TargetCells { levels, codes, lines: &table.lines }, source, target_col, &target_name, target_kind)?
+    } else {
+        let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != MISSING).collect();
+        let (kept_codes, kept_lines): (Vec<u32>, Vec<u32>) = keep.iter().map(|&i| (codes[i], table.lines[i])).unzip();
+        let cells = TargetCells { levels, codes: &kept_codes, lines: &kept_lines };
+        let y = build_target(cells, source, target_col, &target_name, target_kind)?;
         table = table.select_rows(&keep);
-    }
+        y
+    };
     let kinds = table
         .columns
         .iter()

@@ -81,8 +81,9 @@ pub struct Table {
     /// Where it came from, as errors name it.
     pub source: String,
     pub columns: Vec<Column>,
-    /// The line of the file each row starts on (the header is line 1).
-    pub lines: Vec<u64>,
+    /// The line of the file each row starts on (the header is line 1); 4
+    /// bytes a row, so a file is read up to line 4,294,967,295.
+    pub lines: Vec<u32>,
 }
 
 impl Table {
@@ -124,7 +125,7 @@ impl Table {
             .filter_map(|c| self.first_non_number(c).map(|(row, value)| (row, c.position, c, value)))
             .min_by_key(|(row, position, _, _)| (*row, *position));
         if let Some((row, _, column, value)) = bad {
-            return Err(not_a_number(&self.source, self.lines[row], column, value));
+            return Err(not_a_number(&self.source, self.lines[row].into(), column, value));
         }
         let (rows, width) = (self.n_rows(), columns.len());
         let mut x = vec![0.0f32; rows * width];
@@ -298,7 +299,11 @@ impl<'a> CsvFile<'a> {
             numeric.iter().map(|&n| if n { Builder::numbers(rows) } else { Builder::text(rows) }).collect();
         let mut lines = Vec::with_capacity(rows);
         self.for_each_row(|record, line| {
-            lines.push(line);
+            lines.push(u32::try_from(line).map_err(|_| DataError::Malformed {
+                path: self.source.into(),
+                line,
+                message: format!("files of more than {} lines are not supported", u32::MAX),
+            })?);
             for (b, &c) in builders.iter_mut().zip(selected) {
                 let cell = &record[c];
                 b.push(cell, options.is_na(cell));

@@ -149,10 +149,11 @@ impl TrainJob {
     fn run_split(&self, data: Cow<'_, Dataset>, observer: &mut dyn Observer) -> Result<TrainOutcome, PipelineError> {
         let (train_raw, valid_raw) = if self.valid_fraction > 0.0 {
             let split = data.split(self.valid_fraction, 0.0, self.config.seed)?;
-            let valid = (!split.valid.is_empty()).then(|| Cow::Owned(data.subset(&split.valid)));
-            let train = data.subset(&split.train);
-            drop(data);
-            (Cow::Owned(train), valid)
+            let [train, valid, _] = match data {
+                Cow::Owned(data) => data.into_split(&split),
+                Cow::Borrowed(data) => [&split.train, &split.valid, &split.test].map(|rows| data.subset(rows)),
+            };
+            (Cow::Owned(train), (!split.valid.is_empty()).then_some(Cow::Owned(valid)))
         } else {
             (data, None)
         };
