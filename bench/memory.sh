@@ -25,5 +25,7 @@ train=$(peak "$bin" train --data narrow.csv --model logistic --epochs 1 --out m.
 echo "train --model logistic --epochs 1: $((train / 1024)) MB"
 predict=$(peak "$bin" predict --model m.gradus --data narrow.csv --out p.csv)
 echo "predict: $((predict / 1024)) MB"
+evaluate=$(peak "$bin" evaluate --model m.gradus --data narrow.csv)
+echo "evaluate: $((evaluate / 1024)) MB"
 tune=$(GRADUS_MAX_MEMORY=100G peak "$bin" tune --data narrow.csv --trials 1 --epochs 1 --jobs 1 --ensemble 1 --quiet)
 echo "tune --trials 1 --epochs 1 --jobs 1: $((tune / 1024)) MB"

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use gradus::data::{DataError, MISSING, ReadOptions, TextEncoding, Values, load_encoded, load_table};
 use gradus::train::{Ensemble, Metrics, class_scores, predicted_classes, probabilities};
@@ -80,7 +79,7 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
             columns.push(keep.clone());
         }
     }
-    let table = load_table(&args.data, &columns, &options).map_err(|e| match e {
+    let mut table = load_table(&args.data, &columns, &options).map_err(|e| match e {
         DataError::MissingFeature { path, name }
             if args.keep.contains(&name) && !encoding.input_columns().contains(&name) =>
         {
@@ -88,47 +87,69 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         }
         e => e.into(),
     })?;
-    let outputs = saved.outputs(encoding.transform(&table)?)?;
-    let kept: Vec<Vec<&str>> = args
+    let x = encoding.transform(&table)?;
+    // From here the table is needed only for the kept columns.
+    let rows = table.n_rows();
+    table.columns.retain(|c| args.keep.contains(&c.name));
+    table.lines = Vec::new();
+    let outputs = saved.outputs(x)?;
+    let kept: Vec<(&[u32], &[String])> = args
         .keep
         .iter()
-        .map(|name| {
-            let Some(Values::Text { codes, levels }) = table.column(name).map(|c| &c.values) else {
-                unreachable!("kept columns are read as text")
-            };
-            codes.iter().map(|&c| if c == MISSING { "" } else { levels[c as usize].as_str() }).collect()
+        .map(|name| match table.column(name).map(|c| &c.values) {
+            Some(Values::Text { codes, levels }) => (codes.as_slice(), levels.as_slice()),
+            _ => unreachable!("kept columns are read as text"),
         })
         .collect();
     let k = saved.n_outputs();
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = args.keep.clone();
-    header.push("prediction".into());
-    if let (true, Some(classes)) = (args.proba, &prep.classes) {
-        header.extend(classes.iter().map(|c| format!("p_{c}")));
-    }
-    out.write_record(&header)?;
-    let rows = table.n_rows();
     let (labels, probs) = match &prep.classes {
-        Some(classes) if args.proba => (
-            Some(predicted_classes(&outputs, k)),
-            probabilities(&outputs, k).chunks_exact(classes.len()).map(<[f32]>::to_vec).collect(),
-        ),
-        Some(_) => (Some(predicted_classes(&outputs, k)), vec![Vec::new(); rows]),
-        None => (None, vec![Vec::new(); rows]),
+        Some(_) => (Some(predicted_classes(&outputs, k)), args.proba.then(|| probabilities(&outputs, k))),
+        None => (None, None),
     };
-    for row in 0..rows {
-        let mut record: Vec<String> = kept.iter().map(|column| column[row].to_string()).collect();
-        match (&labels, &prep.classes) {
-            (Some(labels), Some(classes)) => record.push(classes[labels[row] as usize].clone()),
-            _ => record.push(csv_float(outputs[row])),
+    let write = |sink: &mut dyn Write| -> anyhow::Result<()> {
+        let mut out = csv::Writer::from_writer(std::io::BufWriter::new(sink));
+        let mut header: Vec<String> = args.keep.clone();
+        header.push("prediction".into());
+        if let (Some(_), Some(classes)) = (&probs, &prep.classes) {
+            header.extend(classes.iter().map(|c| format!("p_{c}")));
         }
-        record.extend(probs[row].iter().map(|&p| csv_float(p)));
-        out.write_record(&record)?;
-    }
-    let text = out.into_inner().map_err(|e| anyhow::anyhow!("writing the predictions: {e}"))?;
+        out.write_record(&header)?;
+        let width = prep.classes.as_ref().map_or(0, Vec::len);
+        let mut record: Vec<String> = Vec::with_capacity(header.len());
+        for row in 0..rows {
+            record.clear();
+            record.extend(kept.iter().map(|(codes, levels)| match codes[row] {
+                MISSING => String::new(),
+                c => levels[c as usize].clone(),
+            }));
+            match (&labels, &prep.classes) {
+                (Some(labels), Some(classes)) => record.push(classes[labels[row] as usize].clone()),
+                _ => record.push(csv_float(outputs[row])),
+            }
+            if let Some(p) = &probs {
+                record.extend(p[row * width..(row + 1) * width].iter().map(|&p| csv_float(p)));
+            }
+            out.write_record(&record)?;
+        }
+        out.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?.flush()?;
+        Ok(())
+    };
     match &args.out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write '{}'", path.display()))?,
-        None => std::io::stdout().lock().write_all(&text)?,
+        // Written beside the file and renamed over it once complete: an
+        // error midway leaves any earlier predictions as they were.
+        Some(path) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+            let written = std::fs::File::create(&tmp)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut file| write(&mut file))
+                .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!("cannot write '{}'", path.display())));
+            }
+        }
+        None => write(&mut std::io::stdout().lock())?,
     }
     Ok(())
 }
@@ -144,14 +165,15 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let prep = saved.preprocessing();
     let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
     let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
-    let metrics = saved.evaluate(&data)?;
+    let rows = data.n_samples();
+    let metrics = saved.evaluate(data)?;
     if args.json {
         crate::outln!(
             "{}",
             serde_json::json!({
                 "model": args.model.display().to_string(),
                 "data": args.data,
-                "rows": data.n_samples(),
+                "rows": rows,
                 "metrics": metrics,
                 "per_class": match (&metrics, &prep.classes) {
                     (Metrics::Classification { confusion, .. }, Some(classes)) => Some(
@@ -166,7 +188,7 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     crate::outln!("model    {} ({})", args.model.display(), saved.describe());
-    crate::outln!("data     {}: {} rows", args.data, data.n_samples());
+    crate::outln!("data     {}: {rows} rows", args.data);
     crate::outln!("metrics  {}", metrics_line(&metrics));
     if let (Metrics::Classification { confusion, .. }, Some(classes)) = (&metrics, &prep.classes) {
         let width = classes.iter().map(String::len).max().unwrap_or(1).max(5);

@@ -596,7 +596,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             members.len() - member_numbers.len()
         ));
     }
-    let test_metrics = if test.n_samples() > 0 { Some(model.evaluate(&test)?) } else { None };
+    let test_rows = test.n_samples();
+    let test_metrics = if test_rows > 0 { Some(model.evaluate(test)?) } else { None };
     model.set_about(json!({
         "made_by": "gradus tune",
         "data": args.data,
@@ -682,7 +683,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             outln!("final model: the {mean} of {} trials ({})", numbers.len(), numbers.join(", "));
         }
         if let Some(m) = &test_metrics {
-            outln!("test of the final model ({} rows): {}", test.n_samples(), metrics_line(m));
+            outln!("test of the final model ({test_rows} rows): {}", metrics_line(m));
         }
         if let Some(path) = &args.out {
             outln!("saved {}", path.display());

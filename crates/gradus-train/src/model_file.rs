@@ -215,30 +215,29 @@ impl Preprocessing {
     /// `data` as the model sees it: encoded as in training, transformed,
     /// and class labels indexed as in training.
     pub fn apply(&self, data: &Dataset) -> Result<Dataset, TrainError> {
-        let mut out = self.select(data)?;
-        self.transform(&mut out.x)?;
-        Ok(out)
+        self.apply_owned(data.clone())
     }
 
     /// [`Self::apply`] on rows the caller gives up: transformed in place
     /// when they are encoded as in training, with no copy.
-    pub fn apply_owned(&self, mut data: Dataset) -> Result<Dataset, TrainError> {
-        if data.encoding != *self.encoding() {
-            return self.apply(&data);
-        }
-        if let Some(classes) = &self.classes {
-            data.y = data.y.remap_classes(classes, &data.name, &data.target_name)?;
-        }
-        self.transform(&mut data.x)?;
-        Ok(data)
+    pub fn apply_owned(&self, data: Dataset) -> Result<Dataset, TrainError> {
+        let mut out = self.select_owned(data)?;
+        self.transform(&mut out.x)?;
+        Ok(out)
     }
 
     /// [`Self::apply`] without the transforms after the encoding: `data`
     /// as encoded in training (a plain numeric dataset's columns picked and
     /// ordered by name), class labels indexed as in training.
     pub fn select(&self, data: &Dataset) -> Result<Dataset, TrainError> {
+        self.select_owned(data.clone())
+    }
+
+    /// [`Self::select`] on rows the caller gives up: kept, not copied, when
+    /// they are encoded as in training.
+    pub fn select_owned(&self, data: Dataset) -> Result<Dataset, TrainError> {
         let mut out = if data.encoding == *self.encoding() {
-            data.clone()
+            data
         } else if self.encoding().is_plain_numbers() && data.encoding.is_plain_numbers() {
             data.select_features(&self.feature_names())?
         } else {
@@ -248,7 +247,7 @@ impl Preprocessing {
             )));
         };
         if let Some(classes) = &self.classes {
-            out.y = out.y.remap_classes(classes, &data.name, &data.target_name)?;
+            out.y = out.y.remap_classes(classes, &out.name, &out.target_name)?;
         }
         Ok(out)
     }
@@ -524,11 +523,12 @@ impl Ensemble {
 
     /// Every metric (see [`crate::evaluate`]) on labelled raw rows, whose
     /// columns are found by name.
-    pub fn evaluate(&self, raw: &Dataset) -> Result<crate::Metrics, TrainError> {
+    /// The rows are given up: a single model scales them in place.
+    pub fn evaluate(&self, raw: Dataset) -> Result<crate::Metrics, TrainError> {
         // Unscaled: each member applies its own scaler in `outputs`.
-        let data = self.preprocessing().select(raw)?;
-        let out = self.outputs(data.x.clone())?;
-        crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &data.y)
+        let Dataset { x, y, .. } = self.preprocessing().select_owned(raw)?;
+        let out = self.outputs(x)?;
+        crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &y)
     }
 
     /// The file's bytes: a single model's format for one member.
