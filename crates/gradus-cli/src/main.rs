@@ -149,6 +149,14 @@ pub fn parse_encoding(name: &str) -> Result<gradus::data::TextEncoding, String> 
     name.parse().map_err(|e: gradus::data::DataError| e.to_string())
 }
 
+/// `--model`'s parser for one family: the names [`Family`] knows, listed in `--help`.
+pub fn family_parser() -> impl clap::builder::TypedValueParser<Value = gradus::pipeline::Family> {
+    use clap::builder::TypedValueParser;
+    use gradus::pipeline::Family;
+    clap::builder::PossibleValuesParser::new(Family::ALL.map(Family::name))
+        .map(|name| Family::from_name(&name).expect("one of the names listed"))
+}
+
 /// `--delimiter`'s parser: one ASCII character, or `tab`.
 pub fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {

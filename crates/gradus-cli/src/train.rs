@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use gradus::data::{Scaling, Target, Task};
-use gradus::pipeline::{ModelChoice, TrainJob};
+use gradus::pipeline::{Family, ModelChoice, TrainJob};
 use gradus::train::{
     Activation, EarlyStopping, Loss, Metrics, OptimizerConfig, Schedule, Termination, TrainConfig, WeightInit,
 };
@@ -26,8 +26,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COL")]
     target: Option<String>,
     /// linear: real target; logistic: 2 classes; softmax: k classes; mlp: any target.
-    #[arg(long, value_enum)]
-    model: ModelArg,
+    #[arg(long, value_parser = crate::family_parser(), value_name = "MODEL")]
+    model: Family,
     /// MLP hidden-layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128", value_name = "N,N,...")]
     hidden: Vec<usize>,
@@ -126,14 +126,6 @@ pub struct TrainArgs {
     /// Print one JSON object with the results instead of text.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ModelArg {
-    Linear,
-    Logistic,
-    Softmax,
-    Mlp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -248,10 +240,10 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
         bail!("invalid --valid-fraction {}: must be in [0, 1)", args.valid_fraction);
     }
     let model = match args.model {
-        ModelArg::Linear => ModelChoice::Linear,
-        ModelArg::Logistic => ModelChoice::Logistic,
-        ModelArg::Softmax => ModelChoice::Softmax,
-        ModelArg::Mlp => ModelChoice::Mlp {
+        Family::Linear => ModelChoice::Linear,
+        Family::Logistic => ModelChoice::Logistic,
+        Family::Softmax => ModelChoice::Softmax,
+        Family::Mlp => ModelChoice::Mlp {
             hidden: args.hidden.clone(),
             activation: match args.activation {
                 ActivationArg::Relu => Activation::Relu,
@@ -269,7 +261,7 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
     };
     let loss = match args.loss {
         None => None,
-        Some(_) if matches!(args.model, ModelArg::Logistic | ModelArg::Softmax) => {
+        Some(_) if matches!(args.model, Family::Logistic | Family::Softmax) => {
             bail!("--loss chooses a regression loss; --model {} trains with cross-entropy", model.name())
         }
         Some(LossArg::Mse) => Some(Loss::Mse),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use gradus::autotune::{self, ModelRequest, TuneJob};
+use gradus::pipeline::Family;
 use std::collections::BTreeMap;
 
 use gradus::data::{ColumnKind, Dataset, RawData, RawOptions, Scaling, TargetKind};
@@ -70,8 +71,8 @@ pub struct TuneArgs {
     #[arg(long, value_enum, default_value = "none")]
     class_weight: ClassWeightArg,
     /// The model families to search; auto searches every one that fits the target.
-    #[arg(long, value_enum, default_value = "auto")]
-    model: ModelArg,
+    #[arg(long, default_value = "auto", value_parser = model_request_parser(), value_name = "MODEL")]
+    model: ModelRequest,
     /// Trials in the study, counting those of earlier runs of the same study.
     #[arg(long, default_value_t = 60)]
     trials: u64,
@@ -159,13 +160,14 @@ pub struct TuneArgs {
     quiet: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModelArg {
-    Auto,
-    Linear,
-    Logistic,
-    Softmax,
-    Mlp,
+/// `--model`'s parser: auto, or one of the families (listed in `--help`).
+fn model_request_parser() -> impl clap::builder::TypedValueParser<Value = ModelRequest> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = std::iter::once("auto").chain(Family::ALL.map(Family::name)).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|name| match Family::from_name(&name) {
+        Some(family) => ModelRequest::Only(family),
+        None => ModelRequest::Auto,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -235,13 +237,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         bail!("--trials and --jobs must be at least 1");
     }
     args.heartbeat.durations()?;
-    let request = match args.model {
-        ModelArg::Auto => ModelRequest::Auto,
-        ModelArg::Linear => ModelRequest::Linear,
-        ModelArg::Logistic => ModelRequest::Logistic,
-        ModelArg::Softmax => ModelRequest::Softmax,
-        ModelArg::Mlp => ModelRequest::Mlp,
-    };
+    let request = args.model;
     // The target is read as it looks (classes or real), and the families
     // checked against it: a softmax search on a real target is an error,
     // not 400 classes.

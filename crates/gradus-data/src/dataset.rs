@@ -205,7 +205,10 @@ impl Dataset {
             }
             Target::Classes { mut labels, classes } => {
                 crate::matrix::permute_rows(&mut labels, 1, order);
-                cut(labels, &sizes).into_iter().map(|labels| Target::Classes { labels, classes: classes.clone() }).collect()
+                cut(labels, &sizes)
+                    .into_iter()
+                    .map(|labels| Target::Classes { labels, classes: classes.clone() })
+                    .collect()
             }
         };
         let xs = self.x.split_rows(&sizes);

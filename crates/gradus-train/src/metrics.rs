@@ -219,7 +219,11 @@ fn for_each_tie(scores: &[f32], labels: &[u32], order: Order, mut f: impl FnMut(
         let score = scores[rows[i] as usize];
         let (mut pos, mut neg) = (0.0, 0.0);
         while i < rows.len() && scores[rows[i] as usize] == score {
-            if labels[rows[i] as usize] == 1 { pos += 1.0 } else { neg += 1.0 }
+            if labels[rows[i] as usize] == 1 {
+                pos += 1.0
+            } else {
+                neg += 1.0
+            }
             i += 1;
         }
         f(pos, neg);
@@ -551,7 +555,13 @@ mod tests {
         for (i, &p) in scores.iter().enumerate().filter(|(i, _)| labels[*i] == 1) {
             for (_, &q) in scores.iter().enumerate().filter(|(j, _)| labels[*j] == 0 && *j != i) {
                 pairs += 1.0;
-                right += if p > q { 1.0 } else if p == q { 0.5 } else { 0.0 };
+                right += if p > q {
+                    1.0
+                } else if p == q {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         let auc = roc_auc(&scores, &labels).unwrap();

@@ -66,7 +66,7 @@ impl MlpSpec {
     }
 
     /// Layer widths from input to output.
-    fn dims(&self) -> Vec<usize> {
+    pub fn widths(&self) -> Vec<usize> {
         std::iter::once(self.n_inputs).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect()
     }
 }
@@ -121,7 +121,7 @@ const MIN_ZERO_COLUMNS: f64 = 0.1;
 impl Mlp {
     pub fn new(spec: MlpSpec) -> Result<Self, TrainError> {
         spec.validate()?;
-        let dims = spec.dims();
+        let dims = spec.widths();
         let mut layers = Vec::new();
         let mut offset = 0;
         for pair in dims.windows(2) {

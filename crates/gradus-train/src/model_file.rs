@@ -55,8 +55,7 @@ impl Architecture {
             }
             Architecture::Mlp(spec) => {
                 spec.validate()?;
-                let widths = std::iter::once(spec.n_inputs).chain(spec.hidden.iter().copied()).chain([spec.n_outputs]);
-                (widths.collect(), true)
+                (spec.widths(), true)
             }
         };
         if widths.contains(&0) {
@@ -92,11 +91,7 @@ impl Architecture {
         match self {
             Architecture::Linear { n_inputs, n_outputs, .. } => format!("linear {n_inputs}-{n_outputs}"),
             Architecture::Mlp(spec) => {
-                let widths: Vec<String> = std::iter::once(spec.n_inputs)
-                    .chain(spec.hidden.iter().copied())
-                    .chain([spec.n_outputs])
-                    .map(|w| w.to_string())
-                    .collect();
+                let widths: Vec<String> = spec.widths().iter().map(usize::to_string).collect();
                 let dropout = if spec.dropout > 0.0 { format!(", dropout {}", spec.dropout) } else { String::new() };
                 format!("MLP {} {}{dropout}", widths.join("-"), spec.activation.name())
             }

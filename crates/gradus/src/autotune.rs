@@ -54,41 +54,29 @@ use gradus_train::{
 use gradus_tune::{Direction, Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
 use serde_json::Value;
 
-use crate::pipeline::{ModelChoice, PipelineError, TrainJob};
+use crate::pipeline::{Family, ModelChoice, PipelineError, TrainJob};
 
 /// Which model families the search may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelRequest {
     /// Every family that fits the target (`model` becomes a hyperparameter).
     Auto,
-    Linear,
-    Logistic,
-    Softmax,
-    Mlp,
+    /// This family only.
+    Only(Family),
 }
 
 impl ModelRequest {
-    /// The families this request allows on a task, by name.
-    pub fn families(self, task: Task) -> Result<Vec<&'static str>, PipelineError> {
-        let fitting: Vec<&'static str> = match task {
-            Task::Regression => vec!["linear", "mlp"],
-            Task::Binary => vec!["logistic", "mlp"],
-            Task::Multiclass { .. } => vec!["softmax", "mlp"],
-        };
-        let wanted = match self {
-            ModelRequest::Auto => return Ok(fitting),
-            ModelRequest::Linear => "linear",
-            ModelRequest::Logistic => "logistic",
-            ModelRequest::Softmax => "softmax",
-            ModelRequest::Mlp => "mlp",
-        };
-        if fitting.contains(&wanted) {
-            Ok(vec![wanted])
-        } else {
-            Err(PipelineError::Unsuitable(format!(
-                "--model {wanted} does not fit a {task} target (use --model {} or auto)",
-                fitting.join(" or --model ")
-            )))
+    /// The families this request allows on a task.
+    pub fn families(self, task: Task) -> Result<Vec<Family>, PipelineError> {
+        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
+        match self {
+            ModelRequest::Auto => Ok(fitting),
+            ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
+            ModelRequest::Only(wanted) => Err(PipelineError::Unsuitable(format!(
+                "--model {} does not fit a {task} target (use --model {} or auto)",
+                wanted.name(),
+                fitting.iter().map(|f| f.name()).collect::<Vec<_>>().join(" or --model ")
+            ))),
         }
     }
 }
@@ -110,10 +98,10 @@ pub const HYPERPARAMETERS: &[&str] = &[
 
 /// The default search space for `families` (see the module docs), with
 /// the feature scaling among the hyperparameters when `search_scaling`.
-pub fn default_space(families: &[&str], search_scaling: bool) -> SearchSpace {
+pub fn default_space(families: &[Family], search_scaling: bool) -> SearchSpace {
     let mut space = BTreeMap::new();
     if families.len() > 1 {
-        space.insert("model".to_string(), Distribution::categorical(families.iter().copied()));
+        space.insert("model".to_string(), Distribution::categorical(families.iter().map(|f| f.name())));
     }
     if search_scaling {
         space.insert("scaling".to_string(), Distribution::categorical(["standard", "minmax"]));
@@ -123,7 +111,7 @@ pub fn default_space(families: &[&str], search_scaling: bool) -> SearchSpace {
     space.insert("batch_size".into(), Distribution::Int { low: 16, high: 256, log: true, step: 1 });
     space.insert("weight_decay".into(), Distribution::log_float(1e-6, 1e-1));
     space.insert("schedule".into(), Distribution::categorical(["constant", "cosine"]));
-    if families.contains(&"mlp") {
+    if families.contains(&Family::Mlp) {
         space.insert("n_layers".into(), Distribution::int(1, 3));
         space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
         space.insert("activation".into(), Distribution::categorical(["relu", "tanh", "gelu"]));
@@ -330,7 +318,7 @@ pub const SMALL_DATA_ROWS: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct TuneJob {
     /// The families the search may use (one: not a hyperparameter).
-    pub families: Vec<&'static str>,
+    pub families: Vec<Family>,
     pub space: SearchSpace,
     /// The feature scaling when the space does not search it.
     pub scaling: Scaling,
@@ -413,8 +401,16 @@ impl TuneJob {
 
     /// The model family a trial's parameters name (the only one when
     /// `model` is not searched).
-    fn family<'a>(&'a self, params: &'a BTreeMap<String, Value>) -> &'a str {
-        params.get("model").and_then(Value::as_str).unwrap_or(self.families[0])
+    /// A name outside the search's families is an error naming them.
+    fn family(&self, params: &BTreeMap<String, Value>) -> Result<Family, PipelineError> {
+        let Some(value) = params.get("model") else { return Ok(self.families[0]) };
+        value.as_str().and_then(Family::from_name).filter(|f| self.families.contains(f)).ok_or_else(|| {
+            PipelineError::Unsuitable(format!(
+                "model {} is not one this search can train (choices: {})",
+                value.as_str().map_or_else(|| value.to_string(), str::to_string),
+                self.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            ))
+        })
     }
 
     /// The configurations a new study tries first, one per family (and per
@@ -433,13 +429,13 @@ impl TuneJob {
         for &family in &self.families {
             for scaling in &scalings {
                 let mut point: Vec<(&str, Value)> = vec![
-                    ("model", family.into()),
+                    ("model", family.name().into()),
                     ("scaling", scaling.clone()),
                     ("optimizer", "adam".into()),
                     ("weight_decay", 1e-4.into()),
                     ("schedule", "constant".into()),
                 ];
-                if family == "mlp" {
+                if family == Family::Mlp {
                     point.extend([
                         ("lr", 1e-3.into()),
                         ("batch_size", 64.into()),
@@ -471,7 +467,7 @@ impl TuneJob {
         for name in HYPERPARAMETERS {
             let Some(distribution) = self.space.0.get(*name) else { continue };
             let mlp_only = matches!(*name, "n_layers" | "width" | "activation" | "dropout");
-            if mlp_only && self.family(trial.params()) != "mlp" {
+            if mlp_only && self.family(trial.params()).ok() != Some(Family::Mlp) {
                 continue;
             }
             trial.suggest(name, distribution.clone())?;
@@ -505,22 +501,16 @@ impl TuneJob {
         let (optimizer, l2) =
             decode_optimizer(&text("optimizer", "adam"), weight_decay).ok_or_else(|| unknown("optimizer"))?;
         let schedule = decode_schedule(&text("schedule", "constant")).ok_or_else(|| unknown("schedule"))?;
-        let model = match self.family(params) {
-            "linear" => ModelChoice::Linear,
-            "logistic" => ModelChoice::Logistic,
-            "softmax" => ModelChoice::Softmax,
-            "mlp" => ModelChoice::Mlp {
+        let model = match self.family(params)? {
+            Family::Linear => ModelChoice::Linear,
+            Family::Logistic => ModelChoice::Logistic,
+            Family::Softmax => ModelChoice::Softmax,
+            Family::Mlp => ModelChoice::Mlp {
                 hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
                 activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,
                 dropout: real("dropout", 0.0) as f32,
                 init: WeightInit::Auto,
             },
-            other => {
-                return Err(PipelineError::Unsuitable(format!(
-                    "model {other} is not one this search can train (choices: {})",
-                    self.families.join(", ")
-                )));
-            }
         };
         Ok(TrainJob {
             model,
@@ -1256,7 +1246,7 @@ mod tests {
         assert_eq!(best_common_epoch(&[]), None);
     }
 
-    fn job(families: Vec<&'static str>, space: SearchSpace) -> TuneJob {
+    fn job(families: Vec<Family>, space: SearchSpace) -> TuneJob {
         TuneJob {
             families,
             space,
@@ -1341,13 +1331,13 @@ mod tests {
         for (step, v) in [(1, 0.1), (2, 0.3), (3, 0.9), (11, 0.9), (12, 0.2), (13, 0.1)] {
             trial.intermediate.insert(step, v);
         }
-        assert_eq!(job(vec!["softmax"], default_space(&["softmax"], false)).best_epochs(&trial), Some(2));
+        assert_eq!(job(vec![Family::Softmax], default_space(&[Family::Softmax], false)).best_epochs(&trial), Some(2));
     }
 
     #[test]
     fn a_hold_out_trials_measured_metrics_are_what_a_replay_measures() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
-        let families = vec!["softmax", "mlp"];
+        let families = vec![Family::Softmax, Family::Mlp];
         let job = job(families.clone(), default_space(&families, false));
         let study = gradus_tune::Study::in_memory(
             "t",
@@ -1369,7 +1359,7 @@ mod tests {
     #[test]
     fn ranked_by_a_metric_a_trial_scores_it_at_the_epoch_its_loss_was_best_and_records_that_epoch() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
-        let families = vec!["softmax"];
+        let families = vec![Family::Softmax];
         let mut job = job(families.clone(), default_space(&families, false));
         job.metric = Metric::BalancedAccuracy;
         assert_eq!((job.monitor(), job.direction()), (Some(Metric::BalancedAccuracy), Direction::Maximize));
@@ -1398,7 +1388,7 @@ mod tests {
     #[test]
     fn a_refit_that_diverges_is_left_out_of_the_ensemble() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
-        let job = job(vec!["softmax"], default_space(&["softmax"], false));
+        let job = job(vec![Family::Softmax], default_space(&[Family::Softmax], false));
         let trial = |number: u64, lr: f64| {
             let mut t = FrozenTrial::new(number, number, TrialState::Complete(0.1));
             t.params = BTreeMap::from([
@@ -1424,28 +1414,32 @@ mod tests {
             let x = gradus_data::Matrix::from_vec(n, 1, (0..n).map(|i| i as f32).collect()).unwrap();
             Dataset::numeric("t", x, Target::Real(vec![0.0; n]), &["x".into()], "y")
         };
-        let mut small = job(vec!["linear"], default_space(&["linear"], false));
+        let mut small = job(vec![Family::Linear], default_space(&[Family::Linear], false));
         // 20,480 tuning rows train trials on 16,384: a full pass is an epoch.
         assert!(!small.shorten_epochs_on_large_data(&rows(20_480)));
         assert_eq!(small.epoch_rows, None);
         assert_eq!(small.job(&BTreeMap::new()).unwrap().config.epoch_rows, None);
-        let mut large = job(vec!["linear"], default_space(&["linear"], false));
+        let mut large = job(vec![Family::Linear], default_space(&[Family::Linear], false));
         assert!(large.shorten_epochs_on_large_data(&rows(26_049)), "Adult's trials train on 20,839 rows");
         assert_eq!(large.job(&BTreeMap::new()).unwrap().config.epoch_rows, Some(LARGE_DATA_EPOCH_ROWS));
-        let space = large_data_batches(default_space(&["linear"], false));
+        let space = large_data_batches(default_space(&[Family::Linear], false));
         assert_eq!(space.0["batch_size"], Distribution::Int { low: 64, high: 1024, log: true, step: 1 });
-        assert_eq!(space.0["lr"], default_space(&["linear"], false).0["lr"], "only the batches change");
+        assert_eq!(space.0["lr"], default_space(&[Family::Linear], false).0["lr"], "only the batches change");
     }
 
     #[test]
     fn every_choice_a_space_may_name_is_decoded_to_what_it_names_and_others_are_refused() {
         let merged = |name: &str, d: Distribution| {
-            merge_space(default_space(&["mlp"], true), SearchSpace(BTreeMap::from([(name.to_string(), d)])), "s.json")
+            merge_space(
+                default_space(&[Family::Mlp], true),
+                SearchSpace(BTreeMap::from([(name.to_string(), d)])),
+                "s.json",
+            )
         };
         for name in ["optimizer", "activation", "schedule", "scaling"] {
             for &value in known_choices(name).unwrap() {
                 let space = merged(name, Distribution::categorical([value])).unwrap();
-                let job = job(vec!["mlp"], space);
+                let job = job(vec![Family::Mlp], space);
                 let train = job.job(&BTreeMap::from([(name.to_string(), Value::from(value))])).unwrap();
                 let decoded = match name {
                     "optimizer" => format!("{:?}", train.config.optimizer),
@@ -1464,7 +1458,7 @@ mod tests {
                 assert!(decoded.to_lowercase().starts_with(&expected.to_lowercase()), "{name} {value}: {decoded}");
             }
         }
-        let job = job(vec!["mlp"], default_space(&["mlp"], true));
+        let job = job(vec![Family::Mlp], default_space(&[Family::Mlp], true));
         let nesterov = job.job(&BTreeMap::from([("optimizer".to_string(), Value::from("nesterov"))])).unwrap();
         assert_eq!(nesterov.config.optimizer, OptimizerConfig::Sgd { momentum: 0.9, nesterov: true });
         // A stored value no decoder knows is an error, not the default.
@@ -1494,7 +1488,7 @@ mod tests {
 
     #[test]
     fn starting_points_cover_each_family_and_scaling_and_respect_a_narrowed_space() {
-        let families = vec!["softmax", "mlp"];
+        let families = vec![Family::Softmax, Family::Mlp];
         let points = job(families.clone(), default_space(&families, true)).starting_points();
         assert_eq!(points.len(), 4, "two families times two scalings");
         let mlp = points.iter().find(|p| p["model"] == "mlp" && p["scaling"] == "minmax").unwrap();

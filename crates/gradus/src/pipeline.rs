@@ -8,17 +8,17 @@
 
 use std::borrow::Cow;
 
-use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, load};
+use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
     Activation, Architecture, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing, SavedModel,
     TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
 
-/// Which model family to train.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "snake_case")]
-pub enum ModelChoice {
+/// A model family, by the name the CLI, the search space and the trials
+/// use: the one list of what gradus can train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
     /// Linear regression (a real target).
     Linear,
     /// Logistic regression (two classes).
@@ -26,27 +26,74 @@ pub enum ModelChoice {
     /// Softmax regression (any number of classes).
     Softmax,
     /// A multi-layer perceptron for any target.
+    Mlp,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [Family::Linear, Family::Logistic, Family::Softmax, Family::Mlp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Linear => "linear",
+            Family::Logistic => "logistic",
+            Family::Softmax => "softmax",
+            Family::Mlp => "mlp",
+        }
+    }
+
+    /// The family called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Family> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether a search on a `task` target uses it: the linear family made
+    /// for that kind of target, and the MLP for every kind.
+    pub fn fits(self, task: Task) -> bool {
+        match self {
+            Family::Linear => task == Task::Regression,
+            Family::Logistic => task == Task::Binary,
+            Family::Softmax => matches!(task, Task::Multiclass { .. }),
+            Family::Mlp => true,
+        }
+    }
+
+    /// How the target column is read for this family when no loss says.
+    fn target_kind(self) -> TargetKind {
+        match self {
+            Family::Linear => TargetKind::Real,
+            Family::Logistic | Family::Softmax => TargetKind::Classes,
+            Family::Mlp => TargetKind::Auto,
+        }
+    }
+}
+
+/// Which model to train: a family with its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum ModelChoice {
+    Linear,
+    Logistic,
+    Softmax,
     Mlp { hidden: Vec<usize>, activation: Activation, dropout: f32, init: WeightInit },
 }
 
 impl ModelChoice {
-    pub fn name(&self) -> &'static str {
+    pub fn family(&self) -> Family {
         match self {
-            ModelChoice::Linear => "linear",
-            ModelChoice::Logistic => "logistic",
-            ModelChoice::Softmax => "softmax",
-            ModelChoice::Mlp { .. } => "mlp",
+            ModelChoice::Linear => Family::Linear,
+            ModelChoice::Logistic => Family::Logistic,
+            ModelChoice::Softmax => Family::Softmax,
+            ModelChoice::Mlp { .. } => Family::Mlp,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.family().name()
     }
 
     /// How the target column must be read for this model and loss.
     pub fn target_kind(&self, loss: Option<Loss>) -> TargetKind {
-        match (self, loss) {
-            (_, Some(loss)) => loss.target_kind(),
-            (ModelChoice::Linear, None) => TargetKind::Real,
-            (ModelChoice::Logistic | ModelChoice::Softmax, None) => TargetKind::Classes,
-            (ModelChoice::Mlp { .. }, None) => TargetKind::Auto,
-        }
+        loss.map_or_else(|| self.family().target_kind(), Loss::target_kind)
     }
 }
 
