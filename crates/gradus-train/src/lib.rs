@@ -28,11 +28,13 @@
 
 mod activation;
 mod error;
+mod layer;
 mod loss;
 mod metrics;
 mod mlp;
 mod model;
 pub mod model_file;
+mod network;
 mod optim;
 mod schedule;
 mod simd;
@@ -46,9 +48,10 @@ pub use metrics::{
     ClassScores, Metric, Metrics, accuracy, average_precision, balanced_accuracy, class_scores, confusion_matrix,
     evaluate, macro_f1, mae, metrics_of_averaged, mse, predicted_classes, probabilities, r2, roc_auc,
 };
-pub use mlp::{Mlp, MlpSpec, WeightInit};
+pub use mlp::{MlpSpec, WeightInit};
 pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss_and_grad};
 pub use model_file::{Architecture, Ensemble, ModelFileError, ModelSpec, Preprocessing, SavedModel};
+pub use network::Network;
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
 pub use schedule::{Schedule, Scheduler};
 pub use trainer::{

@@ -24,7 +24,7 @@ use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::{LinearModel, Loss, Mlp, MlpSpec, Model, TrainError};
+use crate::{LinearModel, Loss, MlpSpec, Model, Network, TrainError};
 
 /// The file format version of a single model; ensembles are version 4.
 /// Versions 1 and 2 (a single model and an ensemble whose preprocessing was
@@ -82,7 +82,7 @@ impl Architecture {
             Architecture::Linear { n_inputs, n_outputs, fit_intercept } => {
                 Box::new(LinearModel::new(*n_inputs, *n_outputs, *fit_intercept))
             }
-            Architecture::Mlp(spec) => Box::new(Mlp::new(spec.clone())?),
+            Architecture::Mlp(spec) => Box::new(Network::mlp(spec)?),
         })
     }
 
@@ -776,7 +776,7 @@ mod tests {
             dropout: 0.0,
             init: WeightInit::Auto,
         };
-        let mut model = Mlp::new(spec.clone()).unwrap();
+        let mut model = Network::mlp(&spec).unwrap();
         model.init_params(&mut seeded_rng(1));
         let preprocessing = prep(
             &["a", "b", "c"],

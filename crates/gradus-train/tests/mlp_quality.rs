@@ -3,7 +3,7 @@
 
 use gradus_data::{Dataset, LoadOptions, Scaling, Target, load};
 use gradus_train::{
-    Activation, EarlyStopping, Loss, Metrics, Mlp, MlpSpec, Model, NoObserver, OptimizerConfig, Preprocessing,
+    Activation, EarlyStopping, Loss, Metrics, MlpSpec, Model, Network, NoObserver, OptimizerConfig, Preprocessing,
     TrainConfig, Trainer, WeightInit, evaluate,
 };
 
@@ -21,12 +21,19 @@ fn parts(name: &str, scaling: Scaling) -> (Dataset, Dataset, Dataset) {
     )
 }
 
-fn mlp(n_inputs: usize, hidden: Vec<usize>, n_outputs: usize, dropout: f32) -> Mlp {
-    Mlp::new(MlpSpec { n_inputs, hidden, n_outputs, activation: Activation::Relu, dropout, init: WeightInit::Auto })
-        .unwrap()
+fn mlp(n_inputs: usize, hidden: Vec<usize>, n_outputs: usize, dropout: f32) -> Network {
+    Network::mlp(&MlpSpec {
+        n_inputs,
+        hidden,
+        n_outputs,
+        activation: Activation::Relu,
+        dropout,
+        init: WeightInit::Auto,
+    })
+    .unwrap()
 }
 
-fn test_metrics(name: &str, scaling: Scaling, model: &mut Mlp, loss: Loss, config: TrainConfig) -> Metrics {
+fn test_metrics(name: &str, scaling: Scaling, model: &mut Network, loss: Loss, config: TrainConfig) -> Metrics {
     let (train, valid, test) = parts(name, scaling);
     let start = std::time::Instant::now();
     let report = Trainer::new(config).unwrap().fit(model, loss, &train, Some(&valid), &mut NoObserver).unwrap();

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use gradus::data::{Dataset, LoadOptions, Matrix, Scaling, Target, load};
 use gradus::train::{
-    Activation, Control, EpochRecord, Loss, Mlp, MlpSpec, Model, Observer, OptimizerConfig, Preprocessing, Termination,
-    TrainConfig, Trainer, WeightInit,
+    Activation, Control, EpochRecord, Loss, MlpSpec, Model, Network, Observer, OptimizerConfig, Preprocessing,
+    Termination, TrainConfig, Trainer, WeightInit,
 };
 
 /// Records the wall time of each epoch, and stops once the training
@@ -97,7 +97,7 @@ fn mlp(args: &[String]) {
         spec.activation = activation(act);
         spec.dropout = dropout.parse().unwrap();
     }
-    let mut model = Mlp::new(spec).unwrap();
+    let mut model = Network::mlp(&spec).unwrap();
     let config = TrainConfig {
         optimizer: OptimizerConfig::adam(),
         lr: 1e-3,

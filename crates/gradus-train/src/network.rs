@@ -1,0 +1,176 @@
+//! A network: a list of [`Layer`]s, each reading the previous one's
+//! outputs, on the flat-parameter [`Model`] trait. Parameters are laid out
+//! layer by layer, each layer's slice as the layer defines it; work buffers
+//! (each layer's outputs, the back-propagated deltas) are kept between steps
+//! and only grow when the batch size does.
+
+use std::ops::Range;
+
+use gradus_data::{MatRef, Rng, seeded_rng};
+use rand::Rng as _;
+
+use crate::layer::Layer;
+use crate::model::NamedParams;
+use crate::{Loss, Model, Targets};
+
+/// A feed-forward network of layers (see the module docs). Built from a
+/// description such as [`crate::MlpSpec`].
+#[derive(Clone, Debug)]
+pub struct Network {
+    layers: Vec<Box<dyn Layer>>,
+    /// Each layer's slice of `params`.
+    slices: Vec<Range<usize>>,
+    params: Vec<f32>,
+    penalised: Vec<Range<usize>>,
+    /// Draws what is random in training (dropout), seeded by `init_params`.
+    rng: Rng,
+    /// Per layer: its outputs on the last training batch.
+    outputs: Vec<Vec<f32>>,
+    /// Back-propagated deltas: the current one and a spare.
+    delta: [Vec<f32>; 2],
+}
+
+impl Network {
+    /// A network of `layers` in order; each must read as many values as the
+    /// one before it writes, and the last must be able to rescale its
+    /// outputs (see [`Model::rescale_outputs`]).
+    pub(crate) fn new(layers: Vec<Box<dyn Layer>>) -> Self {
+        assert!(!layers.is_empty(), "a network has at least one layer");
+        for pair in layers.windows(2) {
+            assert_eq!(pair[0].output_width(), pair[1].input_width(), "consecutive layers agree on their width");
+        }
+        let mut slices = Vec::with_capacity(layers.len());
+        let mut penalised = Vec::new();
+        let mut offset = 0;
+        for layer in &layers {
+            let slice = offset..offset + layer.n_params();
+            penalised.extend(layer.penalised().into_iter().map(|r| r.start + offset..r.end + offset));
+            offset = slice.end;
+            slices.push(slice);
+        }
+        Self {
+            outputs: vec![Vec::new(); layers.len()],
+            layers,
+            slices,
+            params: vec![0.0; offset],
+            penalised,
+            rng: seeded_rng(0),
+            delta: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// The layers, in order.
+    #[cfg(test)]
+    pub(crate) fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// Each layer's outputs on the last training batch.
+    #[cfg(test)]
+    pub(crate) fn outputs(&self) -> &[Vec<f32>] {
+        &self.outputs
+    }
+}
+
+impl Model for Network {
+    fn n_inputs(&self) -> usize {
+        self.layers[0].input_width()
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.layers.last().expect("a layer").output_width()
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn penalised(&self) -> &[Range<usize>] {
+        &self.penalised
+    }
+
+    fn init_params(&mut self, rng: &mut Rng) {
+        for (layer, slice) in self.layers.iter().zip(&self.slices) {
+            layer.init(&mut self.params[slice.clone()], rng);
+        }
+        self.rng = seeded_rng(rng.random());
+    }
+
+    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+        let n = x.rows();
+        assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
+        assert_eq!(grad.len(), self.params.len(), "gradient has the parameters' shape");
+        let mut outputs = std::mem::take(&mut self.outputs);
+        for l in 0..self.layers.len() {
+            let (before, rest) = outputs.split_at_mut(l);
+            let out = &mut rest[0];
+            out.resize(n * self.layers[l].output_width(), 0.0);
+            let input: &[f32] = if l == 0 { x.as_slice() } else { &before[l - 1] };
+            self.layers[l].forward(&self.params[self.slices[l].clone()], input, n, out, &mut self.rng);
+        }
+
+        // Backward: delta holds dLoss/d(outputs) of the current layer.
+        let k = self.n_outputs();
+        let [mut delta, mut scratch] = std::mem::take(&mut self.delta);
+        delta.resize(n * k, 0.0);
+        let value = loss.value_and_grad(outputs.last().expect("a layer"), k, y, &mut delta);
+        for l in (0..self.layers.len()).rev() {
+            let input: &[f32] = if l == 0 { x.as_slice() } else { &outputs[l - 1] };
+            let slice = self.slices[l].clone();
+            self.layers[l].backward(
+                &self.params[slice.clone()],
+                input,
+                n,
+                &mut delta,
+                &mut scratch,
+                &mut grad[slice],
+                l > 0,
+            );
+        }
+        self.outputs = outputs;
+        self.delta = [delta, scratch];
+        value
+    }
+
+    fn named_params(&self) -> Vec<NamedParams> {
+        let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut named = Vec::new();
+        for (layer, slice) in self.layers.iter().zip(&self.slices) {
+            let blocks = layer.param_blocks();
+            if blocks.is_empty() {
+                continue;
+            }
+            let index = count.entry(layer.kind()).or_default();
+            for (name, shape, range) in blocks {
+                named.push(NamedParams {
+                    name: format!("{}.{index}.{name}", layer.kind()),
+                    shape,
+                    range: range.start + slice.start..range.end + slice.start,
+                });
+            }
+            *index += 1;
+        }
+        named
+    }
+
+    fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
+        let last = self.layers.len() - 1;
+        let params = &mut self.params[self.slices[last].clone()];
+        assert!(self.layers[last].rescale_outputs(params, scale, shift), "the output layer can rescale its outputs");
+    }
+
+    fn predict(&self, x: MatRef, out: &mut [f32]) {
+        let n = x.rows();
+        assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
+        assert_eq!(out.len(), n * self.n_outputs(), "out is n x n_outputs");
+        let mut values = x.as_slice().to_vec();
+        for (layer, slice) in self.layers.iter().zip(&self.slices) {
+            values = layer.predict(&self.params[slice.clone()], values, n);
+        }
+        out.copy_from_slice(&values);
+    }
+}
