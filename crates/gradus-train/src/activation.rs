@@ -1,5 +1,5 @@
 //! Element-wise activation functions with their derivatives, as used by the
-//! hidden layers of an [`crate::Mlp`]. Derivatives are taken from the
+//! hidden layers of a [`crate::Network`]. Derivatives are taken from the
 //! pre-activation `z`, so dropout applied after the activation never confuses
 //! them.
 
