@@ -27,6 +27,8 @@
 //! ```
 
 mod activation;
+mod cnn;
+mod conv;
 mod error;
 mod layer;
 mod loss;
@@ -42,6 +44,8 @@ mod trainer;
 mod vmath;
 
 pub use activation::Activation;
+pub use cnn::{CnnSpec, ConvStage};
+pub use conv::{Shape, output_side};
 pub use error::TrainError;
 pub use loss::{Loss, Targets};
 pub use metrics::{

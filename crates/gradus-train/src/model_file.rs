@@ -24,7 +24,7 @@ use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::{LinearModel, Loss, MlpSpec, Model, Network, TrainError};
+use crate::{CnnSpec, LinearModel, Loss, MlpSpec, Model, Network, TrainError};
 
 /// The file format version of a single model; ensembles are version 4.
 /// Versions 1 and 2 (a single model and an ensemble whose preprocessing was
@@ -40,6 +40,7 @@ const FORMAT: &str = "gradus-model";
 pub enum Architecture {
     Linear { n_inputs: usize, n_outputs: usize, fit_intercept: bool },
     Mlp(MlpSpec),
+    Cnn(CnnSpec),
 }
 
 /// The most parameters a model may have (4 GiB of f32): a bound that turns an
@@ -50,6 +51,16 @@ impl Architecture {
     /// The number of parameters, or an error when it is zero-width or too large.
     pub fn n_params(&self) -> Result<usize, TrainError> {
         let (widths, bias) = match self {
+            Architecture::Cnn(spec) => {
+                let total = spec.param_counts()?.into_iter().try_fold(0usize, |t, c| t.checked_add(c));
+                return match total {
+                    Some(total) if total <= MAX_PARAMS => Ok(total),
+                    _ => Err(TrainError::Mismatch(format!(
+                        "the model {} would have more than {MAX_PARAMS} parameters",
+                        self.describe()
+                    ))),
+                };
+            }
             Architecture::Linear { n_inputs, n_outputs, fit_intercept } => {
                 (vec![*n_inputs, *n_outputs], *fit_intercept)
             }
@@ -75,6 +86,15 @@ impl Architecture {
         Ok(total)
     }
 
+    /// How many values a row holds for it, and how many it outputs.
+    pub fn inputs_and_outputs(&self) -> (usize, usize) {
+        match self {
+            Architecture::Linear { n_inputs, n_outputs, .. } => (*n_inputs, *n_outputs),
+            Architecture::Mlp(spec) => (spec.n_inputs, spec.n_outputs),
+            Architecture::Cnn(spec) => (spec.input.iter().product(), spec.n_outputs),
+        }
+    }
+
     /// A fresh model of this shape (zero or unset weights).
     pub fn build(&self) -> Result<Box<dyn Model>, TrainError> {
         self.n_params()?;
@@ -83,6 +103,7 @@ impl Architecture {
                 Box::new(LinearModel::new(*n_inputs, *n_outputs, *fit_intercept))
             }
             Architecture::Mlp(spec) => Box::new(Network::mlp(spec)?),
+            Architecture::Cnn(spec) => Box::new(Network::cnn(spec)?),
         })
     }
 
@@ -95,6 +116,7 @@ impl Architecture {
                 let dropout = if spec.dropout > 0.0 { format!(", dropout {}", spec.dropout) } else { String::new() };
                 format!("MLP {} {}{dropout}", widths.join("-"), spec.activation.name())
             }
+            Architecture::Cnn(spec) => spec.describe(),
         }
     }
 }
@@ -261,10 +283,7 @@ impl ModelSpec {
     /// as inputs, and classes that fit the loss and the outputs.
     pub fn validate(&self) -> Result<(), TrainError> {
         self.architecture.n_params()?;
-        let (n_inputs, n_outputs) = match &self.architecture {
-            Architecture::Linear { n_inputs, n_outputs, .. } => (*n_inputs, *n_outputs),
-            Architecture::Mlp(spec) => (spec.n_inputs, spec.n_outputs),
-        };
+        let (n_inputs, n_outputs) = self.architecture.inputs_and_outputs();
         let prep = &self.preprocessing;
         let bad = |what: String| Err(TrainError::Mismatch(format!("inconsistent model: {what}")));
         let n_encoded = prep.encoding().n_outputs();

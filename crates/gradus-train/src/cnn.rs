@@ -1,0 +1,327 @@
+//! The convolutional network: stages of [`Conv2d`] → activation → optional
+//! [`MaxPool2d`] over images (one per row, `C×H×W` channel-major), then the
+//! flattened features through Dense layers as in an MLP. [`CnnSpec`] is
+//! the one description of such a network: it is what the model file stores
+//! (so the input shape travels with the model), what the CLI builds from its
+//! flags, and what works out every layer's shape.
+
+use serde::{Deserialize, Serialize};
+
+use crate::conv::{Conv2d, MaxPool2d, Shape, output_side};
+use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
+use crate::{Activation, Network, TrainError};
+
+/// One stage: a convolution with `channels` outputs and a `kernel × kernel`
+/// window moved by `stride` over the input padded by `padding`, the
+/// activation, then (for `pool` > 1) max pooling over `pool × pool` windows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvStage {
+    pub channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub pool: usize,
+}
+
+impl ConvStage {
+    /// A stride-1 convolution padded to keep the image's size (for an odd
+    /// kernel), then `pool × pool` max pooling.
+    pub fn same(channels: usize, kernel: usize, pool: usize) -> Self {
+        Self { channels, kernel, stride: 1, padding: kernel / 2, pool }
+    }
+
+    /// `32k5-pool2` or `64k3s2p1`: channels, kernel, stride and padding
+    /// when not 1 and 0, pooling when there is any.
+    fn describe(&self) -> String {
+        let mut s = format!("{}k{}", self.channels, self.kernel);
+        if self.stride != 1 {
+            s += &format!("s{}", self.stride);
+        }
+        if self.padding != 0 {
+            s += &format!("p{}", self.padding);
+        }
+        if self.pool > 1 {
+            s += &format!("-pool{}", self.pool);
+        }
+        s
+    }
+}
+
+/// The architecture of a convolutional network.
+///
+/// | field | meaning | range |
+/// |---|---|---|
+/// | `input` | channels, height, width of each image | each ≥ 1 |
+/// | `conv` | the convolution stages, in order | ≥ 1 stage, each kernel fitting its input |
+/// | `hidden` | widths of the Dense layers after them | each ≥ 1 |
+/// | `n_outputs` | 1 for regression and binary, k for k classes | ≥ 1 |
+/// | `activation` | after every convolution and hidden Dense layer | relu, tanh, sigmoid, gelu |
+/// | `dropout` | on each hidden Dense layer's units in training | [0, 1) |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnSpec {
+    pub input: Shape,
+    pub conv: Vec<ConvStage>,
+    pub hidden: Vec<usize>,
+    pub n_outputs: usize,
+    pub activation: Activation,
+    pub dropout: f32,
+}
+
+impl CnnSpec {
+    /// The default network, LeNet-like: two stages of 5×5 convolutions
+    /// (32 then 64 channels, padded to keep the size) each followed by 2×2
+    /// max pooling, one hidden Dense layer of 128 ReLU units with dropout
+    /// 0.25, and the output layer.
+    pub fn lenet(input: Shape, n_outputs: usize) -> Self {
+        Self {
+            input,
+            conv: vec![ConvStage::same(32, 5, 2), ConvStage::same(64, 5, 2)],
+            hidden: vec![128],
+            n_outputs,
+            activation: Activation::Relu,
+            dropout: 0.25,
+        }
+    }
+
+    /// Each stage's output shape (after its pooling), or an error naming the
+    /// stage whose kernel or pooling window does not fit its input.
+    pub fn stage_shapes(&self) -> Result<Vec<Shape>, TrainError> {
+        if self.input.contains(&0) {
+            return Err(TrainError::Mismatch(format!("an image shape needs every side ≥ 1; got {:?}", self.input)));
+        }
+        if self.conv.is_empty() {
+            return Err(TrainError::Mismatch("a CNN needs at least one convolution stage".into()));
+        }
+        let mut shape = self.input;
+        let mut shapes = Vec::with_capacity(self.conv.len());
+        for (i, stage) in self.conv.iter().enumerate() {
+            let [_, h, w] = shape;
+            let fail = |what: String| {
+                TrainError::Mismatch(format!("convolution stage {} ({}): {what}", i + 1, stage.describe()))
+            };
+            if stage.channels == 0 || stage.kernel == 0 || stage.stride == 0 {
+                return Err(fail("channels, kernel and stride must be at least 1".into()));
+            }
+            let (Some(oh), Some(ow)) = (
+                output_side(h, stage.kernel, stage.stride, stage.padding),
+                output_side(w, stage.kernel, stage.stride, stage.padding),
+            ) else {
+                return Err(fail(format!(
+                    "the {0}x{0} kernel is larger than its {h}x{w} input padded by {1}",
+                    stage.kernel, stage.padding
+                )));
+            };
+            shape = [stage.channels, oh, ow];
+            if stage.pool > 1 {
+                let (Some(ph), Some(pw)) =
+                    (output_side(oh, stage.pool, stage.pool, 0), output_side(ow, stage.pool, stage.pool, 0))
+                else {
+                    return Err(fail(format!(
+                        "the {0}x{0} pooling window is larger than its {oh}x{ow} input",
+                        stage.pool
+                    )));
+                };
+                shape = [stage.channels, ph, pw];
+            }
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.stage_shapes()?;
+        if self.n_outputs == 0 {
+            return Err(TrainError::Mismatch("a CNN needs at least one output".into()));
+        }
+        if self.hidden.contains(&0) {
+            return Err(TrainError::invalid("hidden layer width", 0, "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(TrainError::invalid("dropout", self.dropout, "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// The widths of the Dense layers' inputs and outputs: the flattened
+    /// last stage, the hidden widths, the outputs.
+    pub fn dense_widths(&self) -> Result<Vec<usize>, TrainError> {
+        let last = *self.stage_shapes()?.last().expect("at least one stage");
+        Ok(std::iter::once(last.iter().product()).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect())
+    }
+
+    /// How many parameters each layer with any has, in order, or an error
+    /// when the spec is invalid or a count overflows.
+    pub fn param_counts(&self) -> Result<Vec<usize>, TrainError> {
+        self.validate()?;
+        let overflow = || TrainError::Mismatch(format!("the network {} has too many parameters", self.describe()));
+        let mut counts = Vec::new();
+        let mut channels = self.input[0];
+        for stage in &self.conv {
+            let weights = channels.checked_mul(stage.kernel * stage.kernel).and_then(|p| p.checked_mul(stage.channels));
+            counts.push(weights.and_then(|w| w.checked_add(stage.channels)).ok_or_else(overflow)?);
+            channels = stage.channels;
+        }
+        for pair in self.dense_widths()?.windows(2) {
+            counts.push(pair[0].checked_add(1).and_then(|i| i.checked_mul(pair[1])).ok_or_else(overflow)?);
+        }
+        Ok(counts)
+    }
+
+    /// A short human description, such as `CNN 1x28x28 32k5p2-pool2 64k5p2-pool2 128 10 relu`.
+    pub fn describe(&self) -> String {
+        let [c, h, w] = self.input;
+        let stages: Vec<String> = self.conv.iter().map(ConvStage::describe).collect();
+        let dense: Vec<String> = self.hidden.iter().chain([&self.n_outputs]).map(usize::to_string).collect();
+        let dropout = if self.dropout > 0.0 { format!(", dropout {}", self.dropout) } else { String::new() };
+        format!("CNN {c}x{h}x{w} {} {} {}{dropout}", stages.join(" "), dense.join("-"), self.activation.name())
+    }
+}
+
+impl Network {
+    /// The CNN `spec` describes, its parameters unset.
+    pub fn cnn(spec: &CnnSpec) -> Result<Network, TrainError> {
+        spec.validate()?;
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut shape = spec.input;
+        for stage in &spec.conv {
+            let conv = Conv2d::new(shape, stage.channels, stage.kernel, stage.stride, stage.padding)
+                .expect("validated: the kernel fits");
+            shape = conv.output_shape();
+            layers.push(Box::new(conv));
+            layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
+            if stage.pool > 1 {
+                let pool = MaxPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
+                shape = pool.output_shape();
+                layers.push(Box::new(pool));
+            }
+        }
+        let init = if matches!(spec.activation, Activation::Relu | Activation::Gelu) {
+            DenseInit::He
+        } else {
+            DenseInit::Xavier
+        };
+        let widths = spec.dense_widths()?;
+        for (i, pair) in widths.windows(2).enumerate() {
+            layers.push(Box::new(Dense::new(pair[0], pair[1], init)));
+            if i + 2 < widths.len() {
+                layers.push(Box::new(ActivationLayer::new(spec.activation, pair[1])));
+                if spec.dropout > 0.0 {
+                    layers.push(Box::new(Dropout::new(spec.dropout, pair[1])));
+                }
+            }
+        }
+        Ok(Network::new(layers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Loss, Model, Penalty, Targets, regularised_loss_and_grad};
+    use gradus_data::{MatRef, seeded_rng};
+    use rand::Rng as _;
+
+    fn small(activation: Activation, dropout: f32) -> CnnSpec {
+        CnnSpec {
+            input: [2, 7, 6],
+            conv: vec![
+                ConvStage { channels: 3, kernel: 3, stride: 1, padding: 1, pool: 2 },
+                ConvStage { channels: 2, kernel: 2, stride: 1, padding: 0, pool: 1 },
+            ],
+            hidden: vec![5],
+            n_outputs: 3,
+            activation,
+            dropout,
+        }
+    }
+
+    #[test]
+    fn shapes_parameters_and_names_follow_the_spec() {
+        let spec = CnnSpec::lenet([1, 28, 28], 10);
+        assert_eq!(spec.stage_shapes().unwrap(), [[32, 14, 14], [64, 7, 7]]);
+        // PyTorch: Conv2d(1, 32, 5) 832, Conv2d(32, 64, 5) 51264, Linear(3136, 128) 401536, Linear(128, 10) 1290.
+        assert_eq!(spec.param_counts().unwrap(), [832, 51_264, 401_536, 1_290]);
+        let net = Network::cnn(&spec).unwrap();
+        assert_eq!(net.params().len(), 832 + 51_264 + 401_536 + 1_290);
+        let names: Vec<String> = net.named_params().into_iter().map(|p| format!("{} {:?}", p.name, p.shape)).collect();
+        assert_eq!(
+            names,
+            [
+                "conv.0.weight [32, 1, 5, 5]",
+                "conv.0.bias [32]",
+                "conv.1.weight [64, 32, 5, 5]",
+                "conv.1.bias [64]",
+                "dense.0.weight [3136, 128]",
+                "dense.0.bias [128]",
+                "dense.1.weight [128, 10]",
+                "dense.1.bias [10]"
+            ]
+        );
+        assert_eq!(spec.describe(), "CNN 1x28x28 32k5p2-pool2 64k5p2-pool2 128-10 relu, dropout 0.25");
+    }
+
+    #[test]
+    fn a_kernel_or_window_that_does_not_fit_is_an_error_naming_its_stage() {
+        // 4x4 → 2x2 → 1x1 after the first two stages' pooling.
+        let mut spec = CnnSpec::lenet([1, 4, 4], 10);
+        spec.conv.push(ConvStage::same(8, 5, 2));
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("stage 3 (8k5p2-pool2)") && err.contains("2x2 pooling window is larger than its 1x1"),
+            "{err}"
+        );
+        let spec = CnnSpec { conv: vec![ConvStage { channels: 4, kernel: 9, stride: 1, padding: 0, pool: 1 }], ..spec };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("stage 1 (4k9)") && err.contains("9x9 kernel is larger than its 4x4 input"), "{err}");
+    }
+
+    #[test]
+    fn network_gradients_match_finite_differences() {
+        for (seed, (activation, dropout)) in
+            [(Activation::Tanh, 0.0), (Activation::Gelu, 0.3), (Activation::Sigmoid, 0.0)].into_iter().enumerate()
+        {
+            let spec = small(activation, dropout);
+            let mut rng = seeded_rng(seed as u64);
+            let mut model = Network::cnn(&spec).unwrap();
+            model.init_params(&mut rng);
+            let n = 3;
+            let x: Vec<f32> = (0..n * 84).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let x = MatRef::new(&x, n, 84).unwrap();
+            let labels = [0, 2, 1];
+            let penalty = Penalty { l1: 0.0, l2: 0.1 };
+            let eval = |params: &[f32], grad: &mut [f32]| {
+                // A clone draws the same dropout mask every time.
+                let mut m = model.clone();
+                m.params_mut().copy_from_slice(params);
+                regularised_loss_and_grad(
+                    &mut m,
+                    x,
+                    Targets::Classes(&labels),
+                    Loss::SoftmaxCrossEntropy,
+                    penalty,
+                    grad,
+                )
+            };
+            let params = model.params().to_vec();
+            let mut grad = vec![0.0; params.len()];
+            eval(&params, &mut grad);
+            let mut scratch = grad.clone();
+            // Small enough that no window's maximum changes hands.
+            let h = 2e-3f32;
+            for i in 0..params.len() {
+                let mut p = params.clone();
+                p[i] += h;
+                let plus = eval(&p, &mut scratch);
+                p[i] -= 2.0 * h;
+                let numeric = ((plus - eval(&p, &mut scratch)) / (2.0 * h as f64)) as f32;
+                assert!(
+                    (grad[i] - numeric).abs() < 2e-3 * (1.0 + numeric.abs()),
+                    "{activation:?}: parameter {i}: analytic {}, numeric {numeric}",
+                    grad[i]
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,807 @@
+//! Convolution and pooling layers over images stored one per row,
+//! channel-major (`C×H×W` values, PyTorch's layout flattened), with
+//! hand-written backward passes.
+//!
+//! [`Conv2d`] lowers each image to columns (im2col: one column per output
+//! pixel holding the `C·k·k` inputs it sees) and multiplies them by the
+//! `out_channels × C·k·k` weight matrix with a faer GEMM; its backward pass
+//! is two more GEMMs and the scatter back (col2im). [`MaxPool2d`] keeps
+//! the position of each window's maximum for its backward pass.
+
+use std::ops::Range;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef as FaerRef, Par};
+use gradus_data::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::layer::Layer;
+
+/// An image's shape: channels, height, width.
+pub type Shape = [usize; 3];
+
+/// The output side of a window of `kernel` sliding by `stride` over `side`
+/// values padded by `padding` on each end (PyTorch's floor rule); `None`
+/// when the kernel does not fit.
+pub fn output_side(side: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = side + 2 * padding;
+    (kernel >= 1 && stride >= 1 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
+}
+
+/// A 2-D convolution (PyTorch's `nn.Conv2d` with square kernels, no
+/// dilation or groups): weights `[out, in, k, k]` then one bias per output
+/// channel.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv2d {
+    input: Shape,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    out_h: usize,
+    out_w: usize,
+    /// The last training batch's columns, one `C·k·k × out_h·out_w` block per image.
+    cols: Vec<f32>,
+    /// One image's column gradient, in the backward pass.
+    dcols: Vec<f32>,
+}
+
+impl Conv2d {
+    /// `None` when the kernel is larger than the padded input.
+    pub fn new(input: Shape, out_channels: usize, kernel: usize, stride: usize, padding: usize) -> Option<Self> {
+        let out_h = output_side(input[1], kernel, stride, padding)?;
+        let out_w = output_side(input[2], kernel, stride, padding)?;
+        (input.iter().all(|&d| d > 0) && out_channels > 0).then(|| Self {
+            input,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            out_h,
+            out_w,
+            cols: Vec::new(),
+            dcols: Vec::new(),
+        })
+    }
+
+    pub fn output_shape(&self) -> Shape {
+        [self.out_channels, self.out_h, self.out_w]
+    }
+
+    /// Inputs each output value sees: `C·k·k`.
+    fn patch(&self) -> usize {
+        self.input[0] * self.kernel * self.kernel
+    }
+
+    fn weights(&self) -> Range<usize> {
+        0..self.out_channels * self.patch()
+    }
+
+    fn bias(&self) -> Range<usize> {
+        let w = self.weights().end;
+        w..w + self.out_channels
+    }
+
+    /// For each column row `(c, ky, kx)` and output pixel `(oy, ox)` that
+    /// reads an input pixel (not the padding), calls `f(index in the
+    /// columns, index of the pixel within the image)`.
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize)) {
+        let [channels, h, w] = self.input;
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let pixels = self.out_h * self.out_w;
+        for c in 0..channels {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = (c * k + ky) * k + kx;
+                    for oy in 0..self.out_h {
+                        let y = (oy * s + ky) as isize - p as isize;
+                        if y < 0 || y >= h as isize {
+                            continue;
+                        }
+                        for ox in 0..self.out_w {
+                            let x = (ox * s + kx) as isize - p as isize;
+                            if x >= 0 && x < w as isize {
+                                f(row * pixels + oy * self.out_w + ox, (c * h + y as usize) * w + x as usize);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One image's columns (`C·k·k × out_h·out_w`, zero in the padding).
+    fn im2col(&self, image: &[f32], cols: &mut [f32]) {
+        cols.fill(0.0);
+        self.for_each_tap(|at, from| cols[at] = image[from]);
+    }
+
+    /// `out = W·cols + b` for one image (`out_channels × out_h·out_w`).
+    fn apply(&self, params: &[f32], cols: &[f32], out: &mut [f32]) {
+        let pixels = self.out_h * self.out_w;
+        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, self.patch());
+        let c = FaerRef::from_row_major_slice(cols, self.patch(), pixels);
+        matmul(
+            MatMut::from_row_major_slice_mut(out, self.out_channels, pixels),
+            Accum::Replace,
+            w,
+            c,
+            1.0f32,
+            Par::Seq,
+        );
+        gradus_optim::clear_upper_state();
+        for (row, &b) in out.chunks_exact_mut(pixels).zip(&params[self.bias()]) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+
+    fn input_width(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_width(&self) -> usize {
+        self.out_channels * self.out_h * self.out_w
+    }
+
+    fn n_params(&self) -> usize {
+        self.bias().end
+    }
+
+    fn param_blocks(&self) -> Vec<(&'static str, Vec<usize>, Range<usize>)> {
+        vec![
+            ("weight", vec![self.out_channels, self.input[0], self.kernel, self.kernel], self.weights()),
+            ("bias", vec![self.out_channels], self.bias()),
+        ]
+    }
+
+    fn penalised(&self) -> Vec<Range<usize>> {
+        vec![self.weights()]
+    }
+
+    /// He normal over the `C·k·k` inputs of each output, biases zero.
+    fn init(&self, params: &mut [f32], rng: &mut Rng) {
+        let std = (2.0 / self.patch() as f32).sqrt();
+        for w in &mut params[self.weights()] {
+            let e: f32 = StandardNormal.sample(rng);
+            *w = std * e;
+        }
+        params[self.bias()].fill(0.0);
+    }
+
+    fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        let block = self.patch() * self.out_h * self.out_w;
+        let mut cols = std::mem::take(&mut self.cols);
+        cols.resize(n * block, 0.0);
+        let (width, out_width) = (self.input_width(), self.output_width());
+        for i in 0..n {
+            let c = &mut cols[i * block..(i + 1) * block];
+            self.im2col(&input[i * width..(i + 1) * width], c);
+            self.apply(params, c, &mut out[i * out_width..(i + 1) * out_width]);
+        }
+        self.cols = cols;
+    }
+
+    fn backward(
+        &mut self,
+        params: &[f32],
+        _input: &[f32],
+        n: usize,
+        delta: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+        grad: &mut [f32],
+        input_grad: bool,
+    ) {
+        let (patch, pixels) = (self.patch(), self.out_h * self.out_w);
+        let block = patch * pixels;
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, patch);
+        let (grad_w, grad_b) = grad.split_at_mut(self.bias().start);
+        grad_b.fill(0.0);
+        if input_grad {
+            scratch.clear();
+            scratch.resize(n * width, 0.0);
+        }
+        let mut dcols = std::mem::take(&mut self.dcols);
+        dcols.resize(block, 0.0);
+        for i in 0..n {
+            let d = &delta[i * out_width..(i + 1) * out_width];
+            let dm = FaerRef::from_row_major_slice(d, self.out_channels, pixels);
+            let cols = FaerRef::from_row_major_slice(&self.cols[i * block..(i + 1) * block], patch, pixels);
+            // dW += dOut·colsᵀ; db += the rows' sums.
+            let accum = if i == 0 { Accum::Replace } else { Accum::Add };
+            let gw = MatMut::from_row_major_slice_mut(grad_w, self.out_channels, patch);
+            matmul(gw, accum, dm, cols.transpose(), 1.0f32, Par::Seq);
+            gradus_optim::clear_upper_state();
+            for (gb, row) in grad_b.iter_mut().zip(d.chunks_exact(pixels)) {
+                *gb += row.iter().sum::<f32>();
+            }
+            if input_grad {
+                // dcols = Wᵀ·dOut, scattered back onto the pixels it came from.
+                let dc = MatMut::from_row_major_slice_mut(&mut dcols, patch, pixels);
+                matmul(dc, Accum::Replace, w.transpose(), dm, 1.0f32, Par::Seq);
+                gradus_optim::clear_upper_state();
+                let dx = &mut scratch[i * width..(i + 1) * width];
+                self.for_each_tap(|at, to| dx[to] += dcols[at]);
+            }
+        }
+        self.dcols = dcols;
+        if input_grad {
+            std::mem::swap(delta, scratch);
+        }
+    }
+
+    fn predict(&self, params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let mut cols = vec![0.0; self.patch() * self.out_h * self.out_w];
+        let mut out = vec![0.0; n * out_width];
+        for i in 0..n {
+            self.im2col(&input[i * width..(i + 1) * width], &mut cols);
+            self.apply(params, &cols, &mut out[i * out_width..(i + 1) * out_width]);
+        }
+        out
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+/// Max pooling over `kernel × kernel` windows moved by `stride` (PyTorch's
+/// `nn.MaxPool2d` without padding); a tie goes to the window's first
+/// maximum in row-major order, as in PyTorch.
+#[derive(Clone, Debug)]
+pub(crate) struct MaxPool2d {
+    input: Shape,
+    kernel: usize,
+    stride: usize,
+    out_h: usize,
+    out_w: usize,
+    /// For each output of the last training batch, the input it took (within its image).
+    argmax: Vec<u32>,
+}
+
+impl MaxPool2d {
+    /// `None` when the window is larger than the input.
+    pub fn new(input: Shape, kernel: usize, stride: usize) -> Option<Self> {
+        let out_h = output_side(input[1], kernel, stride, 0)?;
+        let out_w = output_side(input[2], kernel, stride, 0)?;
+        Some(Self { input, kernel, stride, out_h, out_w, argmax: Vec::new() })
+    }
+
+    pub fn output_shape(&self) -> Shape {
+        [self.input[0], self.out_h, self.out_w]
+    }
+
+    /// Calls `f(output index, input index of the window's maximum)` for one image.
+    fn pool(&self, image: &[f32], mut f: impl FnMut(usize, usize)) {
+        let [channels, h, w] = self.input;
+        for c in 0..channels {
+            for oy in 0..self.out_h {
+                for ox in 0..self.out_w {
+                    let (y0, x0) = (oy * self.stride, ox * self.stride);
+                    let mut best = (c * h + y0) * w + x0;
+                    for y in y0..y0 + self.kernel {
+                        for x in x0..x0 + self.kernel {
+                            let at = (c * h + y) * w + x;
+                            // NaN propagates, as in PyTorch.
+                            if image[at] > image[best] || image[at].is_nan() && !image[best].is_nan() {
+                                best = at;
+                            }
+                        }
+                    }
+                    f((c * self.out_h + oy) * self.out_w + ox, best);
+                }
+            }
+        }
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn kind(&self) -> &'static str {
+        "maxpool"
+    }
+
+    fn input_width(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_width(&self) -> usize {
+        self.input[0] * self.out_h * self.out_w
+    }
+
+    fn forward(&mut self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let mut argmax = std::mem::take(&mut self.argmax);
+        argmax.resize(n * out_width, 0);
+        for i in 0..n {
+            let image = &input[i * width..(i + 1) * width];
+            let (o, a) = (&mut out[i * out_width..(i + 1) * out_width], &mut argmax[i * out_width..]);
+            self.pool(image, |to, from| {
+                o[to] = image[from];
+                a[to] = from as u32;
+            });
+        }
+        self.argmax = argmax;
+    }
+
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _input: &[f32],
+        n: usize,
+        delta: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+        _grad: &mut [f32],
+        input_grad: bool,
+    ) {
+        if !input_grad {
+            return;
+        }
+        let (width, out_width) = (self.input_width(), self.output_width());
+        scratch.clear();
+        scratch.resize(n * width, 0.0);
+        for i in 0..n {
+            let dx = &mut scratch[i * width..(i + 1) * width];
+            for (d, &from) in delta[i * out_width..(i + 1) * out_width].iter().zip(&self.argmax[i * out_width..]) {
+                dx[from as usize] += d;
+            }
+        }
+        std::mem::swap(delta, scratch);
+    }
+
+    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let mut out = vec![0.0; n * out_width];
+        for i in 0..n {
+            let image = &input[i * width..(i + 1) * width];
+            let o = &mut out[i * out_width..(i + 1) * out_width];
+            self.pool(image, |to, from| o[to] = image[from]);
+        }
+        out
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use gradus_data::seeded_rng;
+    use proptest::prelude::*;
+    use rand::Rng as _;
+    use rand::seq::SliceRandom;
+
+    /// Checks `layer`'s backward pass against central differences of
+    /// L = Σ r·forward(x) for random r, on `n` rows of `x`: the gradient of
+    /// every parameter and every input. `x` should keep any kink (a max's
+    /// tie) farther than `h` away.
+    pub(crate) fn check_gradients(layer: &mut dyn Layer, x: &[f32], n: usize, h: f32, seed: u64) {
+        let mut rng = seeded_rng(seed);
+        let mut params = vec![0.0; layer.n_params()];
+        params.iter_mut().for_each(|p| *p = rng.random_range(-1.0f32..1.0));
+        let r: Vec<f32> = (0..n * layer.output_width()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let value = |layer: &mut dyn Layer, params: &[f32], x: &[f32]| -> f64 {
+            let mut out = vec![0.0; n * layer.output_width()];
+            layer.forward(params, x, n, &mut out, &mut seeded_rng(0));
+            out.iter().zip(&r).map(|(o, r)| f64::from(o * r)).sum()
+        };
+        value(layer, &params, x);
+        let (mut delta, mut scratch) = (r.clone(), Vec::new());
+        let mut grad = vec![0.0; layer.n_params()];
+        layer.backward(&params, x, n, &mut delta, &mut scratch, &mut grad, true);
+        let analytic: Vec<f32> = grad.iter().chain(&delta).copied().collect();
+        let mut numeric = Vec::new();
+        for i in 0..params.len() {
+            let mut p = params.clone();
+            p[i] = params[i] + h;
+            let plus = value(layer, &p, x);
+            p[i] = params[i] - h;
+            numeric.push(((plus - value(layer, &p, x)) / (2.0 * f64::from(h))) as f32);
+        }
+        for i in 0..x.len() {
+            let mut v = x.to_vec();
+            v[i] = x[i] + h;
+            let plus = value(layer, &params, &v);
+            v[i] = x[i] - h;
+            numeric.push(((plus - value(layer, &params, &v)) / (2.0 * f64::from(h))) as f32);
+        }
+        assert_eq!(analytic.len(), numeric.len(), "a gradient for every parameter and input");
+        for (k, (a, b)) in analytic.iter().zip(&numeric).enumerate() {
+            assert!(
+                (a - b).abs() <= 2e-3 * (1.0 + b.abs()),
+                "{}: gradient {k}: analytic {a}, numeric {b}",
+                layer.kind()
+            );
+        }
+    }
+
+    /// `len` distinct values at least 0.05 apart, in random order: no max
+    /// is tied or within a small step of a tie.
+    fn distinct(len: usize, rng: &mut gradus_data::Rng) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..len).map(|i| i as f32 * 0.05 - len as f32 * 0.025).collect();
+        v.shuffle(rng);
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn conv2d_gradients_match_finite_differences(
+            channels in 1usize..4, h in 1usize..8, w in 1usize..8, out in 1usize..4,
+            kernel in 1usize..5, stride in 1usize..4, padding in 0usize..3, n in 1usize..3, seed: u64,
+        ) {
+            let conv = Conv2d::new([channels, h, w], out, kernel, stride, padding);
+            prop_assume!(conv.is_some());
+            let mut conv = conv.unwrap();
+            let mut rng = seeded_rng(seed);
+            let x: Vec<f32> = (0..n * channels * h * w).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            // Linear in the weights and in the inputs: differences are exact but for rounding.
+            check_gradients(&mut conv, &x, n, 0.25, seed);
+        }
+
+        #[test]
+        fn max_pool_gradients_match_finite_differences(
+            channels in 1usize..4, h in 1usize..9, w in 1usize..9, kernel in 1usize..4, stride in 1usize..4,
+            n in 1usize..3, seed: u64,
+        ) {
+            let pool = MaxPool2d::new([channels, h, w], kernel, stride);
+            prop_assume!(pool.is_some());
+            let mut pool = pool.unwrap();
+            let x = distinct(n * channels * h * w, &mut seeded_rng(seed));
+            check_gradients(&mut pool, &x, n, 0.01, seed);
+        }
+    }
+
+    /// v(i, c) = sin(0.7·i + c) in f64, rounded to f32, as bench/reference/torch_conv2d.py makes it.
+    fn v(n: usize, c: f64) -> Vec<f32> {
+        (0..n).map(|i| (0.7 * i as f64 + c).sin() as f32).collect()
+    }
+
+    // Printed by bench/reference/torch_conv2d.py (PyTorch 2.15.0).
+    const CONV_OUT: &[f32] = &[
+        -1.1582197e+00,
+        1.3710002e+00,
+        8.8429576e-01,
+        -3.3083107e+00,
+        2.2772120e-01,
+        1.3325346e+00,
+        -1.7636858e+00,
+        7.4985057e-01,
+        4.3344817e-01,
+        -3.8681726e+00,
+        -3.0854478e-01,
+        9.6420860e-01,
+        -2.5676780e+00,
+        -7.2667167e-02,
+        -2.1840979e-01,
+        -4.6241803e+00,
+        -1.0449829e+00,
+        3.9427191e-01,
+        2.7526667e+00,
+        9.2535782e-01,
+        6.8366241e-01,
+        5.0870261e+00,
+        2.4931586e+00,
+        9.6417522e-01,
+        2.3776252e+00,
+        6.0774988e-01,
+        2.1104874e-01,
+        4.6917901e+00,
+        2.1004586e+00,
+        4.0256986e-01,
+        1.7993751e+00,
+        8.8934317e-02,
+        -4.6232364e-01,
+        4.0907292e+00,
+        1.5048635e+00,
+        -3.6001098e-01,
+    ];
+    const CONV_GRAD_W: &[f32] = &[
+        1.6493139e-01,
+        3.3837974e-01,
+        1.0039455e-01,
+        -1.3689268e-01,
+        -2.4192333e-03,
+        1.4116991e-01,
+        -3.0033588e-02,
+        -2.0725787e-01,
+        -2.9182518e-01,
+        -3.2640636e-02,
+        -1.4317429e-01,
+        -2.8590328e-01,
+        4.2811447e-01,
+        5.9136021e-01,
+        4.7008389e-01,
+        -4.7011483e-01,
+        -5.8327341e-01,
+        -4.1298503e-01,
+        -1.1569977e-01,
+        -3.3339363e-01,
+        -1.6847330e-01,
+        3.9975759e-01,
+        5.2243161e-01,
+        2.6207352e-01,
+        -3.4901437e-01,
+        -3.8722920e-01,
+        -1.1826873e-01,
+        -3.3702660e-01,
+        -2.4302602e-01,
+        -1.1151716e-01,
+        -1.6901612e-02,
+        -2.1662652e-01,
+        -3.2323945e-01,
+        1.5820384e-01,
+        3.9834821e-01,
+        4.1115361e-01,
+        -5.1485300e-02,
+        -1.1479974e-02,
+        6.4797163e-02,
+        -2.5507820e-01,
+        -5.0983632e-01,
+        -3.9813876e-01,
+        3.7224960e-01,
+        5.8694428e-01,
+        4.0779033e-01,
+        3.6310250e-01,
+        3.8146672e-01,
+        3.9524829e-01,
+        -4.1154203e-01,
+        -3.7895334e-01,
+        -1.5314066e-01,
+        3.1499249e-01,
+        1.9268441e-01,
+        9.8400116e-03,
+    ];
+    const CONV_GRAD_B: &[f32] = &[-5.0266247e+00, 2.2256780e+00, 2.8442998e+00];
+    const CONV_GRAD_X: &[f32] = &[
+        1.7307363e-02,
+        -1.1842811e-02,
+        -1.4845469e-02,
+        -5.9833527e-02,
+        -4.0016249e-02,
+        -4.5911912e-02,
+        -7.0798099e-02,
+        -2.3046998e-02,
+        -3.5722949e-02,
+        1.0657412e-02,
+        -4.6366736e-02,
+        -6.2057074e-02,
+        -3.0910317e-02,
+        -1.5244308e-02,
+        -9.1623806e-04,
+        5.3783640e-02,
+        8.9415222e-02,
+        4.9936429e-02,
+        6.7567900e-02,
+        2.2603340e-02,
+        1.6716601e-02,
+        -1.2815484e-02,
+        -1.5073525e-02,
+        -6.0092956e-02,
+        -3.9774213e-02,
+        -4.6831291e-02,
+        -7.1596205e-02,
+        -2.3498332e-02,
+        -3.5524234e-02,
+        1.0886353e-02,
+        -4.5768540e-02,
+        -6.0916878e-02,
+        -3.0237185e-02,
+        -1.4075945e-02,
+        -4.8485619e-04,
+        5.4150309e-02,
+        8.9732051e-02,
+        5.0040405e-02,
+        6.7190856e-02,
+        2.2395698e-02,
+        1.5831908e-02,
+        -1.4486206e-02,
+        -1.6333010e-02,
+        -6.1570026e-02,
+        -4.0816158e-02,
+        -4.5256138e-02,
+        -6.9796339e-02,
+        -2.1557761e-02,
+        -3.3433709e-02,
+        1.2279628e-02,
+        -4.6102967e-02,
+        -6.0340405e-02,
+        -2.9706670e-02,
+        -1.2605308e-02,
+        6.6102535e-04,
+        5.4212544e-02,
+        8.9321919e-02,
+        4.9094506e-02,
+        6.5560184e-02,
+        2.0886576e-02,
+        1.5253132e-02,
+        -1.5433050e-02,
+        -1.6539184e-02,
+        -6.1788924e-02,
+        -4.0552780e-02,
+        -4.6161722e-02,
+        -7.0551738e-02,
+        -2.1978874e-02,
+        -3.3185489e-02,
+        1.2541125e-02,
+        -4.5493796e-02,
+        -5.9185345e-02,
+        -2.9038340e-02,
+        -1.1450483e-02,
+        1.0742031e-03,
+        5.4569762e-02,
+        8.9606233e-02,
+        4.9183439e-02,
+        6.5151729e-02,
+        2.0665351e-02,
+    ];
+    const POOL_OUT: &[f32] = &[
+        9.3799996e-01,
+        9.4073057e-01,
+        5.0866145e-01,
+        9.4369566e-01,
+        9.2879522e-01,
+        9.4912457e-01,
+        9.5428509e-01,
+        5.3732216e-01,
+        9.5917583e-01,
+        9.1580963e-01,
+        5.6537527e-01,
+        9.6379536e-01,
+        9.0178835e-01,
+        5.9278905e-01,
+        9.7221577e-01,
+        3.9592516e-01,
+    ];
+    const POOL_GRAD_X: &[f32] = &[
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        -9.5892429e-01,
+        -5.5068552e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        1.1654920e-01,
+        7.2896904e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        7.9848713e-01,
+        9.9854332e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        -4.5753589e-01,
+        2.2288992e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        -9.2277545e-01,
+        -9.5401925e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        -5.3657293e-01,
+        1.3323204e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        7.4037588e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        9.9930936e-01,
+        7.8825206e-01,
+        0.0000000e+00,
+        2.0646748e-01,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+        0.0000000e+00,
+    ];
+
+    /// Runs `layer` forward and backward on `x` with the output gradient `r`:
+    /// the outputs, then the parameter and input gradients.
+    fn run(layer: &mut dyn Layer, params: &[f32], x: &[f32], n: usize, r: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; n * layer.output_width()];
+        layer.forward(params, x, n, &mut out, &mut seeded_rng(0));
+        let (mut delta, mut scratch) = (r.to_vec(), Vec::new());
+        let mut grad = vec![0.0; layer.n_params()];
+        layer.backward(params, x, n, &mut delta, &mut scratch, &mut grad, true);
+        (out, grad, delta)
+    }
+
+    fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{name}: length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{name}[{i}]: {g} vs PyTorch's {w}");
+        }
+    }
+
+    #[test]
+    fn conv2d_and_max_pool_match_pytorch() {
+        // Conv2d(2, 3, 3, stride=2, padding=1) on 2 images of 2x4x5.
+        let mut conv = Conv2d::new([2, 4, 5], 3, 3, 2, 1).unwrap();
+        assert_eq!(conv.output_shape(), [3, 2, 3]);
+        let params: Vec<f32> = v(54, 1.0).into_iter().chain(v(3, 2.0)).collect();
+        let (out, grad, dx) = run(&mut conv, &params, &v(80, 0.0), 2, &v(36, 3.0));
+        assert_close("conv output", &out, CONV_OUT);
+        assert_close("conv weight gradient", &grad[..54], CONV_GRAD_W);
+        assert_close("conv bias gradient", &grad[54..], CONV_GRAD_B);
+        assert_close("conv input gradient", &dx, CONV_GRAD_X);
+        // MaxPool2d(2) on 2 images of 2x5x4.
+        let mut pool = MaxPool2d::new([2, 5, 4], 2, 2).unwrap();
+        let (out, _, dx) = run(&mut pool, &[], &v(80, 4.0), 2, &v(16, 5.0));
+        assert_close("pool output", &out, POOL_OUT);
+        assert_close("pool input gradient", &dx, POOL_GRAD_X);
+    }
+
+    #[test]
+    fn shapes_follow_pytorch() {
+        // nn.Conv2d(3, 8, 5, stride=2, padding=1) on 3x32x30: 8x15x14.
+        assert_eq!(Conv2d::new([3, 32, 30], 8, 5, 2, 1).unwrap().output_shape(), [8, 15, 14]);
+        // nn.MaxPool2d(2) on 8x15x14: 8x7x7 (the last row is dropped).
+        assert_eq!(MaxPool2d::new([8, 15, 14], 2, 2).unwrap().output_shape(), [8, 7, 7]);
+        assert!(Conv2d::new([1, 4, 4], 2, 7, 1, 1).is_none(), "a kernel larger than its padded input");
+        assert!(MaxPool2d::new([1, 1, 5], 2, 2).is_none());
+    }
+
+    #[test]
+    fn predict_matches_the_training_forward_pass() {
+        let mut rng = seeded_rng(4);
+        let mut conv = Conv2d::new([2, 6, 5], 3, 3, 1, 1).unwrap();
+        let mut pool = MaxPool2d::new([3, 6, 5], 2, 2).unwrap();
+        let params: Vec<f32> = (0..conv.n_params()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let x: Vec<f32> = (0..2 * 60).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let mut out = vec![0.0; 2 * conv.output_width()];
+        conv.forward(&params, &x, 2, &mut out, &mut rng);
+        assert_eq!(conv.predict(&params, x, 2), out);
+        let mut pooled = vec![0.0; 2 * pool.output_width()];
+        pool.forward(&[], &out, 2, &mut pooled, &mut rng);
+        assert_eq!(pool.predict(&[], out, 2), pooled);
+    }
+}
