@@ -372,6 +372,8 @@ impl Layer for MaxPool2d {
 }
 
 #[cfg(test)]
+// PyTorch's values are pasted as printed.
+#[allow(clippy::excessive_precision)]
 pub(crate) mod tests {
     use super::*;
     use gradus_data::seeded_rng;
