@@ -157,6 +157,14 @@ pub fn family_parser() -> impl clap::builder::TypedValueParser<Value = gradus::p
         .map(|name| Family::from_name(&name).expect("one of the names listed"))
 }
 
+/// `--scale`'s parser: the names [`gradus::data::Scaling`] knows, listed in `--help`.
+pub fn scaling_parser() -> impl clap::builder::TypedValueParser<Value = gradus::data::Scaling> {
+    use clap::builder::TypedValueParser;
+    use gradus::data::Scaling;
+    clap::builder::PossibleValuesParser::new(Scaling::ALL.map(Scaling::name))
+        .map(|name| Scaling::from_name(&name).expect("one of the names listed"))
+}
+
 /// `--delimiter`'s parser: one ASCII character, or `tab`.
 pub fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {

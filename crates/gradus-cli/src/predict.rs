@@ -71,32 +71,44 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         );
     }
     let encoding = prep.encoding();
-    let mut options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
-    let mut columns = encoding.input_columns();
-    for keep in &args.keep {
-        options.as_text.push(keep.clone());
-        if !columns.contains(keep) {
-            columns.push(keep.clone());
+    // An IDX images file gives one row per image; a CSV, its rows and any
+    // --keep columns.
+    let (outputs, rows, table) = if gradus::data::is_idx_images(&args.data) {
+        if !args.keep.is_empty() {
+            anyhow::bail!("--keep names CSV columns; {} is an IDX images file, which has none", args.data);
         }
-    }
-    let mut table = load_table(&args.data, &columns, &options).map_err(|e| match e {
-        DataError::MissingFeature { path, name }
-            if args.keep.contains(&name) && !encoding.input_columns().contains(&name) =>
-        {
-            anyhow::anyhow!("--keep names '{name}', which is not a column of {path}")
+        let (x, shape) = gradus::data::load_idx_images(std::path::Path::new(&args.data))?;
+        check_image_input(&saved, &args.model, shape, &args.data)?;
+        let rows = x.rows();
+        (saved.outputs(x)?, rows, None)
+    } else {
+        let mut options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
+        let mut columns = encoding.input_columns();
+        for keep in &args.keep {
+            options.as_text.push(keep.clone());
+            if !columns.contains(keep) {
+                columns.push(keep.clone());
+            }
         }
-        e => e.into(),
-    })?;
-    let x = encoding.transform(&table)?;
-    // From here the table is needed only for the kept columns.
-    let rows = table.n_rows();
-    table.columns.retain(|c| args.keep.contains(&c.name));
-    table.lines = Vec::new();
-    let outputs = saved.outputs(x)?;
+        let mut table = load_table(&args.data, &columns, &options).map_err(|e| match e {
+            DataError::MissingFeature { path, name }
+                if args.keep.contains(&name) && !encoding.input_columns().contains(&name) =>
+            {
+                anyhow::anyhow!("--keep names '{name}', which is not a column of {path}")
+            }
+            e => e.into(),
+        })?;
+        let x = encoding.transform(&table)?;
+        // From here the table is needed only for the kept columns.
+        let rows = table.n_rows();
+        table.columns.retain(|c| args.keep.contains(&c.name));
+        table.lines = Vec::new();
+        (saved.outputs(x)?, rows, Some(table))
+    };
     let kept: Vec<(&[u32], &[String])> = args
         .keep
         .iter()
-        .map(|name| match table.column(name).map(|c| &c.values) {
+        .map(|name| match table.as_ref().and_then(|t| t.column(name)).map(|c| &c.values) {
             Some(Values::Text { codes, levels }) => (codes.as_slice(), levels.as_slice()),
             _ => unreachable!("kept columns are read as text"),
         })
@@ -154,6 +166,38 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks that a model reads images of `shape` as IDX files hold them: its
+/// inputs are the pixel columns `px0`, `px1`, … and, for a CNN, its input
+/// shape is `shape`.
+fn check_image_input(
+    saved: &Ensemble,
+    model: &std::path::Path,
+    shape: gradus::data::ImageShape,
+    data: &str,
+) -> anyhow::Result<()> {
+    let [c, h, w] = shape;
+    let pixels: Vec<String> = (0..c * h * w).map(|i| format!("px{i}")).collect();
+    let inputs = saved.preprocessing().encoding().input_columns();
+    if inputs != pixels {
+        anyhow::bail!(
+            "{} reads {} columns ({}, ...); {data} holds images of {c}x{h}x{w} pixels (px0 ... px{})",
+            model.display(),
+            inputs.len(),
+            inputs.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            c * h * w - 1
+        );
+    }
+    for member in saved.members() {
+        if let gradus::train::Architecture::Cnn(spec) = &member.spec.architecture
+            && spec.input != shape
+        {
+            let [mc, mh, mw] = spec.input;
+            anyhow::bail!("{} takes images of {mc}x{mh}x{mw}; {data} holds images of {c}x{h}x{w}", model.display());
+        }
+    }
+    Ok(())
+}
+
 /// The shortest text that reads back as the same f32, in exponent form for
 /// tiny values so that probabilities stay short.
 fn csv_float(v: f32) -> String {
@@ -163,6 +207,10 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
+    if gradus::data::is_idx_images(&args.data) {
+        let shape = gradus::data::idx_image_shape(std::path::Path::new(&args.data))?;
+        check_image_input(&saved, &args.model, shape, &args.data)?;
+    }
     let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
     let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
     let rows = data.n_samples();

@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 use gradus::data::{Scaling, Target, Task};
 use gradus::pipeline::{Family, ModelChoice, TrainJob};
 use gradus::train::{
-    Activation, EarlyStopping, Loss, Metrics, OptimizerConfig, Schedule, Termination, TrainConfig, WeightInit,
+    Activation, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Schedule, Shape, Termination, TrainConfig,
+    WeightInit,
 };
 use serde::Serialize;
 
@@ -25,18 +26,32 @@ pub struct TrainArgs {
     /// The target column's name [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
-    /// linear: real target; logistic: 2 classes; softmax: k classes; mlp: any target.
+    /// linear: real target; logistic: 2 classes; softmax: k classes; mlp: any
+    /// target; cnn: any target, on images.
     #[arg(long, value_parser = crate::family_parser(), value_name = "MODEL")]
     model: Family,
-    /// MLP hidden-layer widths, comma-separated.
+    /// MLP (and CNN) hidden Dense layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128", value_name = "N,N,...")]
     hidden: Vec<usize>,
-    /// MLP activation.
+    /// MLP (and CNN) activation.
     #[arg(long, value_enum, default_value = "relu")]
     activation: ActivationArg,
-    /// MLP dropout probability on hidden units.
+    /// MLP (and CNN) dropout probability on hidden Dense units.
     #[arg(long, default_value_t = 0.0)]
     dropout: f32,
+    /// CNN: each row's image shape [default: from the data: an IDX file's
+    /// header, builtin:digits 1,8,8, builtin:mnist_5k 1,28,28].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "C,H,W")]
+    image_shape: Option<Vec<usize>>,
+    /// CNN: output channels of each convolution stage, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,64", value_name = "N,N,...")]
+    channels: Vec<usize>,
+    /// CNN: the side of each stage's square kernel (stride 1, padded to keep the size).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    kernel: usize,
+    /// CNN: the side of the max pooling window after each stage (1 for none).
+    #[arg(long, default_value_t = 2, value_name = "P")]
+    pool: usize,
     /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
     #[arg(long, value_enum, default_value = "auto")]
     init: InitArg,
@@ -114,9 +129,11 @@ pub struct TrainArgs {
     /// The fraction of rows held out for validation (stratified for classes).
     #[arg(long, default_value_t = 0.2)]
     valid_fraction: f64,
-    /// Feature scaling fitted on the training rows (minmax suits pixels).
-    #[arg(long, value_enum, default_value = "standard")]
-    scale: ScaleArg,
+    /// Feature scaling fitted on the training rows: standard, minmax, global
+    /// (one range for every feature: pixels) or none [default: standard;
+    /// global for --model cnn].
+    #[arg(long, value_parser = crate::scaling_parser(), value_name = "SCALE")]
+    scale: Option<Scaling>,
     /// Save the trained model (weights, architecture, preprocessing) here.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -172,13 +189,6 @@ enum ScheduleArg {
     Plateau,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ScaleArg {
-    Standard,
-    Minmax,
-    None,
-}
-
 fn optimizer(args: &TrainArgs) -> anyhow::Result<OptimizerConfig> {
     use OptimizerArg as O;
     if args.momentum.is_some() && !matches!(args.optimizer, O::Sgd | O::Momentum | O::Nesterov | O::Rmsprop) {
@@ -227,6 +237,33 @@ fn schedule(args: &TrainArgs) -> anyhow::Result<Schedule> {
     })
 }
 
+fn activation(arg: ActivationArg) -> Activation {
+    match arg {
+        ActivationArg::Relu => Activation::Relu,
+        ActivationArg::Tanh => Activation::Tanh,
+        ActivationArg::Sigmoid => Activation::Sigmoid,
+        ActivationArg::Gelu => Activation::Gelu,
+    }
+}
+
+/// The CNN's input shape: `--image-shape`, else what the data source says.
+fn image_shape(args: &TrainArgs) -> anyhow::Result<Shape> {
+    if let Some(given) = &args.image_shape {
+        return match given.as_slice() {
+            &[c, h, w] if c > 0 && h > 0 && w > 0 => Ok([c, h, w]),
+            _ => bail!("--image-shape takes three sides of at least 1, C,H,W (such as 1,28,28); got {given:?}"),
+        };
+    }
+    match gradus::data::image_shape(&args.data)? {
+        Some(shape) => Ok(shape),
+        None => bail!(
+            "--model cnn needs images: an IDX images file, builtin:digits or builtin:mnist_5k, or --image-shape C,H,W \
+             for a CSV of pixel columns ({} says nothing of its shape)",
+            args.data
+        ),
+    }
+}
+
 /// Turns the flags into a training job; every check on flags happens here.
 fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
     let optimizer = optimizer(args)?;
@@ -239,18 +276,23 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("invalid --valid-fraction {}: must be in [0, 1)", args.valid_fraction);
     }
+    if args.image_shape.is_some() && args.model != Family::Cnn {
+        bail!("--image-shape applies to --model cnn, not --model {}", args.model.name());
+    }
     let model = match args.model {
         Family::Linear => ModelChoice::Linear,
         Family::Logistic => ModelChoice::Logistic,
         Family::Softmax => ModelChoice::Softmax,
+        Family::Cnn => ModelChoice::Cnn {
+            input: image_shape(args)?,
+            conv: args.channels.iter().map(|&c| ConvStage::same(c, args.kernel, args.pool)).collect(),
+            hidden: args.hidden.clone(),
+            activation: activation(args.activation),
+            dropout: args.dropout,
+        },
         Family::Mlp => ModelChoice::Mlp {
             hidden: args.hidden.clone(),
-            activation: match args.activation {
-                ActivationArg::Relu => Activation::Relu,
-                ActivationArg::Tanh => Activation::Tanh,
-                ActivationArg::Sigmoid => Activation::Sigmoid,
-                ActivationArg::Gelu => Activation::Gelu,
-            },
+            activation: activation(args.activation),
             dropout: args.dropout,
             init: match args.init {
                 InitArg::Auto => WeightInit::Auto,
@@ -292,11 +334,7 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
     Ok(TrainJob {
         model,
         loss,
-        scaling: match args.scale {
-            ScaleArg::Standard => Scaling::Standard,
-            ScaleArg::Minmax => Scaling::MinMax,
-            ScaleArg::None => Scaling::None,
-        },
+        scaling: args.scale.unwrap_or(if args.model == Family::Cnn { Scaling::Global } else { Scaling::Standard }),
         valid_fraction: args.valid_fraction,
         balanced: false,
         config,
@@ -338,6 +376,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let mut job = job(&args)?;
     let data = job.load(&args.data, args.target.clone())?;
+    if let ModelChoice::Cnn { input: shape @ [c, h, w], .. } = &job.model
+        && shape.iter().product::<usize>() != data.n_features()
+    {
+        bail!(
+            "--model cnn on images of {c}x{h}x{w} needs {} values a row; {} has {} features (give --image-shape C,H,W)",
+            shape.iter().product::<usize>(),
+            data.name,
+            data.n_features()
+        );
+    }
     let (loss, _) = job.loss_and_outputs(&data)?;
 
     let train_rows = data.n_samples() - (data.n_samples() as f64 * args.valid_fraction).round() as usize;
@@ -429,11 +477,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             job.config.batch_size.map_or("all".to_string(), |b| b.to_string()),
             outcome.train_rows,
             outcome.valid_rows,
-            match job.scaling {
-                Scaling::Standard => "standard",
-                Scaling::MinMax => "minmax",
-                Scaling::None => "none",
-            },
+            job.scaling.name(),
         );
         crate::outln!(
             "stopped  {} after {} epochs, {} steps, {:.3} s{best}",

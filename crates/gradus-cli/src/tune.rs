@@ -128,8 +128,8 @@ pub struct TuneArgs {
     epoch_rows: Option<u64>,
     /// Feature scaling fitted on each trial's training rows; auto searches
     /// standard and minmax (which suits pixels) as a hyperparameter.
-    #[arg(long, value_enum, default_value = "auto")]
-    scale: ScaleArg,
+    #[arg(long, default_value = "auto", value_parser = scale_parser(), value_name = "SCALE")]
+    scale: Option<Scaling>,
     #[command(flatten)]
     storage: StorageArg,
     #[command(flatten)]
@@ -163,7 +163,8 @@ pub struct TuneArgs {
 /// `--model`'s parser: auto, or one of the families (listed in `--help`).
 fn model_request_parser() -> impl clap::builder::TypedValueParser<Value = ModelRequest> {
     use clap::builder::TypedValueParser;
-    let names: Vec<&'static str> = std::iter::once("auto").chain(Family::ALL.map(Family::name)).collect();
+    let searched = Family::ALL.into_iter().filter(|f| f.searched()).map(Family::name);
+    let names: Vec<&'static str> = std::iter::once("auto").chain(searched).collect();
     clap::builder::PossibleValuesParser::new(names).map(|name| match Family::from_name(&name) {
         Some(family) => ModelRequest::Only(family),
         None => ModelRequest::Auto,
@@ -182,12 +183,11 @@ enum TaskArg {
     Regression,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ScaleArg {
-    Auto,
-    Standard,
-    Minmax,
-    None,
+/// `--scale`'s parser: auto (searched), or one scaling (listed in `--help`).
+fn scale_parser() -> impl clap::builder::TypedValueParser<Value = Option<Scaling>> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = std::iter::once("auto").chain(Scaling::ALL.map(Scaling::name)).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|name| Scaling::from_name(&name))
 }
 
 /// `--metric`'s parser: a metric's name.
@@ -270,13 +270,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let user_space = args.space.as_ref().map(|file| read_space(file).map(|s| (file, s))).transpose()?;
     let mut job = TuneJob {
-        space: autotune::default_space(&families, matches!(args.scale, ScaleArg::Auto)),
+        space: autotune::default_space(&families, args.scale.is_none()),
         families,
-        scaling: match args.scale {
-            ScaleArg::Standard | ScaleArg::Auto => Scaling::Standard,
-            ScaleArg::Minmax => Scaling::MinMax,
-            ScaleArg::None => Scaling::None,
-        },
+        scaling: args.scale.unwrap_or(Scaling::Standard),
         max_epochs: args.epochs,
         patience: args.patience,
         valid_fraction: args.valid_fraction.unwrap_or(0.2),
@@ -314,7 +310,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let large = args.epoch_rows.is_none() && job.shorten_epochs_on_large_data(&tuning);
     // The space: the defaults (larger batches on a large table), with a
     // --space file laid over them.
-    let mut space = autotune::default_space(&job.families, matches!(args.scale, ScaleArg::Auto));
+    let mut space = autotune::default_space(&job.families, args.scale.is_none());
     if large {
         space = autotune::large_data_batches(space);
     }

@@ -53,6 +53,8 @@ pub enum DataError {
          the memory budget is {budget}); set GRADUS_MAX_MEMORY (such as 32G) to allow more"
     )]
     TooLarge { path: String, what: String, budget: String },
+    #[error("{path}: {message}")]
+    Idx { path: String, message: String },
     #[error("invalid {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
 }

@@ -38,10 +38,21 @@ pub struct LoadOptions {
     pub target_kind: TargetKind,
 }
 
-/// Loads `builtin:NAME` or a CSV file (gzip'd or not) at a path.
+/// Loads `builtin:NAME`, an IDX images file with its labels beside it (see
+/// [`crate::load_idx`]; `options` do not apply) or a CSV file (gzip'd or
+/// not) at a path.
 pub fn load(source: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
     match source.strip_prefix("builtin:") {
         Some(name) => crate::load_builtin(name, options),
+        None if crate::is_idx_images(source) => {
+            if let Some(target) = options.target.as_ref().filter(|t| *t != "label") {
+                return Err(DataError::invalid(
+                    "target",
+                    format!("{source}: an IDX images file has one target, its labels ('label'), not '{target}'"),
+                ));
+            }
+            Ok(crate::load_idx(Path::new(source))?.0)
+        }
         None => load_csv(source, options),
     }
 }
@@ -67,6 +78,9 @@ pub fn load_encoded(
     kind: TargetKind,
     format: &ReadOptions,
 ) -> Result<Dataset, DataError> {
+    if crate::is_idx_images(source) {
+        return load(source, &LoadOptions { target: Some(target.into()), target_kind: kind });
+    }
     let mut options = encoding.read_options();
     options.as_text.push(target.into());
     // The text goes once the table is read: the two are never held with the matrix.

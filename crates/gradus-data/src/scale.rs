@@ -15,16 +15,39 @@ pub enum Scaling {
     /// Each feature's training range mapped to [0, 1] (`MinMaxScaler`); the
     /// better choice for pixels, where standardising rare pixels blows them up.
     MinMax,
+    /// Every feature mapped by one shared range, the training rows' minimum
+    /// and maximum over all features: pixels 0–255 become 0–1 alike, so an
+    /// image keeps its look (what a convolution expects), where per-feature
+    /// scaling would stretch each pixel by its own range.
+    Global,
     /// Features as given.
     None,
 }
 
 impl Scaling {
+    pub const ALL: [Scaling; 4] = [Scaling::Standard, Scaling::MinMax, Scaling::Global, Scaling::None];
+
+    /// Its name, as flags, search spaces and summaries write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scaling::Standard => "standard",
+            Scaling::MinMax => "minmax",
+            Scaling::Global => "global",
+            Scaling::None => "none",
+        }
+    }
+
+    /// The scaling called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Scaling> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// The scaler this choice fits on `x`; `None` for [`Scaling::None`].
     pub fn fit(self, x: &Matrix) -> Result<Option<Scaler>, DataError> {
         match self {
             Scaling::Standard => Scaler::standard(x).map(Some),
             Scaling::MinMax => Scaler::min_max(x).map(Some),
+            Scaling::Global => Scaler::global(x).map(Some),
             Scaling::None => Ok(None),
         }
     }
@@ -66,6 +89,18 @@ impl Scaler {
             })
             .collect();
         Ok(Self { offset: mean, scale })
+    }
+
+    /// One minimum and range for every column (see [`Scaling::Global`]); a
+    /// constant matrix keeps scale 1.
+    pub fn global(x: &Matrix) -> Result<Self, DataError> {
+        check_rows(x)?;
+        let (lo, hi) = x
+            .as_slice()
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(f64::from(v)), h.max(f64::from(v))));
+        let range = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
+        Ok(Self { offset: vec![lo; x.cols()], scale: vec![range; x.cols()] })
     }
 
     /// Minimum and range per column; a constant column keeps scale 1.

@@ -104,14 +104,13 @@ impl CnnSpec {
             if stage.channels == 0 || stage.kernel == 0 || stage.stride == 0 {
                 return Err(fail("channels, kernel and stride must be at least 1".into()));
             }
+            // A kernel wider than the image itself sees mostly padding: refused,
+            // though PyTorch would pad its way to an output.
             let (Some(oh), Some(ow)) = (
-                output_side(h, stage.kernel, stage.stride, stage.padding),
-                output_side(w, stage.kernel, stage.stride, stage.padding),
+                output_side(h, stage.kernel, stage.stride, stage.padding).filter(|_| stage.kernel <= h),
+                output_side(w, stage.kernel, stage.stride, stage.padding).filter(|_| stage.kernel <= w),
             ) else {
-                return Err(fail(format!(
-                    "the {0}x{0} kernel is larger than its {h}x{w} input padded by {1}",
-                    stage.kernel, stage.padding
-                )));
+                return Err(fail(format!("the {0}x{0} kernel is larger than its {h}x{w} input", stage.kernel)));
             };
             shape = [stage.channels, oh, ow];
             if stage.pool > 1 {
@@ -264,17 +263,23 @@ mod tests {
 
     #[test]
     fn a_kernel_or_window_that_does_not_fit_is_an_error_naming_its_stage() {
-        // 4x4 → 2x2 → 1x1 after the first two stages' pooling.
-        let mut spec = CnnSpec::lenet([1, 4, 4], 10);
-        spec.conv.push(ConvStage::same(8, 5, 2));
+        // 8x8 → 4x4 → 2x2 → 1x1 after three stages' pooling.
+        let mut spec = CnnSpec::lenet([1, 8, 8], 10);
+        spec.conv = vec![ConvStage::same(4, 3, 2), ConvStage::same(4, 3, 2), ConvStage::same(8, 1, 2)];
+        assert!(spec.validate().is_ok());
+        spec.conv.push(ConvStage::same(8, 1, 2));
         let err = spec.validate().unwrap_err().to_string();
         assert!(
-            err.contains("stage 3 (8k5p2-pool2)") && err.contains("2x2 pooling window is larger than its 1x1"),
+            err.contains("stage 4 (8k1-pool2)") && err.contains("2x2 pooling window is larger than its 1x1"),
             "{err}"
         );
         let spec = CnnSpec { conv: vec![ConvStage { channels: 4, kernel: 9, stride: 1, padding: 0, pool: 1 }], ..spec };
         let err = spec.validate().unwrap_err().to_string();
-        assert!(err.contains("stage 1 (4k9)") && err.contains("9x9 kernel is larger than its 4x4 input"), "{err}");
+        assert!(err.contains("stage 1 (4k9)") && err.contains("9x9 kernel is larger than its 8x8 input"), "{err}");
+        // Even when padding would make room for it.
+        let spec = CnnSpec { conv: vec![ConvStage::same(4, 9, 1)], ..spec };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("9x9 kernel is larger than its 8x8 input"), "{err}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub enum ModelRequest {
 impl ModelRequest {
     /// The families this request allows on a task.
     pub fn families(self, task: Task) -> Result<Vec<Family>, PipelineError> {
-        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
+        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.searched() && f.fits(task)).collect();
         match self {
             ModelRequest::Auto => Ok(fitting),
             ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
@@ -141,7 +141,7 @@ pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
         "optimizer" => &["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"],
         "activation" => &["relu", "tanh", "sigmoid", "gelu"],
         "schedule" => &["constant", "cosine"],
-        "scaling" => &["standard", "minmax", "none"],
+        "scaling" => &["standard", "minmax", "global", "none"],
         _ => return None,
     })
 }
@@ -178,12 +178,7 @@ pub fn decode_schedule(name: &str) -> Option<Schedule> {
 
 /// The feature scaling named `name`.
 pub fn decode_scaling(name: &str) -> Option<Scaling> {
-    match name {
-        "standard" => Some(Scaling::Standard),
-        "minmax" => Some(Scaling::MinMax),
-        "none" => Some(Scaling::None),
-        _ => None,
-    }
+    Scaling::from_name(name)
 }
 
 /// Whether `name`'s decoder knows `value` (see [`known_choices`]).
@@ -505,6 +500,7 @@ impl TuneJob {
             Family::Linear => ModelChoice::Linear,
             Family::Logistic => ModelChoice::Logistic,
             Family::Softmax => ModelChoice::Softmax,
+            Family::Cnn => return Err(PipelineError::Unsuitable("gradus tune does not search CNNs yet".into())),
             Family::Mlp => ModelChoice::Mlp {
                 hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
                 activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,

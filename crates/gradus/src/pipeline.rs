@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
-    Activation, Architecture, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing, SavedModel,
-    TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
+    Activation, Architecture, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing,
+    SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,10 +27,12 @@ pub enum Family {
     Softmax,
     /// A multi-layer perceptron for any target.
     Mlp,
+    /// A convolutional network for any target, on images.
+    Cnn,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Linear, Family::Logistic, Family::Softmax, Family::Mlp];
+    pub const ALL: [Family; 5] = [Family::Linear, Family::Logistic, Family::Softmax, Family::Mlp, Family::Cnn];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +40,7 @@ impl Family {
             Family::Logistic => "logistic",
             Family::Softmax => "softmax",
             Family::Mlp => "mlp",
+            Family::Cnn => "cnn",
         }
     }
 
@@ -47,14 +50,19 @@ impl Family {
     }
 
     /// Whether a search on a `task` target uses it: the linear family made
-    /// for that kind of target, and the MLP for every kind.
+    /// for that kind of target, and the networks for every kind.
     pub fn fits(self, task: Task) -> bool {
         match self {
             Family::Linear => task == Task::Regression,
             Family::Logistic => task == Task::Binary,
             Family::Softmax => matches!(task, Task::Multiclass { .. }),
-            Family::Mlp => true,
+            Family::Mlp | Family::Cnn => true,
         }
+    }
+
+    /// Whether `gradus tune` searches it (the CNN is trained, not yet searched).
+    pub fn searched(self) -> bool {
+        self != Family::Cnn
     }
 
     /// How the target column is read for this family when no loss says.
@@ -62,7 +70,7 @@ impl Family {
         match self {
             Family::Linear => TargetKind::Real,
             Family::Logistic | Family::Softmax => TargetKind::Classes,
-            Family::Mlp => TargetKind::Auto,
+            Family::Mlp | Family::Cnn => TargetKind::Auto,
         }
     }
 }
@@ -74,7 +82,20 @@ pub enum ModelChoice {
     Linear,
     Logistic,
     Softmax,
-    Mlp { hidden: Vec<usize>, activation: Activation, dropout: f32, init: WeightInit },
+    Mlp {
+        hidden: Vec<usize>,
+        activation: Activation,
+        dropout: f32,
+        init: WeightInit,
+    },
+    /// `input` is each row's image shape; the Dense layers' widths are `hidden`.
+    Cnn {
+        input: Shape,
+        conv: Vec<ConvStage>,
+        hidden: Vec<usize>,
+        activation: Activation,
+        dropout: f32,
+    },
 }
 
 impl ModelChoice {
@@ -84,6 +105,7 @@ impl ModelChoice {
             ModelChoice::Logistic => Family::Logistic,
             ModelChoice::Softmax => Family::Softmax,
             ModelChoice::Mlp { .. } => Family::Mlp,
+            ModelChoice::Cnn { .. } => Family::Cnn,
         }
     }
 
@@ -157,7 +179,9 @@ impl TrainJob {
                 ));
             }
             (ModelChoice::Softmax, Target::Classes { classes, .. }) => (Loss::SoftmaxCrossEntropy, classes.len()),
-            (ModelChoice::Mlp { .. }, Target::Classes { classes, .. }) if classes.len() > 2 => {
+            (ModelChoice::Mlp { .. } | ModelChoice::Cnn { .. }, Target::Classes { classes, .. })
+                if classes.len() > 2 =>
+            {
                 (Loss::SoftmaxCrossEntropy, classes.len())
             }
             (_, Target::Classes { .. }) => (Loss::BinaryCrossEntropy, 1),
@@ -169,6 +193,14 @@ impl TrainJob {
     /// The architecture this job trains for `n_features` inputs.
     pub fn architecture(&self, n_features: usize, n_outputs: usize) -> Architecture {
         match &self.model {
+            ModelChoice::Cnn { input, conv, hidden, activation, dropout } => Architecture::Cnn(CnnSpec {
+                input: *input,
+                conv: conv.clone(),
+                hidden: hidden.clone(),
+                n_outputs,
+                activation: *activation,
+                dropout: *dropout,
+            }),
             ModelChoice::Mlp { hidden, activation, dropout, init } => Architecture::Mlp(MlpSpec {
                 n_inputs: n_features,
                 hidden: hidden.clone(),
@@ -232,8 +264,10 @@ impl TrainJob {
             config.class_weights = Some(balanced_weights(labels, classes.len()));
         }
         let trainer = Trainer::new(config)?;
-        if let (ModelChoice::Mlp { dropout, .. }, gradus_train::OptimizerConfig::Lbfgs { .. }) =
-            (&self.model, &self.config.optimizer)
+        if let (
+            ModelChoice::Mlp { dropout, .. } | ModelChoice::Cnn { dropout, .. },
+            gradus_train::OptimizerConfig::Lbfgs { .. },
+        ) = (&self.model, &self.config.optimizer)
             && *dropout > 0.0
         {
             return Err(PipelineError::Unsuitable(
@@ -255,7 +289,7 @@ impl TrainJob {
         // and the output layer mapped back afterwards, so that the learning
         // rate means the same whatever the target's units.
         let target_scale = match (&train.y, self.scaling) {
-            (Target::Real(y), Scaling::Standard | Scaling::MinMax) => Some(target_scale(y)?),
+            (Target::Real(y), Scaling::Standard | Scaling::MinMax | Scaling::Global) => Some(target_scale(y)?),
             _ => None,
         };
         // Training sees the standardised target in place of the real one,
