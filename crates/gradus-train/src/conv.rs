@@ -40,10 +40,14 @@ pub(crate) struct Conv2d {
     padding: usize,
     out_h: usize,
     out_w: usize,
-    /// The last training batch's columns, one `C·k·k × out_h·out_w` block per image.
+    /// The last training batch's columns (see [`Self::im2col`]).
     cols: Vec<f32>,
-    /// One image's column gradient, in the backward pass.
+    /// Their gradient, in the backward pass.
     dcols: Vec<f32>,
+    /// The `out_channels × n·P` product W·cols, and in the backward pass dOut so laid out.
+    t: Vec<f32>,
+    /// The most column values inference holds at once (8M: 32 MB).
+    predict_columns: usize,
 }
 
 impl Conv2d {
@@ -61,6 +65,8 @@ impl Conv2d {
             out_w,
             cols: Vec::new(),
             dcols: Vec::new(),
+            t: Vec::new(),
+            predict_columns: 8 << 20,
         })
     }
 
@@ -82,26 +88,40 @@ impl Conv2d {
         w..w + self.out_channels
     }
 
-    /// For each column row `(c, ky, kx)` and output pixel `(oy, ox)` that
-    /// reads an input pixel (not the padding), calls `f(index in the
-    /// columns, index of the pixel within the image)`.
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize)) {
+    /// The columns of images `images` (`n` rows of `input`) into `cols`,
+    /// a `C·k·k × n·out_h·out_w` matrix: image `i`'s output pixels are
+    /// columns `i·P..(i+1)·P` (P = out_h·out_w), zero where the kernel reads
+    /// the padding.
+    fn im2col(&self, input: &[f32], n: usize, cols: &mut [f32]) {
         let [channels, h, w] = self.input;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let pixels = self.out_h * self.out_w;
-        for c in 0..channels {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = (c * k + ky) * k + kx;
-                    for oy in 0..self.out_h {
-                        let y = (oy * s + ky) as isize - p as isize;
-                        if y < 0 || y >= h as isize {
-                            continue;
-                        }
-                        for ox in 0..self.out_w {
-                            let x = (ox * s + kx) as isize - p as isize;
-                            if x >= 0 && x < w as isize {
-                                f(row * pixels + oy * self.out_w + ox, (c * h + y as usize) * w + x as usize);
+        let (pixels, width) = (self.out_h * self.out_w, self.input_width());
+        let row_len = n * pixels;
+        for i in 0..n {
+            let image = &input[i * width..(i + 1) * width];
+            for c in 0..channels {
+                for ky in 0..k {
+                    let ys = valid(ky as isize - p as isize, h, s, self.out_h);
+                    for kx in 0..k {
+                        let xs = valid(kx as isize - p as isize, w, s, self.out_w);
+                        let base = ((c * k + ky) * k + kx) * row_len + i * pixels;
+                        for oy in 0..self.out_h {
+                            let line = &mut cols[base + oy * self.out_w..base + (oy + 1) * self.out_w];
+                            if !ys.contains(&oy) || xs.is_empty() {
+                                line.fill(0.0);
+                                continue;
+                            }
+                            line[..xs.start].fill(0.0);
+                            line[xs.end..].fill(0.0);
+                            let y = oy * s + ky - p;
+                            let x0 = xs.start * s + kx - p;
+                            let src = &image[(c * h + y) * w..(c * h + y + 1) * w];
+                            if s == 1 {
+                                line[xs.clone()].copy_from_slice(&src[x0..x0 + xs.len()]);
+                            } else {
+                                for (j, v) in line[xs.clone()].iter_mut().enumerate() {
+                                    *v = src[x0 + j * s];
+                                }
                             }
                         }
                     }
@@ -110,30 +130,77 @@ impl Conv2d {
         }
     }
 
-    /// One image's columns (`C·k·k × out_h·out_w`, zero in the padding).
-    fn im2col(&self, image: &[f32], cols: &mut [f32]) {
-        cols.fill(0.0);
-        self.for_each_tap(|at, from| cols[at] = image[from]);
-    }
-
-    /// `out = W·cols + b` for one image (`out_channels × out_h·out_w`).
-    fn apply(&self, params: &[f32], cols: &[f32], out: &mut [f32]) {
-        let pixels = self.out_h * self.out_w;
-        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, self.patch());
-        let c = FaerRef::from_row_major_slice(cols, self.patch(), pixels);
-        matmul(
-            MatMut::from_row_major_slice_mut(out, self.out_channels, pixels),
-            Accum::Replace,
-            w,
-            c,
-            1.0f32,
-            Par::Seq,
-        );
-        gradus_optim::clear_upper_state();
-        for (row, &b) in out.chunks_exact_mut(pixels).zip(&params[self.bias()]) {
-            row.iter_mut().for_each(|v| *v += b);
+    /// The reverse of [`Self::im2col`]: adds each column entry's gradient
+    /// onto the input pixel it was read from, in `dx` (`n` rows).
+    fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
+        let [channels, h, w] = self.input;
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (pixels, width) = (self.out_h * self.out_w, self.input_width());
+        let row_len = n * pixels;
+        for i in 0..n {
+            let image = &mut dx[i * width..(i + 1) * width];
+            for c in 0..channels {
+                for ky in 0..k {
+                    let ys = valid(ky as isize - p as isize, h, s, self.out_h);
+                    for kx in 0..k {
+                        let xs = valid(kx as isize - p as isize, w, s, self.out_w);
+                        if xs.is_empty() {
+                            continue;
+                        }
+                        let base = ((c * k + ky) * k + kx) * row_len + i * pixels;
+                        for oy in ys.clone() {
+                            let line = &dcols[base + oy * self.out_w..base + (oy + 1) * self.out_w];
+                            let y = oy * s + ky - p;
+                            let x0 = xs.start * s + kx - p;
+                            let dst = &mut image[(c * h + y) * w..(c * h + y + 1) * w];
+                            if s == 1 {
+                                dst[x0..x0 + xs.len()].iter_mut().zip(&line[xs.clone()]).for_each(|(d, v)| *d += v);
+                            } else {
+                                for (j, v) in line[xs.clone()].iter().enumerate() {
+                                    dst[x0 + j * s] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
+
+    /// `out` (`n` rows) = W·cols + b, through `t`, the `out_channels ×
+    /// n·P` product, whose rows are then laid out image by image.
+    fn apply(&self, params: &[f32], cols: &[f32], n: usize, t: &mut Vec<f32>, out: &mut [f32]) {
+        let (pixels, out_width) = (self.out_h * self.out_w, self.output_width());
+        let row_len = n * pixels;
+        t.resize(self.out_channels * row_len, 0.0);
+        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, self.patch());
+        let c = FaerRef::from_row_major_slice(&cols[..self.patch() * row_len], self.patch(), row_len);
+        let tm = MatMut::from_row_major_slice_mut(&mut t[..], self.out_channels, row_len);
+        matmul(tm, Accum::Replace, w, c, 1.0f32, Par::Seq);
+        gradus_optim::clear_upper_state();
+        for (ch, &b) in params[self.bias()].iter().enumerate() {
+            for i in 0..n {
+                let from = &t[ch * row_len + i * pixels..ch * row_len + (i + 1) * pixels];
+                let to = &mut out[i * out_width + ch * pixels..i * out_width + (ch + 1) * pixels];
+                to.iter_mut().zip(from).for_each(|(o, v)| *o = v + b);
+            }
+        }
+    }
+
+    /// Images a forward pass at inference lowers at once: columns of at most
+    /// `predict_columns` values.
+    fn predict_chunk(&self) -> usize {
+        (self.predict_columns / (self.patch() * self.out_h * self.out_w).max(1)).max(1)
+    }
+}
+
+/// The output positions `o` whose input `o·stride + offset` falls in
+/// `0..side`, of `0..out_side`.
+fn valid(offset: isize, side: usize, stride: usize, out_side: usize) -> Range<usize> {
+    let lo = if offset < 0 { (offset.unsigned_abs()).div_ceil(stride) } else { 0 };
+    let last = side as isize - 1 - offset;
+    let hi = if last < 0 { 0 } else { out_side.min(last as usize / stride + 1) };
+    lo.min(hi)..hi
 }
 
 impl Layer for Conv2d {
@@ -175,16 +242,12 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
-        let block = self.patch() * self.out_h * self.out_w;
         let mut cols = std::mem::take(&mut self.cols);
-        cols.resize(n * block, 0.0);
-        let (width, out_width) = (self.input_width(), self.output_width());
-        for i in 0..n {
-            let c = &mut cols[i * block..(i + 1) * block];
-            self.im2col(&input[i * width..(i + 1) * width], c);
-            self.apply(params, c, &mut out[i * out_width..(i + 1) * out_width]);
-        }
-        self.cols = cols;
+        cols.resize(self.patch() * n * self.out_h * self.out_w, 0.0);
+        self.im2col(input, n, &mut cols);
+        let mut t = std::mem::take(&mut self.t);
+        self.apply(params, &cols, n, &mut t, out);
+        (self.cols, self.t) = (cols, t);
     }
 
     fn backward(
@@ -197,52 +260,54 @@ impl Layer for Conv2d {
         grad: &mut [f32],
         input_grad: bool,
     ) {
-        let (patch, pixels) = (self.patch(), self.out_h * self.out_w);
-        let block = patch * pixels;
-        let (width, out_width) = (self.input_width(), self.output_width());
-        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, patch);
+        let (patch, pixels, out_width) = (self.patch(), self.out_h * self.out_w, self.output_width());
+        let row_len = n * pixels;
+        // dOut laid out as W·cols was: out_channels × n·P.
+        let mut t = std::mem::take(&mut self.t);
+        t.resize(self.out_channels * row_len, 0.0);
+        for ch in 0..self.out_channels {
+            for i in 0..n {
+                t[ch * row_len + i * pixels..ch * row_len + (i + 1) * pixels]
+                    .copy_from_slice(&delta[i * out_width + ch * pixels..i * out_width + (ch + 1) * pixels]);
+            }
+        }
         let (grad_w, grad_b) = grad.split_at_mut(self.bias().start);
-        grad_b.fill(0.0);
-        if input_grad {
-            scratch.clear();
-            scratch.resize(n * width, 0.0);
+        for (gb, row) in grad_b.iter_mut().zip(t.chunks_exact(row_len)) {
+            *gb = row.iter().sum();
         }
-        let mut dcols = std::mem::take(&mut self.dcols);
-        dcols.resize(block, 0.0);
-        for i in 0..n {
-            let d = &delta[i * out_width..(i + 1) * out_width];
-            let dm = FaerRef::from_row_major_slice(d, self.out_channels, pixels);
-            let cols = FaerRef::from_row_major_slice(&self.cols[i * block..(i + 1) * block], patch, pixels);
-            // dW += dOut·colsᵀ; db += the rows' sums.
-            let accum = if i == 0 { Accum::Replace } else { Accum::Add };
-            let gw = MatMut::from_row_major_slice_mut(grad_w, self.out_channels, patch);
-            matmul(gw, accum, dm, cols.transpose(), 1.0f32, Par::Seq);
+        // dW = dOut·colsᵀ.
+        let dm = FaerRef::from_row_major_slice(&t, self.out_channels, row_len);
+        let cols = FaerRef::from_row_major_slice(&self.cols[..patch * row_len], patch, row_len);
+        let gw = MatMut::from_row_major_slice_mut(grad_w, self.out_channels, patch);
+        matmul(gw, Accum::Replace, dm, cols.transpose(), 1.0f32, Par::Seq);
+        gradus_optim::clear_upper_state();
+        if input_grad {
+            // dcols = Wᵀ·dOut, scattered back onto the pixels it came from.
+            let mut dcols = std::mem::take(&mut self.dcols);
+            dcols.resize(patch * row_len, 0.0);
+            let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, patch);
+            let dc = MatMut::from_row_major_slice_mut(&mut dcols, patch, row_len);
+            matmul(dc, Accum::Replace, w.transpose(), dm, 1.0f32, Par::Seq);
             gradus_optim::clear_upper_state();
-            for (gb, row) in grad_b.iter_mut().zip(d.chunks_exact(pixels)) {
-                *gb += row.iter().sum::<f32>();
-            }
-            if input_grad {
-                // dcols = Wᵀ·dOut, scattered back onto the pixels it came from.
-                let dc = MatMut::from_row_major_slice_mut(&mut dcols, patch, pixels);
-                matmul(dc, Accum::Replace, w.transpose(), dm, 1.0f32, Par::Seq);
-                gradus_optim::clear_upper_state();
-                let dx = &mut scratch[i * width..(i + 1) * width];
-                self.for_each_tap(|at, to| dx[to] += dcols[at]);
-            }
-        }
-        self.dcols = dcols;
-        if input_grad {
+            scratch.clear();
+            scratch.resize(n * self.input_width(), 0.0);
+            self.col2im(&dcols, n, scratch);
+            self.dcols = dcols;
             std::mem::swap(delta, scratch);
         }
+        self.t = t;
     }
 
     fn predict(&self, params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
         let (width, out_width) = (self.input_width(), self.output_width());
-        let mut cols = vec![0.0; self.patch() * self.out_h * self.out_w];
+        let chunk = self.predict_chunk().min(n.max(1));
+        let mut cols = vec![0.0; self.patch() * chunk * self.out_h * self.out_w];
+        let mut t = Vec::new();
         let mut out = vec![0.0; n * out_width];
-        for i in 0..n {
-            self.im2col(&input[i * width..(i + 1) * width], &mut cols);
-            self.apply(params, &cols, &mut out[i * out_width..(i + 1) * out_width]);
+        for first in (0..n).step_by(chunk) {
+            let m = chunk.min(n - first);
+            self.im2col(&input[first * width..(first + m) * width], m, &mut cols);
+            self.apply(params, &cols, m, &mut t, &mut out[first * out_width..(first + m) * out_width]);
         }
         out
     }
@@ -801,6 +866,9 @@ pub(crate) mod tests {
         let x: Vec<f32> = (0..2 * 60).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let mut out = vec![0.0; 2 * conv.output_width()];
         conv.forward(&params, &x, 2, &mut out, &mut rng);
+        assert_eq!(conv.predict(&params, x.clone(), 2), out);
+        // One image at a time.
+        conv.predict_columns = 1;
         assert_eq!(conv.predict(&params, x, 2), out);
         let mut pooled = vec![0.0; 2 * pool.output_width()];
         pool.forward(&[], &out, 2, &mut pooled, &mut rng);

@@ -13,6 +13,10 @@ use crate::layer::Layer;
 use crate::model::NamedParams;
 use crate::{Loss, Model, Targets};
 
+/// The most values a layer's outputs hold at once in [`Model::predict`]:
+/// 16M, 64 MB.
+const PREDICT_VALUES: usize = 16 << 20;
+
 /// A feed-forward network of layers (see the module docs). Built from a
 /// description such as [`crate::MlpSpec`].
 #[derive(Clone, Debug)]
@@ -167,10 +171,19 @@ impl Model for Network {
         let n = x.rows();
         assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
         assert_eq!(out.len(), n * self.n_outputs(), "out is n x n_outputs");
-        let mut values = x.as_slice().to_vec();
-        for (layer, slice) in self.layers.iter().zip(&self.slices) {
-            values = layer.predict(&self.params[slice.clone()], values, n);
+        // Rows go through in chunks whose widest layer holds at most
+        // PREDICT_VALUES values (a conv layer's outputs on 10,000 images
+        // would take gigabytes); rows are independent, so this changes no output.
+        let widest = self.layers.iter().map(|l| l.output_width()).max().unwrap_or(1).max(self.n_inputs());
+        let chunk = (PREDICT_VALUES / widest).max(1);
+        let (d, k) = (self.n_inputs(), self.n_outputs());
+        for first in (0..n).step_by(chunk) {
+            let m = chunk.min(n - first);
+            let mut values = x.as_slice()[first * d..(first + m) * d].to_vec();
+            for (layer, slice) in self.layers.iter().zip(&self.slices) {
+                values = layer.predict(&self.params[slice.clone()], values, m);
+            }
+            out[first * k..(first + m) * k].copy_from_slice(&values);
         }
-        out.copy_from_slice(&values);
     }
 }
