@@ -1,5 +1,5 @@
-"""Reference values for gradus's Conv2d and MaxPool2d tests (crates/gradus-train/src/conv.rs,
-`conv2d_and_max_pool_match_pytorch`): PyTorch's forward outputs and gradients on fixed inputs.
+"""Reference values for gradus's Conv2d, MaxPool2d, AvgPool2d and global average pooling tests (crates/gradus-train/src/conv.rs,
+`conv2d_and_pooling_match_pytorch`): PyTorch's forward outputs and gradients on fixed inputs.
 
 Inputs are v(i, c) = sin(0.7·i + c) computed in float64 and rounded to float32, which the
 Rust test computes the same way. The loss is sum(out · r), so the gradient flowing into
@@ -45,3 +45,18 @@ r = v(out.numel(), 5.0).reshape(out.shape)
 print("// pool: out shape", list(out.shape))
 show("pool output", out)
 show("pool input gradient", x.grad)
+
+# AvgPool2d(3, stride=2) on 2 images of 2x5x6, then global average pooling of 2x5x6.
+x = v(2 * 2 * 5 * 6, 6.0).reshape(2, 2, 5, 6).requires_grad_()
+out = torch.nn.AvgPool2d(3, stride=2)(x)
+r = v(out.numel(), 7.0).reshape(out.shape)
+(out * r).sum().backward()
+print("// avg pool: out shape", list(out.shape))
+show("avg pool output", out)
+show("avg pool input gradient", x.grad)
+x = v(2 * 2 * 5 * 6, 8.0).reshape(2, 2, 5, 6).requires_grad_()
+out = torch.nn.AdaptiveAvgPool2d(1)(x).flatten(1)
+r = v(out.numel(), 9.0).reshape(out.shape)
+(out * r).sum().backward()
+show("global avg pool output", out)
+show("global avg pool input gradient", x.grad)

@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use gradus::data::{Scaling, Target, Task};
 use gradus::pipeline::{Family, ModelChoice, TrainJob};
 use gradus::train::{
-    Activation, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Schedule, Shape, Termination, TrainConfig,
-    WeightInit,
+    Activation, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Pooling, Schedule, Shape, Termination,
+    TrainConfig, WeightInit,
 };
 use serde::Serialize;
 
@@ -49,9 +49,16 @@ pub struct TrainArgs {
     /// CNN: the side of each stage's square kernel (stride 1, padded to keep the size).
     #[arg(long, default_value_t = 5, value_name = "K")]
     kernel: usize,
-    /// CNN: the side of the max pooling window after each stage (1 for none).
+    /// CNN: the side of the pooling window after each stage (1 for none).
     #[arg(long, default_value_t = 2, value_name = "P")]
     pool: usize,
+    /// CNN: each window's maximum or mean.
+    #[arg(long, value_enum, default_value = "max")]
+    pooling: PoolingArg,
+    /// CNN: average each channel over the image after the stages, so the
+    /// Dense layers see one value per channel.
+    #[arg(long)]
+    global_pool: bool,
     /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
     #[arg(long, value_enum, default_value = "auto")]
     init: InitArg,
@@ -151,6 +158,12 @@ enum ActivationArg {
     Tanh,
     Sigmoid,
     Gelu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PoolingArg {
+    Max,
+    Avg,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -285,7 +298,18 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
         Family::Softmax => ModelChoice::Softmax,
         Family::Cnn => ModelChoice::Cnn {
             input: image_shape(args)?,
-            conv: args.channels.iter().map(|&c| ConvStage::same(c, args.kernel, args.pool)).collect(),
+            conv: args
+                .channels
+                .iter()
+                .map(|&c| ConvStage {
+                    pooling: match args.pooling {
+                        PoolingArg::Max => Pooling::Max,
+                        PoolingArg::Avg => Pooling::Avg,
+                    },
+                    ..ConvStage::same(c, args.kernel, args.pool)
+                })
+                .collect(),
+            global_pool: args.global_pool,
             hidden: args.hidden.clone(),
             activation: activation(args.activation),
             dropout: args.dropout,

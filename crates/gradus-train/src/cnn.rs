@@ -7,13 +7,24 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conv::{Conv2d, MaxPool2d, Shape, output_side};
+use crate::conv::{AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d, Shape, output_side};
 use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
 use crate::{Activation, Network, TrainError};
 
+/// How a stage pools.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Each window's maximum.
+    #[default]
+    Max,
+    /// Each window's mean.
+    Avg,
+}
+
 /// One stage: a convolution with `channels` outputs and a `kernel × kernel`
 /// window moved by `stride` over the input padded by `padding`, the
-/// activation, then (for `pool` > 1) max pooling over `pool × pool` windows.
+/// activation, then (for `pool` > 1) `pooling` over `pool × pool` windows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConvStage {
@@ -22,13 +33,15 @@ pub struct ConvStage {
     pub stride: usize,
     pub padding: usize,
     pub pool: usize,
+    #[serde(default)]
+    pub pooling: Pooling,
 }
 
 impl ConvStage {
     /// A stride-1 convolution padded to keep the image's size (for an odd
     /// kernel), then `pool × pool` max pooling.
     pub fn same(channels: usize, kernel: usize, pool: usize) -> Self {
-        Self { channels, kernel, stride: 1, padding: kernel / 2, pool }
+        Self { channels, kernel, stride: 1, padding: kernel / 2, pool, pooling: Pooling::Max }
     }
 
     /// `32k5-pool2` or `64k3s2p1`: channels, kernel, stride and padding
@@ -42,7 +55,7 @@ impl ConvStage {
             s += &format!("p{}", self.padding);
         }
         if self.pool > 1 {
-            s += &format!("-pool{}", self.pool);
+            s += &format!("-{}{}", if self.pooling == Pooling::Avg { "avgpool" } else { "pool" }, self.pool);
         }
         s
     }
@@ -54,6 +67,7 @@ impl ConvStage {
 /// |---|---|---|
 /// | `input` | channels, height, width of each image | each ≥ 1 |
 /// | `conv` | the convolution stages, in order | ≥ 1 stage, each kernel fitting its input |
+/// | `global_pool` | each channel averaged over the image after the stages (so the Dense layers see C values) | |
 /// | `hidden` | widths of the Dense layers after them | each ≥ 1 |
 /// | `n_outputs` | 1 for regression and binary, k for k classes | ≥ 1 |
 /// | `activation` | after every convolution and hidden Dense layer | relu, tanh, sigmoid, gelu |
@@ -63,6 +77,8 @@ impl ConvStage {
 pub struct CnnSpec {
     pub input: Shape,
     pub conv: Vec<ConvStage>,
+    #[serde(default)]
+    pub global_pool: bool,
     pub hidden: Vec<usize>,
     pub n_outputs: usize,
     pub activation: Activation,
@@ -78,6 +94,7 @@ impl CnnSpec {
         Self {
             input,
             conv: vec![ConvStage::same(32, 5, 2), ConvStage::same(64, 5, 2)],
+            global_pool: false,
             hidden: vec![128],
             n_outputs,
             activation: Activation::Relu,
@@ -147,7 +164,8 @@ impl CnnSpec {
     /// last stage, the hidden widths, the outputs.
     pub fn dense_widths(&self) -> Result<Vec<usize>, TrainError> {
         let last = *self.stage_shapes()?.last().expect("at least one stage");
-        Ok(std::iter::once(last.iter().product()).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect())
+        let flat = if self.global_pool { last[0] } else { last.iter().product() };
+        Ok(std::iter::once(flat).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect())
     }
 
     /// How many parameters each layer with any has, in order, or an error
@@ -174,7 +192,8 @@ impl CnnSpec {
         let stages: Vec<String> = self.conv.iter().map(ConvStage::describe).collect();
         let dense: Vec<String> = self.hidden.iter().chain([&self.n_outputs]).map(usize::to_string).collect();
         let dropout = if self.dropout > 0.0 { format!(", dropout {}", self.dropout) } else { String::new() };
-        format!("CNN {c}x{h}x{w} {} {} {}{dropout}", stages.join(" "), dense.join("-"), self.activation.name())
+        let global = if self.global_pool { " gap" } else { "" };
+        format!("CNN {c}x{h}x{w} {}{global} {} {}{dropout}", stages.join(" "), dense.join("-"), self.activation.name())
     }
 }
 
@@ -190,11 +209,18 @@ impl Network {
             shape = conv.output_shape();
             layers.push(Box::new(conv));
             layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
-            if stage.pool > 1 {
+            if stage.pool > 1 && stage.pooling == Pooling::Max {
                 let pool = MaxPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
                 shape = pool.output_shape();
                 layers.push(Box::new(pool));
+            } else if stage.pool > 1 {
+                let pool = AvgPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
+                shape = pool.output_shape();
+                layers.push(Box::new(pool));
             }
+        }
+        if spec.global_pool {
+            layers.push(Box::new(GlobalAvgPool::new(shape)));
         }
         let init = if matches!(spec.activation, Activation::Relu | Activation::Gelu) {
             DenseInit::He
@@ -226,9 +252,10 @@ mod tests {
         CnnSpec {
             input: [2, 7, 6],
             conv: vec![
-                ConvStage { channels: 3, kernel: 3, stride: 1, padding: 1, pool: 2 },
-                ConvStage { channels: 2, kernel: 2, stride: 1, padding: 0, pool: 1 },
+                ConvStage { channels: 3, kernel: 3, stride: 1, padding: 1, pool: 2, pooling: Pooling::Max },
+                ConvStage { channels: 2, kernel: 2, stride: 1, padding: 0, pool: 2, pooling: Pooling::Avg },
             ],
+            global_pool: false,
             hidden: vec![5],
             n_outputs: 3,
             activation,
@@ -273,7 +300,7 @@ mod tests {
             err.contains("stage 4 (8k1-pool2)") && err.contains("2x2 pooling window is larger than its 1x1"),
             "{err}"
         );
-        let spec = CnnSpec { conv: vec![ConvStage { channels: 4, kernel: 9, stride: 1, padding: 0, pool: 1 }], ..spec };
+        let spec = CnnSpec { conv: vec![ConvStage { kernel: 9, padding: 0, ..ConvStage::same(4, 9, 1) }], ..spec };
         let err = spec.validate().unwrap_err().to_string();
         assert!(err.contains("stage 1 (4k9)") && err.contains("9x9 kernel is larger than its 8x8 input"), "{err}");
         // Even when padding would make room for it.

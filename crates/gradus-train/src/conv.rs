@@ -436,6 +436,180 @@ impl Layer for MaxPool2d {
     }
 }
 
+/// Average pooling over `kernel × kernel` windows moved by `stride`
+/// (PyTorch's `nn.AvgPool2d` without padding).
+#[derive(Clone, Debug)]
+pub(crate) struct AvgPool2d {
+    input: Shape,
+    kernel: usize,
+    stride: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl AvgPool2d {
+    /// `None` when the window is larger than the input.
+    pub fn new(input: Shape, kernel: usize, stride: usize) -> Option<Self> {
+        let out_h = output_side(input[1], kernel, stride, 0)?;
+        let out_w = output_side(input[2], kernel, stride, 0)?;
+        Some(Self { input, kernel, stride, out_h, out_w })
+    }
+
+    pub fn output_shape(&self) -> Shape {
+        [self.input[0], self.out_h, self.out_w]
+    }
+
+    /// Calls `f(output index, input index)` for every input of every window of one image.
+    fn windows(&self, mut f: impl FnMut(usize, usize)) {
+        let [channels, h, w] = self.input;
+        for c in 0..channels {
+            for oy in 0..self.out_h {
+                for ox in 0..self.out_w {
+                    let to = (c * self.out_h + oy) * self.out_w + ox;
+                    for y in oy * self.stride..oy * self.stride + self.kernel {
+                        for x in ox * self.stride..ox * self.stride + self.kernel {
+                            f(to, (c * h + y) * w + x);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn pool(&self, input: &[f32], n: usize, out: &mut [f32]) {
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let scale = 1.0 / (self.kernel * self.kernel) as f32;
+        for i in 0..n {
+            let (image, o) = (&input[i * width..(i + 1) * width], &mut out[i * out_width..(i + 1) * out_width]);
+            o.fill(0.0);
+            self.windows(|to, from| o[to] += image[from]);
+            o.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+}
+
+impl Layer for AvgPool2d {
+    fn kind(&self) -> &'static str {
+        "avgpool"
+    }
+
+    fn input_width(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_width(&self) -> usize {
+        self.input[0] * self.out_h * self.out_w
+    }
+
+    fn forward(&mut self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        self.pool(input, n, out);
+    }
+
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _input: &[f32],
+        n: usize,
+        delta: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+        _grad: &mut [f32],
+        input_grad: bool,
+    ) {
+        if !input_grad {
+            return;
+        }
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let scale = 1.0 / (self.kernel * self.kernel) as f32;
+        scratch.clear();
+        scratch.resize(n * width, 0.0);
+        for i in 0..n {
+            let (d, dx) = (&delta[i * out_width..(i + 1) * out_width], &mut scratch[i * width..(i + 1) * width]);
+            self.windows(|to, from| dx[from] += d[to] * scale);
+        }
+        std::mem::swap(delta, scratch);
+    }
+
+    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; n * self.output_width()];
+        self.pool(&input, n, &mut out);
+        out
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+/// Global average pooling: each channel's mean over the image, `C × H × W`
+/// to `C` (PyTorch's `nn.AdaptiveAvgPool2d(1)` then flattening).
+#[derive(Clone, Debug)]
+pub(crate) struct GlobalAvgPool {
+    input: Shape,
+}
+
+impl GlobalAvgPool {
+    pub fn new(input: Shape) -> Self {
+        Self { input }
+    }
+
+    fn pool(&self, input: &[f32], n: usize, out: &mut [f32]) {
+        let area = self.input[1] * self.input[2];
+        for (o, channel) in out[..n * self.input[0]].iter_mut().zip(input.chunks_exact(area)) {
+            *o = channel.iter().sum::<f32>() / area as f32;
+        }
+    }
+}
+
+impl Layer for GlobalAvgPool {
+    fn kind(&self) -> &'static str {
+        "global_avgpool"
+    }
+
+    fn input_width(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_width(&self) -> usize {
+        self.input[0]
+    }
+
+    fn forward(&mut self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        self.pool(input, n, out);
+    }
+
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _input: &[f32],
+        n: usize,
+        delta: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+        _grad: &mut [f32],
+        input_grad: bool,
+    ) {
+        if !input_grad {
+            return;
+        }
+        let area = self.input[1] * self.input[2];
+        scratch.clear();
+        scratch.resize(n * self.input_width(), 0.0);
+        for (channel, d) in scratch.chunks_exact_mut(area).zip(&delta[..n * self.input[0]]) {
+            channel.fill(d / area as f32);
+        }
+        std::mem::swap(delta, scratch);
+    }
+
+    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; n * self.input[0]];
+        self.pool(&input, n, &mut out);
+        out
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
 #[cfg(test)]
 // PyTorch's values are pasted as printed.
 #[allow(clippy::excessive_precision)]
@@ -524,6 +698,27 @@ pub(crate) mod tests {
             let mut pool = pool.unwrap();
             let x = distinct(n * channels * h * w, &mut seeded_rng(seed));
             check_gradients(&mut pool, &x, n, 0.01, seed);
+        }
+
+        #[test]
+        fn avg_pool_gradients_match_finite_differences(
+            channels in 1usize..4, h in 1usize..9, w in 1usize..9, kernel in 1usize..4, stride in 1usize..4,
+            n in 1usize..3, seed: u64,
+        ) {
+            let pool = AvgPool2d::new([channels, h, w], kernel, stride);
+            prop_assume!(pool.is_some());
+            let mut rng = seeded_rng(seed);
+            let x: Vec<f32> = (0..n * channels * h * w).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            check_gradients(&mut pool.unwrap(), &x, n, 0.25, seed);
+        }
+
+        #[test]
+        fn global_avg_pool_gradients_match_finite_differences(
+            channels in 1usize..4, h in 1usize..6, w in 1usize..6, n in 1usize..3, seed: u64,
+        ) {
+            let mut rng = seeded_rng(seed);
+            let x: Vec<f32> = (0..n * channels * h * w).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            check_gradients(&mut GlobalAvgPool::new([channels, h, w]), &x, n, 0.25, seed);
         }
     }
 
@@ -811,6 +1006,270 @@ pub(crate) mod tests {
         0.0000000e+00,
     ];
 
+    const AVG_OUT: &[f32] = &[
+        -5.4499251e-03,
+        -1.4411741e-03,
+        2.3835700e-03,
+        5.2622226e-03,
+        2.5479794e-03,
+        5.2084359e-03,
+        2.8181407e-03,
+        -4.1466025e-03,
+        2.6587381e-03,
+        -4.2644409e-03,
+        -5.4707611e-03,
+        -7.1978569e-04,
+        -5.4604877e-03,
+        -5.3690537e-04,
+        3.1748149e-03,
+        4.9351058e-03,
+    ];
+    const AVG_GRAD_X: &[f32] = &[
+        7.2998509e-02,
+        7.2998509e-02,
+        1.8279499e-01,
+        1.0979647e-01,
+        1.0979647e-01,
+        0.0000000e+00,
+        7.2998509e-02,
+        7.2998509e-02,
+        1.8279499e-01,
+        1.0979647e-01,
+        1.0979647e-01,
+        0.0000000e+00,
+        1.6795394e-01,
+        1.6795394e-01,
+        3.1320581e-01,
+        1.4525184e-01,
+        1.4525184e-01,
+        0.0000000e+00,
+        9.4955429e-02,
+        9.4955429e-02,
+        1.3041081e-01,
+        3.5455372e-02,
+        3.5455372e-02,
+        0.0000000e+00,
+        9.4955429e-02,
+        9.4955429e-02,
+        1.3041081e-01,
+        3.5455372e-02,
+        3.5455372e-02,
+        0.0000000e+00,
+        -4.0719904e-02,
+        -4.0719904e-02,
+        -1.3846388e-01,
+        -9.7743973e-02,
+        -9.7743973e-02,
+        0.0000000e+00,
+        -4.0719904e-02,
+        -4.0719904e-02,
+        -1.3846388e-01,
+        -9.7743973e-02,
+        -9.7743973e-02,
+        0.0000000e+00,
+        -1.4951742e-01,
+        -1.4951742e-01,
+        -3.1594330e-01,
+        -1.6642588e-01,
+        -1.6642588e-01,
+        0.0000000e+00,
+        -1.0879752e-01,
+        -1.0879752e-01,
+        -1.7747942e-01,
+        -6.8681903e-02,
+        -6.8681903e-02,
+        0.0000000e+00,
+        -1.0879752e-01,
+        -1.0879752e-01,
+        -1.7747942e-01,
+        -6.8681903e-02,
+        -6.8681903e-02,
+        0.0000000e+00,
+        3.7358941e-03,
+        3.7358941e-03,
+        7.8132533e-02,
+        7.4396640e-02,
+        7.4396640e-02,
+        0.0000000e+00,
+        3.7358941e-03,
+        3.7358941e-03,
+        7.8132533e-02,
+        7.4396640e-02,
+        7.4396640e-02,
+        0.0000000e+00,
+        1.1380338e-01,
+        1.1380338e-01,
+        2.8217191e-01,
+        1.6836852e-01,
+        1.6836852e-01,
+        0.0000000e+00,
+        1.1006749e-01,
+        1.1006749e-01,
+        2.0403937e-01,
+        9.3971871e-02,
+        9.3971871e-02,
+        0.0000000e+00,
+        1.1006749e-01,
+        1.1006749e-01,
+        2.0403937e-01,
+        9.3971871e-02,
+        9.3971871e-02,
+        0.0000000e+00,
+        3.3679817e-02,
+        3.3679817e-02,
+        -8.7725632e-03,
+        -4.2452380e-02,
+        -4.2452380e-02,
+        0.0000000e+00,
+        3.3679817e-02,
+        3.3679817e-02,
+        -8.7725632e-03,
+        -4.2452380e-02,
+        -4.2452380e-02,
+        0.0000000e+00,
+        -6.4938739e-02,
+        -6.4938739e-02,
+        -2.1579400e-01,
+        -1.5085527e-01,
+        -1.5085527e-01,
+        0.0000000e+00,
+        -9.8618560e-02,
+        -9.8618560e-02,
+        -2.0702145e-01,
+        -1.0840289e-01,
+        -1.0840289e-01,
+        0.0000000e+00,
+        -9.8618560e-02,
+        -9.8618560e-02,
+        -2.0702145e-01,
+        -1.0840289e-01,
+        -1.0840289e-01,
+        0.0000000e+00,
+    ];
+    const GAP_OUT: &[f32] = &[5.5061746e-02, -8.4901817e-02, 3.7944648e-02, 4.3335021e-02];
+    const GAP_GRAD_X: &[f32] = &[
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        1.3737283e-02,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -9.0586869e-03,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -2.7594214e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+        -3.3151753e-02,
+    ];
+
     /// Runs `layer` forward and backward on `x` with the output gradient `r`:
     /// the outputs, then the parameter and input gradients.
     fn run(layer: &mut dyn Layer, params: &[f32], x: &[f32], n: usize, r: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -830,7 +1289,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn conv2d_and_max_pool_match_pytorch() {
+    fn conv2d_and_pooling_match_pytorch() {
         // Conv2d(2, 3, 3, stride=2, padding=1) on 2 images of 2x4x5.
         let mut conv = Conv2d::new([2, 4, 5], 3, 3, 2, 1).unwrap();
         assert_eq!(conv.output_shape(), [3, 2, 3]);
@@ -845,6 +1304,15 @@ pub(crate) mod tests {
         let (out, _, dx) = run(&mut pool, &[], &v(80, 4.0), 2, &v(16, 5.0));
         assert_close("pool output", &out, POOL_OUT);
         assert_close("pool input gradient", &dx, POOL_GRAD_X);
+        // AvgPool2d(3, stride=2) on 2 images of 2x5x6; global average pooling.
+        let mut pool = AvgPool2d::new([2, 5, 6], 3, 2).unwrap();
+        assert_eq!(pool.output_shape(), [2, 2, 2]);
+        let (out, _, dx) = run(&mut pool, &[], &v(120, 6.0), 2, &v(16, 7.0));
+        assert_close("avg pool output", &out, AVG_OUT);
+        assert_close("avg pool input gradient", &dx, AVG_GRAD_X);
+        let (out, _, dx) = run(&mut GlobalAvgPool::new([2, 5, 6]), &[], &v(120, 8.0), 2, &v(4, 9.0));
+        assert_close("global avg pool output", &out, GAP_OUT);
+        assert_close("global avg pool input gradient", &dx, GAP_GRAD_X);
     }
 
     #[test]

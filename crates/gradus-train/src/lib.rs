@@ -44,7 +44,7 @@ mod trainer;
 mod vmath;
 
 pub use activation::Activation;
-pub use cnn::{CnnSpec, ConvStage};
+pub use cnn::{CnnSpec, ConvStage, Pooling};
 pub use conv::{Shape, output_side};
 pub use error::TrainError;
 pub use loss::{Loss, Targets};

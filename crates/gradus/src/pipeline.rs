@@ -92,6 +92,7 @@ pub enum ModelChoice {
     Cnn {
         input: Shape,
         conv: Vec<ConvStage>,
+        global_pool: bool,
         hidden: Vec<usize>,
         activation: Activation,
         dropout: f32,
@@ -193,9 +194,10 @@ impl TrainJob {
     /// The architecture this job trains for `n_features` inputs.
     pub fn architecture(&self, n_features: usize, n_outputs: usize) -> Architecture {
         match &self.model {
-            ModelChoice::Cnn { input, conv, hidden, activation, dropout } => Architecture::Cnn(CnnSpec {
+            ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout } => Architecture::Cnn(CnnSpec {
                 input: *input,
                 conv: conv.clone(),
+                global_pool: *global_pool,
                 hidden: hidden.clone(),
                 n_outputs,
                 activation: *activation,
