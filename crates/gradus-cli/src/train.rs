@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use gradus::data::{Scaling, Target, Task};
 use gradus::pipeline::{Family, ModelChoice, TrainJob};
 use gradus::train::{
-    Activation, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Pooling, Schedule, Shape, Termination,
-    TrainConfig, WeightInit,
+    Activation, Augment, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Pooling, Schedule, Shape,
+    Termination, TrainConfig, WeightInit,
 };
 use serde::Serialize;
 
@@ -59,6 +59,16 @@ pub struct TrainArgs {
     /// Dense layers see one value per channel.
     #[arg(long)]
     global_pool: bool,
+    /// CNN augmentation, training only: move each image by up to this many
+    /// pixels each way, vertically and horizontally (bilinear; 0: off).
+    #[arg(long, default_value_t = 0.0, value_name = "PIXELS")]
+    shift: f32,
+    /// CNN augmentation: turn each image by up to this many degrees either way (0: off).
+    #[arg(long, default_value_t = 0.0, value_name = "DEGREES")]
+    rotate: f32,
+    /// CNN augmentation: mirror half the images left to right (off: digits are not symmetric).
+    #[arg(long)]
+    flip: bool,
     /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
     #[arg(long, value_enum, default_value = "auto")]
     init: InitArg,
@@ -289,8 +299,17 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("invalid --valid-fraction {}: must be in [0, 1)", args.valid_fraction);
     }
-    if args.image_shape.is_some() && args.model != Family::Cnn {
-        bail!("--image-shape applies to --model cnn, not --model {}", args.model.name());
+    if args.model != Family::Cnn {
+        let given = [
+            ("--image-shape", args.image_shape.is_some()),
+            ("--global-pool", args.global_pool),
+            ("--shift", args.shift != 0.0),
+            ("--rotate", args.rotate != 0.0),
+            ("--flip", args.flip),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+            bail!("{flag} applies to --model cnn, not --model {}", args.model.name());
+        }
     }
     let model = match args.model {
         Family::Linear => ModelChoice::Linear,
@@ -310,6 +329,7 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
                 })
                 .collect(),
             global_pool: args.global_pool,
+            augment: Augment { shift: args.shift, rotate: args.rotate, flip: args.flip },
             hidden: args.hidden.clone(),
             activation: activation(args.activation),
             dropout: args.dropout,

@@ -74,10 +74,11 @@ fn a_cnn_trains_on_idx_files_and_evaluates_and_predicts_on_others() {
     let mut args =
         vec!["train", "--data", "train-images-idx3-ubyte.gz", "--epochs", "8", "--out", "m.gradus", "--json"];
     args.extend(SMALL_CNN);
+    args.extend(["--shift", "1"]);
     let out = gradus(dir.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["architecture"], "CNN 1x8x8 4k3p1-pool2 8k3p1-pool2 16-3 relu");
+    assert_eq!(report["architecture"], "CNN 1x8x8 4k3p1-pool2 8k3p1-pool2 16-3 relu, augment shift 1");
 
     let out = gradus(dir.path(), &["evaluate", "--model", "m.gradus", "--data", "t10k-images-idx3-ubyte.gz", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -168,6 +169,13 @@ fn bad_images_and_shapes_are_errors_naming_what_is_wrong() {
         "--image-shape applies to --model cnn",
     );
     fails(&train("train-images-idx3-ubyte.gz", &["--target", "digit"]), "its labels ('label'), not 'digit'");
+    // Augmentation out of range, or asked of another model.
+    fails(&train("train-images-idx3-ubyte.gz", &["--rotate", "200"]), "augmentation rotation 200");
+    fails(&train("train-images-idx3-ubyte.gz", &["--shift", "-1"]), "augmentation shift -1");
+    fails(
+        &["train", "--data", "train-images-idx3-ubyte.gz", "--model", "mlp", "--flip"],
+        "--flip applies to --model cnn",
+    );
 
     // A model's input shape that is not the data's, at predict and evaluate.
     let mut args = train("train-images-idx3-ubyte.gz", &["--out", "m.gradus"]);

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::augment::{Augment, Augmentation};
 use crate::conv::{AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d, Shape, output_side};
 use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
 use crate::{Activation, Network, TrainError};
@@ -72,6 +73,7 @@ impl ConvStage {
 /// | `n_outputs` | 1 for regression and binary, k for k classes | ≥ 1 |
 /// | `activation` | after every convolution and hidden Dense layer | relu, tanh, sigmoid, gelu |
 /// | `dropout` | on each hidden Dense layer's units in training | [0, 1) |
+/// | `augment` | random shifts, rotations and mirrors of training images (see [`Augment`]) | off by default |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CnnSpec {
@@ -83,6 +85,12 @@ pub struct CnnSpec {
     pub n_outputs: usize,
     pub activation: Activation,
     pub dropout: f32,
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub augment: Augment,
+}
+
+fn is_off(augment: &Augment) -> bool {
+    !augment.is_active()
 }
 
 impl CnnSpec {
@@ -99,6 +107,7 @@ impl CnnSpec {
             n_outputs,
             activation: Activation::Relu,
             dropout: 0.25,
+            augment: Augment::default(),
         }
     }
 
@@ -157,7 +166,7 @@ impl CnnSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(TrainError::invalid("dropout", self.dropout, "must be in [0, 1)"));
         }
-        Ok(())
+        self.augment.validate()
     }
 
     /// The widths of the Dense layers' inputs and outputs: the flattened
@@ -193,7 +202,22 @@ impl CnnSpec {
         let dense: Vec<String> = self.hidden.iter().chain([&self.n_outputs]).map(usize::to_string).collect();
         let dropout = if self.dropout > 0.0 { format!(", dropout {}", self.dropout) } else { String::new() };
         let global = if self.global_pool { " gap" } else { "" };
-        format!("CNN {c}x{h}x{w} {}{global} {} {}{dropout}", stages.join(" "), dense.join("-"), self.activation.name())
+        let a = self.augment;
+        let augment = match (a.shift > 0.0, a.rotate > 0.0, a.flip) {
+            (false, false, false) => String::new(),
+            _ => format!(
+                ", augment{}{}{}",
+                if a.shift > 0.0 { format!(" shift {}", a.shift) } else { String::new() },
+                if a.rotate > 0.0 { format!(" rotate {}", a.rotate) } else { String::new() },
+                if a.flip { " flip" } else { "" }
+            ),
+        };
+        format!(
+            "CNN {c}x{h}x{w} {}{global} {} {}{dropout}{augment}",
+            stages.join(" "),
+            dense.join("-"),
+            self.activation.name()
+        )
     }
 }
 
@@ -203,6 +227,9 @@ impl Network {
         spec.validate()?;
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
         let mut shape = spec.input;
+        if spec.augment.is_active() {
+            layers.push(Box::new(Augmentation::new(shape, spec.augment)));
+        }
         for stage in &spec.conv {
             let conv = Conv2d::new(shape, stage.channels, stage.kernel, stage.stride, stage.padding)
                 .expect("validated: the kernel fits");
@@ -260,6 +287,7 @@ mod tests {
             n_outputs: 3,
             activation,
             dropout,
+            augment: Augment::default(),
         }
     }
 

@@ -27,6 +27,7 @@
 //! ```
 
 mod activation;
+mod augment;
 mod cnn;
 mod conv;
 mod error;
@@ -44,6 +45,7 @@ mod trainer;
 mod vmath;
 
 pub use activation::Activation;
+pub use augment::Augment;
 pub use cnn::{CnnSpec, ConvStage, Pooling};
 pub use conv::{Shape, output_side};
 pub use error::TrainError;

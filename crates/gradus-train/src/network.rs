@@ -122,7 +122,9 @@ impl Model for Network {
         let [mut delta, mut scratch] = std::mem::take(&mut self.delta);
         delta.resize(n * k, 0.0);
         let value = loss.value_and_grad(outputs.last().expect("a layer"), k, y, &mut delta);
-        for l in (0..self.layers.len()).rev() {
+        // Gradients flow back only as far as the first layer with parameters.
+        let first_learned = self.slices.iter().position(|s| !s.is_empty()).unwrap_or(0);
+        for l in (first_learned..self.layers.len()).rev() {
             let input: &[f32] = if l == 0 { x.as_slice() } else { &outputs[l - 1] };
             let slice = self.slices[l].clone();
             self.layers[l].backward(
@@ -132,7 +134,7 @@ impl Model for Network {
                 &mut delta,
                 &mut scratch,
                 &mut grad[slice],
-                l > 0,
+                l > first_learned,
             );
         }
         self.outputs = outputs;

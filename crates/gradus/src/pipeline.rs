@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
-    Activation, Architecture, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer, Preprocessing,
-    SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
+    Activation, Architecture, Augment, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer,
+    Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,7 @@ pub enum ModelChoice {
         hidden: Vec<usize>,
         activation: Activation,
         dropout: f32,
+        augment: Augment,
     },
 }
 
@@ -194,15 +195,18 @@ impl TrainJob {
     /// The architecture this job trains for `n_features` inputs.
     pub fn architecture(&self, n_features: usize, n_outputs: usize) -> Architecture {
         match &self.model {
-            ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout } => Architecture::Cnn(CnnSpec {
-                input: *input,
-                conv: conv.clone(),
-                global_pool: *global_pool,
-                hidden: hidden.clone(),
-                n_outputs,
-                activation: *activation,
-                dropout: *dropout,
-            }),
+            ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout, augment } => {
+                Architecture::Cnn(CnnSpec {
+                    input: *input,
+                    conv: conv.clone(),
+                    global_pool: *global_pool,
+                    hidden: hidden.clone(),
+                    n_outputs,
+                    activation: *activation,
+                    dropout: *dropout,
+                    augment: *augment,
+                })
+            }
             ModelChoice::Mlp { hidden, activation, dropout, init } => Architecture::Mlp(MlpSpec {
                 n_inputs: n_features,
                 hidden: hidden.clone(),
