@@ -209,7 +209,7 @@ mod tests {
         let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let layer = Augmentation::new([1, 3, 3], Augment::default());
         let turn = |draw: Draw| {
-            let mut out = vec![0.0; 9];
+            let mut out = [0.0f32; 9];
             layer.taps(draw, |at, src, weight| out[at] += weight * image[src]);
             out.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<f32>>()
         };
