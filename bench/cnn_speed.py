@@ -7,7 +7,7 @@ Network: the default of `gradus train --model cnn` on MNIST —
   MaxPool2d(2) Flatten Linear(3136, 128) ReLU Linear(128, 10)
 Adam lr 1e-3, batch 64, softmax cross-entropy, pixels / 255, one epoch over the
 first N training images of the full MNIST (data/mnist), no validation rows.
-gradus's time is the training loop's own (`seconds` of `train --json`), PyTorch's
+gradus's time is the training loop's own (`train_seconds` of `train --json`), PyTorch's
 the epoch loop's; neither counts reading the files.
 
 Usage:  bash bench/setup.sh   # once: torch into bench/.venv
@@ -77,7 +77,7 @@ def gradus_epoch(directory, batch, seed):
          "--seed", str(seed), "--json"],
         check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
-    return report["seconds"], report["final_loss"]
+    return report["train_seconds"], report["loss_curve"][-1]
 
 
 def main():

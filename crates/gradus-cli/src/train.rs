@@ -405,6 +405,9 @@ struct JsonOutput<'a> {
     steps: usize,
     best_epoch: Option<usize>,
     seconds: f64,
+    /// The training loop's own time (in `seconds`, also loading, splitting,
+    /// scaling and the final metrics).
+    train_seconds: f64,
     /// The last objective value; null when training diverged to NaN/inf.
     final_loss: Option<f64>,
     train: Option<&'a Metrics>,
@@ -502,6 +505,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             steps: report.steps,
             best_epoch: report.best_epoch,
             seconds,
+            train_seconds: report.seconds,
             final_loss: report.final_loss.is_finite().then_some(report.final_loss),
             train: outcome.train_metrics.as_ref(),
             valid: outcome.valid_metrics.as_ref(),

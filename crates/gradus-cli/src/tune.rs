@@ -129,7 +129,7 @@ pub struct TuneArgs {
     /// Feature scaling fitted on each trial's training rows; auto searches
     /// standard and minmax (which suits pixels) as a hyperparameter.
     #[arg(long, default_value = "auto", value_parser = scale_parser(), value_name = "SCALE")]
-    scale: Option<Scaling>,
+    scale: ScaleRequest,
     #[command(flatten)]
     storage: StorageArg,
     #[command(flatten)]
@@ -183,11 +183,29 @@ enum TaskArg {
     Regression,
 }
 
-/// `--scale`'s parser: auto (searched), or one scaling (listed in `--help`).
-fn scale_parser() -> impl clap::builder::TypedValueParser<Value = Option<Scaling>> {
+/// `--scale`: searched (auto), or one scaling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScaleRequest {
+    Auto,
+    Fixed(Scaling),
+}
+
+impl ScaleRequest {
+    /// The scaling when it is not searched (standard when it is).
+    fn scaling(self) -> Scaling {
+        match self {
+            ScaleRequest::Auto => Scaling::Standard,
+            ScaleRequest::Fixed(s) => s,
+        }
+    }
+}
+
+/// `--scale`'s parser: auto, or one scaling (listed in `--help`).
+fn scale_parser() -> impl clap::builder::TypedValueParser<Value = ScaleRequest> {
     use clap::builder::TypedValueParser;
     let names: Vec<&'static str> = std::iter::once("auto").chain(Scaling::ALL.map(Scaling::name)).collect();
-    clap::builder::PossibleValuesParser::new(names).map(|name| Scaling::from_name(&name))
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| Scaling::from_name(&name).map_or(ScaleRequest::Auto, ScaleRequest::Fixed))
 }
 
 /// `--metric`'s parser: a metric's name.
@@ -270,9 +288,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let user_space = args.space.as_ref().map(|file| read_space(file).map(|s| (file, s))).transpose()?;
     let mut job = TuneJob {
-        space: autotune::default_space(&families, args.scale.is_none()),
+        space: autotune::default_space(&families, args.scale == ScaleRequest::Auto),
         families,
-        scaling: args.scale.unwrap_or(Scaling::Standard),
+        scaling: args.scale.scaling(),
         max_epochs: args.epochs,
         patience: args.patience,
         valid_fraction: args.valid_fraction.unwrap_or(0.2),
@@ -310,7 +328,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let large = args.epoch_rows.is_none() && job.shorten_epochs_on_large_data(&tuning);
     // The space: the defaults (larger batches on a large table), with a
     // --space file laid over them.
-    let mut space = autotune::default_space(&job.families, args.scale.is_none());
+    let mut space = autotune::default_space(&job.families, args.scale == ScaleRequest::Auto);
     if large {
         space = autotune::large_data_batches(space);
     }

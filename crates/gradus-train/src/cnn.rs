@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::{Augment, Augmentation};
 use crate::conv::{AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d, Shape, output_side};
-use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
+use crate::layer::{ActivationLayer, DenseInit, Layer};
 use crate::{Activation, Network, TrainError};
 
 /// How a stage pools.
@@ -249,21 +249,8 @@ impl Network {
         if spec.global_pool {
             layers.push(Box::new(GlobalAvgPool::new(shape)));
         }
-        let init = if matches!(spec.activation, Activation::Relu | Activation::Gelu) {
-            DenseInit::He
-        } else {
-            DenseInit::Xavier
-        };
-        let widths = spec.dense_widths()?;
-        for (i, pair) in widths.windows(2).enumerate() {
-            layers.push(Box::new(Dense::new(pair[0], pair[1], init)));
-            if i + 2 < widths.len() {
-                layers.push(Box::new(ActivationLayer::new(spec.activation, pair[1])));
-                if spec.dropout > 0.0 {
-                    layers.push(Box::new(Dropout::new(spec.dropout, pair[1])));
-                }
-            }
-        }
+        let init = DenseInit::auto(spec.activation);
+        crate::mlp::push_dense_stack(&mut layers, &spec.dense_widths()?, init, spec.activation, spec.dropout, false);
         Ok(Network::new(layers))
     }
 }

@@ -169,13 +169,13 @@ impl Conv2d {
 
     /// `out` (`n` rows) = W·cols + b, through `t`, the `out_channels ×
     /// n·P` product, whose rows are then laid out image by image.
-    fn apply(&self, params: &[f32], cols: &[f32], n: usize, t: &mut Vec<f32>, out: &mut [f32]) {
+    fn apply(&self, params: &[f32], cols: &[f32], n: usize, t: &mut [f32], out: &mut [f32]) {
         let (pixels, out_width) = (self.out_h * self.out_w, self.output_width());
         let row_len = n * pixels;
-        t.resize(self.out_channels * row_len, 0.0);
+        let t = &mut t[..self.out_channels * row_len];
         let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, self.patch());
         let c = FaerRef::from_row_major_slice(&cols[..self.patch() * row_len], self.patch(), row_len);
-        let tm = MatMut::from_row_major_slice_mut(&mut t[..], self.out_channels, row_len);
+        let tm = MatMut::from_row_major_slice_mut(t, self.out_channels, row_len);
         matmul(tm, Accum::Replace, w, c, 1.0f32, Par::Seq);
         gradus_optim::clear_upper_state();
         for (ch, &b) in params[self.bias()].iter().enumerate() {
@@ -246,6 +246,7 @@ impl Layer for Conv2d {
         cols.resize(self.patch() * n * self.out_h * self.out_w, 0.0);
         self.im2col(input, n, &mut cols);
         let mut t = std::mem::take(&mut self.t);
+        t.resize(self.out_channels * n * self.out_h * self.out_w, 0.0);
         self.apply(params, &cols, n, &mut t, out);
         (self.cols, self.t) = (cols, t);
     }
@@ -298,18 +299,19 @@ impl Layer for Conv2d {
         self.t = t;
     }
 
-    fn predict(&self, params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+    fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
         let (width, out_width) = (self.input_width(), self.output_width());
         let chunk = self.predict_chunk().min(n.max(1));
-        let mut cols = vec![0.0; self.patch() * chunk * self.out_h * self.out_w];
-        let mut t = Vec::new();
-        let mut out = vec![0.0; n * out_width];
+        let pixels = self.out_h * self.out_w;
+        // The scratch holds the columns, then the product W·cols.
+        let cols_len = self.patch() * chunk * pixels;
+        scratch.resize(cols_len + self.out_channels * chunk * pixels, 0.0);
+        let (cols, t) = scratch.split_at_mut(cols_len);
         for first in (0..n).step_by(chunk) {
             let m = chunk.min(n - first);
-            self.im2col(&input[first * width..(first + m) * width], m, &mut cols);
-            self.apply(params, &cols, m, &mut t, &mut out[first * out_width..(first + m) * out_width]);
+            self.im2col(&input[first * width..(first + m) * width], m, cols);
+            self.apply(params, cols, m, t, &mut out[first * out_width..(first + m) * out_width]);
         }
-        out
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -420,15 +422,13 @@ impl Layer for MaxPool2d {
         std::mem::swap(delta, scratch);
     }
 
-    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
+    fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
         let (width, out_width) = (self.input_width(), self.output_width());
-        let mut out = vec![0.0; n * out_width];
         for i in 0..n {
             let image = &input[i * width..(i + 1) * width];
             let o = &mut out[i * out_width..(i + 1) * out_width];
             self.pool(image, |to, from| o[to] = image[from]);
         }
-        out
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -529,10 +529,8 @@ impl Layer for AvgPool2d {
         std::mem::swap(delta, scratch);
     }
 
-    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
-        let mut out = vec![0.0; n * self.output_width()];
-        self.pool(&input, n, &mut out);
-        out
+    fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        self.pool(input, n, out);
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -599,10 +597,8 @@ impl Layer for GlobalAvgPool {
         std::mem::swap(delta, scratch);
     }
 
-    fn predict(&self, _params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
-        let mut out = vec![0.0; n * self.input[0]];
-        self.pool(&input, n, &mut out);
-        out
+    fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        self.pool(input, n, out);
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -1332,14 +1328,19 @@ pub(crate) mod tests {
         let mut pool = MaxPool2d::new([3, 6, 5], 2, 2).unwrap();
         let params: Vec<f32> = (0..conv.n_params()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let x: Vec<f32> = (0..2 * 60).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let predict = |layer: &dyn Layer, params: &[f32], x: &[f32]| {
+            let mut out = vec![0.0; 2 * layer.output_width()];
+            layer.predict(params, x, 2, &mut out, &mut Vec::new());
+            out
+        };
         let mut out = vec![0.0; 2 * conv.output_width()];
         conv.forward(&params, &x, 2, &mut out, &mut rng);
-        assert_eq!(conv.predict(&params, x.clone(), 2), out);
+        assert_eq!(predict(&conv, &params, &x), out);
         // One image at a time.
         conv.predict_columns = 1;
-        assert_eq!(conv.predict(&params, x, 2), out);
+        assert_eq!(predict(&conv, &params, &x), out);
         let mut pooled = vec![0.0; 2 * pool.output_width()];
         pool.forward(&[], &out, 2, &mut pooled, &mut rng);
-        assert_eq!(pool.predict(&[], out, 2), pooled);
+        assert_eq!(predict(&pool, &[], &out), pooled);
     }
 }

@@ -62,9 +62,10 @@ pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
         grad: &mut [f32],
         input_grad: bool,
     );
-    /// The inference forward pass (no dropout): `input`'s `n` rows in, the
-    /// outputs back (element-wise layers reuse the buffer).
-    fn predict(&self, params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32>;
+    /// The inference forward pass (no dropout, no augmentation) over `n`
+    /// rows of `input` into `out` (`n` × output width); `scratch` is a
+    /// buffer the caller keeps between calls, for the layer's work.
+    fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>);
     /// Maps each output j through `z·scale[j] + shift[j]` by rewriting its
     /// parameters; `false` when it cannot (it has none that would).
     fn rescale_outputs(&self, _params: &mut [f32], _scale: &[f32], _shift: &[f32]) -> bool {
@@ -86,6 +87,13 @@ pub(crate) enum DenseInit {
     He,
     /// Xavier (Glorot) uniform, U(±√(6/(fan_in+fan_out))) — Glorot & Bengio 2010.
     Xavier,
+}
+
+impl DenseInit {
+    /// He for ReLU and GELU, Xavier for tanh and sigmoid.
+    pub fn auto(activation: Activation) -> Self {
+        if matches!(activation, Activation::Relu | Activation::Gelu) { DenseInit::He } else { DenseInit::Xavier }
+    }
 }
 
 /// A fully connected layer, `Z = A·W + b`: its slice is `W` (fan_in ×
@@ -261,10 +269,8 @@ impl Layer for Dense {
         }
     }
 
-    fn predict(&self, params: &[f32], input: Vec<f32>, n: usize) -> Vec<f32> {
-        let mut out = vec![0.0; n * self.fan_out];
-        affine(&input, n, &params[self.weights()], &params[self.bias()], &mut out);
-        out
+    fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        affine(input, n, &params[self.weights()], &params[self.bias()], out);
     }
 
     fn rescale_outputs(&self, params: &mut [f32], scale: &[f32], shift: &[f32]) -> bool {
@@ -322,9 +328,8 @@ impl Layer for ActivationLayer {
         self.activation.backprop_slice(&input[..n * self.width], &mut delta[..n * self.width]);
     }
 
-    fn predict(&self, _params: &[f32], mut input: Vec<f32>, _n: usize) -> Vec<f32> {
-        self.activation.apply_in_place(&mut input);
-        input
+    fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        self.activation.apply_slice(&input[..n * self.width], out);
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -381,8 +386,8 @@ impl Layer for Dropout {
         delta[..n * self.width].iter_mut().zip(&self.mask).for_each(|(v, m)| *v *= m);
     }
 
-    fn predict(&self, _params: &[f32], input: Vec<f32>, _n: usize) -> Vec<f32> {
-        input
+    fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        out[..n * self.width].copy_from_slice(&input[..n * self.width]);
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {

@@ -61,6 +61,31 @@ impl MlpSpec {
     }
 }
 
+/// Dense layers of `widths` (inputs, hidden widths, outputs) onto
+/// `layers`, each hidden one followed by `activation` and, when `dropout`
+/// is positive, dropout; with `data_first`, the first reads data and skips
+/// a batch's all-zero columns.
+pub(crate) fn push_dense_stack(
+    layers: &mut Vec<Box<dyn Layer>>,
+    widths: &[usize],
+    init: DenseInit,
+    activation: Activation,
+    dropout: f32,
+    data_first: bool,
+) {
+    for (i, pair) in widths.windows(2).enumerate() {
+        let mut dense = Dense::new(pair[0], pair[1], init);
+        dense.skip_zero_columns = data_first && i == 0;
+        layers.push(Box::new(dense));
+        if i + 2 < widths.len() {
+            layers.push(Box::new(ActivationLayer::new(activation, pair[1])));
+            if dropout > 0.0 {
+                layers.push(Box::new(Dropout::new(dropout, pair[1])));
+            }
+        }
+    }
+}
+
 impl Network {
     /// The MLP `spec` describes, its parameters unset.
     pub fn mlp(spec: &MlpSpec) -> Result<Network, TrainError> {
@@ -68,23 +93,11 @@ impl Network {
         let init = match spec.init {
             WeightInit::He => DenseInit::He,
             WeightInit::Xavier => DenseInit::Xavier,
-            WeightInit::Auto if matches!(spec.activation, Activation::Relu | Activation::Gelu) => DenseInit::He,
-            WeightInit::Auto => DenseInit::Xavier,
+            WeightInit::Auto => DenseInit::auto(spec.activation),
         };
-        let widths = spec.widths();
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
-        for (i, pair) in widths.windows(2).enumerate() {
-            let mut dense = Dense::new(pair[0], pair[1], init);
-            // The first layer reads the data, whose columns may be blank.
-            dense.skip_zero_columns = i == 0;
-            layers.push(Box::new(dense));
-            if i + 2 < widths.len() {
-                layers.push(Box::new(ActivationLayer::new(spec.activation, pair[1])));
-                if spec.dropout > 0.0 {
-                    layers.push(Box::new(Dropout::new(spec.dropout, pair[1])));
-                }
-            }
-        }
+        // The first layer reads the data, whose columns may be blank.
+        push_dense_stack(&mut layers, &spec.widths(), init, spec.activation, spec.dropout, true);
         Ok(Network::new(layers))
     }
 }

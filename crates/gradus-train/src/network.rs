@@ -179,13 +179,23 @@ impl Model for Network {
         let widest = self.layers.iter().map(|l| l.output_width()).max().unwrap_or(1).max(self.n_inputs());
         let chunk = (PREDICT_VALUES / widest).max(1);
         let (d, k) = (self.n_inputs(), self.n_outputs());
+        // Each layer reads `current` and writes `next` (the last writes `out`);
+        // the buffers are kept across chunks.
+        let (mut current, mut next, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let last = self.layers.len() - 1;
         for first in (0..n).step_by(chunk) {
             let m = chunk.min(n - first);
-            let mut values = x.as_slice()[first * d..(first + m) * d].to_vec();
-            for (layer, slice) in self.layers.iter().zip(&self.slices) {
-                values = layer.predict(&self.params[slice.clone()], values, m);
+            for (l, (layer, slice)) in self.layers.iter().zip(&self.slices).enumerate() {
+                let input: &[f32] = if l == 0 { &x.as_slice()[first * d..(first + m) * d] } else { &current };
+                let params = &self.params[slice.clone()];
+                if l == last {
+                    layer.predict(params, input, m, &mut out[first * k..(first + m) * k], &mut scratch);
+                } else {
+                    next.resize(m * layer.output_width(), 0.0);
+                    layer.predict(params, input, m, &mut next, &mut scratch);
+                    std::mem::swap(&mut current, &mut next);
+                }
             }
-            out[first * k..(first + m) * k].copy_from_slice(&values);
         }
     }
 }

@@ -264,6 +264,9 @@ pub struct TrainReport {
     pub best_epoch: Option<usize>,
     pub best_valid_loss: Option<f64>,
     pub history: Vec<EpochRecord>,
+    /// Wall time of the loop: the steps and the per-epoch validation, not
+    /// the checks before it.
+    pub seconds: f64,
 }
 
 /// Runs the training loop with a validated [`TrainConfig`].
@@ -376,6 +379,7 @@ impl Trainer {
         let mut batch_y = empty_like(&train.y);
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
+        let started = std::time::Instant::now();
         let mut history: Vec<EpochRecord> = Vec::new();
         let mut best_train_loss = f64::INFINITY;
         let mut epochs_without_progress = 0;
@@ -579,6 +583,7 @@ impl Trainer {
             best_epoch: best.epoch,
             best_valid_loss: best.epoch.map(|_| best.loss),
             history,
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 }
