@@ -1,0 +1,273 @@
+//! What `gradus tune` searches: the model families a request allows, the
+//! default space, a user's space file laid over it, and the decoding of a
+//! trial's values into what is trained (a value gradus does not train is an
+//! error, never a default).
+//!
+//! # The default search space
+//!
+//! | name | values | for |
+//! |---|---|---|
+//! | `model` | the families that fit the target | `--model auto` only |
+//! | `scaling` | standard, minmax: the feature scaling fitted on each trial's training rows | unless `--scale` fixes it |
+//! | `optimizer` | sgd, momentum (0.9), adam, adamw | every family |
+//! | `lr` | 1e-4 … 0.3, log | every family |
+//! | `batch_size` | 16 … 256, log, integer (64 … 1024 on a large table, [`large_data_batches`]) | every family |
+//! | `weight_decay` | 1e-6 … 0.1, log: the L2 penalty, or AdamW's decoupled decay | every family |
+//! | `schedule` | constant, cosine | every family |
+//! | `n_layers` | 1 … 3 | mlp |
+//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp |
+//! | `activation` | relu, tanh, gelu | mlp |
+//! | `dropout` | 0 … 0.5 | mlp |
+//!
+//! A space file (JSON or TOML, as for `gradus study create --space`) may
+//! replace any of these distributions — to narrow a range or fix a value —
+//! but may not name others.
+
+use std::collections::BTreeMap;
+
+use gradus_data::{Scaling, Task};
+use gradus_train::{Activation, OptimizerConfig, Schedule};
+use gradus_tune::{Distribution, SearchSpace};
+use serde_json::Value;
+
+use crate::pipeline::{Family, PipelineError};
+
+/// Which model families the search may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelRequest {
+    /// Every family that fits the target (`model` becomes a hyperparameter).
+    Auto,
+    /// This family only.
+    Only(Family),
+}
+
+impl ModelRequest {
+    /// The families this request allows on a task.
+    pub fn families(self, task: Task) -> Result<Vec<Family>, PipelineError> {
+        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.searched() && f.fits(task)).collect();
+        match self {
+            ModelRequest::Auto => Ok(fitting),
+            ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
+            ModelRequest::Only(wanted) => Err(PipelineError::Unsuitable(format!(
+                "--model {} does not fit a {task} target (use --model {} or auto)",
+                wanted.name(),
+                fitting.iter().map(|f| f.name()).collect::<Vec<_>>().join(" or --model ")
+            ))),
+        }
+    }
+}
+
+/// The hyperparameters [`default_space`] can hold, in suggestion order.
+pub const HYPERPARAMETERS: &[&str] = &[
+    "model",
+    "scaling",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "schedule",
+    "n_layers",
+    "width",
+    "activation",
+    "dropout",
+];
+
+/// The default search space for `families` (see the module docs), with
+/// the feature scaling among the hyperparameters when `search_scaling`.
+pub fn default_space(families: &[Family], search_scaling: bool) -> SearchSpace {
+    let mut space = BTreeMap::new();
+    if families.len() > 1 {
+        space.insert("model".to_string(), Distribution::categorical(families.iter().map(|f| f.name())));
+    }
+    if search_scaling {
+        space.insert("scaling".to_string(), Distribution::categorical(["standard", "minmax"]));
+    }
+    space.insert("optimizer".into(), Distribution::categorical(["sgd", "momentum", "adam", "adamw"]));
+    space.insert("lr".into(), Distribution::log_float(1e-4, 0.3));
+    space.insert("batch_size".into(), Distribution::Int { low: 16, high: 256, log: true, step: 1 });
+    space.insert("weight_decay".into(), Distribution::log_float(1e-6, 1e-1));
+    space.insert("schedule".into(), Distribution::categorical(["constant", "cosine"]));
+    if families.contains(&Family::Mlp) {
+        space.insert("n_layers".into(), Distribution::int(1, 3));
+        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
+        space.insert("activation".into(), Distribution::categorical(["relu", "tanh", "gelu"]));
+        space.insert("dropout".into(), Distribution::float(0.0, 0.5));
+    }
+    SearchSpace(space)
+}
+
+/// The space for a large table (see
+/// [`super::TuneJob::shorten_epochs_on_large_data`]): batches of 64 … 1024 rows
+/// instead of 16 … 256. On tens of thousands of rows a batch of 16 takes
+/// thousands of small steps an epoch, each a matrix product too small to
+/// run fast; larger batches cover the rows in fewer, faster steps, and the
+/// learning rate is searched with them.
+pub fn large_data_batches(mut space: SearchSpace) -> SearchSpace {
+    if let Some(batch) = space.0.get_mut("batch_size") {
+        *batch = Distribution::Int { low: 64, high: 1024, log: true, step: 1 };
+    }
+    space
+}
+
+/// The values a categorical hyperparameter may take, each decoded by the
+/// one function the trials use ([`decode_optimizer`] and its kin): a space
+/// naming any other is refused ([`merge_space`]), never trained as a default.
+pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "optimizer" => &["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"],
+        "activation" => &["relu", "tanh", "sigmoid", "gelu"],
+        "schedule" => &["constant", "cosine"],
+        "scaling" => &["standard", "minmax", "global", "none"],
+        _ => return None,
+    })
+}
+
+/// The optimizer named `name` (settings as `gradus train`'s, PyTorch's
+/// defaults; momentum 0.9 for momentum and nesterov) and the L2 penalty:
+/// `weight_decay`, or 0 for AdamW, which decays weights itself.
+pub fn decode_optimizer(name: &str, weight_decay: f32) -> Option<(OptimizerConfig, f32)> {
+    Some(match name {
+        "sgd" => (OptimizerConfig::sgd(0.0), weight_decay),
+        "momentum" => (OptimizerConfig::sgd(0.9), weight_decay),
+        "nesterov" => (OptimizerConfig::Sgd { momentum: 0.9, nesterov: true }, weight_decay),
+        "adagrad" => (OptimizerConfig::adagrad(), weight_decay),
+        "rmsprop" => (OptimizerConfig::rmsprop(), weight_decay),
+        "adam" => (OptimizerConfig::adam(), weight_decay),
+        "adamw" => (OptimizerConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }, 0.0),
+        _ => return None,
+    })
+}
+
+/// The activation named `name`.
+pub fn decode_activation(name: &str) -> Option<Activation> {
+    [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Gelu].into_iter().find(|a| a.name() == name)
+}
+
+/// The learning-rate schedule named `name` (cosine: to 0 over the trial's epochs).
+pub fn decode_schedule(name: &str) -> Option<Schedule> {
+    match name {
+        "constant" => Some(Schedule::Constant),
+        "cosine" => Some(Schedule::Cosine { warmup: 0, min_lr: 0.0 }),
+        _ => None,
+    }
+}
+
+/// The feature scaling named `name`.
+pub fn decode_scaling(name: &str) -> Option<Scaling> {
+    Scaling::from_name(name)
+}
+
+/// Whether `name`'s decoder knows `value` (see [`known_choices`]).
+fn decodes(name: &str, value: &str) -> bool {
+    match name {
+        "optimizer" => decode_optimizer(value, 0.0).is_some(),
+        "activation" => decode_activation(value).is_some(),
+        "schedule" => decode_schedule(value).is_some(),
+        "scaling" => decode_scaling(value).is_some(),
+        _ => true,
+    }
+}
+
+/// The most numbers a network of the space may hold — its weights, or the
+/// activations of its largest batch — 100 million (400 MB as f32, before
+/// the optimizer's copies).
+pub const MAX_NETWORK_NUMBERS: u128 = 100_000_000;
+
+/// Refuses a space whose largest network would not fit in memory, naming
+/// the parameters, before any trial allocates it: the most weights (the
+/// widest, deepest MLP on `n_inputs` inputs and `n_outputs` outputs) and
+/// the most activations (that network on the largest batch).
+pub fn check_network_size(
+    space: &SearchSpace,
+    n_inputs: usize,
+    n_outputs: usize,
+    origin: &str,
+) -> Result<(), PipelineError> {
+    let most = |name: &str, default: i64| -> u128 {
+        let high = match space.0.get(name) {
+            Some(Distribution::Int { high, .. }) => *high,
+            Some(Distribution::Categorical { choices }) => {
+                choices.iter().filter_map(Value::as_i64).max().unwrap_or(default)
+            }
+            _ => default,
+        };
+        high.max(0) as u128
+    };
+    let (layers, width, batch) = (most("n_layers", 0), most("width", 0), most("batch_size", 1));
+    if layers == 0 || !space.0.contains_key("width") {
+        return Ok(());
+    }
+    let (inputs, outputs) = (n_inputs as u128, n_outputs as u128);
+    let weights = (inputs + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * outputs;
+    let activations = batch * width * layers;
+    for (what, count) in [("weights", weights), ("activations of one batch", activations)] {
+        if count > MAX_NETWORK_NUMBERS {
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: the largest network (n_layers {layers}, width {width}, batch_size {batch}, on {n_inputs} \
+                 inputs) would hold {count} {what}, more than the {MAX_NETWORK_NUMBERS} that fit in memory; \
+                 lower n_layers or width{}",
+                if what == "weights" { "" } else { " or batch_size" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The defaults with a user's space file laid over them: a name the
+/// defaults lack is an error naming the file.
+pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Result<SearchSpace, PipelineError> {
+    let mut merged = defaults;
+    for (name, distribution) in user.0 {
+        if !merged.0.contains_key(&name) {
+            let known = merged.0.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+            let hint = if HYPERPARAMETERS.contains(&name.as_str()) {
+                " (it applies to other model families than this search's)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: unknown hyperparameter '{name}'{hint}; this search's are: {known}"
+            )));
+        }
+        // A value of the wrong kind would be read as the default.
+        let words = matches!(name.as_str(), "model" | "scaling" | "optimizer" | "schedule" | "activation");
+        let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width");
+        let fits = match &distribution {
+            Distribution::Categorical { choices } if words => choices.iter().all(Value::is_string),
+            Distribution::Categorical { choices } if whole => choices.iter().all(Value::is_i64),
+            Distribution::Categorical { choices } => choices.iter().all(Value::is_number),
+            Distribution::Float { .. } => !words && !whole,
+            Distribution::Int { .. } => !words,
+        };
+        if !fits {
+            let want = match (words, whole) {
+                (true, _) => "a categorical of names",
+                (_, true) => "an int range or a categorical of whole numbers",
+                _ => "a float or int range or a categorical of numbers",
+            };
+            let given = serde_json::to_string(&distribution).unwrap_or_default();
+            return Err(PipelineError::Unsuitable(format!("{origin}: {name} must be {want}, not {given}")));
+        }
+        if let (Some(known), Distribution::Categorical { choices }) = (known_choices(&name), &distribution)
+            && let Some(bad) = choices.iter().find(|c| !c.as_str().is_some_and(|v| decodes(&name, v)))
+        {
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: {name} choice {bad} is not one gradus can train (choices: {})",
+                known.join(", ")
+            )));
+        }
+        if name == "model"
+            && let (Distribution::Categorical { choices }, Some(Distribution::Categorical { choices: allowed })) =
+                (&distribution, merged.0.get("model"))
+            && let Some(bad) = choices.iter().find(|c| !allowed.contains(c))
+        {
+            let allowed: Vec<String> = allowed.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: model {bad} does not fit this target (choices: {})",
+                allowed.join(", ")
+            )));
+        }
+        merged.0.insert(name, distribution);
+    }
+    Ok(merged)
+}
