@@ -348,6 +348,23 @@ impl MaxPool2d {
     /// Calls `f(output index, input index of the window's maximum)` for one image.
     fn pool(&self, image: &[f32], mut f: impl FnMut(usize, usize)) {
         let [channels, h, w] = self.input;
+        // The common 2x2 window moved by 2, without the general loops.
+        if self.kernel == 2 && self.stride == 2 {
+            for c in 0..channels {
+                for oy in 0..self.out_h {
+                    let (top, bottom) = ((c * h + 2 * oy) * w, (c * h + 2 * oy + 1) * w);
+                    let at = (c * self.out_h + oy) * self.out_w;
+                    for ox in 0..self.out_w {
+                        let mut best = top + 2 * ox;
+                        for candidate in [top + 2 * ox + 1, bottom + 2 * ox, bottom + 2 * ox + 1] {
+                            best = first_max(image, best, candidate);
+                        }
+                        f(at + ox, best);
+                    }
+                }
+            }
+            return;
+        }
         for c in 0..channels {
             for oy in 0..self.out_h {
                 for ox in 0..self.out_w {
@@ -355,11 +372,7 @@ impl MaxPool2d {
                     let mut best = (c * h + y0) * w + x0;
                     for y in y0..y0 + self.kernel {
                         for x in x0..x0 + self.kernel {
-                            let at = (c * h + y) * w + x;
-                            // NaN propagates, as in PyTorch.
-                            if image[at] > image[best] || image[at].is_nan() && !image[best].is_nan() {
-                                best = at;
-                            }
+                            best = first_max(image, best, (c * h + y) * w + x);
                         }
                     }
                     f((c * self.out_h + oy) * self.out_w + ox, best);
@@ -367,6 +380,15 @@ impl MaxPool2d {
             }
         }
     }
+}
+
+/// Of the positions `best` and `candidate` (later in the window), the one a
+/// max pool keeps: the larger, the earlier on a tie, and NaN over a number
+/// (NaN propagates, as in PyTorch).
+#[inline(always)]
+fn first_max(image: &[f32], best: usize, candidate: usize) -> usize {
+    let (b, v) = (image[best], image[candidate]);
+    if v > b || v.is_nan() && !b.is_nan() { candidate } else { best }
 }
 
 impl Layer for MaxPool2d {
@@ -1309,6 +1331,22 @@ pub(crate) mod tests {
         let (out, _, dx) = run(&mut GlobalAvgPool::new([2, 5, 6]), &[], &v(120, 8.0), 2, &v(4, 9.0));
         assert_close("global avg pool output", &out, GAP_OUT);
         assert_close("global avg pool input gradient", &dx, GAP_GRAD_X);
+    }
+
+    #[test]
+    fn max_pools_keep_the_first_maximum_and_propagate_nan() {
+        // Ties and NaN in 2x2 windows: 3 ties at 5 (the first, index 0, wins); NaN wins over numbers.
+        let image = [5.0, 5.0, 1.0, f32::NAN, 5.0, 2.0, 3.0, 4.0, 0.0, -1.0, 7.0, 7.0, -2.0, -3.0, 7.0, 6.0];
+        let pool = MaxPool2d::new([1, 4, 4], 2, 2).unwrap();
+        let mut fast = vec![0; 4];
+        pool.pool(&image, |to, from| fast[to] = from);
+        assert_eq!(fast, [0, 3, 8, 10]);
+        // The general loops keep the same: a 3x3 window over the same ties.
+        let pool = MaxPool2d::new([1, 4, 4], 3, 1).unwrap();
+        let mut general = vec![0; 4];
+        pool.pool(&image, |to, from| general[to] = from);
+        // Only the top-right window holds the NaN; the others' first 7 is at 10.
+        assert_eq!(general, [10, 3, 10, 10]);
     }
 
     #[test]
