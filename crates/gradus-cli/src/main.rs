@@ -165,6 +165,16 @@ pub fn scaling_parser() -> impl clap::builder::TypedValueParser<Value = gradus::
         .map(|name| Scaling::from_name(&name).expect("one of the names listed"))
 }
 
+/// `--image-size`'s parser: `HxW` (such as `28x28`), or one side for a square.
+pub fn parse_image_size(text: &str) -> Result<[usize; 2], String> {
+    let side = |t: &str| t.trim().parse::<usize>().ok().filter(|&v| v >= 1);
+    let parsed = match text.split_once(['x', 'X']) {
+        Some((h, w)) => side(h).zip(side(w)).map(|(h, w)| [h, w]),
+        None => side(text).map(|s| [s, s]),
+    };
+    parsed.ok_or_else(|| format!("'{text}' is not a size: give HxW (such as 28x28) or one side, each at least 1"))
+}
+
 /// `--delimiter`'s parser: one ASCII character, or `tab`.
 pub fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {

@@ -34,6 +34,9 @@ pub struct PredictArgs {
     /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
     #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
     delimiter: Option<u8>,
+    /// A folder of images: resize every image to this height and width (HxW, or one side).
+    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
+    image_size: Option<[usize; 2]>,
 }
 
 #[derive(Args)]
@@ -53,6 +56,9 @@ pub struct EvaluateArgs {
     /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
     #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
     delimiter: Option<u8>,
+    /// A folder of images: resize every image to this height and width (HxW, or one side).
+    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
+    image_size: Option<[usize; 2]>,
 }
 
 /// CSV rows: the `--keep` columns as read, `prediction` (a class label or
@@ -73,12 +79,24 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let encoding = prep.encoding();
     // An IDX images file gives one row per image; a CSV, its rows and any
     // --keep columns.
+    let images = gradus::data::is_idx_images(&args.data) || gradus::data::is_image_folder(&args.data);
+    if images && !args.keep.is_empty() {
+        anyhow::bail!("--keep names CSV columns; {} holds images, which have none", args.data);
+    }
+    if args.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
+        anyhow::bail!("--image-size applies to a folder of images; {} is not one", args.data);
+    }
+    // A folder's rows are its image files, named in a first column `path`.
+    let mut paths: Vec<String> = Vec::new();
     let (outputs, rows, table) = if gradus::data::is_idx_images(&args.data) {
-        if !args.keep.is_empty() {
-            anyhow::bail!("--keep names CSV columns; {} is an IDX images file, which has none", args.data);
-        }
         let (x, shape) = gradus::data::load_idx_images(std::path::Path::new(&args.data))?;
         check_image_input(&saved, &args.model, shape, &args.data)?;
+        let rows = x.rows();
+        (saved.outputs(x)?, rows, None)
+    } else if gradus::data::is_image_folder(&args.data) {
+        let (x, shape, files) = gradus::data::load_image_files(std::path::Path::new(&args.data), args.image_size)?;
+        check_image_input(&saved, &args.model, shape, &args.data)?;
+        paths = files.iter().map(|f| f.display().to_string()).collect();
         let rows = x.rows();
         (saved.outputs(x)?, rows, None)
     } else {
@@ -121,6 +139,9 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let write = |sink: &mut dyn Write| -> anyhow::Result<()> {
         let mut out = csv::Writer::from_writer(std::io::BufWriter::new(sink));
         let mut header: Vec<String> = args.keep.clone();
+        if !paths.is_empty() {
+            header.push("path".into());
+        }
         header.push("prediction".into());
         if let (Some(_), Some(classes)) = (&probs, &prep.classes) {
             header.extend(classes.iter().map(|c| format!("p_{c}")));
@@ -134,6 +155,9 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
                 MISSING => String::new(),
                 c => levels[c as usize].clone(),
             }));
+            if let Some(path) = paths.get(row) {
+                record.push(path.clone());
+            }
             match (&labels, &prep.classes) {
                 (Some(labels), Some(classes)) => record.push(classes[labels[row] as usize].clone()),
                 _ => record.push(csv_float(outputs[row])),
@@ -207,12 +231,21 @@ fn csv_float(v: f32) -> String {
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    if gradus::data::is_idx_images(&args.data) {
-        let shape = gradus::data::idx_image_shape(std::path::Path::new(&args.data))?;
-        check_image_input(&saved, &args.model, shape, &args.data)?;
+    if args.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
+        anyhow::bail!("--image-size applies to a folder of images; {} is not one", args.data);
     }
-    let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
-    let data = load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
+    let data = if gradus::data::is_image_folder(&args.data) {
+        let (data, shape) = gradus::data::load_image_folder(std::path::Path::new(&args.data), args.image_size)?;
+        check_image_input(&saved, &args.model, shape, &args.data)?;
+        data
+    } else {
+        if gradus::data::is_idx_images(&args.data) {
+            let shape = gradus::data::idx_image_shape(std::path::Path::new(&args.data))?;
+            check_image_input(&saved, &args.model, shape, &args.data)?;
+        }
+        let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
+        load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?
+    };
     let rows = data.n_samples();
     let metrics = saved.evaluate(data)?;
     if args.json {

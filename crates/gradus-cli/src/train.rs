@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// header, builtin:digits 1,8,8, builtin:mnist_5k 1,28,28].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "C,H,W")]
     image_shape: Option<Vec<usize>>,
+    /// A folder of images: resize every image to this height and width
+    /// (HxW, or one side for a square) [default: all must share one size].
+    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
+    image_size: Option<[usize; 2]>,
     /// CNN: output channels of each convolution stage, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "32,64", value_name = "N,N,...")]
     channels: Vec<usize>,
@@ -270,25 +274,27 @@ fn activation(arg: ActivationArg) -> Activation {
 }
 
 /// The CNN's input shape: `--image-shape`, else what the data source says.
-fn image_shape(args: &TrainArgs) -> anyhow::Result<Shape> {
+/// `folder`: the shape of an image folder's images, as read.
+fn image_shape(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<Shape> {
     if let Some(given) = &args.image_shape {
         return match given.as_slice() {
             &[c, h, w] if c > 0 && h > 0 && w > 0 => Ok([c, h, w]),
             _ => bail!("--image-shape takes three sides of at least 1, C,H,W (such as 1,28,28); got {given:?}"),
         };
     }
-    match gradus::data::image_shape(&args.data)? {
+    match folder.map_or_else(|| gradus::data::image_shape(&args.data), |s| Ok(Some(s)))? {
         Some(shape) => Ok(shape),
         None => bail!(
-            "--model cnn needs images: an IDX images file, builtin:digits or builtin:mnist_5k, or --image-shape C,H,W \
-             for a CSV of pixel columns ({} says nothing of its shape)",
+            "--model cnn needs images: an IDX images file, a folder of images, builtin:digits or builtin:mnist_5k, \
+             or --image-shape C,H,W for a CSV of pixel columns ({} says nothing of its shape)",
             args.data
         ),
     }
 }
 
 /// Turns the flags into a training job; every check on flags happens here.
-fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
+/// `folder`: the shape of an image folder's images, when the data are one.
+fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
     let optimizer = optimizer(args)?;
     if args.batch_size.is_some() && optimizer.is_full_batch() {
         bail!(
@@ -316,7 +322,7 @@ fn job(args: &TrainArgs) -> anyhow::Result<TrainJob> {
         Family::Logistic => ModelChoice::Logistic,
         Family::Softmax => ModelChoice::Softmax,
         Family::Cnn => ModelChoice::Cnn {
-            input: image_shape(args)?,
+            input: image_shape(args, folder)?,
             conv: args
                 .channels
                 .iter()
@@ -421,8 +427,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         crate::check_out_path(path)?;
     }
-    let mut job = job(&args)?;
-    let data = job.load(&args.data, args.target.clone())?;
+    // An image folder is read first: its images' shape is the network's input.
+    let (folder, folder_shape) = if gradus::data::is_image_folder(&args.data) {
+        if let Some(target) = args.target.as_ref().filter(|t| *t != "label") {
+            bail!("an image folder has one target, its class sub-folders ('label'), not '{target}'");
+        }
+        let (data, shape) = gradus::data::load_image_folder(std::path::Path::new(&args.data), args.image_size)?;
+        (Some(data), Some(shape))
+    } else {
+        if args.image_size.is_some() {
+            bail!("--image-size applies to a folder of images; {} is not one", args.data);
+        }
+        (None, None)
+    };
+    let mut job = job(&args, folder_shape)?;
+    let data = match folder {
+        Some(data) => data,
+        None => job.load(&args.data, args.target.clone())?,
+    };
     if let ModelChoice::Cnn { input: shape @ [c, h, w], .. } = &job.model
         && shape.iter().product::<usize>() != data.n_features()
     {

@@ -191,3 +191,88 @@ fn bad_images_and_shapes_are_errors_naming_what_is_wrong() {
         );
     }
 }
+
+/// A folder of 8x8 grey PNGs: `n` per class of a bar across (`across`) or
+/// down (`down`), at a seeded offset, over noise.
+fn bars_folder(dir: &Path, n: usize, seed: u64) {
+    let (pixels, labels) = shapes(3 * n, seed);
+    for (i, (image, label)) in pixels.chunks(64).zip(labels).enumerate() {
+        let class = match label {
+            1 => "across",
+            4 => "down",
+            _ => continue,
+        };
+        let png = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([image[(y * 8 + x) as usize]]));
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        png.save(dir.join(class).join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn a_folder_of_images_per_class_trains_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bars_folder(&d.join("train"), 60, 5);
+    bars_folder(&d.join("test"), 20, 6);
+    let mut args = vec!["train", "--data", "train", "--epochs", "8", "--out", "m.gradus", "--json"];
+    args.extend(SMALL_CNN);
+    let out = gradus(d, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["classes"], serde_json::json!(["across", "down"]));
+    assert!(report["architecture"].as_str().unwrap().starts_with("CNN 1x8x8"), "{report}");
+
+    let out = gradus(d, &["evaluate", "--model", "m.gradus", "--data", "test", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(eval["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{eval}");
+
+    // Unlabelled: one row per file, its path first.
+    let out = gradus(d, &["predict", "--model", "m.gradus", "--data", "test/down"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "path,prediction");
+    assert_eq!(lines.len(), 21);
+    assert!(lines[1].starts_with("test/down/") && lines[1].ends_with(".png,down"), "{lines:?}");
+
+    // Mixed sizes need --image-size; then they are resized.
+    image::GrayImage::from_pixel(16, 12, image::Luma([0])).save(d.join("train/down/big.png")).unwrap();
+    let mut args = vec!["train", "--data", "train", "--epochs", "1", "--quiet"];
+    args.extend(SMALL_CNN);
+    let out = gradus(d, &args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("big.png: 16x12 pixels where") && stderr(&out).contains("--image-size"));
+    args.extend(["--image-size", "8x8"]);
+    assert!(gradus(d, &args).status.success());
+}
+
+#[test]
+fn bad_image_folders_are_errors_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fails = |args: &[&str], needle: &str| {
+        let out = gradus(d, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    let train = |data: &'static str| {
+        let mut args = vec!["train", "--data", data, "--epochs", "1", "--quiet"];
+        args.extend(SMALL_CNN);
+        args
+    };
+    bars_folder(&d.join("one"), 5, 7);
+    std::fs::remove_dir_all(d.join("one/down")).unwrap();
+    fails(&train("one"), "at least two; found 1 (across)");
+    std::fs::create_dir_all(d.join("none")).unwrap();
+    fails(&train("none"), "found 0");
+    bars_folder(&d.join("cut"), 5, 8);
+    let png = std::fs::read(d.join("cut/across/000.png")).unwrap();
+    std::fs::write(d.join("cut/across/000.png"), &png[..png.len() / 2]).unwrap();
+    fails(&train("cut"), "000.png: not a readable PNG or JPEG image");
+    fails(
+        &["train", "--data", "builtin:digits", "--model", "mlp", "--image-size", "8x8"],
+        "--image-size applies to a folder",
+    );
+    fails(&["train", "--data", "one", "--model", "mlp", "--image-size", "0x8"], "'0x8' is not a size");
+}

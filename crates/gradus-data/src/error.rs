@@ -55,6 +55,8 @@ pub enum DataError {
     TooLarge { path: String, what: String, budget: String },
     #[error("{path}: {message}")]
     Idx { path: String, message: String },
+    #[error("{path}: {message}")]
+    Image { path: String, message: String },
     #[error("invalid {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
 }
