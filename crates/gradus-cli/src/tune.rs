@@ -70,7 +70,12 @@ pub struct TuneArgs {
     /// behind the default).
     #[arg(long, value_enum, default_value = "none")]
     class_weight: ClassWeightArg,
-    /// The model families to search; auto searches every one that fits the target.
+    /// --model cnn: each row's image shape [default: from the data:
+    /// builtin:digits 1,8,8, builtin:mnist_5k 1,28,28].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "C,H,W")]
+    image_shape: Option<Vec<usize>>,
+    /// The model families to search; auto searches every one that fits the
+    /// target but cnn, which is searched when named.
     #[arg(long, default_value = "auto", value_parser = model_request_parser(), value_name = "MODEL")]
     model: ModelRequest,
     /// Trials in the study, counting those of earlier runs of the same study.
@@ -163,8 +168,7 @@ pub struct TuneArgs {
 /// `--model`'s parser: auto, or one of the families (listed in `--help`).
 fn model_request_parser() -> impl clap::builder::TypedValueParser<Value = ModelRequest> {
     use clap::builder::TypedValueParser;
-    let searched = Family::ALL.into_iter().filter(|f| f.searched()).map(Family::name);
-    let names: Vec<&'static str> = std::iter::once("auto").chain(searched).collect();
+    let names: Vec<&'static str> = std::iter::once("auto").chain(Family::ALL.map(Family::name)).collect();
     clap::builder::PossibleValuesParser::new(names).map(|name| match Family::from_name(&name) {
         Some(family) => ModelRequest::Only(family),
         None => ModelRequest::Auto,
@@ -260,7 +264,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // checked against it: a softmax search on a real target is an error,
     // not 400 classes.
     let (kinds, ignore) = given_kinds(&args)?;
-    let raw = gradus::data::load_raw(
+    let mut raw = gradus::data::load_raw(
         &args.data,
         &RawOptions {
             target: args.target.clone(),
@@ -278,6 +282,41 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     )?;
     let task = raw.y.task();
     let families = request.families(task)?;
+    // A CNN reads every column as a pixel of an image of a known shape.
+    let image_shape = if families.contains(&Family::Cnn) {
+        let shape = match &args.image_shape {
+            Some(given) => match given.as_slice() {
+                &[c, h, w] if c > 0 && h > 0 && w > 0 => [c, h, w],
+                _ => bail!("--image-shape takes three sides of at least 1, C,H,W (such as 1,28,28); got {given:?}"),
+            },
+            None => gradus::data::image_shape(&args.data)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--model cnn needs images: builtin:digits or builtin:mnist_5k, or --image-shape C,H,W for a CSV of \
+                     pixel columns ({} says nothing of its shape)",
+                    args.data
+                )
+            })?,
+        };
+        raw.as_pixels()?;
+        let [c, h, w] = shape;
+        if raw.table.columns.len() != c * h * w {
+            bail!(
+                "--model cnn on images of {c}x{h}x{w} needs {} pixel columns; {} has {} feature columns",
+                c * h * w,
+                args.data,
+                raw.table.columns.len()
+            );
+        }
+        if autotune::max_conv_stages(shape).is_none() {
+            bail!("images of {c}x{h}x{w} are too small for a CNN's 3x3 kernels");
+        }
+        Some(shape)
+    } else {
+        if args.image_shape.is_some() {
+            bail!("--image-shape applies to --model cnn");
+        }
+        None
+    };
     let metric = args.metric.unwrap_or(Metric::default_for(task));
     if let Some(why) = metric.unfit_for(task) {
         bail!("{why}");
@@ -288,7 +327,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let user_space = args.space.as_ref().map(|file| read_space(file).map(|s| (file, s))).transpose()?;
     let mut job = TuneJob {
-        space: autotune::default_space(&families, args.scale == ScaleRequest::Auto),
+        space: autotune::default_space(&families, args.scale == ScaleRequest::Auto, image_shape),
         families,
         scaling: args.scale.scaling(),
         max_epochs: args.epochs,
@@ -300,6 +339,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         deadline: None,
         balanced,
         epoch_rows: args.epoch_rows.map(|r| r as usize),
+        image_shape,
     };
     // The training flags tune shares with train (--epochs, --patience) are
     // checked where train's are: by the trainer's own validation.
@@ -328,7 +368,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let large = args.epoch_rows.is_none() && job.shorten_epochs_on_large_data(&tuning);
     // The space: the defaults (larger batches on a large table), with a
     // --space file laid over them.
-    let mut space = autotune::default_space(&job.families, args.scale == ScaleRequest::Auto);
+    let mut space = autotune::default_space(&job.families, args.scale == ScaleRequest::Auto, job.image_shape);
     if large {
         space = autotune::large_data_batches(space);
     }
@@ -339,6 +379,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             _ => 1,
         };
         autotune::check_network_size(&space, tuning.n_features(), outputs, file)?;
+        if let Some(shape) = job.image_shape {
+            autotune::check_cnn_size(&space, shape, file)?;
+        }
     }
     job.space = space.clone();
 

@@ -276,3 +276,74 @@ fn bad_image_folders_are_errors_naming_what_is_wrong() {
     );
     fails(&["train", "--data", "one", "--model", "mlp", "--image-size", "0x8"], "'0x8' is not a size");
 }
+
+#[test]
+fn tune_searches_cnns_on_images_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = gradus(
+        d,
+        &[
+            "tune",
+            "--data",
+            "builtin:digits",
+            "--model",
+            "cnn",
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--jobs",
+            "1",
+            "--ensemble",
+            "1",
+            "--quiet",
+            "--out",
+            "m.gradus",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = gradus(d, &["inspect", "m.gradus", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CNN 1x8x8"), "{text}");
+
+    // A CSV of pixels needs its shape, of its width; the shape is for CNNs.
+    let (pixels, labels) = shapes(60, 9);
+    let mut csv = (0..64).map(|i| format!("p{i}")).collect::<Vec<_>>().join(",") + ",digit\n";
+    for (row, label) in pixels.chunks(64).zip(&labels) {
+        csv += &(row.iter().map(u8::to_string).collect::<Vec<_>>().join(",") + &format!(",{label}\n"));
+    }
+    std::fs::write(d.join("pixels.csv"), csv).unwrap();
+    let fails = |args: &[&str], needle: &str| {
+        let out = gradus(d, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    fails(&["tune", "--data", "pixels.csv", "--model", "cnn", "--quiet"], "--model cnn needs images");
+    fails(
+        &["tune", "--data", "pixels.csv", "--model", "cnn", "--image-shape", "1,4,4", "--quiet"],
+        "needs 16 pixel columns; pixels.csv has 64",
+    );
+    fails(&["tune", "--data", "pixels.csv", "--model", "mlp", "--image-shape", "1,8,8"], "applies to --model cnn");
+    let out = gradus(
+        d,
+        &[
+            "tune",
+            "--data",
+            "pixels.csv",
+            "--model",
+            "cnn",
+            "--image-shape",
+            "1,8,8",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--jobs",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -69,6 +69,9 @@ pub struct RawData {
     pub na_values: Vec<String>,
     /// FNV-1a (64-bit) of the file's text: the same bytes, the same hash.
     pub content_hash: u64,
+    /// Whether the columns are an image's pixels ([`RawData::as_pixels`]):
+    /// encoded as they are, every one, without bins.
+    pub pixels: bool,
 }
 
 /// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
@@ -165,7 +168,7 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         })
         .collect();
     let content_hash = fnv1a(&text);
-    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values, content_hash })
+    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values, content_hash, pixels: false })
 }
 
 /// FNV-1a, 64-bit: a small, dependency-free fingerprint (not a defence
@@ -175,6 +178,30 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl RawData {
+    /// Reads every feature column as an image's pixels, in order: numbers
+    /// as they are (a column constant in every row is kept, where a table
+    /// leaves it out), no bins. A column that is not all numbers, or has a
+    /// missing cell, is an error naming it.
+    pub fn as_pixels(&mut self) -> Result<(), DataError> {
+        for (info, column) in self.kinds.iter_mut().zip(&self.table.columns) {
+            let Values::Numbers(values) = &column.values else {
+                return Err(DataError::invalid(
+                    "image",
+                    format!("{}: column '{}' is not numbers; pixels are", self.table.source, column.name),
+                ));
+            };
+            if values.iter().any(|v| v.is_nan()) {
+                return Err(DataError::invalid(
+                    "image",
+                    format!("{}: column '{}' has missing cells; pixels may not", self.table.source, column.name),
+                ));
+            }
+            (info.kind, info.reason) = (ColumnKind::Numeric, "a pixel of an image".into());
+        }
+        self.pixels = true;
+        Ok(())
+    }
+
     pub fn n_rows(&self) -> usize {
         self.table.n_rows()
     }
@@ -191,7 +218,7 @@ impl RawData {
     pub fn fit_encoding(&self, rows: &[usize]) -> Result<Encoding, DataError> {
         let used: Vec<ColumnInfo> = self.kinds.iter().filter(|k| k.kind.is_used()).cloned().collect();
         let numeric = used.iter().filter(|k| k.kind == ColumnKind::Numeric).count();
-        let bins = if numeric <= MAX_COLUMNS_FOR_BINS { piecewise_bins(rows.len()) } else { 0 };
+        let bins = if numeric <= MAX_COLUMNS_FOR_BINS && !self.pixels { piecewise_bins(rows.len()) } else { 0 };
         if used.is_empty() {
             return Err(DataError::invalid(
                 "columns",

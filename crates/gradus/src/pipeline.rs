@@ -60,8 +60,9 @@ impl Family {
         }
     }
 
-    /// Whether `gradus tune` searches it (the CNN is trained, not yet searched).
-    pub fn searched(self) -> bool {
+    /// Whether `gradus tune --model auto` searches it (the CNN only when
+    /// asked for by name, so far).
+    pub fn in_auto(self) -> bool {
         self != Family::Cnn
     }
 

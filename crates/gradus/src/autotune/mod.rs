@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 
 use gradus_data::{Dataset, RawData, Scaling, Target};
 use gradus_train::{
-    Control, EarlyStopping, Ensemble, EpochRecord, Metric, Metrics, Observer, SavedModel, Termination, TrainConfig,
-    WeightInit,
+    Activation, Augment, Control, ConvStage, EarlyStopping, Ensemble, EpochRecord, Metric, Metrics, Observer,
+    SavedModel, Shape, Termination, TrainConfig, WeightInit,
 };
 use gradus_tune::{Direction, Distribution, FrozenTrial, SearchSpace, Trial, TrialFailure, TrialState};
 use serde_json::Value;
@@ -92,6 +92,8 @@ pub struct TuneJob {
     /// Epochs of this many training rows instead of full passes (see
     /// [`TrainConfig::epoch_rows`] and [`TuneJob::shorten_epochs_on_large_data`]).
     pub epoch_rows: Option<usize>,
+    /// The shape of the rows' images, which a CNN trial needs.
+    pub image_shape: Option<Shape>,
 }
 
 /// Set to stop every running trial at its next epoch (Ctrl-C).
@@ -188,6 +190,18 @@ impl TuneJob {
                         ("activation", "relu".into()),
                         ("dropout", 0.1.into()),
                     ]);
+                } else if family == Family::Cnn {
+                    // The default network of `gradus train --model cnn`, in 3x3 kernels.
+                    point.extend([
+                        ("lr", 1e-3.into()),
+                        ("batch_size", 64.into()),
+                        ("conv_layers", 2.into()),
+                        ("channels", 32.into()),
+                        ("pooling", "max".into()),
+                        ("width", 128.into()),
+                        ("dropout", 0.25.into()),
+                        ("shift", 0.0.into()),
+                    ]);
                 } else {
                     point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
                 }
@@ -210,8 +224,15 @@ impl TuneJob {
     pub fn suggest(&self, trial: &mut Trial<'_>) -> Result<TrainJob, TrialFailure> {
         for name in HYPERPARAMETERS {
             let Some(distribution) = self.space.0.get(*name) else { continue };
-            let mlp_only = matches!(*name, "n_layers" | "width" | "activation" | "dropout");
-            if mlp_only && self.family(trial.params()).ok() != Some(Family::Mlp) {
+            // A family's own hyperparameters only for its trials (define-by-run).
+            let family = self.family(trial.params()).ok();
+            let skip = match *name {
+                "n_layers" | "activation" => family != Some(Family::Mlp),
+                "conv_layers" | "channels" | "pooling" | "shift" => family != Some(Family::Cnn),
+                "width" | "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
+                _ => false,
+            };
+            if skip {
                 continue;
             }
             trial.suggest(name, distribution.clone())?;
@@ -249,7 +270,26 @@ impl TuneJob {
             Family::Linear => ModelChoice::Linear,
             Family::Logistic => ModelChoice::Logistic,
             Family::Softmax => ModelChoice::Softmax,
-            Family::Cnn => return Err(PipelineError::Unsuitable("gradus tune does not search CNNs yet".into())),
+            Family::Cnn => {
+                let input = self.image_shape.ok_or_else(|| {
+                    PipelineError::Unsuitable("a CNN needs images: the rows' image shape is not known".into())
+                })?;
+                let pooling = decode_pooling(&text("pooling", "max")).ok_or_else(|| unknown("pooling"))?;
+                let channels = whole("channels", 32).max(1) as usize;
+                let stages = whole("conv_layers", 2).max(1) as u32;
+                ModelChoice::Cnn {
+                    input,
+                    // Channels double at each stage, as the image halves.
+                    conv: (0..stages)
+                        .map(|i| ConvStage { pooling, ..ConvStage::same(channels << i.min(16), 3, 2) })
+                        .collect(),
+                    global_pool: false,
+                    hidden: vec![whole("width", 128).max(1) as usize],
+                    activation: Activation::Relu,
+                    dropout: real("dropout", 0.0) as f32,
+                    augment: Augment { shift: real("shift", 0.0) as f32, rotate: 0.0, flip: false },
+                }
+            }
             Family::Mlp => ModelChoice::Mlp {
                 hidden: vec![whole("width", 128).max(1) as usize; whole("n_layers", 1).max(1) as usize],
                 activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,
@@ -879,6 +919,7 @@ mod tests {
             metric: Metric::LogLoss,
             deadline: None,
             balanced: false,
+            image_shape: None,
             epoch_rows: None,
         }
     }
@@ -951,14 +992,17 @@ mod tests {
         for (step, v) in [(1, 0.1), (2, 0.3), (3, 0.9), (11, 0.9), (12, 0.2), (13, 0.1)] {
             trial.intermediate.insert(step, v);
         }
-        assert_eq!(job(vec![Family::Softmax], default_space(&[Family::Softmax], false)).best_epochs(&trial), Some(2));
+        assert_eq!(
+            job(vec![Family::Softmax], default_space(&[Family::Softmax], false, None)).best_epochs(&trial),
+            Some(2)
+        );
     }
 
     #[test]
     fn a_hold_out_trials_measured_metrics_are_what_a_replay_measures() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
         let families = vec![Family::Softmax, Family::Mlp];
-        let job = job(families.clone(), default_space(&families, false));
+        let job = job(families.clone(), default_space(&families, false, None));
         let study = gradus_tune::Study::in_memory(
             "t",
             gradus_tune::Direction::Minimize,
@@ -980,7 +1024,7 @@ mod tests {
     fn ranked_by_a_metric_a_trial_scores_it_at_the_epoch_its_loss_was_best_and_records_that_epoch() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
         let families = vec![Family::Softmax];
-        let mut job = job(families.clone(), default_space(&families, false));
+        let mut job = job(families.clone(), default_space(&families, false, None));
         job.metric = Metric::BalancedAccuracy;
         assert_eq!((job.monitor(), job.direction()), (Some(Metric::BalancedAccuracy), Direction::Maximize));
         let study =
@@ -1008,7 +1052,7 @@ mod tests {
     #[test]
     fn a_refit_that_diverges_is_left_out_of_the_ensemble() {
         let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
-        let job = job(vec![Family::Softmax], default_space(&[Family::Softmax], false));
+        let job = job(vec![Family::Softmax], default_space(&[Family::Softmax], false, None));
         let trial = |number: u64, lr: f64| {
             let mut t = FrozenTrial::new(number, number, TrialState::Complete(0.1));
             t.params = BTreeMap::from([
@@ -1034,24 +1078,24 @@ mod tests {
             let x = gradus_data::Matrix::from_vec(n, 1, (0..n).map(|i| i as f32).collect()).unwrap();
             Dataset::numeric("t", x, Target::Real(vec![0.0; n]), &["x".into()], "y")
         };
-        let mut small = job(vec![Family::Linear], default_space(&[Family::Linear], false));
+        let mut small = job(vec![Family::Linear], default_space(&[Family::Linear], false, None));
         // 20,480 tuning rows train trials on 16,384: a full pass is an epoch.
         assert!(!small.shorten_epochs_on_large_data(&rows(20_480)));
         assert_eq!(small.epoch_rows, None);
         assert_eq!(small.job(&BTreeMap::new()).unwrap().config.epoch_rows, None);
-        let mut large = job(vec![Family::Linear], default_space(&[Family::Linear], false));
+        let mut large = job(vec![Family::Linear], default_space(&[Family::Linear], false, None));
         assert!(large.shorten_epochs_on_large_data(&rows(26_049)), "Adult's trials train on 20,839 rows");
         assert_eq!(large.job(&BTreeMap::new()).unwrap().config.epoch_rows, Some(LARGE_DATA_EPOCH_ROWS));
-        let space = large_data_batches(default_space(&[Family::Linear], false));
+        let space = large_data_batches(default_space(&[Family::Linear], false, None));
         assert_eq!(space.0["batch_size"], Distribution::Int { low: 64, high: 1024, log: true, step: 1 });
-        assert_eq!(space.0["lr"], default_space(&[Family::Linear], false).0["lr"], "only the batches change");
+        assert_eq!(space.0["lr"], default_space(&[Family::Linear], false, None).0["lr"], "only the batches change");
     }
 
     #[test]
     fn every_choice_a_space_may_name_is_decoded_to_what_it_names_and_others_are_refused() {
         let merged = |name: &str, d: Distribution| {
             merge_space(
-                default_space(&[Family::Mlp], true),
+                default_space(&[Family::Mlp], true, None),
                 SearchSpace(BTreeMap::from([(name.to_string(), d)])),
                 "s.json",
             )
@@ -1078,7 +1122,7 @@ mod tests {
                 assert!(decoded.to_lowercase().starts_with(&expected.to_lowercase()), "{name} {value}: {decoded}");
             }
         }
-        let job = job(vec![Family::Mlp], default_space(&[Family::Mlp], true));
+        let job = job(vec![Family::Mlp], default_space(&[Family::Mlp], true, None));
         let nesterov = job.job(&BTreeMap::from([("optimizer".to_string(), Value::from("nesterov"))])).unwrap();
         assert_eq!(nesterov.config.optimizer, OptimizerConfig::Sgd { momentum: 0.9, nesterov: true });
         // A stored value no decoder knows is an error, not the default.
@@ -1107,9 +1151,49 @@ mod tests {
     }
 
     #[test]
+    fn a_cnn_search_decodes_stages_that_fit_its_images() {
+        // 8x8 images: a 3x3 kernel fits the 8x8 and 4x4 stages, not a third at 2x2.
+        assert_eq!(max_conv_stages([1, 8, 8]), Some(2));
+        assert_eq!(max_conv_stages([3, 28, 28]), Some(3));
+        assert_eq!(max_conv_stages([1, 2, 9]), None);
+        let space = default_space(&[Family::Cnn], false, Some([1, 8, 8]));
+        assert_eq!(space.0["conv_layers"], Distribution::int(1, 2));
+        assert!(!space.0.contains_key("n_layers") && !space.0.contains_key("activation"));
+        let mut job = job(vec![Family::Cnn], space);
+        job.image_shape = Some([1, 8, 8]);
+        let params: BTreeMap<String, Value> = [
+            ("conv_layers", Value::from(2)),
+            ("channels", 12.into()),
+            ("pooling", "avg".into()),
+            ("width", 40.into()),
+            ("dropout", 0.2.into()),
+            ("shift", 1.5.into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let ModelChoice::Cnn { input, conv, hidden, dropout, augment, .. } = job.job(&params).unwrap().model else {
+            panic!("a CNN")
+        };
+        assert_eq!(input, [1, 8, 8]);
+        let stages: Vec<(usize, usize, gradus_train::Pooling)> =
+            conv.iter().map(|s| (s.channels, s.kernel, s.pooling)).collect();
+        assert_eq!(stages, [(12, 3, gradus_train::Pooling::Avg), (24, 3, gradus_train::Pooling::Avg)]);
+        assert_eq!((hidden, dropout, augment.shift), (vec![40], 0.2, 1.5));
+        // Every starting point is a network that builds.
+        for point in job.starting_points() {
+            let choice = job.job(&point).unwrap();
+            choice.architecture(64, 10).n_params().unwrap();
+        }
+        // Without the images' shape, a CNN trial is refused, not guessed.
+        job.image_shape = None;
+        assert!(job.job(&params).unwrap_err().to_string().contains("needs images"));
+    }
+
+    #[test]
     fn starting_points_cover_each_family_and_scaling_and_respect_a_narrowed_space() {
         let families = vec![Family::Softmax, Family::Mlp];
-        let points = job(families.clone(), default_space(&families, true)).starting_points();
+        let points = job(families.clone(), default_space(&families, true, None)).starting_points();
         assert_eq!(points.len(), 4, "two families times two scalings");
         let mlp = points.iter().find(|p| p["model"] == "mlp" && p["scaling"] == "minmax").unwrap();
         assert_eq!(mlp["width"], 256);
@@ -1117,7 +1201,7 @@ mod tests {
         assert!(points.iter().filter(|p| p["model"] == "softmax").all(|p| !p.contains_key("width")));
         // A space that narrows lr past the default leaves lr to the sampler.
         let narrowed = merge_space(
-            default_space(&families, false),
+            default_space(&families, false, None),
             SearchSpace(BTreeMap::from([("lr".to_string(), Distribution::log_float(0.05, 0.1))])),
             "space.json",
         )

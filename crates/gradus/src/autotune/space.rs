@@ -15,9 +15,13 @@
 //! | `weight_decay` | 1e-6 … 0.1, log: the L2 penalty, or AdamW's decoupled decay | every family |
 //! | `schedule` | constant, cosine | every family |
 //! | `n_layers` | 1 … 3 | mlp |
-//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp |
+//! | `conv_layers` | 1 … up to 3 stages of a 3x3 convolution (ReLU) and 2x2 pooling, as many as fit the images ([`max_conv_stages`]) | cnn |
+//! | `channels` | 8 … 64, log, integer: the first stage's, doubling at each stage | cnn |
+//! | `pooling` | max, avg | cnn |
+//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp, cnn (one Dense layer) |
 //! | `activation` | relu, tanh, gelu | mlp |
-//! | `dropout` | 0 … 0.5 | mlp |
+//! | `dropout` | 0 … 0.5 | mlp, cnn |
+//! | `shift` | 0 … 2: augmentation, the most pixels a training image moves each way | cnn |
 //!
 //! A space file (JSON or TOML, as for `gradus study create --space`) may
 //! replace any of these distributions — to narrow a range or fix a value —
@@ -26,7 +30,7 @@
 use std::collections::BTreeMap;
 
 use gradus_data::{Scaling, Task};
-use gradus_train::{Activation, OptimizerConfig, Schedule};
+use gradus_train::{Activation, OptimizerConfig, Pooling, Schedule, Shape};
 use gradus_tune::{Distribution, SearchSpace};
 use serde_json::Value;
 
@@ -44,14 +48,14 @@ pub enum ModelRequest {
 impl ModelRequest {
     /// The families this request allows on a task.
     pub fn families(self, task: Task) -> Result<Vec<Family>, PipelineError> {
-        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.searched() && f.fits(task)).collect();
+        let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
         match self {
-            ModelRequest::Auto => Ok(fitting),
+            ModelRequest::Auto => Ok(fitting.into_iter().filter(|f| f.in_auto()).collect()),
             ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
             ModelRequest::Only(wanted) => Err(PipelineError::Unsuitable(format!(
                 "--model {} does not fit a {task} target (use --model {} or auto)",
                 wanted.name(),
-                fitting.iter().map(|f| f.name()).collect::<Vec<_>>().join(" or --model ")
+                fitting.iter().filter(|f| f.in_auto()).map(|f| f.name()).collect::<Vec<_>>().join(" or --model ")
             ))),
         }
     }
@@ -67,14 +71,28 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "weight_decay",
     "schedule",
     "n_layers",
+    "conv_layers",
+    "channels",
+    "pooling",
     "width",
     "activation",
     "dropout",
+    "shift",
 ];
 
+/// The most convolution stages a CNN search tries on `image`: each stage
+/// (3x3 kernel, then 2x2 max or average pooling) halves the image, and its
+/// kernel must fit what reaches it; at most 3. `None` when not even one fits.
+pub fn max_conv_stages(image: Shape) -> Option<usize> {
+    let side = image[1].min(image[2]);
+    let fitting = (0..3).take_while(|&i| side >> i >= 3).count();
+    (fitting > 0).then_some(fitting)
+}
+
 /// The default search space for `families` (see the module docs), with
-/// the feature scaling among the hyperparameters when `search_scaling`.
-pub fn default_space(families: &[Family], search_scaling: bool) -> SearchSpace {
+/// the feature scaling among the hyperparameters when `search_scaling`;
+/// `image` is the shape of the rows' images, which a CNN needs.
+pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Shape>) -> SearchSpace {
     let mut space = BTreeMap::new();
     if families.len() > 1 {
         space.insert("model".to_string(), Distribution::categorical(families.iter().map(|f| f.name())));
@@ -89,8 +107,16 @@ pub fn default_space(families: &[Family], search_scaling: bool) -> SearchSpace {
     space.insert("schedule".into(), Distribution::categorical(["constant", "cosine"]));
     if families.contains(&Family::Mlp) {
         space.insert("n_layers".into(), Distribution::int(1, 3));
-        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
         space.insert("activation".into(), Distribution::categorical(["relu", "tanh", "gelu"]));
+    }
+    if let (true, Some(stages)) = (families.contains(&Family::Cnn), image.and_then(max_conv_stages)) {
+        space.insert("conv_layers".into(), Distribution::int(1, stages as i64));
+        space.insert("channels".into(), Distribution::Int { low: 8, high: 64, log: true, step: 1 });
+        space.insert("pooling".into(), Distribution::categorical(["max", "avg"]));
+        space.insert("shift".into(), Distribution::float(0.0, 2.0));
+    }
+    if families.contains(&Family::Mlp) || families.contains(&Family::Cnn) {
+        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
         space.insert("dropout".into(), Distribution::float(0.0, 0.5));
     }
     SearchSpace(space)
@@ -118,6 +144,7 @@ pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
         "activation" => &["relu", "tanh", "sigmoid", "gelu"],
         "schedule" => &["constant", "cosine"],
         "scaling" => &["standard", "minmax", "global", "none"],
+        "pooling" => &["max", "avg"],
         _ => return None,
     })
 }
@@ -157,6 +184,14 @@ pub fn decode_scaling(name: &str) -> Option<Scaling> {
     Scaling::from_name(name)
 }
 
+pub fn decode_pooling(name: &str) -> Option<Pooling> {
+    match name {
+        "max" => Some(Pooling::Max),
+        "avg" => Some(Pooling::Avg),
+        _ => None,
+    }
+}
+
 /// Whether `name`'s decoder knows `value` (see [`known_choices`]).
 fn decodes(name: &str, value: &str) -> bool {
     match name {
@@ -164,6 +199,7 @@ fn decodes(name: &str, value: &str) -> bool {
         "activation" => decode_activation(value).is_some(),
         "schedule" => decode_schedule(value).is_some(),
         "scaling" => decode_scaling(value).is_some(),
+        "pooling" => decode_pooling(value).is_some(),
         _ => true,
     }
 }
@@ -213,6 +249,38 @@ pub fn check_network_size(
     Ok(())
 }
 
+/// [`check_network_size`] for a CNN on images of `image`: the most
+/// activations (the first stage's outputs at the most channels, on the
+/// largest batch) and the most weights (the Dense layer on the last
+/// stage's flattened outputs).
+pub fn check_cnn_size(space: &SearchSpace, image: Shape, origin: &str) -> Result<(), PipelineError> {
+    let most = |name: &str| -> u128 {
+        match space.0.get(name) {
+            Some(Distribution::Int { high, .. }) => (*high).max(0) as u128,
+            Some(Distribution::Categorical { choices }) => {
+                choices.iter().filter_map(Value::as_i64).max().unwrap_or(0).max(0) as u128
+            }
+            _ => 0,
+        }
+    };
+    let (channels, stages, width, batch) = (most("channels"), most("conv_layers"), most("width"), most("batch_size"));
+    let [_, h, w] = image.map(|s| s as u128);
+    let activations = batch.max(1).saturating_mul(channels).saturating_mul(h * w);
+    let last = channels.saturating_mul(1 << stages.saturating_sub(1).min(60));
+    let flat = (h >> stages.min(60)).max(1) * (w >> stages.min(60)).max(1);
+    let weights = last.saturating_mul(flat).saturating_mul(width);
+    for (what, count) in [("activations of one batch", activations), ("weights", weights)] {
+        if count > MAX_NETWORK_NUMBERS {
+            return Err(PipelineError::Unsuitable(format!(
+                "{origin}: the largest CNN (conv_layers {stages}, channels {channels}, width {width}, batch_size \
+                 {batch}) would hold {count} {what}, more than the {MAX_NETWORK_NUMBERS} that fit in memory; lower \
+                 channels, width or batch_size"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The defaults with a user's space file laid over them: a name the
 /// defaults lack is an error naming the file.
 pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Result<SearchSpace, PipelineError> {
@@ -230,8 +298,8 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
             )));
         }
         // A value of the wrong kind would be read as the default.
-        let words = matches!(name.as_str(), "model" | "scaling" | "optimizer" | "schedule" | "activation");
-        let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width");
+        let words = matches!(name.as_str(), "model" | "scaling" | "optimizer" | "schedule" | "activation" | "pooling");
+        let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width" | "conv_layers" | "channels");
         let fits = match &distribution {
             Distribution::Categorical { choices } if words => choices.iter().all(Value::is_string),
             Distribution::Categorical { choices } if whole => choices.iter().all(Value::is_i64),
