@@ -70,6 +70,9 @@ pub struct TuneArgs {
     /// behind the default).
     #[arg(long, value_enum, default_value = "none")]
     class_weight: ClassWeightArg,
+    /// A folder of images: resize every image to this height and width (HxW, or one side).
+    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
+    image_size: Option<[usize; 2]>,
     /// --model cnn: each row's image shape [default: from the data:
     /// builtin:digits 1,8,8, builtin:mnist_5k 1,28,28].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "C,H,W")]
@@ -264,22 +267,54 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // checked against it: a softmax search on a real target is an error,
     // not 400 classes.
     let (kinds, ignore) = given_kinds(&args)?;
-    let mut raw = gradus::data::load_raw(
-        &args.data,
-        &RawOptions {
-            target: args.target.clone(),
-            target_kind: match args.task {
-                None => TargetKind::Auto,
-                Some(TaskArg::Classification) => TargetKind::Classes,
-                Some(TaskArg::Regression) => TargetKind::Real,
-            },
-            na_values: args.na_values.clone(),
-            kinds,
-            ignore,
-            encoding: args.encoding,
-            delimiter: args.delimiter,
-        },
-    )?;
+    // Images (an IDX file, a folder) are read as their pixels, with their shape.
+    let images = gradus::data::is_idx_images(&args.data) || gradus::data::is_image_folder(&args.data);
+    if args.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
+        bail!("--image-size applies to a folder of images; {} is not one", args.data);
+    }
+    if images {
+        let given = [
+            ("--categorical", !args.categorical.is_empty()),
+            ("--ignore", !args.ignore.is_empty()),
+            ("--columns", args.columns.is_some()),
+            ("--na-values", args.na_values.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+            bail!("{flag} applies to CSV tables; {} holds images", args.data);
+        }
+        if let Some(target) = args.target.as_ref().filter(|t| *t != "label") {
+            bail!("{} holds images whose one target is their label ('label'), not '{target}'", args.data);
+        }
+    }
+    let (mut raw, source_shape) = if images {
+        let path = std::path::Path::new(&args.data);
+        let (data, shape) = if gradus::data::is_idx_images(&args.data) {
+            gradus::data::load_idx(path)?
+        } else {
+            gradus::data::load_image_folder(path, args.image_size)?
+        };
+        (gradus::data::RawData::from_images(data), Some(shape))
+    } else {
+        (
+            gradus::data::load_raw(
+                &args.data,
+                &RawOptions {
+                    target: args.target.clone(),
+                    target_kind: match args.task {
+                        None => TargetKind::Auto,
+                        Some(TaskArg::Classification) => TargetKind::Classes,
+                        Some(TaskArg::Regression) => TargetKind::Real,
+                    },
+                    na_values: args.na_values.clone(),
+                    kinds,
+                    ignore,
+                    encoding: args.encoding,
+                    delimiter: args.delimiter,
+                },
+            )?,
+            None,
+        )
+    };
     let task = raw.y.task();
     let families = request.families(task)?;
     // A CNN reads every column as a pixel of an image of a known shape.
@@ -289,10 +324,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 &[c, h, w] if c > 0 && h > 0 && w > 0 => [c, h, w],
                 _ => bail!("--image-shape takes three sides of at least 1, C,H,W (such as 1,28,28); got {given:?}"),
             },
-            None => gradus::data::image_shape(&args.data)?.ok_or_else(|| {
+            None => source_shape.or(gradus::data::image_shape(&args.data)?).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--model cnn needs images: builtin:digits or builtin:mnist_5k, or --image-shape C,H,W for a CSV of \
-                     pixel columns ({} says nothing of its shape)",
+                    "--model cnn needs images: an IDX images file, a folder of images, builtin:digits or \
+                     builtin:mnist_5k, or --image-shape C,H,W for a CSV of pixel columns ({} says nothing of its shape)",
                     args.data
                 )
             })?,

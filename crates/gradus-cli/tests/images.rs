@@ -347,3 +347,47 @@ fn tune_searches_cnns_on_images_when_asked() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn tune_reads_idx_files_and_image_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_idx(d, "train", 90, 10);
+    bars_folder(&d.join("bars"), 30, 11);
+    for data in ["train-images-idx3-ubyte.gz", "bars"] {
+        let out = gradus(
+            d,
+            &[
+                "tune",
+                "--data",
+                data,
+                "--model",
+                "cnn",
+                "--trials",
+                "2",
+                "--epochs",
+                "2",
+                "--jobs",
+                "1",
+                "--ensemble",
+                "1",
+                "--quiet",
+                "--out",
+                "m.gradus",
+                "--storage",
+                "sqlite:s.db",
+            ],
+        );
+        assert!(out.status.success(), "{data}: {}", stderr(&out));
+        let out = gradus(d, &["inspect", "m.gradus", "--json"]);
+        assert!(String::from_utf8(out.stdout).unwrap().contains("CNN 1x8x8"), "{data}");
+    }
+    let fails = |args: &[&str], needle: &str| {
+        let out = gradus(d, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    fails(&["tune", "--data", "bars", "--categorical", "px0"], "--categorical applies to CSV tables");
+    fails(&["tune", "--data", "bars", "--target", "kind"], "not 'kind'");
+    fails(&["tune", "--data", "builtin:digits", "--image-size", "8"], "--image-size applies to a folder");
+}

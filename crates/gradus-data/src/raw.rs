@@ -174,10 +174,56 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
 /// FNV-1a, 64-bit: a small, dependency-free fingerprint (not a defence
 /// against tampering).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    fnv1a_extend(0xcbf2_9ce4_8422_2325u64, bytes)
+}
+
+/// [`fnv1a`] continued from `hash` over more bytes.
+fn fnv1a_extend(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl RawData {
+    /// Labelled images (an IDX file or an image folder, see
+    /// [`crate::load_idx`] and [`crate::load_image_folder`]) as a table of
+    /// their pixel columns, read as pixels ([`Self::as_pixels`]). Its hash
+    /// is of the pixels and labels; its "lines" are the image numbers.
+    pub fn from_images(data: Dataset) -> RawData {
+        let (n, d) = (data.n_samples(), data.n_features());
+        let names = data.feature_names();
+        let mut columns = Vec::with_capacity(d);
+        let mut kinds = Vec::with_capacity(d);
+        let mut hash = fnv1a(&[]);
+        for (j, name) in names.into_iter().enumerate() {
+            let values: Vec<f32> = (0..n).map(|i| data.x.row(i)[j]).collect();
+            let distinct = values.iter().map(|v| v.to_bits()).collect::<std::collections::HashSet<u32>>().len();
+            kinds.push(ColumnInfo {
+                column: name.clone(),
+                kind: ColumnKind::Numeric,
+                reason: "a pixel of an image".into(),
+                missing: 0,
+                distinct,
+            });
+            columns.push(crate::table::Column { name, position: j + 1, values: Values::Numbers(values) });
+        }
+        for i in 0..n {
+            hash = data.x.row(i).iter().fold(hash, |h, v| fnv1a_extend(h, &v.to_le_bytes()));
+        }
+        if let Target::Classes { labels, classes } = &data.y {
+            hash = labels.iter().fold(hash, |h, &l| fnv1a_extend(h, classes[l as usize].as_bytes()));
+        }
+        let lines = (1..=u32::try_from(n).unwrap_or(u32::MAX)).collect();
+        RawData {
+            table: Table { source: data.name, columns, lines },
+            y: data.y,
+            target_name: data.target_name,
+            kinds,
+            missing_target_rows: 0,
+            na_values: Vec::new(),
+            content_hash: hash,
+            pixels: true,
+        }
+    }
+
     /// Reads every feature column as an image's pixels, in order: numbers
     /// as they are (a column constant in every row is kept, where a table
     /// leaves it out), no bins. A column that is not all numbers, or has a
