@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use gradus::data::{Scaling, Target, Task};
-use gradus::pipeline::{Family, ModelChoice, TrainJob};
+use gradus::pipeline::{Family, ModelChoice, Periodic, TrainJob};
 use gradus::train::{
     Activation, Augment, ConvStage, EarlyStopping, Loss, Metrics, OptimizerConfig, Pooling, Schedule, Shape,
     Termination, TrainConfig, WeightInit,
@@ -76,6 +76,15 @@ pub struct TrainArgs {
     /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
     #[arg(long, value_enum, default_value = "auto")]
     init: InitArg,
+    /// MLP: periodic embeddings of each numeric column's value before the
+    /// first layer (16 frequencies, 16 values per column; Gorishniy et al.
+    /// 2022's PLR).
+    #[arg(long, value_enum, default_value = "none")]
+    embedding: EmbeddingArg,
+    /// MLP with --embedding periodic: the standard deviation the embeddings'
+    /// frequencies start from (on the scaled inputs).
+    #[arg(long, value_name = "SIGMA")]
+    embedding_sigma: Option<f32>,
     /// The loss for a real target [default: mse].
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
@@ -178,6 +187,12 @@ enum ActivationArg {
 enum PoolingArg {
     Max,
     Avg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EmbeddingArg {
+    None,
+    Periodic,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -317,6 +332,12 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
             bail!("{flag} applies to --model cnn, not --model {}", args.model.name());
         }
     }
+    if args.embedding == EmbeddingArg::Periodic && args.model != Family::Mlp {
+        bail!("--embedding applies to --model mlp, not --model {}", args.model.name());
+    }
+    if args.embedding_sigma.is_some() && args.embedding != EmbeddingArg::Periodic {
+        bail!("--embedding-sigma applies to --embedding periodic");
+    }
     let model = match args.model {
         Family::Linear => ModelChoice::Linear,
         Family::Logistic => ModelChoice::Logistic,
@@ -349,6 +370,8 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
                 InitArg::He => WeightInit::He,
                 InitArg::Xavier => WeightInit::Xavier,
             },
+            periodic: (args.embedding == EmbeddingArg::Periodic)
+                .then(|| Periodic::with_sigma(args.embedding_sigma.unwrap_or(1.0))),
         },
     };
     let loss = match args.loss {

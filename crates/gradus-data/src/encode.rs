@@ -497,6 +497,26 @@ impl Encoding {
         self.columns.iter().map(ColumnEncoder::width).sum()
     }
 
+    /// The inputs that hold a numeric column's value (not its missing flag
+    /// or its bins), in order.
+    pub fn numeric_inputs(&self) -> Vec<usize> {
+        let mut first = 0;
+        let mut inputs = Vec::new();
+        for encoder in &self.columns {
+            if matches!(encoder, ColumnEncoder::Number { .. }) {
+                inputs.push(first);
+            }
+            first += encoder.width();
+        }
+        inputs
+    }
+
+    /// Whether some numeric column has piecewise-linear bins: a table of a
+    /// few numeric columns, not pixels (see [`crate::RawData::fit_encoding`]).
+    pub fn has_bins(&self) -> bool {
+        self.columns.iter().any(|c| matches!(c, ColumnEncoder::Number { bins, .. } if !bins.is_empty()))
+    }
+
     /// Whether every encoder passes a numeric column through unchanged.
     pub fn is_plain_numbers(&self) -> bool {
         self.na_values.is_empty()

@@ -336,6 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn numeric_inputs_are_each_numeric_columns_value_past_other_columns_flags_and_bins() {
+        // colour: one-hot of 2 levels; x: value, missing flag, 16 bins; z: value and its bins.
+        let text: String = std::iter::once("colour,x,z,y\n".to_string())
+            .chain((0..100).map(|i| {
+                let x = if i == 7 { String::new() } else { i.to_string() };
+                format!("{},{x},{},{}\n", ["red", "blue"][i % 2], (i * 7) % 100, i % 2)
+            }))
+            .collect();
+        let r = raw(&text, &RawOptions::default()).unwrap();
+        let encoding = r.fit_encoding(&(0..100).collect::<Vec<_>>()).unwrap();
+        let names = encoding.output_names();
+        let inputs = encoding.numeric_inputs();
+        assert_eq!(inputs.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>(), ["x", "z"], "{names:?}");
+        assert_eq!(inputs, [2, 2 + 1 + 1 + 16]);
+        assert!(encoding.has_bins());
+        assert!(!Encoding::numbers(&["a".into()]).has_bins());
+        assert_eq!(Encoding::numbers(&["a".into(), "b".into()]).numeric_inputs(), [0, 1]);
+    }
+
+    #[test]
     fn numbers_get_piecewise_linear_bins_at_quantiles_of_the_training_rows() {
         let text: String =
             std::iter::once("x,y\n".to_string()).chain((0..=100).map(|i| format!("{},{}\n", i * i, i % 2))).collect();

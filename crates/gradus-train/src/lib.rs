@@ -39,6 +39,7 @@ mod model;
 pub mod model_file;
 mod network;
 mod optim;
+mod periodic;
 mod schedule;
 mod simd;
 mod trainer;
@@ -59,6 +60,7 @@ pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss
 pub use model_file::{Architecture, Ensemble, ModelFileError, ModelSpec, Preprocessing, SavedModel};
 pub use network::Network;
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
+pub use periodic::PeriodicSpec;
 pub use schedule::{Schedule, Scheduler};
 pub use trainer::{
     Control, EarlyStopping, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer,

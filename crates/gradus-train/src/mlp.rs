@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
+use crate::periodic::{PeriodicEmbedding, PeriodicSpec};
 use crate::{Activation, Network, TrainError};
 
 /// How weights are initialised (biases start at zero).
@@ -31,6 +32,7 @@ pub enum WeightInit {
 /// | `activation` | between hidden layers | relu, tanh, sigmoid, gelu |
 /// | `dropout` | probability of zeroing a hidden unit in training | [0, 1) |
 /// | `init` | weight initialisation | auto, he, xavier |
+/// | `periodic` | periodic embeddings of numeric inputs before the first layer | none, or a [`PeriodicSpec`] |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MlpSpec {
     pub n_inputs: usize,
@@ -39,6 +41,8 @@ pub struct MlpSpec {
     pub activation: Activation,
     pub dropout: f32,
     pub init: WeightInit,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic: Option<PeriodicSpec>,
 }
 
 impl MlpSpec {
@@ -52,12 +56,17 @@ impl MlpSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(TrainError::invalid("dropout", self.dropout, "must be in [0, 1)"));
         }
+        if let Some(periodic) = &self.periodic {
+            periodic.validate(self.n_inputs)?;
+        }
         Ok(())
     }
 
-    /// Layer widths from input to output.
+    /// The Dense layers' widths from input (the inputs and any embeddings)
+    /// to output.
     pub fn widths(&self) -> Vec<usize> {
-        std::iter::once(self.n_inputs).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect()
+        let first = self.n_inputs + self.periodic.as_ref().map_or(0, PeriodicSpec::added_width);
+        std::iter::once(first).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect()
     }
 }
 
@@ -96,7 +105,10 @@ impl Network {
             WeightInit::Auto => DenseInit::auto(spec.activation),
         };
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
-        // The first layer reads the data, whose columns may be blank.
+        if let Some(periodic) = &spec.periodic {
+            layers.push(Box::new(PeriodicEmbedding::new(periodic.clone(), spec.n_inputs)));
+        }
+        // The first Dense layer reads the data, whose columns may be blank.
         push_dense_stack(&mut layers, &spec.widths(), init, spec.activation, spec.dropout, true);
         Ok(Network::new(layers))
     }
@@ -112,7 +124,7 @@ mod tests {
     use rand::Rng as _;
 
     fn spec(hidden: Vec<usize>, k: usize, activation: Activation, dropout: f32) -> MlpSpec {
-        MlpSpec { n_inputs: 3, hidden, n_outputs: k, activation, dropout, init: WeightInit::Auto }
+        MlpSpec { n_inputs: 3, hidden, n_outputs: k, activation, dropout, init: WeightInit::Auto, periodic: None }
     }
 
     /// Checks the analytic gradient of the regularised objective against

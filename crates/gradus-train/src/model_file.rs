@@ -75,7 +75,10 @@ impl Architecture {
         let too_large = || {
             TrainError::Mismatch(format!("the model {} would have more than {MAX_PARAMS} parameters", self.describe()))
         };
-        let mut total = 0usize;
+        let mut total = match self {
+            Architecture::Mlp(MlpSpec { periodic: Some(periodic), .. }) => periodic.n_params(),
+            _ => 0,
+        };
         for pair in widths.windows(2) {
             let layer = pair[0].checked_mul(pair[1]).and_then(|w| w.checked_add(if bias { pair[1] } else { 0 }));
             total = layer.and_then(|l| total.checked_add(l)).ok_or_else(too_large)?;
@@ -114,7 +117,16 @@ impl Architecture {
             Architecture::Mlp(spec) => {
                 let widths: Vec<String> = spec.widths().iter().map(usize::to_string).collect();
                 let dropout = if spec.dropout > 0.0 { format!(", dropout {}", spec.dropout) } else { String::new() };
-                format!("MLP {} {}{dropout}", widths.join("-"), spec.activation.name())
+                let periodic = spec.periodic.as_ref().map_or(String::new(), |p| {
+                    format!(
+                        ", periodic embeddings of {} inputs ({} frequencies, σ {}, {} values each)",
+                        p.columns.len(),
+                        p.frequencies,
+                        p.sigma,
+                        p.dim
+                    )
+                });
+                format!("MLP {} {}{dropout}{periodic}", widths.join("-"), spec.activation.name())
             }
             Architecture::Cnn(spec) => spec.describe(),
         }
@@ -787,6 +799,10 @@ mod tests {
     }
 
     fn saved() -> SavedModel {
+        saved_with(None)
+    }
+
+    fn saved_with(periodic: Option<crate::PeriodicSpec>) -> SavedModel {
         let spec = MlpSpec {
             n_inputs: 3,
             hidden: vec![4],
@@ -794,6 +810,7 @@ mod tests {
             activation: Activation::Tanh,
             dropout: 0.0,
             init: WeightInit::Auto,
+            periodic,
         };
         let mut model = Network::mlp(&spec).unwrap();
         model.init_params(&mut seeded_rng(1));
@@ -810,17 +827,33 @@ mod tests {
 
     #[test]
     fn a_round_trip_keeps_outputs_bit_identical() {
-        let original = saved();
-        let bytes = original.to_bytes().unwrap();
-        let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
-        assert_eq!(loaded.spec, original.spec);
-        let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
-        let a = original.outputs(x.clone()).unwrap();
-        let b = loaded.outputs(x).unwrap();
+        let periodic = crate::PeriodicSpec { columns: vec![0, 2], frequencies: 3, dim: 2, sigma: 0.5 };
+        for original in [saved(), saved_with(Some(periodic))] {
+            let bytes = original.to_bytes().unwrap();
+            let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
+            assert_eq!(loaded.spec, original.spec);
+            let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
+            let a = original.outputs(x.clone()).unwrap();
+            let b = loaded.outputs(x).unwrap();
+            assert_eq!(
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+        // The embeddings' parameters are stored under their own names.
+        let names: Vec<String> =
+            saved_with(Some(crate::PeriodicSpec { columns: vec![1], frequencies: 2, dim: 3, sigma: 1.0 }))
+                .model
+                .named_params()
+                .into_iter()
+                .map(|p| format!("{} {:?}", p.name, p.shape))
+                .collect();
         assert_eq!(
-            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            names[..3],
+            ["periodic.0.frequency [1, 2]", "periodic.0.weight [1, 4, 3]", "periodic.0.bias [1, 3]"],
+            "{names:?}"
         );
+        assert_eq!(names[3], "dense.0.weight [6, 4]", "the first Dense layer reads the 3 inputs and 3 embedded values");
     }
 
     #[test]
@@ -908,6 +941,7 @@ mod tests {
             activation: Activation::Relu,
             dropout: 0.0,
             init: WeightInit::Auto,
+            periodic: None,
         });
         assert!(huge.build().is_err());
         let overflow = Architecture::Linear { n_inputs: 1 << 33, n_outputs: 1 << 33, fit_intercept: true };

@@ -29,6 +29,7 @@ fn mlp(n_inputs: usize, hidden: Vec<usize>, n_outputs: usize, dropout: f32) -> N
         activation: Activation::Relu,
         dropout,
         init: WeightInit::Auto,
+        periodic: None,
     })
     .unwrap()
 }

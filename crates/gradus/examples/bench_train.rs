@@ -68,6 +68,7 @@ fn spec(n_inputs: usize, hidden: &[usize], n_outputs: usize) -> MlpSpec {
         activation: Activation::Relu,
         dropout: 0.0,
         init: WeightInit::Auto,
+        periodic: None,
     }
 }
 

@@ -8,10 +8,11 @@
 
 use std::borrow::Cow;
 
-use gradus_data::{Dataset, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
+use gradus_data::{Dataset, Encoding, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
     Activation, Architecture, Augment, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer,
-    Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit, evaluate,
+    PeriodicSpec, Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit,
+    evaluate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +89,9 @@ pub enum ModelChoice {
         activation: Activation,
         dropout: f32,
         init: WeightInit,
+        /// Periodic embeddings of every numeric column's value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        periodic: Option<Periodic>,
     },
     /// `input` is each row's image shape; the Dense layers' widths are `hidden`.
     Cnn {
@@ -99,6 +103,23 @@ pub enum ModelChoice {
         dropout: f32,
         augment: Augment,
     },
+}
+
+/// Periodic embeddings of the numeric columns (see [`PeriodicSpec`]; the
+/// inputs embedded are each numeric column's value, as the data's encoding
+/// places them).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Periodic {
+    pub frequencies: usize,
+    pub dim: usize,
+    pub sigma: f32,
+}
+
+impl Periodic {
+    /// k = 16 frequencies and d = 16 values per column, and σ to tune.
+    pub fn with_sigma(sigma: f32) -> Self {
+        Self { frequencies: 16, dim: 16, sigma }
+    }
 }
 
 impl ModelChoice {
@@ -193,9 +214,10 @@ impl TrainJob {
         Ok((self.loss.unwrap_or(loss), outputs))
     }
 
-    /// The architecture this job trains for `n_features` inputs.
-    pub fn architecture(&self, n_features: usize, n_outputs: usize) -> Architecture {
-        match &self.model {
+    /// The architecture this job trains on inputs encoded by `inputs`.
+    pub fn architecture(&self, inputs: &Encoding, n_outputs: usize) -> Result<Architecture, PipelineError> {
+        let n_features = inputs.n_outputs();
+        Ok(match &self.model {
             ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout, augment } => {
                 Architecture::Cnn(CnnSpec {
                     input: *input,
@@ -208,16 +230,28 @@ impl TrainJob {
                     augment: *augment,
                 })
             }
-            ModelChoice::Mlp { hidden, activation, dropout, init } => Architecture::Mlp(MlpSpec {
+            ModelChoice::Mlp { hidden, activation, dropout, init, periodic } => Architecture::Mlp(MlpSpec {
                 n_inputs: n_features,
                 hidden: hidden.clone(),
                 n_outputs,
                 activation: *activation,
                 dropout: *dropout,
                 init: *init,
+                periodic: match periodic {
+                    None => None,
+                    Some(p) => {
+                        let columns = inputs.numeric_inputs();
+                        if columns.is_empty() {
+                            return Err(PipelineError::Unsuitable(
+                                "periodic embeddings embed numeric columns; the data have none".into(),
+                            ));
+                        }
+                        Some(PeriodicSpec { columns, frequencies: p.frequencies, dim: p.dim, sigma: p.sigma })
+                    }
+                },
             }),
             _ => Architecture::Linear { n_inputs: n_features, n_outputs, fit_intercept: true },
-        }
+        })
     }
 
     /// Splits (holding out `valid_fraction` of the rows), preprocesses and
@@ -315,7 +349,7 @@ impl TrainJob {
             _ => loss,
         };
 
-        let architecture = self.architecture(train.n_features(), n_outputs);
+        let architecture = self.architecture(preprocessing.encoding(), n_outputs)?;
         let mut model = architecture.build()?;
         // A monitored RMSE or MAE is reported in the target's units.
         let mut in_units = InTargetUnits { inner: observer, scale: 1.0 };
@@ -401,8 +435,13 @@ mod tests {
 
     #[test]
     fn the_loss_follows_the_model_and_the_target() {
-        let mlp =
-            ModelChoice::Mlp { hidden: vec![8], activation: Activation::Relu, dropout: 0.0, init: WeightInit::Auto };
+        let mlp = ModelChoice::Mlp {
+            hidden: vec![8],
+            activation: Activation::Relu,
+            dropout: 0.0,
+            init: WeightInit::Auto,
+            periodic: None,
+        };
         for (choice, source, want) in [
             (ModelChoice::Linear, "builtin:diabetes", (Loss::Mse, 1)),
             (ModelChoice::Logistic, "builtin:breast_cancer", (Loss::BinaryCrossEntropy, 1)),
@@ -465,6 +504,7 @@ mod tests {
             activation: Activation::Relu,
             dropout: 0.5,
             init: WeightInit::Auto,
+            periodic: None,
         });
         job.config.optimizer = OptimizerConfig::lbfgs();
         job.config.batch_size = None;
@@ -480,6 +520,7 @@ mod tests {
             activation: Activation::Tanh,
             dropout: 0.0,
             init: WeightInit::Auto,
+            periodic: None,
         });
         job.config.optimizer = OptimizerConfig::adam();
         job.config.early_stopping = Some(EarlyStopping::new(10));

@@ -25,7 +25,13 @@ fn predicting_from_raw_rows_reproduces_the_pipelines_outputs_bit_for_bit() {
     let raw = load_raw(source, &RawOptions { target: Some("y".into()), ..RawOptions::default() }).unwrap();
     let (tuning, test) = hold_out(&raw, 0.25, 3).unwrap();
     let job = TrainJob {
-        model: ModelChoice::Mlp { hidden: vec![8], activation: Activation::Tanh, dropout: 0.0, init: WeightInit::Auto },
+        model: ModelChoice::Mlp {
+            hidden: vec![8],
+            activation: Activation::Tanh,
+            dropout: 0.0,
+            init: WeightInit::Auto,
+            periodic: None,
+        },
         loss: None,
         scaling: Scaling::Standard,
         valid_fraction: 0.0,

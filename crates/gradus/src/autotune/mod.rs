@@ -295,6 +295,7 @@ impl TuneJob {
                 activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,
                 dropout: real("dropout", 0.0) as f32,
                 init: WeightInit::Auto,
+                periodic: None,
             },
         };
         Ok(TrainJob {
@@ -1181,9 +1182,10 @@ mod tests {
         assert_eq!(stages, [(12, 3, gradus_train::Pooling::Avg), (24, 3, gradus_train::Pooling::Avg)]);
         assert_eq!((hidden, dropout, augment.shift), (vec![40], 0.2, 1.5));
         // Every starting point is a network that builds.
+        let names: Vec<String> = (0..64).map(|i| format!("p{i}")).collect();
         for point in job.starting_points() {
             let choice = job.job(&point).unwrap();
-            choice.architecture(64, 10).n_params().unwrap();
+            choice.architecture(&gradus_data::Encoding::numbers(&names), 10).unwrap().n_params().unwrap();
         }
         // Without the images' shape, a CNN trial is refused, not guessed.
         job.image_shape = None;
