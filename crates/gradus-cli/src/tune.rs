@@ -407,6 +407,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if large {
         space = autotune::large_data_batches(space);
     }
+    // Periodic embeddings by default on a large table, and on a smaller
+    // one when the space file asks for them.
+    let asks_for_embeddings = user_space
+        .as_ref()
+        .is_some_and(|(_, user)| user.0.contains_key("embedding") || user.0.contains_key("embedding_sigma"));
+    if tuning.encoding.has_bins() && (job.is_large(&tuning) || asks_for_embeddings) {
+        space = autotune::periodic_embeddings(space);
+    }
     if let Some((file, user)) = user_space {
         space = autotune::merge_space(space, user, file)?;
         let outputs = match raw.y.task() {

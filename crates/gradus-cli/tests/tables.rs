@@ -432,3 +432,59 @@ fn a_file_past_the_memory_budget_is_refused_before_it_is_read() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("'lots' is not a size"), "{}", stderr(&out));
 }
+
+#[test]
+fn periodic_embeddings_tune_on_a_table_predict_raw_rows_and_bad_flags_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.csv"), mixed_table(400)).unwrap();
+    // A space file fixing the embeddings on: every trial's MLP embeds `age`.
+    let space = r#"{"model": {"type": "categorical", "choices": ["mlp"]},
+        "embedding": {"type": "categorical", "choices": ["periodic"]}}"#;
+    std::fs::write(dir.path().join("space.json"), space).unwrap();
+    let args = ["tune", "--data", "train.csv", "--target", "label", "--trials", "3", "--epochs", "10"];
+    let out = gradus(dir.path(), &[&args[..], &["--space", "space.json", "--out", "m.gradus", "-q"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = gradus(dir.path(), &["inspect", "m.gradus"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("periodic embeddings of 1 inputs (16 frequencies"), "{text}");
+    let new = "id,age,color,member,joined\nz1,33, purple ,yes,2024-02-02\nz2,NA,?,,\n";
+    std::fs::write(dir.path().join("new.csv"), new).unwrap();
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--proba"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+    // Without a space file naming them, a table this small (320 rows a
+    // trial) is searched without them.
+    let out = gradus(dir.path(), &[&args[..], &["--model", "mlp", "--study", "plain", "--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert!(summary["best_params"]["width"].is_number(), "{summary}");
+    assert!(summary["best_params"].get("embedding").is_none(), "{summary}");
+    // A choice gradus does not train is refused before any trial.
+    std::fs::write(dir.path().join("bad.json"), r#"{"embedding": {"type": "categorical", "choices": ["fourier"]}}"#)
+        .unwrap();
+    let out = gradus(dir.path(), &[&args[..], &["--space", "bad.json", "--study", "other"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("embedding choice \"fourier\" is not one gradus can train"), "{}", stderr(&out));
+
+    // gradus train: the flags apply to MLPs, sigma to periodic embeddings only.
+    let train = ["train", "--data", "builtin:wine", "--epochs", "5"];
+    for (extra, says) in [
+        (&["--model", "logistic", "--embedding", "periodic"][..], "--embedding applies to --model mlp"),
+        (&["--model", "mlp", "--embedding-sigma", "2"][..], "--embedding-sigma applies to --embedding periodic"),
+        (&["--model", "mlp", "--embedding", "periodic", "--embedding-sigma", "0"][..], "sigma"),
+        (&["--model", "mlp", "--embedding", "fourier"][..], "fourier"),
+    ] {
+        let out = gradus(dir.path(), &[&train[..], extra].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    }
+    let out = gradus(
+        dir.path(),
+        &[&train[..], &["--model", "mlp", "--embedding", "periodic", "--embedding-sigma", "0.5", "--out", "w.gradus"]]
+            .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(gradus(dir.path(), &["inspect", "w.gradus"]).stdout).unwrap();
+    assert!(text.contains("periodic embeddings of 13 inputs (16 frequencies, σ 0.5, 16 values each)"), "{text}");
+}

@@ -43,7 +43,7 @@ mod space;
 pub use ensemble::*;
 pub use space::*;
 
-use crate::pipeline::{Family, ModelChoice, PipelineError, TrainJob};
+use crate::pipeline::{Family, ModelChoice, Periodic, PipelineError, TrainJob};
 
 /// The attribute under which a trial records the epoch count its
 /// validation loss (with cross-validation, the folds' mean) was lowest at:
@@ -189,6 +189,7 @@ impl TuneJob {
                         ("width", 256.into()),
                         ("activation", "relu".into()),
                         ("dropout", 0.1.into()),
+                        ("embedding", "none".into()),
                     ]);
                 } else if family == Family::Cnn {
                     // The default network of `gradus train --model cnn`, in 3x3 kernels.
@@ -205,18 +206,26 @@ impl TuneJob {
                 } else {
                     point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
                 }
-                points.push(
-                    point
-                        .into_iter()
-                        .filter(|(name, value)| {
-                            self.space.0.get(*name).is_some_and(|d| d.to_internal(name, value).is_ok())
-                        })
-                        .map(|(name, value)| (name.to_string(), value))
-                        .collect(),
-                );
+                points.push(self.in_space(point.clone()));
+                // On a table with periodic embeddings in the space, the
+                // default MLP is tried with them as well.
+                if family == Family::Mlp && self.space.0.contains_key("embedding") {
+                    point.retain(|(name, _)| *name != "embedding");
+                    point.extend([("embedding", "periodic".into()), ("embedding_sigma", 3.0.into())]);
+                    points.push(self.in_space(point));
+                }
             }
         }
         points
+    }
+
+    /// The values of `point` that the space holds.
+    fn in_space(&self, point: Vec<(&str, Value)>) -> BTreeMap<String, Value> {
+        point
+            .into_iter()
+            .filter(|(name, value)| self.space.0.get(*name).is_some_and(|d| d.to_internal(name, value).is_ok()))
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
     }
 
     /// Suggests this trial's hyperparameters (define-by-run: the network's
@@ -227,7 +236,10 @@ impl TuneJob {
             // A family's own hyperparameters only for its trials (define-by-run).
             let family = self.family(trial.params()).ok();
             let skip = match *name {
-                "n_layers" | "activation" => family != Some(Family::Mlp),
+                "n_layers" | "activation" | "embedding" => family != Some(Family::Mlp),
+                "embedding_sigma" => {
+                    family != Some(Family::Mlp) || trial.params().get("embedding") != Some(&Value::from("periodic"))
+                }
                 "conv_layers" | "channels" | "pooling" | "shift" => family != Some(Family::Cnn),
                 "width" | "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
                 _ => false,
@@ -295,7 +307,11 @@ impl TuneJob {
                 activation: decode_activation(&text("activation", "relu")).ok_or_else(|| unknown("activation"))?,
                 dropout: real("dropout", 0.0) as f32,
                 init: WeightInit::Auto,
-                periodic: None,
+                periodic: match text("embedding", "none").as_str() {
+                    "none" => None,
+                    "periodic" => Some(Periodic::with_sigma(real("embedding_sigma", 1.0) as f32)),
+                    _ => return Err(unknown("embedding")),
+                },
             },
         };
         Ok(TrainJob {
@@ -494,6 +510,16 @@ impl TuneJob {
         }
     }
 
+    /// Whether `tuning` is a large table: a trial trains on more than
+    /// [`LARGE_DATA_EPOCH_ROWS`] of its rows.
+    pub fn is_large(&self, tuning: &Dataset) -> bool {
+        let training_rows = match self.cv {
+            Some(k) => tuning.n_samples() * (k - 1) / k,
+            None => (tuning.n_samples() as f64 * (1.0 - self.valid_fraction)) as usize,
+        };
+        training_rows > LARGE_DATA_EPOCH_ROWS
+    }
+
     /// Cuts epochs to [`LARGE_DATA_EPOCH_ROWS`] rows when a trial trains on
     /// more than that many: a trial's reports, early stopping and pruning
     /// then come every so many rows, so what a trial costs before it is
@@ -502,11 +528,7 @@ impl TuneJob {
     /// a trial) is: its tune took 46 to 81 s instead of 120 to 408 s, with
     /// the same test accuracy and AUC (BENCHMARKS.md).
     pub fn shorten_epochs_on_large_data(&mut self, tuning: &Dataset) -> bool {
-        let training_rows = match self.cv {
-            Some(k) => tuning.n_samples() * (k - 1) / k,
-            None => (tuning.n_samples() as f64 * (1.0 - self.valid_fraction)) as usize,
-        };
-        let large = training_rows > LARGE_DATA_EPOCH_ROWS;
+        let large = self.is_large(tuning);
         if large {
             self.epoch_rows = Some(LARGE_DATA_EPOCH_ROWS);
         }
@@ -1212,5 +1234,43 @@ mod tests {
         assert_eq!(points.len(), 2);
         assert!(points.iter().all(|p| !p.contains_key("lr") && !p.contains_key("scaling")));
         assert!(points.iter().all(|p| p["optimizer"] == "adam"));
+    }
+
+    #[test]
+    fn a_tables_mlps_search_periodic_embeddings_decoded_to_what_they_name() {
+        let families = vec![Family::Logistic, Family::Mlp];
+        let space = periodic_embeddings(default_space(&families, false, None));
+        assert_eq!(space.0["embedding"], Distribution::categorical(["none", "periodic"]));
+        assert_eq!(space.0["embedding_sigma"], Distribution::log_float(0.01, 100.0));
+        let linear_only = periodic_embeddings(default_space(&[Family::Logistic], false, None));
+        assert!(!linear_only.0.contains_key("embedding"), "no MLP, no embeddings");
+        let job = job(families, space);
+        let decode = |embedding: &str| {
+            let params = BTreeMap::from([
+                ("model".to_string(), Value::from("mlp")),
+                ("embedding".to_string(), embedding.into()),
+                ("embedding_sigma".to_string(), 2.5.into()),
+            ]);
+            job.job(&params).map(|j| match j.model {
+                ModelChoice::Mlp { periodic, .. } => periodic,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(decode("periodic").unwrap(), Some(Periodic { frequencies: 16, dim: 16, sigma: 2.5 }));
+        assert_eq!(decode("none").unwrap(), None);
+        assert!(decode("fourier").unwrap_err().to_string().contains("embedding = \"fourier\""));
+        // The default MLP starts with and without them; logistic regression has none.
+        let points = job.starting_points();
+        let mlps: Vec<_> = points.iter().filter(|p| p["model"] == "mlp").collect();
+        assert_eq!(mlps.len(), 2);
+        assert_eq!((&mlps[0]["embedding"], mlps[0].get("embedding_sigma")), (&Value::from("none"), None));
+        assert_eq!((&mlps[1]["embedding"], &mlps[1]["embedding_sigma"]), (&Value::from("periodic"), &Value::from(3.0)));
+        assert!(points.iter().filter(|p| p["model"] == "logistic").all(|p| !p.contains_key("embedding")));
+        // A space file may fix them, but only to values gradus trains.
+        let user = |d| SearchSpace(BTreeMap::from([("embedding".to_string(), d)]));
+        let base = || periodic_embeddings(default_space(&[Family::Mlp], false, None));
+        assert!(merge_space(base(), user(Distribution::categorical(["periodic"])), "s.json").is_ok());
+        let err = merge_space(base(), user(Distribution::categorical(["fourier"])), "s.json").unwrap_err();
+        assert!(err.to_string().contains("embedding choice \"fourier\" is not one gradus can train"), "{err}");
     }
 }
