@@ -48,6 +48,13 @@ pub struct TuneArgs {
     /// N/A, n/a, ?, null, NULL, NaN, nan, None].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     na_values: Option<Vec<String>>,
+    /// A categorical column with more than 50 levels seen 5 times or more:
+    /// embed (one-hot of up to 1000 levels, which MLPs read through a
+    /// learned 16-value embedding), onehot (the same, read as it is), hash
+    /// (every level hashed into 128 buckets) or other (one-hot of the 50
+    /// most frequent, the rest in one "other" input) [default: embed].
+    #[arg(long, value_parser = parse_high_cardinality, value_name = "HOW")]
+    high_cardinality: Option<gradus::data::HighCardinality>,
     /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
     #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
     encoding: gradus::data::TextEncoding,
@@ -278,6 +285,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             ("--ignore", !args.ignore.is_empty()),
             ("--columns", args.columns.is_some()),
             ("--na-values", args.na_values.is_some()),
+            ("--high-cardinality", args.high_cardinality.is_some()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
             bail!("{flag} applies to CSV tables; {} holds images", args.data);
@@ -315,6 +323,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             None,
         )
     };
+    raw.high_cardinality = args.high_cardinality.unwrap_or_default();
     let task = raw.y.task();
     let families = request.families(task)?;
     // A CNN reads every column as a pixel of an image of a known shape.
@@ -1142,6 +1151,11 @@ impl TrialProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+fn parse_high_cardinality(name: &str) -> Result<gradus::data::HighCardinality, String> {
+    gradus::data::HighCardinality::from_name(name)
+        .ok_or_else(|| format!("'{name}' is not one of other, hash, embed, onehot"))
 }
 
 #[cfg(test)]

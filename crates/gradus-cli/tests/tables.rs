@@ -488,3 +488,45 @@ fn periodic_embeddings_tune_on_a_table_predict_raw_rows_and_bad_flags_are_exit_2
     let text = String::from_utf8(gradus(dir.path(), &["inspect", "w.gradus"]).stdout).unwrap();
     assert!(text.contains("periodic embeddings of 13 inputs (16 frequencies, σ 0.5, 16 values each)"), "{text}");
 }
+
+#[test]
+fn high_cardinality_columns_are_embedded_hashed_or_cut_as_asked_and_predict_unseen_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    // 80 shops seen 12 times each, the label following the shop's number.
+    let mut text = String::from("shop,x,label\n");
+    for i in 0..960 {
+        let shop = i % 80;
+        text.push_str(&format!("shop{shop},{},{}\n", i % 7, if shop % 3 == 0 { "a" } else { "b" }));
+    }
+    std::fs::write(dir.path().join("t.csv"), text).unwrap();
+    let args = ["tune", "--data", "t.csv", "--target", "label", "--trials", "3", "--epochs", "10", "-q"];
+    for (how, says) in [
+        ("embed", "one-hot: 80 levels, embedded by MLPs"),
+        ("hash", "hashed into 128 buckets"),
+        ("onehot", "one-hot: 80 levels"),
+        ("other", "one-hot: 50 levels + other"),
+    ] {
+        let space = r#"{"model": {"type": "categorical", "choices": ["mlp"]}}"#;
+        std::fs::write(dir.path().join("space.json"), space).unwrap();
+        let out = gradus(
+            dir.path(),
+            &[&args[..], &["--high-cardinality", how, "--space", "space.json", "--study", how, "--out", "m.gradus"]]
+                .concat(),
+        );
+        assert!(out.status.success(), "{how}: {}", stderr(&out));
+        let about = String::from_utf8(gradus(dir.path(), &["inspect", "m.gradus"]).stdout).unwrap();
+        assert!(about.contains(says), "{how}: {about}");
+        assert_eq!(about.contains("16-value embeddings of 1 categorical columns"), how == "embed", "{about}");
+        std::fs::write(dir.path().join("new.csv"), "shop,x\nshop3,1\nshop999,2\n,3\n").unwrap();
+        let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--proba"]);
+        assert!(out.status.success(), "{how}: {}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        for row in text.lines().skip(1) {
+            let p: Vec<f64> = row.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+            assert!(p.iter().all(|v| v.is_finite()), "{how}: {row}");
+        }
+    }
+    let out = gradus(dir.path(), &[&args[..], &["--high-cardinality", "lookup"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'lookup' is not one of other, hash, embed, onehot"), "{}", stderr(&out));
+}

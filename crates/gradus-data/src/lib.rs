@@ -40,7 +40,9 @@ pub use batch::Batches;
 pub use builtin::{BUILTINS, BuiltinInfo, load_builtin};
 pub use dataset::{Dataset, Target, Task};
 pub use dates::DateOrder;
-pub use encode::{ColumnEncoder, Encoding, MAX_LEVELS, MIN_LEVEL_COUNT};
+pub use encode::{
+    ColumnEncoder, Encoding, HASH_BUCKETS, HighCardinality, MAX_EMBEDDED_LEVELS, MAX_LEVELS, MIN_LEVEL_COUNT,
+};
 pub use error::DataError;
 pub use folder::{is_image_folder, load_image_files, load_image_folder};
 pub use idx::{ImageShape, idx_image_shape, image_shape, is_idx_images, labels_path, load_idx, load_idx_images};

@@ -72,6 +72,8 @@ pub struct RawData {
     /// Whether the columns are an image's pixels ([`RawData::as_pixels`]):
     /// encoded as they are, every one, without bins.
     pub pixels: bool,
+    /// What becomes of a categorical column of many levels.
+    pub high_cardinality: crate::HighCardinality,
 }
 
 /// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
@@ -168,7 +170,17 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         })
         .collect();
     let content_hash = fnv1a(&text);
-    Ok(RawData { table, y, target_name, kinds, missing_target_rows, na_values, content_hash, pixels: false })
+    Ok(RawData {
+        table,
+        y,
+        target_name,
+        kinds,
+        missing_target_rows,
+        na_values,
+        content_hash,
+        pixels: false,
+        high_cardinality: Default::default(),
+    })
 }
 
 /// FNV-1a, 64-bit: a small, dependency-free fingerprint (not a defence
@@ -221,6 +233,7 @@ impl RawData {
             na_values: Vec::new(),
             content_hash: hash,
             pixels: true,
+            high_cardinality: Default::default(),
         }
     }
 
@@ -274,7 +287,7 @@ impl RawData {
                 ),
             ));
         }
-        Encoding::fit(&self.table.select_rows(rows), &used, bins, &self.na_values)
+        Encoding::fit(&self.table.select_rows(rows), &used, bins, self.high_cardinality, &self.na_values)
     }
 
     /// The rows at `rows`, encoded by `encoding`, as a dataset.
@@ -353,6 +366,55 @@ mod tests {
         assert!(encoding.has_bins());
         assert!(!Encoding::numbers(&["a".into()]).has_bins());
         assert_eq!(Encoding::numbers(&["a".into(), "b".into()]).numeric_inputs(), [0, 1]);
+    }
+
+    #[test]
+    fn a_column_of_many_levels_is_cut_to_other_hashed_kept_or_marked_for_embedding() {
+        // 60 levels seen 5 times each, one seen once, and a missing cell.
+        let mut text = String::from("shop,y\n");
+        for i in 0..300 {
+            text.push_str(&format!("s{},{}\n", i % 60, i % 2));
+        }
+        text.push_str("rare,1\n,0\n");
+        let mut r = raw(&text, &RawOptions::default()).unwrap();
+        assert_eq!(r.high_cardinality, crate::HighCardinality::Embed, "the default");
+        r.high_cardinality = crate::HighCardinality::Other;
+        let rows: Vec<usize> = (0..302).collect();
+        let fit = |r: &RawData| r.fit_encoding(&rows).unwrap();
+        let crate::ColumnEncoder::OneHot { levels, other: true, missing: true, embedded: false, .. } =
+            &fit(&r).columns[0]
+        else {
+            panic!("{:?}", fit(&r))
+        };
+        assert_eq!(levels.len(), crate::MAX_LEVELS, "the 50 most frequent, the rest in other");
+        assert!(fit(&r).embedded_blocks().is_empty());
+
+        r.high_cardinality = crate::HighCardinality::Hash;
+        let encoding = fit(&r);
+        assert_eq!(
+            encoding.columns[0],
+            crate::ColumnEncoder::Hashed { column: "shop".into(), buckets: crate::HASH_BUCKETS, missing: true }
+        );
+        let d = r.dataset(&[0, 300, 301], &encoding).unwrap();
+        let hot = |row: usize| d.x.row(row).iter().position(|&v| v == 1.0).unwrap();
+        assert_eq!(hot(0), (crate::fnv1a(b"s0") % 128) as usize);
+        assert_eq!(hot(1), (crate::fnv1a(b"rare") % 128) as usize, "a rare level keeps a bucket of its own hash");
+        assert_eq!(hot(2), 128, "missing");
+        assert_eq!(d.x.row(0).iter().sum::<f32>(), 1.0);
+
+        for (how, embedded) in [(crate::HighCardinality::Embed, true), (crate::HighCardinality::OneHot, false)] {
+            r.high_cardinality = how;
+            let encoding = fit(&r);
+            let crate::ColumnEncoder::OneHot { levels, embedded: e, .. } = &encoding.columns[0] else { panic!() };
+            assert_eq!((levels.len(), *e), (60, embedded), "{how:?}: every level seen 5 times");
+            let want: Vec<[usize; 2]> = if embedded { vec![[0, 62]] } else { vec![] };
+            assert_eq!(encoding.embedded_blocks(), want, "60 levels + other + missing");
+        }
+        // A column of few levels is one-hot whatever the setting.
+        let few = raw("c,y\na,1\nb,0\na,1\n", &RawOptions::default()).unwrap();
+        let few = RawData { high_cardinality: crate::HighCardinality::Embed, ..few };
+        let encoding = few.fit_encoding(&[0, 1, 2]).unwrap();
+        assert!(matches!(&encoding.columns[0], crate::ColumnEncoder::OneHot { embedded: false, .. }));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 mod activation;
 mod augment;
+mod category;
 mod cnn;
 mod conv;
 mod error;
@@ -47,6 +48,7 @@ mod vmath;
 
 pub use activation::Activation;
 pub use augment::Augment;
+pub use category::CategorySpec;
 pub use cnn::{CnnSpec, ConvStage, Pooling};
 pub use conv::{Shape, output_side};
 pub use error::TrainError;

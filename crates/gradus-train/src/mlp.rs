@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::category::{CategoryEmbedding, CategorySpec};
 use crate::layer::{ActivationLayer, Dense, DenseInit, Dropout, Layer};
 use crate::periodic::{PeriodicEmbedding, PeriodicSpec};
 use crate::{Activation, Network, TrainError};
@@ -33,6 +34,7 @@ pub enum WeightInit {
 /// | `dropout` | probability of zeroing a hidden unit in training | [0, 1) |
 /// | `init` | weight initialisation | auto, he, xavier |
 /// | `periodic` | periodic embeddings of numeric inputs before the first layer | none, or a [`PeriodicSpec`] |
+/// | `categories` | learned embeddings of one-hot blocks, after those | none, or a [`CategorySpec`] |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MlpSpec {
     pub n_inputs: usize,
@@ -43,6 +45,8 @@ pub struct MlpSpec {
     pub init: WeightInit,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub periodic: Option<PeriodicSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<CategorySpec>,
 }
 
 impl MlpSpec {
@@ -59,13 +63,19 @@ impl MlpSpec {
         if let Some(periodic) = &self.periodic {
             periodic.validate(self.n_inputs)?;
         }
+        if let Some(categories) = &self.categories {
+            categories.validate(self.n_inputs)?;
+        }
         Ok(())
     }
 
     /// The Dense layers' widths from input (the inputs and any embeddings)
     /// to output.
     pub fn widths(&self) -> Vec<usize> {
-        let first = self.n_inputs + self.periodic.as_ref().map_or(0, PeriodicSpec::added_width);
+        let mut first = self.n_inputs + self.periodic.as_ref().map_or(0, PeriodicSpec::added_width);
+        if let Some(categories) = &self.categories {
+            first = categories.output_width(first);
+        }
         std::iter::once(first).chain(self.hidden.iter().copied()).chain([self.n_outputs]).collect()
     }
 }
@@ -105,8 +115,14 @@ impl Network {
             WeightInit::Auto => DenseInit::auto(spec.activation),
         };
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut width = spec.n_inputs;
         if let Some(periodic) = &spec.periodic {
-            layers.push(Box::new(PeriodicEmbedding::new(periodic.clone(), spec.n_inputs)));
+            layers.push(Box::new(PeriodicEmbedding::new(periodic.clone(), width)));
+            width += periodic.added_width();
+        }
+        // The periodic embeddings come after the inputs, which keep their places.
+        if let Some(categories) = &spec.categories {
+            layers.push(Box::new(CategoryEmbedding::new(categories.clone(), width)));
         }
         // The first Dense layer reads the data, whose columns may be blank.
         push_dense_stack(&mut layers, &spec.widths(), init, spec.activation, spec.dropout, true);
@@ -124,7 +140,16 @@ mod tests {
     use rand::Rng as _;
 
     fn spec(hidden: Vec<usize>, k: usize, activation: Activation, dropout: f32) -> MlpSpec {
-        MlpSpec { n_inputs: 3, hidden, n_outputs: k, activation, dropout, init: WeightInit::Auto, periodic: None }
+        MlpSpec {
+            n_inputs: 3,
+            hidden,
+            n_outputs: k,
+            activation,
+            dropout,
+            init: WeightInit::Auto,
+            periodic: None,
+            categories: None,
+        }
     }
 
     /// Checks the analytic gradient of the regularised objective against

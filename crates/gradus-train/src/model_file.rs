@@ -76,7 +76,10 @@ impl Architecture {
             TrainError::Mismatch(format!("the model {} would have more than {MAX_PARAMS} parameters", self.describe()))
         };
         let mut total = match self {
-            Architecture::Mlp(MlpSpec { periodic: Some(periodic), .. }) => periodic.n_params(),
+            Architecture::Mlp(spec) => {
+                spec.periodic.as_ref().map_or(0, |p| p.n_params())
+                    + spec.categories.as_ref().map_or(0, |c| c.n_params())
+            }
             _ => 0,
         };
         for pair in widths.windows(2) {
@@ -126,7 +129,10 @@ impl Architecture {
                         p.dim
                     )
                 });
-                format!("MLP {} {}{dropout}{periodic}", widths.join("-"), spec.activation.name())
+                let categories = spec.categories.as_ref().map_or(String::new(), |c| {
+                    format!(", {}-value embeddings of {} categorical columns", c.dim, c.blocks.len())
+                });
+                format!("MLP {} {}{dropout}{periodic}{categories}", widths.join("-"), spec.activation.name())
             }
             Architecture::Cnn(spec) => spec.describe(),
         }
@@ -811,6 +817,7 @@ mod tests {
             dropout: 0.0,
             init: WeightInit::Auto,
             periodic,
+            categories: None,
         };
         let mut model = Network::mlp(&spec).unwrap();
         model.init_params(&mut seeded_rng(1));
@@ -942,6 +949,7 @@ mod tests {
             dropout: 0.0,
             init: WeightInit::Auto,
             periodic: None,
+            categories: None,
         });
         assert!(huge.build().is_err());
         let overflow = Architecture::Linear { n_inputs: 1 << 33, n_outputs: 1 << 33, fit_intercept: true };

@@ -30,6 +30,7 @@ fn mlp(n_inputs: usize, hidden: Vec<usize>, n_outputs: usize, dropout: f32) -> N
         dropout,
         init: WeightInit::Auto,
         periodic: None,
+        categories: None,
     })
     .unwrap()
 }

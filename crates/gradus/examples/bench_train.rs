@@ -69,6 +69,7 @@ fn spec(n_inputs: usize, hidden: &[usize], n_outputs: usize) -> MlpSpec {
         dropout: 0.0,
         init: WeightInit::Auto,
         periodic: None,
+        categories: None,
     }
 }
 

@@ -10,9 +10,9 @@ use std::borrow::Cow;
 
 use gradus_data::{Dataset, Encoding, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
-    Activation, Architecture, Augment, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec, Observer,
-    PeriodicSpec, Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer, WeightInit,
-    evaluate,
+    Activation, Architecture, Augment, CategorySpec, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec,
+    Observer, PeriodicSpec, Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer,
+    WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +104,10 @@ pub enum ModelChoice {
         augment: Augment,
     },
 }
+
+/// The values an MLP learns for each level of a column it embeds (see
+/// [`gradus_data::HighCardinality::Embed`]).
+pub const CATEGORY_DIM: usize = 16;
 
 /// Periodic embeddings of the numeric columns (see [`PeriodicSpec`]; the
 /// inputs embedded are each numeric column's value, as the data's encoding
@@ -248,6 +252,11 @@ impl TrainJob {
                         }
                         Some(PeriodicSpec { columns, frequencies: p.frequencies, dim: p.dim, sigma: p.sigma })
                     }
+                },
+                // The columns encoded for embedding (HighCardinality::Embed) are embedded.
+                categories: {
+                    let blocks = inputs.embedded_blocks();
+                    (!blocks.is_empty()).then_some(CategorySpec { blocks, dim: CATEGORY_DIM })
                 },
             }),
             _ => Architecture::Linear { n_inputs: n_features, n_outputs, fit_intercept: true },
