@@ -446,7 +446,7 @@ fn periodic_embeddings_tune_on_a_table_predict_raw_rows_and_bad_flags_are_exit_2
     assert!(out.status.success(), "{}", stderr(&out));
     let out = gradus(dir.path(), &["inspect", "m.gradus"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("periodic embeddings of 1 inputs (16 frequencies"), "{text}");
+    assert!(text.contains("periodic embeddings of 1 numeric column (16 frequencies"), "{text}");
     let new = "id,age,color,member,joined\nz1,33, purple ,yes,2024-02-02\nz2,NA,?,,\n";
     std::fs::write(dir.path().join("new.csv"), new).unwrap();
     let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--proba"]);
@@ -486,7 +486,10 @@ fn periodic_embeddings_tune_on_a_table_predict_raw_rows_and_bad_flags_are_exit_2
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(gradus(dir.path(), &["inspect", "w.gradus"]).stdout).unwrap();
-    assert!(text.contains("periodic embeddings of 13 inputs (16 frequencies, σ 0.5, 16 values each)"), "{text}");
+    assert!(
+        text.contains("periodic embeddings of 13 numeric columns (16 frequencies, σ 0.5, 16 values each)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -516,7 +519,7 @@ fn high_cardinality_columns_are_embedded_hashed_or_cut_as_asked_and_predict_unse
         assert!(out.status.success(), "{how}: {}", stderr(&out));
         let about = String::from_utf8(gradus(dir.path(), &["inspect", "m.gradus"]).stdout).unwrap();
         assert!(about.contains(says), "{how}: {about}");
-        assert_eq!(about.contains("16-value embeddings of 1 categorical columns"), how == "embed", "{about}");
+        assert_eq!(about.contains("16-value embeddings of 1 categorical column"), how == "embed", "{about}");
         std::fs::write(dir.path().join("new.csv"), "shop,x\nshop3,1\nshop999,2\n,3\n").unwrap();
         let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "new.csv", "--proba"]);
         assert!(out.status.success(), "{how}: {}", stderr(&out));

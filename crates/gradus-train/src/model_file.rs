@@ -122,15 +122,17 @@ impl Architecture {
                 let dropout = if spec.dropout > 0.0 { format!(", dropout {}", spec.dropout) } else { String::new() };
                 let periodic = spec.periodic.as_ref().map_or(String::new(), |p| {
                     format!(
-                        ", periodic embeddings of {} inputs ({} frequencies, σ {}, {} values each)",
+                        ", periodic embeddings of {} numeric column{} ({} frequencies, σ {}, {} values each)",
                         p.columns.len(),
+                        if p.columns.len() == 1 { "" } else { "s" },
                         p.frequencies,
                         p.sigma,
                         p.dim
                     )
                 });
                 let categories = spec.categories.as_ref().map_or(String::new(), |c| {
-                    format!(", {}-value embeddings of {} categorical columns", c.dim, c.blocks.len())
+                    let n = c.blocks.len();
+                    format!(", {}-value embeddings of {n} categorical column{}", c.dim, if n == 1 { "" } else { "s" })
                 });
                 format!("MLP {} {}{dropout}{periodic}{categories}", widths.join("-"), spec.activation.name())
             }
