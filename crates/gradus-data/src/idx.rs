@@ -35,8 +35,16 @@ pub fn labels_path(images: &Path) -> Option<PathBuf> {
 /// The dimensions and the data of an IDX file of unsigned bytes.
 fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let shown = path.display().to_string();
-    let bad = |message: String| DataError::Idx { path: shown.clone(), message };
     let mut bytes = crate::memory::read_file(path)?;
+    let (sizes, header) = parse_idx(&shown, &bytes, true)?;
+    bytes.drain(..header);
+    Ok((sizes, bytes))
+}
+
+/// The sizes an IDX file's `bytes` give and the header's length; with
+/// `whole`, `bytes` is the whole file and its length must agree.
+fn parse_idx(shown: &str, bytes: &[u8], whole: bool) -> Result<(Vec<usize>, usize), DataError> {
+    let bad = |message: String| DataError::Idx { path: shown.to_string(), message };
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
         return Err(bad(format!(
             "not an IDX file of unsigned bytes (it should start 00 00 08 and a dimension count; it starts {:02x?})",
@@ -55,15 +63,14 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
         bytes[4..header].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let expected = sizes.iter().try_fold(1usize, |p, &s| p.checked_mul(s));
     let data = bytes.len() - header;
-    if expected != Some(data) {
+    if whole && expected != Some(data) {
         return Err(bad(format!(
             "the header says {} ({} bytes after the {header}-byte header) but the file holds {data}",
             sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(" x "),
             expected.map_or("too many".to_string(), |e| e.to_string())
         )));
     }
-    bytes.drain(..header);
-    Ok((sizes, bytes))
+    Ok((sizes, header))
 }
 
 /// The image shape rows of `source` have, when it is known from the source
@@ -80,10 +87,30 @@ pub fn image_shape(source: &str) -> Result<Option<ImageShape>, DataError> {
     })
 }
 
-/// The shape of the images in an IDX images file, from its header.
+/// The shape of the images in an IDX images file, from its header alone
+/// (the rest is read, and its length checked, when the images are loaded).
 pub fn idx_image_shape(path: &Path) -> Result<ImageShape, DataError> {
-    let (sizes, _) = read_idx(path)?;
-    images_shape(path, &sizes)
+    images_shape(path, &read_idx_header(path)?)
+}
+
+/// The dimensions an IDX file's header gives, reading (and unpacking)
+/// only the header's bytes.
+fn read_idx_header(path: &Path) -> Result<Vec<usize>, DataError> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let io_error = |error| DataError::Io { path: path.to_path_buf(), error };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io_error)?);
+    let gzipped = std::io::BufRead::fill_buf(&mut file).map_err(io_error)?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> =
+        if gzipped { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    // As much of the header as the file holds: its four bytes, then its sizes.
+    let mut head = Vec::new();
+    reader.by_ref().take(4).read_to_end(&mut head).map_err(io_error)?;
+    if head.len() == 4 && head[..3] == [0, 0, 0x08] {
+        reader.take(4 * u64::from(head[3])).read_to_end(&mut head).map_err(io_error)?;
+    }
+    let (sizes, _) = parse_idx(&shown, &head, false)?;
+    Ok(sizes)
 }
 
 fn images_shape(path: &Path, sizes: &[usize]) -> Result<ImageShape, DataError> {
@@ -223,5 +250,27 @@ mod tests {
         std::fs::remove_file(&labels).unwrap();
         let e = err(idx(&[2, 1, 1], &[0; 2]));
         assert!(e.contains("no labels beside it") && e.contains("labels-idx1-ubyte"), "{e}");
+    }
+
+    #[test]
+    fn the_image_shape_comes_from_the_header_alone_gzipd_or_not() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        // The header of 5 images of 3x4; the pixels cut short: only loading notices.
+        let images = dir.path().join("images-idx3-ubyte");
+        std::fs::write(&images, idx(&[5, 3, 4], &[1; 10])).unwrap();
+        assert_eq!(idx_image_shape(&images).unwrap(), [1, 3, 4]);
+        assert!(load_idx_images(&images).unwrap_err().to_string().contains("holds 10"));
+        let gz = dir.path().join("images-idx4-ubyte.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&idx(&[2, 3, 4, 5], &[0; 120])).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        assert_eq!(idx_image_shape(&gz).unwrap(), [3, 4, 5]);
+        // A header cut short, or not IDX at all, is still an error naming the file.
+        for bytes in [vec![0, 0, 8, 3, 0, 0], b"P5".to_vec()] {
+            std::fs::write(&images, bytes).unwrap();
+            let e = idx_image_shape(&images).unwrap_err().to_string();
+            assert!(e.contains("images-idx3-ubyte") && (e.contains("header") || e.contains("not an IDX")), "{e}");
+        }
     }
 }
