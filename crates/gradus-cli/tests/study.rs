@@ -323,12 +323,14 @@ fn gone(pid: u32) -> bool {
         .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
 }
 
-/// Starts `run` on a command that writes its pid and sleeps; returns `run`
-/// and the command's pid once its trial is running. The caller waits for `run`.
+/// Starts `run` on a command that writes its pid, starts a sleeper of its
+/// own in the background and waits; returns `run`, the command's pid and
+/// its sleeper's once its trial is running. The caller waits for `run`.
 #[allow(clippy::zombie_processes)]
-fn run_a_sleeper(dir: &Path) -> (std::process::Child, u32) {
+fn run_a_sleeper(dir: &Path) -> (std::process::Child, u32, u32) {
+    let script = "sleep 30 & echo $! > grandchild.pid; echo $$ > sleeper.pid; wait; echo 1";
     let mut run = Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args(["run", "--study", "s", "--trials", "3", "--", "sh", "-c", "echo $$ > sleeper.pid; sleep 30; echo 1"])
+        .args(["run", "--study", "s", "--trials", "3", "--", "sh", "-c", script])
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -339,7 +341,8 @@ fn run_a_sleeper(dir: &Path) -> (std::process::Child, u32) {
         if let Ok(text) = std::fs::read_to_string(dir.join("sleeper.pid"))
             && let Ok(pid) = text.trim().parse()
         {
-            return (run, pid);
+            let grandchild = std::fs::read_to_string(dir.join("grandchild.pid")).unwrap().trim().parse().unwrap();
+            return (run, pid, grandchild);
         }
         if started.elapsed().as_secs() >= 10 {
             let _ = run.kill();
@@ -355,19 +358,30 @@ fn run_a_sleeper(dir: &Path) -> (std::process::Child, u32) {
 fn interrupting_run_ends_its_commands_and_fails_their_trials_and_killing_it_kills_them() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "s", &[]);
-    let (run, sleeper) = run_a_sleeper(dir.path());
+    let (run, sleeper, grandchild) = run_a_sleeper(dir.path());
+    let interrupted = std::time::Instant::now();
     assert!(Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap().success());
     let out = run.wait_with_output().unwrap();
+    // The command sleeps 30 s: run ended it rather than waiting for it.
+    assert!(interrupted.elapsed().as_secs() < 10, "run waited {:?} for its command", interrupted.elapsed());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(gone(sleeper), "the command was ended with run");
+    let started = std::time::Instant::now();
+    while !gone(grandchild) {
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "what the command started outlived it: its process group was not ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let trials = json_lines(&gradus(dir.path(), &["trials", "--study", "s", "--format", "json"]));
     assert_eq!(trials.len(), 1, "no trial started after the interrupt: {trials:?}");
     assert_eq!((trials[0]["state"].as_str(), trials[0]["fail_reason"].as_str()), (Some("fail"), Some("interrupted")));
 
     // SIGKILL leaves run no chance to act: the kernel ends the command.
     std::fs::remove_file(dir.path().join("sleeper.pid")).unwrap();
-    let (mut run, sleeper) = run_a_sleeper(dir.path());
+    let (mut run, sleeper, grandchild) = run_a_sleeper(dir.path());
     run.kill().unwrap();
     run.wait().unwrap();
     let started = std::time::Instant::now();
@@ -375,4 +389,6 @@ fn interrupting_run_ends_its_commands_and_fails_their_trials_and_killing_it_kill
         assert!(started.elapsed().as_secs() < 5, "the command outlived a killed run");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // The kernel ends the command alone (PR_SET_PDEATHSIG); what it started is tidied here.
+    let _ = Command::new("kill").arg(grandchild.to_string()).status();
 }
