@@ -41,6 +41,16 @@ pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
     fn penalised(&self) -> Vec<Range<usize>> {
         Vec::new()
     }
+    /// The ranges of its slice that are state, not weights — a batch norm's
+    /// running statistics — which no optimizer step may change; they are
+    /// kept in the slice so that they are saved, restored and averaged
+    /// with the weights. See [`Self::update_buffers`].
+    fn frozen(&self) -> Vec<Range<usize>> {
+        Vec::new()
+    }
+    /// After a training forward pass, updates the state in its slice (see
+    /// [`Self::frozen`]) from what that pass saw.
+    fn update_buffers(&mut self, _params: &mut [f32]) {}
     /// Sets its initial parameters, drawing from `rng`.
     fn init(&self, _params: &mut [f32], _rng: &mut Rng) {}
     /// The training forward pass over `n` rows of `input` into `out`

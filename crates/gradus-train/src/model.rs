@@ -30,6 +30,12 @@ pub trait Model: Send {
     fn params_mut(&mut self) -> &mut [f32];
     /// The parameter ranges an L2 penalty applies to (weights, not biases).
     fn penalised(&self) -> &[Range<usize>];
+    /// The ranges of the parameters that are state, not weights (a batch
+    /// norm's running statistics): the model updates them itself in
+    /// training and no optimizer step may change them.
+    fn frozen(&self) -> &[Range<usize>] {
+        &[]
+    }
     /// Sets the initial parameters, drawing any randomness from `rng`.
     fn init_params(&mut self, rng: &mut Rng);
     /// The mean `loss` on `(x, y)`; writes d(loss)/d(params) into `grad`,

@@ -26,6 +26,7 @@ pub struct Network {
     slices: Vec<Range<usize>>,
     params: Vec<f32>,
     penalised: Vec<Range<usize>>,
+    frozen: Vec<Range<usize>>,
     /// Draws what is random in training (dropout), seeded by `init_params`.
     rng: Rng,
     /// Per layer: its outputs on the last training batch.
@@ -44,11 +45,12 @@ impl Network {
             assert_eq!(pair[0].output_width(), pair[1].input_width(), "consecutive layers agree on their width");
         }
         let mut slices = Vec::with_capacity(layers.len());
-        let mut penalised = Vec::new();
+        let (mut penalised, mut frozen) = (Vec::new(), Vec::new());
         let mut offset = 0;
         for layer in &layers {
             let slice = offset..offset + layer.n_params();
             penalised.extend(layer.penalised().into_iter().map(|r| r.start + offset..r.end + offset));
+            frozen.extend(layer.frozen().into_iter().map(|r| r.start + offset..r.end + offset));
             offset = slice.end;
             slices.push(slice);
         }
@@ -58,6 +60,7 @@ impl Network {
             slices,
             params: vec![0.0; offset],
             penalised,
+            frozen,
             rng: seeded_rng(0),
             delta: [Vec::new(), Vec::new()],
         }
@@ -97,6 +100,10 @@ impl Model for Network {
         &self.penalised
     }
 
+    fn frozen(&self) -> &[Range<usize>] {
+        &self.frozen
+    }
+
     fn init_params(&mut self, rng: &mut Rng) {
         for (layer, slice) in self.layers.iter().zip(&self.slices) {
             layer.init(&mut self.params[slice.clone()], rng);
@@ -115,6 +122,11 @@ impl Model for Network {
             out.resize(n * self.layers[l].output_width(), 0.0);
             let input: &[f32] = if l == 0 { x.as_slice() } else { &before[l - 1] };
             self.layers[l].forward(&self.params[self.slices[l].clone()], input, n, out, &mut self.rng);
+        }
+        if !self.frozen.is_empty() {
+            for (layer, slice) in self.layers.iter_mut().zip(&self.slices) {
+                layer.update_buffers(&mut self.params[slice.clone()]);
+            }
         }
 
         // Backward: delta holds dLoss/d(outputs) of the current layer.

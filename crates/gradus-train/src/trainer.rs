@@ -375,6 +375,7 @@ impl Trainer {
         let mut next_batch = batches.len();
         let mut scheduler = Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
         let mut grad = vec![0.0f32; model.params().len()];
+        let mut frozen_values = Vec::new();
         let mut batch_x = Matrix::zeros(0, train.n_features());
         let mut batch_y = empty_like(&train.y);
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
@@ -443,7 +444,7 @@ impl Trainer {
                             let scale = (c as f64 / grad_norm) as f32;
                             grad.iter_mut().for_each(|g| *g *= scale);
                         }
-                        optimizer.step(model.params_mut(), &grad, lr);
+                        step_keeping_frozen(optimizer.as_mut(), model, &grad, lr, &mut frozen_values);
                         steps += 1;
                         epoch_loss += value * rows.len() as f64;
                         epoch_rows += rows.len();
@@ -615,6 +616,30 @@ fn gather_target(y: &Target, rows: &[usize], out: &mut Target) {
             dst.extend(rows.iter().map(|&i| src[i]));
         }
         _ => unreachable!("the batch target is built with the training target's kind"),
+    }
+}
+
+/// An optimizer step on `model` that leaves its frozen parameters (see
+/// [`Model::frozen`]) as they were: copied out before, back after (`saved`
+/// is the caller's buffer).
+fn step_keeping_frozen(
+    optimizer: &mut dyn Optimizer,
+    model: &mut dyn Model,
+    grad: &[f32],
+    lr: f32,
+    saved: &mut Vec<f32>,
+) {
+    let frozen = model.frozen().to_vec();
+    saved.clear();
+    for r in &frozen {
+        saved.extend_from_slice(&model.params()[r.clone()]);
+    }
+    optimizer.step(model.params_mut(), grad, lr);
+    let mut at = 0;
+    for r in frozen {
+        let len = r.len();
+        model.params_mut()[r].copy_from_slice(&saved[at..at + len]);
+        at += len;
     }
 }
 
