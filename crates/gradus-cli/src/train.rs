@@ -73,6 +73,10 @@ pub struct TrainArgs {
     /// CNN augmentation: mirror half the images left to right (off: digits are not symmetric).
     #[arg(long)]
     flip: bool,
+    /// CNN: batch normalisation after each convolution (before its
+    /// activation), with running statistics for prediction.
+    #[arg(long)]
+    batch_norm: bool,
     /// MLP weight initialisation (auto: He for relu/gelu, Xavier for tanh/sigmoid).
     #[arg(long, value_enum, default_value = "auto")]
     init: InitArg,
@@ -327,6 +331,7 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
             ("--shift", args.shift != 0.0),
             ("--rotate", args.rotate != 0.0),
             ("--flip", args.flip),
+            ("--batch-norm", args.batch_norm),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
             bail!("{flag} applies to --model cnn, not --model {}", args.model.name());
@@ -357,6 +362,7 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
                 .collect(),
             global_pool: args.global_pool,
             augment: Augment { shift: args.shift, rotate: args.rotate, flip: args.flip },
+            batch_norm: args.batch_norm,
             hidden: args.hidden.clone(),
             activation: activation(args.activation),
             dropout: args.dropout,

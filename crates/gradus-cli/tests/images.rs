@@ -391,3 +391,44 @@ fn tune_reads_idx_files_and_image_folders() {
     fails(&["tune", "--data", "bars", "--target", "kind"], "not 'kind'");
     fails(&["tune", "--data", "builtin:digits", "--image-size", "8"], "--image-size applies to a folder");
 }
+
+#[test]
+fn a_cnn_with_batch_norm_trains_and_predicts_with_its_running_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(dir.path(), "train", 300, 1);
+    write_idx(dir.path(), "t10k", 90, 2);
+    let mut args = vec![
+        "train",
+        "--data",
+        "train-images-idx3-ubyte.gz",
+        "--epochs",
+        "8",
+        "--batch-norm",
+        "--out",
+        "m.gradus",
+        "--json",
+    ];
+    args.extend(SMALL_CNN);
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["architecture"], "CNN 1x8x8 4k3p1-pool2 8k3p1-pool2 16-3 relu, batch norm");
+    // The file keeps the running statistics; evaluation reads them (one image at a time would be
+    // normalised by nothing else).
+    let out = gradus(dir.path(), &["evaluate", "--model", "m.gradus", "--data", "t10k-images-idx3-ubyte.gz", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = eval["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "held-out accuracy {accuracy}");
+    let file = std::fs::read(dir.path().join("m.gradus")).unwrap();
+    let holds = |name: &str| file.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(holds("batchnorm.0.running_mean") && holds("batchnorm.1.running_var"), "tensors named in the file");
+    // Refused: batch norm for an MLP, or with L-BFGS.
+    let refused = |extra: &[&str], says: &str| {
+        let out = gradus(dir.path(), &[&["train", "--data", "train-images-idx3-ubyte.gz"][..], extra].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    };
+    refused(&["--model", "mlp", "--batch-norm"], "--batch-norm applies to --model cnn");
+    refused(&["--model", "cnn", "--batch-norm", "--optimizer", "lbfgs"], "batch norm makes each row's output");
+}

@@ -48,6 +48,7 @@ fn main() {
             activation: Activation::Relu,
             dropout: 0.0,
             augment: Augment::default(),
+            batch_norm: false,
         };
         let mut net = Network::cnn(&spec).unwrap();
         net.init_params(&mut rng);

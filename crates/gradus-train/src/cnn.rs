@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{Augment, Augmentation};
+use crate::batchnorm::BatchNorm;
 use crate::conv::{AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d, Shape, output_side};
 use crate::layer::{ActivationLayer, DenseInit, Layer};
 use crate::{Activation, Network, TrainError};
@@ -87,6 +88,9 @@ pub struct CnnSpec {
     pub dropout: f32,
     #[serde(default, skip_serializing_if = "is_off")]
     pub augment: Augment,
+    /// Batch normalisation after each convolution, before its activation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_norm: bool,
 }
 
 fn is_off(augment: &Augment) -> bool {
@@ -108,6 +112,7 @@ impl CnnSpec {
             activation: Activation::Relu,
             dropout: 0.25,
             augment: Augment::default(),
+            batch_norm: false,
         }
     }
 
@@ -187,6 +192,9 @@ impl CnnSpec {
         for stage in &self.conv {
             let weights = channels.checked_mul(stage.kernel * stage.kernel).and_then(|p| p.checked_mul(stage.channels));
             counts.push(weights.and_then(|w| w.checked_add(stage.channels)).ok_or_else(overflow)?);
+            if self.batch_norm {
+                counts.push(4 * stage.channels);
+            }
             channels = stage.channels;
         }
         for pair in self.dense_widths()?.windows(2) {
@@ -202,6 +210,7 @@ impl CnnSpec {
         let dense: Vec<String> = self.hidden.iter().chain([&self.n_outputs]).map(usize::to_string).collect();
         let dropout = if self.dropout > 0.0 { format!(", dropout {}", self.dropout) } else { String::new() };
         let global = if self.global_pool { " gap" } else { "" };
+        let bn = if self.batch_norm { ", batch norm" } else { "" };
         let a = self.augment;
         let augment = match (a.shift > 0.0, a.rotate > 0.0, a.flip) {
             (false, false, false) => String::new(),
@@ -213,7 +222,7 @@ impl CnnSpec {
             ),
         };
         format!(
-            "CNN {c}x{h}x{w} {}{global} {} {}{dropout}{augment}",
+            "CNN {c}x{h}x{w} {}{global} {} {}{bn}{dropout}{augment}",
             stages.join(" "),
             dense.join("-"),
             self.activation.name()
@@ -235,6 +244,9 @@ impl Network {
                 .expect("validated: the kernel fits");
             shape = conv.output_shape();
             layers.push(Box::new(conv));
+            if spec.batch_norm {
+                layers.push(Box::new(BatchNorm::new(shape[0], shape[1] * shape[2])));
+            }
             layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
             if stage.pool > 1 && stage.pooling == Pooling::Max {
                 let pool = MaxPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
@@ -275,6 +287,7 @@ mod tests {
             activation,
             dropout,
             augment: Augment::default(),
+            batch_norm: false,
         }
     }
 

@@ -28,6 +28,7 @@
 
 mod activation;
 mod augment;
+mod batchnorm;
 mod category;
 mod cnn;
 mod conv;

@@ -673,3 +673,45 @@ fn validation(model: &dyn Model, loss: Loss, data: &Dataset, monitor: Option<Met
     let score = monitor.and_then(|m| m.of(&crate::metrics::metrics_of_outputs(&out, k, loss, &data.y).ok()?));
     (loss.value(&out, k, Targets::from(&data.y)), score)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, Augment, CnnSpec, ConvStage, Network, OptimizerConfig, Pooling};
+    use gradus_data::{MatRef, seeded_rng};
+    use rand::Rng as _;
+
+    #[test]
+    fn a_step_moves_the_weights_but_leaves_the_running_statistics_as_training_set_them() {
+        let spec = CnnSpec {
+            input: [1, 4, 4],
+            conv: vec![ConvStage { channels: 2, kernel: 3, stride: 1, padding: 1, pool: 2, pooling: Pooling::Max }],
+            global_pool: false,
+            hidden: vec![],
+            n_outputs: 2,
+            activation: Activation::Relu,
+            dropout: 0.0,
+            augment: Augment::default(),
+            batch_norm: true,
+        };
+        let mut model = Network::cnn(&spec).unwrap();
+        model.init_params(&mut seeded_rng(3));
+        let frozen = model.frozen().to_vec();
+        assert_eq!(frozen.len(), 1);
+        assert_eq!(model.params()[frozen[0].clone()], [0.0, 0.0, 1.0, 1.0], "running mean 0, variance 1");
+        let mut rng = seeded_rng(4);
+        let x: Vec<f32> = (0..6 * 16).map(|_| rng.random_range(0.0f32..3.0)).collect();
+        let labels = [0u32, 1, 0, 1, 1, 0];
+        let mut grad = vec![0.0; model.params().len()];
+        let targets = Targets::Classes(&labels);
+        model.forward_backward(MatRef::new(&x, 6, 16).unwrap(), targets, Loss::SoftmaxCrossEntropy, &mut grad);
+        let after_forward = model.params().to_vec();
+        assert!(after_forward[frozen[0].clone()].iter().zip([0.0, 0.0, 1.0, 1.0]).all(|(a, b)| *a != b), "updated");
+        assert!(grad[frozen[0].clone()].iter().all(|&g| g == 0.0), "no gradient reaches them");
+        // AdamW with a strong decay would shrink every parameter it steps.
+        let mut optimizer = OptimizerConfig::adamw(0.5).build(model.params().len()).unwrap().unwrap();
+        step_keeping_frozen(optimizer.as_mut(), &mut model, &grad, 0.1, &mut Vec::new());
+        assert_eq!(model.params()[frozen[0].clone()], after_forward[frozen[0].clone()], "the statistics are kept");
+        assert!(model.params()[..frozen[0].start].iter().zip(&after_forward).any(|(a, b)| a != b), "weights moved");
+    }
+}

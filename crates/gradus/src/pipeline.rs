@@ -102,6 +102,9 @@ pub enum ModelChoice {
         activation: Activation,
         dropout: f32,
         augment: Augment,
+        /// Batch normalisation after each convolution.
+        #[serde(default)]
+        batch_norm: bool,
     },
 }
 
@@ -222,7 +225,7 @@ impl TrainJob {
     pub fn architecture(&self, inputs: &Encoding, n_outputs: usize) -> Result<Architecture, PipelineError> {
         let n_features = inputs.n_outputs();
         Ok(match &self.model {
-            ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout, augment } => {
+            ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout, augment, batch_norm } => {
                 Architecture::Cnn(CnnSpec {
                     input: *input,
                     conv: conv.clone(),
@@ -232,6 +235,7 @@ impl TrainJob {
                     activation: *activation,
                     dropout: *dropout,
                     augment: *augment,
+                    batch_norm: *batch_norm,
                 })
             }
             ModelChoice::Mlp { hidden, activation, dropout, init, periodic } => Architecture::Mlp(MlpSpec {
@@ -322,6 +326,15 @@ impl TrainJob {
         {
             return Err(PipelineError::Unsuitable(
                 "L-BFGS needs a deterministic objective; dropout makes it random (use another optimizer or --dropout 0)"
+                    .into(),
+            ));
+        }
+        if let (ModelChoice::Cnn { batch_norm: true, .. }, gradus_train::OptimizerConfig::Lbfgs { .. }) =
+            (&self.model, &self.config.optimizer)
+        {
+            return Err(PipelineError::Unsuitable(
+                "L-BFGS needs a deterministic objective; batch norm makes each row's output depend on its batch \
+                 (use another optimizer, or no --batch-norm)"
                     .into(),
             ));
         }

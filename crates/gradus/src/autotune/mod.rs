@@ -300,6 +300,7 @@ impl TuneJob {
                     activation: Activation::Relu,
                     dropout: real("dropout", 0.0) as f32,
                     augment: Augment { shift: real("shift", 0.0) as f32, rotate: 0.0, flip: false },
+                    batch_norm: false,
                 }
             }
             Family::Mlp => ModelChoice::Mlp {
