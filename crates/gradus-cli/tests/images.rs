@@ -353,6 +353,7 @@ fn tune_reads_idx_files_and_image_folders() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_idx(d, "train", 90, 10);
+    write_idx(d, "t10k", 20, 12);
     bars_folder(&d.join("bars"), 30, 11);
     for data in ["train-images-idx3-ubyte.gz", "bars"] {
         let out = gradus(
@@ -381,6 +382,13 @@ fn tune_reads_idx_files_and_image_folders() {
         assert!(out.status.success(), "{data}: {}", stderr(&out));
         let out = gradus(d, &["inspect", "m.gradus", "--json"]);
         assert!(String::from_utf8(out.stdout).unwrap().contains("CNN 1x8x8"), "{data}");
+        // The tuned model reads other images of the kind (its pixels were
+        // encoded with fills, not as plain numbers: this was refused).
+        let other = if data == "bars" { "bars" } else { "t10k-images-idx3-ubyte.gz" };
+        for command in ["evaluate", "predict"] {
+            let out = gradus(d, &[command, "--model", "m.gradus", "--data", other]);
+            assert!(out.status.success(), "{data}: {command}: {}", stderr(&out));
+        }
     }
     let fails = |args: &[&str], needle: &str| {
         let out = gradus(d, args);

@@ -645,6 +645,41 @@ impl Encoding {
         self.columns.iter().any(|c| matches!(c, ColumnEncoder::Number { bins, .. } if !bins.is_empty()))
     }
 
+    /// Whether every encoder passes a numeric column through as it is, but
+    /// for filling a missing cell (no flag, no bins): the encoding `gradus
+    /// tune` fits on images' pixels. Plain numeric rows picked by name are
+    /// then encoded so, once [`Self::fill_missing`] fills their gaps.
+    pub fn passes_numbers_through(&self) -> bool {
+        self.columns
+            .iter()
+            .all(|c| matches!(c, ColumnEncoder::Number { indicator: false, bins, .. } if bins.is_empty()))
+    }
+
+    /// Fills the missing (NaN) values of `x`, whose columns are this
+    /// encoding's inputs (see [`Self::passes_numbers_through`]), with each
+    /// column's fill; a column with none keeps them.
+    pub fn fill_missing(&self, x: &mut Matrix) {
+        let width = x.cols();
+        let fills: Vec<Option<f32>> = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                ColumnEncoder::Number { fill, .. } => *fill,
+                _ => None,
+            })
+            .collect();
+        if width != fills.len() || fills.iter().all(Option::is_none) {
+            return;
+        }
+        for row in x.as_mut_slice().chunks_exact_mut(width) {
+            for (v, fill) in row.iter_mut().zip(&fills) {
+                if let (true, Some(f)) = (v.is_nan(), fill) {
+                    *v = *f;
+                }
+            }
+        }
+    }
+
     /// Whether every encoder passes a numeric column through unchanged.
     pub fn is_plain_numbers(&self) -> bool {
         self.na_values.is_empty()

@@ -275,8 +275,12 @@ impl Preprocessing {
     pub fn select_owned(&self, data: Dataset) -> Result<Dataset, TrainError> {
         let mut out = if data.encoding == *self.encoding() {
             data
-        } else if self.encoding().is_plain_numbers() && data.encoding.is_plain_numbers() {
-            data.select_features(&self.feature_names())?
+        } else if self.encoding().passes_numbers_through() && data.encoding.is_plain_numbers() {
+            // Plain numbers (an IDX file's pixels, a numeric CSV), picked by
+            // name, as a tune's pixels or a train's numeric columns were.
+            let mut out = data.select_features(&self.feature_names())?;
+            self.encoding().fill_missing(&mut out.x);
+            out
         } else {
             return Err(TrainError::Mismatch(format!(
                 "{}: the rows were encoded otherwise than the model's training rows",
