@@ -117,14 +117,22 @@ macro_rules! outln {
 
 /// Checks, before any work, that `--out` can be written: not a directory,
 /// in a directory that exists and takes a new file (tried with an empty
-/// probe file, removed at once), and writable if it exists. The error
-/// names the path; the file itself is written only at the end.
+/// probe file, removed at once), and writable if it exists. A symlink is
+/// checked at its target; a device or FIFO (`/dev/null`, `/dev/stdout`) is
+/// written in place and needs no probe. The error names the path; the file
+/// itself is written only at the end.
 pub fn check_out_path(path: &std::path::Path) -> anyhow::Result<()> {
+    use gradus::data::output::{OutputTarget, output_target};
     let shown = path.display();
-    if path.is_dir() {
-        anyhow::bail!("--out {shown}: is a directory; give a file path");
-    }
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let target = match output_target(path) {
+        Ok(OutputTarget::Replace(target)) => target,
+        Ok(OutputTarget::InPlace(_)) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            anyhow::bail!("--out {shown}: is a directory; give a file path")
+        }
+        Err(e) => anyhow::bail!("--out {shown}: {e}"),
+    };
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     if !parent.is_dir() {
         anyhow::bail!("--out {shown}: the directory '{}' does not exist", parent.display());
     }
@@ -135,10 +143,10 @@ pub fn check_out_path(path: &std::path::Path) -> anyhow::Result<()> {
         .open(&probe)
         .map_err(|e| anyhow::anyhow!("--out {shown}: cannot write in '{}': {e}", parent.display()))?;
     let _ = std::fs::remove_file(&probe);
-    if path.exists() {
+    if target.exists() {
         std::fs::OpenOptions::new()
             .write(true)
-            .open(path)
+            .open(&target)
             .map_err(|e| anyhow::anyhow!("--out {shown}: cannot write it: {e}"))?;
     }
     Ok(())

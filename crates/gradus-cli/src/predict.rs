@@ -171,17 +171,20 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         Ok(())
     };
     match &args.out {
-        // Written beside the file and renamed over it once complete: an
-        // error midway leaves any earlier predictions as they were.
+        // Written beside the file and renamed over it once complete (in
+        // place for a device or FIFO): an error midway leaves any earlier
+        // predictions as they were.
         Some(path) => {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-            let written = std::fs::File::create(&tmp)
-                .map_err(anyhow::Error::from)
-                .and_then(|mut file| write(&mut file))
-                .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+            let mut failure = None;
+            let written = gradus::data::output::write_file(path, |sink| {
+                write(sink).map_err(|e| {
+                    let shown = std::io::Error::other(format!("{e:#}"));
+                    failure = Some(e);
+                    shown
+                })
+            });
             if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
+                let e = failure.unwrap_or_else(|| e.into());
                 return Err(e.context(format!("cannot write '{}'", path.display())));
             }
         }

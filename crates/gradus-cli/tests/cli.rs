@@ -491,6 +491,39 @@ fn an_out_path_that_cannot_be_written_is_exit_2_before_any_work_naming_it() {
     assert_eq!(names, ["m.gradus", "taken"], "no study, probe or temporary file is left behind");
 }
 
+/// Renaming a finished file over `--out` would destroy what is not a
+/// regular file there: as root, `--out /dev/null` replaced the system's null
+/// device with a regular file (and broke later builds reading from it).
+#[cfg(unix)]
+#[test]
+fn an_out_path_that_is_a_device_or_a_symlink_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradus(dir.path(), &["train", "--data", "builtin:iris", "--model", "softmax", "-q", "--out", "m.gradus"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "builtin:iris", "--out", "/dev/stdout"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 151, "the predictions arrive on stdout: {}", out.stdout);
+    let out = gradus(dir.path(), &["predict", "--model", "m.gradus", "--data", "builtin:iris", "--out", "/dev/null"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is still a device");
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    std::os::unix::fs::symlink("models/real.gradus", dir.path().join("link.gradus")).unwrap();
+    for _ in 0..2 {
+        let args = ["train", "--data", "builtin:iris", "--model", "softmax", "-q", "--out", "link.gradus"];
+        let out = gradus(dir.path(), &args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let link = std::fs::symlink_metadata(dir.path().join("link.gradus")).unwrap();
+        assert!(link.file_type().is_symlink(), "the link is kept");
+        let out = gradus(dir.path(), &["evaluate", "--model", "models/real.gradus", "--data", "builtin:iris"]);
+        assert_eq!(out.code, 0, "the model is saved at the link's target: {}", out.stderr);
+    }
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir.path().join("models")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["real.gradus"], "no temporary file is left beside the target");
+}
+
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     use std::process::Stdio;

@@ -29,6 +29,7 @@ mod kinds;
 mod load;
 mod matrix;
 pub mod memory;
+pub mod output;
 mod raw;
 mod scale;
 mod split;

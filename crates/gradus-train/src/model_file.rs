@@ -765,16 +765,14 @@ fn sort_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 /// Writes through a temporary file beside `path` and a rename, so an
-/// interrupted save never leaves half a file under the name.
+/// interrupted save never leaves half a file under the name (in place for a
+/// device or FIFO, which a rename would destroy).
 fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), ModelFileError> {
-    let io = |error| ModelFileError::Io { action: "write", path: path.display().to_string(), error };
-    let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io)
+    gradus_data::output::write_file(path, |out| out.write_all(&bytes)).map_err(|error| ModelFileError::Io {
+        action: "write",
+        path: path.display().to_string(),
+        error,
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
