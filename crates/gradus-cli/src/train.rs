@@ -416,6 +416,7 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
         scaling: args.scale.unwrap_or(if args.model == Family::Cnn { Scaling::Global } else { Scaling::Standard }),
         valid_fraction: args.valid_fraction,
         balanced: false,
+        train_metrics: true,
         config,
     })
 }

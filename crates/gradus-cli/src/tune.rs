@@ -389,12 +389,19 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // checked where train's are: by the trainer's own validation.
     job.job(&BTreeMap::new())?.config.validate()?;
     let (tuning, test) = autotune::hold_out(&raw, args.test_fraction, args.seed)?;
-    check_memory(&args.data, raw.n_rows(), tuning.n_features(), jobs)?;
+    // The values each row holds: a table's bins are computed as needed, not held.
+    check_memory(&args.data, raw.n_rows(), tuning.x.cols(), jobs)?;
     if args.json {
         print_json_line(&columns_json(&raw, &tuning))?;
     } else if !args.quiet {
         eprint!("{}", columns_table(&raw, &tuning));
     }
+    // The rows are encoded (tuning, test): the raw cells go, keeping what
+    // the study and the model file record of them.
+    let raw_rows = raw.n_rows();
+    let (content_hash, missing_target_rows) = (raw.content_hash, raw.missing_target_rows);
+    let (target_name, kinds) = (raw.target_name.clone(), raw.kinds.clone());
+    drop(raw);
     // Each trial splits the tuning rows again; a split too small to hold
     // every class, or too few rows for the folds, is an input error, caught
     // here rather than in every trial.
@@ -426,7 +433,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     if let Some((file, user)) = user_space {
         space = autotune::merge_space(space, user, file)?;
-        let outputs = match raw.y.task() {
+        let outputs = match task {
             gradus::data::Task::Multiclass { n_classes } => n_classes,
             _ => 1,
         };
@@ -442,8 +449,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // there was a choice, so that those studies still resume.)
     let mut objective = format!(
         "data {:016x}, target '{}' ({task}), inputs {:016x}",
-        raw.content_hash,
-        raw.target_name,
+        content_hash,
+        target_name,
         gradus::data::fnv1a(serde_json::to_string(&tuning.encoding)?.as_bytes())
     );
     if metric != Metric::default_for(task) {
@@ -537,7 +544,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if to_run > 0 {
         progress.note(&format!(
             "study '{name}': {done} trials done, running {to_run} more on {jobs} thread(s); data {} rows ({} held out for the test); {}",
-            raw.n_rows(),
+            raw_rows,
             test.n_samples(),
             match job.cv {
                 Some(k) => format!("trials scored by {k}-fold cross-validation"),
@@ -709,9 +716,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         "study": name,
         "seed": args.seed,
         "objective": objective,
-        "rows": raw.n_rows(),
-        "missing_target_rows": raw.missing_target_rows,
-        "columns": raw.kinds,
+        "rows": raw_rows,
+        "missing_target_rows": missing_target_rows,
+        "columns": kinds,
         "members": member_numbers.iter().map(|n| {
             let params = trials.iter().find(|t| t.number == *n).map(|t| t.params.clone());
             json!({"trial": n, "params": params})
@@ -803,27 +810,33 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many copies of the encoded table tuning holds at once: the tuning
-/// and test rows, and each running trial's split of them (scaled in place).
-/// Measured on 8.4M rows of 98 inputs (3.1 GB encoded): a peak of 6.2 GB
-/// with one job (2.0 copies) and 9.0 GB with two (2.9); this allows a
-/// little more.
+/// How many copies of the encoded rows (and their labels) tuning holds at
+/// once: the tuning and test rows, and each running trial's split of them.
 fn copies_held(jobs: usize) -> f64 {
     1.2 + jobs as f64
 }
 
+/// Bytes a row costs beyond its copies: the raw table's line number and the
+/// row numbers of splits and batches while they are made.
+const ROW_OVERHEAD: f64 = 16.0;
+
 /// Refuses a table whose encoded copies would not fit in the memory budget
-/// (see `gradus::data::memory`), before any trial allocates them.
-fn check_memory(data: &str, rows: usize, inputs: usize, jobs: usize) -> anyhow::Result<()> {
+/// (see `gradus::data::memory`), before any trial allocates them. `values`
+/// is what a row stores (a table's bins are computed as needed, not held).
+/// Measured on 8.4M rows of 2 numbers (`bench/memory.sh`): a peak of 291 MB
+/// with one job and 402 MB with two, where this estimates 356 MB and 457 MB.
+fn check_memory(data: &str, rows: usize, values: usize, jobs: usize) -> anyhow::Result<()> {
     use gradus::data::memory::{budget, human};
     let Some((budget, from)) = budget()? else { return Ok(()) };
-    let encoded = rows as u64 * inputs as u64 * std::mem::size_of::<f32>() as u64;
-    let need = (encoded as f64 * copies_held(jobs)) as u64;
+    let encoded = rows as u64 * values as u64 * std::mem::size_of::<f32>() as u64;
+    let per_row = (values as f64 * 4.0 + 4.0) * copies_held(jobs) + ROW_OVERHEAD;
+    let need = (rows as f64 * per_row) as u64;
     if need > budget {
         bail!(
-            "{data}: its {rows} rows encode to {inputs} model inputs ({} as 32-bit floats), and tuning on {jobs} \
-             thread(s) holds about {:.1} copies of that ({}), more than the memory budget of {} ({from}); use fewer \
-             --jobs or rows, or set GRADUS_MAX_MEMORY to allow more",
+            "{data}: its {rows} rows encode to {values} value{} each ({} as 32-bit floats), and tuning on {jobs} \
+             thread(s) holds about {:.1} copies of that with the labels ({}), more than the memory budget of {} \
+             ({from}); use fewer --jobs or rows, or set GRADUS_MAX_MEMORY to allow more",
+            if values == 1 { "" } else { "s" },
             human(encoded),
             copies_held(jobs),
             human(need),

@@ -418,12 +418,16 @@ fn a_file_past_the_memory_budget_is_refused_before_it_is_read() {
         assert!(err.contains(&format!("{file}: {what}")) && err.contains("8.0 MB (GRADUS_MAX_MEMORY=8M)"), "{err}");
         assert!(!dir.path().join("gradus.db").exists(), "refused before any study was made");
     }
-    // Text that fits, encoded to more than fits in the copies tuning makes.
-    let out = run("t.csv", "16M");
+    // Text that fits (a table takes up to 4 times its 2.3 MB), encoded to
+    // more than fits in the copies tuning makes: one value a row (1.6 MB;
+    // the bins are not held) with its label, held 2.2 times or more, and
+    // 16 bytes a row besides: 13.4 MB or more.
+    let out = run("t.csv", "12M");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("t.csv: its 400000 rows encode to") && err.contains("more than the memory budget of 16.0 MB"),
+        err.contains("t.csv: its 400000 rows encode to 1 value each")
+            && err.contains("more than the memory budget of 12.0 MB"),
         "{err}"
     );
     assert!(!dir.path().join("gradus.db").exists(), "refused before any study was made");

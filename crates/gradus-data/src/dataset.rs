@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Encoding, Matrix, Split};
+use std::sync::Arc;
+
+use crate::{DataError, Encoding, Expansion, Matrix, Split};
 
 /// What is being predicted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,11 @@ pub struct Dataset {
     /// [`Encoding::output_names`] name them.
     pub encoding: Encoding,
     pub target_name: String,
+    /// With an expansion, `x` stores each row without what the expansion
+    /// computes as needed (a table's piecewise-linear bins), and the model
+    /// inputs are [`Self::gather_inputs`]'s; without, `x` is the inputs.
+    #[serde(skip)]
+    pub expansion: Option<Arc<Expansion>>,
 }
 
 impl Dataset {
@@ -120,7 +127,14 @@ impl Dataset {
         feature_names: &[String],
         target_name: impl Into<String>,
     ) -> Self {
-        Self { name: name.into(), x, y, encoding: Encoding::numbers(feature_names), target_name: target_name.into() }
+        Self {
+            name: name.into(),
+            x,
+            y,
+            encoding: Encoding::numbers(feature_names),
+            target_name: target_name.into(),
+            expansion: None,
+        }
     }
 
     /// The names of `x`'s columns.
@@ -132,8 +146,50 @@ impl Dataset {
         self.x.rows()
     }
 
+    /// The model inputs per row (more than `x` stores with an expansion).
     pub fn n_features(&self) -> usize {
-        self.x.cols()
+        self.expansion.as_ref().map_or(self.x.cols(), |e| e.width())
+    }
+
+    /// The model inputs of the rows at `rows`, into `out` (reusing its
+    /// allocation): `x`'s rows, or their expansion.
+    pub fn gather_inputs(&self, rows: &[usize], out: &mut Matrix) {
+        match &self.expansion {
+            None => self.x.gather_rows_into(rows, out),
+            Some(e) => e.gather(&self.x, rows.iter().copied(), out),
+        }
+    }
+
+    /// The model inputs of rows `range`, into `out` (see [`Self::gather_inputs`]).
+    pub fn block_inputs(&self, range: std::ops::Range<usize>, out: &mut Matrix) {
+        match &self.expansion {
+            None => {
+                let rows: Vec<usize> = range.collect();
+                self.x.gather_rows_into(&rows, out)
+            }
+            Some(e) => e.gather(&self.x, range, out),
+        }
+    }
+
+    /// Every row's model inputs as one matrix: `x` itself, or its
+    /// expansion (held whole: for full-batch training only).
+    pub fn dense_inputs(&self) -> std::borrow::Cow<'_, Matrix> {
+        match &self.expansion {
+            None => std::borrow::Cow::Borrowed(&self.x),
+            Some(e) => {
+                let mut out = Matrix::zeros(0, e.width());
+                e.gather(&self.x, 0..self.x.rows(), &mut out);
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The dataset with its model inputs held whole and no expansion.
+    pub fn materialised(self) -> Dataset {
+        match &self.expansion {
+            None => self,
+            Some(_) => Dataset { x: self.dense_inputs().into_owned(), expansion: None, ..self },
+        }
     }
 
     pub fn task(&self) -> Task {
@@ -148,12 +204,16 @@ impl Dataset {
             y: self.y.select(indices),
             encoding: self.encoding.clone(),
             target_name: self.target_name.clone(),
+            expansion: self.expansion.clone(),
         }
     }
 
     /// The feature columns named `names`, in that order (a model's feature
     /// order), as plain numbers; a missing name is an error.
     pub fn select_features(&self, names: &[String]) -> Result<Dataset, DataError> {
+        if self.expansion.is_some() {
+            return self.clone().materialised().select_features(names);
+        }
         let own = self.feature_names();
         let columns = names
             .iter()
@@ -177,6 +237,7 @@ impl Dataset {
             y: self.y.clone(),
             encoding: Encoding::numbers(names),
             target_name: self.target_name.clone(),
+            expansion: None,
         })
     }
 
@@ -218,6 +279,7 @@ impl Dataset {
             y,
             encoding: self.encoding.clone(),
             target_name: self.target_name.clone(),
+            expansion: self.expansion.clone(),
         });
         [(); 3].map(|()| parts.next().expect("three parts"))
     }

@@ -127,6 +127,15 @@ impl ColumnEncoder {
         }
     }
 
+    /// How many of its inputs a row stores when its bins are computed as
+    /// needed (see [`crate::Expansion`]): all but the bins.
+    pub fn stored_width(&self) -> usize {
+        match self {
+            ColumnEncoder::Number { indicator, .. } => 1 + usize::from(*indicator),
+            other => other.width(),
+        }
+    }
+
     /// What it does, in a few words: `number, missing → median 38 + flag`,
     /// `one-hot: 8 levels + other + missing`.
     pub fn describe(&self) -> String {
@@ -176,16 +185,20 @@ impl ColumnEncoder {
 
     /// Writes this encoder's inputs for every row of `column` into `x`
     /// (row-major, `width` wide) starting at input `first`.
+    /// `lines` gives each row's line in `source` (for errors).
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
-        table: &Table,
+        source: &str,
+        lines: &dyn Fn(usize) -> u32,
         column: &Column,
         x: &mut [f32],
         width: usize,
         first: usize,
+        with_bins: bool,
     ) -> Result<(), DataError> {
         let rows = column.values.len();
-        let line = |row: usize| u64::from(table.lines[row]);
+        let line = |row: usize| u64::from(lines(row));
         match self {
             ColumnEncoder::Number { fill, indicator, bins, .. } => {
                 let at_bins = first + 1 + usize::from(*indicator);
@@ -194,19 +207,19 @@ impl ColumnEncoder {
                         Cell::Number(v) => Some(v),
                         Cell::Missing => None,
                         Cell::Text(t) => {
-                            Some(parse_finite(t).ok_or_else(|| not_a_number(&table.source, line(row), column, t))?)
+                            Some(parse_finite(t).ok_or_else(|| not_a_number(source, line(row), column, t))?)
                         }
                     };
                     let v = match (value, fill) {
                         (Some(v), _) => v,
                         (None, Some(f)) => *f,
-                        (None, None) => return Err(not_a_number(&table.source, line(row), column, "")),
+                        (None, None) => return Err(not_a_number(source, line(row), column, "")),
                     };
                     x[row * width + first] = v;
                     if *indicator {
                         x[row * width + first + 1] = if value.is_none() { 1.0 } else { 0.0 };
                     }
-                    for (k, edge) in bins.windows(2).enumerate() {
+                    for (k, edge) in bins.windows(2).enumerate().filter(|_| with_bins) {
                         x[row * width + at_bins + k] = ((v - edge[0]) / (edge[1] - edge[0])).clamp(0.0, 1.0);
                     }
                 }
@@ -253,7 +266,7 @@ impl ColumnEncoder {
                         Some(w) if w == falsity => (0.0, 0.0),
                         Some(_) => {
                             return Err(DataError::NotBoolean {
-                                path: table.source.clone(),
+                                path: source.to_string(),
                                 line: line(row),
                                 column: column.position,
                                 name: column.name.clone(),
@@ -287,7 +300,7 @@ impl ColumnEncoder {
                         }
                         Some(t) => {
                             let date = dates::parse(&t, *order).ok_or_else(|| DataError::NotADate {
-                                path: table.source.clone(),
+                                path: source.to_string(),
                                 line: line(row),
                                 column: column.position,
                                 name: column.name.clone(),
@@ -575,11 +588,26 @@ impl Encoding {
         high_cardinality: HighCardinality,
         na_values: &[String],
     ) -> Result<Self, DataError> {
+        Self::fit_rows(table, None, kinds, bins, high_cardinality, na_values)
+    }
+
+    /// [`Self::fit`] on the rows at `rows` of `table` (all, for `None`),
+    /// copying one column's cells at a time rather than the whole table.
+    pub fn fit_rows(
+        table: &Table,
+        rows: Option<&[usize]>,
+        kinds: &[ColumnInfo],
+        bins: usize,
+        high_cardinality: HighCardinality,
+        na_values: &[String],
+    ) -> Result<Self, DataError> {
         let mut columns = Vec::new();
         for info in kinds {
             let column = table
                 .column(&info.column)
                 .ok_or_else(|| DataError::MissingFeature { path: table.source.clone(), name: info.column.clone() })?;
+            let selected = rows.map(|rows| column.select_rows(rows));
+            let column = selected.as_ref().unwrap_or(column);
             columns.extend(ColumnEncoder::fit(column, info.kind, bins, high_cardinality, &table.source)?);
         }
         Ok(Self { columns, na_values: na_values.to_vec() })
@@ -691,8 +719,30 @@ impl Encoding {
     /// The model inputs for every row of `table`; a column the encoding
     /// reads that the table lacks is an error naming it.
     pub fn transform(&self, table: &Table) -> Result<Matrix, DataError> {
-        let width = self.n_outputs();
-        let mut x = vec![0.0f32; table.n_rows() * width];
+        self.write_rows(table, None, true)
+    }
+
+    /// The values a row stores when its bins are computed as needed (see
+    /// [`crate::Expansion`]): [`Self::transform`]'s inputs but the bins,
+    /// for the rows at `rows` of `table` (all, for `None`), copying one
+    /// column's cells at a time rather than the whole table.
+    pub fn transform_stored(&self, table: &Table, rows: Option<&[usize]>) -> Result<Matrix, DataError> {
+        self.write_rows(table, rows, false)
+    }
+
+    /// [`Self::transform`] of the rows at `rows` of `table`, one column
+    /// copied at a time.
+    pub fn transform_rows(&self, table: &Table, rows: &[usize]) -> Result<Matrix, DataError> {
+        self.write_rows(table, Some(rows), true)
+    }
+
+    fn write_rows(&self, table: &Table, rows: Option<&[usize]>, with_bins: bool) -> Result<Matrix, DataError> {
+        let width_of = |e: &ColumnEncoder| if with_bins { e.width() } else { e.stored_width() };
+        let width: usize = self.columns.iter().map(width_of).sum();
+        // The selected rows' cells a column at a time; their lines looked up for errors.
+        let n = rows.map_or(table.n_rows(), <[usize]>::len);
+        let line = |row: usize| table.lines[rows.map_or(row, |rows| rows[row])];
+        let mut x = vec![0.0f32; n * width];
         let mut first = 0;
         for encoder in &self.columns {
             debug_assert_eq!(encoder.width(), encoder.output_names().len(), "{encoder:?}");
@@ -700,9 +750,10 @@ impl Encoding {
                 path: table.source.clone(),
                 name: encoder.column().to_string(),
             })?;
-            encoder.write(table, column, &mut x, width, first)?;
-            first += encoder.width();
+            let picked = rows.map(|rows| column.select_rows(rows));
+            encoder.write(&table.source, &line, picked.as_ref().unwrap_or(column), &mut x, width, first, with_bins)?;
+            first += width_of(encoder);
         }
-        Ok(Matrix::from_vec(table.n_rows(), width, x).expect("rows x inputs"))
+        Ok(Matrix::from_vec(n, width, x).expect("rows x inputs"))
     }
 }

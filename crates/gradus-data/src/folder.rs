@@ -141,7 +141,10 @@ pub fn load_image_folder(dir: &Path, size: Option<[usize; 2]>) -> Result<(Datase
     let features: Vec<String> = (0..x.cols()).map(|i| format!("px{i}")).collect();
     let y = Target::Classes { labels, classes: names };
     let name = dir.display().to_string();
-    Ok((Dataset { name, x, y, encoding: Encoding::numbers(&features), target_name: "label".into() }, shape))
+    Ok((
+        Dataset { name, x, y, encoding: Encoding::numbers(&features), target_name: "label".into(), expansion: None },
+        shape,
+    ))
 }
 
 /// The images of a folder for prediction, no labels needed: the PNG and

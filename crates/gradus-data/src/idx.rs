@@ -184,7 +184,14 @@ pub fn load_idx(images: &Path) -> Result<(Dataset, ImageShape), DataError> {
         classes: values.iter().map(u8::to_string).collect(),
     };
     let names: Vec<String> = (0..width).map(|i| format!("px{i}")).collect();
-    let data = Dataset { name: shown, x, y, encoding: Encoding::numbers(&names), target_name: "label".into() };
+    let data = Dataset {
+        name: shown,
+        x,
+        y,
+        encoding: Encoding::numbers(&names),
+        target_name: "label".into(),
+        expansion: None,
+    };
     Ok((data, shape))
 }
 

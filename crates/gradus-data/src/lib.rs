@@ -23,6 +23,7 @@ mod dataset;
 mod dates;
 mod encode;
 mod error;
+mod expand;
 mod folder;
 mod idx;
 mod kinds;
@@ -45,6 +46,7 @@ pub use encode::{
     ColumnEncoder, Encoding, HASH_BUCKETS, HighCardinality, MAX_EMBEDDED_LEVELS, MAX_LEVELS, MIN_LEVEL_COUNT,
 };
 pub use error::DataError;
+pub use expand::{BLOCK_ROWS, Expanded, Expansion, Rows};
 pub use folder::{is_image_folder, load_image_files, load_image_folder};
 pub use idx::{ImageShape, idx_image_shape, image_shape, is_idx_images, labels_path, load_idx, load_idx_images};
 pub use kinds::{ColumnInfo, ColumnKind, infer_kind};

@@ -101,12 +101,17 @@ pub fn load_encoded(
         let keep: Vec<usize> = (0..codes.len()).filter(|&i| codes[i] != crate::table::MISSING).collect();
         table = table.select_rows(&keep);
     }
+    let expansion = crate::Expansion::of(encoding);
     Ok(Dataset {
         name: source.into(),
-        x: encoding.transform(&table)?,
+        x: match &expansion {
+            Some(_) => encoding.transform_stored(&table, None)?,
+            None => encoding.transform(&table)?,
+        },
         y: build_target(target_cells(&table, target), source, target_col, target, kind)?,
         encoding: encoding.clone(),
         target_name: target.into(),
+        expansion: expansion.map(std::sync::Arc::new),
     })
 }
 
@@ -154,6 +159,7 @@ fn labelled_dataset(
         y: build_target(target_cells(table, &target_name), source, target_col, &target_name, options.target_kind)?,
         encoding: Encoding::numbers(&feature_names),
         target_name,
+        expansion: None,
     })
 }
 

@@ -84,6 +84,14 @@ impl Matrix {
             .collect()
     }
 
+    /// Makes this a `rows` x `cols` matrix of zeros, reusing its allocation.
+    pub fn reset(&mut self, rows: usize, cols: usize) {
+        self.rows = rows;
+        self.cols = cols;
+        self.data.clear();
+        self.data.resize(rows * cols, 0.0);
+    }
+
     /// Copies the rows at `indices` into `out`, reusing its allocation.
     pub fn gather_rows_into(&self, indices: &[usize], out: &mut Matrix) {
         out.rows = indices.len();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::kinds::{ColumnInfo, ColumnKind, infer_kind};
 use crate::load::{TargetCells, build_target, read_source, target_column};
 use crate::table::{CsvFile, MISSING, ReadOptions, Table, Values};
-use crate::{DataError, Dataset, Encoding, Split, Target, TargetKind};
+use crate::{DataError, Dataset, Encoding, Expansion, Split, Target, TargetKind};
 
 /// The fewest piecewise-linear bins a numeric column gets (see
 /// [`crate::ColumnEncoder::Number`] and [`piecewise_bins`]).
@@ -136,6 +136,10 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
             .collect(),
     };
     let mut table = file.read(&selected, &read)?;
+    // The text is read: it goes (as large as the table) before anything else is built.
+    let content_hash = fnv1a(&text);
+    drop(file);
+    drop(text);
     let at = table.columns.iter().position(|c| c.name == target_name).expect("the target is selected");
     let target = table.columns.remove(at);
     let Values::Text { codes, levels } = &target.values else { unreachable!("the target is read as text") };
@@ -158,6 +162,7 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         table = table.select_rows(&keep);
         y
     };
+    drop(target);
     let kinds = table
         .columns
         .iter()
@@ -169,7 +174,6 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
             info
         })
         .collect();
-    let content_hash = fnv1a(&text);
     Ok(RawData {
         table,
         y,
@@ -287,18 +291,23 @@ impl RawData {
                 ),
             ));
         }
-        Encoding::fit(&self.table.select_rows(rows), &used, bins, self.high_cardinality, &self.na_values)
+        Encoding::fit_rows(&self.table, Some(rows), &used, bins, self.high_cardinality, &self.na_values)
     }
 
-    /// The rows at `rows`, encoded by `encoding`, as a dataset.
+    /// The rows at `rows`, encoded by `encoding`, as a dataset; bins are
+    /// not stored but computed as needed (see [`crate::Expansion`]).
     pub fn dataset(&self, rows: &[usize], encoding: &Encoding) -> Result<Dataset, DataError> {
-        let table = self.table.select_rows(rows);
+        let expansion = Expansion::of(encoding);
         Ok(Dataset {
             name: self.table.source.clone(),
-            x: encoding.transform(&table)?,
+            x: match &expansion {
+                Some(_) => encoding.transform_stored(&self.table, Some(rows))?,
+                None => encoding.transform_rows(&self.table, rows)?,
+            },
             y: self.y.select(rows),
             encoding: encoding.clone(),
             target_name: self.target_name.clone(),
+            expansion: expansion.map(std::sync::Arc::new),
         })
     }
 }
@@ -339,7 +348,9 @@ mod tests {
             let d = r.dataset(&rows, &encoding).unwrap();
             // The median of 1, 4 and 10 fills the gap; the bins' edges are 1, 4, 10.
             let want = [[1.0, 0.0, 0.0, 0.0], [4.0, 1.0, 1.0, 0.0], [4.0, 0.0, 1.0, 0.0], [10.0, 0.0, 1.0, 1.0]];
-            assert_eq!(d.x.as_slice(), want.as_flattened(), "marker {marker:?}");
+            let stored: Vec<f32> = want.iter().flat_map(|row| row[..2].to_vec()).collect();
+            assert_eq!(d.x.as_slice(), stored, "marker {marker:?}: the value and its flag are stored");
+            assert_eq!(d.materialised().x.as_slice(), want.as_flattened(), "marker {marker:?}");
         }
     }
 
@@ -428,7 +439,9 @@ mod tests {
         // Edges at the 0th, 1/16th, ... quantiles of 0, 1, 4, ..., 10000 (rounded to the nearest row).
         let want: Vec<f32> = (0..=16).map(|k| ((k * 100 + 8) / 16) as f32).map(|i| i * i).collect();
         assert_eq!(bins, &want);
-        let d = r.dataset(&[0, 51, 100], &encoding).unwrap();
+        let stored = r.dataset(&[0, 51, 100], &encoding).unwrap();
+        assert_eq!(stored.x.as_slice(), [0.0, 2601.0, 10000.0], "the bins are not stored");
+        let d = stored.materialised();
         assert_eq!(d.x.row(0)[1..], [0.0; 16]);
         assert_eq!(d.x.row(2)[1..], [1.0; 16]);
         // 2601 lies in the ninth bin, [2500, 3136] (rows 50 and 56): the bins below are full, those above empty.

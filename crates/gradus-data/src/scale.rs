@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Matrix};
+use crate::{DataError, Matrix, Rows};
 
 /// How features are scaled before training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,12 @@ impl Scaling {
 
     /// The scaler this choice fits on `x`; `None` for [`Scaling::None`].
     pub fn fit(self, x: &Matrix) -> Result<Option<Scaler>, DataError> {
+        self.fit_rows(x)
+    }
+
+    /// [`Self::fit`] on rows visited one at a time (a dataset's expanded
+    /// inputs, never held whole); the same scaler to the bit.
+    pub fn fit_rows(self, x: &dyn Rows) -> Result<Option<Scaler>, DataError> {
         match self {
             Scaling::Standard => Scaler::standard(x).map(Some),
             Scaling::MinMax => Scaler::min_max(x).map(Some),
@@ -65,22 +71,22 @@ pub struct Scaler {
 impl Scaler {
     /// Mean and population standard deviation per column (accumulated in
     /// f64); a constant column keeps scale 1, as in scikit-learn.
-    pub fn standard(x: &Matrix) -> Result<Self, DataError> {
+    pub fn standard(x: &dyn Rows) -> Result<Self, DataError> {
         check_rows(x)?;
-        let n = x.rows() as f64;
-        let mut sum = vec![0.0f64; x.cols()];
-        for i in 0..x.rows() {
-            for (s, &v) in sum.iter_mut().zip(x.row(i)) {
+        let n = x.n_rows() as f64;
+        let mut sum = vec![0.0f64; x.n_cols()];
+        x.for_each_row(&mut |row| {
+            for (s, &v) in sum.iter_mut().zip(row) {
                 *s += v as f64;
             }
-        }
+        });
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let mut sum_sq = vec![0.0f64; x.cols()];
-        for i in 0..x.rows() {
-            for ((s, &v), m) in sum_sq.iter_mut().zip(x.row(i)).zip(&mean) {
+        let mut sum_sq = vec![0.0f64; x.n_cols()];
+        x.for_each_row(&mut |row| {
+            for ((s, &v), m) in sum_sq.iter_mut().zip(row).zip(&mean) {
                 *s += (v as f64 - m).powi(2);
             }
-        }
+        });
         let scale = sum_sq
             .iter()
             .map(|s| {
@@ -93,27 +99,29 @@ impl Scaler {
 
     /// One minimum and range for every column (see [`Scaling::Global`]); a
     /// constant matrix keeps scale 1.
-    pub fn global(x: &Matrix) -> Result<Self, DataError> {
+    pub fn global(x: &dyn Rows) -> Result<Self, DataError> {
         check_rows(x)?;
-        let (lo, hi) = x
-            .as_slice()
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(f64::from(v)), h.max(f64::from(v))));
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        x.for_each_row(&mut |row| {
+            for &v in row {
+                (lo, hi) = (lo.min(f64::from(v)), hi.max(f64::from(v)));
+            }
+        });
         let range = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
-        Ok(Self { offset: vec![lo; x.cols()], scale: vec![range; x.cols()] })
+        Ok(Self { offset: vec![lo; x.n_cols()], scale: vec![range; x.n_cols()] })
     }
 
     /// Minimum and range per column; a constant column keeps scale 1.
-    pub fn min_max(x: &Matrix) -> Result<Self, DataError> {
+    pub fn min_max(x: &dyn Rows) -> Result<Self, DataError> {
         check_rows(x)?;
-        let mut lo = vec![f64::INFINITY; x.cols()];
-        let mut hi = vec![f64::NEG_INFINITY; x.cols()];
-        for i in 0..x.rows() {
-            for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(x.row(i)) {
+        let mut lo = vec![f64::INFINITY; x.n_cols()];
+        let mut hi = vec![f64::NEG_INFINITY; x.n_cols()];
+        x.for_each_row(&mut |row| {
+            for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(row) {
                 *l = l.min(v as f64);
                 *h = h.max(v as f64);
             }
-        }
+        });
         let scale = lo.iter().zip(&hi).map(|(l, h)| if h > l { h - l } else { 1.0 }).collect();
         Ok(Self { offset: lo, scale })
     }
@@ -142,8 +150,8 @@ impl Scaler {
     }
 }
 
-fn check_rows(x: &Matrix) -> Result<(), DataError> {
-    if x.rows() == 0 {
+fn check_rows(x: &dyn Rows) -> Result<(), DataError> {
+    if x.n_rows() == 0 {
         return Err(DataError::invalid("scaler", "cannot fit on zero rows"));
     }
     Ok(())

@@ -17,6 +17,7 @@ pub fn classic_linear(n: usize) -> Dataset {
         y: Target::Real(y),
         encoding: Encoding::numbers(&["x".into()]),
         target_name: "y".into(),
+        expansion: None,
     }
 }
 
@@ -53,6 +54,7 @@ pub fn noisy_linear(n: usize, d: usize, noise: f32, seed: u64) -> Result<LinearP
             y: Target::Real(y),
             encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
             target_name: "y".into(),
+            expansion: None,
         },
         weights,
         bias,
@@ -85,6 +87,7 @@ pub fn blobs(n: usize, n_classes: usize, d: usize, cluster_std: f32, seed: u64) 
         y: Target::Classes { labels, classes: (0..n_classes).map(|c| c.to_string()).collect() },
         encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
         target_name: "class".into(),
+        expansion: None,
     })
 }
 

@@ -75,6 +75,13 @@ pub struct Column {
     pub values: Values,
 }
 
+impl Column {
+    /// The cells at `indices`, in that order, as a new column.
+    pub fn select_rows(&self, indices: &[usize]) -> Column {
+        Column { name: self.name.clone(), position: self.position, values: self.values.select(indices) }
+    }
+}
+
 /// Columns read from one file, all of one length.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
@@ -100,11 +107,7 @@ impl Table {
     pub fn select_rows(&self, indices: &[usize]) -> Table {
         Table {
             source: self.source.clone(),
-            columns: self
-                .columns
-                .iter()
-                .map(|c| Column { name: c.name.clone(), position: c.position, values: c.values.select(indices) })
-                .collect(),
+            columns: self.columns.iter().map(|c| c.select_rows(indices)).collect(),
             lines: indices.iter().map(|&i| self.lines[i]).collect(),
         }
     }

@@ -359,9 +359,29 @@ pub fn evaluate(model: &dyn Model, loss: Loss, data: &Dataset) -> Result<Metrics
         )));
     }
     let k = model.n_outputs();
-    let mut out = vec![0.0; data.n_samples() * k];
-    model.predict(data.x.view(), &mut out);
+    let out = predict_dataset(model, data);
     metrics_of_outputs(&out, k, loss, &data.y)
+}
+
+/// The model's outputs for every row of `data`, row after row. A dataset
+/// that computes its inputs as needed (see [`Dataset::expansion`]) is
+/// expanded a block of rows at a time, never whole.
+pub fn predict_dataset(model: &dyn Model, data: &Dataset) -> Vec<f32> {
+    use gradus_data::BLOCK_ROWS;
+    let (n, k) = (data.n_samples(), model.n_outputs());
+    let mut out = vec![0.0; n * k];
+    match &data.expansion {
+        None => model.predict(data.x.view(), &mut out),
+        Some(_) => {
+            let mut block = gradus_data::Matrix::zeros(0, 0);
+            for first in (0..n).step_by(BLOCK_ROWS) {
+                let end = (first + BLOCK_ROWS).min(n);
+                data.block_inputs(first..end, &mut block);
+                model.predict(block.view(), &mut out[first * k..end * k]);
+            }
+        }
+    }
+    out
 }
 
 /// Every metric of values as an ensemble averages them (see

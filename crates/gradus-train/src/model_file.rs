@@ -208,12 +208,24 @@ impl Preprocessing {
     pub fn fit(train: &Dataset, scaling: Scaling) -> Result<Self, TrainError> {
         let encode = Transform::Encode(train.encoding.clone());
         Ok(Self {
-            transforms: std::iter::once(encode).chain(scaling.fit(&train.x)?.map(Transform::Scale)).collect(),
+            transforms: std::iter::once(encode)
+                .chain(Self::fit_scaler(train, scaling)?.map(Transform::Scale))
+                .collect(),
             target_name: train.target_name.clone(),
             classes: match &train.y {
                 Target::Classes { classes, .. } => Some(classes.clone()),
                 Target::Real(_) => None,
             },
+        })
+    }
+
+    /// The scaler `scaling` fits on the model inputs of `train`'s rows
+    /// (expanded a row at a time when the dataset computes them).
+    fn fit_scaler(train: &Dataset, scaling: Scaling) -> Result<Option<Scaler>, TrainError> {
+        Ok(match &train.expansion {
+            None => scaling.fit(&train.x)?,
+            Some(e) if e.scaler().is_none() => scaling.fit_rows(&e.unscaled(&train.x))?,
+            Some(_) => return Err(TrainError::Mismatch(format!("{}: the rows were scaled already", train.name))),
         })
     }
 
@@ -259,7 +271,17 @@ impl Preprocessing {
     /// when they are encoded as in training, with no copy.
     pub fn apply_owned(&self, data: Dataset) -> Result<Dataset, TrainError> {
         let mut out = self.select_owned(data)?;
-        self.transform(&mut out.x)?;
+        match &out.expansion {
+            None => self.transform(&mut out.x)?,
+            // Rows that compute their inputs as needed scale them then too
+            // (the transforms after the encoding are at most one scaler).
+            Some(e) if e.scaler().is_none() => {
+                let scaled = e.with_scaler(self.scaler().cloned());
+                scaled.check(&out.x)?;
+                out.expansion = Some(std::sync::Arc::new(scaled));
+            }
+            Some(_) => return Err(TrainError::Mismatch(format!("{}: the rows were scaled already", out.name))),
+        }
         Ok(out)
     }
 
@@ -287,8 +309,11 @@ impl Preprocessing {
                 data.name
             )));
         };
-        if let Some(classes) = &self.classes {
-            out.y = out.y.remap_classes(classes, &out.name, &out.target_name)?;
+        match (&self.classes, &out.y) {
+            // Indexed as in training already: kept, not copied.
+            (Some(classes), Target::Classes { classes: own, .. }) if own == classes => {}
+            (Some(classes), _) => out.y = out.y.remap_classes(classes, &out.name, &out.target_name)?,
+            (None, _) => {}
         }
         Ok(out)
     }
@@ -429,6 +454,32 @@ impl SavedModel {
     }
 }
 
+impl SavedModel {
+    /// [`Self::averaged_values`] for the rows of `data`, encoded as in
+    /// training and unscaled (see [`by_blocks`]).
+    pub fn averaged_values_of(&self, data: Dataset) -> Result<Vec<f64>, TrainError> {
+        by_blocks(data, |x| self.averaged_values(x))
+    }
+}
+
+/// `f` (outputs row after row) applied to the unscaled model inputs of
+/// `data`'s rows: `x` at once, or, for a dataset that computes its inputs
+/// as needed, a block of [`gradus_data::BLOCK_ROWS`] rows at a time.
+fn by_blocks<T>(data: Dataset, f: impl Fn(Matrix) -> Result<Vec<T>, TrainError>) -> Result<Vec<T>, TrainError> {
+    let Some(expansion) = &data.expansion else { return f(data.x) };
+    if expansion.scaler().is_some() {
+        return Err(TrainError::Mismatch(format!("{}: the rows were scaled already", data.name)));
+    }
+    let n = data.n_samples();
+    let mut out = Vec::new();
+    for first in (0..n).step_by(gradus_data::BLOCK_ROWS) {
+        let mut block = Matrix::zeros(0, 0);
+        data.block_inputs(first..(first + gradus_data::BLOCK_ROWS).min(n), &mut block);
+        out.extend(f(block)?);
+    }
+    Ok(out)
+}
+
 /// What a model file holds: one trained model, or several whose class
 /// probabilities (or, for a real target, predictions) are averaged, with
 /// weights — the configurations of a search that ensemble selection chose,
@@ -563,10 +614,18 @@ impl Ensemble {
     /// columns are found by name.
     /// The rows are given up: a single model scales them in place.
     pub fn evaluate(&self, raw: Dataset) -> Result<crate::Metrics, TrainError> {
+        let mut data = self.preprocessing().select_owned(raw)?;
+        let y = std::mem::replace(&mut data.y, Target::Real(Vec::new()));
         // Unscaled: each member applies its own scaler in `outputs`.
-        let Dataset { x, y, .. } = self.preprocessing().select_owned(raw)?;
-        let out = self.outputs(x)?;
+        let out = by_blocks(data, |x| self.outputs(x))?;
         crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &y)
+    }
+
+    /// [`Self::outputs`] for labelled raw rows, whose columns are found by
+    /// name; the rows are given up (a single model scales them in place).
+    pub fn outputs_of(&self, raw: Dataset) -> Result<Vec<f32>, TrainError> {
+        // Unscaled: each member applies its own scaler in `outputs`.
+        by_blocks(self.preprocessing().select_owned(raw)?, |x| self.outputs(x))
     }
 
     /// The file's bytes: a single model's format for one member.

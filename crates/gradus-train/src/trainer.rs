@@ -377,6 +377,9 @@ impl Trainer {
         let mut grad = vec![0.0f32; model.params().len()];
         let mut frozen_values = Vec::new();
         let mut batch_x = Matrix::zeros(0, train.n_features());
+        let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
+        // Full-batch training reads every row's inputs at each step: held whole.
+        let full_inputs = (batch_size == n).then(|| train.dense_inputs());
         let mut batch_y = empty_like(&train.y);
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
@@ -404,19 +407,21 @@ impl Trainer {
                             }
                             next_batch = 0;
                         }
-                        let rows = batches.batch(next_batch);
+                        rows.clear();
+                        rows.extend(batches.batch(next_batch).iter().map(|&r| r as usize));
+                        let rows = rows.as_slice();
                         next_batch += 1;
                         let value = if batch_size == n {
                             regularised_loss_and_grad(
                                 model,
-                                train.x.view(),
+                                full_inputs.as_ref().expect("a full batch").view(),
                                 training_targets(&train.y, cfg.class_weights.as_deref()),
                                 loss,
                                 cfg.penalty(),
                                 &mut grad,
                             )
                         } else {
-                            train.x.gather_rows_into(rows, &mut batch_x);
+                            train.gather_inputs(rows, &mut batch_x);
                             gather_target(&train.y, rows, &mut batch_y);
                             regularised_loss_and_grad(
                                 model,
@@ -461,7 +466,7 @@ impl Trainer {
                         model.params_mut().iter_mut().zip(p).for_each(|(m, &v)| *m = v as f32);
                         let value = regularised_loss_and_grad(
                             model,
-                            train.x.view(),
+                            full_inputs.as_ref().expect("a full batch").view(),
                             training_targets(&train.y, cfg.class_weights.as_deref()),
                             loss,
                             penalty,
@@ -668,8 +673,7 @@ crate::simd::multiversion! {
 /// The loss on `data`, and `monitor`'s metric when asked (and defined).
 fn validation(model: &dyn Model, loss: Loss, data: &Dataset, monitor: Option<Metric>) -> (f64, Option<f64>) {
     let k = model.n_outputs();
-    let mut out = vec![0.0; data.n_samples() * k];
-    model.predict(data.x.view(), &mut out);
+    let out = crate::metrics::predict_dataset(model, data);
     let score = monitor.and_then(|m| m.of(&crate::metrics::metrics_of_outputs(&out, k, loss, &data.y).ok()?));
     (loss.value(&out, k, Targets::from(&data.y)), score)
 }

@@ -179,6 +179,11 @@ pub struct TrainJob {
     /// overrides `config.class_weights`.
     pub balanced: bool,
     pub config: TrainConfig,
+    /// Whether to measure the trained model on its own training rows
+    /// ([`TrainOutcome::train_metrics`]): `gradus train` reports them; a
+    /// tuning trial or refit does not need them, and they cost a pass over
+    /// every training row and a prediction for each.
+    pub train_metrics: bool,
 }
 
 /// The result of [`TrainJob::run`].
@@ -187,7 +192,7 @@ pub struct TrainOutcome {
     pub report: TrainReport,
     pub train_rows: usize,
     pub valid_rows: usize,
-    /// `None` when training diverged.
+    /// `None` when training diverged, or when the job did not ask for them.
     pub train_metrics: Option<Metrics>,
     pub valid_metrics: Option<Metrics>,
 }
@@ -286,7 +291,9 @@ impl TrainJob {
                 Cow::Owned(data) => data.into_split(&split),
                 Cow::Borrowed(data) => [&split.train, &split.valid, &split.test].map(|rows| data.subset(rows)),
             };
-            (Cow::Owned(train), (!split.valid.is_empty()).then_some(Cow::Owned(valid)))
+            // The row numbers (8 bytes a row) go before training.
+            drop(split);
+            (Cow::Owned(train), (valid.n_samples() > 0).then_some(Cow::Owned(valid)))
         } else {
             (data, None)
         };
@@ -389,7 +396,8 @@ impl TrainJob {
             model.rescale_outputs(&[std as f32], &[mean as f32]);
         }
         let diverged = report.termination == gradus_train::Termination::Diverged;
-        let train_metrics = (!diverged).then(|| evaluate(model.as_ref(), loss, &train)).transpose()?;
+        let train_metrics =
+            (!diverged && self.train_metrics).then(|| evaluate(model.as_ref(), loss, &train)).transpose()?;
         let valid_metrics = match (&valid, diverged) {
             (Some(v), false) => Some(evaluate(model.as_ref(), loss, v)?),
             _ => None,
@@ -451,6 +459,7 @@ mod tests {
             scaling: Scaling::Standard,
             valid_fraction: 0.2,
             balanced: false,
+            train_metrics: true,
             config: TrainConfig { lr: 0.01, epochs: 60, ..TrainConfig::default() },
         }
     }
@@ -506,6 +515,7 @@ mod tests {
             scaling: Scaling::Standard,
             valid_fraction: 0.0,
             balanced: false,
+            train_metrics: true,
             config: TrainConfig {
                 optimizer: OptimizerConfig::lbfgs(),
                 epochs: 200,

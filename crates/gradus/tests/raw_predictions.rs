@@ -39,6 +39,7 @@ fn predicting_from_raw_rows_reproduces_the_pipelines_outputs_bit_for_bit() {
             scaling: Scaling::Standard,
             valid_fraction: 0.0,
             balanced: false,
+            train_metrics: false,
             config: TrainConfig { lr: 0.01, epochs: 5, ..TrainConfig::default() },
         };
         let model = Ensemble::from(job.run(&tuning, &mut NoObserver).unwrap().saved);
@@ -59,7 +60,7 @@ fn check(
     dir: &std::path::Path,
 ) {
     // What `gradus tune` scores the test rows with.
-    let by_pipeline = model.outputs(model.preprocessing().select(test).unwrap().x).unwrap();
+    let by_pipeline = model.outputs_of(test.clone()).unwrap();
 
     // The same rows as raw CSV lines, read back through the model file's encoding.
     let split = raw.split(0.0, 0.25, 3).unwrap();

@@ -324,6 +324,7 @@ impl TuneJob {
             },
             valid_fraction: self.valid_fraction,
             balanced: self.balanced,
+            train_metrics: false,
             config: TrainConfig {
                 optimizer,
                 lr: real("lr", 1e-3) as f32,
@@ -411,7 +412,7 @@ impl TuneJob {
             // Only a hold-out trial's predictions are weighed (see `ensemble_weights`).
             if fold.is_none() {
                 let valid = self.hold_out_rows(data)?;
-                predictions = Some(outcome.saved.averaged_values(valid.x).map_err(PipelineError::from)?);
+                predictions = Some(outcome.saved.averaged_values_of(valid).map_err(PipelineError::from)?);
             }
             valid_metrics = outcome.valid_metrics;
         }
@@ -818,7 +819,11 @@ fn mean_metrics(folds: &[Metrics]) -> Option<Metrics> {
 pub fn hold_out(raw: &RawData, test_fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PipelineError> {
     let split = raw.split(0.0, test_fraction, seed)?;
     let encoding = raw.fit_encoding(&split.train)?;
-    Ok((raw.dataset(&split.train, &encoding)?, raw.dataset(&split.test, &encoding)?))
+    let tuning = raw.dataset(&split.train, &encoding)?;
+    // The tuning rows' numbers (8 bytes a row) go before the test rows are encoded.
+    let test_rows = split.test;
+    drop(split.train);
+    Ok((tuning, raw.dataset(&test_rows, &encoding)?))
 }
 
 /// Epochs trained by every finished trial (one report per epoch).
