@@ -199,6 +199,7 @@ impl TuneJob {
                         ("conv_layers", 2.into()),
                         ("channels", 32.into()),
                         ("pooling", "max".into()),
+                        ("normalization", "none".into()),
                         ("width", 128.into()),
                         ("dropout", 0.25.into()),
                         ("shift", 0.0.into()),
@@ -240,7 +241,7 @@ impl TuneJob {
                 "embedding_sigma" => {
                     family != Some(Family::Mlp) || trial.params().get("embedding") != Some(&Value::from("periodic"))
                 }
-                "conv_layers" | "channels" | "pooling" | "shift" => family != Some(Family::Cnn),
+                "conv_layers" | "channels" | "pooling" | "normalization" | "shift" => family != Some(Family::Cnn),
                 "width" | "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
                 _ => false,
             };
@@ -287,6 +288,8 @@ impl TuneJob {
                     PipelineError::Unsuitable("a CNN needs images: the rows' image shape is not known".into())
                 })?;
                 let pooling = decode_pooling(&text("pooling", "max")).ok_or_else(|| unknown("pooling"))?;
+                let batch_norm =
+                    decode_normalization(&text("normalization", "none")).ok_or_else(|| unknown("normalization"))?;
                 let channels = whole("channels", 32).max(1) as usize;
                 let stages = whole("conv_layers", 2).max(1) as u32;
                 ModelChoice::Cnn {
@@ -300,7 +303,7 @@ impl TuneJob {
                     activation: Activation::Relu,
                     dropout: real("dropout", 0.0) as f32,
                     augment: Augment { shift: real("shift", 0.0) as f32, rotate: 0.0, flip: false },
-                    batch_norm: false,
+                    batch_norm,
                 }
             }
             Family::Mlp => ModelChoice::Mlp {
@@ -1209,6 +1212,24 @@ mod tests {
             conv.iter().map(|s| (s.channels, s.kernel, s.pooling)).collect();
         assert_eq!(stages, [(12, 3, gradus_train::Pooling::Avg), (24, 3, gradus_train::Pooling::Avg)]);
         assert_eq!((hidden, dropout, augment.shift), (vec![40], 0.2, 1.5));
+        // Normalization: none (the default) or batch norm; nothing else.
+        assert_eq!(job.space.0["normalization"], Distribution::categorical(["none", "batch"]));
+        for (value, want) in [("none", false), ("batch", true)] {
+            let mut with = params.clone();
+            with.insert("normalization".into(), value.into());
+            let ModelChoice::Cnn { batch_norm, .. } = job.job(&with).unwrap().model else { panic!("a CNN") };
+            assert_eq!(batch_norm, want, "{value}");
+        }
+        let mut layer = params.clone();
+        layer.insert("normalization".into(), "layer".into());
+        assert!(job.job(&layer).unwrap_err().to_string().contains("normalization = \"layer\" is not one"));
+        let refused = merge_space(
+            default_space(&[Family::Cnn], false, Some([1, 8, 8])),
+            SearchSpace(BTreeMap::from([("normalization".to_string(), Distribution::categorical(["group"]))])),
+            "s.json",
+        );
+        let refused = refused.unwrap_err().to_string();
+        assert!(refused.contains("normalization choice \"group\" is not one"), "{refused}");
         // Every starting point is a network that builds.
         let names: Vec<String> = (0..64).map(|i| format!("p{i}")).collect();
         for point in job.starting_points() {

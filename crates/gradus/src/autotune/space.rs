@@ -18,6 +18,7 @@
 //! | `conv_layers` | 1 … up to 3 stages of a 3x3 convolution (ReLU) and 2x2 pooling, as many as fit the images ([`max_conv_stages`]) | cnn |
 //! | `channels` | 8 … 64, log, integer: the first stage's, doubling at each stage | cnn |
 //! | `pooling` | max, avg | cnn |
+//! | `normalization` | none, batch: batch norm after each convolution (before its ReLU) | cnn |
 //! | `width` | 16 … 512, log, integer (every hidden layer) | mlp, cnn (one Dense layer) |
 //! | `activation` | relu, tanh, gelu | mlp |
 //! | `dropout` | 0 … 0.5 | mlp, cnn |
@@ -76,6 +77,7 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "conv_layers",
     "channels",
     "pooling",
+    "normalization",
     "width",
     "activation",
     "dropout",
@@ -117,6 +119,7 @@ pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Sh
         space.insert("conv_layers".into(), Distribution::int(1, stages as i64));
         space.insert("channels".into(), Distribution::Int { low: 8, high: 64, log: true, step: 1 });
         space.insert("pooling".into(), Distribution::categorical(["max", "avg"]));
+        space.insert("normalization".into(), Distribution::categorical(["none", "batch"]));
         space.insert("shift".into(), Distribution::float(0.0, 2.0));
     }
     if families.contains(&Family::Mlp) || families.contains(&Family::Cnn) {
@@ -168,6 +171,7 @@ pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
         "scaling" => &["standard", "minmax", "global", "none"],
         "pooling" => &["max", "avg"],
         "embedding" => &["none", "periodic"],
+        "normalization" => &["none", "batch"],
         _ => return None,
     })
 }
@@ -207,6 +211,15 @@ pub fn decode_scaling(name: &str) -> Option<Scaling> {
     Scaling::from_name(name)
 }
 
+/// Whether the normalization named `name` is batch norm (`none`: no normalization).
+pub fn decode_normalization(name: &str) -> Option<bool> {
+    match name {
+        "none" => Some(false),
+        "batch" => Some(true),
+        _ => None,
+    }
+}
+
 pub fn decode_pooling(name: &str) -> Option<Pooling> {
     match name {
         "max" => Some(Pooling::Max),
@@ -224,6 +237,7 @@ fn decodes(name: &str, value: &str) -> bool {
         "scaling" => decode_scaling(value).is_some(),
         "pooling" => decode_pooling(value).is_some(),
         "embedding" => matches!(value, "none" | "periodic"),
+        "normalization" => decode_normalization(value).is_some(),
         _ => true,
     }
 }
@@ -328,7 +342,7 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
         // A value of the wrong kind would be read as the default.
         let words = matches!(
             name.as_str(),
-            "model" | "scaling" | "optimizer" | "schedule" | "activation" | "pooling" | "embedding"
+            "model" | "scaling" | "optimizer" | "schedule" | "activation" | "pooling" | "normalization" | "embedding"
         );
         let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width" | "conv_layers" | "channels");
         let fits = match &distribution {
