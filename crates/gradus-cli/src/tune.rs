@@ -325,7 +325,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     };
     raw.high_cardinality = args.high_cardinality.unwrap_or_default();
     let task = raw.y.task();
-    let families = request.families(task)?;
+    // Images of a known shape (a file or folder of them, a built-in image
+    // set, or --image-shape): --model auto searches CNNs too.
+    let known_shape =
+        args.image_shape.is_some() || source_shape.is_some() || gradus::data::image_shape(&args.data)?.is_some();
+    let families = request.families(task, known_shape)?;
     // A CNN reads every column as a pixel of an image of a known shape.
     let image_shape = if families.contains(&Family::Cnn) {
         let shape = match &args.image_shape {
@@ -357,7 +361,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         Some(shape)
     } else {
         if args.image_shape.is_some() {
-            bail!("--image-shape applies to --model cnn");
+            bail!("--image-shape applies to CNNs (--model cnn or auto)");
         }
         None
     };

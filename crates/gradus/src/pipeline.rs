@@ -61,8 +61,9 @@ impl Family {
         }
     }
 
-    /// Whether `gradus tune --model auto` searches it (the CNN only when
-    /// asked for by name, so far).
+    /// Whether `gradus tune --model auto` searches it on any data: every
+    /// family but the CNN, which auto adds when the rows are images of a
+    /// known shape (see [`crate::autotune::ModelRequest::families`]).
     pub fn in_auto(self) -> bool {
         self != Family::Cnn
     }

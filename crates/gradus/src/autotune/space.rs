@@ -49,11 +49,12 @@ pub enum ModelRequest {
 }
 
 impl ModelRequest {
-    /// The families this request allows on a task.
-    pub fn families(self, task: Task) -> Result<Vec<Family>, PipelineError> {
+    /// The families this request allows on a task; with `images` (the rows
+    /// are images of a known shape) auto searches CNNs as well.
+    pub fn families(self, task: Task, images: bool) -> Result<Vec<Family>, PipelineError> {
         let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
         match self {
-            ModelRequest::Auto => Ok(fitting.into_iter().filter(|f| f.in_auto()).collect()),
+            ModelRequest::Auto => Ok(fitting.into_iter().filter(|f| images || f.in_auto()).collect()),
             ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
             ModelRequest::Only(wanted) => Err(PipelineError::Unsuitable(format!(
                 "--model {} does not fit a {task} target (use --model {} or auto)",
