@@ -325,7 +325,10 @@ fn tune_searches_cnns_on_images_when_asked() {
         &["tune", "--data", "pixels.csv", "--model", "cnn", "--image-shape", "1,4,4", "--quiet"],
         "needs 16 pixel columns; pixels.csv has 64",
     );
-    fails(&["tune", "--data", "pixels.csv", "--model", "mlp", "--image-shape", "1,8,8"], "--image-shape applies to CNNs");
+    fails(
+        &["tune", "--data", "pixels.csv", "--model", "mlp", "--image-shape", "1,8,8"],
+        "--image-shape applies to CNNs",
+    );
     let out = gradus(
         d,
         &[
