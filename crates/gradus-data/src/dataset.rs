@@ -100,8 +100,9 @@ impl Target {
 }
 
 /// A table of numeric features with one target column: what a model
-/// trains on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// trains on. (Not serialisable: stored rows mean nothing without their
+/// expansion, and nothing needs to write a dataset.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// Where it came from (`builtin:iris`, a path, `synthetic:blobs`).
     pub name: String,
@@ -114,7 +115,6 @@ pub struct Dataset {
     /// With an expansion, `x` stores each row without what the expansion
     /// computes as needed (a table's piecewise-linear bins), and the model
     /// inputs are [`Self::gather_inputs`]'s; without, `x` is the inputs.
-    #[serde(skip)]
     pub expansion: Option<Arc<Expansion>>,
 }
 
