@@ -31,6 +31,14 @@ pub fn output_side(side: usize, kernel: usize, stride: usize, padding: usize) ->
 /// A 2-D convolution (PyTorch's `nn.Conv2d` with square kernels, no
 /// dilation or groups): weights `[out, in, k, k]` then one bias per output
 /// channel.
+///
+/// It works one image at a time, so that an image's columns (a few hundred
+/// KB) stay in the core's cache through the products that read them, and
+/// each product writes the image's outputs where they belong: W·cols is
+/// the image's `out_channels × out_h·out_w` block, channel-major as the
+/// next layer reads it, and in the backward pass dOut is read in place.
+/// The columns are lowered again in the backward pass instead of kept
+/// (48 MB for a batch of 64 in the default network's second stage).
 #[derive(Clone, Debug)]
 pub(crate) struct Conv2d {
     input: Shape,
@@ -40,14 +48,15 @@ pub(crate) struct Conv2d {
     padding: usize,
     out_h: usize,
     out_w: usize,
-    /// The last training batch's columns (see [`Self::im2col`]).
+    /// One image's columns (see [`Self::im2col`]).
     cols: Vec<f32>,
     /// Their gradient, in the backward pass.
     dcols: Vec<f32>,
-    /// The `out_channels × n·P` product W·cols, and in the backward pass dOut so laid out.
-    t: Vec<f32>,
-    /// The most column values inference holds at once (8M: 32 MB).
-    predict_columns: usize,
+    /// One image with `padding` zeros around each channel; the border is
+    /// never written and stays zero.
+    padded: Vec<f32>,
+    /// The padded image's gradient, in the backward pass.
+    dpadded: Vec<f32>,
 }
 
 impl Conv2d {
@@ -65,8 +74,8 @@ impl Conv2d {
             out_w,
             cols: Vec::new(),
             dcols: Vec::new(),
-            t: Vec::new(),
-            predict_columns: 8 << 20,
+            padded: Vec::new(),
+            dpadded: Vec::new(),
         })
     }
 
@@ -79,6 +88,22 @@ impl Conv2d {
         self.input[0] * self.kernel * self.kernel
     }
 
+    /// Output pixels of a channel: `out_h·out_w`.
+    fn pixels(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// The padded image's height and width.
+    fn padded_sides(&self) -> (usize, usize) {
+        (self.input[1] + 2 * self.padding, self.input[2] + 2 * self.padding)
+    }
+
+    /// Values of one padded image (0 without padding: the image is read as it is).
+    fn padded_len(&self) -> usize {
+        let (ph, pw) = self.padded_sides();
+        if self.padding == 0 { 0 } else { self.input[0] * ph * pw }
+    }
+
     fn weights(&self) -> Range<usize> {
         0..self.out_channels * self.patch()
     }
@@ -88,40 +113,39 @@ impl Conv2d {
         w..w + self.out_channels
     }
 
-    /// The columns of images `images` (`n` rows of `input`) into `cols`,
-    /// a `C·k·k × n·out_h·out_w` matrix: image `i`'s output pixels are
-    /// columns `i·P..(i+1)·P` (P = out_h·out_w), zero where the kernel reads
-    /// the padding.
-    fn im2col(&self, input: &[f32], n: usize, cols: &mut [f32]) {
+    /// One image's columns into `cols`, a `C·k·k × out_h·out_w` matrix:
+    /// row `(c, ky, kx)` holds, for each output pixel, the input value the
+    /// kernel's tap `(ky, kx)` of channel `c` reads there (zero in the
+    /// padding). `padded` (of [`Self::padded_len`], border zero) receives
+    /// the image with its padding, so that every row of the output is one
+    /// run of the padded plane.
+    fn im2col(&self, image: &[f32], padded: &mut [f32], cols: &mut [f32]) {
         let [channels, h, w] = self.input;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (pixels, width) = (self.out_h * self.out_w, self.input_width());
-        let row_len = n * pixels;
-        for i in 0..n {
-            let image = &input[i * width..(i + 1) * width];
+        let (ph, pw) = self.padded_sides();
+        let plane: &[f32] = if p == 0 {
+            image
+        } else {
             for c in 0..channels {
-                for ky in 0..k {
-                    let ys = valid(ky as isize - p as isize, h, s, self.out_h);
-                    for kx in 0..k {
-                        let xs = valid(kx as isize - p as isize, w, s, self.out_w);
-                        let base = ((c * k + ky) * k + kx) * row_len + i * pixels;
-                        for oy in 0..self.out_h {
-                            let line = &mut cols[base + oy * self.out_w..base + (oy + 1) * self.out_w];
-                            if !ys.contains(&oy) || xs.is_empty() {
-                                line.fill(0.0);
-                                continue;
-                            }
-                            line[..xs.start].fill(0.0);
-                            line[xs.end..].fill(0.0);
-                            let y = oy * s + ky - p;
-                            let x0 = xs.start * s + kx - p;
-                            let src = &image[(c * h + y) * w..(c * h + y + 1) * w];
-                            if s == 1 {
-                                line[xs.clone()].copy_from_slice(&src[x0..x0 + xs.len()]);
-                            } else {
-                                for (j, v) in line[xs.clone()].iter_mut().enumerate() {
-                                    *v = src[x0 + j * s];
-                                }
+                for y in 0..h {
+                    let to = (c * ph + y + p) * pw + p;
+                    padded[to..to + w].copy_from_slice(&image[(c * h + y) * w..(c * h + y + 1) * w]);
+                }
+            }
+            padded
+        };
+        let (ow, pixels) = (self.out_w, self.pixels());
+        for c in 0..channels {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut cols[((c * k + ky) * k + kx) * pixels..][..pixels];
+                    for (oy, line) in row.chunks_exact_mut(ow).enumerate() {
+                        let from = (c * ph + oy * s + ky) * pw + kx;
+                        if s == 1 {
+                            copy_run(line, &plane[from..from + ow]);
+                        } else {
+                            for (ox, v) in line.iter_mut().enumerate() {
+                                *v = plane[from + ox * s];
                             }
                         }
                     }
@@ -130,77 +154,113 @@ impl Conv2d {
         }
     }
 
-    /// The reverse of [`Self::im2col`]: adds each column entry's gradient
-    /// onto the input pixel it was read from, in `dx` (`n` rows).
-    fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
+    /// The reverse of [`Self::im2col`] for one image: adds each column
+    /// entry's gradient onto the input pixel it was read from and writes
+    /// the image's gradient into `dx` (every value). `padded` (of
+    /// [`Self::padded_len`]) gathers the padded image's gradient, the
+    /// taps that read the padding included.
+    fn col2im(&self, dcols: &[f32], padded: &mut [f32], dx: &mut [f32]) {
         let [channels, h, w] = self.input;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (pixels, width) = (self.out_h * self.out_w, self.input_width());
-        let row_len = n * pixels;
-        for i in 0..n {
-            let image = &mut dx[i * width..(i + 1) * width];
-            for c in 0..channels {
-                for ky in 0..k {
-                    let ys = valid(ky as isize - p as isize, h, s, self.out_h);
-                    for kx in 0..k {
-                        let xs = valid(kx as isize - p as isize, w, s, self.out_w);
-                        if xs.is_empty() {
-                            continue;
-                        }
-                        let base = ((c * k + ky) * k + kx) * row_len + i * pixels;
-                        for oy in ys.clone() {
-                            let line = &dcols[base + oy * self.out_w..base + (oy + 1) * self.out_w];
-                            let y = oy * s + ky - p;
-                            let x0 = xs.start * s + kx - p;
-                            let dst = &mut image[(c * h + y) * w..(c * h + y + 1) * w];
-                            if s == 1 {
-                                dst[x0..x0 + xs.len()].iter_mut().zip(&line[xs.clone()]).for_each(|(d, v)| *d += v);
-                            } else {
-                                for (j, v) in line[xs.clone()].iter().enumerate() {
-                                    dst[x0 + j * s] += v;
-                                }
+        let (ph, pw) = self.padded_sides();
+        let plane: &mut [f32] = if p == 0 { dx } else { padded };
+        plane.fill(0.0);
+        let (ow, pixels) = (self.out_w, self.pixels());
+        for c in 0..channels {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &dcols[((c * k + ky) * k + kx) * pixels..][..pixels];
+                    for (oy, line) in row.chunks_exact(ow).enumerate() {
+                        let to = (c * ph + oy * s + ky) * pw + kx;
+                        if s == 1 {
+                            add_run(&mut plane[to..to + ow], line);
+                        } else {
+                            for (ox, v) in line.iter().enumerate() {
+                                plane[to + ox * s] += v;
                             }
                         }
                     }
                 }
             }
         }
+        if p > 0 {
+            for c in 0..channels {
+                for y in 0..h {
+                    let from = (c * ph + y + p) * pw + p;
+                    dx[(c * h + y) * w..(c * h + y + 1) * w].copy_from_slice(&padded[from..from + w]);
+                }
+            }
+        }
     }
 
-    /// `out` (`n` rows) = W·cols + b, through `t`, the `out_channels ×
-    /// n·P` product, whose rows are then laid out image by image.
-    fn apply(&self, params: &[f32], cols: &[f32], n: usize, t: &mut [f32], out: &mut [f32]) {
-        let (pixels, out_width) = (self.out_h * self.out_w, self.output_width());
-        let row_len = n * pixels;
-        let t = &mut t[..self.out_channels * row_len];
+    /// One image's outputs `out` (`out_channels × out_h·out_w`) = W·cols + b.
+    fn apply(&self, params: &[f32], cols: &[f32], out: &mut [f32]) {
+        let pixels = self.pixels();
         let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, self.patch());
-        let c = FaerRef::from_row_major_slice(&cols[..self.patch() * row_len], self.patch(), row_len);
-        let tm = MatMut::from_row_major_slice_mut(t, self.out_channels, row_len);
-        matmul(tm, Accum::Replace, w, c, 1.0f32, Par::Seq);
+        let c = FaerRef::from_row_major_slice(cols, self.patch(), pixels);
+        let o = MatMut::from_row_major_slice_mut(out, self.out_channels, pixels);
+        matmul(o, Accum::Replace, w, c, 1.0f32, Par::Seq);
         gradus_optim::clear_upper_state();
-        for (ch, &b) in params[self.bias()].iter().enumerate() {
-            for i in 0..n {
-                let from = &t[ch * row_len + i * pixels..ch * row_len + (i + 1) * pixels];
-                let to = &mut out[i * out_width + ch * pixels..i * out_width + (ch + 1) * pixels];
-                to.iter_mut().zip(from).for_each(|(o, v)| *o = v + b);
-            }
+        for (row, &b) in out.chunks_exact_mut(pixels).zip(&params[self.bias()]) {
+            row.iter_mut().for_each(|o| *o += b);
         }
     }
 
-    /// Images a forward pass at inference lowers at once: columns of at most
-    /// `predict_columns` values.
-    fn predict_chunk(&self) -> usize {
-        (self.predict_columns / (self.patch() * self.out_h * self.out_w).max(1)).max(1)
+    /// The outputs of `n` images into `out`, through `padded` and `cols`
+    /// (each at least one image's).
+    fn forward_images(
+        &self,
+        params: &[f32],
+        input: &[f32],
+        n: usize,
+        padded: &mut [f32],
+        cols: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (width, out_width) = (self.input_width(), self.output_width());
+        for (image, out) in input.chunks_exact(width).zip(out.chunks_exact_mut(out_width)).take(n) {
+            self.im2col(image, padded, cols);
+            self.apply(params, cols, out);
+        }
     }
 }
 
-/// The output positions `o` whose input `o·stride + offset` falls in
-/// `0..side`, of `0..out_side`.
-fn valid(offset: isize, side: usize, stride: usize, out_side: usize) -> Range<usize> {
-    let lo = if offset < 0 { (offset.unsigned_abs()).div_ceil(stride) } else { 0 };
-    let last = side as isize - 1 - offset;
-    let hi = if last < 0 { 0 } else { out_side.min(last as usize / stride + 1) };
-    lo.min(hi)..hi
+/// `to` = `from` (equal lengths), in 8-value blocks the compiler keeps in
+/// registers: im2col's runs are a dozen values, too short for a `memcpy`
+/// call to pay.
+#[inline]
+fn copy_run(to: &mut [f32], from: &[f32]) {
+    let len = to.len();
+    if len < 8 {
+        for (t, f) in to.iter_mut().zip(from) {
+            *t = *f;
+        }
+        return;
+    }
+    let block = |v: &[f32], at: usize| -> [f32; 8] { v[at..at + 8].try_into().expect("8 values") };
+    let mut at = 0;
+    while at + 8 <= len {
+        to[at..at + 8].copy_from_slice(&block(from, at));
+        at += 8;
+    }
+    if at < len {
+        // The last block overlaps the one before: the same values again.
+        to[len - 8..].copy_from_slice(&block(from, len - 8));
+    }
+}
+
+/// `to` += `from` (equal lengths), in 8-value blocks.
+#[inline]
+fn add_run(to: &mut [f32], from: &[f32]) {
+    let mut to_blocks = to.chunks_exact_mut(8);
+    let mut from_blocks = from.chunks_exact(8);
+    for (t, f) in (&mut to_blocks).zip(&mut from_blocks) {
+        let sum: [f32; 8] = std::array::from_fn(|j| t[j] + f[j]);
+        t.copy_from_slice(&sum);
+    }
+    for (t, f) in to_blocks.into_remainder().iter_mut().zip(from_blocks.remainder()) {
+        *t += f;
+    }
 }
 
 impl Layer for Conv2d {
@@ -242,76 +302,75 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
-        let mut cols = std::mem::take(&mut self.cols);
-        cols.resize(self.patch() * n * self.out_h * self.out_w, 0.0);
-        self.im2col(input, n, &mut cols);
-        let mut t = std::mem::take(&mut self.t);
-        t.resize(self.out_channels * n * self.out_h * self.out_w, 0.0);
-        self.apply(params, &cols, n, &mut t, out);
-        (self.cols, self.t) = (cols, t);
+        let (mut cols, mut padded) = (std::mem::take(&mut self.cols), std::mem::take(&mut self.padded));
+        cols.resize(self.patch() * self.pixels(), 0.0);
+        padded.resize(self.padded_len(), 0.0);
+        self.forward_images(params, input, n, &mut padded, &mut cols, out);
+        (self.cols, self.padded) = (cols, padded);
     }
 
     fn backward(
         &mut self,
         params: &[f32],
-        _input: &[f32],
+        input: &[f32],
         n: usize,
         delta: &mut Vec<f32>,
         scratch: &mut Vec<f32>,
         grad: &mut [f32],
         input_grad: bool,
     ) {
-        let (patch, pixels, out_width) = (self.patch(), self.out_h * self.out_w, self.output_width());
-        let row_len = n * pixels;
-        // dOut laid out as W·cols was: out_channels × n·P.
-        let mut t = std::mem::take(&mut self.t);
-        t.resize(self.out_channels * row_len, 0.0);
-        for ch in 0..self.out_channels {
-            for i in 0..n {
-                t[ch * row_len + i * pixels..ch * row_len + (i + 1) * pixels]
-                    .copy_from_slice(&delta[i * out_width + ch * pixels..i * out_width + (ch + 1) * pixels]);
-            }
+        let (patch, pixels) = (self.patch(), self.pixels());
+        let (width, out_width) = (self.input_width(), self.output_width());
+        let (mut cols, mut padded) = (std::mem::take(&mut self.cols), std::mem::take(&mut self.padded));
+        let (mut dcols, mut dpadded) = (std::mem::take(&mut self.dcols), std::mem::take(&mut self.dpadded));
+        cols.resize(patch * pixels, 0.0);
+        padded.resize(self.padded_len(), 0.0);
+        if input_grad {
+            dcols.resize(patch * pixels, 0.0);
+            dpadded.resize(self.padded_len(), 0.0);
+            scratch.resize(n * width, 0.0);
         }
         let (grad_w, grad_b) = grad.split_at_mut(self.bias().start);
-        for (gb, row) in grad_b.iter_mut().zip(t.chunks_exact(row_len)) {
-            *gb = row.iter().sum();
-        }
-        // dW = dOut·colsᵀ.
-        let dm = FaerRef::from_row_major_slice(&t, self.out_channels, row_len);
-        let cols = FaerRef::from_row_major_slice(&self.cols[..patch * row_len], patch, row_len);
-        let gw = MatMut::from_row_major_slice_mut(grad_w, self.out_channels, patch);
-        matmul(gw, Accum::Replace, dm, cols.transpose(), 1.0f32, Par::Seq);
-        gradus_optim::clear_upper_state();
-        if input_grad {
-            // dcols = Wᵀ·dOut, scattered back onto the pixels it came from.
-            let mut dcols = std::mem::take(&mut self.dcols);
-            dcols.resize(patch * row_len, 0.0);
-            let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, patch);
-            let dc = MatMut::from_row_major_slice_mut(&mut dcols, patch, row_len);
-            matmul(dc, Accum::Replace, w.transpose(), dm, 1.0f32, Par::Seq);
+        grad_b.fill(0.0);
+        let w = FaerRef::from_row_major_slice(&params[self.weights()], self.out_channels, patch);
+        for i in 0..n {
+            // The columns are lowered again (see the type's docs).
+            self.im2col(&input[i * width..(i + 1) * width], &mut padded, &mut cols);
+            let d_out = &delta[i * out_width..(i + 1) * out_width];
+            for (gb, row) in grad_b.iter_mut().zip(d_out.chunks_exact(pixels)) {
+                *gb += row.iter().sum::<f32>();
+            }
+            // dW += dOut·colsᵀ.
+            let dm = FaerRef::from_row_major_slice(d_out, self.out_channels, pixels);
+            let c = FaerRef::from_row_major_slice(&cols, patch, pixels);
+            let gw = MatMut::from_row_major_slice_mut(grad_w, self.out_channels, patch);
+            let accum = if i == 0 { Accum::Replace } else { Accum::Add };
+            matmul(gw, accum, dm, c.transpose(), 1.0f32, Par::Seq);
+            if input_grad {
+                // dcols = Wᵀ·dOut, scattered back onto the pixels it came from.
+                let dc = MatMut::from_row_major_slice_mut(&mut dcols, patch, pixels);
+                matmul(dc, Accum::Replace, w.transpose(), dm, 1.0f32, Par::Seq);
+                gradus_optim::clear_upper_state();
+                self.col2im(&dcols, &mut dpadded, &mut scratch[i * width..(i + 1) * width]);
+            }
             gradus_optim::clear_upper_state();
-            scratch.clear();
-            scratch.resize(n * self.input_width(), 0.0);
-            self.col2im(&dcols, n, scratch);
-            self.dcols = dcols;
+        }
+        if n == 0 {
+            grad_w.fill(0.0);
+        }
+        if input_grad {
             std::mem::swap(delta, scratch);
         }
-        self.t = t;
+        (self.cols, self.padded, self.dcols, self.dpadded) = (cols, padded, dcols, dpadded);
     }
 
     fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
-        let (width, out_width) = (self.input_width(), self.output_width());
-        let chunk = self.predict_chunk().min(n.max(1));
-        let pixels = self.out_h * self.out_w;
-        // The scratch holds the columns, then the product W·cols.
-        let cols_len = self.patch() * chunk * pixels;
-        scratch.resize(cols_len + self.out_channels * chunk * pixels, 0.0);
-        let (cols, t) = scratch.split_at_mut(cols_len);
-        for first in (0..n).step_by(chunk) {
-            let m = chunk.min(n - first);
-            self.im2col(&input[first * width..(first + m) * width], m, cols);
-            self.apply(params, cols, m, t, &mut out[first * out_width..(first + m) * out_width]);
-        }
+        // The scratch holds the padded image (border zero), then the columns.
+        let padded_len = self.padded_len();
+        scratch.clear();
+        scratch.resize(padded_len + self.patch() * self.pixels(), 0.0);
+        let (padded, cols) = scratch.split_at_mut(padded_len);
+        self.forward_images(params, input, n, padded, cols, out);
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -345,29 +404,39 @@ impl MaxPool2d {
         [self.input[0], self.out_h, self.out_w]
     }
 
-    /// Calls `f(output index, input index of the window's maximum)` for one image.
-    fn pool(&self, image: &[f32], mut f: impl FnMut(usize, usize)) {
+    /// Pools one image into `out`, calling `f(output index, input index
+    /// of the window's maximum)` for each output.
+    fn pool(&self, image: &[f32], out: &mut [f32], mut f: impl FnMut(usize, u32)) {
         let [channels, h, w] = self.input;
-        // The common 2x2 window moved by 2, without the general loops.
+        let (out_h, out_w) = (self.out_h, self.out_w);
+        // The common 2x2 window moved by 2: each output reads two pairs of
+        // neighbours, from two rows sliced once (no index checks inside).
         if self.kernel == 2 && self.stride == 2 {
             for c in 0..channels {
-                for oy in 0..self.out_h {
-                    let (top, bottom) = ((c * h + 2 * oy) * w, (c * h + 2 * oy + 1) * w);
-                    let at = (c * self.out_h + oy) * self.out_w;
-                    for ox in 0..self.out_w {
-                        let mut best = top + 2 * ox;
-                        for candidate in [top + 2 * ox + 1, bottom + 2 * ox, bottom + 2 * ox + 1] {
-                            best = first_max(image, best, candidate);
+                for oy in 0..out_h {
+                    let top_at = (c * h + 2 * oy) * w;
+                    let top = &image[top_at..top_at + 2 * out_w];
+                    let bottom = &image[top_at + w..top_at + w + 2 * out_w];
+                    let at = (c * out_h + oy) * out_w;
+                    let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                    for (ox, ((t, b), o)) in pairs.zip(&mut out[at..at + out_w]).enumerate() {
+                        // Row-major order: the first maximum wins a tie.
+                        let (mut best, mut which) = (t[0], 0);
+                        for (k, v) in [(1, t[1]), (w, b[0]), (w + 1, b[1])] {
+                            if v > best || v.is_nan() && !best.is_nan() {
+                                (best, which) = (v, k);
+                            }
                         }
-                        f(at + ox, best);
+                        *o = best;
+                        f(at + ox, (top_at + 2 * ox + which) as u32);
                     }
                 }
             }
             return;
         }
         for c in 0..channels {
-            for oy in 0..self.out_h {
-                for ox in 0..self.out_w {
+            for oy in 0..out_h {
+                for ox in 0..out_w {
                     let (y0, x0) = (oy * self.stride, ox * self.stride);
                     let mut best = (c * h + y0) * w + x0;
                     for y in y0..y0 + self.kernel {
@@ -375,7 +444,9 @@ impl MaxPool2d {
                             best = first_max(image, best, (c * h + y) * w + x);
                         }
                     }
-                    f((c * self.out_h + oy) * self.out_w + ox, best);
+                    let to = (c * out_h + oy) * out_w + ox;
+                    out[to] = image[best];
+                    f(to, best as u32);
                 }
             }
         }
@@ -410,11 +481,9 @@ impl Layer for MaxPool2d {
         argmax.resize(n * out_width, 0);
         for i in 0..n {
             let image = &input[i * width..(i + 1) * width];
-            let (o, a) = (&mut out[i * out_width..(i + 1) * out_width], &mut argmax[i * out_width..]);
-            self.pool(image, |to, from| {
-                o[to] = image[from];
-                a[to] = from as u32;
-            });
+            let (o, a) =
+                (&mut out[i * out_width..(i + 1) * out_width], &mut argmax[i * out_width..(i + 1) * out_width]);
+            self.pool(image, o, |to, from| a[to] = from);
         }
         self.argmax = argmax;
     }
@@ -449,7 +518,7 @@ impl Layer for MaxPool2d {
         for i in 0..n {
             let image = &input[i * width..(i + 1) * width];
             let o = &mut out[i * out_width..(i + 1) * out_width];
-            self.pool(image, |to, from| o[to] = image[from]);
+            self.pool(image, o, |_, _| {});
         }
     }
 
@@ -1338,13 +1407,16 @@ pub(crate) mod tests {
         // Ties and NaN in 2x2 windows: 3 ties at 5 (the first, index 0, wins); NaN wins over numbers.
         let image = [5.0, 5.0, 1.0, f32::NAN, 5.0, 2.0, 3.0, 4.0, 0.0, -1.0, 7.0, 7.0, -2.0, -3.0, 7.0, 6.0];
         let pool = MaxPool2d::new([1, 4, 4], 2, 2).unwrap();
-        let mut fast = vec![0; 4];
-        pool.pool(&image, |to, from| fast[to] = from);
+        let (mut fast, mut out) = (vec![0; 4], vec![0.0; 4]);
+        pool.pool(&image, &mut out, |to, from| fast[to] = from);
         assert_eq!(fast, [0, 3, 8, 10]);
+        assert_eq!(out[0], 5.0);
+        assert!(out[1].is_nan());
+        assert_eq!(out[2..], [0.0, 7.0]);
         // The general loops keep the same: a 3x3 window over the same ties.
         let pool = MaxPool2d::new([1, 4, 4], 3, 1).unwrap();
         let mut general = vec![0; 4];
-        pool.pool(&image, |to, from| general[to] = from);
+        pool.pool(&image, &mut out, |to, from| general[to] = from);
         // Only the top-right window holds the NaN; the others' first 7 is at 10.
         assert_eq!(general, [10, 3, 10, 10]);
     }
@@ -1373,9 +1445,6 @@ pub(crate) mod tests {
         };
         let mut out = vec![0.0; 2 * conv.output_width()];
         conv.forward(&params, &x, 2, &mut out, &mut rng);
-        assert_eq!(predict(&conv, &params, &x), out);
-        // One image at a time.
-        conv.predict_columns = 1;
         assert_eq!(predict(&conv, &params, &x), out);
         let mut pooled = vec![0.0; 2 * pool.output_width()];
         pool.forward(&[], &out, 2, &mut pooled, &mut rng);
