@@ -248,8 +248,12 @@ impl<'a> CsvFile<'a> {
             return Err(empty());
         }
         let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(text));
-        let header: Vec<String> =
-            reader(text, delimiter).headers().map_err(|e| malformed(source, e))?.iter().map(str::to_owned).collect();
+        let header: Vec<String> = reader(text, delimiter)
+            .headers()
+            .map_err(|e| malformed(source, e, &mut LineCounter::new(text)))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
         // A byte-order mark alone, or a blank header, leaves no column names.
         if header.iter().all(String::is_empty) {
             return Err(empty());
@@ -329,8 +333,9 @@ impl<'a> CsvFile<'a> {
         let (source, width) = (self.source, self.header.len());
         let mut reader = reader(self.text, self.delimiter);
         let mut record = csv::StringRecord::new();
-        while reader.read_record(&mut record).map_err(|e| malformed(source, e))? {
-            let line = record.position().map_or(0, |p| p.line());
+        let mut lines = LineCounter::new(self.text);
+        while reader.read_record(&mut record).map_err(|e| malformed(source, e, &mut lines))? {
+            let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
             if record.iter().all(str::is_empty) && record.len() <= 1 {
                 continue;
             }
@@ -352,8 +357,41 @@ fn reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
         .from_reader(text)
 }
 
-fn malformed(source: &str, e: csv::Error) -> DataError {
-    DataError::Malformed { path: source.into(), line: e.position().map_or(0, |p| p.line()), message: e.to_string() }
+fn malformed(source: &str, e: csv::Error, lines: &mut LineCounter) -> DataError {
+    let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
+    DataError::Malformed { path: source.into(), line, message: e.to_string() }
+}
+
+/// The line (from 1) a byte offset of a text falls on, counting `\n`s
+/// (a CRLF file's lines as an editor shows them; the csv crate's own line
+/// count runs one short on every CRLF line after the first). Offsets asked
+/// in order cost one pass over the text in all.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self { text, byte: 0, line: 1 }
+    }
+
+    /// The line of the first byte at or after `byte` that is not a line
+    /// end: a record's position is where its reading began, before the
+    /// blank lines the reader skipped.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(self.text.len());
+        while self.text.get(byte).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            byte += 1;
+        }
+        if byte < self.byte {
+            (self.byte, self.line) = (0, 1);
+        }
+        self.line += self.text[self.byte..byte].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.byte = byte;
+        self.line
+    }
 }
 
 /// A column being read.
@@ -458,5 +496,23 @@ mod tests {
         assert!(err.starts_with("t.csv:3:2: value 'inf' in column 'b' is not finite"), "{err}");
         let x = read("a,b\n1,2\n3,4\n", &ReadOptions::default()).numeric_matrix(&["b".into(), "a".into()]).unwrap();
         assert_eq!(x.as_slice(), &[2.0, 1.0, 4.0, 3.0]);
+    }
+
+    #[test]
+    fn lines_are_counted_as_an_editor_shows_them_in_crlf_files_too() {
+        // CRLF line ends, a BOM, a quoted field spanning lines 3-4 (CR/LF
+        // inside quotes) and a blank line: each row starts on the line an
+        // editor numbers it.
+        for end in ["\n", "\r\n"] {
+            let text = ["\u{feff}a,b", "1,x", "2,\"two", "lines\"", "", "3,y", "q,z", ""].join(end);
+            let t = read(&text, &ReadOptions::default());
+            assert_eq!(t.lines, vec![2, 3, 6, 7], "line ends {end:?}");
+            let err = t.numeric_matrix(&["a".into()]).unwrap_err().to_string();
+            assert!(err.starts_with("t.csv:7:1: value 'q'"), "line ends {end:?}: {err}");
+            let ragged = ["a,b", "1,2", "3,4", "5", ""].join(end);
+            let file = CsvFile::open(ragged.as_bytes(), "t.csv").unwrap();
+            let err = file.read(&[0, 1], &ReadOptions::default()).unwrap_err().to_string();
+            assert!(err.starts_with("t.csv:4"), "line ends {end:?}: {err}");
+        }
     }
 }
