@@ -97,7 +97,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             about["study"].as_str().unwrap_or("?"),
             about["seed"]
         );
-        outln!("data     {}", about["objective"].as_str().unwrap_or("?"));
+        outln!("fitted   {}", about["objective"].as_str().unwrap_or("?"));
         for (name, key) in [("validation", "valid_metrics"), ("test", "test_metrics")] {
             if let Some(m) = about[key].as_object() {
                 // As `gradus tune` printed them, less the confusion matrix.

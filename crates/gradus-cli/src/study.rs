@@ -650,7 +650,9 @@ pub fn run_trials(args: TrialsArgs) -> anyhow::Result<()> {
                 let value = t.value().map_or("-".into(), |v| format!("{v:.6}"));
                 let mut line = format!("{:>6}  {:<9} {value:>14}", t.number, t.state.name());
                 for n in &names {
-                    line.push_str(&format!("  {:>12}", cell(t, n)));
+                    // Four significant digits here; CSV and JSON keep every digit.
+                    let text = t.params.get(n).map_or(String::new(), crate::param_text);
+                    line.push_str(&format!("  {text:>12}"));
                 }
                 if let Some(reason) = t.fail_reason() {
                     line.push_str(&format!("  {reason}"));

@@ -149,11 +149,12 @@ impl ColumnEncoder {
                     0 => String::new(),
                     n => format!(" + {} piecewise-linear bins", n - 1),
                 },
-                if *indicator { format!(", missing → median {f} + flag") } else { String::new() }
+                if *indicator { format!(", missing → median {} + flag", six_digits(*f)) } else { String::new() }
             ),
             ColumnEncoder::OneHot { levels, other, missing, embedded, .. } => format!(
-                "one-hot: {} levels{}{}{}",
+                "one-hot: {} level{}{}{}{}",
                 levels.len(),
+                if levels.len() == 1 { "" } else { "s" },
                 if *other { " + other" } else { "" },
                 if *missing { " + missing" } else { "" },
                 if *embedded { ", embedded by MLPs" } else { "" }
@@ -755,5 +756,29 @@ impl Encoding {
             first += width_of(encoder);
         }
         Ok(Matrix::from_vec(n, width, x).expect("rows x inputs"))
+    }
+}
+
+/// `v` to six significant digits, without the float noise of its last
+/// bits (`0.4035`, not `0.40350002`).
+fn six_digits(v: f32) -> String {
+    let v = f64::from(v);
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let decimals = (5 - v.abs().log10().floor() as i32).max(0);
+    let scale = 10f64.powi(decimals);
+    ((v * scale).round() / scale).to_string()
+}
+
+#[cfg(test)]
+mod six_digit_tests {
+    #[test]
+    fn six_significant_digits_drop_float_noise() {
+        for (v, want) in
+            [(0.403_500_02f32, "0.4035"), (123_456.7, "123457"), (-2.5e-7, "-0.00000025"), (0.0, "0"), (1.0, "1")]
+        {
+            assert_eq!(super::six_digits(v), want, "{v}");
+        }
     }
 }
