@@ -138,7 +138,7 @@ pub struct TuneArgs {
     /// An epoch of at most this many training rows instead of a full pass
     /// (rows still drawn pass after pass in shuffled order), so that early
     /// stopping and pruning judge a trial every so many rows [default:
-    /// 16384 when trials train on more than that, else a full pass].
+    /// 8192 when trials train on more than 16384, else a full pass].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     epoch_rows: Option<u64>,
     /// Feature scaling fitted on each trial's training rows; auto searches

@@ -146,7 +146,7 @@ pub fn large_data_batches(mut space: SearchSpace) -> SearchSpace {
 /// The space with periodic embeddings of the numeric columns for the MLPs
 /// (Gorishniy et al. 2022's PLR: 16 frequencies and 16 values per column,
 /// σ searched over the paper's range), for a large table (a trial trains
-/// on more than [`super::LARGE_DATA_EPOCH_ROWS`] rows) whose numeric
+/// on more than [`super::LARGE_DATA_ROWS`] rows) whose numeric
 /// columns get piecewise-linear bins (at most 32, not pixels; see
 /// [`gradus_data::Encoding::has_bins`]). On UCI Adult (20,839 rows a
 /// trial) they raised test accuracy from 86.1% to 87.0% and ROC AUC from
