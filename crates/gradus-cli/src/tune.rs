@@ -6,13 +6,13 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use gradus::autotune::{self, ModelRequest, TuneJob};
+use gradus::autotune::{self, ModelRequest, RefitProgress, TuneJob};
 use gradus::pipeline::Family;
 use std::collections::BTreeMap;
 
@@ -539,7 +539,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let deadline = args.timeout.map(|t| started + t);
     job.deadline = args.timeout.map(|t| started + t.mul_f64(0.8));
     let trials_left = job.deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let progress = TrialProgress::new(args.trials, done, args.quiet || args.json, job.deadline);
+    let target_std = standardised_target_std(&job, &tuning);
+    let progress = TrialProgress::new(args.trials, done, args.quiet || args.json, job.deadline, target_std);
     if done > 0 {
         progress.note(&format!(
             "resuming study '{name}' ({done} trials done): the same data, target and inputs ({objective})"
@@ -654,13 +655,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         None => autotune::best_trials(&trials, args.ensemble as usize, direction).into_iter().map(|t| (t, 1.0)).unzip(),
     };
     if let Some(s) = &selection {
+        // Selection scores the models' predictions in the target's units:
+        // a mean squared error goes back to the trials' standardised scale.
+        let on_trial_scale = |v: f64| progress.value(target_std.map_or(v, |std| v / (std * std)));
         progress.note(&format!(
             "ensemble selection: {} of {} candidate trials, validation {} {} (the best alone: {})",
             members.len(),
             candidates.len(),
             value_name(&job),
-            num(s.value),
-            num(s.single_value)
+            on_trial_scale(s.value),
+            on_trial_scale(s.single_value)
         ));
     }
     // What the time left affords: the most weighted members first.
@@ -684,27 +688,58 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         }
         _ => (members, weights),
     };
+    // The refit's expected cost, from each member's measured time per
+    // epoch: `jobs` at a time, the longest or their share of the total.
+    let expected: Vec<Option<f64>> = members.iter().map(|t| job.refit_seconds(t)).collect();
+    let estimate = expected.iter().copied().collect::<Option<Vec<f64>>>().map(|s| {
+        let longest = s.iter().copied().fold(0.0, f64::max);
+        longest.max(s.iter().sum::<f64>() / jobs.clamp(1, members.len().max(1)) as f64)
+    });
+    let about = estimate.map_or(String::new(), |s| format!(" (about {} by the trials' epoch times)", seconds(s)));
     progress.note(&match members.len() {
-        1 => "retraining the chosen configuration on all tuning rows".to_string(),
-        n => format!("retraining the {n} chosen configurations on all tuning rows, to average them"),
+        1 => format!("retraining the chosen configuration on all tuning rows{about}"),
+        n => format!("retraining the {n} chosen configurations on all tuning rows, to average them{about}"),
     });
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
-    // The refit's progress: a line per member, with the time left measured
-    // on the refits done so far.
+    // The refit's progress: a line per member as it ends, and every 10 s
+    // a line for the epochs in between; the time left is the time so far
+    // scaled by the share of the expected work done (each member's epochs
+    // weighted by its expected seconds, or equally without timings).
     let refit_started = Instant::now();
-    let refits_done = std::sync::atomic::AtomicUsize::new(0);
+    let shares: Vec<(u64, usize, f64)> = members
+        .iter()
+        .zip(&expected)
+        .map(|(t, e)| (t.number, job.refit_epochs(t).max(1), e.unwrap_or(1.0).max(1e-9)))
+        .collect();
+    let total_share: f64 = shares.iter().map(|s| s.2).sum();
+    let state = Mutex::new((vec![0usize; members.len()], 0usize, Instant::now()));
     let refit_deadline = deadline.map(|d| d - Duration::from_secs(1).min(d.saturating_duration_since(started) / 10));
     let (mut model, member_numbers) =
-        job.refit_ensemble(&members, &weights, &tuning, jobs, refit_deadline, &|trial| {
-            let done = refits_done.fetch_add(1, Ordering::SeqCst) + 1;
+        job.refit_ensemble(&members, &weights, &tuning, jobs, refit_deadline, &|event| {
+            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            let (epochs, finished, last_line) = &mut *guard;
+            let Some(m) = shares.iter().position(|s| s.0 == event.trial()) else { return };
+            let line = match event {
+                RefitProgress::Epoch { epoch, .. } => {
+                    epochs[m] = epoch;
+                    if last_line.elapsed() < Duration::from_secs(10) {
+                        return;
+                    }
+                    format!("refit of trial {}: epoch {epoch} of {}", shares[m].0, shares[m].1)
+                }
+                RefitProgress::Done { trial } => {
+                    epochs[m] = shares[m].1;
+                    *finished += 1;
+                    format!("refit {}/{} (trial {trial}) done", finished, members.len())
+                }
+            };
+            *last_line = Instant::now();
+            let done: f64 =
+                shares.iter().zip(epochs.iter()).map(|(s, &e)| s.2 * e.min(s.1) as f64 / s.1 as f64).sum::<f64>()
+                    / total_share;
             let elapsed = refit_started.elapsed().as_secs_f64();
-            let left = members.len() - done;
-            // Refits run `jobs` at a time: the rest take about their share of rounds.
-            let eta = elapsed / done as f64 * left as f64;
-            progress.note(&format!(
-                "refit {done}/{} (trial {trial}) done, {elapsed:.0} s elapsed, about {eta:.0} s left",
-                members.len()
-            ));
+            let eta = if done > 0.0 { elapsed * (1.0 - done).max(0.0) / done } else { f64::NAN };
+            progress.note(&format!("{line}, {elapsed:.0} s elapsed, about {} left", seconds(eta)));
         })?;
     if member_numbers.len() < members.len() {
         progress.note(&format!(
@@ -772,10 +807,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             value_name(&job),
             best.value().map_or("?".into(), num),
             // The metrics below are in the target's own units.
-            if task == gradus::data::Task::Regression && job.monitor().is_none() {
-                " on the standardised target"
-            } else {
-                ""
+            match (task == gradus::data::Task::Regression && job.monitor().is_none(), target_std, best.value()) {
+                (true, Some(std), Some(v)) if v >= 0.0 =>
+                    format!(" on the standardised target, RMSE {} in its units", num(v.sqrt() * std)),
+                (true, ..) => " on the standardised target".to_string(),
+                _ => String::new(),
             },
             job.best_epochs(&best).map_or("?".into(), |e| e.to_string())
         );
@@ -862,6 +898,42 @@ const FINALISE: &str = "finalise";
 /// What a trial's value is: the monitored metric, or the loss.
 fn value_name(job: &TuneJob) -> String {
     job.monitor().map_or("loss".to_string(), |m| m.name().to_string())
+}
+
+/// The tuning target's standard deviation when the trials' values are mean
+/// squared errors on the standardised target — a regression ranked by its
+/// loss, every trial's scaling standardising the target — so that progress
+/// lines can show the RMSE in the target's units beside them (each trial
+/// standardises by its own training rows: the same to a fraction of a
+/// percent). `None` otherwise.
+fn standardised_target_std(job: &TuneJob, tuning: &Dataset) -> Option<f64> {
+    let gradus::data::Target::Real(y) = &tuning.y else { return None };
+    let standardises = match job.space.0.get("scaling") {
+        None => job.scaling != Scaling::None,
+        Some(gradus::tune::Distribution::Categorical { choices }) => !choices.iter().any(|c| c == "none"),
+        Some(_) => false,
+    };
+    if job.monitor().is_some() || !standardises || y.is_empty() {
+        return None;
+    }
+    let n = y.len() as f64;
+    let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let std = (y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (std > 0.0 && std.is_finite()).then_some(std)
+}
+
+/// `v`, and when `target_std` is known (`v` a mean squared error on the
+/// standardised target) the RMSE in the target's units beside it.
+fn shown_value(v: f64, target_std: Option<f64>) -> String {
+    match target_std {
+        Some(std) if v >= 0.0 => format!("{} (RMSE {})", num(v), num(v.sqrt() * std)),
+        _ => num(v),
+    }
+}
+
+/// A duration for a progress line: `42 s`, or `?` when unknown.
+fn seconds(s: f64) -> String {
+    if s.is_finite() { format!("{s:.0} s") } else { "?".to_string() }
 }
 
 /// Seconds left for `left` trials (running ones included), from the
@@ -1078,10 +1150,13 @@ struct TrialProgress {
     deadline: Option<Instant>,
     /// Epochs trained by the trials this run finished.
     finished_epochs: std::sync::atomic::AtomicUsize,
+    /// The target's standard deviation when a trial's value is the mean
+    /// squared error on the standardised target (see [`standardised_target_std`]).
+    target_std: Option<f64>,
 }
 
 impl TrialProgress {
-    fn new(total: u64, done: u64, quiet: bool, deadline: Option<Instant>) -> Self {
+    fn new(total: u64, done: u64, quiet: bool, deadline: Option<Instant>, target_std: Option<f64>) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_position(done.min(total));
@@ -1102,7 +1177,14 @@ impl TrialProgress {
             done_before: done,
             deadline,
             finished_epochs: 0.into(),
+            target_std,
         }
+    }
+
+    /// A trial's value as shown: with the RMSE in the target's units
+    /// beside a standardised mean squared error.
+    fn value(&self, v: f64) -> String {
+        shown_value(v, self.target_std)
     }
 
     fn note(&self, text: &str) {
@@ -1132,10 +1214,10 @@ impl TrialProgress {
     fn trial(&self, t: &FrozenTrial, best: Option<&FrozenTrial>) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let best_text = best
-            .and_then(|b| b.value().map(|v| format!("best {} (trial {})", num(v), b.number)))
+            .and_then(|b| b.value().map(|v| format!("best {} (trial {})", self.value(v), b.number)))
             .unwrap_or_else(|| "no complete trial yet".into());
         let outcome = match t.state {
-            TrialState::Complete(v) => format!("value {} after {} epochs", num(v), t.intermediate.len()),
+            TrialState::Complete(v) => format!("value {} after {} epochs", self.value(v), t.intermediate.len()),
             TrialState::Pruned => format!("pruned after {} epochs", t.intermediate.len()),
             _ => match t.fail_reason() {
                 Some(reason) => format!("failed: {reason}"),
@@ -1156,7 +1238,7 @@ impl TrialProgress {
         if let Some(d) = self.deadline {
             eta = eta.min(d.saturating_duration_since(Instant::now()).as_secs_f64());
         }
-        let eta = if eta.is_finite() { format!("{eta:.0} s") } else { "?".to_string() };
+        let eta = seconds(eta);
         self.note(&format!(
             "trial {} {outcome}; {best_text}; {done}/{} done, {elapsed:.0} s elapsed, ETA {eta}",
             t.number, self.total

@@ -289,6 +289,35 @@ fn small_data_is_scored_by_cross_validation_and_the_defaults_go_first() {
     assert!(stderr(&out).contains("trials scored on 25% of the tuning rows"), "{}", stderr(&out));
 }
 
+#[test]
+fn a_regression_shows_the_rmse_in_the_targets_units_and_the_refit_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        ["tune", "--data", "builtin:diabetes", "--trials", "3", "--epochs", "5", "--jobs", "1", "--model", "linear"];
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (err, text) = (stderr(&out), String::from_utf8(out.stdout.clone()).unwrap());
+    // Trial values are mean squared errors on the standardised target;
+    // the RMSE beside them is in the target's units (diabetes: tens).
+    let rmse = |line: &str| -> f64 {
+        let at = line.find("(RMSE ").unwrap_or_else(|| panic!("no RMSE in {line:?}")) + 6;
+        line[at..].split(')').next().unwrap().parse().unwrap()
+    };
+    let trial_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("trial ") && l.contains(" value ")).collect();
+    assert!(!trial_lines.is_empty(), "{err}");
+    for line in &trial_lines {
+        let value: f64 = line.split(" value ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let r = rmse(line);
+        assert!(value > 0.0 && value < 2.0 && r > 20.0 && r < 200.0, "{line}");
+    }
+    // The refit says what it will cost before it starts, then each member's end.
+    assert!(err.contains("on all tuning rows, to average them (about "), "{err}");
+    assert!(err.contains("s by the trials' epoch times)"), "{err}");
+    let done: Vec<&str> = err.lines().filter(|l| l.starts_with("refit ") && l.contains(" done, ")).collect();
+    assert!(!done.is_empty() && done.iter().all(|l| l.contains(" left")), "{err}");
+    assert!(text.contains("on the standardised target, RMSE "), "{text}");
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn a_postgres_url_naming_a_missing_database_is_refused() {
