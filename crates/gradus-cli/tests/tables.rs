@@ -166,6 +166,40 @@ fn bad_table_input_is_exit_2_with_the_place_named_and_nothing_written() {
 }
 
 #[test]
+fn na_values_replace_the_default_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    // -999 marks a missing reading; NA here is a level, not a gap.
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{},{},{}\n",
+                if i % 5 == 0 { "-999".to_string() } else { i.to_string() },
+                ["NA", "EU"][i % 2],
+                i % 2
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("t.csv"), format!("reading,region,y\n{rows}")).unwrap();
+    let columns = |flags: &[&str]| -> serde_json::Value {
+        let args =
+            [&["tune", "--data", "t.csv", "--target", "y", "--trials", "1", "--epochs", "2", "--json"][..], flags];
+        let out = gradus(dir.path(), &args.concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap()
+    };
+    // By default -999 is a number and NA a missing cell.
+    let default = columns(&["--study", "default"]);
+    assert_eq!(default["columns"][0]["missing"], 0, "{default}");
+    assert_eq!(default["columns"][1]["missing"], 20, "{default}");
+    // --na-values -999: a fifth of the readings are missing (median fill and
+    // a flag), and NA is one of two levels.
+    let asked = columns(&["--study", "asked", "--na-values=-999"]);
+    assert_eq!(asked["columns"][0]["missing"], 8, "{asked}");
+    assert!(asked["columns"][0]["becomes"].as_str().unwrap().contains("missing → median"), "{asked}");
+    assert_eq!((asked["columns"][1]["missing"].as_u64(), asked["columns"][1]["distinct"].as_u64()), (Some(0), Some(2)));
+}
+
+#[test]
 fn a_latin1_file_is_refused_as_utf8_with_the_line_named_and_read_with_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = b"city,size,y\n".to_vec();
@@ -202,8 +236,14 @@ fn tab_and_semicolon_files_are_sniffed_and_task_overrides_the_inference() {
     let rows: String = (0..60).map(|i| format!("{}\t{}\t{}\n", i % 10, ["a", "b"][i % 2], 1 + i % 5)).collect();
     std::fs::write(dir.path().join("t.tsv"), format!("x\tkind\trating\n{rows}")).unwrap();
     std::fs::write(dir.path().join("t.csv"), format!("x;kind;rating\n{}", rows.replace('\t', ";"))).unwrap();
-    for file in ["t.tsv", "t.csv"] {
-        let base = ["tune", "--data", file, "--trials", "2", "--epochs", "3", "--model", "linear", "--json"];
+    std::fs::write(dir.path().join("t.psv"), format!("x|kind|rating\n{}", rows.replace('\t', "|"))).unwrap();
+    // A delimiter the sniffer does not try, forced.
+    std::fs::write(dir.path().join("t.txt"), format!("x:kind:rating\n{}", rows.replace('\t', ":"))).unwrap();
+    for (file, forced) in [("t.tsv", None), ("t.csv", None), ("t.psv", None), ("t.txt", Some(":"))] {
+        let mut base = vec!["tune", "--data", file, "--trials", "2", "--epochs", "3", "--model", "linear", "--json"];
+        if let Some(d) = forced {
+            base.extend(["--delimiter", d]);
+        }
         let out = gradus(dir.path(), &base);
         assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
         assert!(stderr(&out).contains("--model linear does not fit a multiclass"), "{file}: {}", stderr(&out));
