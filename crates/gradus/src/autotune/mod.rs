@@ -538,8 +538,9 @@ impl TuneJob {
     /// table is large (see [`large_data_batches`]). UCI Adult (20,839
     /// training rows a trial) is: epochs of 16,384 rows took its tune from
     /// 120 … 408 s to 46 … 81 s with the same test accuracy and AUC; epochs
-    /// of 8,192 took the 54,000-row table's from 249 s to 107 s (test R²
-    /// 0.9711 → 0.9727) and Adult's from 236 s to 90 s (BENCHMARKS.md).
+    /// of 8,192 took the 54,000-row table's from 249 s to 75 s at the same
+    /// test R², once periodic embeddings had made it slow, and Adult's
+    /// seeds take 68 … 214 s (BENCHMARKS.md).
     pub fn shorten_epochs_on_large_data(&mut self, tuning: &Dataset) -> bool {
         let large = self.is_large(tuning);
         if large {
