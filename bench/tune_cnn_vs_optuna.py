@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tune_vs_optuna import optimizer  # the same four optimizers, PyTorch's settings
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.join(ROOT, "target", "release", "gradus")
 SPLITS = os.path.join(ROOT, "target", "release", "examples", "bench_splits")
@@ -96,16 +98,6 @@ def shifted(x, shift, gen):
     theta[:, :, 2] = d * 2.0 / 28.0  # pixels to the grid's [-1, 1] coordinates
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def optimizer(p, model):
-    lr, wd = p["lr"], p["weight_decay"]
-    return {
-        "sgd": lambda: torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd),
-        "momentum": lambda: torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd),
-        "adam": lambda: torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd),
-        "adamw": lambda: torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd),
-    }[p["optimizer"]]()
 
 
 def train(p, xtr, ytr, xva, yva, seed, epochs, max_epochs, patience, report=None):

@@ -916,9 +916,7 @@ fn standardised_target_std(job: &TuneJob, tuning: &Dataset) -> Option<f64> {
     if job.monitor().is_some() || !standardises || y.is_empty() {
         return None;
     }
-    let n = y.len() as f64;
-    let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let std = (y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let (_, std) = gradus::pipeline::target_scale(y).ok()?;
     (std > 0.0 && std.is_finite()).then_some(std)
 }
 

@@ -441,8 +441,9 @@ pub fn balanced_weights(labels: &[u32], k: usize) -> Vec<f32> {
     counts.iter().map(|&c| if c == 0 { 1.0 } else { (labels.len() as f64 / (k * c) as f64) as f32 }).collect()
 }
 
-/// The (mean, standard deviation) of a real target.
-fn target_scale(y: &[f32]) -> Result<(f64, f64), PipelineError> {
+/// The (mean, standard deviation) of a real target: what training
+/// standardises it by.
+pub fn target_scale(y: &[f32]) -> Result<(f64, f64), PipelineError> {
     let column = gradus_data::Matrix::from_vec(y.len(), 1, y.to_vec()).expect("n x 1");
     let scaler = Scaler::standard(&column)?;
     Ok((scaler.offset[0], scaler.scale[0]))
