@@ -247,7 +247,15 @@ impl Network {
             if spec.batch_norm {
                 layers.push(Box::new(BatchNorm::new(shape[0], shape[1] * shape[2])));
             }
-            layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
+            // ReLU keeps the order of values, so it commutes with max
+            // pooling, outputs and gradients alike (a window's maximum is
+            // ≤ 0 exactly when all its ReLU outputs are 0): after the pool
+            // it runs on a quarter of the values.
+            let relu_after_pool =
+                stage.pool > 1 && stage.pooling == Pooling::Max && spec.activation == Activation::Relu;
+            if !relu_after_pool {
+                layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
+            }
             if stage.pool > 1 && stage.pooling == Pooling::Max {
                 let pool = MaxPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
                 shape = pool.output_shape();
@@ -256,6 +264,9 @@ impl Network {
                 let pool = AvgPool2d::new(shape, stage.pool, stage.pool).expect("validated: the window fits");
                 shape = pool.output_shape();
                 layers.push(Box::new(pool));
+            }
+            if relu_after_pool {
+                layers.push(Box::new(ActivationLayer::new(spec.activation, shape.iter().product())));
             }
         }
         if spec.global_pool {
@@ -335,6 +346,61 @@ mod tests {
         let spec = CnnSpec { conv: vec![ConvStage::same(4, 9, 1)], ..spec };
         let err = spec.validate().unwrap_err().to_string();
         assert!(err.contains("9x9 kernel is larger than its 8x8 input"), "{err}");
+    }
+
+    #[test]
+    fn relu_after_max_pooling_gives_what_relu_before_it_gives() {
+        // The conventional order, conv → ReLU → max pool, built by hand.
+        let spec = CnnSpec {
+            conv: vec![ConvStage::same(3, 3, 2), ConvStage { pooling: Pooling::Avg, ..ConvStage::same(2, 3, 2) }],
+            ..small(Activation::Relu, 0.0)
+        };
+        let conventional = |batch_norm: bool| {
+            let mut layers: Vec<Box<dyn Layer>> = vec![Box::new(Conv2d::new([2, 7, 6], 3, 3, 1, 1).unwrap())];
+            if batch_norm {
+                layers.push(Box::new(BatchNorm::new(3, 42)));
+            }
+            layers.push(Box::new(ActivationLayer::new(Activation::Relu, 126)));
+            layers.push(Box::new(MaxPool2d::new([3, 7, 6], 2, 2).unwrap()));
+            layers.push(Box::new(Conv2d::new([3, 3, 3], 2, 3, 1, 1).unwrap()));
+            if batch_norm {
+                layers.push(Box::new(BatchNorm::new(2, 9)));
+            }
+            layers.push(Box::new(ActivationLayer::new(Activation::Relu, 18)));
+            layers.push(Box::new(AvgPool2d::new([2, 3, 3], 2, 2).unwrap()));
+            crate::mlp::push_dense_stack(
+                &mut layers,
+                &[2, 5, 3],
+                DenseInit::auto(Activation::Relu),
+                Activation::Relu,
+                0.0,
+                false,
+            );
+            Network::new(layers)
+        };
+        for batch_norm in [false, true] {
+            let mut fused = Network::cnn(&CnnSpec { batch_norm, ..spec.clone() }).unwrap();
+            let mut rng = seeded_rng(7);
+            fused.init_params(&mut rng);
+            let mut plain = conventional(batch_norm);
+            assert_eq!(plain.params().len(), fused.params().len());
+            plain.params_mut().copy_from_slice(fused.params());
+            // Negative inputs and biases leave whole windows ≤ 0.
+            let n = 5;
+            let x: Vec<f32> = (0..n * 84).map(|_| rng.random_range(-1.0f32..0.6)).collect();
+            let x = MatRef::new(&x, n, 84).unwrap();
+            let labels = [0, 2, 1, 1, 0];
+            let (mut g1, mut g2) = (vec![0.0; fused.params().len()], vec![0.0; fused.params().len()]);
+            let l1 = fused.forward_backward(x, Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g1);
+            let l2 = plain.forward_backward(x, Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g2);
+            assert_eq!(l1, l2);
+            assert_eq!(g1, g2);
+            assert!(g1.contains(&0.0) && g1.iter().any(|&g| g != 0.0));
+            let (mut p1, mut p2) = (vec![0.0; n * 3], vec![0.0; n * 3]);
+            fused.predict(x, &mut p1);
+            plain.predict(x, &mut p2);
+            assert_eq!(p1, p2);
+        }
     }
 
     #[test]
