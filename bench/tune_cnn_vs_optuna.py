@@ -8,9 +8,10 @@ Dense layer of width 16..512 (log) with ReLU and dropout 0..0.5, random shifts o
 pixels (0..2, bilinear, zero fill) of each training image, optimizer sgd|momentum|adam|adamw, lr
 1e-4..0.3 (log), batch_size 16..256 (log), weight_decay 1e-6..0.1 (log), schedule
 constant|cosine; both start from gradus's enqueued default network (2 stages of 32 channels, max
-pooling, width 128, dropout 0.25, Adam 1e-3, batches of 64), once per scaling. The pixels'
-scaling is searched as gradus searches it for pixel tables: standard|minmax, each pixel by its own
-training rows (a pixel constant there is left as it is, less its mean). The rows are exactly
+pooling, width 128, dropout 0.25, Adam 1e-3, batches of 64, every pixel scaled alike). The
+pixels' scaling is searched as gradus searches it on images: standard|minmax, each pixel by its own
+training rows (a pixel constant there is left as it is, less its mean), or global, every pixel by
+the training rows' one minimum and maximum. The rows are exactly
 gradus's: the test rows held out of the search, and each trial's training and validation rows
 (from gradus's own split, the `bench_splits` example).
 
@@ -59,8 +60,12 @@ def splits(seed):
 
 def scaled(kind, fit_rows, *others):
     """Each pixel scaled by the fit rows' statistics of that pixel, as gradus's `standard` and
-    `minmax` scalings do; as images of 1x28x28."""
-    if kind == "minmax":
+    `minmax` scalings do, or all by the fit rows' one range (`global`); as images of 1x28x28."""
+    if kind == "global":
+        lo, hi = fit_rows.min(), fit_rows.max()
+        span = hi - lo if hi > lo else 1.0
+        f = lambda a: (a - lo) / span
+    elif kind == "minmax":
         lo, hi = fit_rows.min(0), fit_rows.max(0)
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         f = lambda a: (a - lo) / span
@@ -138,6 +143,8 @@ def train(p, xtr, ytr, xva, yva, seed, epochs, max_epochs, patience, report=None
     return model, best, best_epoch
 
 
+SCALINGS = ["standard", "minmax", "global"]  # gradus's default scaling choices on images
+
 DEFAULT = {"optimizer": "adam", "weight_decay": 1e-4, "schedule": "constant", "lr": 1e-3, "batch_size": 64,
            "conv_layers": 2, "channels": 32, "pooling": "max", "normalization": "none", "width": 128,
            "dropout": 0.25, "shift": 0.0}
@@ -149,7 +156,7 @@ def optuna_side(seed, trials, epochs, patience):
     start = time.perf_counter()
 
     def suggest(trial):
-        return {"scaling": trial.suggest_categorical("scaling", ["standard", "minmax"]),
+        return {"scaling": trial.suggest_categorical("scaling", SCALINGS),
                 "optimizer": trial.suggest_categorical("optimizer", ["sgd", "momentum", "adam", "adamw"]),
                 "lr": trial.suggest_float("lr", 1e-4, 0.3, log=True),
                 "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
@@ -163,7 +170,7 @@ def optuna_side(seed, trials, epochs, patience):
                 "dropout": trial.suggest_float("dropout", 0.0, 0.5),
                 "shift": trial.suggest_float("shift", 0.0, 2.0)}
 
-    data = {kind: scaled(kind, x[tr], x[va]) for kind in ("standard", "minmax")}
+    data = {kind: scaled(kind, x[tr], x[va]) for kind in SCALINGS}
     ytr, yva = torch.from_numpy(y[tr]), torch.from_numpy(y[va])
 
     def objective(trial):
@@ -181,8 +188,7 @@ def optuna_side(seed, trials, epochs, patience):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner())
-    for kind in ("standard", "minmax"):
-        study.enqueue_trial({**DEFAULT, "scaling": kind})
+    study.enqueue_trial({**DEFAULT, "scaling": "global"})
     study.optimize(objective, n_trials=trials)
     best = study.best_trial
     p = suggest(optuna.trial.FixedTrial(best.params))

@@ -142,7 +142,8 @@ pub struct TuneArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     epoch_rows: Option<u64>,
     /// Feature scaling fitted on each trial's training rows; auto searches
-    /// standard and minmax (which suits pixels) as a hyperparameter.
+    /// standard and minmax as a hyperparameter, and on images global
+    /// (every pixel by one range) as well.
     #[arg(long, default_value = "auto", value_parser = scale_parser(), value_name = "SCALE")]
     scale: ScaleRequest,
     #[command(flatten)]

@@ -164,7 +164,8 @@ impl TuneJob {
     }
 
     /// The configurations a new study tries first, one per family (and per
-    /// scaling, when the space searches it): the settings known to train
+    /// per-feature scaling, when the space searches it; a CNN's scaled
+    /// globally, as `gradus train --model cnn` scales): the settings known to train
     /// each family well (for an MLP: Adam at 1e-3, batches of 64, two hidden
     /// layers of 256 ReLU units, dropout 0.1), as FLAML and auto-sklearn
     /// start from defaults. The sampler then searches around a sound
@@ -175,9 +176,18 @@ impl TuneJob {
             Some(Distribution::Categorical { choices }) => choices.clone(),
             _ => vec![Value::Null],
         };
+        let global = Value::from("global");
+        let per_feature: Vec<&Value> = scalings.iter().filter(|s| **s != global).collect();
         let mut points = Vec::new();
         for &family in &self.families {
-            for scaling in &scalings {
+            // A CNN starts as `gradus train --model cnn` trains, every pixel
+            // scaled alike; the table families from each per-feature scaling.
+            let own = if scalings.contains(&global) && (family == Family::Cnn || per_feature.is_empty()) {
+                vec![&global]
+            } else {
+                per_feature.clone()
+            };
+            for scaling in own {
                 let mut point: Vec<(&str, Value)> = vec![
                     ("model", family.name().into()),
                     ("scaling", scaling.clone()),
@@ -1316,6 +1326,26 @@ mod tests {
         assert_eq!(points.len(), 2);
         assert!(points.iter().all(|p| !p.contains_key("lr") && !p.contains_key("scaling")));
         assert!(points.iter().all(|p| p["optimizer"] == "adam"));
+        // On images a CNN starts scaled globally, as `train --model cnn`
+        // scales; the table families once per per-feature scaling.
+        let families = vec![Family::Softmax, Family::Mlp, Family::Cnn];
+        let space = default_space(&families, true, Some([1, 8, 8]));
+        assert_eq!(space.0["scaling"], Distribution::categorical(["standard", "minmax", "global"]));
+        let points = job(families.clone(), space).starting_points();
+        let scalings = |model: &str| -> Vec<&Value> {
+            points.iter().filter(|p| p["model"] == model).map(|p| &p["scaling"]).collect()
+        };
+        assert_eq!(scalings("cnn"), ["global"]);
+        assert_eq!(scalings("mlp"), ["standard", "minmax"]);
+        // A space that fixes the scaling to global starts every family there.
+        let narrowed = merge_space(
+            default_space(&families, true, Some([1, 8, 8])),
+            SearchSpace(BTreeMap::from([("scaling".to_string(), Distribution::categorical(["global"]))])),
+            "space.json",
+        )
+        .unwrap();
+        let points = job(families, narrowed).starting_points();
+        assert_eq!(points.iter().filter(|p| p["scaling"] == "global").count(), 3);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | name | values | for |
 //! |---|---|---|
 //! | `model` | the families that fit the target | `--model auto` only |
-//! | `scaling` | standard, minmax: the feature scaling fitted on each trial's training rows | unless `--scale` fixes it |
+//! | `scaling` | standard, minmax, and on images global: the feature scaling fitted on each trial's training rows | unless `--scale` fixes it |
 //! | `optimizer` | sgd, momentum (0.9), adam, adamw | every family |
 //! | `lr` | 1e-4 … 0.3, log | every family |
 //! | `batch_size` | 16 … 256, log, integer (64 … 1024 on a large table, [`large_data_batches`]) | every family |
@@ -105,7 +105,11 @@ pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Sh
         space.insert("model".to_string(), Distribution::categorical(families.iter().map(|f| f.name())));
     }
     if search_scaling {
-        space.insert("scaling".to_string(), Distribution::categorical(["standard", "minmax"]));
+        // Per feature, as for any table; on images also every pixel by one
+        // range, which keeps an image's look for a convolution.
+        let global = image.map(|_| "global");
+        space
+            .insert("scaling".to_string(), Distribution::categorical(["standard", "minmax"].into_iter().chain(global)));
     }
     space.insert("optimizer".into(), Distribution::categorical(["sgd", "momentum", "adam", "adamw"]));
     space.insert("lr".into(), Distribution::log_float(1e-4, 0.3));
