@@ -81,8 +81,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     }
     outln!("members  weight  architecture");
     for (i, (m, w)) in model.members().iter().zip(model.weights()).enumerate() {
-        let trial =
-            members_about.get(i).and_then(|a| a["trial"].as_u64()).map_or(String::new(), |t| format!("trial {t}: "));
+        // An older model file has no "retrained": every member was.
+        let trial = members_about.get(i).and_then(|a| a["trial"].as_u64()).map_or(String::new(), |t| {
+            let as_trained = members_about[i]["retrained"] == Value::Bool(false);
+            format!("trial {t}{}: ", if as_trained { " (as trained in the trial)" } else { "" })
+        });
         outln!("  {:>6.3}  {trial}{}", w / total, m.spec.architecture.describe());
         if let Some(params) = members_about.get(i).and_then(|a| a["params"].as_object()) {
             let text: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", param_text(v))).collect();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use gradus::autotune::{self, ModelRequest, RefitProgress, TuneJob};
+use gradus::autotune::{self, Member, ModelRequest, RefitProgress, TuneJob};
 use gradus::pipeline::Family;
 use std::collections::BTreeMap;
 
@@ -559,7 +559,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         ));
     }
     let json_error = std::sync::Mutex::new(None);
-    let measured = autotune::MeasuredTrials::default();
+    // Under a time limit the best trials' models are kept, for members
+    // of the final model that the time left cannot retrain.
+    let measured = match deadline {
+        Some(_) => autotune::MeasuredTrials::keeping_models(args.ensemble as usize, job.direction()),
+        None => autotune::MeasuredTrials::default(),
+    };
     study.optimize_with_callback(
         |trial| {
             job.objective(
@@ -668,85 +673,88 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             on_trial_scale(s.single_value)
         ));
     }
-    // What the time left affords: the most weighted members first.
-    let (members, weights) = match deadline {
-        Some(d) if members.len() > 1 => {
-            let mut order: Vec<usize> = (0..members.len()).collect();
-            order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-            let ranked: Vec<&FrozenTrial> = order.iter().map(|&i| members[i]).collect();
-            // A second for the test and the save.
-            let left = d.saturating_duration_since(Instant::now()).as_secs_f64() - 1.0;
-            let n = job.affordable_refits(&ranked, left, jobs);
-            if n < members.len() {
-                progress.note(&format!(
-                    "--timeout leaves about {left:.0} s: refitting {n} of the {} chosen configurations",
-                    members.len()
-                ));
-            }
-            let mut keep: Vec<usize> = order[..n].to_vec();
-            keep.sort_unstable();
-            (keep.iter().map(|&i| members[i]).collect::<Vec<_>>(), keep.iter().map(|&i| weights[i]).collect())
+    let mut members: Vec<Member> =
+        members.into_iter().zip(weights).map(|(trial, weight)| Member { trial, weight, refit: true }).collect();
+    // What the time left affords: the most weighted members are retrained;
+    // the others join as their trials trained them, if their models were kept.
+    if let Some(d) = deadline {
+        // A second for the test and the save.
+        let left = d.saturating_duration_since(Instant::now()).as_secs_f64() - 1.0;
+        job.plan_refits(&mut members, left, jobs, &measured);
+        let n = members.iter().filter(|m| m.refit).count();
+        if n < members.len() {
+            let as_trained = members.iter().filter(|m| !m.refit && measured.has_model(m.trial.number)).count();
+            let dropped = members.len() - n - as_trained;
+            progress.note(&format!(
+                "--timeout leaves about {:.0} s: retraining {n} of the {} chosen configurations; {as_trained} join{} as trained in their trials{}",
+                left.max(0.0),
+                members.len(),
+                if as_trained == 1 { "s" } else { "" },
+                if dropped > 0 { format!(", {dropped} left out (not kept)") } else { String::new() }
+            ));
         }
-        _ => (members, weights),
-    };
+    }
+    let refitted: Vec<&FrozenTrial> = members.iter().filter(|m| m.refit).map(|m| m.trial).collect();
     // The refit's expected cost, from each member's measured time per
     // epoch: `jobs` at a time, the longest or their share of the total.
-    let expected: Vec<Option<f64>> = members.iter().map(|t| job.refit_seconds(t)).collect();
+    let expected: Vec<Option<f64>> = refitted.iter().map(|t| job.refit_seconds(t)).collect();
     let estimate = expected.iter().copied().collect::<Option<Vec<f64>>>().map(|s| {
         let longest = s.iter().copied().fold(0.0, f64::max);
-        longest.max(s.iter().sum::<f64>() / jobs.clamp(1, members.len().max(1)) as f64)
+        longest.max(s.iter().sum::<f64>() / jobs.clamp(1, refitted.len().max(1)) as f64)
     });
     let about = estimate.map_or(String::new(), |s| format!(" (about {} by the trials' epoch times)", seconds(s)));
-    progress.note(&match members.len() {
-        1 => format!("retraining the chosen configuration on all tuning rows{about}"),
-        n => format!("retraining the {n} chosen configurations on all tuning rows, to average them{about}"),
-    });
+    match (refitted.len(), members.len()) {
+        (0, _) => {}
+        (1, 1) => progress.note(&format!("retraining the chosen configuration on all tuning rows{about}")),
+        (n, m) if n == m => progress
+            .note(&format!("retraining the {n} chosen configurations on all tuning rows, to average them{about}")),
+        (n, m) => progress.note(&format!("retraining {n} of the {m} chosen configurations on all tuning rows{about}")),
+    }
     let valid_metrics = job.validation_metrics(&best, &tuning, &measured)?;
     // The refit's progress: a line per member as it ends, and every 10 s
     // a line for the epochs in between; the time left is the time so far
     // scaled by the share of the expected work done (each member's epochs
     // weighted by its expected seconds, or equally without timings).
     let refit_started = Instant::now();
-    let shares: Vec<(u64, usize, f64)> = members
+    let shares: Vec<(u64, usize, f64)> = refitted
         .iter()
         .zip(&expected)
         .map(|(t, e)| (t.number, job.refit_epochs(t).max(1), e.unwrap_or(1.0).max(1e-9)))
         .collect();
     let total_share: f64 = shares.iter().map(|s| s.2).sum();
-    let state = Mutex::new((vec![0usize; members.len()], 0usize, Instant::now()));
+    let state = Mutex::new((vec![0usize; refitted.len()], 0usize, Instant::now()));
     let refit_deadline = deadline.map(|d| d - Duration::from_secs(1).min(d.saturating_duration_since(started) / 10));
-    let (mut model, member_numbers) =
-        job.refit_ensemble(&members, &weights, &tuning, jobs, refit_deadline, &|event| {
-            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
-            let (epochs, finished, last_line) = &mut *guard;
-            let Some(m) = shares.iter().position(|s| s.0 == event.trial()) else { return };
-            let line = match event {
-                RefitProgress::Epoch { epoch, .. } => {
-                    epochs[m] = epoch;
-                    if last_line.elapsed() < Duration::from_secs(10) {
-                        return;
-                    }
-                    format!("refit of trial {}: epoch {epoch} of {}", shares[m].0, shares[m].1)
+    let (mut model, held) = job.refit_ensemble(&members, &measured, &tuning, jobs, refit_deadline, &|event| {
+        let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+        let (epochs, finished, last_line) = &mut *guard;
+        let Some(m) = shares.iter().position(|s| s.0 == event.trial()) else { return };
+        let line = match event {
+            RefitProgress::Epoch { epoch, .. } => {
+                epochs[m] = epoch;
+                if last_line.elapsed() < Duration::from_secs(10) {
+                    return;
                 }
-                RefitProgress::Done { trial } => {
-                    epochs[m] = shares[m].1;
-                    *finished += 1;
-                    format!("refit {}/{} (trial {trial}) done", finished, members.len())
-                }
-            };
-            *last_line = Instant::now();
-            let done: f64 =
-                shares.iter().zip(epochs.iter()).map(|(s, &e)| s.2 * e.min(s.1) as f64 / s.1 as f64).sum::<f64>()
-                    / total_share;
-            let elapsed = refit_started.elapsed().as_secs_f64();
-            let eta = if done > 0.0 { elapsed * (1.0 - done).max(0.0) / done } else { f64::NAN };
-            progress.note(&format!("{line}, {elapsed:.0} s elapsed, about {} left", seconds(eta)));
-        })?;
-    if member_numbers.len() < members.len() {
-        progress.note(&format!(
-            "left out of the final model: {} of the best trials, whose retraining diverged",
-            members.len() - member_numbers.len()
-        ));
+                format!("refit of trial {}: epoch {epoch} of {}", shares[m].0, shares[m].1)
+            }
+            RefitProgress::Done { trial } => {
+                epochs[m] = shares[m].1;
+                *finished += 1;
+                format!("refit {}/{} (trial {trial}) done", finished, refitted.len())
+            }
+        };
+        *last_line = Instant::now();
+        let done: f64 =
+            shares.iter().zip(epochs.iter()).map(|(s, &e)| s.2 * e.min(s.1) as f64 / s.1 as f64).sum::<f64>()
+                / total_share;
+        let elapsed = refit_started.elapsed().as_secs_f64();
+        let eta = if done > 0.0 { elapsed * (1.0 - done).max(0.0) / done } else { f64::NAN };
+        progress.note(&format!("{line}, {elapsed:.0} s elapsed, about {} left", seconds(eta)));
+    })?;
+    let member_numbers: Vec<u64> = held.iter().map(|m| m.trial.number).collect();
+    let diverged = refitted.len() - held.iter().filter(|m| m.refit).count();
+    if diverged > 0 {
+        progress
+            .note(&format!("left out of the final model: {diverged} of the best trials, whose retraining diverged"));
     }
     let test_rows = test.n_samples();
     let test_metrics = if test_rows > 0 { Some(model.evaluate(test)?) } else { None };
@@ -759,9 +767,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         "rows": raw_rows,
         "missing_target_rows": missing_target_rows,
         "columns": kinds,
-        "members": member_numbers.iter().map(|n| {
-            let params = trials.iter().find(|t| t.number == *n).map(|t| t.params.clone());
-            json!({"trial": n, "params": params})
+        "members": held.iter().map(|m| {
+            json!({"trial": m.trial.number, "params": m.trial.params, "retrained": m.refit})
         }).collect::<Vec<_>>(),
         "valid_metrics": valid_metrics,
         "test_metrics": test_metrics,
@@ -788,6 +795,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "test_metrics": test_metrics,
             "ensemble": member_numbers,
             "ensemble_weights": model.weights(),
+            "ensemble_retrained": held.iter().map(|m| m.refit).collect::<Vec<_>>(),
             "ensemble_selection": selection.as_ref().map(|s| json!({
                 "value": s.value,
                 "best_single_value": s.single_value,
@@ -827,11 +835,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             let weights = model.weights();
             let total: f64 = weights.iter().sum();
             let equal = weights.iter().all(|w| *w == weights[0]);
-            let numbers: Vec<String> = if equal {
-                member_numbers.iter().map(u64::to_string).collect()
-            } else {
-                member_numbers.iter().zip(weights).map(|(n, w)| format!("{n} ×{:.2}", w / total)).collect()
-            };
+            let numbers: Vec<String> = held
+                .iter()
+                .zip(weights)
+                .map(|(m, w)| {
+                    let weight = if equal { String::new() } else { format!(" ×{:.2}", w / total) };
+                    let how = if m.refit { "" } else { " as trained" };
+                    format!("{}{weight}{how}", m.trial.number)
+                })
+                .collect();
             let mean = if equal { "mean" } else { "weighted mean" };
             outln!("final model: the {mean} of {} trials ({})", numbers.len(), numbers.join(", "));
         }

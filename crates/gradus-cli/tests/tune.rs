@@ -366,6 +366,46 @@ fn timeout_bounds_the_whole_command_trials_refit_and_test() {
 }
 
 #[test]
+fn under_a_timeout_members_the_refit_cannot_afford_join_as_their_trials_trained_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hold-out trials (4,000 tuning rows) that only the deadline ends, at
+    // 80% of the 5 s: the 1 s left is what tune keeps for the test and the
+    // save, so no refit fits and every member joins as trained.
+    let args = [
+        "tune",
+        "--data",
+        "builtin:mnist_5k",
+        "--model",
+        "softmax",
+        "--timeout",
+        "5s",
+        "--epochs",
+        "1000",
+        "--patience",
+        "1000",
+        "--jobs",
+        "2",
+        "--out",
+        "m.gradus",
+        "--json",
+    ];
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = json_lines(&out).pop().unwrap();
+    let members = summary["ensemble"].as_array().unwrap().len();
+    let retrained: Vec<bool> =
+        summary["ensemble_retrained"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+    assert_eq!(retrained.len(), members, "{summary}");
+    assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.8, "{summary}");
+    let out = gradus(dir.path(), &["inspect", "m.gradus"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let as_trained = retrained.iter().filter(|r| !**r).count();
+    assert_eq!(text.matches("(as trained in the trial)").count(), as_trained, "{text}");
+    assert_eq!(as_trained, members, "no time for a refit: {summary}");
+}
+
+#[test]
 fn a_space_choice_trains_what_it_names_and_an_unknown_one_is_exit_2_before_any_trial() {
     let dir = tempfile::tempdir().unwrap();
     let space = r#"{"model": {"type": "categorical", "choices": ["mlp"]},

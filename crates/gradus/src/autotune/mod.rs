@@ -112,9 +112,17 @@ pub type EpochWatch<'a> = &'a (dyn Fn(u64, usize, usize) + Sync);
 /// process ran, by trial number, at each trial's best epoch: the
 /// validation metrics, which [`TuneJob::validation_metrics`] reads instead
 /// of training the best trial once more, and the validation predictions,
-/// which ensemble selection weighs ([`TuneJob::ensemble_weights`]).
-#[derive(Debug, Default)]
-pub struct MeasuredTrials(Mutex<BTreeMap<u64, Measured>>);
+/// which ensemble selection weighs ([`TuneJob::ensemble_weights`]); and,
+/// when asked ([`MeasuredTrials::keeping_models`]), the models of the best
+/// of them as their trials trained them.
+#[derive(Default)]
+pub struct MeasuredTrials {
+    measured: Mutex<BTreeMap<u64, Measured>>,
+    /// The best trials' models (at most `keep`), with their scores.
+    models: Mutex<Vec<(u64, f64, SavedModel)>>,
+    keep: usize,
+    maximize: bool,
+}
 
 #[derive(Debug, Clone)]
 struct Measured {
@@ -125,12 +133,48 @@ struct Measured {
 }
 
 impl MeasuredTrials {
+    /// Keeps, besides the measurements, the models of the `keep` best
+    /// hold-out trials by their scores (`direction`'s way), as trained in
+    /// the trial at its best epoch: [`TuneJob::refit_ensemble`] takes them
+    /// for members the time left cannot retrain. The rest are dropped as
+    /// better ones come, so that memory holds `keep` models at most.
+    pub fn keeping_models(keep: usize, direction: Direction) -> Self {
+        Self { keep, maximize: direction == Direction::Maximize, ..Self::default() }
+    }
+
     fn insert(&self, number: u64, measured: Measured) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(number, measured);
+        self.measured.lock().unwrap_or_else(|e| e.into_inner()).insert(number, measured);
     }
 
     fn get(&self, number: u64) -> Option<Measured> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&number).cloned()
+        self.measured.lock().unwrap_or_else(|e| e.into_inner()).get(&number).cloned()
+    }
+
+    fn keep_model(&self, number: u64, score: f64, model: SavedModel) {
+        if self.keep == 0 || !score.is_finite() {
+            return;
+        }
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        models.push((number, score, model));
+        let maximize = self.maximize;
+        // Best first; the earlier trial first on a tie.
+        models.sort_by(|a, b| {
+            let order = a.1.total_cmp(&b.1);
+            (if maximize { order.reverse() } else { order }).then(a.0.cmp(&b.0))
+        });
+        models.truncate(self.keep);
+    }
+
+    /// Whether trial `number`'s model is kept (see [`Self::keeping_models`]).
+    pub fn has_model(&self, number: u64) -> bool {
+        self.models.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|m| m.0 == number)
+    }
+
+    /// Trial `number`'s model as its trial trained it, if kept.
+    fn take_model(&self, number: u64) -> Option<SavedModel> {
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        let at = models.iter().position(|m| m.0 == number)?;
+        Some(models.remove(at).2)
     }
 }
 
@@ -378,8 +422,7 @@ impl TuneJob {
             None => vec![None],
         };
         let (mut curves, mut scores) = (Vec::with_capacity(folds.len()), Vec::with_capacity(folds.len()));
-        let mut valid_metrics = None;
-        let mut predictions = None;
+        let (mut valid_metrics, mut predictions, mut trained) = (None, None, None);
         let most = folds.len() * self.max_epochs;
         for (i, fold) in folds.iter().enumerate() {
             // Fold i's epochs are steps i·max_epochs + 1 …, so a pruner
@@ -430,6 +473,7 @@ impl TuneJob {
             if fold.is_none() {
                 let valid = self.hold_out_rows(data)?;
                 predictions = Some(outcome.saved.averaged_values_of(valid).map_err(PipelineError::from)?);
+                trained = Some(outcome.saved);
             }
             valid_metrics = outcome.valid_metrics;
         }
@@ -459,6 +503,9 @@ impl TuneJob {
         // not the common one: those are replayed.)
         if let (Some(metrics), Some(predictions)) = (valid_metrics, predictions) {
             measured.insert(trial.number(), Measured { metrics, predictions });
+        }
+        if let Some(model) = trained {
+            measured.keep_model(trial.number(), score, model);
         }
         Ok(score)
     }
@@ -697,77 +744,116 @@ impl TuneJob {
 
     /// How many of `members` (in the order given: the most weighted first)
     /// can be refitted in `seconds`, `jobs` at a time, by their
-    /// [`Self::refit_seconds`]; at least one, whose refit a deadline cuts
-    /// short if it must.
+    /// [`Self::refit_seconds`]; possibly none.
     pub fn affordable_refits(&self, members: &[&FrozenTrial], seconds: f64, jobs: usize) -> usize {
         let (mut total, mut longest, mut count) = (0.0f64, 0.0f64, 0);
         for trial in members {
             let cost = self.refit_seconds(trial).unwrap_or(f64::INFINITY);
             (total, longest) = (total + cost, longest.max(cost));
             // `jobs` refits at a time: the longest, or their share of the total.
-            if count > 0 && longest.max(total / jobs.max(1) as f64) > seconds {
+            if longest.max(total / jobs.max(1) as f64) > seconds {
                 break;
             }
             count += 1;
         }
-        count.max(1).min(members.len())
+        count
     }
 
-    /// Refits each of `members` (see [`Self::refit`]), `jobs` at a time, and
-    /// averages them into one model with `weights` (one per member,
-    /// positive; see [`Ensemble`]); also returns the numbers of the trials
-    /// in it. A member whose refit diverged is left out (its weights would
-    /// predict nothing); if every one did, that is an error. `progress` is
-    /// told each epoch a refit finishes and each refit's end, for a
-    /// progress display.
+    /// Which of `members` (all marked to be refitted) the `seconds` left
+    /// afford to retrain, `jobs` at a time: the most weighted first, by
+    /// [`Self::affordable_refits`]. The others are marked to join as their
+    /// trials trained them (see [`Self::refit_ensemble`]). A refit the
+    /// deadline would cut short trains fewer epochs than its trial found
+    /// best, so even the most weighted member is taken as trained when its
+    /// refit does not fit — if `as_trained` kept its model; without it, it
+    /// is retrained all the same, as far as the time goes.
+    pub fn plan_refits(&self, members: &mut [Member<'_>], seconds: f64, jobs: usize, as_trained: &MeasuredTrials) {
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| members[b].weight.total_cmp(&members[a].weight).then(a.cmp(&b)));
+        let ranked: Vec<&FrozenTrial> = order.iter().map(|&i| members[i].trial).collect();
+        let mut n = self.affordable_refits(&ranked, seconds, jobs);
+        if n == 0 && ranked.first().is_some_and(|t| !as_trained.has_model(t.number)) {
+            n = 1;
+        }
+        for &i in &order[n.min(order.len())..] {
+            members[i].refit = false;
+        }
+    }
+
+    /// Builds the final model from `members`: each to be refitted is
+    /// retrained (see [`Self::refit`]), `jobs` at a time; each other one
+    /// joins as its trial trained it (on the tuning rows less the
+    /// validation rows), when `as_trained` kept that model
+    /// ([`MeasuredTrials::keeping_models`]). They are averaged with their
+    /// weights (positive; see [`Ensemble`]). Returns the members the model
+    /// holds, in the order given: a member whose refit diverged (its
+    /// weights would predict nothing) or whose trial's model was not kept
+    /// is left out; if none is left, that is an error. `progress` is told
+    /// each epoch a refit finishes and each refit's end, for a progress
+    /// display.
     /// Refits still running at `deadline` stop at their next epoch (see
     /// [`Self::affordable_refits`] to choose members that fit the time).
-    pub fn refit_ensemble(
+    pub fn refit_ensemble<'a>(
         &self,
-        members: &[&FrozenTrial],
-        weights: &[f64],
+        members: &[Member<'a>],
+        as_trained: &MeasuredTrials,
         data: &Dataset,
         jobs: usize,
         deadline: Option<std::time::Instant>,
         progress: &(dyn Fn(RefitProgress) + Sync),
-    ) -> Result<(Ensemble, Vec<u64>), PipelineError> {
+    ) -> Result<(Ensemble, Vec<Member<'a>>), PipelineError> {
+        let refits: Vec<usize> = (0..members.len()).filter(|&i| members[i].refit).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         type Refit = Result<Option<SavedModel>, PipelineError>;
         let fitted: Mutex<Vec<(usize, Refit)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for _ in 0..jobs.clamp(1, members.len().max(1)) {
+            for _ in 0..jobs.clamp(1, refits.len().max(1)) {
                 scope.spawn(|| {
                     loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(trial) = members.get(i) else { return };
-                        let trial = trial.number;
+                        let Some(&i) = refits.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
+                        let trial = members[i].trial.number;
                         let epoch = |epoch| progress(RefitProgress::Epoch { trial, epoch });
-                        let model = self.refit(members[i], data, deadline, &epoch);
+                        let model = self.refit(members[i].trial, data, deadline, &epoch);
                         fitted.lock().unwrap_or_else(|e| e.into_inner()).push((i, model));
                         progress(RefitProgress::Done { trial });
                     }
                 });
             }
         });
-        let mut fitted = fitted.into_inner().unwrap_or_else(|e| e.into_inner());
-        fitted.sort_by_key(|(i, _)| *i);
-        let (mut models, mut numbers, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, model) in fitted {
-            if let Some(model) = model? {
-                models.push(model);
-                numbers.push(members[i].number);
-                kept.push(weights[i]);
+        let mut models: Vec<Option<SavedModel>> = members.iter().map(|_| None).collect();
+        for (i, model) in fitted.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            models[i] = model?;
+        }
+        for (model, member) in models.iter_mut().zip(members).filter(|(_, m)| !m.refit) {
+            *model = as_trained.take_model(member.trial.number);
+        }
+        let (mut kept, mut weights, mut held) = (Vec::new(), Vec::new(), Vec::new());
+        for (model, member) in models.into_iter().zip(members) {
+            if let Some(model) = model {
+                kept.push(model);
+                weights.push(member.weight);
+                held.push(*member);
             }
         }
-        if models.is_empty() {
-            let tried: Vec<String> = members.iter().map(|t| t.number.to_string()).collect();
+        if kept.is_empty() {
+            let tried: Vec<String> = members.iter().map(|m| m.trial.number.to_string()).collect();
             return Err(PipelineError::Diverged(format!(
                 "retraining the best trials ({}) on all tuning rows diverged every time",
                 tried.join(", ")
             )));
         }
-        Ok((Ensemble::weighted(models, kept)?, numbers))
+        Ok((Ensemble::weighted(kept, weights)?, held))
     }
+}
+
+/// A trial in the final model ([`TuneJob::refit_ensemble`]): its weight
+/// (positive), and whether it is retrained on all the tuning rows or taken
+/// as its trial trained it.
+#[derive(Clone, Copy, Debug)]
+pub struct Member<'a> {
+    pub trial: &'a FrozenTrial,
+    pub weight: f64,
+    pub refit: bool,
 }
 
 /// A trial's score and the epoch count that earns it, from its validation
@@ -1148,9 +1234,11 @@ mod tests {
             t
         };
         let (good, wild) = (trial(0, 0.05), trial(1, 1e30));
+        let member = |trial| Member { trial, weight: 1.0, refit: true };
         let events = Mutex::new(Vec::new());
-        let (ensemble, numbers) = job
-            .refit_ensemble(&[&good, &wild], &[1.0, 1.0], &data, 2, None, &|e| events.lock().unwrap().push(e))
+        let none = MeasuredTrials::default();
+        let (ensemble, held) = job
+            .refit_ensemble(&[member(&good), member(&wild)], &none, &data, 2, None, &|e| events.lock().unwrap().push(e))
             .unwrap();
         // Each refit tells its epochs in order, then its end.
         let events = events.into_inner().unwrap();
@@ -1161,12 +1249,95 @@ mod tests {
             assert_eq!(mine[..epochs], want[..], "trial {trial}");
             assert_eq!(mine[epochs..], [RefitProgress::Done { trial }], "trial {trial}");
         }
-        assert_eq!(numbers, vec![0], "the diverged refit is dropped");
+        assert_eq!(held.iter().map(|m| m.trial.number).collect::<Vec<_>>(), [0], "the diverged refit is dropped");
         assert_eq!(ensemble.members().len(), 1);
-        match job.refit_ensemble(&[&wild], &[1.0], &data, 1, None, &|_| {}) {
+        match job.refit_ensemble(&[member(&wild)], &none, &data, 1, None, &|_| {}) {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
-            other => panic!("expected a divergence, got {:?}", other.map(|(_, n)| n)),
+            other => panic!("expected a divergence, got {:?}", other.map(|(_, held)| held.len())),
         }
+    }
+
+    #[test]
+    fn a_timeout_retrains_the_most_weighted_members_it_affords_and_takes_the_others_as_trained() {
+        let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
+        let job = job(vec![Family::Softmax], default_space(&[Family::Softmax], false, None));
+        // A trial of `epochs` one-second epochs, best at the last.
+        let trial = |number: u64, epochs: u64| {
+            let mut t = FrozenTrial::new(number, number, TrialState::Complete(0.1));
+            t.params = BTreeMap::from([
+                ("optimizer".to_string(), Value::from("sgd")),
+                ("lr".to_string(), Value::from(0.05)),
+                ("batch_size".to_string(), Value::from(16)),
+            ]);
+            (t.started_at, t.finished_at) = (Some(0.0), Some(epochs as f64));
+            t.intermediate = (1..=epochs).map(|e| (e, 1.0 / e as f64)).collect();
+            t.attrs.insert(BEST_EPOCHS.into(), epochs.into());
+            t
+        };
+        let (a, b, c) = (trial(0, 8), trial(1, 4), trial(2, 2));
+        // A refit trains on all the tuning rows: r times the trial's.
+        let r = 1.0 / (1.0 - job.valid_fraction);
+        let plan = |seconds: f64, jobs: usize, kept: &MeasuredTrials| -> Vec<bool> {
+            let mut members = [
+                Member { trial: &b, weight: 2.0, refit: true },
+                Member { trial: &a, weight: 3.0, refit: true },
+                Member { trial: &c, weight: 1.0, refit: true },
+            ];
+            job.plan_refits(&mut members, seconds, jobs, kept);
+            members.iter().map(|m| m.refit).collect()
+        };
+        let none = MeasuredTrials::default();
+        assert_eq!(plan(100.0, 1, &none), [true, true, true]);
+        // One at a time, a (the most weighted: 8r) fits, a then b (12r) do not.
+        assert_eq!(plan(9.0 * r, 1, &none), [false, true, false]);
+        // Two at a time the three take a's 8r (their total shared: 7r).
+        assert_eq!(plan(8.5 * r, 2, &none), [true, true, true]);
+        // Not even a's refit fits: without its model it is retrained all the same,
+        assert_eq!(plan(2.0, 1, &none), [false, true, false]);
+        // and with it, taken as trained.
+        let kept = MeasuredTrials::keeping_models(3, Direction::Minimize);
+        let (train, mut stop) = job.replay(&a).unwrap();
+        stop.epochs = 1;
+        kept.keep_model(a.number, 0.1, train.run(&data, &mut stop).unwrap().saved);
+        assert_eq!(plan(2.0, 1, &kept), [false, false, false]);
+    }
+
+    #[test]
+    fn members_not_refitted_join_as_their_trials_trained_them_if_kept() {
+        let data = gradus_data::load_builtin("iris", &Default::default()).unwrap();
+        let families = vec![Family::Softmax];
+        let job = job(families.clone(), default_space(&families, false, None));
+        let study = gradus_tune::Study::in_memory(
+            "t",
+            gradus_tune::Direction::Minimize,
+            Box::new(gradus_tune::samplers::RandomSampler::new(5)),
+        )
+        .unwrap();
+        let measured = MeasuredTrials::keeping_models(2, Direction::Minimize);
+        let stop = StopFlag::default();
+        study.optimize(|trial| job.objective(trial, &data, &stop, &|_, _, _| {}, &measured), 5, None, 1).unwrap();
+        let mut ranked = study.trials().unwrap();
+        ranked.retain(|t| t.value().is_some());
+        ranked.sort_by(|a, b| a.value().unwrap().total_cmp(&b.value().unwrap()));
+        assert!(ranked.len() >= 3, "{} complete trials", ranked.len());
+        // The two best are kept, no other.
+        let kept: Vec<bool> = ranked.iter().map(|t| measured.has_model(t.number)).collect();
+        assert_eq!(kept[..3], [true, true, false]);
+        assert_eq!(kept.iter().filter(|k| **k).count(), 2);
+        let members = [
+            Member { trial: &ranked[1], weight: 2.0, refit: false },
+            Member { trial: &ranked[0], weight: 1.0, refit: true },
+            Member { trial: &ranked[2], weight: 1.0, refit: false },
+        ];
+        let (ensemble, held) = job.refit_ensemble(&members, &measured, &data, 1, None, &|_| {}).unwrap();
+        let numbers = |m: &[Member]| m.iter().map(|m| (m.trial.number, m.refit)).collect::<Vec<_>>();
+        assert_eq!(numbers(&held), numbers(&members[..2]), "the third's model was not kept");
+        assert_eq!(ensemble.weights(), [2.0, 1.0]);
+        // The member taken as trained predicts the validation rows as its trial measured them.
+        let valid = job.hold_out_rows(&data).unwrap();
+        let predicted = ensemble.members()[0].averaged_values_of(valid).unwrap();
+        assert_eq!(predicted, measured.get(ranked[1].number).unwrap().predictions);
+        assert!(!measured.has_model(ranked[1].number), "taken, not copied");
     }
 
     #[test]
