@@ -27,6 +27,7 @@ Usage:
   bash bench/setup.sh                                  # once: optuna, torch into bench/.venv
   cargo build --release -p gradus-cli && cargo build --release -p gradus --example bench_splits
   bench/.venv/bin/python bench/tune_cnn_vs_optuna.py [--trials 30] [--epochs 30] [--patience 5] [--seed 0]
+  bench/.venv/bin/python bench/tune_cnn_vs_optuna.py --equal-time --seed 1   # gradus given Optuna's time, and a fifth
 """
 import argparse, gzip, json, math, os, subprocess, sys, tempfile, time
 
@@ -224,6 +225,9 @@ def main():
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-optuna", action="store_true")
+    ap.add_argument("--equal-time", action="store_true",
+                    help="run Optuna first, then gradus with Optuna's wall time as its --timeout "
+                         "(and also at a fifth of it), instead of gradus's 30 trials")
     ap.add_argument("extra", nargs="*", help="flags passed to gradus tune (after --)")
     args = ap.parse_args()
     for path in (BIN, SPLITS):
@@ -234,10 +238,20 @@ def main():
           f"{args.seed}; torch {torch.__version__} ({torch.get_num_threads()} threads), optuna {optuna.__version__}")
     print("| side | test accuracy | best valid loss | pruned | wall s | Optuna / side |")
     print("|---|---|---|---|---|---|")
-    sides = {"gradus" + (" " + " ".join(args.extra) if args.extra else ""):
-             gradus_side(args.seed, args.trials, args.epochs, args.patience, args.extra)}
-    if not args.skip_optuna:
+    sides = {}
+    if args.equal_time:
+        # gradus's budget is the time Optuna took: --trials only bounds it.
         sides["optuna+torch"] = optuna_side(args.seed, args.trials, args.epochs, args.patience)
+        wall = sides["optuna+torch"]["wall"]
+        for share, name in ((1.0, "Optuna's time"), (0.2, "a fifth of it")):
+            timeout = ["--timeout", f"{wall * share:.0f}s"]
+            sides[f"gradus --timeout {wall * share:.0f}s ({name})"] = gradus_side(
+                args.seed, 10_000, args.epochs, args.patience, timeout + args.extra)
+    else:
+        sides["gradus" + (" " + " ".join(args.extra) if args.extra else "")] = gradus_side(
+            args.seed, args.trials, args.epochs, args.patience, args.extra)
+        if not args.skip_optuna:
+            sides["optuna+torch"] = optuna_side(args.seed, args.trials, args.epochs, args.patience)
     optuna_wall = sides.get("optuna+torch", {}).get("wall", float("nan"))
     for side, r in sides.items():
         print(f"| {side} | {r['accuracy']:.4f} | {r['best_valid_loss']:.4f} | {r['pruned']} | {r['wall']:.1f} | "
