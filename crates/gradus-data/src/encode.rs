@@ -760,8 +760,8 @@ impl Encoding {
 }
 
 /// `v` to six significant digits, without the float noise of its last
-/// bits (`0.4035`, not `0.40350002`).
-fn six_digits(v: f32) -> String {
+/// bits (`0.4035`, not `0.40350002`): how a fitted or tuned value is shown.
+pub fn six_digits(v: f32) -> String {
     let v = f64::from(v);
     if v == 0.0 || !v.is_finite() {
         return v.to_string();

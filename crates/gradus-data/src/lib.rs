@@ -44,6 +44,7 @@ pub use dataset::{Dataset, Target, Task};
 pub use dates::DateOrder;
 pub use encode::{
     ColumnEncoder, Encoding, HASH_BUCKETS, HighCardinality, MAX_EMBEDDED_LEVELS, MAX_LEVELS, MIN_LEVEL_COUNT,
+    six_digits,
 };
 pub use error::DataError;
 pub use expand::{BLOCK_ROWS, Expanded, Expansion, Rows};

@@ -5,6 +5,7 @@
 //! (so the input shape travels with the model), what the CLI builds from its
 //! flags, and what works out every layer's shape.
 
+use gradus_data::six_digits;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{Augment, Augmentation};
@@ -208,7 +209,8 @@ impl CnnSpec {
         let [c, h, w] = self.input;
         let stages: Vec<String> = self.conv.iter().map(ConvStage::describe).collect();
         let dense: Vec<String> = self.hidden.iter().chain([&self.n_outputs]).map(usize::to_string).collect();
-        let dropout = if self.dropout > 0.0 { format!(", dropout {}", self.dropout) } else { String::new() };
+        let dropout =
+            if self.dropout > 0.0 { format!(", dropout {}", six_digits(self.dropout)) } else { String::new() };
         let global = if self.global_pool { " gap" } else { "" };
         let bn = if self.batch_norm { ", batch norm" } else { "" };
         let a = self.augment;
@@ -216,8 +218,8 @@ impl CnnSpec {
             (false, false, false) => String::new(),
             _ => format!(
                 ", augment{}{}{}",
-                if a.shift > 0.0 { format!(" shift {}", a.shift) } else { String::new() },
-                if a.rotate > 0.0 { format!(" rotate {}", a.rotate) } else { String::new() },
+                if a.shift > 0.0 { format!(" shift {}", six_digits(a.shift)) } else { String::new() },
+                if a.rotate > 0.0 { format!(" rotate {}", six_digits(a.rotate)) } else { String::new() },
                 if a.flip { " flip" } else { "" }
             ),
         };
@@ -325,6 +327,10 @@ mod tests {
             ]
         );
         assert_eq!(spec.describe(), "CNN 1x28x28 32k5p2-pool2 64k5p2-pool2 128-10 relu, dropout 0.25");
+        // A tuned value without its float noise.
+        let tuned =
+            CnnSpec { dropout: 0.427_359_97, augment: Augment { shift: 1.819_585, ..Augment::default() }, ..spec };
+        assert!(tuned.describe().ends_with("relu, dropout 0.42736, augment shift 1.81958"), "{}", tuned.describe());
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target};
+use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target, six_digits};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -119,14 +119,15 @@ impl Architecture {
             Architecture::Linear { n_inputs, n_outputs, .. } => format!("linear {n_inputs}-{n_outputs}"),
             Architecture::Mlp(spec) => {
                 let widths: Vec<String> = spec.widths().iter().map(usize::to_string).collect();
-                let dropout = if spec.dropout > 0.0 { format!(", dropout {}", spec.dropout) } else { String::new() };
+                let dropout =
+                    if spec.dropout > 0.0 { format!(", dropout {}", six_digits(spec.dropout)) } else { String::new() };
                 let periodic = spec.periodic.as_ref().map_or(String::new(), |p| {
                     format!(
                         ", periodic embeddings of {} numeric column{} ({} frequencies, σ {}, {} values each)",
                         p.columns.len(),
                         if p.columns.len() == 1 { "" } else { "s" },
                         p.frequencies,
-                        p.sigma,
+                        six_digits(p.sigma),
                         p.dim
                     )
                 });
