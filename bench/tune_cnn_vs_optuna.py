@@ -29,7 +29,7 @@ Usage:
   bench/.venv/bin/python bench/tune_cnn_vs_optuna.py [--trials 30] [--epochs 30] [--patience 5] [--seed 0]
   bench/.venv/bin/python bench/tune_cnn_vs_optuna.py --equal-time --seed 1   # gradus given Optuna's time, and a fifth
 """
-import argparse, gzip, json, math, os, subprocess, sys, tempfile, time
+import argparse, gzip, json, os, subprocess, sys, tempfile, time
 
 import numpy as np
 import optuna
@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tune_vs_optuna import optimizer  # the same four optimizers, PyTorch's settings
+from tune_vs_optuna import fit, optimizer  # the same training loop and four optimizers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.join(ROOT, "target", "release", "gradus")
@@ -113,35 +113,8 @@ def train(p, xtr, ytr, xva, yva, seed, epochs, max_epochs, patience, report=None
     model = build(p)
     opt = optimizer(p, model)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max_epochs) if p["schedule"] == "cosine" else None
-    gen = torch.Generator().manual_seed(seed)
-    best, best_epoch, best_state, waited = math.inf, 0, None, 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for idx in torch.randperm(len(xtr), generator=gen).split(p["batch_size"]):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(shifted(xtr[idx], p["shift"], gen)), ytr[idx]).backward()
-            opt.step()
-        if sched:
-            sched.step()
-        if xva is None:
-            continue
-        model.eval()
-        with torch.no_grad():
-            v = F.cross_entropy(model(xva), yva).item()
-        if not math.isfinite(v):
-            raise optuna.TrialPruned() if report else RuntimeError("diverged")
-        if report:
-            report(epoch, v)
-        if v < best:
-            best, best_epoch, waited = v, epoch, 0
-            best_state = {k: t.clone() for k, t in model.state_dict().items()}
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model, best, best_epoch
+    return fit(model, opt, sched, p["batch_size"], xtr, ytr, xva, yva, seed, epochs, patience, report,
+               augment=lambda x, gen: shifted(x, p["shift"], gen))
 
 
 SCALINGS = ["standard", "minmax", "global"]  # gradus's default scaling choices on images

@@ -99,15 +99,24 @@ def train(params, xtr, ytr, xva, yva, n_out, seed, epochs, report=None):
     model = build(params, xtr.shape[1], n_out)
     opt = optimizer(params, model)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, MAX_EPOCHS) if params["schedule"] == "cosine" else None
-    loss_fn = nn.CrossEntropyLoss()
+    return fit(model, opt, sched, params["batch_size"], xtr, ytr, xva, yva, seed, epochs, PATIENCE, report)
+
+
+def fit(model, opt, sched, batch_size, xtr, ytr, xva, yva, seed, epochs, patience, report=None, augment=None):
+    """The training loop (also bench/tune_cnn_vs_optuna.py's): shuffled batches drawn from a
+    generator seeded with `seed`, cross-entropy, the schedule stepped each epoch; with validation
+    rows, the loss reported each epoch (`report(epoch, loss)` may raise optuna.TrialPruned) and
+    early stopping after `patience` epochs without improvement, restoring the best epoch's
+    weights. `augment(batch, generator)`, if given, perturbs each training batch.
+    Returns the model, the best validation loss and its epoch."""
     gen = torch.Generator().manual_seed(seed)
     best, best_epoch, best_state, waited = math.inf, 0, None, 0
-    bs = params["batch_size"]
     for epoch in range(1, epochs + 1):
         model.train()
-        for idx in torch.randperm(len(xtr), generator=gen).split(bs):
+        for idx in torch.randperm(len(xtr), generator=gen).split(batch_size):
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(xtr[idx]), ytr[idx]).backward()
+            inputs = augment(xtr[idx], gen) if augment else xtr[idx]
+            nn.functional.cross_entropy(model(inputs), ytr[idx]).backward()
             opt.step()
         if sched:
             sched.step()
@@ -115,7 +124,7 @@ def train(params, xtr, ytr, xva, yva, n_out, seed, epochs, report=None):
             continue
         model.eval()
         with torch.no_grad():
-            v = loss_fn(model(xva), yva).item()
+            v = nn.functional.cross_entropy(model(xva), yva).item()
         if not math.isfinite(v):
             raise optuna.TrialPruned() if report else RuntimeError("diverged")
         if report:
@@ -125,7 +134,7 @@ def train(params, xtr, ytr, xva, yva, n_out, seed, epochs, report=None):
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
         else:
             waited += 1
-            if waited >= PATIENCE:
+            if waited >= patience:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
