@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use crate::{DataError, Encoding, Expansion, Matrix, Split};
+use crate::{DataError, Encoding, Expansion, Matrix, SparseRows, Split};
 
 /// What is being predicted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,6 +116,8 @@ pub struct Dataset {
     /// computes as needed (a table's piecewise-linear bins), and the model
     /// inputs are [`Self::gather_inputs`]'s; without, `x` is the inputs.
     pub expansion: Option<Arc<Expansion>>,
+    /// The rows' sparse inputs beside `x` (text features), row for row.
+    pub sparse: Option<SparseRows>,
 }
 
 impl Dataset {
@@ -134,6 +136,7 @@ impl Dataset {
             encoding: Encoding::numbers(feature_names),
             target_name: target_name.into(),
             expansion: None,
+            sparse: None,
         }
     }
 
@@ -158,6 +161,23 @@ impl Dataset {
             None => self.x.gather_rows_into(rows, out),
             Some(e) => e.gather(&self.x, rows.iter().copied(), out),
         }
+    }
+
+    /// The sparse inputs of the rows at `rows`, into `out`; none when the
+    /// dataset has no sparse inputs.
+    pub fn gather_sparse(&self, rows: &[usize], out: &mut SparseRows) -> bool {
+        match &self.sparse {
+            None => false,
+            Some(s) => {
+                s.gather_rows_into(rows.iter().copied(), out);
+                true
+            }
+        }
+    }
+
+    /// The number of sparse inputs per row (0 without them).
+    pub fn n_sparse_features(&self) -> usize {
+        self.sparse.as_ref().map_or(0, SparseRows::cols)
     }
 
     /// The model inputs of rows `range`, into `out` (see [`Self::gather_inputs`]).
@@ -205,6 +225,7 @@ impl Dataset {
             encoding: self.encoding.clone(),
             target_name: self.target_name.clone(),
             expansion: self.expansion.clone(),
+            sparse: self.sparse.as_ref().map(|s| s.select_rows(indices)),
         }
     }
 
@@ -238,6 +259,7 @@ impl Dataset {
             encoding: Encoding::numbers(names),
             target_name: self.target_name.clone(),
             expansion: None,
+            sparse: self.sparse.clone(),
         })
     }
 
@@ -273,13 +295,15 @@ impl Dataset {
             }
         };
         let xs = self.x.split_rows(&sizes);
-        let mut parts = xs.into_iter().zip(targets).map(|(x, y)| Dataset {
+        let sparse = parts.map(|rows| self.sparse.as_ref().map(|s| s.select_rows(rows)));
+        let mut parts = xs.into_iter().zip(targets).zip(sparse).map(|((x, y), sparse)| Dataset {
             name: self.name.clone(),
             x,
             y,
             encoding: self.encoding.clone(),
             target_name: self.target_name.clone(),
             expansion: self.expansion.clone(),
+            sparse,
         });
         [(); 3].map(|()| parts.next().expect("three parts"))
     }

@@ -142,7 +142,15 @@ pub fn load_image_folder(dir: &Path, size: Option<[usize; 2]>) -> Result<(Datase
     let y = Target::Classes { labels, classes: names };
     let name = dir.display().to_string();
     Ok((
-        Dataset { name, x, y, encoding: Encoding::numbers(&features), target_name: "label".into(), expansion: None },
+        Dataset {
+            name,
+            x,
+            y,
+            encoding: Encoding::numbers(&features),
+            target_name: "label".into(),
+            expansion: None,
+            sparse: None,
+        },
         shape,
     ))
 }

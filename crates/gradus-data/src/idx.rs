@@ -191,6 +191,7 @@ pub fn load_idx(images: &Path) -> Result<(Dataset, ImageShape), DataError> {
         encoding: Encoding::numbers(&names),
         target_name: "label".into(),
         expansion: None,
+        sparse: None,
     };
     Ok((data, shape))
 }

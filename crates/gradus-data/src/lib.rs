@@ -33,6 +33,7 @@ pub mod memory;
 pub mod output;
 mod raw;
 mod scale;
+mod sparse;
 mod split;
 pub mod synthetic;
 pub mod table;
@@ -55,6 +56,7 @@ pub use load::{LoadOptions, MAX_AUTO_CLASSES, TargetKind, load, load_csv, load_e
 pub use matrix::{MatRef, Matrix};
 pub use raw::{RawData, RawOptions, fnv1a, load_raw};
 pub use scale::{Scaler, Scaling};
+pub use sparse::{Inputs, SparseRef, SparseRows};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, MISSING, ReadOptions, Table, Values};
 pub use text_encoding::{ENCODING_NAMES, TextEncoding};

@@ -112,6 +112,7 @@ pub fn load_encoded(
         encoding: encoding.clone(),
         target_name: target.into(),
         expansion: expansion.map(std::sync::Arc::new),
+        sparse: None,
     })
 }
 
@@ -160,6 +161,7 @@ fn labelled_dataset(
         encoding: Encoding::numbers(&feature_names),
         target_name,
         expansion: None,
+        sparse: None,
     })
 }
 

@@ -308,6 +308,7 @@ impl RawData {
             encoding: encoding.clone(),
             target_name: self.target_name.clone(),
             expansion: expansion.map(std::sync::Arc::new),
+            sparse: None,
         })
     }
 }

@@ -18,6 +18,7 @@ pub fn classic_linear(n: usize) -> Dataset {
         encoding: Encoding::numbers(&["x".into()]),
         target_name: "y".into(),
         expansion: None,
+        sparse: None,
     }
 }
 
@@ -55,6 +56,7 @@ pub fn noisy_linear(n: usize, d: usize, noise: f32, seed: u64) -> Result<LinearP
             encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
             target_name: "y".into(),
             expansion: None,
+            sparse: None,
         },
         weights,
         bias,
@@ -88,6 +90,7 @@ pub fn blobs(n: usize, n_classes: usize, d: usize, cluster_std: f32, seed: u64) 
         encoding: Encoding::numbers(&(0..d).map(|j| format!("x{j}")).collect::<Vec<_>>()),
         target_name: "class".into(),
         expansion: None,
+        sparse: None,
     })
 }
 

@@ -23,7 +23,7 @@ fn main() {
     for _ in 0..steps {
         let start = Instant::now();
         net.forward_backward(
-            MatRef::new(&x, batch, 784).unwrap(),
+            MatRef::new(&x, batch, 784).unwrap().into(),
             Targets::Classes(&y),
             Loss::SoftmaxCrossEntropy,
             &mut grad,

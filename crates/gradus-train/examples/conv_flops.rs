@@ -63,7 +63,12 @@ fn main() {
         let mut rates = Vec::new();
         for _ in 0..9 {
             let start = Instant::now();
-            net.forward_backward(MatRef::new(&x, batch, width).unwrap(), Targets::Real(&y), Loss::Mse, &mut grad);
+            net.forward_backward(
+                MatRef::new(&x, batch, width).unwrap().into(),
+                Targets::Real(&y),
+                Loss::Mse,
+                &mut grad,
+            );
             rates.push(flops / start.elapsed().as_secs_f64() / 1e9);
         }
         let rate = median(rates);

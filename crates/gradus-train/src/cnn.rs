@@ -397,14 +397,14 @@ mod tests {
             let x = MatRef::new(&x, n, 84).unwrap();
             let labels = [0, 2, 1, 1, 0];
             let (mut g1, mut g2) = (vec![0.0; fused.params().len()], vec![0.0; fused.params().len()]);
-            let l1 = fused.forward_backward(x, Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g1);
-            let l2 = plain.forward_backward(x, Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g2);
+            let l1 = fused.forward_backward(x.into(), Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g1);
+            let l2 = plain.forward_backward(x.into(), Targets::Classes(&labels), Loss::SoftmaxCrossEntropy, &mut g2);
             assert_eq!(l1, l2);
             assert_eq!(g1, g2);
             assert!(g1.contains(&0.0) && g1.iter().any(|&g| g != 0.0));
             let (mut p1, mut p2) = (vec![0.0; n * 3], vec![0.0; n * 3]);
-            fused.predict(x, &mut p1);
-            plain.predict(x, &mut p2);
+            fused.predict(x.into(), &mut p1);
+            plain.predict(x.into(), &mut p2);
             assert_eq!(p1, p2);
         }
     }
@@ -429,7 +429,7 @@ mod tests {
                 m.params_mut().copy_from_slice(params);
                 regularised_loss_and_grad(
                     &mut m,
-                    x,
+                    x.into(),
                     Targets::Classes(&labels),
                     Loss::SoftmaxCrossEntropy,
                     penalty,

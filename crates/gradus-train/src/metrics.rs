@@ -2,7 +2,7 @@
 //! scikit-learn's (`r2_score`, `f1_score(average="macro")`, `roc_auc_score`,
 //! `confusion_matrix`), and the tests below pin their values.
 
-use gradus_data::{Dataset, Target, Task};
+use gradus_data::{Dataset, Inputs, SparseRows, Target, Task};
 use serde::Serialize;
 
 use crate::{Loss, Model, TrainError};
@@ -371,13 +371,14 @@ pub fn predict_dataset(model: &dyn Model, data: &Dataset) -> Vec<f32> {
     let (n, k) = (data.n_samples(), model.n_outputs());
     let mut out = vec![0.0; n * k];
     match &data.expansion {
-        None => model.predict(data.x.view(), &mut out),
+        None => model.predict(Inputs::new(data.x.view(), data.sparse.as_ref().map(SparseRows::view)), &mut out),
         Some(_) => {
             let mut block = gradus_data::Matrix::zeros(0, 0);
             for first in (0..n).step_by(BLOCK_ROWS) {
                 let end = (first + BLOCK_ROWS).min(n);
                 data.block_inputs(first..end, &mut block);
-                model.predict(block.view(), &mut out[first * k..end * k]);
+                let sparse = data.sparse.as_ref().map(|s| s.view().slice_rows(first..end));
+                model.predict(Inputs::new(block.view(), sparse), &mut out[first * k..end * k]);
             }
         }
     }

@@ -176,7 +176,7 @@ mod tests {
         let eval = |params: &[f32], grad: &mut [f32]| {
             let mut m = model.clone();
             m.params_mut().copy_from_slice(params);
-            regularised_loss_and_grad(&mut m, x, y, loss, penalty, grad)
+            regularised_loss_and_grad(&mut m, x.into(), y, loss, penalty, grad)
         };
         let params = model.params().to_vec();
         let mut grad = vec![0.0; params.len()];
@@ -187,7 +187,7 @@ mod tests {
             // The training forward pass on a clone draws the same dropout mask.
             let mut probe = model.clone();
             let mut scratch = vec![0.0; probe.params().len()];
-            probe.forward_backward(x, y, loss, &mut scratch);
+            probe.forward_backward(x.into(), y, loss, &mut scratch);
             let out = probe.outputs().last().expect("an output layer");
             let delta = if let Loss::Huber { delta } = loss { delta } else { 0.0 };
             if out.iter().zip(t).any(|(o, t)| ((o - t).abs() - delta).abs() < 0.05) {
@@ -196,7 +196,7 @@ mod tests {
         }
         if spec.activation == Activation::Relu {
             let mut probe = model.clone();
-            regularised_loss_and_grad(&mut probe, x, y, loss, penalty, &mut grad);
+            regularised_loss_and_grad(&mut probe, x.into(), y, loss, penalty, &mut grad);
             // The pre-activations: every dense layer's outputs but the last's.
             let layers = probe.layers().len();
             let mut hidden_z = probe.layers().iter().zip(probe.outputs()).take(layers - 1);
@@ -301,9 +301,9 @@ mod tests {
         let x = [0.5, -1.0, 2.0, 1.5, 0.0, -0.5];
         let x = MatRef::new(&x, 2, 3).unwrap();
         let mut out = [0.0; 4];
-        model.predict(x, &mut out);
+        model.predict(x.into(), &mut out);
         let mut grad = vec![0.0; model.params().len()];
-        model.forward_backward(x, Targets::Classes(&[0, 1]), Loss::SoftmaxCrossEntropy, &mut grad);
+        model.forward_backward(x.into(), Targets::Classes(&[0, 1]), Loss::SoftmaxCrossEntropy, &mut grad);
         assert_eq!(out.as_slice(), model.outputs().last().unwrap().as_slice());
     }
 
@@ -322,9 +322,9 @@ mod tests {
         let x = [0.5, -1.0, 2.0, 1.5, 0.0, -0.5];
         let x = MatRef::new(&x, 2, 3).unwrap();
         let (mut before, mut after) = ([0.0; 2], [0.0; 2]);
-        model.predict(x, &mut before);
+        model.predict(x.into(), &mut before);
         model.rescale_outputs(&[3.0], &[-2.0]);
-        model.predict(x, &mut after);
+        model.predict(x.into(), &mut after);
         for (a, b) in after.iter().zip(before) {
             assert!((a - (3.0 * b - 2.0)).abs() < 1e-5);
         }

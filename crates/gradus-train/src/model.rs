@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, Par};
-use gradus_data::{MatRef, Rng};
+use gradus_data::{Inputs, MatRef, Rng};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,13 @@ pub struct NamedParams {
 
 /// A differentiable model whose parameters live in one flat `f32` buffer.
 pub trait Model: Send {
+    /// The dense inputs per row.
     fn n_inputs(&self) -> usize;
+    /// The sparse inputs per row ([`Inputs::sparse`]'s width); 0 for a
+    /// model that reads dense inputs only.
+    fn n_sparse_inputs(&self) -> usize {
+        0
+    }
     fn n_outputs(&self) -> usize;
     fn params(&self) -> &[f32];
     fn params_mut(&mut self) -> &mut [f32];
@@ -40,10 +46,10 @@ pub trait Model: Send {
     fn init_params(&mut self, rng: &mut Rng);
     /// The mean `loss` on `(x, y)`; writes d(loss)/d(params) into `grad`,
     /// which has the length of [`Model::params`].
-    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64;
+    fn forward_backward(&mut self, x: Inputs, y: Targets, loss: Loss, grad: &mut [f32]) -> f64;
     /// Raw outputs, `x.rows()` x `n_outputs` row-major: predictions for
     /// regression, logits for classification.
-    fn predict(&self, x: MatRef, out: &mut [f32]);
+    fn predict(&self, x: Inputs, out: &mut [f32]);
     /// The parameter blocks, covering [`Model::params`] exactly once.
     fn named_params(&self) -> Vec<NamedParams>;
     /// Rewrites the output layer so that each output j becomes
@@ -84,7 +90,7 @@ pub struct Penalty {
 /// with the gradient of both in `grad`: the objective the trainer minimises.
 pub fn regularised_loss_and_grad(
     model: &mut dyn Model,
-    x: MatRef,
+    x: Inputs,
     y: Targets,
     loss: Loss,
     penalty: Penalty,
@@ -252,7 +258,8 @@ impl Model for LinearModel {
     /// that each block is read from memory once for both `Z = X·W` and
     /// `dW += Xᵀ·dZ` — on a large full batch (L-BFGS, GD) this halves the
     /// memory traffic that bounds the step.
-    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+    fn forward_backward(&mut self, x: Inputs, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+        let x = x.dense_only();
         let (n, d, k) = (x.rows(), self.n_inputs, self.n_outputs);
         assert_eq!(grad.len(), self.params.len(), "gradient has the parameters' shape");
         let block = (BLOCK_BYTES / (4 * d.max(1))).max(64).min(n.max(1));
@@ -291,7 +298,8 @@ impl Model for LinearModel {
         value
     }
 
-    fn predict(&self, x: MatRef, out: &mut [f32]) {
+    fn predict(&self, x: Inputs, out: &mut [f32]) {
+        let x = x.dense_only();
         assert_eq!(out.len(), x.rows() * self.n_outputs, "out is n x n_outputs");
         self.outputs_into(x, out);
     }
@@ -355,9 +363,9 @@ pub(crate) mod tests {
             .map(|i| {
                 let p = model.params()[i];
                 model.params_mut()[i] = p + h;
-                let plus = regularised_loss_and_grad(model, x, y, loss, l2, &mut scratch);
+                let plus = regularised_loss_and_grad(model, x.into(), y, loss, l2, &mut scratch);
                 model.params_mut()[i] = p - h;
-                let minus = regularised_loss_and_grad(model, x, y, loss, l2, &mut scratch);
+                let minus = regularised_loss_and_grad(model, x.into(), y, loss, l2, &mut scratch);
                 model.params_mut()[i] = p;
                 ((plus - minus) / (2.0 * h as f64)) as f32
             })
@@ -378,7 +386,7 @@ pub(crate) mod tests {
         model.init_params(&mut rng);
         keep_weights_off_the_l1_kink(&mut model);
         let mut grad = vec![0.0; model.params().len()];
-        let objective = regularised_loss_and_grad(&mut model, x, y, loss, l2, &mut grad);
+        let objective = regularised_loss_and_grad(&mut model, x.into(), y, loss, l2, &mut grad);
         let numeric = numeric_grad(&mut model, x, y, loss, l2);
         let diff: f32 = grad.iter().zip(&numeric).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
         // The floor is the central difference's own error for a near-zero
@@ -435,7 +443,7 @@ pub(crate) mod tests {
         m.params_mut().copy_from_slice(&[2.0, -1.0, 0.5]);
         let x = [1.0, 1.0, 3.0, 2.0];
         let mut out = [0.0; 2];
-        m.predict(MatRef::new(&x, 2, 2).unwrap(), &mut out);
+        m.predict(MatRef::new(&x, 2, 2).unwrap().into(), &mut out);
         assert_eq!(out, [1.5, 4.5]);
     }
 
@@ -446,10 +454,10 @@ pub(crate) mod tests {
         let x = [1.0, -2.0, 0.5, 3.0];
         let x = MatRef::new(&x, 2, 2).unwrap();
         let mut before = [0.0; 4];
-        m.predict(x, &mut before);
+        m.predict(x.into(), &mut before);
         m.rescale_outputs(&[10.0, 0.5], &[100.0, -1.0]);
         let mut after = [0.0; 4];
-        m.predict(x, &mut after);
+        m.predict(x.into(), &mut after);
         for (i, (a, b)) in after.iter().zip(before).enumerate() {
             let (s, t) = if i % 2 == 0 { (10.0, 100.0) } else { (0.5, -1.0) };
             assert!((a - (b * s + t)).abs() < 1e-5, "output {i}: {a} vs {}", b * s + t);
@@ -468,7 +476,7 @@ pub(crate) mod tests {
         model.init_params(&mut rng);
         let mut grad = vec![0.0; model.params().len()];
         let value = model.forward_backward(
-            MatRef::new(&x, n, d).unwrap(),
+            MatRef::new(&x, n, d).unwrap().into(),
             Targets::Classes(&labels),
             Loss::SoftmaxCrossEntropy,
             &mut grad,

@@ -430,7 +430,7 @@ impl SavedModel {
         }
         self.spec.preprocessing.transform(&mut x)?;
         let mut out = vec![0.0; x.rows() * self.model.n_outputs()];
-        self.model.predict(x.view(), &mut out);
+        self.model.predict(x.view().into(), &mut out);
         Ok(out)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use gradus_data::{MatRef, Rng, seeded_rng};
+use gradus_data::{Inputs, Rng, seeded_rng};
 use rand::Rng as _;
 
 use crate::layer::Layer;
@@ -111,7 +111,8 @@ impl Model for Network {
         self.rng = seeded_rng(rng.random());
     }
 
-    fn forward_backward(&mut self, x: MatRef, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+    fn forward_backward(&mut self, x: Inputs, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {
+        let x = x.dense_only();
         let n = x.rows();
         assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
         assert_eq!(grad.len(), self.params.len(), "gradient has the parameters' shape");
@@ -181,7 +182,8 @@ impl Model for Network {
         assert!(self.layers[last].rescale_outputs(params, scale, shift), "the output layer can rescale its outputs");
     }
 
-    fn predict(&self, x: MatRef, out: &mut [f32]) {
+    fn predict(&self, x: Inputs, out: &mut [f32]) {
+        let x = x.dense_only();
         let n = x.rows();
         assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
         assert_eq!(out.len(), n * self.n_outputs(), "out is n x n_outputs");

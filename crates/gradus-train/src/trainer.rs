@@ -3,7 +3,7 @@
 //! schedules, clipping, early stopping, logging, convergence and divergence
 //! checks, observers and termination reasons.
 
-use gradus_data::{Batches, Dataset, Matrix, Target, seeded_rng};
+use gradus_data::{Batches, Dataset, Inputs, Matrix, SparseRows, Target, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -330,6 +330,13 @@ impl Trainer {
                     model.n_inputs()
                 )));
             }
+            if data.n_sparse_features() != model.n_sparse_inputs() {
+                return Err(TrainError::Mismatch(format!(
+                    "the {part} data has {} sparse features, the model takes {}",
+                    data.n_sparse_features(),
+                    model.n_sparse_inputs()
+                )));
+            }
             loss.check(model.n_outputs(), &data.y)?;
         }
         let n = train.n_samples();
@@ -377,9 +384,11 @@ impl Trainer {
         let mut grad = vec![0.0f32; model.params().len()];
         let mut frozen_values = Vec::new();
         let mut batch_x = Matrix::zeros(0, train.n_features());
+        let mut batch_sparse = SparseRows::new(train.n_sparse_features());
         let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
         // Full-batch training reads every row's inputs at each step: held whole.
         let full_inputs = (batch_size == n).then(|| train.dense_inputs());
+        let full_sparse = train.sparse.as_ref().map(SparseRows::view);
         let mut batch_y = empty_like(&train.y);
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
@@ -414,7 +423,7 @@ impl Trainer {
                         let value = if batch_size == n {
                             regularised_loss_and_grad(
                                 model,
-                                full_inputs.as_ref().expect("a full batch").view(),
+                                Inputs::new(full_inputs.as_ref().expect("a full batch").view(), full_sparse),
                                 training_targets(&train.y, cfg.class_weights.as_deref()),
                                 loss,
                                 cfg.penalty(),
@@ -422,10 +431,11 @@ impl Trainer {
                             )
                         } else {
                             train.gather_inputs(rows, &mut batch_x);
+                            let sparse = train.gather_sparse(rows, &mut batch_sparse).then(|| batch_sparse.view());
                             gather_target(&train.y, rows, &mut batch_y);
                             regularised_loss_and_grad(
                                 model,
-                                batch_x.view(),
+                                Inputs::new(batch_x.view(), sparse),
                                 training_targets(&batch_y, cfg.class_weights.as_deref()),
                                 loss,
                                 cfg.penalty(),
@@ -466,7 +476,7 @@ impl Trainer {
                         model.params_mut().iter_mut().zip(p).for_each(|(m, &v)| *m = v as f32);
                         let value = regularised_loss_and_grad(
                             model,
-                            full_inputs.as_ref().expect("a full batch").view(),
+                            Inputs::new(full_inputs.as_ref().expect("a full batch").view(), full_sparse),
                             training_targets(&train.y, cfg.class_weights.as_deref()),
                             loss,
                             penalty,
@@ -708,7 +718,7 @@ mod tests {
         let labels = [0u32, 1, 0, 1, 1, 0];
         let mut grad = vec![0.0; model.params().len()];
         let targets = Targets::Classes(&labels);
-        model.forward_backward(MatRef::new(&x, 6, 16).unwrap(), targets, Loss::SoftmaxCrossEntropy, &mut grad);
+        model.forward_backward(MatRef::new(&x, 6, 16).unwrap().into(), targets, Loss::SoftmaxCrossEntropy, &mut grad);
         let after_forward = model.params().to_vec();
         assert!(after_forward[frozen[0].clone()].iter().zip([0.0, 0.0, 1.0, 1.0]).all(|(a, b)| *a != b), "updated");
         assert!(grad[frozen[0].clone()].iter().all(|&g| g == 0.0), "no gradient reaches them");

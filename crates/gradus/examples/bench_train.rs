@@ -199,7 +199,7 @@ fn logreg(args: &[String]) {
     let (seconds, iterations) = clock.reached.map_or((f64::NAN, report.epochs), |r| r);
     let log_loss = {
         let mut out = vec![0.0; rows];
-        model.predict(data.x.view(), &mut out);
+        model.predict(data.x.view().into(), &mut out);
         Loss::BinaryCrossEntropy.value(&out, 1, (&data.y).into())
     };
     println!(
