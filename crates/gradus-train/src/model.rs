@@ -42,6 +42,15 @@ pub trait Model: Send {
     fn frozen(&self) -> &[Range<usize>] {
         &[]
     }
+    /// For a model with sparse inputs, the parameter ranges the last
+    /// [`Model::forward_backward`] wrote a gradient into (the embedding rows
+    /// of the features its batch held, and the dense layers): the gradient
+    /// is zero everywhere else, so the trainer reads and steps these ranges
+    /// only ([`crate::Optimizer::step_ranges`]). `None`: the gradient is
+    /// dense.
+    fn sparse_grad(&self) -> Option<&[Range<usize>]> {
+        None
+    }
     /// Sets the initial parameters, drawing any randomness from `rng`.
     fn init_params(&mut self, rng: &mut Rng);
     /// The mean `loss` on `(x, y)`; writes d(loss)/d(params) into `grad`,

@@ -383,6 +383,7 @@ impl Trainer {
         let mut scheduler = Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
         let mut grad = vec![0.0f32; model.params().len()];
         let mut frozen_values = Vec::new();
+        let mut touched: Vec<std::ops::Range<usize>> = Vec::new();
         let mut batch_x = Matrix::zeros(0, train.n_features());
         let mut batch_sparse = SparseRows::new(train.n_sparse_features());
         let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
@@ -445,7 +446,15 @@ impl Trainer {
                         final_loss = value;
                         let log = cfg.log_every > 0 && steps.is_multiple_of(cfg.log_every);
                         // The norm costs a pass over the gradient: only when it is used.
-                        let grad_norm = if log || cfg.clip_norm.is_some() { norm(&grad) } else { f64::NAN };
+                        // A sparse model's gradient is zero outside the ranges it names.
+                        touched.clear();
+                        touched.extend(model.sparse_grad().into_iter().flatten().cloned());
+                        let sparse_step = model.sparse_grad().is_some();
+                        let grad_norm = match (log || cfg.clip_norm.is_some(), sparse_step) {
+                            (false, _) => f64::NAN,
+                            (true, false) => norm(&grad),
+                            (true, true) => touched.iter().map(|r| norm(&grad[r.clone()]).powi(2)).sum::<f64>().sqrt(),
+                        };
                         if log {
                             observer.on_step(&StepLog { step: steps, epoch, loss: value, grad_norm, lr });
                         }
@@ -457,9 +466,14 @@ impl Trainer {
                             && grad_norm > c as f64
                         {
                             let scale = (c as f64 / grad_norm) as f32;
-                            grad.iter_mut().for_each(|g| *g *= scale);
+                            if sparse_step {
+                                touched.iter().for_each(|r| grad[r.clone()].iter_mut().for_each(|g| *g *= scale));
+                            } else {
+                                grad.iter_mut().for_each(|g| *g *= scale);
+                            }
                         }
-                        step_keeping_frozen(optimizer.as_mut(), model, &grad, lr, &mut frozen_values);
+                        let touched = sparse_step.then_some(touched.as_slice());
+                        step_keeping_frozen(optimizer.as_mut(), model, &grad, lr, touched, &mut frozen_values);
                         steps += 1;
                         epoch_loss += value * rows.len() as f64;
                         epoch_rows += rows.len();
@@ -636,12 +650,14 @@ fn gather_target(y: &Target, rows: &[usize], out: &mut Target) {
 
 /// An optimizer step on `model` that leaves its frozen parameters (see
 /// [`Model::frozen`]) as they were: copied out before, back after (`saved`
-/// is the caller's buffer).
+/// is the caller's buffer). With `touched` (a sparse gradient), only those
+/// ranges step.
 fn step_keeping_frozen(
     optimizer: &mut dyn Optimizer,
     model: &mut dyn Model,
     grad: &[f32],
     lr: f32,
+    touched: Option<&[std::ops::Range<usize>]>,
     saved: &mut Vec<f32>,
 ) {
     let frozen = model.frozen().to_vec();
@@ -649,7 +665,10 @@ fn step_keeping_frozen(
     for r in &frozen {
         saved.extend_from_slice(&model.params()[r.clone()]);
     }
-    optimizer.step(model.params_mut(), grad, lr);
+    match touched {
+        None => optimizer.step(model.params_mut(), grad, lr),
+        Some(ranges) => optimizer.step_ranges(model.params_mut(), grad, lr, ranges),
+    }
     let mut at = 0;
     for r in frozen {
         let len = r.len();
@@ -724,7 +743,7 @@ mod tests {
         assert!(grad[frozen[0].clone()].iter().all(|&g| g == 0.0), "no gradient reaches them");
         // AdamW with a strong decay would shrink every parameter it steps.
         let mut optimizer = OptimizerConfig::adamw(0.5).build(model.params().len()).unwrap().unwrap();
-        step_keeping_frozen(optimizer.as_mut(), &mut model, &grad, 0.1, &mut Vec::new());
+        step_keeping_frozen(optimizer.as_mut(), &mut model, &grad, 0.1, None, &mut Vec::new());
         assert_eq!(model.params()[frozen[0].clone()], after_forward[frozen[0].clone()], "the statistics are kept");
         assert!(model.params()[..frozen[0].start].iter().zip(&after_forward).any(|(a, b)| a != b), "weights moved");
     }

@@ -1,6 +1,8 @@
 //! Adagrad (Duchi, Hazan & Singer, JMLR 2011), as PyTorch's `torch.optim.Adagrad`
 //! with no learning-rate decay: `s ← s + g²`, `p ← p − lr·g / (√s + ε)`.
 
+use std::ops::Range;
+
 use super::Optimizer;
 
 #[derive(Clone, Debug)]
@@ -18,6 +20,12 @@ impl Adagrad {
 impl Optimizer for Adagrad {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
         adagrad_update(params, grad, &mut self.sum_sq, lr, self.eps);
+    }
+
+    fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        for r in ranges {
+            adagrad_update(&mut params[r.clone()], &grad[r.clone()], &mut self.sum_sq[r.clone()], lr, self.eps);
+        }
     }
 }
 

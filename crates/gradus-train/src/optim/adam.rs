@@ -6,6 +6,8 @@
 //! `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`.
 //! As in PyTorch, AdamW's decay applies to every parameter.
 
+use std::ops::Range;
+
 use super::Optimizer;
 
 #[derive(Clone, Debug)]
@@ -31,19 +33,38 @@ impl Adam {
     }
 }
 
-impl Optimizer for Adam {
-    fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
+impl Adam {
+    /// Counts a step and returns its constants for [`adam_update`].
+    fn next_step(&mut self, lr: f32) -> [f32; 5] {
         self.t = self.t.saturating_add(1);
         let bias1 = 1.0 - (self.beta1 as f64).powi(self.t);
         let bias2 = 1.0 - (self.beta2 as f64).powi(self.t);
         let step_size = (lr as f64 / bias1) as f32;
         let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        [self.beta1, self.beta2, self.eps, step_size, inv_sqrt_bias2]
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
+        let c = self.next_step(lr);
         if self.weight_decay != 0.0 {
             let decay = 1.0 - lr * self.weight_decay;
             params.iter_mut().for_each(|p| *p *= decay);
         }
-        adam_update(params, grad, &mut self.m, &mut self.v, [b1, b2, eps, step_size, inv_sqrt_bias2]);
+        adam_update(params, grad, &mut self.m, &mut self.v, c);
+    }
+
+    fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        let c = self.next_step(lr);
+        for r in ranges {
+            let p = &mut params[r.clone()];
+            if self.weight_decay != 0.0 {
+                let decay = 1.0 - lr * self.weight_decay;
+                p.iter_mut().for_each(|p| *p *= decay);
+            }
+            adam_update(p, &grad[r.clone()], &mut self.m[r.clone()], &mut self.v[r.clone()], c);
+        }
     }
 }
 

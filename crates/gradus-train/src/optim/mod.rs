@@ -16,6 +16,8 @@ pub use adam::Adam;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -24,6 +26,19 @@ use crate::TrainError;
 pub trait Optimizer: Send {
     /// Updates `params` in place from `grad` with learning rate `lr`.
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32);
+
+    /// A step given that `grad` is zero outside `ranges` (a sparse model's
+    /// touched rows, see [`crate::Model::sparse_grad`]): only the
+    /// parameters in `ranges` move, at a cost proportional to them. Where
+    /// the rule keeps no state of its own (SGD without momentum) or state
+    /// that a zero gradient leaves as it is (Adagrad), this is exactly
+    /// [`Self::step`]; otherwise it is the *lazy* variant (TensorFlow's
+    /// LazyAdam): untouched parameters keep their state, which does not
+    /// decay in the steps that skip them. The default is `step` itself.
+    fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        let _ = ranges;
+        self.step(params, grad, lr);
+    }
 }
 
 /// Which optimizer to use and its settings (defaults are PyTorch's).
@@ -179,6 +194,53 @@ pub(crate) mod tests {
     pub fn assert_steps(got: [f32; 3], want: [f32; 3]) {
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 2e-6, "got {got:?}, hand-computed {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_step_over_ranges_moves_only_them_exactly_or_lazily_as_documented() {
+        let configs = [
+            OptimizerConfig::sgd(0.0),
+            OptimizerConfig::sgd(0.9),
+            OptimizerConfig::adagrad(),
+            OptimizerConfig::rmsprop(),
+            OptimizerConfig::Rmsprop { alpha: 0.99, eps: 1e-8, momentum: 0.5 },
+            OptimizerConfig::adam(),
+            OptimizerConfig::adamw(0.1),
+        ];
+        // Parameters 0..8; steps touch 1..3 and 5..7, then 0..8 whole.
+        let ranges = [1..3, 5..7];
+        let grads = |s: usize| -> Vec<f32> { (0..8).map(|i| ((i * 7 + s * 3) % 5) as f32 - 2.0).collect() };
+        for config in configs {
+            let (mut dense, mut sparse) = (config.build(8).unwrap().unwrap(), config.build(8).unwrap().unwrap());
+            let mut p_dense: Vec<f32> = (0..8).map(|i| i as f32).collect();
+            let mut p_sparse = p_dense.clone();
+            for s in 0..3 {
+                let mut g = grads(s);
+                for (i, g) in g.iter_mut().enumerate() {
+                    if !ranges.iter().any(|r| r.contains(&i)) {
+                        *g = 0.0;
+                    }
+                }
+                dense.step(&mut p_dense, &g, 0.1);
+                sparse.step_ranges(&mut p_sparse, &g, 0.1, &ranges);
+                for i in [0, 3, 4, 7] {
+                    assert_eq!(p_sparse[i], i as f32, "{config:?}: an untouched parameter moved");
+                }
+            }
+            // Exact where a zero gradient leaves the state as it is.
+            let exact = matches!(config, OptimizerConfig::Sgd { momentum: 0.0, .. } | OptimizerConfig::Adagrad { .. });
+            if exact {
+                assert_eq!(p_sparse, p_dense, "{config:?}");
+            }
+            // Over every parameter, the same arithmetic as a dense step.
+            let (mut a, mut b) = (config.build(8).unwrap().unwrap(), config.build(8).unwrap().unwrap());
+            let (mut pa, mut pb) = (p_dense.clone(), p_dense.clone());
+            for s in 0..3 {
+                a.step(&mut pa, &grads(s), 0.1);
+                b.step_ranges(&mut pb, &grads(s), 0.1, &[0..4, 4..8]);
+            }
+            assert_eq!(pa, pb, "{config:?}");
         }
     }
 

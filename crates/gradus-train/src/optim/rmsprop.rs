@@ -3,6 +3,8 @@
 //! `p ← p − lr·g/(√v + ε)`, or with momentum μ
 //! `b ← μb + g/(√v + ε)`, `p ← p − lr·b`.
 
+use std::ops::Range;
+
 use super::Optimizer;
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,14 @@ impl RmsProp {
 impl Optimizer for RmsProp {
     fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
         rmsprop_update(params, grad, &mut self.mean_sq, &mut self.buffer, lr, [self.alpha, self.eps, self.momentum]);
+    }
+
+    fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        let c = [self.alpha, self.eps, self.momentum];
+        for r in ranges {
+            let buffer = if self.buffer.is_empty() { &mut [][..] } else { &mut self.buffer[r.clone()] };
+            rmsprop_update(&mut params[r.clone()], &grad[r.clone()], &mut self.mean_sq[r.clone()], buffer, lr, c);
+        }
     }
 }
 

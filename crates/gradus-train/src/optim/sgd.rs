@@ -3,6 +3,8 @@
 //! `v ← μ·v + g`, then `p ← p − lr·v`, or `p ← p − lr·(g + μ·v)` for Nesterov
 //! (Sutskever et al. 2013's formulation as PyTorch implements it).
 
+use std::ops::Range;
+
 use super::Optimizer;
 
 #[derive(Clone, Debug)]
@@ -24,6 +26,17 @@ impl Optimizer for Sgd {
             plain_update(params, grad, lr);
         } else {
             momentum_update(params, grad, &mut self.velocity, lr, self.momentum, self.nesterov);
+        }
+    }
+
+    fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        for r in ranges {
+            if self.momentum == 0.0 {
+                plain_update(&mut params[r.clone()], &grad[r.clone()], lr);
+            } else {
+                let v = &mut self.velocity[r.clone()];
+                momentum_update(&mut params[r.clone()], &grad[r.clone()], v, lr, self.momentum, self.nesterov);
+            }
         }
     }
 }
