@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::dates::{self, DateOrder};
 use crate::kinds::{ColumnInfo, ColumnKind};
 use crate::table::{Column, MISSING, ReadOptions, Table, Values, not_a_number, parse_finite};
-use crate::{DataError, Matrix};
+use crate::text::{TextEncoder, TextScratch};
+use crate::{DataError, Matrix, SparseRows};
 
 /// How one raw column becomes model inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -529,6 +530,15 @@ fn median(values: &mut [f32]) -> f32 {
     if n % 2 == 1 { values[n / 2] } else { ((f64::from(values[n / 2 - 1]) + f64::from(values[n / 2])) / 2.0) as f32 }
 }
 
+/// A present cell's text (numbers as they print), or `None` when missing.
+pub(crate) fn cell_str(column: &Column, row: usize) -> Option<std::borrow::Cow<'_, str>> {
+    match cell(column, row) {
+        Cell::Missing => None,
+        Cell::Text(t) => Some(std::borrow::Cow::Borrowed(t)),
+        Cell::Number(_) => Some(std::borrow::Cow::Owned(cell_text(column, row))),
+    }
+}
+
 /// One cell, as read.
 enum Cell<'a> {
     Number(f32),
@@ -559,6 +569,10 @@ fn cell(column: &Column, row: usize) -> Cell<'_> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Encoding {
     pub columns: Vec<ColumnEncoder>,
+    /// The free-text columns, each into its own block of sparse inputs
+    /// (hashed n-grams), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text: Vec<TextEncoder>,
     /// The cells (after trimming) read as missing when rows are read for
     /// this encoding: those training read so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -574,6 +588,7 @@ impl Encoding {
                 .iter()
                 .map(|n| ColumnEncoder::Number { column: n.clone(), fill: None, indicator: false, bins: Vec::new() })
                 .collect(),
+            text: Vec::new(),
             na_values: Vec::new(),
         }
     }
@@ -611,12 +626,56 @@ impl Encoding {
             let column = selected.as_ref().unwrap_or(column);
             columns.extend(ColumnEncoder::fit(column, info.kind, bins, high_cardinality, &table.source)?);
         }
-        Ok(Self { columns, na_values: na_values.to_vec() })
+        Ok(Self { columns, text: Vec::new(), na_values: na_values.to_vec() })
     }
 
-    /// The raw columns read, in order.
+    /// The raw columns read, in order: the dense inputs' then the text's.
     pub fn input_columns(&self) -> Vec<String> {
-        self.columns.iter().map(|c| c.column().to_string()).collect()
+        self.columns
+            .iter()
+            .map(|c| c.column())
+            .chain(self.text.iter().map(|t| t.column.as_str()))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The sparse inputs per row: the text columns' buckets, summed.
+    pub fn n_sparse_outputs(&self) -> usize {
+        self.text.iter().map(|t| t.buckets).sum()
+    }
+
+    /// The sparse inputs of the rows at `rows` of `table` (all, for
+    /// `None`): each text column's features in its own block of columns, in
+    /// order; `None` without text columns. A missing cell has no features.
+    pub fn transform_text(&self, table: &Table, rows: Option<&[usize]>) -> Result<Option<SparseRows>, DataError> {
+        if self.text.is_empty() {
+            return Ok(None);
+        }
+        let columns = self
+            .text
+            .iter()
+            .map(|t| {
+                table
+                    .column(&t.column)
+                    .ok_or_else(|| DataError::MissingFeature { path: table.source.clone(), name: t.column.clone() })
+            })
+            .collect::<Result<Vec<&Column>, _>>()?;
+        let n = rows.map_or(table.n_rows(), <[usize]>::len);
+        let mut out = SparseRows::new(self.n_sparse_outputs());
+        let (mut scratch, mut entries) = (TextScratch::default(), Vec::new());
+        for i in 0..n {
+            let row = rows.map_or(i, |rows| rows[i]);
+            entries.clear();
+            let mut offset = 0u32;
+            for (encoder, column) in self.text.iter().zip(&columns) {
+                if let Some(text) = cell_str(column, row) {
+                    encoder.features(&text, offset, &mut scratch, &mut entries);
+                }
+                offset += encoder.buckets as u32;
+            }
+            out.push_row(&mut entries);
+        }
+        Ok(Some(out))
     }
 
     /// How to read raw rows for this encoding: its missing-value markers,
@@ -624,7 +683,14 @@ impl Encoding {
     pub fn read_options(&self) -> ReadOptions {
         ReadOptions {
             na_values: self.na_values.clone(),
-            as_text: self.columns.iter().filter(|c| c.reads_text()).map(|c| c.column().to_string()).collect(),
+            as_text: self
+                .columns
+                .iter()
+                .filter(|c| c.reads_text())
+                .map(|c| c.column())
+                .chain(self.text.iter().map(|t| t.column.as_str()))
+                .map(String::from)
+                .collect(),
             encoding: crate::TextEncoding::Utf8,
             delimiter: None,
         }

@@ -10,7 +10,8 @@
 //! - text that all parses as dates (ISO 8601, or day/month/year): date-time;
 //! - text with a distinct value on every row: free text when the values
 //!   are long (30 characters or more on average), an identifier otherwise;
-//! - long, mostly distinct text (over half the values distinct): free text;
+//! - long text of many values (over a quarter of them distinct): free
+//!   text (reviews repeat: half of a Chinese review corpus's are repeats);
 //! - any other text: categorical.
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ pub enum ColumnKind {
     Categorical,
     Boolean,
     DateTime,
-    /// Free text (left out for now).
+    /// Free text: tokens and their n-grams, hashed into sparse inputs.
     Text,
     /// A distinct value on every row (left out).
     Identifier,
@@ -66,7 +67,7 @@ impl ColumnKind {
 
     /// Whether columns of this kind become model inputs.
     pub fn is_used(self) -> bool {
-        !matches!(self, ColumnKind::Text | ColumnKind::Identifier | ColumnKind::Constant)
+        !matches!(self, ColumnKind::Identifier | ColumnKind::Constant)
     }
 }
 
@@ -82,7 +83,9 @@ pub struct ColumnInfo {
 
 /// The fewest rows before "a distinct value on every row" means an identifier.
 const MIN_ROWS_FOR_IDENTIFIER: usize = 20;
-/// The mean length from which mostly distinct text is free text.
+/// The mean length from which text of many values is free text, in
+/// columns of fixed-width type: a Chinese or Japanese character (which says
+/// as much as a short word) counts two.
 const TEXT_MEAN_LENGTH: f64 = 30.0;
 
 /// The words read as booleans (lowercased), true first.
@@ -131,7 +134,9 @@ pub fn infer_kind(column: &Column) -> ColumnInfo {
             let mean_length = codes
                 .iter()
                 .filter(|&&c| c != MISSING)
-                .map(|&c| levels[c as usize].chars().count() as f64)
+                .map(|&c| {
+                    levels[c as usize].chars().map(|ch| 1 + crate::text::is_wide(ch) as usize).sum::<usize>() as f64
+                })
                 .sum::<f64>()
                 / present.max(1) as f64;
             let long = mean_length >= TEXT_MEAN_LENGTH;
@@ -146,7 +151,7 @@ pub fn infer_kind(column: &Column) -> ColumnInfo {
                     info(ColumnKind::Identifier, "a distinct value on every row".into(), distinct)
                 };
             }
-            if long && distinct * 2 > present {
+            if long && distinct * 4 > present {
                 let reason = format!("{distinct} distinct values of {present}, {mean_length:.0} characters on average");
                 return info(ColumnKind::Text, reason, distinct);
             }
@@ -220,6 +225,21 @@ mod tests {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert_eq!((g.0, g.1.as_str()), w, "column {i}");
         }
+    }
+
+    #[test]
+    fn long_text_a_quarter_distinct_is_free_text_and_long_repeated_labels_are_categories() {
+        let mut text = String::from("review,label\n");
+        for i in 0..400 {
+            // 120 distinct reviews of 40 characters or more among 400 rows.
+            text.push_str(&format!("this product was fine and arrived in time {},{}\n", i % 120, i % 2));
+        }
+        assert_eq!(kinds(&text)[0].0, ColumnKind::Text);
+        let mut text = String::from("office,label\n");
+        for i in 0..400 {
+            text.push_str(&format!("regional headquarters of the northern district {},{}\n", i % 50, i % 2));
+        }
+        assert_eq!(kinds(&text)[0].0, ColumnKind::Categorical);
     }
 
     #[test]

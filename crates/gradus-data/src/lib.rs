@@ -37,6 +37,7 @@ mod sparse;
 mod split;
 pub mod synthetic;
 pub mod table;
+mod text;
 mod text_encoding;
 
 pub use batch::Batches;
@@ -59,6 +60,10 @@ pub use scale::{Scaler, Scaling};
 pub use sparse::{Inputs, SparseRef, SparseRows};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, MISSING, ReadOptions, Table, Values};
+pub use text::{
+    Analyzer, DEFAULT_TEXT_BUCKETS, MAX_NGRAM, MAX_TEXT_BUCKETS, MIN_TEXT_BUCKETS, NgramRange, TextEncoder,
+    TextOptions, TextScratch, Tokenizer,
+};
 pub use text_encoding::{ENCODING_NAMES, TextEncoding};
 
 /// The random number generator used for every seeded operation in gradus.

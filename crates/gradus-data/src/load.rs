@@ -62,7 +62,8 @@ pub fn load_csv(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset
     let path = path.as_ref();
     let source = path.display().to_string();
     // The text goes once the table is read: the two are never held with the matrix.
-    let (table, target_col) = read_labelled(&crate::memory::read_file(path)?, &source, options)?;
+    // Checked as UTF-8 first: a byte that is not is an error naming its line and byte.
+    let (table, target_col) = read_labelled(&read_source(&source, TextEncoding::Utf8)?, &source, options)?;
     labelled_dataset(&table, &source, target_col, options)
 }
 
@@ -112,7 +113,7 @@ pub fn load_encoded(
         encoding: encoding.clone(),
         target_name: target.into(),
         expansion: expansion.map(std::sync::Arc::new),
-        sparse: None,
+        sparse: encoding.transform_text(&table, None)?,
     })
 }
 

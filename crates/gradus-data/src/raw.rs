@@ -74,6 +74,8 @@ pub struct RawData {
     pub pixels: bool,
     /// What becomes of a categorical column of many levels.
     pub high_cardinality: crate::HighCardinality,
+    /// How free-text columns are read.
+    pub text: crate::TextOptions,
 }
 
 /// Reads `builtin:NAME` or a CSV file (gzip'd or not) as a [`RawData`].
@@ -184,6 +186,7 @@ pub fn load_raw(source: &str, options: &RawOptions) -> Result<RawData, DataError
         content_hash,
         pixels: false,
         high_cardinality: Default::default(),
+        text: Default::default(),
     })
 }
 
@@ -238,6 +241,7 @@ impl RawData {
             content_hash: hash,
             pixels: true,
             high_cardinality: Default::default(),
+            text: Default::default(),
         }
     }
 
@@ -279,19 +283,27 @@ impl RawData {
     /// numeric columns get [`piecewise_bins`] piecewise-linear bins when
     /// there are at most [`MAX_COLUMNS_FOR_BINS`] of them.
     pub fn fit_encoding(&self, rows: &[usize]) -> Result<Encoding, DataError> {
-        let used: Vec<ColumnInfo> = self.kinds.iter().filter(|k| k.kind.is_used()).cloned().collect();
+        let used: Vec<ColumnInfo> =
+            self.kinds.iter().filter(|k| k.kind.is_used() && k.kind != ColumnKind::Text).cloned().collect();
+        let text: Vec<&ColumnInfo> = self.kinds.iter().filter(|k| k.kind == ColumnKind::Text).collect();
         let numeric = used.iter().filter(|k| k.kind == ColumnKind::Numeric).count();
         let bins = if numeric <= MAX_COLUMNS_FOR_BINS && !self.pixels { piecewise_bins(rows.len()) } else { 0 };
-        if used.is_empty() {
+        if used.is_empty() && text.is_empty() {
             return Err(DataError::invalid(
                 "columns",
                 format!(
-                    "{}: no column is left to learn from (every feature is an identifier, free text or constant)",
+                    "{}: no column is left to learn from (every feature is an identifier or constant)",
                     self.table.source
                 ),
             ));
         }
-        Encoding::fit_rows(&self.table, Some(rows), &used, bins, self.high_cardinality, &self.na_values)
+        let mut encoding =
+            Encoding::fit_rows(&self.table, Some(rows), &used, bins, self.high_cardinality, &self.na_values)?;
+        for info in text {
+            let column = self.table.column(&info.column).expect("a kind per column of the table");
+            encoding.text.push(self.text.fit(column, Some(rows), &self.table.source)?);
+        }
+        Ok(encoding)
     }
 
     /// The rows at `rows`, encoded by `encoding`, as a dataset; bins are
@@ -308,7 +320,7 @@ impl RawData {
             encoding: encoding.clone(),
             target_name: self.target_name.clone(),
             expansion: expansion.map(std::sync::Arc::new),
-            sparse: None,
+            sparse: encoding.transform_text(&self.table, Some(rows))?,
         })
     }
 }
