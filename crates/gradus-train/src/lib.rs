@@ -44,6 +44,7 @@ mod optim;
 mod periodic;
 mod schedule;
 mod simd;
+mod text;
 mod trainer;
 mod vmath;
 
@@ -65,6 +66,7 @@ pub use network::Network;
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
 pub use periodic::PeriodicSpec;
 pub use schedule::{Schedule, Scheduler};
+pub use text::{TextModel, TextSpec};
 pub use trainer::{
     Control, EarlyStopping, EpochRecord, NoObserver, Observer, StepLog, Termination, TrainConfig, TrainReport, Trainer,
 };

@@ -20,11 +20,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use gradus_data::{Dataset, Encoding, Matrix, Scaler, Scaling, Target, six_digits};
+use gradus_data::{Dataset, Encoding, Inputs, Matrix, Scaler, Scaling, SparseRef, SparseRows, Target, six_digits};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::{CnnSpec, LinearModel, Loss, MlpSpec, Model, Network, TrainError};
+use crate::{CnnSpec, LinearModel, Loss, MlpSpec, Model, Network, TextModel, TextSpec, TrainError};
 
 /// The file format version of a single model; ensembles are version 4.
 /// Versions 1 and 2 (a single model and an ensemble whose preprocessing was
@@ -38,9 +38,15 @@ const FORMAT: &str = "gradus-model";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Architecture {
-    Linear { n_inputs: usize, n_outputs: usize, fit_intercept: bool },
+    Linear {
+        n_inputs: usize,
+        n_outputs: usize,
+        fit_intercept: bool,
+    },
     Mlp(MlpSpec),
     Cnn(CnnSpec),
+    /// A linear model or an embedding bag on sparse (text) inputs.
+    Text(TextSpec),
 }
 
 /// The most parameters a model may have (4 GiB of f32): a bound that turns an
@@ -51,6 +57,7 @@ impl Architecture {
     /// The number of parameters, or an error when it is zero-width or too large.
     pub fn n_params(&self) -> Result<usize, TrainError> {
         let (widths, bias) = match self {
+            Architecture::Text(spec) => return spec.n_params(),
             Architecture::Cnn(spec) => {
                 let total = spec.param_counts()?.into_iter().try_fold(0usize, |t, c| t.checked_add(c));
                 return match total {
@@ -98,6 +105,7 @@ impl Architecture {
             Architecture::Linear { n_inputs, n_outputs, .. } => (*n_inputs, *n_outputs),
             Architecture::Mlp(spec) => (spec.n_inputs, spec.n_outputs),
             Architecture::Cnn(spec) => (spec.input.iter().product(), spec.n_outputs),
+            Architecture::Text(spec) => (spec.n_dense, spec.n_outputs),
         }
     }
 
@@ -110,6 +118,7 @@ impl Architecture {
             }
             Architecture::Mlp(spec) => Box::new(Network::mlp(spec)?),
             Architecture::Cnn(spec) => Box::new(Network::cnn(spec)?),
+            Architecture::Text(spec) => Box::new(TextModel::new(spec)?),
         })
     }
 
@@ -138,6 +147,7 @@ impl Architecture {
                 format!("MLP {} {}{dropout}{periodic}{categories}", widths.join("-"), spec.activation.name())
             }
             Architecture::Cnn(spec) => spec.describe(),
+            Architecture::Text(spec) => spec.describe(),
         }
     }
 }
@@ -420,7 +430,19 @@ impl SavedModel {
 
     /// Raw model outputs for a feature matrix already in model column order
     /// and unscaled: predictions (regression) or logits (classification).
-    pub fn outputs(&self, mut x: Matrix) -> Result<Vec<f32>, TrainError> {
+    pub fn outputs(&self, x: Matrix) -> Result<Vec<f32>, TrainError> {
+        self.outputs_with(x, None)
+    }
+
+    /// [`Self::outputs`] of rows with sparse (text) inputs beside the dense ones.
+    pub fn outputs_with(&self, mut x: Matrix, sparse: Option<SparseRef>) -> Result<Vec<f32>, TrainError> {
+        let sparse_width = sparse.map_or(0, |s| s.cols());
+        if sparse_width != self.model.n_sparse_inputs() {
+            return Err(TrainError::Mismatch(format!(
+                "the data has {sparse_width} sparse (text) features, the model takes {}",
+                self.model.n_sparse_inputs()
+            )));
+        }
         if x.cols() != self.model.n_inputs() {
             return Err(TrainError::Mismatch(format!(
                 "the data has {} feature columns, the model takes {}",
@@ -430,7 +452,7 @@ impl SavedModel {
         }
         self.spec.preprocessing.transform(&mut x)?;
         let mut out = vec![0.0; x.rows() * self.model.n_outputs()];
-        self.model.predict(x.view().into(), &mut out);
+        self.model.predict(Inputs::new(x.view(), sparse), &mut out);
         Ok(out)
     }
 }
@@ -440,8 +462,8 @@ impl SavedModel {
     /// matrix in model column order, unscaled: the class probabilities
     /// (one per class, row after row) or, for a real target, the
     /// predictions.
-    pub fn averaged_values(&self, x: Matrix) -> Result<Vec<f64>, TrainError> {
-        let out = self.outputs(x)?;
+    pub fn averaged_values(&self, x: Matrix, sparse: Option<SparseRef>) -> Result<Vec<f64>, TrainError> {
+        let out = self.outputs_with(x, sparse)?;
         let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
         Ok(match &self.spec.preprocessing.classes {
             // Both probabilities in f64 from the logit, so that a
@@ -459,15 +481,19 @@ impl SavedModel {
     /// [`Self::averaged_values`] for the rows of `data`, encoded as in
     /// training and unscaled (see [`by_blocks`]).
     pub fn averaged_values_of(&self, data: Dataset) -> Result<Vec<f64>, TrainError> {
-        by_blocks(data, |x| self.averaged_values(x))
+        by_blocks(data, |x, sparse| self.averaged_values(x, sparse))
     }
 }
 
 /// `f` (outputs row after row) applied to the unscaled model inputs of
 /// `data`'s rows: `x` at once, or, for a dataset that computes its inputs
 /// as needed, a block of [`gradus_data::BLOCK_ROWS`] rows at a time.
-fn by_blocks<T>(data: Dataset, f: impl Fn(Matrix) -> Result<Vec<T>, TrainError>) -> Result<Vec<T>, TrainError> {
-    let Some(expansion) = &data.expansion else { return f(data.x) };
+fn by_blocks<T>(
+    data: Dataset,
+    f: impl Fn(Matrix, Option<SparseRef>) -> Result<Vec<T>, TrainError>,
+) -> Result<Vec<T>, TrainError> {
+    let sparse = data.sparse.as_ref().map(SparseRows::view);
+    let Some(expansion) = &data.expansion else { return f(data.x, sparse) };
     if expansion.scaler().is_some() {
         return Err(TrainError::Mismatch(format!("{}: the rows were scaled already", data.name)));
     }
@@ -475,8 +501,9 @@ fn by_blocks<T>(data: Dataset, f: impl Fn(Matrix) -> Result<Vec<T>, TrainError>)
     let mut out = Vec::new();
     for first in (0..n).step_by(gradus_data::BLOCK_ROWS) {
         let mut block = Matrix::zeros(0, 0);
-        data.block_inputs(first..(first + gradus_data::BLOCK_ROWS).min(n), &mut block);
-        out.extend(f(block)?);
+        let rows = first..(first + gradus_data::BLOCK_ROWS).min(n);
+        data.block_inputs(rows.clone(), &mut block);
+        out.extend(f(block, sparse.map(|s| s.slice_rows(rows)))?);
     }
     Ok(out)
 }
@@ -594,13 +621,18 @@ impl Ensemble {
     /// members' weighted mean probability — log-probabilities, or the
     /// log-odds of the mean.
     pub fn outputs(&self, x: Matrix) -> Result<Vec<f32>, TrainError> {
+        self.outputs_with(x, None)
+    }
+
+    /// [`Self::outputs`] of rows with sparse (text) inputs beside the dense ones.
+    pub fn outputs_with(&self, x: Matrix, sparse: Option<SparseRef>) -> Result<Vec<f32>, TrainError> {
         if let [one] = self.members.as_slice() {
-            return one.outputs(x);
+            return one.outputs_with(x, sparse);
         }
         let classes = self.preprocessing().classes.as_ref().map(Vec::len);
         let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
         for (member, &weight) in self.members.iter().zip(&self.weights) {
-            let values = member.averaged_values(x.clone())?;
+            let values = member.averaged_values(x.clone(), sparse)?;
             if values.len() != mean.len() {
                 return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
             }
@@ -618,7 +650,7 @@ impl Ensemble {
         let mut data = self.preprocessing().select_owned(raw)?;
         let y = std::mem::replace(&mut data.y, Target::Real(Vec::new()));
         // Unscaled: each member applies its own scaler in `outputs`.
-        let out = by_blocks(data, |x| self.outputs(x))?;
+        let out = by_blocks(data, |x, sparse| self.outputs_with(x, sparse))?;
         crate::metrics::metrics_of_outputs(&out, self.n_outputs(), self.loss(), &y)
     }
 
@@ -626,7 +658,7 @@ impl Ensemble {
     /// name; the rows are given up (a single model scales them in place).
     pub fn outputs_of(&self, raw: Dataset) -> Result<Vec<f32>, TrainError> {
         // Unscaled: each member applies its own scaler in `outputs`.
-        by_blocks(self.preprocessing().select_owned(raw)?, |x| self.outputs(x))
+        by_blocks(self.preprocessing().select_owned(raw)?, |x, sparse| self.outputs_with(x, sparse))
     }
 
     /// The file's bytes: a single model's format for one member.

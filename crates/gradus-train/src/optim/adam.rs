@@ -57,14 +57,9 @@ impl Optimizer for Adam {
 
     fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
         let c = self.next_step(lr);
-        for r in ranges {
-            let p = &mut params[r.clone()];
-            if self.weight_decay != 0.0 {
-                let decay = 1.0 - lr * self.weight_decay;
-                p.iter_mut().for_each(|p| *p *= decay);
-            }
-            adam_update(p, &grad[r.clone()], &mut self.m[r.clone()], &mut self.v[r.clone()], c);
-        }
+        let decay = 1.0 - lr * self.weight_decay;
+        // One dispatch for all ranges: a sparse step touches thousands of short rows.
+        adam_update_ranges(params, grad, &mut self.m, &mut self.v, ranges, c, decay);
     }
 }
 
@@ -80,6 +75,33 @@ crate::simd::multiversion! {
             m[i] = b1 * m[i] + (1.0 - b1) * g;
             v[i] = b2 * v[i] + (1.0 - b2) * g * g;
             params[i] -= step_size * m[i] / (v[i].sqrt() * inv_sqrt_bias2 + eps);
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// [`adam_update`] over each of `ranges`, after the decay `p ← p·decay`
+    /// (AdamW; 1 for Adam).
+    fn adam_update_ranges(
+        params: &mut [f32],
+        grad: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        ranges: &[Range<usize>],
+        c: [f32; 5],
+        decay: f32,
+    ) {
+        let [b1, b2, eps, step_size, inv_sqrt_bias2] = c;
+        for r in ranges {
+            let (p, g, m, v) = (&mut params[r.clone()], &grad[r.clone()], &mut m[r.clone()], &mut v[r.clone()]);
+            for i in 0..p.len() {
+                if decay != 1.0 {
+                    p[i] *= decay;
+                }
+                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                p[i] -= step_size * m[i] / (v[i].sqrt() * inv_sqrt_bias2 + eps);
+            }
         }
     }
 }

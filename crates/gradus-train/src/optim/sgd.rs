@@ -30,13 +30,13 @@ impl Optimizer for Sgd {
     }
 
     fn step_ranges(&mut self, params: &mut [f32], grad: &[f32], lr: f32, ranges: &[Range<usize>]) {
+        if self.momentum == 0.0 {
+            // One dispatch for all ranges: a sparse step touches thousands of short rows.
+            return plain_update_ranges(params, grad, ranges, lr);
+        }
         for r in ranges {
-            if self.momentum == 0.0 {
-                plain_update(&mut params[r.clone()], &grad[r.clone()], lr);
-            } else {
-                let v = &mut self.velocity[r.clone()];
-                momentum_update(&mut params[r.clone()], &grad[r.clone()], v, lr, self.momentum, self.nesterov);
-            }
+            let v = &mut self.velocity[r.clone()];
+            momentum_update(&mut params[r.clone()], &grad[r.clone()], v, lr, self.momentum, self.nesterov);
         }
     }
 }
@@ -47,6 +47,17 @@ crate::simd::multiversion! {
         let (params, grad) = (&mut params[..n], &grad[..n]);
         for i in 0..n {
             params[i] -= lr * grad[i];
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    fn plain_update_ranges(params: &mut [f32], grad: &[f32], ranges: &[Range<usize>], lr: f32) {
+        for r in ranges {
+            let (p, g) = (&mut params[r.clone()], &grad[r.clone()]);
+            for (p, g) in p.iter_mut().zip(g) {
+                *p -= lr * g;
+            }
         }
     }
 }
