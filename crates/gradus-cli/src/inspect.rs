@@ -48,6 +48,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 "columns": encoding.columns.iter().map(|c| json!({
                     "column": c.column(), "becomes": c.describe(), "encoder": c,
                 })).collect::<Vec<_>>(),
+                "sparse_inputs": encoding.n_sparse_outputs(),
+                "text_columns": encoding.text.iter().map(|t| json!({
+                    "column": t.column, "becomes": t.describe(), "encoder": t,
+                })).collect::<Vec<_>>(),
                 "members": model.members().iter().zip(model.weights()).map(|(m, w)| json!({
                     "weight": w / total,
                     "architecture": m.spec.architecture,
@@ -70,14 +74,26 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     );
     let classes = prep.classes.as_ref().map_or(String::new(), |c| format!(", classes {}", c.join(", ")));
     outln!("task     {task}: target '{}'{classes}; loss {:?}", prep.target_name, model.loss());
-    outln!("inputs   {} raw columns → {} model inputs", encoding.columns.len(), encoding.n_outputs());
+    let sparse = match encoding.n_sparse_outputs() {
+        0 => String::new(),
+        n => format!(" and {n} sparse (hashed n-grams)"),
+    };
+    outln!(
+        "inputs   {} raw columns → {} model inputs{sparse}",
+        encoding.columns.len() + encoding.text.len(),
+        encoding.n_outputs()
+    );
     if !encoding.na_values.is_empty() {
         let shown: Vec<String> = encoding.na_values.iter().map(|v| format!("'{v}'")).collect();
         outln!("missing  cells read as missing: {}", shown.join(", "));
     }
-    let width = encoding.columns.iter().map(|c| c.column().chars().count()).max().unwrap_or(6);
+    let names = encoding.input_columns();
+    let width = names.iter().map(|c| c.chars().count()).max().unwrap_or(6);
     for c in &encoding.columns {
         outln!("  {:<width$}  {}", c.column(), c.describe());
+    }
+    for t in &encoding.text {
+        outln!("  {:<width$}  {}", t.column, t.describe());
     }
     outln!("members  weight  architecture");
     for (i, (m, w)) in model.members().iter().zip(model.weights()).enumerate() {

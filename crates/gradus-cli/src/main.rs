@@ -9,6 +9,7 @@ mod inspect;
 mod predict;
 mod progress;
 mod study;
+mod text_args;
 mod train;
 mod tune;
 

@@ -117,11 +117,12 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
             e => e.into(),
         })?;
         let x = encoding.transform(&table)?;
+        let text = encoding.transform_text(&table, None)?;
         // From here the table is needed only for the kept columns.
         let rows = table.n_rows();
         table.columns.retain(|c| args.keep.contains(&c.name));
         table.lines = Vec::new();
-        (saved.outputs(x)?, rows, Some(table))
+        (saved.outputs_with(x, text.as_ref().map(|t| t.view()))?, rows, Some(table))
     };
     let kept: Vec<(&[u32], &[String])> = args
         .keep

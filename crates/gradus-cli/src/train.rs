@@ -27,9 +27,18 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COL")]
     target: Option<String>,
     /// linear: real target; logistic: 2 classes; softmax: k classes; mlp: any
-    /// target; cnn: any target, on images.
+    /// target; cnn: any target, on images; text: any target, on text
+    /// columns (linear, logistic and softmax read text too).
     #[arg(long, value_parser = crate::family_parser(), value_name = "MODEL")]
     model: Family,
+    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
+    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
+    encoding: gradus::data::TextEncoding,
+    #[command(flatten)]
+    text: crate::text_args::TextArgs,
+    /// Text model: the values of each hashed n-gram's embedding [default: 16].
+    #[arg(long, value_name = "N")]
+    dim: Option<usize>,
     /// MLP (and CNN) hidden Dense layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128", value_name = "N,N,...")]
     hidden: Vec<usize>,
@@ -95,20 +104,22 @@ pub struct TrainArgs {
     /// δ of the Huber loss.
     #[arg(long, default_value_t = 1.0)]
     huber_delta: f32,
-    #[arg(long, value_enum, default_value = "adam")]
-    optimizer: OptimizerArg,
-    /// Learning rate (unused by lbfgs).
-    #[arg(long, default_value_t = 0.01)]
-    lr: f32,
+    /// The optimizer [default: adam; sgd for --model text, as fastText].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate, unused by lbfgs [default: 0.01; 2 for --model text with sgd, on the mean loss of a batch].
+    #[arg(long, value_name = "LR")]
+    lr: Option<f32>,
     /// Momentum for sgd and rmsprop [default: 0; 0.9 for momentum and nesterov].
     #[arg(long, value_name = "F")]
     momentum: Option<f32>,
     /// Decoupled weight decay for adamw.
     #[arg(long, value_name = "F")]
     weight_decay: Option<f32>,
-    /// Passes over the training rows (lbfgs: iterations).
-    #[arg(long, default_value_t = 100)]
-    epochs: usize,
+    /// Passes over the training rows, lbfgs: iterations [default: 100; 5 for
+    /// --model text, as fastText].
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
     /// Rows per step for the mini-batch optimizers [default: 32].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
@@ -235,15 +246,32 @@ enum ScheduleArg {
     Plateau,
 }
 
+impl TrainArgs {
+    /// `--optimizer`, or the model's default.
+    fn optimizer(&self) -> OptimizerArg {
+        self.optimizer.unwrap_or(if self.model == Family::Text { OptimizerArg::Sgd } else { OptimizerArg::Adam })
+    }
+
+    /// `--lr`, or the default for the model and optimizer.
+    fn lr(&self) -> f32 {
+        self.lr.unwrap_or(if self.model == Family::Text && self.optimizer() == OptimizerArg::Sgd { 2.0 } else { 0.01 })
+    }
+
+    /// `--epochs`, or the model's default.
+    fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(if self.model == Family::Text { 5 } else { 100 })
+    }
+}
+
 fn optimizer(args: &TrainArgs) -> anyhow::Result<OptimizerConfig> {
     use OptimizerArg as O;
-    if args.momentum.is_some() && !matches!(args.optimizer, O::Sgd | O::Momentum | O::Nesterov | O::Rmsprop) {
+    if args.momentum.is_some() && !matches!(args.optimizer(), O::Sgd | O::Momentum | O::Nesterov | O::Rmsprop) {
         bail!("--momentum applies to sgd, momentum, nesterov and rmsprop only");
     }
-    if args.weight_decay.is_some() && args.optimizer != O::Adamw {
+    if args.weight_decay.is_some() && args.optimizer() != O::Adamw {
         bail!("--weight-decay applies to adamw only (use --l2 for a penalty with other optimizers)");
     }
-    Ok(match args.optimizer {
+    Ok(match args.optimizer() {
         O::Gd => OptimizerConfig::Gd,
         O::Sgd => OptimizerConfig::sgd(args.momentum.unwrap_or(0.0)),
         O::Momentum => OptimizerConfig::sgd(args.momentum.unwrap_or(0.9)),
@@ -343,7 +371,14 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
     if args.embedding_sigma.is_some() && args.embedding != EmbeddingArg::Periodic {
         bail!("--embedding-sigma applies to --embedding periodic");
     }
+    if args.dim.is_some() && args.model != Family::Text {
+        bail!("--dim applies to --model text, not --model {}", args.model.name());
+    }
+    if args.dim == Some(0) {
+        bail!("invalid --dim 0: an embedding needs at least one value");
+    }
     let model = match args.model {
+        Family::Text => ModelChoice::Text { dim: args.dim.unwrap_or(gradus::pipeline::DEFAULT_TEXT_DIM) },
         Family::Linear => ModelChoice::Linear,
         Family::Logistic => ModelChoice::Logistic,
         Family::Softmax => ModelChoice::Softmax,
@@ -392,9 +427,9 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
     let config = TrainConfig {
         batch_size: (!optimizer.is_full_batch()).then(|| args.batch_size.unwrap_or(32)),
         optimizer,
-        lr: args.lr,
+        lr: args.lr(),
         schedule: schedule(args)?,
-        epochs: args.epochs,
+        epochs: args.epochs(),
         l1: args.l1,
         l2: args.l2,
         clip_norm: args.clip_norm,
@@ -419,6 +454,53 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
         train_metrics: true,
         config,
     })
+}
+
+/// The rows of a CSV file or built-in dataset: a table of numbers as it is;
+/// one with text, categories, booleans or dates (or read in another
+/// character encoding) typed and encoded as `gradus tune` encodes it, the
+/// encoding fitted on the training rows of the split training then makes.
+fn load_table(args: &TrainArgs, job: &TrainJob) -> anyhow::Result<gradus::data::Dataset> {
+    use gradus::data::{DataError, RawOptions, TextEncoding};
+    use gradus::pipeline::PipelineError;
+    let numbers_only = args.encoding == TextEncoding::Utf8 && !args.text.given();
+    let mut not_a_number = None;
+    if numbers_only || gradus::data::is_idx_images(&args.data) {
+        match job.load(&args.data, args.target.clone()) {
+            Err(PipelineError::Data(e @ DataError::NotANumber { .. })) if !args.data.starts_with("builtin:") => {
+                not_a_number = Some(e)
+            }
+            other => return Ok(other?),
+        }
+    }
+    let mut raw = gradus::data::load_raw(
+        &args.data,
+        &RawOptions {
+            target: args.target.clone(),
+            target_kind: job.model.target_kind(job.loss),
+            encoding: args.encoding,
+            ..RawOptions::default()
+        },
+    )?;
+    raw.text = args.text.options()?;
+    let has_text = raw.kinds.iter().any(|k| k.kind == gradus::data::ColumnKind::Text);
+    // Without text, a cell that is not a number is an error here, not a
+    // category guessed (`gradus tune` reads such tables, showing each
+    // column's kind).
+    if let (Some(e), false) = (not_a_number, has_text) {
+        return Err(e.into());
+    }
+    if args.text.given() && !has_text {
+        bail!(
+            "--tokens, --ngram, --text-buckets and --strip say how text columns are read; {} has none (a column \
+             of long, mostly distinct values)",
+            args.data
+        );
+    }
+    let split = raw.split(args.valid_fraction, 0.0, args.seed)?;
+    let encoding = raw.fit_encoding(&split.train)?;
+    let rows: Vec<usize> = (0..raw.n_rows()).collect();
+    Ok(raw.dataset(&rows, &encoding)?)
 }
 
 /// The `--json` result: one object, stable field names (see the README).
@@ -473,7 +555,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut job = job(&args, folder_shape)?;
     let data = match folder {
         Some(data) => data,
-        None => job.load(&args.data, args.target.clone())?,
+        None => load_table(&args, &job)?,
     };
     if let ModelChoice::Cnn { input: shape @ [c, h, w], .. } = &job.model
         && shape.iter().product::<usize>() != data.n_features()
@@ -494,7 +576,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     job.config.log_every = if quiet {
         0
     } else {
-        args.log_every.unwrap_or_else(|| (args.epochs.saturating_mul(steps_per_epoch) / 10).max(1))
+        args.log_every.unwrap_or_else(|| (args.epochs().saturating_mul(steps_per_epoch) / 10).max(1))
     };
 
     if !quiet {
@@ -514,7 +596,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             data.task()
         );
     }
-    let mut progress = Progress::new(args.epochs, quiet);
+    let mut progress = Progress::new(args.epochs(), quiet);
     let start = Instant::now();
     // What the report says of the data; the rows themselves are given up
     // to training, which frees them once split.
@@ -573,7 +655,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             outcome.saved.model.params().len(),
             loss.name(),
             job.config.optimizer.name(),
-            args.lr,
+            args.lr(),
             job.config.batch_size.map_or("all".to_string(), |b| b.to_string()),
             outcome.train_rows,
             outcome.valid_rows,

@@ -147,6 +147,8 @@ pub struct TuneArgs {
     #[arg(long, default_value = "auto", value_parser = scale_parser(), value_name = "SCALE")]
     scale: ScaleRequest,
     #[command(flatten)]
+    text: crate::text_args::TextArgs,
+    #[command(flatten)]
     storage: StorageArg,
     #[command(flatten)]
     heartbeat: HeartbeatArg,
@@ -287,6 +289,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             ("--columns", args.columns.is_some()),
             ("--na-values", args.na_values.is_some()),
             ("--high-cardinality", args.high_cardinality.is_some()),
+            ("--tokens, --ngram, --text-buckets and --strip", args.text.given()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
             bail!("{flag} applies to CSV tables; {} holds images", args.data);
@@ -325,12 +328,21 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         )
     };
     raw.high_cardinality = args.high_cardinality.unwrap_or_default();
+    raw.text = args.text.options()?;
+    let has_text = raw.kinds.iter().any(|k| k.kind == gradus::data::ColumnKind::Text);
+    if args.text.given() && !has_text {
+        bail!(
+            "--tokens, --ngram, --text-buckets and --strip say how text columns are read; {} has none (a column of \
+             long, mostly distinct values, or one a --columns file calls text)",
+            args.data
+        );
+    }
     let task = raw.y.task();
     // Images of a known shape (a file or folder of them, a built-in image
     // set, or --image-shape): --model auto searches CNNs too.
     let known_shape =
         args.image_shape.is_some() || source_shape.is_some() || gradus::data::image_shape(&args.data)?.is_some();
-    let families = request.families(task, known_shape)?;
+    let families = request.families(task, known_shape, has_text)?;
     // A CNN reads every column as a pixel of an image of a known shape.
     let image_shape = if families.contains(&Family::Cnn) {
         let shape = match &args.image_shape {
@@ -1055,7 +1067,10 @@ fn column_fates(raw: &RawData, tuning: &Dataset) -> Vec<String> {
         .iter()
         .map(|kind| match tuning.encoding.columns.iter().find(|c| c.column() == kind.column) {
             Some(encoder) => encoder.describe(),
-            None => format!("left out ({})", kind.reason),
+            None => match tuning.encoding.text.iter().find(|t| t.column == kind.column) {
+                Some(text) => text.describe(),
+                None => format!("left out ({})", kind.reason),
+            },
         })
         .collect()
 }

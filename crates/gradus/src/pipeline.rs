@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use gradus_data::{Dataset, Encoding, LoadOptions, Scaler, Scaling, Target, TargetKind, Task, load};
 use gradus_train::{
     Activation, Architecture, Augment, CategorySpec, CnnSpec, ConvStage, Loss, Metric, Metrics, MlpSpec, ModelSpec,
-    Observer, PeriodicSpec, Preprocessing, SavedModel, Shape, TrainConfig, TrainError, TrainReport, Trainer,
+    Observer, PeriodicSpec, Preprocessing, SavedModel, Shape, TextSpec, TrainConfig, TrainError, TrainReport, Trainer,
     WeightInit, evaluate,
 };
 use serde::{Deserialize, Serialize};
@@ -30,10 +30,14 @@ pub enum Family {
     Mlp,
     /// A convolutional network for any target, on images.
     Cnn,
+    /// An embedding bag of hashed n-grams with a linear head (fastText's
+    /// model) for any target, on data with text columns.
+    Text,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [Family::Linear, Family::Logistic, Family::Softmax, Family::Mlp, Family::Cnn];
+    pub const ALL: [Family; 6] =
+        [Family::Linear, Family::Logistic, Family::Softmax, Family::Mlp, Family::Cnn, Family::Text];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +46,7 @@ impl Family {
             Family::Softmax => "softmax",
             Family::Mlp => "mlp",
             Family::Cnn => "cnn",
+            Family::Text => "text",
         }
     }
 
@@ -57,15 +62,23 @@ impl Family {
             Family::Linear => task == Task::Regression,
             Family::Logistic => task == Task::Binary,
             Family::Softmax => matches!(task, Task::Multiclass { .. }),
-            Family::Mlp | Family::Cnn => true,
+            Family::Mlp | Family::Cnn | Family::Text => true,
         }
     }
 
     /// Whether `gradus tune --model auto` searches it on any data: every
     /// family but the CNN, which auto adds when the rows are images of a
-    /// known shape (see [`crate::autotune::ModelRequest::families`]).
+    /// known shape, and the text model, which it adds (with the linear
+    /// family, instead of the others) when they have text columns (see
+    /// [`crate::autotune::ModelRequest::families`]).
     pub fn in_auto(self) -> bool {
-        self != Family::Cnn
+        !matches!(self, Family::Cnn | Family::Text)
+    }
+
+    /// Whether it reads sparse (text) inputs: the linear families, read
+    /// straight off the hashed n-grams, and the text model.
+    pub fn reads_text(self) -> bool {
+        !matches!(self, Family::Mlp | Family::Cnn)
     }
 
     /// How the target column is read for this family when no loss says.
@@ -73,7 +86,7 @@ impl Family {
         match self {
             Family::Linear => TargetKind::Real,
             Family::Logistic | Family::Softmax => TargetKind::Classes,
-            Family::Mlp | Family::Cnn => TargetKind::Auto,
+            Family::Mlp | Family::Cnn | Family::Text => TargetKind::Auto,
         }
     }
 }
@@ -107,7 +120,16 @@ pub enum ModelChoice {
         #[serde(default)]
         batch_norm: bool,
     },
+    /// An embedding bag of `dim` values per hashed n-gram (see
+    /// [`gradus_train::TextModel`]).
+    Text {
+        dim: usize,
+    },
 }
+
+/// The values of each hashed n-gram's embedding in `--model text` unless
+/// told otherwise.
+pub const DEFAULT_TEXT_DIM: usize = 16;
 
 /// The values an MLP learns for each level of a column it embeds (see
 /// [`gradus_data::HighCardinality::Embed`]).
@@ -138,6 +160,7 @@ impl ModelChoice {
             ModelChoice::Softmax => Family::Softmax,
             ModelChoice::Mlp { .. } => Family::Mlp,
             ModelChoice::Cnn { .. } => Family::Cnn,
+            ModelChoice::Text { .. } => Family::Text,
         }
     }
 
@@ -216,11 +239,10 @@ impl TrainJob {
                 ));
             }
             (ModelChoice::Softmax, Target::Classes { classes, .. }) => (Loss::SoftmaxCrossEntropy, classes.len()),
-            (ModelChoice::Mlp { .. } | ModelChoice::Cnn { .. }, Target::Classes { classes, .. })
-                if classes.len() > 2 =>
-            {
-                (Loss::SoftmaxCrossEntropy, classes.len())
-            }
+            (
+                ModelChoice::Mlp { .. } | ModelChoice::Cnn { .. } | ModelChoice::Text { .. },
+                Target::Classes { classes, .. },
+            ) if classes.len() > 2 => (Loss::SoftmaxCrossEntropy, classes.len()),
             (_, Target::Classes { .. }) => (Loss::BinaryCrossEntropy, 1),
             (_, Target::Real(_)) => (Loss::Mse, 1),
         };
@@ -230,7 +252,31 @@ impl TrainJob {
     /// The architecture this job trains on inputs encoded by `inputs`.
     pub fn architecture(&self, inputs: &Encoding, n_outputs: usize) -> Result<Architecture, PipelineError> {
         let n_features = inputs.n_outputs();
+        if !inputs.text.is_empty() {
+            let dim = match &self.model {
+                ModelChoice::Text { dim } => Some(*dim),
+                ModelChoice::Linear | ModelChoice::Logistic | ModelChoice::Softmax => None,
+                other => {
+                    let columns: Vec<&str> = inputs.text.iter().map(|t| t.column.as_str()).collect();
+                    return Err(PipelineError::Unsuitable(format!(
+                        "--model {} reads numbers only, and the data have text (column {}): use --model text, or \
+                         linear, logistic or softmax on the hashed n-grams",
+                        other.name(),
+                        columns.join(", ")
+                    )));
+                }
+            };
+            let n_sparse = inputs.n_sparse_outputs();
+            return Ok(Architecture::Text(TextSpec { n_sparse, n_dense: n_features, dim, n_outputs }));
+        }
         Ok(match &self.model {
+            ModelChoice::Text { .. } => {
+                return Err(PipelineError::Unsuitable(
+                    "--model text reads text columns, and the data have none (a column of free text: long, mostly \
+                     distinct values)"
+                        .into(),
+                ));
+            }
             ModelChoice::Cnn { input, conv, global_pool, hidden, activation, dropout, augment, batch_norm } => {
                 Architecture::Cnn(CnnSpec {
                     input: *input,

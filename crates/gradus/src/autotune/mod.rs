@@ -43,7 +43,7 @@ mod space;
 pub use ensemble::*;
 pub use space::*;
 
-use crate::pipeline::{Family, ModelChoice, Periodic, PipelineError, TrainJob};
+use crate::pipeline::{DEFAULT_TEXT_DIM, Family, ModelChoice, Periodic, PipelineError, TrainJob};
 
 /// The attribute under which a trial records the epoch count its
 /// validation loss (with cross-validation, the folds' mean) was lowest at:
@@ -262,6 +262,8 @@ impl TuneJob {
                         ("dropout", 0.25.into()),
                         ("shift", 0.0.into()),
                     ]);
+                } else if family == Family::Text {
+                    point.extend([("lr", 1e-2.into()), ("batch_size", 32.into()), ("dim", DEFAULT_TEXT_DIM.into())]);
                 } else {
                     point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
                 }
@@ -301,6 +303,7 @@ impl TuneJob {
                 }
                 "conv_layers" | "channels" | "pooling" | "normalization" | "shift" => family != Some(Family::Cnn),
                 "width" | "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
+                "dim" => family != Some(Family::Text),
                 _ => false,
             };
             if skip {
@@ -341,6 +344,7 @@ impl TuneJob {
             Family::Linear => ModelChoice::Linear,
             Family::Logistic => ModelChoice::Logistic,
             Family::Softmax => ModelChoice::Softmax,
+            Family::Text => ModelChoice::Text { dim: whole("dim", DEFAULT_TEXT_DIM as i64).max(1) as usize },
             Family::Cnn => {
                 let input = self.image_shape.ok_or_else(|| {
                     PipelineError::Unsuitable("a CNN needs images: the rows' image shape is not known".into())

@@ -7,7 +7,7 @@
 //!
 //! | name | values | for |
 //! |---|---|---|
-//! | `model` | the families that fit the target | `--model auto` only |
+//! | `model` | the families that fit the target (on text: the linear one and the text model) | `--model auto` only |
 //! | `scaling` | standard, minmax, and on images global: the feature scaling fitted on each trial's training rows | unless `--scale` fixes it |
 //! | `optimizer` | sgd, momentum (0.9), adam, adamw | every family |
 //! | `lr` | 1e-4 … 0.3, log | every family |
@@ -25,6 +25,7 @@
 //! | `shift` | 0 … 2: augmentation, the most pixels a training image moves each way | cnn |
 //! | `embedding` | none, periodic: periodic embeddings of the numeric columns ([`periodic_embeddings`]) | mlp, on a large table of at most 32 numeric columns (on a smaller one, when a space file names it) |
 //! | `embedding_sigma` | 0.01 … 100, log: σ of the initial frequencies (the paper's range) | mlp, with `embedding` periodic |
+//! | `dim` | 8 … 128, log, integer: the values of each hashed n-gram's embedding | text |
 //!
 //! A space file (JSON or TOML, as for `gradus study create --space`) may
 //! replace any of these distributions — to narrow a range or fix a value —
@@ -50,11 +51,24 @@ pub enum ModelRequest {
 
 impl ModelRequest {
     /// The families this request allows on a task; with `images` (the rows
-    /// are images of a known shape) auto searches CNNs as well.
-    pub fn families(self, task: Task, images: bool) -> Result<Vec<Family>, PipelineError> {
+    /// are images of a known shape) auto searches CNNs as well; with `text`
+    /// (the rows have text columns) only the families that read text: the
+    /// linear one for the task and the text model.
+    pub fn families(self, task: Task, images: bool, text: bool) -> Result<Vec<Family>, PipelineError> {
         let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
         match self {
+            ModelRequest::Auto if text => Ok(fitting.into_iter().filter(|f| f.reads_text()).collect()),
             ModelRequest::Auto => Ok(fitting.into_iter().filter(|f| images || f.in_auto()).collect()),
+            ModelRequest::Only(wanted) if text && !wanted.reads_text() => Err(PipelineError::Unsuitable(format!(
+                "--model {} reads numbers only, and the data have text columns (use --model text, {} or auto)",
+                wanted.name(),
+                fitting
+                    .iter()
+                    .filter(|f| f.reads_text() && f.in_auto())
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
             ModelRequest::Only(wanted) if wanted.fits(task) => Ok(vec![wanted]),
             ModelRequest::Only(wanted) => Err(PipelineError::Unsuitable(format!(
                 "--model {} does not fit a {task} target (use --model {} or auto)",
@@ -85,6 +99,7 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "shift",
     "embedding",
     "embedding_sigma",
+    "dim",
 ];
 
 /// The most convolution stages a CNN search tries on `image`: each stage
@@ -126,6 +141,9 @@ pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Sh
         space.insert("pooling".into(), Distribution::categorical(["max", "avg"]));
         space.insert("normalization".into(), Distribution::categorical(["none", "batch"]));
         space.insert("shift".into(), Distribution::float(0.0, 2.0));
+    }
+    if families.contains(&Family::Text) {
+        space.insert("dim".into(), Distribution::Int { low: 8, high: 128, log: true, step: 1 });
     }
     if families.contains(&Family::Mlp) || families.contains(&Family::Cnn) {
         space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });

@@ -1,0 +1,55 @@
+//! The flags that say how text columns are read, shared by `train` and `tune`.
+
+use clap::Args;
+use gradus::data::{Analyzer, NgramRange, TextOptions};
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct TextArgs {
+    /// Text columns: cut into words (Unicode word boundaries) or chars
+    /// [default: chars when most letters are Chinese or Japanese, else words].
+    #[arg(long, value_parser = parse_tokens, value_name = "words|chars")]
+    tokens: Option<Analyzer>,
+    /// Text columns: the n-gram orders taken, LOW-HIGH [default: 1-2 for
+    /// words, 1-3 for chars].
+    #[arg(long, value_parser = parse_ngram, value_name = "LOW-HIGH")]
+    ngram: Option<NgramRange>,
+    /// Text columns: the hash buckets of each, a power of two from 1024 (2^10)
+    /// to 16777216 (2^24) [default: 262144 = 2^18].
+    #[arg(long, value_name = "N")]
+    text_buckets: Option<usize>,
+    /// Text columns: leave these out, comma-separated: urls, mentions (@name), numbers.
+    #[arg(long, value_delimiter = ',', value_parser = ["urls", "mentions", "numbers"], value_name = "WHAT,...")]
+    strip: Vec<String>,
+}
+
+impl TextArgs {
+    /// Whether any flag was given.
+    pub fn given(&self) -> bool {
+        self.tokens.is_some() || self.ngram.is_some() || self.text_buckets.is_some() || !self.strip.is_empty()
+    }
+
+    pub fn options(&self) -> anyhow::Result<TextOptions> {
+        if let Some(b) = self.text_buckets
+            && !(b.is_power_of_two() && (gradus::data::MIN_TEXT_BUCKETS..=gradus::data::MAX_TEXT_BUCKETS).contains(&b))
+        {
+            anyhow::bail!("invalid --text-buckets {b}: a power of two from 1024 (2^10) to 16777216 (2^24)");
+        }
+        let strip = |what: &str| self.strip.iter().any(|s| s == what);
+        Ok(TextOptions {
+            analyzer: self.tokens,
+            ngrams: self.ngram,
+            buckets: self.text_buckets,
+            strip_urls: strip("urls"),
+            strip_mentions: strip("mentions"),
+            strip_numbers: strip("numbers"),
+        })
+    }
+}
+
+fn parse_tokens(name: &str) -> Result<Analyzer, String> {
+    name.parse().map_err(|e: gradus::data::DataError| e.to_string())
+}
+
+fn parse_ngram(text: &str) -> Result<NgramRange, String> {
+    text.parse().map_err(|e: gradus::data::DataError| e.to_string())
+}
