@@ -555,4 +555,33 @@ mod tests {
         let err = encoding.transform(&table).unwrap_err().to_string();
         assert_eq!(err, "new.csv:4:1: value 'abc' in column 'a' is not a number");
     }
+
+    #[test]
+    fn each_text_column_gets_its_own_block_of_sparse_inputs_beside_the_dense_ones() {
+        let mut text = String::from("title,body,n,y\n");
+        for i in 0..40 {
+            let body =
+                if i == 3 { String::new() } else { format!("the body of message number {i} says something long") };
+            text.push_str(&format!("a title that is surely long enough {i},{body},{i},{}\n", i % 2));
+        }
+        let mut r = raw(&text, &RawOptions::default()).unwrap();
+        r.text = crate::TextOptions { buckets: Some(1 << 10), ..Default::default() };
+        let kinds: Vec<ColumnKind> = r.kinds.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, [ColumnKind::Text, ColumnKind::Text, ColumnKind::Identifier]);
+        let rows: Vec<usize> = (0..40).collect();
+        let encoding = r.fit_encoding(&rows).unwrap();
+        assert_eq!(encoding.n_sparse_outputs(), 2048);
+        let data = r.dataset(&rows, &encoding).unwrap();
+        let sparse = data.sparse.as_ref().unwrap();
+        assert_eq!((sparse.rows(), sparse.cols(), data.x.cols()), (40, 2048, 0));
+        // The title's n-grams in the first block, the body's in the second.
+        let (ids, _) = sparse.row(0);
+        assert!(ids.iter().any(|&c| c < 1024) && ids.iter().any(|&c| c >= 1024));
+        // A missing body has no features: the title's only.
+        let (ids, _) = sparse.row(3);
+        assert!(!ids.is_empty() && ids.iter().all(|&c| c < 1024), "{ids:?}");
+        // The same rows, encoded again (as predict does), give the same features.
+        let again = encoding.transform_text(&r.table, None).unwrap().unwrap();
+        assert_eq!(&again, sparse);
+    }
 }
