@@ -687,6 +687,32 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let mut members: Vec<Member> =
         members.into_iter().zip(weights).map(|(trial, weight)| Member { trial, weight, refit: true }).collect();
+    // The final model's weights stay within MODEL_BYTES: the most weighted
+    // members that fit (the first always), as a text model's embedding
+    // table is tens of megabytes.
+    let mut ranked: Vec<usize> = (0..members.len()).collect();
+    ranked.sort_by(|&a, &b| members[b].weight.total_cmp(&members[a].weight).then(a.cmp(&b)));
+    let (mut total, mut within) = (0, vec![false; members.len()]);
+    for (rank, &i) in ranked.iter().enumerate() {
+        total += job.model_bytes(&members[i].trial.params, &tuning)?;
+        if rank > 0 && total > autotune::MODEL_BYTES {
+            break;
+        }
+        within[i] = true;
+    }
+    let left_out = within.iter().filter(|w| !**w).count();
+    if left_out > 0 {
+        progress.note(&format!(
+            "left out of the final model: the {left_out} least weighted of {} members, to keep its weights within {} MB",
+            members.len(),
+            autotune::MODEL_BYTES >> 20
+        ));
+        let mut i = 0;
+        members.retain(|_| {
+            i += 1;
+            within[i - 1]
+        });
+    }
     // What the time left affords: the most weighted members are retrained;
     // the others join as their trials trained them, if their models were kept.
     if let Some(d) = deadline {

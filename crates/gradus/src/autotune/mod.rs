@@ -100,6 +100,10 @@ pub struct TuneJob {
     pub image_shape: Option<Shape>,
 }
 
+/// The most bytes of weights the models a search keeps as trained may hold
+/// together, and the final ensemble's members (the best one always).
+pub const MODEL_BYTES: usize = 256 << 20;
+
 /// Set to stop every running trial at its next epoch (Ctrl-C).
 pub type StopFlag = Arc<AtomicBool>;
 
@@ -163,6 +167,17 @@ impl MeasuredTrials {
             (if maximize { order.reverse() } else { order }).then(a.0.cmp(&b.0))
         });
         models.truncate(self.keep);
+        // At most MODEL_BYTES of weights (the best model always): a text
+        // model's embedding table is tens of megabytes.
+        let mut total = 0;
+        let within = models
+            .iter()
+            .take_while(|m| {
+                total += m.2.model.params().len() * 4;
+                total <= MODEL_BYTES
+            })
+            .count();
+        models.truncate(within.max(1));
     }
 
     /// Whether trial `number`'s model is kept (see [`Self::keeping_models`]).
@@ -761,6 +776,13 @@ impl TuneJob {
             count += 1;
         }
         count
+    }
+
+    /// The bytes of weights of the model `params` trains on `data`.
+    pub fn model_bytes(&self, params: &BTreeMap<String, Value>, data: &Dataset) -> Result<usize, PipelineError> {
+        let job = self.job(params)?;
+        let (_, outputs) = job.loss_and_outputs(data)?;
+        Ok(job.architecture(&data.encoding, outputs)?.n_params()? * 4)
     }
 
     /// Which of `members` (all marked to be refitted) the `seconds` left
