@@ -76,7 +76,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     outln!("task     {task}: target '{}'{classes}; loss {:?}", prep.target_name, model.loss());
     let sparse = match encoding.n_sparse_outputs() {
         0 => String::new(),
-        n => format!(" and {n} sparse (hashed n-grams)"),
+        n => format!(" and {n} sparse (text n-grams)"),
     };
     outln!(
         "inputs   {} raw columns → {} model inputs{sparse}",

@@ -36,7 +36,7 @@ pub struct TrainArgs {
     encoding: gradus::data::TextEncoding,
     #[command(flatten)]
     text: crate::text_args::TextArgs,
-    /// Text model: the values of each hashed n-gram's embedding [default: 16].
+    /// Text model: the values of each n-gram's embedding [default: 16].
     #[arg(long, value_name = "N")]
     dim: Option<usize>,
     /// MLP (and CNN) hidden Dense layer widths, comma-separated.
@@ -492,7 +492,8 @@ fn load_table(args: &TrainArgs, job: &TrainJob) -> anyhow::Result<gradus::data::
     }
     if args.text.given() && !has_text {
         bail!(
-            "--tokens, --ngram, --text-buckets and --strip say how text columns are read; {} has none (a column \
+            "--tokens, --ngram, --strip, --text-features, --text-buckets, --min-df and --max-features say how text \
+             columns are read; {} has none (a column \
              of long, mostly distinct values)",
             args.data
         );

@@ -289,7 +289,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             ("--columns", args.columns.is_some()),
             ("--na-values", args.na_values.is_some()),
             ("--high-cardinality", args.high_cardinality.is_some()),
-            ("--tokens, --ngram, --text-buckets and --strip", args.text.given()),
+            ("--tokens, --ngram, --strip and the other text flags", args.text.given()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
             bail!("{flag} applies to CSV tables; {} holds images", args.data);
@@ -332,7 +332,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let has_text = raw.kinds.iter().any(|k| k.kind == gradus::data::ColumnKind::Text);
     if args.text.given() && !has_text {
         bail!(
-            "--tokens, --ngram, --text-buckets and --strip say how text columns are read; {} has none (a column of \
+            "--tokens, --ngram, --strip, --text-features, --text-buckets, --min-df and --max-features say how text \
+             columns are read; {} has none (a column of \
              long, mostly distinct values, or one a --columns file calls text)",
             args.data
         );

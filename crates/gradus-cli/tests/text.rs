@@ -84,10 +84,8 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
         serde_json::from_str(&ok(d, &["evaluate", "--model", "m.gradus", "--data", "reviews.csv", "--json"])).unwrap();
     assert!(evaluated["metrics"]["accuracy"].as_f64().unwrap() > 0.8);
     let inspected = ok(d, &["inspect", "m.gradus"]);
-    assert!(
-        inspected.contains("review  text: word 1-2-grams, lowered, hashed into 262144 signed buckets"),
-        "{inspected}"
-    );
+    assert!(inspected.contains("review  text: word 1-2-grams, lowered, a vocabulary of "), "{inspected}");
+    assert!(inspected.contains("(in 2 rows or more), TF-IDF, sublinear term frequency"), "{inspected}");
     // The settings are the user's to choose.
     ok(
         d,
@@ -99,6 +97,8 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
             "text",
             "--ngram",
             "1-3",
+            "--text-features",
+            "hashing",
             "--text-buckets",
             "65536",
             "--strip",
@@ -112,7 +112,7 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
     );
     let inspected = ok(d, &["inspect", "m.gradus"]);
     assert!(inspected.contains("word 1-3-grams, lowered, without URLs, numbers, hashed into 65536"), "{inspected}");
-    assert!(inspected.contains("embedding bag of 65536 hashed n-grams x 8"), "{inspected}");
+    assert!(inspected.contains("embedding bag of 65536 n-gram inputs x 8"), "{inspected}");
     // A model reading text cannot take rows without the column.
     std::fs::write(d.join("numbers.csv"), "stars\n3\n").unwrap();
     bad(d, &["predict", "--model", "m.gradus", "--data", "numbers.csv"], "no column named 'review'");
@@ -176,7 +176,18 @@ fn bad_text_input_is_a_clear_error() {
         "invalid --ngram: 3-1: the range must be LOW-HIGH with 1 <= LOW <= HIGH",
     );
     bad(d, &[&train[..], &["--ngram", "two"]].concat(), "'two' is not LOW-HIGH");
-    bad(d, &[&train[..], &["--text-buckets", "1000"]].concat(), "invalid --text-buckets 1000");
+    bad(
+        d,
+        &[&train[..], &["--text-features", "hashing", "--text-buckets", "1000"]].concat(),
+        "invalid --text-buckets 1000",
+    );
+    bad(d, &[&train[..], &["--text-buckets", "4096"]].concat(), "--text-buckets applies to --text-features hashing");
+    bad(
+        d,
+        &[&train[..], &["--text-features", "hashing", "--min-df", "3"]].concat(),
+        "--min-df and --max-features apply",
+    );
+    bad(d, &[&train[..], &["--min-df", "1000"]].concat(), "no n-gram of column 'review' is in 1000 or more rows");
     bad(d, &[&train[..], &["--strip", "emoji"]].concat(), "invalid value 'emoji'");
     bad(d, &["train", "--data", "reviews.csv", "--model", "softmax", "--dim", "8"], "--dim applies to --model text");
     bad(

@@ -570,7 +570,7 @@ fn cell(column: &Column, row: usize) -> Cell<'_> {
 pub struct Encoding {
     pub columns: Vec<ColumnEncoder>,
     /// The free-text columns, each into its own block of sparse inputs
-    /// (hashed n-grams), in order.
+    /// (n-grams), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub text: Vec<TextEncoder>,
     /// The cells (after trimming) read as missing when rows are read for
@@ -641,7 +641,7 @@ impl Encoding {
 
     /// The sparse inputs per row: the text columns' buckets, summed.
     pub fn n_sparse_outputs(&self) -> usize {
-        self.text.iter().map(|t| t.buckets).sum()
+        self.text.iter().map(TextEncoder::width).sum()
     }
 
     /// The sparse inputs of the rows at `rows` of `table` (all, for
@@ -671,7 +671,7 @@ impl Encoding {
                 if let Some(text) = cell_str(column, row) {
                     encoder.features(&text, offset, &mut scratch, &mut entries);
                 }
-                offset += encoder.buckets as u32;
+                offset += encoder.width() as u32;
             }
             out.push_row(&mut entries);
         }

@@ -565,7 +565,7 @@ mod tests {
             text.push_str(&format!("a title that is surely long enough {i},{body},{i},{}\n", i % 2));
         }
         let mut r = raw(&text, &RawOptions::default()).unwrap();
-        r.text = crate::TextOptions { buckets: Some(1 << 10), ..Default::default() };
+        r.text = crate::TextOptions { hashing: true, buckets: Some(1 << 10), ..Default::default() };
         let kinds: Vec<ColumnKind> = r.kinds.iter().map(|k| k.kind).collect();
         assert_eq!(kinds, [ColumnKind::Text, ColumnKind::Text, ColumnKind::Identifier]);
         let rows: Vec<usize> = (0..40).collect();

@@ -2,7 +2,7 @@
 //! (Joulin et al. 2017, "Bag of Tricks for Efficient Text
 //! Classification"), or a linear model read straight off the sparse rows.
 //!
-//! Each row's sparse entries (hashed n-grams, see gradus-data's
+//! Each row's sparse entries (n-grams, see gradus-data's
 //! `TextEncoder`) pick rows of the table `E`, weighted by their values:
 //! `h = Σ vⱼ·E[idⱼ]`. With an embedding (`dim`), `h` has `dim` values and a
 //! linear head maps `[h, dense inputs]` to the outputs: the fastText model.
@@ -66,10 +66,10 @@ impl TextSpec {
         let dense = if self.n_dense > 0 { format!(" and {} dense inputs", self.n_dense) } else { String::new() };
         match self.dim {
             Some(d) => format!(
-                "text: embedding bag of {} hashed n-grams x {d}{dense}, linear head to {}",
+                "text: embedding bag of {} n-gram inputs x {d}{dense}, linear head to {}",
                 self.n_sparse, self.n_outputs
             ),
-            None => format!("text: linear on {} hashed n-grams{dense} to {}", self.n_sparse, self.n_outputs),
+            None => format!("text: linear on {} n-gram inputs{dense} to {}", self.n_sparse, self.n_outputs),
         }
     }
 }

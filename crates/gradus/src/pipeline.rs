@@ -30,7 +30,7 @@ pub enum Family {
     Mlp,
     /// A convolutional network for any target, on images.
     Cnn,
-    /// An embedding bag of hashed n-grams with a linear head (fastText's
+    /// An embedding bag of n-grams with a linear head (fastText's
     /// model) for any target, on data with text columns.
     Text,
 }
@@ -76,7 +76,7 @@ impl Family {
     }
 
     /// Whether it reads sparse (text) inputs: the linear families, read
-    /// straight off the hashed n-grams, and the text model.
+    /// straight off the n-grams, and the text model.
     pub fn reads_text(self) -> bool {
         !matches!(self, Family::Mlp | Family::Cnn)
     }
@@ -120,14 +120,14 @@ pub enum ModelChoice {
         #[serde(default)]
         batch_norm: bool,
     },
-    /// An embedding bag of `dim` values per hashed n-gram (see
+    /// An embedding bag of `dim` values per n-gram (see
     /// [`gradus_train::TextModel`]).
     Text {
         dim: usize,
     },
 }
 
-/// The values of each hashed n-gram's embedding in `--model text` unless
+/// The values of each n-gram's embedding in `--model text` unless
 /// told otherwise.
 pub const DEFAULT_TEXT_DIM: usize = 16;
 
@@ -260,7 +260,7 @@ impl TrainJob {
                     let columns: Vec<&str> = inputs.text.iter().map(|t| t.column.as_str()).collect();
                     return Err(PipelineError::Unsuitable(format!(
                         "--model {} reads numbers only, and the data have text (column {}): use --model text, or \
-                         linear, logistic or softmax on the hashed n-grams",
+                         linear, logistic or softmax on the n-grams",
                         other.name(),
                         columns.join(", ")
                     )));
