@@ -25,7 +25,7 @@
 //! | `shift` | 0 … 2: augmentation, the most pixels a training image moves each way | cnn |
 //! | `embedding` | none, periodic: periodic embeddings of the numeric columns ([`periodic_embeddings`]) | mlp, on a large table of at most 32 numeric columns (on a smaller one, when a space file names it) |
 //! | `embedding_sigma` | 0.01 … 100, log: σ of the initial frequencies (the paper's range) | mlp, with `embedding` periodic |
-//! | `dim` | 8 … 64, log, integer: the values of each n-gram's embedding | text |
+//! | `dim` | 8 … 32, log, integer: the values of each n-gram's embedding | text |
 //!
 //! A space file (JSON or TOML, as for `gradus study create --space`) may
 //! replace any of these distributions — to narrow a range or fix a value —
@@ -143,10 +143,11 @@ pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Sh
         space.insert("shift".into(), Distribution::float(0.0, 2.0));
     }
     if families.contains(&Family::Text) {
-        // 2^18 n-grams (buckets or a vocabulary) x 64 is 67 MB of weights,
+        // 2^18 n-grams (buckets or a vocabulary) x 32 is 34 MB of weights,
         // and as much again for each of the gradient and Adam's two
-        // moments: two trials at once stay within a gigabyte.
-        space.insert("dim".into(), Distribution::Int { low: 8, high: 64, log: true, step: 1 });
+        // moments; with the models kept (MODEL_BYTES) a search stays well
+        // within a gigabyte (up to 64, the Chinese reviews peaked at 903 MB).
+        space.insert("dim".into(), Distribution::Int { low: 8, high: 32, log: true, step: 1 });
     }
     if families.contains(&Family::Mlp) || families.contains(&Family::Cnn) {
         space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
