@@ -8,7 +8,9 @@
 # (scikit-learn, pandas and FLAML with its LightGBM and XGBoost learners).
 # `bash bench/setup.sh storage` installs only what bench/storage_overhead.py
 # needs (Optuna and psycopg2, for Optuna's RDB storage on PostgreSQL).
-# Usage: bash bench/setup.sh [tabular|storage]
+# `bash bench/setup.sh text` installs only what bench/text.py needs
+# (scikit-learn and fastText, as the fasttext-wheel package).
+# Usage: bash bench/setup.sh [tabular|storage|text]
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
@@ -20,6 +22,14 @@ if [ "${1:-}" = tabular ]; then
     .venv/bin/pip install --quiet scikit-learn pandas numpy "flaml[automl]"
   fi
   .venv/bin/python -c "import sklearn, pandas, flaml, lightgbm, xgboost; print('scikit-learn', sklearn.__version__, 'pandas', pandas.__version__, 'flaml', flaml.__version__, 'lightgbm', lightgbm.__version__, 'xgboost', xgboost.__version__)"
+  exit 0
+fi
+if [ "${1:-}" = text ]; then
+  if ! .venv/bin/python -c "import sklearn, fasttext" 2>/dev/null; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet scikit-learn numpy fasttext-wheel
+  fi
+  .venv/bin/python -c "import sklearn, fasttext, numpy; print('scikit-learn', sklearn.__version__, 'numpy', numpy.__version__, 'fasttext-wheel ok')"
   exit 0
 fi
 if [ "${1:-}" = storage ]; then
