@@ -437,7 +437,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let large = args.epoch_rows.is_none() && job.shorten_epochs_on_large_data(&tuning);
     // The space: the defaults (larger batches on a large table), with a
     // --space file laid over them.
-    let mut space = autotune::default_space(&job.families, args.scale == ScaleRequest::Auto, job.image_shape);
+    // Scaling is searched when there are dense inputs to scale (text alone has none).
+    let search_scaling = args.scale == ScaleRequest::Auto && tuning.n_features() > 0;
+    let mut space = autotune::default_space(&job.families, search_scaling, job.image_shape);
     if large {
         space = autotune::large_data_batches(space);
     }
