@@ -20,10 +20,64 @@ pub struct InspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// A text model: the N n-grams that move its prediction most towards
+    /// each class (for a real target, up and down), by what each alone adds
+    /// to the logit; it needs a vocabulary (the default text features).
+    #[arg(long, value_name = "N")]
+    top_features: Option<usize>,
+}
+
+/// One n-gram's pull towards a class.
+struct Pull {
+    column: String,
+    ngram: String,
+    score: f32,
+}
+
+/// For each class (or direction, for a real target), the `n` n-grams of
+/// `model`'s most weighted member that raise its logit most.
+fn top_features(model: &Ensemble, n: usize) -> anyhow::Result<Vec<(String, Vec<Pull>)>> {
+    let (member, _) =
+        model.members().iter().zip(model.weights()).max_by(|a, b| a.1.total_cmp(b.1)).expect("a model has a member");
+    let gradus::train::Architecture::Text(spec) = &member.spec.architecture else {
+        anyhow::bail!("--top-features reads a text model; this one is {}", member.spec.architecture.describe());
+    };
+    let encoding = member.spec.preprocessing.encoding();
+    if let Some(t) = encoding.text.iter().find(|t| t.vocabulary.is_none()) {
+        anyhow::bail!(
+            "--top-features needs each input's n-gram, which a vocabulary keeps; column '{}' was read with \
+             --text-features hashing",
+            t.column
+        );
+    }
+    // Input i of the sparse block: (column, n-gram).
+    let names: Vec<(&str, &str)> = encoding
+        .text
+        .iter()
+        .flat_map(|t| (0..t.width()).map(move |i| (t.column.as_str(), t.ngram(i).unwrap_or("?"))))
+        .collect();
+    let scores = spec.input_scores(member.model.params());
+    let k = spec.n_outputs;
+    let top = |sign: f32, c: usize| {
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        let key = |i: usize| sign * scores[i * k + c];
+        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+        order
+            .into_iter()
+            .take(n)
+            .map(|i| Pull { column: names[i].0.to_string(), ngram: names[i].1.to_string(), score: key(i) })
+            .collect::<Vec<_>>()
+    };
+    Ok(match &member.spec.preprocessing.classes {
+        Some(classes) if k == 1 => vec![(classes[1].clone(), top(1.0, 0)), (classes[0].clone(), top(-1.0, 0))],
+        Some(classes) => classes.iter().enumerate().map(|(c, name)| (name.clone(), top(1.0, c))).collect(),
+        None => vec![("up".into(), top(1.0, 0)), ("down".into(), top(-1.0, 0))],
+    })
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let model = Ensemble::load(&args.model)?;
+    let top = args.top_features.map(|n| top_features(&model, n)).transpose()?;
     let prep = model.preprocessing();
     let encoding = prep.encoding();
     let task = match &prep.classes {
@@ -59,6 +113,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                     "scaled": m.spec.preprocessing.scaler().is_some(),
                 })).collect::<Vec<_>>(),
                 "about": about,
+                "top_features": top.as_ref().map(|top| top.iter().map(|(class, pulls)| json!({
+                    "class": class,
+                    "ngrams": pulls.iter().map(|p| json!({"column": p.column, "ngram": p.ngram, "score": p.score})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>()),
             })
         );
         return Ok(());
@@ -124,6 +182,20 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                     m.iter().filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.4}"))).collect();
                 outln!("{name:<8} {}", parts.join("  "));
             }
+        }
+    }
+    if let Some(top) = top {
+        outln!("top n-grams, by what each alone adds to the logit:");
+        let several = encoding.text.len() > 1;
+        for (class, pulls) in top {
+            let shown: Vec<String> = pulls
+                .iter()
+                .map(|p| {
+                    let column = if several { format!("{}: ", p.column) } else { String::new() };
+                    format!("{column}{} ({:+.3})", p.ngram, p.score)
+                })
+                .collect();
+            outln!("  {class}: {}", shown.join(", "));
         }
     }
     Ok(())

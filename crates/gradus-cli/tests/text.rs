@@ -86,6 +86,17 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
     let inspected = ok(d, &["inspect", "m.gradus"]);
     assert!(inspected.contains("review  text: word 1-2-grams, lowered, a vocabulary of "), "{inspected}");
     assert!(inspected.contains("(in 2 rows or more), TF-IDF, sublinear term frequency"), "{inspected}");
+    // The n-grams that pull towards each class: the telling words.
+    let top = ok(d, &["inspect", "m.gradus", "--top-features", "4"]);
+    let line = |class: &str| top.lines().find(|l| l.trim_start().starts_with(class)).unwrap_or_default().to_string();
+    let (pos, neg) = (line("pos:"), line("neg:"));
+    let positive = ["great", "love", "excellent", "wonderful", "happy", "perfect"];
+    let negative = ["awful", "hate", "terrible", "broken", "sad", "useless"];
+    assert!(positive.iter().filter(|w| pos.contains(*w)).count() >= 3, "{top}");
+    assert!(negative.iter().filter(|w| neg.contains(*w)).count() >= 3, "{top}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["inspect", "m.gradus", "--top-features", "2", "--json"])).unwrap();
+    assert_eq!(json["top_features"][0]["ngrams"].as_array().unwrap().len(), 2, "{json}");
     // The settings are the user's to choose.
     ok(
         d,
@@ -116,6 +127,8 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
     // A model reading text cannot take rows without the column.
     std::fs::write(d.join("numbers.csv"), "stars\n3\n").unwrap();
     bad(d, &["predict", "--model", "m.gradus", "--data", "numbers.csv"], "no column named 'review'");
+    // Hashing keeps no n-gram to show.
+    bad(d, &["inspect", "m.gradus", "--top-features", "3"], "column 'review' was read with --text-features hashing");
 }
 
 #[test]

@@ -264,15 +264,18 @@ pub struct TextEncoder {
 }
 
 /// The n-grams of the training rows kept as inputs (those in at least
-/// `min_df` rows, the `max_features` in most rows), each known by its
-/// 64-bit hash — the n-gram itself is not stored — with its inverse
-/// document frequency, scikit-learn's smooth form `ln((1 + n) / (1 + df)) + 1`.
-/// Input `i` is the n-gram `terms[i]` (ascending), weighted by `idf[i]`.
+/// `min_df` rows, the `max_features` in most rows), each looked up by its
+/// 64-bit hash, with its inverse document frequency, scikit-learn's smooth
+/// form `ln((1 + n) / (1 + df)) + 1`. Input `i` is the n-gram `terms[i]`
+/// (ascending), weighted by `idf[i]`; `ngrams[i]` is its text (tokens
+/// joined by a space, characters by nothing), for reading a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Vocabulary {
     pub terms: Vec<u64>,
     pub idf: Vec<f32>,
     pub min_df: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ngrams: Vec<String>,
 }
 
 /// The buffers [`TextEncoder::features`] reuses between rows.
@@ -332,10 +335,11 @@ impl TextEncoder {
         max_features: usize,
         source: &str,
     ) -> Result<(), DataError> {
+        let texts: Vec<&str> = texts.into_iter().collect();
         let mut df: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
         let (mut scratch, mut row) = (TextScratch::default(), Vec::new());
         let mut n = 0usize;
-        for text in texts {
+        for &text in &texts {
             n += 1;
             row.clear();
             self.each_ngram(text, &mut scratch, |h| row.push(h));
@@ -354,12 +358,33 @@ impl TextEncoder {
         }
         kept.sort_unstable_by_key(|k| k.0);
         let idf = |d: u32| (((1 + n) as f64 / (1 + d as usize) as f64).ln() + 1.0) as f32;
-        self.vocabulary = Some(Vocabulary {
-            terms: kept.iter().map(|k| k.0).collect(),
-            idf: kept.iter().map(|k| idf(k.1)).collect(),
-            min_df,
-        });
+        let terms: Vec<u64> = kept.iter().map(|k| k.0).collect();
+        // Each kept n-gram's text, from the first row that has it.
+        let mut ngrams = vec![String::new(); terms.len()];
+        let (mut tokens, mut hashes) = (Vec::new(), Vec::new());
+        let joiner = if self.tokenizer.analyzer == Analyzer::Words { " " } else { "" };
+        for &text in &texts {
+            self.tokenizer.tokens(text, &mut tokens);
+            hashes.clear();
+            hashes.extend(tokens.iter().map(|t| fnv1a(t.as_bytes())));
+            for n in self.ngrams.low..=self.ngrams.high {
+                for (i, window) in hashes.windows(n).enumerate() {
+                    if let Ok(at) = terms.binary_search(&ngram_hash(window))
+                        && ngrams[at].is_empty()
+                    {
+                        ngrams[at] = tokens[i..i + n].join(joiner);
+                    }
+                }
+            }
+        }
+        self.vocabulary = Some(Vocabulary { terms, idf: kept.iter().map(|k| idf(k.1)).collect(), min_df, ngrams });
         Ok(())
+    }
+
+    /// The text of input `i` (of [`Self::width`]): the vocabulary's n-gram,
+    /// or `None` with the hashing trick, which keeps none.
+    pub fn ngram(&self, i: usize) -> Option<&str> {
+        self.vocabulary.as_ref().and_then(|v| v.ngrams.get(i)).map(String::as_str)
     }
 
     /// The features of `text` as (input, value) entries with columns
@@ -661,6 +686,16 @@ mod tests {
         mags.sort_by(f32::total_cmp);
         assert!((mags[1] / mags[0] - (1.0 + 2f32.ln())).abs() < 1e-5, "{mags:?}");
         assert!(features(&e, "nothing known here").is_empty());
+        let names: Vec<&str> = (0..2).map(|i| e.ngram(i).unwrap()).collect();
+        assert!(names.contains(&"good") && names.contains(&"film"), "{names:?}");
+        let mut bigrams = encoder(Analyzer::Words, "2-2");
+        bigrams.fit_vocabulary(["Good Film", "good film!"], 2, 10, "t.csv").unwrap();
+        assert_eq!(bigrams.ngram(0), Some("good film"));
+        let mut chars = encoder(Analyzer::Chars, "1-2");
+        chars.fit_vocabulary(["好书", "好书"], 2, 10, "t.csv").unwrap();
+        let mut names: Vec<&str> = (0..3).map(|i| chars.ngram(i).unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["书", "好", "好书"]);
         // max_features keeps those in most rows; none at all is an error.
         let mut one = encoder(Analyzer::Words, "1-1");
         one.fit_vocabulary(["a b", "a c", "a b"], 1, 1, "t.csv").unwrap();

@@ -62,6 +62,29 @@ impl TextSpec {
         }
     }
 
+    /// What each sparse input adds to each output's logit when it alone
+    /// has a value of 1, from a model's `params`: `n_sparse x n_outputs`,
+    /// row-major. A linear model's table row itself; an embedding's row
+    /// through the head, `E[i]·W[:dim]`. The inputs that move a prediction
+    /// most towards a class are those with the largest scores for it.
+    pub fn input_scores(&self, params: &[f32]) -> Vec<f32> {
+        let (w, k) = (self.width(), self.n_outputs);
+        let table = &params[..self.n_sparse * w];
+        match self.dim {
+            None => table.to_vec(),
+            Some(d) => {
+                let head = &params[self.n_sparse * w..self.n_sparse * w + d * k];
+                let mut out = vec![0.0; self.n_sparse * k];
+                for (e, o) in table.chunks_exact(w).zip(out.chunks_exact_mut(k)) {
+                    for (&ej, hrow) in e.iter().zip(head.chunks_exact(k)) {
+                        o.iter_mut().zip(hrow).for_each(|(o, &h)| *o += ej * h);
+                    }
+                }
+                out
+            }
+        }
+    }
+
     pub fn describe(&self) -> String {
         let dense = if self.n_dense > 0 { format!(" and {} dense inputs", self.n_dense) } else { String::new() };
         match self.dim {
@@ -489,6 +512,29 @@ mod tests {
         let mut narrow = TextModel::new(&TextSpec { n_sparse: 10, n_dense: 2, dim: Some(2), n_outputs: 3 }).unwrap();
         let err = trainer.fit(&mut narrow, Loss::SoftmaxCrossEntropy, &text_data, None, &mut NoObserver).unwrap_err();
         assert!(err.to_string().contains("12 sparse features, the model takes 10"), "{err}");
+    }
+
+    #[test]
+    fn an_inputs_score_is_what_it_adds_to_each_logit_alone() {
+        for dim in [None, Some(3)] {
+            let spec = TextSpec { n_sparse: 12, n_dense: 0, dim, n_outputs: 2 };
+            let mut model = TextModel::new(&spec).unwrap();
+            perturbed(&mut model, 5);
+            let scores = spec.input_scores(model.params());
+            let (mut zero, mut one) = (vec![0.0; 2], vec![0.0; 2]);
+            let empty: Vec<f32> = Vec::new();
+            for i in [0usize, 7] {
+                let mut only = SparseRows::new(12);
+                only.push_row(&mut [(i as u32, 1.0)]);
+                let mut none = SparseRows::new(12);
+                none.push_row(&mut []);
+                model.predict(Inputs::new(MatRef::new(&empty, 1, 0).unwrap(), Some(only.view())), &mut one);
+                model.predict(Inputs::new(MatRef::new(&empty, 1, 0).unwrap(), Some(none.view())), &mut zero);
+                for c in 0..2 {
+                    assert!((one[c] - zero[c] - scores[i * 2 + c]).abs() < 1e-5, "{dim:?} input {i} class {c}");
+                }
+            }
+        }
     }
 
     #[test]
