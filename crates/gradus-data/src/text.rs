@@ -259,8 +259,10 @@ pub struct TextEncoder {
     pub ngrams: NgramRange,
     pub buckets: usize,
     pub sublinear_tf: bool,
+    /// Shared: every copy of an encoding (each trial's rows, each model)
+    /// points at one vocabulary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vocabulary: Option<Vocabulary>,
+    pub vocabulary: Option<std::sync::Arc<Vocabulary>>,
 }
 
 /// The n-grams of the training rows kept as inputs (those in at least
@@ -377,7 +379,8 @@ impl TextEncoder {
                 }
             }
         }
-        self.vocabulary = Some(Vocabulary { terms, idf: kept.iter().map(|k| idf(k.1)).collect(), min_df, ngrams });
+        let idf = kept.iter().map(|k| idf(k.1)).collect();
+        self.vocabulary = Some(std::sync::Arc::new(Vocabulary { terms, idf, min_df, ngrams }));
         Ok(())
     }
 

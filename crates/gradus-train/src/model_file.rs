@@ -49,6 +49,10 @@ pub enum Architecture {
     Text(TextSpec),
 }
 
+/// What an ensemble member's first transform says in the file when its
+/// encoding is the first member's.
+const SAME_ENCODING: &str = "encoding of member 0";
+
 /// The most parameters a model may have (4 GiB of f32): a bound that turns an
 /// absurd width into an error instead of an allocation failure.
 pub const MAX_PARAMS: usize = 1 << 30;
@@ -673,14 +677,21 @@ impl Ensemble {
         for member in &self.members {
             member.spec.validate()?;
         }
-        // Each member's spec with its weight, under the checksum.
+        // Each member's spec with its weight, under the checksum. A member
+        // whose encoding is the first member's (as a search's are) says so
+        // instead of repeating it: a text column's vocabulary is megabytes.
+        let first = self.members[0].spec.preprocessing.encoding();
         let specs: Vec<serde_json::Value> = self
             .members
             .iter()
             .zip(&self.weights)
-            .map(|(m, w)| {
+            .enumerate()
+            .map(|(i, (m, w))| {
                 let mut spec = serde_json::to_value(&m.spec).expect("the spec serialises");
                 spec["weight"] = (*w).into();
+                if i > 0 && m.spec.preprocessing.encoding() == first {
+                    spec["preprocessing"]["transforms"][0] = SAME_ENCODING.into();
+                }
                 spec
             })
             .collect();
@@ -722,14 +733,25 @@ impl Ensemble {
         let (specs, weights): (Vec<ModelSpec>, Vec<f64>) = if prefixed {
             let values: Vec<serde_json::Value> =
                 serde_json::from_str(spec_text).map_err(|e| corrupt(format!("bad members: {e}")))?;
-            let mut specs = Vec::with_capacity(values.len());
+            let mut specs: Vec<ModelSpec> = Vec::with_capacity(values.len());
             let mut weights = Vec::with_capacity(values.len());
-            for value in values {
+            for mut value in values {
                 weights.push(match value.get("weight") {
                     None => 1.0,
                     Some(w) => w.as_f64().ok_or_else(|| corrupt(format!("bad member weight {w}")))?,
                 });
-                specs.push(serde_json::from_value(value).map_err(|e| corrupt(format!("bad members: {e}")))?);
+                // The first member's encoding, shared (see `to_bytes`).
+                let first_encode = value["preprocessing"]["transforms"][0] == SAME_ENCODING;
+                if first_encode {
+                    let first = specs.first().ok_or_else(|| corrupt("the first member refers to itself".into()))?;
+                    value["preprocessing"]["transforms"][0] = serde_json::json!({"encode": {"columns": []}});
+                    let mut spec: ModelSpec =
+                        serde_json::from_value(value).map_err(|e| corrupt(format!("bad members: {e}")))?;
+                    spec.preprocessing.transforms[0] = Transform::Encode(first.preprocessing.encoding().clone());
+                    specs.push(spec);
+                } else {
+                    specs.push(serde_json::from_value(value).map_err(|e| corrupt(format!("bad members: {e}")))?);
+                }
             }
             (specs, weights)
         } else {
@@ -1064,6 +1086,56 @@ mod tests {
         model.model.init_params(&mut seeded_rng(7));
         model.spec.preprocessing = prep(&["a", "b", "c"], None, Some(&["no", "yes"]));
         model
+    }
+
+    #[test]
+    fn ensemble_members_sharing_a_text_vocabulary_store_it_once_and_share_it_loaded() {
+        use gradus_data::{Analyzer, SparseRows, TextEncoder, Tokenizer};
+        let mut text =
+            TextEncoder::new("review".into(), Tokenizer::new(Analyzer::Words), "1-1".parse().unwrap(), 1024).unwrap();
+        let rows = ["a good film", "a bad film", "good plot", "bad plot"];
+        text.fit_vocabulary(rows, 1, 100, "t.csv").unwrap();
+        let width = text.width();
+        let mut encoding = Encoding::numbers(&[]);
+        encoding.text.push(text);
+        let member = |seed: u64| {
+            let spec = TextSpec { n_sparse: width, n_dense: 0, dim: Some(2), n_outputs: 2 };
+            let mut model = TextModel::new(&spec).unwrap();
+            model.init_params(&mut seeded_rng(seed));
+            let preprocessing = Preprocessing::new(
+                vec![Transform::Encode(encoding.clone())],
+                "y".into(),
+                Some(vec!["n".into(), "p".into()]),
+            )
+            .unwrap();
+            SavedModel {
+                spec: ModelSpec {
+                    architecture: Architecture::Text(spec),
+                    loss: Loss::SoftmaxCrossEntropy,
+                    preprocessing,
+                },
+                model: Box::new(model),
+            }
+        };
+        let ensemble = Ensemble::new(vec![member(1), member(2), member(3)]).unwrap();
+        let bytes = ensemble.to_bytes().unwrap();
+        let text_of = String::from_utf8_lossy(&bytes);
+        assert_eq!(text_of.matches("\\\"idf\\\"").count(), 1, "the vocabulary is written once");
+        assert_eq!(text_of.matches(SAME_ENCODING).count(), 2);
+        let loaded = Ensemble::from_bytes(&bytes, "m.gradus").unwrap();
+        let vocabularies: Vec<_> = loaded
+            .members()
+            .iter()
+            .map(|m| m.spec.preprocessing.encoding().text[0].vocabulary.clone().unwrap())
+            .collect();
+        assert!(std::sync::Arc::ptr_eq(&vocabularies[0], &vocabularies[2]), "one vocabulary in memory");
+        assert_eq!(loaded.preprocessing().encoding(), &encoding);
+        // The same predictions as before the save.
+        let mut sparse = SparseRows::new(width);
+        sparse.push_row(&mut [(0, 0.6), (2, 0.8)]);
+        let x = Matrix::zeros(1, 0);
+        let before = ensemble.outputs_with(x.clone(), Some(sparse.view())).unwrap();
+        assert_eq!(loaded.outputs_with(x, Some(sparse.view())).unwrap(), before);
     }
 
     #[test]
