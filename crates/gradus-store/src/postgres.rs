@@ -219,6 +219,17 @@ fn connection_lost(e: &Failure) -> bool {
         || e.as_db_error().is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"))
 }
 
+/// Whether the server answered and then ended the connection as it was
+/// being made: an administrator ended it, the server is shutting down after
+/// a crash, or it is starting up. Worth trying again, unlike a refused
+/// connection or a bad address.
+fn ended_by_server(e: &Failure) -> bool {
+    let Failure::Db(PgError(e)) = e else { return false };
+    e.code().is_some_and(|c| {
+        *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW
+    })
+}
+
 /// Whether a connection failed because the server has no database of the name asked for.
 fn missing_database(e: &Failure) -> bool {
     let Failure::Db(PgError(e)) = e else { return false };
@@ -255,7 +266,15 @@ impl PostgresStorage {
         if config.get_application_name().is_none() {
             config.application_name("gradus");
         }
-        let mut client = connect(&config).map_err(|e| {
+        // A connection the server ends as it is made (as pg_terminate_backend
+        // does) is made again; one refused, or to a wrong address, fails at once.
+        let since = Instant::now();
+        let mut made = connect(&config);
+        while made.as_ref().is_err_and(ended_by_server) && since.elapsed() < RECONNECT_WINDOW {
+            std::thread::sleep(Duration::from_millis(50));
+            made = connect(&config);
+        }
+        let mut client = made.map_err(|e| {
             if !missing_database(&e) {
                 return fail("connect", e);
             }
