@@ -45,9 +45,21 @@ impl TextArgs {
             || self.max_features.is_some()
     }
 
+    /// That the flags are given only where there is text to read: `data`
+    /// has text columns when `has_text`; `hint` says where else text comes from.
+    pub fn check_applies(&self, has_text: bool, data: &str, hint: &str) -> anyhow::Result<()> {
+        if self.given() && !has_text {
+            anyhow::bail!(
+                "--tokens, --ngram, --strip, --text-features, --text-buckets, --min-df and --max-features say how \
+                 text columns are read; {data} has none (a column of long, mostly distinct values{hint})"
+            );
+        }
+        Ok(())
+    }
+
     pub fn options(&self) -> anyhow::Result<TextOptions> {
         if let Some(b) = self.text_buckets
-            && !(b.is_power_of_two() && (gradus::data::MIN_TEXT_BUCKETS..=gradus::data::MAX_TEXT_BUCKETS).contains(&b))
+            && gradus::data::check_text_buckets(b).is_err()
         {
             anyhow::bail!("invalid --text-buckets {b}: a power of two from 1024 (2^10) to 16777216 (2^24)");
         }

@@ -483,21 +483,14 @@ fn load_table(args: &TrainArgs, job: &TrainJob) -> anyhow::Result<gradus::data::
         },
     )?;
     raw.text = args.text.options()?;
-    let has_text = raw.kinds.iter().any(|k| k.kind == gradus::data::ColumnKind::Text);
+    let has_text = raw.has_text();
     // Without text, a cell that is not a number is an error here, not a
     // category guessed (`gradus tune` reads such tables, showing each
     // column's kind).
     if let (Some(e), false) = (not_a_number, has_text) {
         return Err(e.into());
     }
-    if args.text.given() && !has_text {
-        bail!(
-            "--tokens, --ngram, --strip, --text-features, --text-buckets, --min-df and --max-features say how text \
-             columns are read; {} has none (a column \
-             of long, mostly distinct values)",
-            args.data
-        );
-    }
+    args.text.check_applies(has_text, &args.data, "")?;
     let split = raw.split(args.valid_fraction, 0.0, args.seed)?;
     let encoding = raw.fit_encoding(&split.train)?;
     let rows: Vec<usize> = (0..raw.n_rows()).collect();

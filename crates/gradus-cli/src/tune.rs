@@ -329,15 +329,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     };
     raw.high_cardinality = args.high_cardinality.unwrap_or_default();
     raw.text = args.text.options()?;
-    let has_text = raw.kinds.iter().any(|k| k.kind == gradus::data::ColumnKind::Text);
-    if args.text.given() && !has_text {
-        bail!(
-            "--tokens, --ngram, --strip, --text-features, --text-buckets, --min-df and --max-features say how text \
-             columns are read; {} has none (a column of \
-             long, mostly distinct values, or one a --columns file calls text)",
-            args.data
-        );
-    }
+    let has_text = raw.has_text();
+    args.text.check_applies(has_text, &args.data, ", or one a --columns file calls text")?;
     let task = raw.y.task();
     // Images of a known shape (a file or folder of them, a built-in image
     // set, or --image-shape): --model auto searches CNNs too.
@@ -690,31 +683,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     let mut members: Vec<Member> =
         members.into_iter().zip(weights).map(|(trial, weight)| Member { trial, weight, refit: true }).collect();
-    // The final model's weights stay within MODEL_BYTES: the most weighted
-    // members that fit (the first always), as a text model's embedding
-    // table is tens of megabytes.
-    let mut ranked: Vec<usize> = (0..members.len()).collect();
-    ranked.sort_by(|&a, &b| members[b].weight.total_cmp(&members[a].weight).then(a.cmp(&b)));
-    let (mut total, mut within) = (0, vec![false; members.len()]);
-    for (rank, &i) in ranked.iter().enumerate() {
-        total += job.model_bytes(&members[i].trial.params, &tuning)?;
-        if rank > 0 && total > autotune::MODEL_BYTES {
-            break;
-        }
-        within[i] = true;
-    }
-    let left_out = within.iter().filter(|w| !**w).count();
+    let candidates = members.len();
+    let left_out = job.keep_within_model_bytes(&mut members, &tuning)?;
     if left_out > 0 {
         progress.note(&format!(
-            "left out of the final model: the {left_out} least weighted of {} members, to keep its weights within {} MB",
-            members.len(),
+            "left out of the final model: the {left_out} least weighted of {candidates} members, to keep its weights \
+             within {} MB",
             autotune::MODEL_BYTES >> 20
         ));
-        let mut i = 0;
-        members.retain(|_| {
-            i += 1;
-            within[i - 1]
-        });
     }
     // What the time left affords: the most weighted members are retrained;
     // the others join as their trials trained them, if their models were kept.

@@ -61,8 +61,8 @@ pub use sparse::{Inputs, SparseRef, SparseRows};
 pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, MISSING, ReadOptions, Table, Values};
 pub use text::{
-    Analyzer, DEFAULT_MAX_FEATURES, DEFAULT_MIN_DF, DEFAULT_TEXT_BUCKETS, MAX_NGRAM, MAX_TEXT_BUCKETS,
-    MIN_TEXT_BUCKETS, NgramRange, TextEncoder, TextOptions, TextScratch, Tokenizer,
+    Analyzer, DEFAULT_MAX_FEATURES, DEFAULT_MIN_DF, DEFAULT_TEXT_BUCKETS, MAX_NGRAM, NgramRange, TextEncoder,
+    TextOptions, TextScratch, Tokenizer, check_text_buckets,
 };
 pub use text_encoding::{ENCODING_NAMES, TextEncoding};
 

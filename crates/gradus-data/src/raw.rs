@@ -273,6 +273,11 @@ impl RawData {
         self.table.n_rows()
     }
 
+    /// Whether a column is free text (see [`ColumnKind::Text`]).
+    pub fn has_text(&self) -> bool {
+        self.kinds.iter().any(|k| k.kind == ColumnKind::Text)
+    }
+
     /// A seeded train/valid/test split of the rows, stratified by class for
     /// a classification target. See [`crate::train_valid_test_split`].
     pub fn split(&self, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split, DataError> {

@@ -23,8 +23,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::DataError;
 use crate::table::Column;
+use crate::{DataError, fnv1a};
 
 /// What a text is cut into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,11 +223,6 @@ fn is_number(word: &str) -> bool {
     word.chars().any(|c| c.is_numeric()) && word.chars().all(|c| c.is_numeric() || c == '.' || c == ',')
 }
 
-/// FNV-1a, 64-bit, of `bytes`.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// SplitMix64's finaliser: every input bit moves every output bit.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -245,10 +240,21 @@ fn ngram_hash(tokens: &[u64]) -> u64 {
 pub const MIN_TEXT_BUCKETS: usize = 1 << 10;
 pub const MAX_TEXT_BUCKETS: usize = 1 << 24;
 
+/// Whether `buckets` may be a text column's hash buckets: a power of two
+/// in [`MIN_TEXT_BUCKETS`]..=[`MAX_TEXT_BUCKETS`].
+pub fn check_text_buckets(buckets: usize) -> Result<(), DataError> {
+    if !buckets.is_power_of_two() || !(MIN_TEXT_BUCKETS..=MAX_TEXT_BUCKETS).contains(&buckets) {
+        return Err(DataError::invalid(
+            "--text-buckets",
+            format!("{buckets}: a power of two from 2^10 to 2^24 (such as 262144 = 2^18)"),
+        ));
+    }
+    Ok(())
+}
+
 /// How one free-text column becomes sparse inputs: its tokens' n-grams,
-/// hashed into `buckets` (a power of two) with a sign each, counted,
-/// sublinearly (1 + ln count) when asked, and the row scaled to unit L2
-/// norm. Nothing is learnt from the data but the choices themselves, so
+/// hashed into `buckets` (a power of two) with a sign each, counted
+/// sublinearly (1 + ln count), and the row scaled to unit L2 norm. Nothing is learnt from the data but the choices themselves, so
 /// there is nothing to store but them — unless a [`Vocabulary`] fitted on
 /// the training rows gives each of its n-grams an input of its own
 /// (TF-IDF), in place of the buckets.
@@ -258,7 +264,6 @@ pub struct TextEncoder {
     pub tokenizer: Tokenizer,
     pub ngrams: NgramRange,
     pub buckets: usize,
-    pub sublinear_tf: bool,
     /// Shared: every copy of an encoding (each trial's rows, each model)
     /// points at one vocabulary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,13 +298,8 @@ impl TextEncoder {
     /// An encoder for `column`; `buckets` must be a power of two in
     /// [`MIN_TEXT_BUCKETS`]..=[`MAX_TEXT_BUCKETS`].
     pub fn new(column: String, tokenizer: Tokenizer, ngrams: NgramRange, buckets: usize) -> Result<Self, DataError> {
-        if !buckets.is_power_of_two() || !(MIN_TEXT_BUCKETS..=MAX_TEXT_BUCKETS).contains(&buckets) {
-            return Err(DataError::invalid(
-                "--text-buckets",
-                format!("{buckets}: a power of two from 2^10 to 2^24 (such as 262144 = 2^18)"),
-            ));
-        }
-        Ok(Self { column, tokenizer, ngrams, buckets, sublinear_tf: true, vocabulary: None })
+        check_text_buckets(buckets)?;
+        Ok(Self { column, tokenizer, ngrams, buckets, vocabulary: None })
     }
 
     /// The sparse inputs it writes per row: the buckets, or the vocabulary's n-grams.
@@ -316,13 +316,19 @@ impl TextEncoder {
             hashes.push(fnv1a(t));
             spaces.push(t == b" ");
         });
+        self.each_window(hashes, spaces, |h, _| f(h));
+    }
+
+    /// Calls `f` with the hash of each n-gram of the tokens whose hashes are
+    /// `hashes` and the tokens it spans, skipping those all of white space
+    /// (`spaces`: the one space between pieces, with characters), which say
+    /// nothing.
+    fn each_window(&self, hashes: &[u64], spaces: &[bool], mut f: impl FnMut(u64, std::ops::Range<usize>)) {
         for n in self.ngrams.low..=self.ngrams.high {
             for (i, window) in hashes.windows(n).enumerate() {
-                // A character n-gram that is all white space says nothing.
-                if spaces[i..i + n].iter().all(|&s| s) {
-                    continue;
+                if !spaces[i..i + n].iter().all(|&s| s) {
+                    f(ngram_hash(window), i..i + n);
                 }
-                f(ngram_hash(window));
             }
         }
     }
@@ -363,21 +369,21 @@ impl TextEncoder {
         let terms: Vec<u64> = kept.iter().map(|k| k.0).collect();
         // Each kept n-gram's text, from the first row that has it.
         let mut ngrams = vec![String::new(); terms.len()];
-        let (mut tokens, mut hashes) = (Vec::new(), Vec::new());
+        let (mut tokens, mut hashes, mut spaces) = (Vec::new(), Vec::new(), Vec::new());
         let joiner = if self.tokenizer.analyzer == Analyzer::Words { " " } else { "" };
         for &text in &texts {
             self.tokenizer.tokens(text, &mut tokens);
             hashes.clear();
             hashes.extend(tokens.iter().map(|t| fnv1a(t.as_bytes())));
-            for n in self.ngrams.low..=self.ngrams.high {
-                for (i, window) in hashes.windows(n).enumerate() {
-                    if let Ok(at) = terms.binary_search(&ngram_hash(window))
-                        && ngrams[at].is_empty()
-                    {
-                        ngrams[at] = tokens[i..i + n].join(joiner);
-                    }
+            spaces.clear();
+            spaces.extend(tokens.iter().map(|t| t == " "));
+            self.each_window(&hashes, &spaces, |h, span| {
+                if let Ok(at) = terms.binary_search(&h)
+                    && ngrams[at].is_empty()
+                {
+                    ngrams[at] = tokens[span].join(joiner);
                 }
-            }
+            });
         }
         let idf = kept.iter().map(|k| idf(k.1)).collect();
         self.vocabulary = Some(std::sync::Arc::new(Vocabulary { terms, idf, min_df, ngrams }));
@@ -428,10 +434,8 @@ impl TextEncoder {
         }
         out.truncate(kept);
         let entries = &mut out[start..];
-        if self.sublinear_tf {
-            for e in entries.iter_mut() {
-                e.1 = e.1.signum() * (1.0 + e.1.abs().ln());
-            }
+        for e in entries.iter_mut() {
+            e.1 = e.1.signum() * (1.0 + e.1.abs().ln());
         }
         if let Some(v) = &self.vocabulary {
             entries.iter_mut().for_each(|e| e.1 *= v.idf[(e.0 - offset) as usize]);
@@ -460,12 +464,11 @@ impl TextEncoder {
             Some(v) => format!("a vocabulary of {} (in {} rows or more), TF-IDF", v.terms.len(), v.min_df),
         };
         format!(
-            "text: {} {}-grams{}{}, {inputs}, {} term frequency, rows of unit length",
+            "text: {} {}-grams{}{}, {inputs}, sublinear term frequency, rows of unit length",
             if t.analyzer == Analyzer::Words { "word" } else { "character" },
             self.ngrams,
             if t.lowercase { ", lowered" } else { "" },
             if strip.is_empty() { String::new() } else { format!(", without {}", strip.join(", ")) },
-            if self.sublinear_tf { "sublinear" } else { "raw" },
         )
     }
 }

@@ -253,18 +253,19 @@ impl TrainJob {
     pub fn architecture(&self, inputs: &Encoding, n_outputs: usize) -> Result<Architecture, PipelineError> {
         let n_features = inputs.n_outputs();
         if !inputs.text.is_empty() {
+            if !self.model.family().reads_text() {
+                let columns: Vec<&str> = inputs.text.iter().map(|t| t.column.as_str()).collect();
+                return Err(PipelineError::Unsuitable(format!(
+                    "--model {} reads numbers only, and the data have text (column {}): use --model text, or \
+                     linear, logistic or softmax on the n-grams",
+                    self.model.name(),
+                    columns.join(", ")
+                )));
+            }
+            // The linear families read the n-grams straight, without an embedding.
             let dim = match &self.model {
                 ModelChoice::Text { dim } => Some(*dim),
-                ModelChoice::Linear | ModelChoice::Logistic | ModelChoice::Softmax => None,
-                other => {
-                    let columns: Vec<&str> = inputs.text.iter().map(|t| t.column.as_str()).collect();
-                    return Err(PipelineError::Unsuitable(format!(
-                        "--model {} reads numbers only, and the data have text (column {}): use --model text, or \
-                         linear, logistic or softmax on the n-grams",
-                        other.name(),
-                        columns.join(", ")
-                    )));
-                }
+                _ => None,
             };
             let n_sparse = inputs.n_sparse_outputs();
             return Ok(Architecture::Text(TextSpec { n_sparse, n_dense: n_features, dim, n_outputs }));

@@ -779,10 +779,36 @@ impl TuneJob {
     }
 
     /// The bytes of weights of the model `params` trains on `data`.
-    pub fn model_bytes(&self, params: &BTreeMap<String, Value>, data: &Dataset) -> Result<usize, PipelineError> {
+    fn model_bytes(&self, params: &BTreeMap<String, Value>, data: &Dataset) -> Result<usize, PipelineError> {
         let job = self.job(params)?;
         let (_, outputs) = job.loss_and_outputs(data)?;
         Ok(job.architecture(&data.encoding, outputs)?.n_params()? * 4)
+    }
+
+    /// Leaves out of `members` the least weighted ones whose weights (as
+    /// trained on `data`) would take the final model past [`MODEL_BYTES`] —
+    /// the most weighted always stays, as a text model's embedding table is
+    /// tens of megabytes — keeping the others in their order; returns how
+    /// many were left out.
+    pub fn keep_within_model_bytes(
+        &self,
+        members: &mut Vec<Member<'_>>,
+        data: &Dataset,
+    ) -> Result<usize, PipelineError> {
+        let mut ranked: Vec<usize> = (0..members.len()).collect();
+        ranked.sort_by(|&a, &b| members[b].weight.total_cmp(&members[a].weight).then(a.cmp(&b)));
+        let (mut total, mut within) = (0, vec![false; members.len()]);
+        for (rank, &i) in ranked.iter().enumerate() {
+            total += self.model_bytes(&members[i].trial.params, data)?;
+            if rank > 0 && total > MODEL_BYTES {
+                break;
+            }
+            within[i] = true;
+        }
+        let before = members.len();
+        let mut keep = within.into_iter();
+        members.retain(|_| keep.next().unwrap_or(false));
+        Ok(before - members.len())
     }
 
     /// Which of `members` (all marked to be refitted) the `seconds` left
@@ -1281,6 +1307,38 @@ mod tests {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, held)| held.len())),
         }
+    }
+
+    #[test]
+    fn the_final_members_keep_within_the_model_bytes_most_weighted_first_in_their_order() {
+        use gradus_data::{Analyzer, Matrix, TextEncoder, Tokenizer};
+        let job = job(vec![Family::Text], default_space(&[Family::Text], false, None));
+        // Text in 2^20 buckets: a member of dim d holds 2^20·d·4 bytes of table.
+        let y = Target::Classes { labels: vec![0, 1], classes: vec!["a".into(), "b".into()] };
+        let mut data = Dataset::numeric("t", Matrix::zeros(2, 0), y, &[], "y");
+        let text = TextEncoder::new("t".into(), Tokenizer::new(Analyzer::Words), "1-1".parse().unwrap(), 1 << 20);
+        data.encoding.text.push(text.unwrap());
+        let trial = |number: u64, dim: i64| {
+            let mut t = FrozenTrial::new(number, number, TrialState::Complete(0.1));
+            t.params = BTreeMap::from([("dim".to_string(), Value::from(dim))]);
+            t
+        };
+        let kept = |dim: i64| {
+            let trials = [trial(0, dim), trial(1, dim), trial(2, dim)];
+            let mut members: Vec<Member> = trials
+                .iter()
+                .zip([1.0, 3.0, 2.0])
+                .map(|(trial, weight)| Member { trial, weight, refit: true })
+                .collect();
+            let left_out = job.keep_within_model_bytes(&mut members, &data).unwrap();
+            (left_out, members.iter().map(|m| m.trial.number).collect::<Vec<_>>())
+        };
+        // dim 8: 32 MB each, all three fit.
+        assert_eq!(kept(8), (0, vec![0, 1, 2]));
+        // dim 24: 96 MB each: the two most weighted (3, then 2) fit.
+        assert_eq!(kept(24), (1, vec![1, 2]));
+        // dim 128: 512 MB, more than the budget alone: the most weighted stays.
+        assert_eq!(kept(128), (2, vec![1]));
     }
 
     #[test]
