@@ -340,11 +340,42 @@ impl Model for TextModel {
     }
 }
 
+/// How many entries ahead [`bag_sum`] and [`bag_scatter`] ask for the row
+/// they will read: the rows are scattered over a table larger than the
+/// caches, so each is a wait on memory unless asked for early.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `slice`'s first cache line (and the next, when
+/// the row spans two) into the caches; nothing is read.
+#[inline(always)]
+fn prefetch(slice: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let (first, last) = (slice.as_ptr(), slice.as_ptr().wrapping_add(slice.len().saturating_sub(1)));
+        // SAFETY: a prefetch reads nothing and cannot fault, whatever the
+        // address; SSE is in every x86-64 CPU.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(first.cast());
+            _mm_prefetch::<_MM_HINT_T0>(last.cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slice;
+}
+
+/// Row `id` of a table whose rows have `w` values, for [`prefetch`];
+/// empty past the end.
+fn row_of<'a>(table: &'a [f32], ids: &[u32], at: usize, w: usize) -> &'a [f32] {
+    ids.get(at).and_then(|&id| table.get(id as usize * w..(id as usize + 1) * w)).unwrap_or(&[])
+}
+
 crate::simd::multiversion! {
     /// `h += Σ vⱼ·E[idⱼ]`, rows of `E` of `h.len()` values.
     fn bag_sum(table: &[f32], ids: &[u32], values: &[f32], h: &mut [f32]) {
         let w = h.len();
-        for (&id, &v) in ids.iter().zip(values) {
+        for (j, (&id, &v)) in ids.iter().zip(values).enumerate() {
+            prefetch(row_of(table, ids, j + PREFETCH_AHEAD, w));
             let e = &table[id as usize * w..(id as usize + 1) * w];
             h.iter_mut().zip(e).for_each(|(a, &b)| *a += v * b);
         }
@@ -355,7 +386,8 @@ crate::simd::multiversion! {
     /// `dE[idⱼ] += vⱼ·dh`, rows of `dE` of `dh.len()` values.
     fn bag_scatter(g_table: &mut [f32], ids: &[u32], values: &[f32], dh: &[f32]) {
         let w = dh.len();
-        for (&id, &v) in ids.iter().zip(values) {
+        for (j, (&id, &v)) in ids.iter().zip(values).enumerate() {
+            prefetch(row_of(g_table, ids, j + PREFETCH_AHEAD, w));
             let g = &mut g_table[id as usize * w..(id as usize + 1) * w];
             g.iter_mut().zip(dh).for_each(|(g, &d)| *g += v * d);
         }
