@@ -39,8 +39,10 @@ pub struct TrainArgs {
     /// Text model: the values of each n-gram's embedding [default: 16].
     #[arg(long, value_name = "N")]
     dim: Option<usize>,
-    /// MLP (and CNN) hidden Dense layer widths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "128", value_name = "N,N,...")]
+    /// Hidden Dense layer widths, comma-separated: an MLP's (and a CNN's
+    /// after its convolutions) [default: 128]; a text model's MLP head (one
+    /// layer) [default: none, a linear head].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     hidden: Vec<usize>,
     /// MLP (and CNN) activation.
     #[arg(long, value_enum, default_value = "relu")]
@@ -377,8 +379,22 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
     if args.dim == Some(0) {
         bail!("invalid --dim 0: an embedding needs at least one value");
     }
+    let hidden = if args.hidden.is_empty() { vec![128] } else { args.hidden.clone() };
+    if !args.hidden.is_empty() && matches!(args.model, Family::Linear | Family::Logistic | Family::Softmax) {
+        bail!("--hidden applies to --model mlp, cnn and text, not --model {}", args.model.name());
+    }
+    if args.hidden.contains(&0) {
+        bail!("invalid --hidden {:?}: a hidden layer needs at least one unit", args.hidden);
+    }
     let model = match args.model {
-        Family::Text => ModelChoice::Text { dim: args.dim.unwrap_or(gradus::pipeline::DEFAULT_TEXT_DIM) },
+        Family::Text => ModelChoice::Text {
+            dim: args.dim.unwrap_or(gradus::pipeline::DEFAULT_TEXT_DIM),
+            hidden: match args.hidden.as_slice() {
+                [] => None,
+                &[units] => Some(units),
+                more => bail!("--hidden {more:?}: a text model's MLP head has one hidden layer (give one width)"),
+            },
+        },
         Family::Linear => ModelChoice::Linear,
         Family::Logistic => ModelChoice::Logistic,
         Family::Softmax => ModelChoice::Softmax,
@@ -398,12 +414,12 @@ fn job(args: &TrainArgs, folder: Option<Shape>) -> anyhow::Result<TrainJob> {
             global_pool: args.global_pool,
             augment: Augment { shift: args.shift, rotate: args.rotate, flip: args.flip },
             batch_norm: args.batch_norm,
-            hidden: args.hidden.clone(),
+            hidden: hidden.clone(),
             activation: activation(args.activation),
             dropout: args.dropout,
         },
         Family::Mlp => ModelChoice::Mlp {
-            hidden: args.hidden.clone(),
+            hidden: hidden.clone(),
             activation: activation(args.activation),
             dropout: args.dropout,
             init: match args.init {

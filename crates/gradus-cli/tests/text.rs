@@ -123,7 +123,16 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
     );
     let inspected = ok(d, &["inspect", "m.gradus"]);
     assert!(inspected.contains("word 1-3-grams, lowered, without URLs, numbers, hashed into 65536"), "{inspected}");
-    assert!(inspected.contains("embedding bag of 65536 n-gram inputs x 8"), "{inspected}");
+    assert!(
+        inspected.contains("embedding bag of 65536 n-gram inputs x 8 and 5 dense inputs, linear head"),
+        "{inspected}"
+    );
+    // An MLP head, whose n-grams are still shown by what each alone does.
+    ok(d, &["train", "--data", "reviews.csv", "--model", "text", "--hidden", "12", "-q", "--out", "mlp.gradus"]);
+    let inspected = ok(d, &["inspect", "mlp.gradus", "--top-features", "2"]);
+    assert!(inspected.contains("MLP head of 12 ReLU units"), "{inspected}");
+    let predicted = ok(d, &["predict", "--model", "mlp.gradus", "--data", "new.csv"]);
+    assert_eq!(predicted.lines().count(), 3, "a header and a line a row: {predicted}");
     // A model reading text cannot take rows without the column.
     std::fs::write(d.join("numbers.csv"), "stars\n3\n").unwrap();
     bad(d, &["predict", "--model", "m.gradus", "--data", "numbers.csv"], "no column named 'review'");
@@ -203,6 +212,9 @@ fn bad_text_input_is_a_clear_error() {
     bad(d, &[&train[..], &["--min-df", "1000"]].concat(), "no n-gram of column 'review' is in 1000 or more rows");
     bad(d, &[&train[..], &["--strip", "emoji"]].concat(), "invalid value 'emoji'");
     bad(d, &["train", "--data", "reviews.csv", "--model", "softmax", "--dim", "8"], "--dim applies to --model text");
+    bad(d, &[&train[..], &["--hidden", "16,16"]].concat(), "a text model's MLP head has one hidden layer");
+    bad(d, &[&train[..], &["--hidden", "0"]].concat(), "a hidden layer needs at least one unit");
+    bad(d, &["train", "--data", "reviews.csv", "--model", "softmax", "--hidden", "8"], "--hidden applies to");
     bad(
         d,
         &["train", "--data", "reviews.csv", "--model", "mlp"],

@@ -1099,7 +1099,7 @@ mod tests {
         let mut encoding = Encoding::numbers(&[]);
         encoding.text.push(text);
         let member = |seed: u64| {
-            let spec = TextSpec { n_sparse: width, n_dense: 0, dim: Some(2), n_outputs: 2 };
+            let spec = TextSpec { n_sparse: width, n_dense: 0, dim: Some(2), hidden: None, n_outputs: 2 };
             let mut model = TextModel::new(&spec).unwrap();
             model.init_params(&mut seeded_rng(seed));
             let preprocessing = Preprocessing::new(

@@ -5,7 +5,8 @@
 //! Each row's sparse entries (n-grams, see gradus-data's
 //! `TextEncoder`) pick rows of the table `E`, weighted by their values:
 //! `h = Σ vⱼ·E[idⱼ]`. With an embedding (`dim`), `h` has `dim` values and a
-//! linear head maps `[h, dense inputs]` to the outputs: the fastText model.
+//! linear head maps `[h, dense inputs]` to the outputs: the fastText model;
+//! or a small MLP head, one hidden layer of ReLU units (`hidden`).
 //! Without, `E` has one column per output and `z = h + X_dense·W + b` is
 //! linear, logistic or softmax regression on the sparse and dense inputs
 //! together. The backward pass writes a gradient into the rows of `E` the
@@ -30,6 +31,10 @@ pub struct TextSpec {
     pub n_dense: usize,
     /// The embedding's width; `None`: a linear model.
     pub dim: Option<usize>,
+    /// With an embedding: the ReLU units of the head's one hidden layer;
+    /// `None`: a linear head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<usize>,
     pub n_outputs: usize,
 }
 
@@ -45,14 +50,29 @@ impl TextSpec {
         self.dim.unwrap_or(0) + self.n_dense
     }
 
+    /// The head's layers, as (inputs, outputs) of each affine map.
+    fn head_layers(&self) -> Vec<(usize, usize)> {
+        match self.hidden {
+            None => vec![(self.head_inputs(), self.n_outputs)],
+            Some(units) => vec![(self.head_inputs(), units), (units, self.n_outputs)],
+        }
+    }
+
     pub fn n_params(&self) -> Result<usize, TrainError> {
-        if self.n_sparse == 0 || self.n_outputs == 0 || self.dim == Some(0) {
+        if self.n_sparse == 0 || self.n_outputs == 0 || self.dim == Some(0) || self.hidden == Some(0) {
             return Err(TrainError::Mismatch(
-                "a text model needs sparse inputs, an embedding of at least one value and an output".into(),
+                "a text model needs sparse inputs, an embedding of at least one value, a hidden layer of at least \
+                 one unit if any, and an output"
+                    .into(),
             ));
         }
+        if self.hidden.is_some() && self.dim.is_none() {
+            return Err(TrainError::Mismatch("a text model's hidden layer needs an embedding (dim)".into()));
+        }
         let table = self.n_sparse.checked_mul(self.width());
-        let head = self.head_inputs().checked_mul(self.n_outputs).and_then(|w| w.checked_add(self.n_outputs));
+        let head = self.head_layers().iter().try_fold(0usize, |sum, &(i, o)| {
+            i.checked_mul(o).and_then(|w| w.checked_add(o)).and_then(|n| sum.checked_add(n))
+        });
         match table.zip(head).and_then(|(t, h)| t.checked_add(h)) {
             Some(n) if n <= crate::model_file::MAX_PARAMS => Ok(n),
             _ => Err(TrainError::Mismatch(format!(
@@ -63,33 +83,55 @@ impl TextSpec {
     }
 
     /// What each sparse input adds to each output's logit when it alone
-    /// has a value of 1, from a model's `params`: `n_sparse x n_outputs`,
-    /// row-major. A linear model's table row itself; an embedding's row
-    /// through the head, `E[i]·W[:dim]`. The inputs that move a prediction
-    /// most towards a class are those with the largest scores for it.
+    /// has a value of 1 (and the dense inputs are 0), from a model's
+    /// `params`: `n_sparse x n_outputs`, row-major. A linear model's table
+    /// row itself; an embedding's row through the head, `E[i]·W[:dim]` for a
+    /// linear one, `head(E[i]) - head(0)` for an MLP. The inputs that move a
+    /// prediction most towards a class are those with the largest scores for it.
     pub fn input_scores(&self, params: &[f32]) -> Vec<f32> {
         let (w, k) = (self.width(), self.n_outputs);
-        let table = &params[..self.n_sparse * w];
-        match self.dim {
-            None => table.to_vec(),
-            Some(d) => {
-                let head = &params[self.n_sparse * w..self.n_sparse * w + d * k];
-                let mut out = vec![0.0; self.n_sparse * k];
-                for (e, o) in table.chunks_exact(w).zip(out.chunks_exact_mut(k)) {
-                    for (&ej, hrow) in e.iter().zip(head.chunks_exact(k)) {
-                        o.iter_mut().zip(hrow).for_each(|(o, &h)| *o += ej * h);
-                    }
-                }
-                out
+        let (table, head) = params.split_at(self.n_sparse * w);
+        if self.dim.is_none() {
+            return table.to_vec();
+        }
+        let mut hidden = vec![0.0; self.hidden.unwrap_or(0)];
+        let mut at_zero = vec![0.0; k];
+        self.head_forward(head, &[], &mut hidden, &mut at_zero);
+        let mut out = vec![0.0; self.n_sparse * k];
+        for (e, o) in table.chunks_exact(w).zip(out.chunks_exact_mut(k)) {
+            self.head_forward(head, e, &mut hidden, o);
+            o.iter_mut().zip(&at_zero).for_each(|(o, z)| *o -= z);
+        }
+        out
+    }
+
+    /// The head's outputs `z` for its inputs `a` (missing ones are 0), its
+    /// hidden units' values (after the ReLU) left in `hidden`; `head` is the
+    /// head's parameters.
+    fn head_forward(&self, head: &[f32], a: &[f32], hidden: &mut [f32], z: &mut [f32]) {
+        let k = self.n_outputs;
+        match self.hidden {
+            None => {
+                let (weights, bias) = head.split_at(self.head_inputs() * k);
+                affine(a, weights, bias, z);
+            }
+            Some(units) => {
+                let (w1, rest) = head.split_at(self.head_inputs() * units);
+                let (b1, rest) = rest.split_at(units);
+                let (w2, b2) = rest.split_at(units * k);
+                affine(a, w1, b1, hidden);
+                hidden.iter_mut().for_each(|u| *u = u.max(0.0));
+                affine(hidden, w2, b2, z);
             }
         }
     }
 
     pub fn describe(&self) -> String {
         let dense = if self.n_dense > 0 { format!(" and {} dense inputs", self.n_dense) } else { String::new() };
+        let head = self.hidden.map_or("linear head".to_string(), |u| format!("MLP head of {u} ReLU units"));
         match self.dim {
             Some(d) => format!(
-                "text: embedding bag of {} n-gram inputs x {d}{dense}, linear head to {}",
+                "text: embedding bag of {} n-gram inputs x {d}{dense}, {head} to {}",
                 self.n_sparse, self.n_outputs
             ),
             None => format!("text: linear on {} n-gram inputs{dense} to {}", self.n_sparse, self.n_outputs),
@@ -98,12 +140,14 @@ impl TextSpec {
 }
 
 /// See the module docs. Parameters: `[E (n_sparse x width), W (head_inputs
-/// x n_outputs), b (n_outputs)]`, row-major.
+/// x n_outputs), b (n_outputs)]`, row-major; with a hidden layer of `u`
+/// units, `[E, W1 (head_inputs x u), b1 (u), W2 (u x n_outputs), b2]`.
 #[derive(Clone, Debug)]
 pub struct TextModel {
     spec: TextSpec,
     params: Vec<f32>,
-    penalised: [Range<usize>; 1],
+    /// The head's weight matrices.
+    penalised: Vec<Range<usize>>,
     /// The ranges of the last gradient: the rows of `E` it touched, then the head.
     touched: Vec<Range<usize>>,
     /// The gradient buffer last written (its address and length): another
@@ -111,10 +155,13 @@ pub struct TextModel {
     /// written (it is taken to hold what this model last wrote there, as the
     /// trainer's buffer does; a new start forgets it).
     last_grad: Option<(usize, usize)>,
-    /// Work buffers: the bag sums, the outputs and their gradients.
+    /// Work buffers: the bag sums, the hidden units (after the ReLU), the
+    /// outputs, and the gradients of the outputs, hidden units and sums.
     h: Vec<f32>,
+    r: Vec<f32>,
     z: Vec<f32>,
     dz: Vec<f32>,
+    dr: Vec<f32>,
     dh: Vec<f32>,
     /// The rows of `E` the current batch used, each once, and for each row
     /// the number of the last batch that used it (no sort per step).
@@ -126,17 +173,23 @@ pub struct TextModel {
 impl TextModel {
     pub fn new(spec: &TextSpec) -> Result<Self, TrainError> {
         let n = spec.n_params()?;
-        let head = spec.n_sparse * spec.width();
-        let weights = head..head + spec.head_inputs() * spec.n_outputs;
+        let mut at = spec.n_sparse * spec.width();
+        let mut penalised = Vec::new();
+        for (i, o) in spec.head_layers() {
+            penalised.push(at..at + i * o);
+            at += i * o + o;
+        }
         Ok(Self {
             spec: spec.clone(),
             params: vec![0.0; n],
-            penalised: [weights],
+            penalised,
             touched: Vec::new(),
             last_grad: None,
             h: Vec::new(),
+            r: Vec::new(),
             z: Vec::new(),
             dz: Vec::new(),
+            dr: Vec::new(),
             dh: Vec::new(),
             ids: Vec::new(),
             seen: Vec::new(),
@@ -148,34 +201,68 @@ impl TextModel {
         self.spec.n_sparse * self.spec.width()
     }
 
-    /// The bag sums `h` (rows x width) and the outputs `z` (rows x k) of `x`.
-    fn forward(&self, x: Inputs, h: &mut Vec<f32>, z: &mut [f32]) {
+    /// The bag sums `h` (rows x width), the hidden units `r` (rows x
+    /// hidden, after the ReLU) and the outputs `z` (rows x k) of `x`.
+    fn forward(&self, x: Inputs, h: &mut Vec<f32>, r: &mut Vec<f32>, z: &mut [f32]) {
         let sparse = x.sparse.expect("a text model reads sparse inputs");
         let (n, w, k, nd) = (x.rows(), self.spec.width(), self.spec.n_outputs, self.spec.n_dense);
+        let units = self.spec.hidden.unwrap_or(0);
         assert_eq!(sparse.cols(), self.spec.n_sparse, "sparse inputs of the model's width");
         assert_eq!(x.dense.cols(), nd, "dense inputs of the model's width");
-        let (table, rest) = self.params.split_at(self.table_len());
-        let (weights, bias) = rest.split_at(self.spec.head_inputs() * k);
+        let (table, head) = self.params.split_at(self.table_len());
         h.clear();
         h.resize(n * w, 0.0);
-        for (i, hi) in h.chunks_exact_mut(w).enumerate() {
-            let (ids, values) = sparse.row(i);
-            bag_sum(table, ids, values, hi);
-        }
+        r.clear();
+        r.resize(n * units, 0.0);
+        let mut a = Vec::with_capacity(self.spec.head_inputs());
         for i in 0..n {
+            let (ids, values) = sparse.row(i);
+            let hi = &mut h[i * w..(i + 1) * w];
+            bag_sum(table, ids, values, hi);
             let zi = &mut z[i * k..(i + 1) * k];
-            zi.copy_from_slice(bias);
-            let head_in = self.spec.dim.map_or(&[][..], |_| &h[i * w..(i + 1) * w]);
-            let inputs = head_in.iter().chain(x.dense.row(i));
-            for (&a, wrow) in inputs.zip(weights.chunks_exact(k)) {
-                if a != 0.0 {
-                    zi.iter_mut().zip(wrow).for_each(|(z, &wv)| *z += a * wv);
-                }
+            a.clear();
+            if self.spec.dim.is_some() {
+                a.extend_from_slice(hi);
             }
+            a.extend_from_slice(x.dense.row(i));
+            self.spec.head_forward(head, &a, &mut r[i * units..(i + 1) * units], zi);
             if self.spec.dim.is_none() {
-                zi.iter_mut().zip(&h[i * w..(i + 1) * w]).for_each(|(z, &hv)| *z += hv);
+                zi.iter_mut().zip(&*hi).for_each(|(z, &hv)| *z += hv);
             }
         }
+    }
+}
+
+/// `out = b + Σᵢ aᵢ·W[i]` for the rows `W[i]` of `W` (`out.len()` wide);
+/// inputs past the end of `a` are 0.
+fn affine(a: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32]) {
+    out.copy_from_slice(bias);
+    for (&ai, wrow) in a.iter().zip(weights.chunks_exact(out.len())) {
+        if ai != 0.0 {
+            out.iter_mut().zip(wrow).for_each(|(o, &wv)| *o += ai * wv);
+        }
+    }
+}
+
+/// The gradients of [`affine`] for `dout`: `dW[i] += aᵢ·dout`, `db += dout`,
+/// and `da[i] = W[i]·dout` for the first `da.len()` inputs.
+fn affine_backward(
+    a: &[f32],
+    weights: &[f32],
+    dout: &[f32],
+    g_weights: &mut [f32],
+    g_bias: &mut [f32],
+    da: &mut [f32],
+) {
+    let k = dout.len();
+    g_bias.iter_mut().zip(dout).for_each(|(g, &d)| *g += d);
+    for (&ai, grow) in a.iter().zip(g_weights.chunks_exact_mut(k)) {
+        if ai != 0.0 {
+            grow.iter_mut().zip(dout).for_each(|(g, &d)| *g += ai * d);
+        }
+    }
+    for (d, wrow) in da.iter_mut().zip(weights.chunks_exact(k)) {
+        *d = wrow.iter().zip(dout).map(|(&wv, &g)| wv * g).sum();
     }
 }
 
@@ -213,6 +300,7 @@ impl Model for TextModel {
 
     /// fastText's start: the embedding uniform in ±1/dim, the head at zero;
     /// a linear model starts at zero.
+    /// An MLP head's hidden layer starts He-uniform (its output layer at zero).
     fn init_params(&mut self, rng: &mut Rng) {
         self.params.fill(0.0);
         self.last_grad = None;
@@ -220,6 +308,11 @@ impl Model for TextModel {
             let bound = 1.0 / d as f32;
             let len = self.table_len();
             self.params[..len].iter_mut().for_each(|p| *p = rng.random_range(-bound..bound));
+        }
+        if self.spec.hidden.is_some() {
+            let bound = (6.0 / self.spec.head_inputs() as f32).sqrt();
+            let hidden = self.penalised[0].clone();
+            self.params[hidden].iter_mut().for_each(|p| *p = rng.random_range(-bound..bound));
         }
     }
 
@@ -234,40 +327,57 @@ impl Model for TextModel {
             grad.fill(0.0);
         }
         self.last_grad = Some(key);
-        let (mut h, mut z, mut dz, mut dh) = (
+        let (mut h, mut r, mut z, mut dz, mut dr, mut dh) = (
             std::mem::take(&mut self.h),
+            std::mem::take(&mut self.r),
             std::mem::take(&mut self.z),
             std::mem::take(&mut self.dz),
+            std::mem::take(&mut self.dr),
             std::mem::take(&mut self.dh),
         );
         z.resize(n * k, 0.0);
         dz.resize(n * k, 0.0);
-        self.forward(x, &mut h, &mut z);
+        self.forward(x, &mut h, &mut r, &mut z);
         let value = loss.value_and_grad(&z, k, y, &mut dz);
         let table_len = self.table_len();
-        let (g_table, g_rest) = grad.split_at_mut(table_len);
-        let (g_weights, g_bias) = g_rest.split_at_mut(self.spec.head_inputs() * k);
-        let weights = &self.params[table_len..table_len + self.spec.head_inputs() * k];
-        // The head: dW = [h, x]ᵀ·dz, db = Σ dz, and dh = dz·W[:dim]ᵀ (or dz).
+        let (g_table, g_head) = grad.split_at_mut(table_len);
+        let head = &self.params[table_len..];
+        // The head, backwards: dW = aᵀ·d(out), db = Σ d(out), and the sums'
+        // gradient dh = dz·W[:dim]ᵀ through the layers (or dz, linear).
         dh.clear();
         dh.resize(n * w, 0.0);
+        let units = self.spec.hidden.unwrap_or(0);
+        dr.clear();
+        dr.resize(units, 0.0);
+        let mut a = Vec::with_capacity(self.spec.head_inputs());
+        let dim = self.spec.dim.unwrap_or(0);
         for i in 0..n {
             let dzi = &dz[i * k..(i + 1) * k];
-            g_bias.iter_mut().zip(dzi).for_each(|(g, &d)| *g += d);
-            let head_in = self.spec.dim.map_or(&[][..], |_| &h[i * w..(i + 1) * w]);
-            for (&a, grow) in head_in.iter().chain(x.dense.row(i)).zip(g_weights.chunks_exact_mut(k)) {
-                if a != 0.0 {
-                    grow.iter_mut().zip(dzi).for_each(|(g, &d)| *g += a * d);
-                }
-            }
+            a.clear();
+            a.extend_from_slice(&h[i * w..i * w + dim]);
+            a.extend_from_slice(x.dense.row(i));
             let dhi = &mut dh[i * w..(i + 1) * w];
-            match self.spec.dim {
-                Some(d) => {
-                    for (dv, wrow) in dhi.iter_mut().zip(weights[..d * k].chunks_exact(k)) {
-                        *dv = wrow.iter().zip(dzi).map(|(&wv, &g)| wv * g).sum();
+            match self.spec.hidden {
+                None => {
+                    let (weights, _) = head.split_at(a.len() * k);
+                    let (g_weights, g_bias) = g_head.split_at_mut(a.len() * k);
+                    let da = if self.spec.dim.is_some() { &mut dhi[..] } else { &mut [][..] };
+                    affine_backward(&a, weights, dzi, g_weights, g_bias, da);
+                    if self.spec.dim.is_none() {
+                        dhi.copy_from_slice(dzi);
                     }
                 }
-                None => dhi.copy_from_slice(dzi),
+                Some(units) => {
+                    let split = a.len() * units + units;
+                    let ((w1, _), (w2, _)) = (head[..split].split_at(split - units), head[split..].split_at(units * k));
+                    let (g1, g2) = g_head.split_at_mut(split);
+                    let ((g_w1, g_b1), (g_w2, g_b2)) = (g1.split_at_mut(split - units), g2.split_at_mut(units * k));
+                    let ri = &r[i * units..(i + 1) * units];
+                    affine_backward(ri, w2, dzi, g_w2, g_b2, &mut dr);
+                    // Through the ReLU: no gradient where a unit was off.
+                    dr.iter_mut().zip(ri).for_each(|(d, &rv)| *d = if rv > 0.0 { *d } else { 0.0 });
+                    affine_backward(&a, w1, &dr, g_w1, g_b1, dhi);
+                }
             }
         }
         // The table: dE[id] += v·dh, and the rows touched.
@@ -297,30 +407,38 @@ impl Model for TextModel {
             }
         }
         self.touched.push(table_len..self.params.len());
-        (self.h, self.z, self.dz, self.dh) = (h, z, dz, dh);
+        (self.h, self.r, self.z, self.dz, self.dr, self.dh) = (h, r, z, dz, dr, dh);
         value
     }
 
     fn predict(&self, x: Inputs, out: &mut [f32]) {
         assert_eq!(out.len(), x.rows() * self.spec.n_outputs, "out is n x n_outputs");
-        let mut h = Vec::new();
-        self.forward(x, &mut h, out);
+        self.forward(x, &mut Vec::new(), &mut Vec::new(), out);
     }
 
+    /// PyTorch's names: `embedding`, then `head` (a Linear) or `head.0`
+    /// and `head.2` (a Sequential of Linear, ReLU, Linear).
     fn named_params(&self) -> Vec<NamedParams> {
-        let (w, k) = (self.spec.width(), self.spec.n_outputs);
         let table = self.table_len();
-        let weights = self.spec.head_inputs() * k;
-        let mut named =
-            vec![NamedParams { name: "embedding.weight".into(), shape: vec![self.spec.n_sparse, w], range: 0..table }];
-        if weights > 0 {
+        let mut named = vec![NamedParams {
+            name: "embedding.weight".into(),
+            shape: vec![self.spec.n_sparse, self.spec.width()],
+            range: 0..table,
+        }];
+        let layers = self.spec.head_layers();
+        let mut at = table;
+        for (l, &(i, o)) in layers.iter().enumerate() {
+            let prefix = if layers.len() == 1 { "head".to_string() } else { format!("head.{}", 2 * l) };
+            if i > 0 {
+                named.push(NamedParams { name: format!("{prefix}.weight"), shape: vec![i, o], range: at..at + i * o });
+            }
             named.push(NamedParams {
-                name: "head.weight".into(),
-                shape: vec![self.spec.head_inputs(), k],
-                range: table..table + weights,
+                name: format!("{prefix}.bias"),
+                shape: vec![o],
+                range: at + i * o..at + i * o + o,
             });
+            at += i * o + o;
         }
-        named.push(NamedParams { name: "head.bias".into(), shape: vec![k], range: table + weights..self.params.len() });
         named
     }
 
@@ -335,7 +453,8 @@ impl Model for TextModel {
                 row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
             }
         }
-        let (w, b) = self.params[table..].split_at_mut(self.spec.head_inputs() * k);
+        let last = self.penalised.last().expect("a head").clone();
+        let (w, b) = self.params[last.start..].split_at_mut(last.len());
         crate::model::rescale_output_layer(w, b, scale, shift);
     }
 }
@@ -424,13 +543,17 @@ mod tests {
         let (s, dense) = batch();
         let x = Inputs::new(MatRef::new(&dense, 5, 2).unwrap(), Some(s.view()));
         let cases = [
-            (Some(4), 3, Loss::SoftmaxCrossEntropy, Targets::Classes(&[0, 2, 1, 1, 0])),
-            (None, 3, Loss::SoftmaxCrossEntropy, Targets::Classes(&[0, 2, 1, 1, 0])),
-            (Some(3), 1, Loss::BinaryCrossEntropy, Targets::Classes(&[0, 1, 1, 0, 1])),
-            (None, 1, Loss::Mse, Targets::Real(&[0.5, -1.0, 2.0, 0.0, 1.0])),
+            (Some(4), None, 3, Loss::SoftmaxCrossEntropy, Targets::Classes(&[0, 2, 1, 1, 0])),
+            (None, None, 3, Loss::SoftmaxCrossEntropy, Targets::Classes(&[0, 2, 1, 1, 0])),
+            (Some(3), None, 1, Loss::BinaryCrossEntropy, Targets::Classes(&[0, 1, 1, 0, 1])),
+            (None, None, 1, Loss::Mse, Targets::Real(&[0.5, -1.0, 2.0, 0.0, 1.0])),
+            // An MLP head.
+            (Some(4), Some(5), 3, Loss::SoftmaxCrossEntropy, Targets::Classes(&[0, 2, 1, 1, 0])),
+            (Some(3), Some(2), 1, Loss::BinaryCrossEntropy, Targets::Classes(&[0, 1, 1, 0, 1])),
+            (Some(2), Some(3), 1, Loss::Mse, Targets::Real(&[0.5, -1.0, 2.0, 0.0, 1.0])),
         ];
-        for (dim, k, loss, y) in cases {
-            let spec = TextSpec { n_sparse: 12, n_dense: 2, dim, n_outputs: k };
+        for (dim, hidden, k, loss, y) in cases {
+            let spec = TextSpec { n_sparse: 12, n_dense: 2, dim, hidden, n_outputs: k };
             let mut model = TextModel::new(&spec).unwrap();
             perturbed(&mut model, 7);
             let mut grad = vec![f32::NAN; model.params().len()];
@@ -446,7 +569,7 @@ mod tests {
                 let minus = model.forward_backward(x, y, loss, &mut scratch);
                 model.params_mut()[i] = p;
                 let fd = ((plus - minus) / (2.0 * eps as f64)) as f32;
-                assert!((grad[i] - fd).abs() < 2e-3, "{dim:?} {loss:?}: param {i}: {} vs {fd}", grad[i]);
+                assert!((grad[i] - fd).abs() < 2e-3, "{dim:?} {hidden:?} {loss:?}: param {i}: {} vs {fd}", grad[i]);
                 // Outside the touched ranges the gradient is zero.
                 if !touched.iter().any(|r| r.contains(&i)) {
                     assert_eq!(grad[i], 0.0, "param {i} is not touched");
@@ -472,7 +595,7 @@ mod tests {
             }
             wide[i * 14 + 12..i * 14 + 14].copy_from_slice(&dense[i * 2..i * 2 + 2]);
         }
-        let spec = TextSpec { n_sparse: 12, n_dense: 2, dim: None, n_outputs: 3 };
+        let spec = TextSpec { n_sparse: 12, n_dense: 2, dim: None, hidden: None, n_outputs: 3 };
         let mut sparse_model = TextModel::new(&spec).unwrap();
         perturbed(&mut sparse_model, 3);
         let mut dense_model = LinearModel::new(14, 3, true);
@@ -531,7 +654,8 @@ mod tests {
             ..TrainConfig::default()
         };
         let trainer = Trainer::new(config).unwrap();
-        let mut text_model = TextModel::new(&TextSpec { n_sparse: 12, n_dense: 2, dim: None, n_outputs: 3 }).unwrap();
+        let mut text_model =
+            TextModel::new(&TextSpec { n_sparse: 12, n_dense: 2, dim: None, hidden: None, n_outputs: 3 }).unwrap();
         let mut linear = LinearModel::new(14, 3, true);
         let a = trainer.fit(&mut text_model, Loss::SoftmaxCrossEntropy, &text_data, None, &mut NoObserver).unwrap();
         let b = trainer.fit(&mut linear, Loss::SoftmaxCrossEntropy, &wide_data, None, &mut NoObserver).unwrap();
@@ -541,15 +665,16 @@ mod tests {
         }
         assert!((a.final_loss - b.final_loss).abs() < 1e-5);
         // The data and the model must agree on the sparse inputs' width.
-        let mut narrow = TextModel::new(&TextSpec { n_sparse: 10, n_dense: 2, dim: Some(2), n_outputs: 3 }).unwrap();
+        let mut narrow =
+            TextModel::new(&TextSpec { n_sparse: 10, n_dense: 2, dim: Some(2), hidden: None, n_outputs: 3 }).unwrap();
         let err = trainer.fit(&mut narrow, Loss::SoftmaxCrossEntropy, &text_data, None, &mut NoObserver).unwrap_err();
         assert!(err.to_string().contains("12 sparse features, the model takes 10"), "{err}");
     }
 
     #[test]
     fn an_inputs_score_is_what_it_adds_to_each_logit_alone() {
-        for dim in [None, Some(3)] {
-            let spec = TextSpec { n_sparse: 12, n_dense: 0, dim, n_outputs: 2 };
+        for (dim, hidden) in [(None, None), (Some(3), None), (Some(3), Some(4))] {
+            let spec = TextSpec { n_sparse: 12, n_dense: 0, dim, hidden, n_outputs: 2 };
             let mut model = TextModel::new(&spec).unwrap();
             perturbed(&mut model, 5);
             let scores = spec.input_scores(model.params());
@@ -570,9 +695,31 @@ mod tests {
     }
 
     #[test]
+    fn rescaled_outputs_are_the_outputs_scaled_and_shifted_for_every_head() {
+        let (s, dense) = batch();
+        let x = Inputs::new(MatRef::new(&dense, 5, 2).unwrap(), Some(s.view()));
+        for (dim, hidden) in [(None, None), (Some(3), None), (Some(3), Some(4))] {
+            let spec = TextSpec { n_sparse: 12, n_dense: 2, dim, hidden, n_outputs: 2 };
+            let mut model = TextModel::new(&spec).unwrap();
+            perturbed(&mut model, 9);
+            let (mut before, mut after) = (vec![0.0; 10], vec![0.0; 10]);
+            model.predict(x, &mut before);
+            model.rescale_outputs(&[2.0, -0.5], &[1.0, 3.0]);
+            model.predict(x, &mut after);
+            for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                let want = if i % 2 == 0 { 2.0 * b + 1.0 } else { -0.5 * b + 3.0 };
+                assert!((a - want).abs() < 1e-5, "{dim:?} {hidden:?}: {a} vs {want}");
+            }
+        }
+        // A hidden layer needs an embedding to read.
+        let spec = TextSpec { n_sparse: 12, n_dense: 2, dim: None, hidden: Some(4), n_outputs: 2 };
+        assert!(TextModel::new(&spec).unwrap_err().to_string().contains("needs an embedding"));
+    }
+
+    #[test]
     fn a_reused_gradient_buffer_is_cleared_where_the_last_batch_wrote() {
         let (s, dense) = batch();
-        let spec = TextSpec { n_sparse: 12, n_dense: 2, dim: Some(2), n_outputs: 2 };
+        let spec = TextSpec { n_sparse: 12, n_dense: 2, dim: Some(2), hidden: None, n_outputs: 2 };
         let mut model = TextModel::new(&spec).unwrap();
         perturbed(&mut model, 1);
         let y = Targets::Classes(&[0, 1]);

@@ -121,15 +121,21 @@ pub enum ModelChoice {
         batch_norm: bool,
     },
     /// An embedding bag of `dim` values per n-gram (see
-    /// [`gradus_train::TextModel`]).
+    /// [`gradus_train::TextModel`]) into a linear head, or an MLP head of
+    /// `hidden` ReLU units.
     Text {
         dim: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<usize>,
     },
 }
 
 /// The values of each n-gram's embedding in `--model text` unless
 /// told otherwise.
 pub const DEFAULT_TEXT_DIM: usize = 16;
+
+/// The hidden units of a text model's MLP head unless told otherwise.
+pub const DEFAULT_TEXT_HIDDEN: usize = 64;
 
 /// The values an MLP learns for each level of a column it embeds (see
 /// [`gradus_data::HighCardinality::Embed`]).
@@ -263,12 +269,12 @@ impl TrainJob {
                 )));
             }
             // The linear families read the n-grams straight, without an embedding.
-            let dim = match &self.model {
-                ModelChoice::Text { dim } => Some(*dim),
-                _ => None,
+            let (dim, hidden) = match &self.model {
+                ModelChoice::Text { dim, hidden } => (Some(*dim), *hidden),
+                _ => (None, None),
             };
             let n_sparse = inputs.n_sparse_outputs();
-            return Ok(Architecture::Text(TextSpec { n_sparse, n_dense: n_features, dim, n_outputs }));
+            return Ok(Architecture::Text(TextSpec { n_sparse, n_dense: n_features, dim, hidden, n_outputs }));
         }
         Ok(match &self.model {
             ModelChoice::Text { .. } => {

@@ -43,7 +43,7 @@ mod space;
 pub use ensemble::*;
 pub use space::*;
 
-use crate::pipeline::{DEFAULT_TEXT_DIM, Family, ModelChoice, Periodic, PipelineError, TrainJob};
+use crate::pipeline::{DEFAULT_TEXT_DIM, DEFAULT_TEXT_HIDDEN, Family, ModelChoice, Periodic, PipelineError, TrainJob};
 
 /// The attribute under which a trial records the epoch count its
 /// validation loss (with cross-validation, the folds' mean) was lowest at:
@@ -278,7 +278,12 @@ impl TuneJob {
                         ("shift", 0.0.into()),
                     ]);
                 } else if family == Family::Text {
-                    point.extend([("lr", 1e-2.into()), ("batch_size", 32.into()), ("dim", DEFAULT_TEXT_DIM.into())]);
+                    point.extend([
+                        ("lr", 1e-2.into()),
+                        ("batch_size", 32.into()),
+                        ("dim", DEFAULT_TEXT_DIM.into()),
+                        ("head", "linear".into()),
+                    ]);
                 } else {
                     point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
                 }
@@ -317,8 +322,13 @@ impl TuneJob {
                     family != Some(Family::Mlp) || trial.params().get("embedding") != Some(&Value::from("periodic"))
                 }
                 "conv_layers" | "channels" | "pooling" | "normalization" | "shift" => family != Some(Family::Cnn),
-                "width" | "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
-                "dim" => family != Some(Family::Text),
+                "dropout" => !matches!(family, Some(Family::Mlp | Family::Cnn)),
+                // A text model's width is its MLP head's.
+                "width" => {
+                    !(matches!(family, Some(Family::Mlp | Family::Cnn))
+                        || family == Some(Family::Text) && trial.params().get("head") == Some(&Value::from("mlp")))
+                }
+                "dim" | "head" => family != Some(Family::Text),
                 _ => false,
             };
             if skip {
@@ -359,7 +369,14 @@ impl TuneJob {
             Family::Linear => ModelChoice::Linear,
             Family::Logistic => ModelChoice::Logistic,
             Family::Softmax => ModelChoice::Softmax,
-            Family::Text => ModelChoice::Text { dim: whole("dim", DEFAULT_TEXT_DIM as i64).max(1) as usize },
+            Family::Text => ModelChoice::Text {
+                dim: whole("dim", DEFAULT_TEXT_DIM as i64).max(1) as usize,
+                hidden: match text("head", "linear").as_str() {
+                    "linear" => None,
+                    "mlp" => Some(whole("width", DEFAULT_TEXT_HIDDEN as i64).max(1) as usize),
+                    _ => return Err(unknown("head")),
+                },
+            },
             Family::Cnn => {
                 let input = self.image_shape.ok_or_else(|| {
                     PipelineError::Unsuitable("a CNN needs images: the rows' image shape is not known".into())
@@ -1307,6 +1324,23 @@ mod tests {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, held)| held.len())),
         }
+    }
+
+    #[test]
+    fn a_text_trials_head_is_decoded_to_what_it_names() {
+        let job = job(vec![Family::Text], default_space(&[Family::Text], false, None));
+        let decode = |head: &str| {
+            let params = BTreeMap::from([
+                ("dim".to_string(), Value::from(12)),
+                ("head".to_string(), Value::from(head)),
+                ("width".to_string(), Value::from(40)),
+            ]);
+            job.job(&params).map(|train| train.model)
+        };
+        assert_eq!(decode("mlp").unwrap(), ModelChoice::Text { dim: 12, hidden: Some(40) });
+        assert_eq!(decode("linear").unwrap(), ModelChoice::Text { dim: 12, hidden: None });
+        let err = decode("deep").unwrap_err().to_string();
+        assert!(err.contains("head = \"deep\"") && err.contains("linear, mlp"), "{err}");
     }
 
     #[test]

@@ -19,13 +19,14 @@
 //! | `channels` | 8 … 64, log, integer: the first stage's, doubling at each stage | cnn |
 //! | `pooling` | max, avg | cnn |
 //! | `normalization` | none, batch: batch norm after each convolution (before its ReLU) | cnn |
-//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp, cnn (one Dense layer) |
+//! | `width` | 16 … 512, log, integer (every hidden layer) | mlp, cnn (one Dense layer), text with an MLP head (its hidden layer) |
 //! | `activation` | relu, tanh, gelu | mlp |
 //! | `dropout` | 0 … 0.5 | mlp, cnn |
 //! | `shift` | 0 … 2: augmentation, the most pixels a training image moves each way | cnn |
 //! | `embedding` | none, periodic: periodic embeddings of the numeric columns ([`periodic_embeddings`]) | mlp, on a large table of at most 32 numeric columns (on a smaller one, when a space file names it) |
 //! | `embedding_sigma` | 0.01 … 100, log: σ of the initial frequencies (the paper's range) | mlp, with `embedding` periodic |
 //! | `dim` | 8 … 32, log, integer: the values of each n-gram's embedding | text |
+//! | `head` | linear, mlp: the embedding into the outputs (fastText's), or through one hidden layer of ReLU units | text |
 //!
 //! A space file (JSON or TOML, as for `gradus study create --space`) may
 //! replace any of these distributions — to narrow a range or fix a value —
@@ -93,6 +94,7 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "channels",
     "pooling",
     "normalization",
+    "head",
     "width",
     "activation",
     "dropout",
@@ -148,9 +150,12 @@ pub fn default_space(families: &[Family], search_scaling: bool, image: Option<Sh
         // moments; with the models kept (MODEL_BYTES) a search stays well
         // within a gigabyte (up to 64, the Chinese reviews peaked at 903 MB).
         space.insert("dim".into(), Distribution::Int { low: 8, high: 32, log: true, step: 1 });
+        space.insert("head".into(), Distribution::categorical(["linear", "mlp"]));
+    }
+    if [Family::Mlp, Family::Cnn, Family::Text].iter().any(|f| families.contains(f)) {
+        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
     }
     if families.contains(&Family::Mlp) || families.contains(&Family::Cnn) {
-        space.insert("width".into(), Distribution::Int { low: 16, high: 512, log: true, step: 1 });
         space.insert("dropout".into(), Distribution::float(0.0, 0.5));
     }
     SearchSpace(space)
@@ -199,6 +204,7 @@ pub fn known_choices(name: &str) -> Option<&'static [&'static str]> {
         "pooling" => &["max", "avg"],
         "embedding" => &["none", "periodic"],
         "normalization" => &["none", "batch"],
+        "head" => &["linear", "mlp"],
         _ => return None,
     })
 }
