@@ -121,6 +121,56 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// These rows with each text column read through a narrower vocabulary
+    /// (see [`Encoding::narrow_text`]): the n-grams it drops dropped, and
+    /// each column's part of a row brought to unit length again — what
+    /// encoding the rows with the narrower vocabulary gives.
+    pub fn narrow_text(&self, longest: usize, most: usize) -> Result<Dataset, DataError> {
+        let (encoding, map) = self.encoding.narrow_text(longest, most)?;
+        let Some(sparse) = &self.sparse else {
+            return Err(DataError::invalid("text_ngrams", format!("{}: the rows have no text", self.name)));
+        };
+        // Where each text column's inputs end.
+        let ends: Vec<u32> = encoding
+            .text
+            .iter()
+            .scan(0u32, |offset, t| {
+                *offset += t.width() as u32;
+                Some(*offset)
+            })
+            .collect();
+        let mut out = SparseRows::new(encoding.n_sparse_outputs());
+        let mut entries = Vec::new();
+        for i in 0..sparse.rows() {
+            let (ids, values) = sparse.row(i);
+            entries.clear();
+            entries.extend(ids.iter().zip(values).filter_map(|(&id, &v)| {
+                let to = map[id as usize];
+                (to != u32::MAX).then_some((to, v))
+            }));
+            let mut start = 0;
+            for &end in &ends {
+                let stop = start + entries[start..].iter().take_while(|e| e.0 < end).count();
+                let part = &mut entries[start..stop];
+                let norm = part.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    part.iter_mut().for_each(|e| e.1 /= norm);
+                }
+                start = stop;
+            }
+            out.push_row(&mut entries);
+        }
+        Ok(Dataset {
+            name: self.name.clone(),
+            x: self.x.clone(),
+            y: self.y.clone(),
+            encoding,
+            target_name: self.target_name.clone(),
+            expansion: self.expansion.clone(),
+            sparse: Some(out),
+        })
+    }
+
     /// A dataset whose features are the numeric columns `feature_names`, as they are.
     pub fn numeric(
         name: impl Into<String>,

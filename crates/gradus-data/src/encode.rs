@@ -644,6 +644,23 @@ impl Encoding {
         self.text.iter().map(TextEncoder::width).sum()
     }
 
+    /// This encoding with each text column's vocabulary narrowed to its
+    /// n-grams of at most `longest` tokens, the `most` in most rows (see
+    /// [`TextEncoder::narrowed`]), and for each of its sparse inputs the
+    /// narrower encoding's (`u32::MAX` where it has none).
+    pub fn narrow_text(&self, longest: usize, most: usize) -> Result<(Encoding, Vec<u32>), DataError> {
+        let mut out = self.clone();
+        let mut map = Vec::with_capacity(self.n_sparse_outputs());
+        let mut offset = 0u32;
+        for narrowed in out.text.iter_mut() {
+            let (narrow, own) = narrowed.narrowed(longest, most)?;
+            map.extend(own.iter().map(|&i| if i == u32::MAX { i } else { i + offset }));
+            offset += narrow.width() as u32;
+            *narrowed = narrow;
+        }
+        Ok((out, map))
+    }
+
     /// The sparse inputs of the rows at `rows` of `table` (all, for
     /// `None`): each text column's features in its own block of columns, in
     /// order; `None` without text columns. A missing cell has no features.

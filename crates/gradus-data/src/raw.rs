@@ -589,4 +589,44 @@ mod tests {
         let again = encoding.transform_text(&r.table, None).unwrap().unwrap();
         assert_eq!(&again, sparse);
     }
+
+    #[test]
+    fn narrowing_a_vocabulary_gives_what_fitting_the_narrower_one_gives() {
+        // Two text columns with words repeated often enough to be kept.
+        let words = ["good", "bad", "fine", "slow", "quick", "late", "cheap", "nice", "awful", "great"];
+        let mut text = String::from("title,body,y\n");
+        for i in 0..60 {
+            let title: Vec<&str> = (0..6).map(|j| words[(i * 7 + j * 3) % 10]).collect();
+            let body: Vec<&str> = (0..9).map(|j| words[(i * 3 + j * j) % 10]).collect();
+            text.push_str(&format!("{} and more words {i},{} {i},{}\n", title.join(" "), body.join(" "), i % 2));
+        }
+        let mut r = raw(&text, &RawOptions::default()).unwrap();
+        let rows: Vec<usize> = (0..60).collect();
+        r.text = crate::TextOptions { ngrams: Some("1-3".parse().unwrap()), ..Default::default() };
+        let wide = r.dataset(&rows, &r.fit_encoding(&rows).unwrap()).unwrap();
+        for (longest, most) in [(1, 5), (2, 40), (3, 1 << 20), (2, 1 << 20)] {
+            r.text = crate::TextOptions {
+                ngrams: Some(format!("1-{longest}").parse().unwrap()),
+                max_features: Some(most),
+                ..Default::default()
+            };
+            let fitted = r.dataset(&rows, &r.fit_encoding(&rows).unwrap()).unwrap();
+            let narrowed = wide.narrow_text(longest, most).unwrap();
+            assert_eq!(narrowed.encoding, fitted.encoding, "{longest} {most}");
+            let (a, b) = (narrowed.sparse.as_ref().unwrap(), fitted.sparse.as_ref().unwrap());
+            assert_eq!(a.cols(), b.cols());
+            for i in 0..60 {
+                let ((ia, va), (ib, vb)) = (a.row(i), b.row(i));
+                assert_eq!(ia, ib, "{longest} {most}: row {i}");
+                assert!(va.iter().zip(vb).all(|(x, y)| (x - y).abs() < 1e-6), "{va:?} {vb:?}");
+            }
+        }
+        // Below the range, or hashed: an error naming the column.
+        let err = wide.narrow_text(0, 10).unwrap_err().to_string();
+        assert!(err.contains("column 'title' reads 1-3-grams"), "{err}");
+        r.text = crate::TextOptions { hashing: true, ..Default::default() };
+        let hashed = r.dataset(&rows, &r.fit_encoding(&rows).unwrap()).unwrap();
+        let err = hashed.narrow_text(1, 10).unwrap_err().to_string();
+        assert!(err.contains("column 'title' is hashed"), "{err}");
+    }
 }

@@ -275,7 +275,9 @@ pub struct TextEncoder {
 /// 64-bit hash, with its inverse document frequency, scikit-learn's smooth
 /// form `ln((1 + n) / (1 + df)) + 1`. Input `i` is the n-gram `terms[i]`
 /// (ascending), weighted by `idf[i]`; `ngrams[i]` is its text (tokens
-/// joined by a space, characters by nothing), for reading a model.
+/// joined by a space, characters by nothing), for reading a model, and
+/// `orders[i]` its tokens (a vocabulary may be narrowed by them, see
+/// [`TextEncoder::narrowed`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Vocabulary {
     pub terms: Vec<u64>,
@@ -283,6 +285,8 @@ pub struct Vocabulary {
     pub min_df: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ngrams: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<u8>,
     /// `terms` looked up by hash, built on first use.
     #[serde(skip)]
     index: std::sync::OnceLock<TermIndex>,
@@ -290,13 +294,14 @@ pub struct Vocabulary {
 
 impl PartialEq for Vocabulary {
     fn eq(&self, other: &Self) -> bool {
-        (&self.terms, &self.idf, self.min_df, &self.ngrams) == (&other.terms, &other.idf, other.min_df, &other.ngrams)
+        (&self.terms, &self.idf, self.min_df, &self.ngrams, &self.orders)
+            == (&other.terms, &other.idf, other.min_df, &other.ngrams, &other.orders)
     }
 }
 
 impl Vocabulary {
     pub fn new(terms: Vec<u64>, idf: Vec<f32>, min_df: usize, ngrams: Vec<String>) -> Self {
-        Self { terms, idf, min_df, ngrams, index: Default::default() }
+        Self { terms, idf, min_df, ngrams, orders: Vec::new(), index: Default::default() }
     }
 
     /// The input of the n-gram whose hash is `hash`, if it is a term.
@@ -418,22 +423,32 @@ impl TextEncoder {
         source: &str,
     ) -> Result<(), DataError> {
         let texts: Vec<&str> = texts.into_iter().collect();
-        // Per n-gram: the rows it is in, and the last row counted (plus one).
-        let mut df: std::collections::HashMap<u64, (u32, u32), std::hash::BuildHasherDefault<Premixed>> =
-            Default::default();
+        // Per n-gram: the rows it is in, the last row counted (plus one), its tokens.
+        type Counts = std::collections::HashMap<u64, (u32, u32, u8), std::hash::BuildHasherDefault<Premixed>>;
+        let mut df = Counts::default();
         let mut scratch = TextScratch::default();
         for (row, &text) in texts.iter().enumerate() {
             let stamp = row as u32 + 1;
-            self.each_ngram(text, &mut scratch, |h| {
-                let entry = df.entry(h).or_insert((0, 0));
+            let TextScratch { lowered, hashes, spaces } = &mut scratch;
+            hashes.clear();
+            spaces.clear();
+            self.tokenizer.visit(text, lowered, |t| {
+                hashes.push(fnv1a(t));
+                spaces.push(t == b" ");
+            });
+            self.each_window(hashes, spaces, |h, span| {
+                let entry = df.entry(h).or_insert((0, 0, span.len() as u8));
                 if entry.1 != stamp {
-                    *entry = (entry.0 + 1, stamp);
+                    (entry.0, entry.1) = (entry.0 + 1, stamp);
                 }
             });
         }
         let n = texts.len();
-        let mut kept: Vec<(u64, u32)> =
-            df.into_iter().filter(|&(_, (d, _))| d as usize >= min_df.max(1)).map(|(h, (d, _))| (h, d)).collect();
+        let mut kept: Vec<(u64, u32, u8)> = df
+            .into_iter()
+            .filter(|&(_, (d, _, _))| d as usize >= min_df.max(1))
+            .map(|(h, (d, _, order))| (h, d, order))
+            .collect();
         kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         kept.truncate(max_features);
         if kept.is_empty() {
@@ -474,9 +489,65 @@ impl TextEncoder {
             });
         }
         vocabulary.ngrams = ngrams;
+        vocabulary.orders = kept.iter().map(|k| k.2).collect();
         vocabulary.idf = kept.iter().map(|k| idf(k.1)).collect();
         self.vocabulary = Some(std::sync::Arc::new(vocabulary));
         Ok(())
+    }
+
+    /// This encoder with a vocabulary of only the n-grams of at most
+    /// `longest` tokens, and of them the `most` in most rows (ties by hash),
+    /// as fitting with that n-gram range and `max_features` would have made
+    /// it (the same rows, so the same IDF, unless this vocabulary had cut
+    /// them already); and for each of this encoder's inputs, its input in
+    /// the narrower one, `u32::MAX` where it has none. An error for a
+    /// hashing encoder, for a vocabulary that does not know its n-grams'
+    /// lengths (a model file made before they were kept), and for `longest`
+    /// below the range's low end.
+    pub fn narrowed(&self, longest: usize, most: usize) -> Result<(TextEncoder, Vec<u32>), DataError> {
+        let column = &self.column;
+        let Some(v) = &self.vocabulary else {
+            return Err(DataError::invalid(
+                "text_ngrams",
+                format!("column '{column}' is hashed (--text-features hashing): no vocabulary to narrow"),
+            ));
+        };
+        if v.orders.len() != v.terms.len() {
+            return Err(DataError::invalid(
+                "text_ngrams",
+                format!("the vocabulary of column '{column}' does not record its n-grams' lengths"),
+            ));
+        }
+        if longest < self.ngrams.low || most == 0 {
+            return Err(DataError::invalid(
+                "text_ngrams",
+                format!(
+                    "column '{column}' reads {}-grams: cannot keep its n-grams of at most {longest} tokens, {most} of them",
+                    self.ngrams
+                ),
+            ));
+        }
+        let mut kept: Vec<usize> = (0..v.terms.len()).filter(|&i| v.orders[i] as usize <= longest).collect();
+        // Most rows first: the smallest IDF.
+        kept.sort_unstable_by(|&a, &b| v.idf[a].total_cmp(&v.idf[b]).then(v.terms[a].cmp(&v.terms[b])));
+        kept.truncate(most);
+        kept.sort_unstable();
+        let mut map = vec![u32::MAX; v.terms.len()];
+        kept.iter().enumerate().for_each(|(new, &old)| map[old] = new as u32);
+        fn pick<T: Clone>(values: &[T], kept: &[usize]) -> Vec<T> {
+            kept.iter().map(|&i| values[i].clone()).collect()
+        }
+        let mut narrow = Vocabulary::new(pick(&v.terms, &kept), pick(&v.idf, &kept), v.min_df, Vec::new());
+        narrow.orders = pick(&v.orders, &kept);
+        if !v.ngrams.is_empty() {
+            narrow.ngrams = pick(&v.ngrams, &kept);
+        }
+        let encoder = TextEncoder {
+            ngrams: NgramRange { low: self.ngrams.low, high: longest.min(self.ngrams.high) },
+            vocabulary: Some(std::sync::Arc::new(narrow)),
+            ..self.clone()
+        };
+        Ok((encoder, map))
     }
 
     /// The text of input `i` (of [`Self::width`]): the vocabulary's n-gram,
