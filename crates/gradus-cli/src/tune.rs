@@ -433,6 +433,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     // Scaling is searched when there are dense inputs to scale (text alone has none).
     let search_scaling = args.scale == ScaleRequest::Auto && tuning.n_features() > 0;
     let mut space = autotune::default_space(&job.families, search_scaling, job.image_shape);
+    space = autotune::text_vocabulary_space(space, &tuning.encoding);
     if large {
         space = autotune::large_data_batches(space);
     }
@@ -659,14 +660,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         .into());
     };
     let direction = job.direction();
-    let candidates = autotune::ensemble_candidates(&trials, args.ensemble as usize, direction);
+    // The members of one model read the same inputs: the best trial's text vocabularies.
+    // The members of one model read the same inputs: the best trial's text vocabularies.
+    let alike: Vec<FrozenTrial> = trials.iter().filter(|t| TuneJob::same_inputs(t, &best)).cloned().collect();
+    let candidates = autotune::ensemble_candidates(&alike, args.ensemble as usize, direction);
     // Ensemble selection weighs the candidates on their hold-out
     // predictions; without them (cross-validation, or trials of an earlier
     // run), the best few are averaged equally.
     let selection = if candidates.len() > 1 { job.ensemble_weights(&candidates, &tuning, &measured)? } else { None };
     let (members, weights): (Vec<_>, Vec<f64>) = match &selection {
         Some(s) => candidates.iter().zip(&s.counts).filter(|(_, n)| **n > 0).map(|(t, n)| (*t, *n as f64)).unzip(),
-        None => autotune::best_trials(&trials, args.ensemble as usize, direction).into_iter().map(|t| (t, 1.0)).unzip(),
+        None => autotune::best_trials(&alike, args.ensemble as usize, direction).into_iter().map(|t| (t, 1.0)).unzip(),
     };
     if let Some(s) = &selection {
         // Selection scores the models' predictions in the target's units:
@@ -774,7 +778,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             .note(&format!("left out of the final model: {diverged} of the best trials, whose retraining diverged"));
     }
     let test_rows = test.n_samples();
-    let test_metrics = if test_rows > 0 { Some(model.evaluate(test)?) } else { None };
+    let test_metrics =
+        if test_rows > 0 { Some(model.evaluate(job.trial_data_owned(&best.params, test)?)?) } else { None };
     model.set_about(json!({
         "made_by": "gradus tune",
         "data": args.data,

@@ -178,6 +178,54 @@ fn tune_takes_a_text_table_as_it_is() {
     assert_eq!(columns["event"], "columns");
     assert_eq!(columns["columns"][0]["kind"], "text", "{columns}");
     assert!(columns["columns"][0]["becomes"].as_str().unwrap().starts_with("text: word 1-2-grams"), "{columns}");
+    // The n-gram range is searched: a space that keeps words alone trains,
+    // tests and saves a model of the words' vocabulary.
+    std::fs::write(d.join("words.json"), r#"{"text_ngrams": {"type": "categorical", "choices": [1]}}"#).unwrap();
+    let out = ok(
+        d,
+        &[
+            "tune",
+            "--data",
+            "reviews.csv",
+            "--target",
+            "label",
+            "--trials",
+            "3",
+            "--space",
+            "words.json",
+            "--study",
+            "words",
+            "--json",
+            "--out",
+            "w.gradus",
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(summary["test_metrics"]["accuracy"].as_f64().unwrap() > 0.75, "{summary}");
+    let inspected = ok(d, &["inspect", "w.gradus"]);
+    assert!(inspected.contains("text: word 1-1-grams"), "{inspected}");
+    let evaluated = ok(d, &["evaluate", "--model", "w.gradus", "--data", "reviews.csv"]);
+    assert!(evaluated.contains("accuracy"), "{evaluated}");
+    // A value that is not an n-gram length is refused.
+    std::fs::write(d.join("zero.json"), r#"{"text_ngrams": {"type": "categorical", "choices": ["two"]}}"#).unwrap();
+    bad(
+        d,
+        &[
+            "tune",
+            "--data",
+            "reviews.csv",
+            "--target",
+            "label",
+            "--trials",
+            "1",
+            "--space",
+            "zero.json",
+            "--study",
+            "z",
+            "-q",
+        ],
+        "text_ngrams must be an int range or a categorical of whole numbers",
+    );
     // The families that cannot read text are refused, not trained on a guess.
     bad(
         d,

@@ -62,7 +62,7 @@ pub use split::{Fold, Split, kfold, stratified_kfold, train_valid_test_split};
 pub use table::{Column, CsvFile, DEFAULT_NA_VALUES, MISSING, ReadOptions, Table, Values};
 pub use text::{
     Analyzer, DEFAULT_MAX_FEATURES, DEFAULT_MIN_DF, DEFAULT_TEXT_BUCKETS, MAX_NGRAM, NgramRange, TextEncoder,
-    TextOptions, TextScratch, Tokenizer, check_text_buckets,
+    TextOptions, TextScratch, Tokenizer, Vocabulary, check_text_buckets,
 };
 pub use text_encoding::{ENCODING_NAMES, TextEncoding};
 

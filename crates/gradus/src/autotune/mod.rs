@@ -287,6 +287,15 @@ impl TuneJob {
                 } else {
                     point.extend([("lr", 1e-2.into()), ("batch_size", 32.into())]);
                 }
+                // The vocabularies as fitted: every n-gram length, every n-gram kept.
+                for name in TEXT_PARAMS {
+                    let most = match self.space.0.get(name) {
+                        Some(Distribution::Int { high, .. }) => Some(*high),
+                        Some(Distribution::Categorical { choices }) => choices.iter().filter_map(Value::as_i64).max(),
+                        _ => None,
+                    };
+                    point.extend(most.map(|m| (name, m.into())));
+                }
                 points.push(self.in_space(point.clone()));
                 // On a table with periodic embeddings in the space, the
                 // default MLP is tried with them as well.
@@ -453,6 +462,8 @@ impl TuneJob {
         measured: &MeasuredTrials,
     ) -> Result<f64, TrialFailure> {
         let job = self.suggest(trial)?;
+        let data = self.trial_data(trial.params(), data)?;
+        let data = data.as_ref();
         let folds = match self.cv {
             Some(k) => self.folds(data, k)?,
             None => vec![None],
@@ -710,6 +721,8 @@ impl TuneJob {
             return Ok(Some(metrics));
         }
         let (job, mut stop) = self.replay(best)?;
+        let data = self.trial_data(&best.params, data)?;
+        let data = data.as_ref();
         let mut scores = Vec::new();
         match self.cv {
             Some(k) => {
@@ -760,7 +773,7 @@ impl TuneJob {
         let (mut job, stop) = self.replay(best)?;
         let mut stop = StopAfter { deadline, watch: Some(watch), ..stop };
         job.valid_fraction = 0.0;
-        let outcome = job.run(data, &mut stop)?;
+        let outcome = job.run(self.trial_data(&best.params, data)?.as_ref(), &mut stop)?;
         Ok((outcome.report.termination != Termination::Diverged).then_some(outcome.saved))
     }
 
@@ -799,7 +812,40 @@ impl TuneJob {
     fn model_bytes(&self, params: &BTreeMap<String, Value>, data: &Dataset) -> Result<usize, PipelineError> {
         let job = self.job(params)?;
         let (_, outputs) = job.loss_and_outputs(data)?;
-        Ok(job.architecture(&data.encoding, outputs)?.n_params()? * 4)
+        let encoding = match text_narrowing(params, &data.encoding)? {
+            None => std::borrow::Cow::Borrowed(&data.encoding),
+            Some((longest, most)) => std::borrow::Cow::Owned(data.encoding.narrow_text(longest, most)?.0),
+        };
+        Ok(job.architecture(&encoding, outputs)?.n_params()? * 4)
+    }
+
+    /// The rows a trial with `params` trains on: `data`, or, when they
+    /// choose `text_ngrams` or `text_features`, `data` with its text read
+    /// through the narrower vocabularies they name
+    /// ([`text_vocabulary_space`]). Not a copy when they keep everything.
+    pub fn trial_data<'d>(
+        &self,
+        params: &BTreeMap<String, Value>,
+        data: &'d Dataset,
+    ) -> Result<std::borrow::Cow<'d, Dataset>, PipelineError> {
+        Ok(match text_narrowing(params, &data.encoding)? {
+            None => std::borrow::Cow::Borrowed(data),
+            Some((longest, most)) => std::borrow::Cow::Owned(data.narrow_text(longest, most)?),
+        })
+    }
+
+    /// [`Self::trial_data`] of rows the caller gives up.
+    pub fn trial_data_owned(&self, params: &BTreeMap<String, Value>, data: Dataset) -> Result<Dataset, PipelineError> {
+        Ok(match text_narrowing(params, &data.encoding)? {
+            None => data,
+            Some((longest, most)) => data.narrow_text(longest, most)?,
+        })
+    }
+
+    /// Whether trials `a` and `b` read the same inputs (the same text
+    /// vocabularies), as the members of one ensemble must.
+    pub fn same_inputs(a: &FrozenTrial, b: &FrozenTrial) -> bool {
+        TEXT_PARAMS.iter().all(|name| a.params.get(*name) == b.params.get(*name))
     }
 
     /// Leaves out of `members` the least weighted ones whose weights (as
@@ -913,6 +959,29 @@ impl TuneJob {
         }
         Ok((Ensemble::weighted(kept, weights)?, held))
     }
+}
+
+/// The hyperparameters that choose a trial's text vocabularies.
+const TEXT_PARAMS: [&str; 2] = ["text_ngrams", "text_features"];
+
+/// The longest n-grams and the most n-grams per column that `params` keep
+/// of `encoding`'s text vocabularies; `None` when they keep all of them (or
+/// name neither). A value that is not a positive whole number is an error.
+fn text_narrowing(
+    params: &BTreeMap<String, Value>,
+    encoding: &gradus_data::Encoding,
+) -> Result<Option<(usize, usize)>, PipelineError> {
+    let value = |name: &str| -> Result<usize, PipelineError> {
+        match params.get(name) {
+            None => Ok(usize::MAX),
+            Some(v) => v.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(|| {
+                PipelineError::Unsuitable(format!("hyperparameter {name} = {v} is not a positive whole number"))
+            }),
+        }
+    };
+    let (longest, most) = (value(TEXT_PARAMS[0])?, value(TEXT_PARAMS[1])?);
+    let keeps_all = encoding.text.iter().all(|t| longest >= t.ngrams.high && most >= t.width());
+    Ok((!keeps_all).then_some((longest, most)))
 }
 
 /// A trial in the final model ([`TuneJob::refit_ensemble`]): its weight
@@ -1324,6 +1393,56 @@ mod tests {
             Err(PipelineError::Diverged(msg)) => assert!(msg.contains("diverged"), "{msg}"),
             other => panic!("expected a divergence, got {:?}", other.map(|(_, held)| held.len())),
         }
+    }
+
+    #[test]
+    fn the_text_vocabularies_are_searched_in_a_few_sizes_and_each_trial_reads_its_own() {
+        use gradus_data::{Analyzer, Matrix, SparseRows, TextEncoder, Tokenizer, Vocabulary};
+        // A vocabulary of 20,000 unigrams and 20,000 bigrams, the first most frequent.
+        let mut text =
+            TextEncoder::new("t".into(), Tokenizer::new(Analyzer::Words), "1-2".parse().unwrap(), 1 << 10).unwrap();
+        let n = 40_000;
+        let mut v =
+            Vocabulary::new((0..n as u64).collect(), (0..n).map(|i| 1.0 + i as f32 / n as f32).collect(), 2, vec![]);
+        v.orders = (0..n).map(|i| 1 + (i % 2) as u8).collect();
+        text.vocabulary = Some(std::sync::Arc::new(v));
+        let y = Target::Classes { labels: vec![0, 1], classes: vec!["a".into(), "b".into()] };
+        let mut data = Dataset::numeric("t", Matrix::zeros(2, 0), y, &[], "y");
+        data.encoding.text.push(text.clone());
+        let mut sparse = SparseRows::new(n);
+        sparse.push_row(&mut [(0, 0.6), (1, 0.8)]);
+        sparse.push_row(&mut [(5001, 1.0)]);
+        data.sparse = Some(sparse);
+        let space = text_vocabulary_space(default_space(&[Family::Text], false, None), &data.encoding);
+        assert_eq!(space.0["text_ngrams"], Distribution::int(1, 2));
+        let sizes = Distribution::Categorical { choices: vec![4096.into(), 16384.into(), 40000.into()] };
+        assert_eq!(space.0["text_features"], sizes);
+        let job = job(vec![Family::Text], space);
+        let params = |longest: i64, most: i64| {
+            BTreeMap::from([("text_ngrams".to_string(), Value::from(longest)), ("text_features".into(), most.into())])
+        };
+        // Everything kept: the rows themselves, not a copy.
+        assert!(matches!(job.trial_data(&params(2, 40000), &data).unwrap(), std::borrow::Cow::Borrowed(_)));
+        // Unigrams only: the first row keeps input 0 at unit length, the second has none.
+        let words = job.trial_data(&params(1, 40000), &data).unwrap();
+        assert_eq!(words.encoding.n_sparse_outputs(), 20_000);
+        let rows = words.sparse.as_ref().unwrap();
+        assert_eq!((rows.row(0).0, rows.row(0).1, rows.row(1).0), (&[0u32][..], &[1.0f32][..], &[][..]));
+        assert_eq!(job.trial_data(&params(2, 4096), &data).unwrap().encoding.n_sparse_outputs(), 4096);
+        let err = job.trial_data(&params(0, 4096), &data).unwrap_err().to_string();
+        assert!(err.contains("text_ngrams = 0 is not a positive whole number"), "{err}");
+        // Trials read the same inputs when they choose the same vocabularies.
+        let trial = |p: BTreeMap<String, Value>| {
+            let mut t = FrozenTrial::new(0, 0, TrialState::Complete(0.1));
+            t.params = p;
+            t
+        };
+        assert!(TuneJob::same_inputs(&trial(params(1, 4096)), &trial(params(1, 4096))));
+        assert!(!TuneJob::same_inputs(&trial(params(1, 4096)), &trial(params(2, 4096))));
+        // Hashed text has no vocabulary to narrow: the space is as it was.
+        data.encoding.text[0].vocabulary = None;
+        let plain = default_space(&[Family::Text], false, None);
+        assert_eq!(text_vocabulary_space(plain.clone(), &data.encoding), plain);
     }
 
     #[test]

@@ -27,6 +27,8 @@
 //! | `embedding_sigma` | 0.01 … 100, log: σ of the initial frequencies (the paper's range) | mlp, with `embedding` periodic |
 //! | `dim` | 8 … 32, log, integer: the values of each n-gram's embedding | text |
 //! | `head` | linear, mlp: the embedding into the outputs (fastText's), or through one hidden layer of ReLU units | text |
+//! | `text_ngrams` | 1 … the columns' longest n-grams (`--ngram`'s HIGH): the longest kept, [`text_vocabulary_space`] | every family, on text read through a vocabulary |
+//! | `text_features` | 4096, 16384, … (each 4x the last) and the largest vocabulary: the n-grams in most rows kept per column | every family, on text read through a vocabulary |
 //!
 //! A space file (JSON or TOML, as for `gradus study create --space`) may
 //! replace any of these distributions — to narrow a range or fix a value —
@@ -102,6 +104,8 @@ pub const HYPERPARAMETERS: &[&str] = &[
     "embedding",
     "embedding_sigma",
     "dim",
+    "text_ngrams",
+    "text_features",
 ];
 
 /// The most convolution stages a CNN search tries on `image`: each stage
@@ -192,6 +196,43 @@ pub fn periodic_embeddings(mut space: SearchSpace) -> SearchSpace {
     space
 }
 
+/// The fewest n-grams per column `text_features` tries.
+pub const MIN_TEXT_FEATURES: usize = 4096;
+
+/// The space with the text columns' vocabularies searched, when every text
+/// column of `encoding` was read through one (not hashed): `text_ngrams`,
+/// the longest n-grams kept (from the columns' shortest up to their
+/// longest), and `text_features`, how many of the n-grams in most rows each
+/// column keeps ([`MIN_TEXT_FEATURES`], 4 times as many, … and the largest
+/// vocabulary: a few sizes, so that trials share them, as the members of
+/// one final model must).
+/// Each trial's rows are the fitted vocabularies narrowed to its choice
+/// ([`gradus_data::Dataset::narrow_text`]): exactly what fitting with that
+/// n-gram range and `--max-features` gives, without reading the text again.
+/// A dimension with nothing to choose (one n-gram length; vocabularies of
+/// at most 4096) is left out. With the hashing trick there is nothing to
+/// narrow, and the space is as it was.
+pub fn text_vocabulary_space(mut space: SearchSpace, encoding: &gradus_data::Encoding) -> SearchSpace {
+    let text = &encoding.text;
+    if text.is_empty() || text.iter().any(|t| t.vocabulary.as_ref().is_none_or(|v| v.orders.len() != v.terms.len())) {
+        return space;
+    }
+    let low = text.iter().map(|t| t.ngrams.low).max().unwrap_or(1);
+    let high = text.iter().map(|t| t.ngrams.high).max().unwrap_or(1);
+    if high > low {
+        space.0.insert("text_ngrams".into(), Distribution::int(low as i64, high as i64));
+    }
+    let widest = text.iter().map(|t| t.width()).max().unwrap_or(0);
+    if widest > MIN_TEXT_FEATURES {
+        // A few sizes, each 4x the last, so that trials share vocabularies:
+        // the members of one model must read the same inputs.
+        let sizes = std::iter::successors(Some(MIN_TEXT_FEATURES), |s| Some(s * 4)).take_while(|&s| s < widest);
+        let choices = sizes.chain([widest]).map(|s| Value::from(s as u64)).collect();
+        space.0.insert("text_features".into(), Distribution::Categorical { choices });
+    }
+    space
+}
+
 /// The values a categorical hyperparameter may take, each decoded by the
 /// one function the trials use ([`decode_optimizer`] and its kin): a space
 /// naming any other is refused ([`merge_space`]), never trained as a default.
@@ -271,6 +312,7 @@ fn decodes(name: &str, value: &str) -> bool {
         "pooling" => decode_pooling(value).is_some(),
         "embedding" => matches!(value, "none" | "periodic"),
         "normalization" => decode_normalization(value).is_some(),
+        "head" => matches!(value, "linear" | "mlp"),
         _ => true,
     }
 }
@@ -375,9 +417,20 @@ pub fn merge_space(defaults: SearchSpace, user: SearchSpace, origin: &str) -> Re
         // A value of the wrong kind would be read as the default.
         let words = matches!(
             name.as_str(),
-            "model" | "scaling" | "optimizer" | "schedule" | "activation" | "pooling" | "normalization" | "embedding"
+            "model"
+                | "scaling"
+                | "optimizer"
+                | "schedule"
+                | "activation"
+                | "pooling"
+                | "normalization"
+                | "embedding"
+                | "head"
         );
-        let whole = matches!(name.as_str(), "batch_size" | "n_layers" | "width" | "conv_layers" | "channels");
+        let whole = matches!(
+            name.as_str(),
+            "batch_size" | "n_layers" | "width" | "conv_layers" | "channels" | "dim" | "text_ngrams" | "text_features"
+        );
         let fits = match &distribution {
             Distribution::Categorical { choices } if words => choices.iter().all(Value::is_string),
             Distribution::Categorical { choices } if whole => choices.iter().all(Value::is_i64),
