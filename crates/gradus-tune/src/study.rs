@@ -480,16 +480,17 @@ impl Study {
             let Some(trial) = self.next_trial(Some((&mut *asks, lag)))? else { return Ok(None) };
             Ok(Some((trial, Some(asks.finished.len() - 1))))
         };
-        let worker = || -> Result<(), TuneError> {
+        let worker = |slot: usize| -> Result<(), TuneError> {
             loop {
                 if out_of_time() || started.fetch_add(1, Ordering::SeqCst) >= n_trials {
                     return Ok(());
                 }
                 let Some((mut trial, ask)) = next()? else { return Ok(()) };
                 // Which process runs it, so that a restart on this machine can
-                // tell the trials of a process that has ended.
+                // tell the trials of a process that has ended, and in which of
+                // its `n_jobs` threads (a report's timeline of workers).
                 if let Some(host) = host_name() {
-                    let worker = serde_json::json!({"host": host, "pid": std::process::id()});
+                    let worker = serde_json::json!({"host": host, "pid": std::process::id(), "slot": slot});
                     trial.set_attr(WORKER, worker)?;
                 }
                 let id = trial.frozen.id;
@@ -509,7 +510,7 @@ impl Study {
         };
         // A thread that errs (or panics outside the objective) may leave its
         // trial unfinished: the others must not wait for it.
-        let worker = || {
+        let worker = |slot: usize| {
             struct AbortOnExit<'a>(&'a Mutex<Asks>, &'a Condvar, bool);
             impl Drop for AbortOnExit<'_> {
                 fn drop(&mut self) {
@@ -520,7 +521,7 @@ impl Study {
                 }
             }
             let mut guard = AbortOnExit(&asks, &ask_done, false);
-            let result = worker();
+            let result = worker(slot);
             guard.2 = result.is_ok();
             result
         };
@@ -541,7 +542,8 @@ impl Study {
         };
         std::thread::scope(|scope| {
             let beats = scope.spawn(heartbeat);
-            let handles: Vec<_> = (0..n_jobs).map(|_| scope.spawn(worker)).collect();
+            let worker = &worker;
+            let handles: Vec<_> = (0..n_jobs).map(|slot| scope.spawn(move || worker(slot))).collect();
             let results = handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect::<Result<Vec<()>, _>>();
             finished_all.store(true, Ordering::SeqCst);
             let _ = beats.join();
@@ -673,7 +675,8 @@ pub fn check_heartbeat(every: Duration, grace: Duration) -> Result<(), TuneError
     Ok(())
 }
 
-/// The attribute naming the process that runs a trial: `{"host", "pid"}`.
+/// The attribute naming the process that runs a trial, and its thread
+/// there: `{"host", "pid", "slot"}` (slot 0 … `n_jobs` - 1).
 pub const WORKER: &str = "worker";
 
 /// This machine's name, where Linux tells it (`None` elsewhere: ended

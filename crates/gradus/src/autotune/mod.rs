@@ -50,6 +50,20 @@ use crate::pipeline::{DEFAULT_TEXT_DIM, DEFAULT_TEXT_HIDDEN, Family, ModelChoice
 /// what its refit trains.
 pub const BEST_EPOCHS: &str = "best_epochs";
 
+/// The attribute under which a trial scored on a hold-out split records its
+/// validation metrics at that epoch count (accuracy, macro-F1, log loss…;
+/// RMSE, R²… for a real target; not the confusion matrix), for reports.
+pub const VALID_METRICS: &str = "valid_metrics";
+
+/// `metrics` as a trial attribute: the headline numbers, by name.
+fn headline(metrics: &Metrics) -> Value {
+    let mut value = serde_json::to_value(metrics).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        fields.remove("confusion");
+    }
+    value
+}
+
 /// A table is large when a trial trains on more than this many rows (see
 /// [`TuneJob::shorten_epochs_on_large_data`]).
 pub const LARGE_DATA_ROWS: usize = 16384;
@@ -549,6 +563,7 @@ impl TuneJob {
         // replay would measure. (Folds each restore their own best epoch,
         // not the common one: those are replayed.)
         if let (Some(metrics), Some(predictions)) = (valid_metrics, predictions) {
+            trial.set_attr(VALID_METRICS, headline(&metrics)).map_err(TrialFailure::from)?;
             measured.insert(trial.number(), Measured { metrics, predictions });
         }
         if let Some(model) = trained {
@@ -1325,8 +1340,15 @@ mod tests {
         let read = job.validation_metrics(&best, &data, &measured).unwrap().unwrap();
         let replayed = job.validation_metrics(&best, &data, &MeasuredTrials::default()).unwrap().unwrap();
         assert_eq!(read, replayed);
-        let Metrics::Classification { log_loss, .. } = read else { panic!("classification metrics") };
+        let Metrics::Classification { log_loss, accuracy, .. } = read else { panic!("classification metrics") };
         assert!((log_loss - best.value().unwrap()).abs() < 1e-9, "the score is the measured loss");
+        // The trial records them, for reports, without the confusion matrix;
+        // and which process and thread ran it.
+        let recorded = &best.attrs[VALID_METRICS];
+        assert_eq!(recorded["accuracy"].as_f64(), Some(accuracy), "{recorded}");
+        assert!(recorded.get("confusion").is_none(), "{recorded}");
+        let worker = &best.attrs[gradus_tune::WORKER];
+        assert_eq!((worker["pid"].as_u64(), worker["slot"].as_u64()), (Some(std::process::id() as u64), Some(0)));
     }
 
     #[test]
