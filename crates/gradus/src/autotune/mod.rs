@@ -1468,6 +1468,16 @@ mod tests {
     }
 
     #[test]
+    fn auto_searches_cnns_on_images_only_and_the_text_model_on_text_only() {
+        let task = gradus_data::Task::Multiclass { n_classes: 10 };
+        let auto = |images, text| ModelRequest::Auto.families(task, images, text).unwrap();
+        assert_eq!(auto(false, false), [Family::Softmax, Family::Mlp]);
+        // Images add the CNN, not the text model (whose trials would all fail).
+        assert_eq!(auto(true, false), [Family::Softmax, Family::Mlp, Family::Cnn]);
+        assert_eq!(auto(false, true), [Family::Softmax, Family::Text]);
+    }
+
+    #[test]
     fn a_text_trials_head_is_decoded_to_what_it_names() {
         let job = job(vec![Family::Text], default_space(&[Family::Text], false, None));
         let decode = |head: &str| {

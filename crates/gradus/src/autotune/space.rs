@@ -61,7 +61,9 @@ impl ModelRequest {
         let fitting: Vec<Family> = Family::ALL.into_iter().filter(|f| f.fits(task)).collect();
         match self {
             ModelRequest::Auto if text => Ok(fitting.into_iter().filter(|f| f.reads_text()).collect()),
-            ModelRequest::Auto => Ok(fitting.into_iter().filter(|f| images || f.in_auto()).collect()),
+            ModelRequest::Auto => {
+                Ok(fitting.into_iter().filter(|&f| f.in_auto() || images && f == Family::Cnn).collect())
+            }
             ModelRequest::Only(wanted) if text && !wanted.reads_text() => Err(PipelineError::Unsuitable(format!(
                 "--model {} reads numbers only, and the data have text columns (use --model text, {} or auto)",
                 wanted.name(),
