@@ -6,6 +6,7 @@
 
 mod datasets;
 mod inspect;
+mod plot;
 mod predict;
 mod progress;
 mod study;
@@ -53,6 +54,8 @@ enum Command {
     Trials(study::TrialsArgs),
     /// Print a study's best trial as JSON.
     Best(study::BestArgs),
+    /// Draw a study as an SVG: its history, learning curves, value distribution or timeline.
+    Plot(plot::PlotArgs),
 }
 
 /// A run that went wrong through no fault of its input (exit code 1).
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Studies(args) => study::run_studies(args),
         Command::Trials(args) => study::run_trials(args),
         Command::Best(args) => study::run_best(args),
+        Command::Plot(args) => plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,54 @@
+//! `gradus plot`, run as a real process on a real SQLite study.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradus(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradus")).args(args).current_dir(dir).output().expect("the gradus binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+#[test]
+fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = gradus(d, &["tune", "--data", "builtin:iris", "--trials", "6", "--study", "iris", "-q", "--out", "m.gradus"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (kind, title, x_label) in [
+        ("history", "Optimisation history of iris", "trial"),
+        ("intermediate", "Intermediate values of iris", "step"),
+        ("edf", "Empirical distribution of the values of iris", "objective value (lower is better)"),
+        ("timeline", "Timeline of iris", "seconds since the first trial started"),
+    ] {
+        let file = format!("{kind}.svg");
+        let out = gradus(d, &["plot", kind, "--study", "iris", "--out", &file]);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let svg = std::fs::read_to_string(d.join(&file)).unwrap();
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(&format!(">{title}</text>")), "{kind}: {svg}");
+        assert!(svg.contains("class=\"x-label\"") && svg.contains(&format!(">{x_label}</text>")), "{svg}");
+        // Self-contained: nothing fetched.
+        assert!(!svg.contains("href") && !svg.contains("<script"), "{kind}");
+    }
+}
+
+#[test]
+fn a_study_that_is_not_there_or_holds_nothing_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let space = r#"{"x": {"type": "float", "low": 0, "high": 1}}"#;
+    let out = gradus(d, &["study", "create", "--study", "empty", "--direction", "minimize", "--space", space]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (study, expected) in [("empty", "study 'empty' has no trials to show"), ("nope", "no study named 'nope'")] {
+        let out = gradus(d, &["plot", "history", "--study", study, "--out", "x.svg"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert!(!d.join("x.svg").exists(), "nothing written");
+    }
+    let out = gradus(d, &["plot", "pie", "--study", "empty", "--out", "x.svg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid value 'pie'"), "{}", stderr(&out));
+}

@@ -1,0 +1,365 @@
+//! The plots of a study, each an SVG [`Chart`] of its trials as the
+//! storage holds them: the optimisation history, the intermediate values
+//! (learning curves), the empirical distribution of values, and the
+//! timeline of trials per worker.
+
+use gradus_tune::{Direction, FrozenTrial, TrialState, WORKER};
+
+use crate::svg::{BLUE, Chart, GREEN, GREY, Mark, ORANGE, RED, Scale, band, number};
+use crate::{ReportError, StudyTrials};
+
+/// A plot `gradus plot` can draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotKind {
+    History,
+    Intermediate,
+    Edf,
+    Timeline,
+}
+
+impl PlotKind {
+    pub const ALL: [PlotKind; 4] = [PlotKind::History, PlotKind::Intermediate, PlotKind::Edf, PlotKind::Timeline];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlotKind::History => "history",
+            PlotKind::Intermediate => "intermediate",
+            PlotKind::Edf => "edf",
+            PlotKind::Timeline => "timeline",
+        }
+    }
+
+    /// The chart of `study`; an error when the study has nothing to show.
+    pub fn chart(self, study: &StudyTrials) -> Result<Chart, ReportError> {
+        match self {
+            PlotKind::History => history(study),
+            PlotKind::Intermediate => intermediate(study),
+            PlotKind::Edf => edf(study),
+            PlotKind::Timeline => timeline(study),
+        }
+    }
+}
+
+/// The complete trials and their values, in trial order; an error naming
+/// the study when there are none.
+fn complete(study: &StudyTrials) -> Result<Vec<(&FrozenTrial, f64)>, ReportError> {
+    let done: Vec<(&FrozenTrial, f64)> = study.trials.iter().filter_map(|t| t.value().map(|v| (t, v))).collect();
+    if done.is_empty() {
+        return Err(ReportError::Empty { study: study.name.clone(), what: "no complete trial".into() });
+    }
+    Ok(done)
+}
+
+/// A trial's tooltip: its number, state or value, and its parameters.
+fn describe(trial: &FrozenTrial) -> String {
+    let state = match trial.state {
+        TrialState::Complete(v) => format!("value {}", number(v)),
+        TrialState::Pruned => format!("pruned after step {}", trial.intermediate.keys().last().copied().unwrap_or(0)),
+        TrialState::Fail => format!("failed: {}", trial.fail_reason().unwrap_or("no reason recorded")),
+        TrialState::Running => "running".into(),
+        TrialState::Waiting => "waiting".into(),
+    };
+    let params: Vec<String> = trial.params.iter().map(|(k, v)| format!("{k} = {}", show(v))).collect();
+    format!("trial {}: {state}\n{}", trial.number, params.join("\n"))
+}
+
+/// A parameter value as a tooltip shows it.
+fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), number),
+        other => other.to_string(),
+    }
+}
+
+/// A value axis over `values`: log when all are positive and they span more
+/// than two decades, linear otherwise.
+fn value_scale(values: &[f64]) -> Scale {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (low, high) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    if low > 0.0 && high / low > 100.0 { Scale::log_over(finite) } else { Scale::linear_over(finite) }
+}
+
+/// What the state counts say about the trials a plot leaves out.
+fn counts_note(study: &StudyTrials) -> String {
+    let count = |f: fn(&TrialState) -> bool| study.trials.iter().filter(|t| f(&t.state)).count();
+    let (complete, pruned, failed, running) = (
+        count(|s| matches!(s, TrialState::Complete(_))),
+        count(|s| *s == TrialState::Pruned),
+        count(|s| *s == TrialState::Fail),
+        count(|s| matches!(s, TrialState::Running | TrialState::Waiting)),
+    );
+    format!("{} trials: {complete} complete, {pruned} pruned, {failed} failed, {running} running", study.trials.len())
+}
+
+/// Each complete trial's value by its number, and the best value so far.
+pub fn history(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let done = complete(study)?;
+    let xs: Vec<f64> = done.iter().map(|(t, _)| t.number as f64).collect();
+    let ys: Vec<f64> = done.iter().map(|(_, v)| *v).collect();
+    let mut best = Vec::with_capacity(ys.len());
+    for &v in &ys {
+        let better = |b: f64| match study.direction {
+            Direction::Minimize => v < b,
+            Direction::Maximize => v > b,
+        };
+        let last = best.last().copied();
+        best.push(match last {
+            Some(b) if !better(b) => b,
+            _ => v,
+        });
+    }
+    let last = study.trials.iter().map(|t| t.number).max().unwrap_or(0) as f64;
+    let mut chart = Chart::new(
+        &format!("Optimisation history of {}", study.name),
+        "trial",
+        &format!("objective value ({})", direction_word(study.direction)),
+        Scale::linear_over([0.0, last]),
+        value_scale(&ys),
+    );
+    chart.note = Some(counts_note(study));
+    let tips = done.iter().map(|(t, _)| describe(t)).collect();
+    // The best line runs on to the last trial.
+    let (mut bx, mut by) = (xs.clone(), best);
+    bx.push(last);
+    by.push(*by.last().expect("a complete trial"));
+    chart.marks.push(Mark::Line { xs: bx, ys: by, colour: RED, step: true, tip: Some("best so far".into()) });
+    chart.marks.push(Mark::Points { xs, ys, colour: BLUE, tips });
+    chart.legend = vec![("objective value".into(), BLUE), ("best so far".into(), RED)];
+    Ok(chart)
+}
+
+fn direction_word(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Minimize => "lower is better",
+        Direction::Maximize => "higher is better",
+    }
+}
+
+/// The colour of a trial's state.
+fn state_colour(state: &TrialState) -> &'static str {
+    match state {
+        TrialState::Complete(_) => BLUE,
+        TrialState::Pruned => ORANGE,
+        TrialState::Fail => GREY,
+        TrialState::Running | TrialState::Waiting => GREEN,
+    }
+}
+
+fn state_legend() -> Vec<(String, &'static str)> {
+    vec![("complete".into(), BLUE), ("pruned".into(), ORANGE), ("failed".into(), GREY), ("running".into(), GREEN)]
+}
+
+/// Each trial's reported values by step (its learning curve); a pruned
+/// trial ends with a cross at the step it was stopped.
+pub fn intermediate(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let reporting: Vec<&FrozenTrial> = study.trials.iter().filter(|t| !t.intermediate.is_empty()).collect();
+    if reporting.is_empty() {
+        return Err(ReportError::Empty {
+            study: study.name.clone(),
+            what: "no trial reported an intermediate value".into(),
+        });
+    }
+    let values: Vec<f64> = reporting.iter().flat_map(|t| t.intermediate.values().copied()).collect();
+    let steps = reporting.iter().flat_map(|t| t.intermediate.keys().map(|&s| s as f64));
+    let mut chart = Chart::new(
+        &format!("Intermediate values of {}", study.name),
+        "step",
+        &format!("reported value ({})", direction_word(study.direction)),
+        Scale::linear_over(steps.chain([0.0])),
+        value_scale(&values),
+    );
+    chart.note = Some(counts_note(study));
+    let (mut cx, mut cy, mut ctips) = (Vec::new(), Vec::new(), Vec::new());
+    for t in &reporting {
+        let xs: Vec<f64> = t.intermediate.keys().map(|&s| s as f64).collect();
+        let ys: Vec<f64> = t.intermediate.values().copied().collect();
+        if t.state == TrialState::Pruned {
+            cx.push(*xs.last().expect("reported"));
+            cy.push(*ys.last().expect("reported"));
+            ctips.push(describe(t));
+        }
+        chart.marks.push(Mark::Line { xs, ys, colour: state_colour(&t.state), step: false, tip: Some(describe(t)) });
+    }
+    chart.marks.push(Mark::Crosses { xs: cx, ys: cy, colour: RED, tips: ctips });
+    chart.legend = state_legend();
+    chart.legend.push(("where pruned (x)".into(), RED));
+    Ok(chart)
+}
+
+/// The empirical distribution of the complete trials' values: the share of
+/// them at or below each value.
+pub fn edf(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let mut values: Vec<f64> = complete(study)?.into_iter().map(|(_, v)| v).filter(|v| v.is_finite()).collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len() as f64;
+    let mut chart = Chart::new(
+        &format!("Empirical distribution of the values of {}", study.name),
+        &format!("objective value ({})", direction_word(study.direction)),
+        "share of complete trials at or below",
+        value_scale(&values),
+        Scale::Linear { low: 0.0, high: 1.02 },
+    );
+    chart.note = Some(counts_note(study));
+    let ys: Vec<f64> = (1..=values.len()).map(|i| i as f64 / n).collect();
+    let (mut xs, mut steps) = (vec![values[0]], vec![0.0]);
+    xs.extend(&values);
+    steps.extend(&ys);
+    chart.marks.push(Mark::Line { xs, ys: steps, colour: BLUE, step: true, tip: None });
+    Ok(chart)
+}
+
+/// Each trial as a bar from its start to its end (now, for a running one),
+/// one lane per worker (process and thread), coloured by state.
+pub fn timeline(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let timed: Vec<&FrozenTrial> = study.trials.iter().filter(|t| t.started_at.is_some()).collect();
+    if timed.is_empty() {
+        return Err(ReportError::Empty { study: study.name.clone(), what: "no trial has started".into() });
+    }
+    let lane_of = |t: &FrozenTrial| -> String {
+        t.attrs.get(WORKER).map_or("unknown worker".into(), |w| {
+            let host = w["host"].as_str().unwrap_or("?");
+            let pid = w["pid"].as_u64().map_or("?".into(), |p| p.to_string());
+            match w["slot"].as_u64() {
+                Some(slot) => format!("{host}:{pid}/{slot}"),
+                None => format!("{host}:{pid}"),
+            }
+        })
+    };
+    let mut lanes: Vec<String> = timed.iter().map(|t| lane_of(t)).collect();
+    lanes.sort();
+    lanes.dedup();
+    let start = timed.iter().filter_map(|t| t.started_at).fold(f64::INFINITY, f64::min);
+    let now = gradus_tune::now();
+    let end_of = |t: &FrozenTrial| t.finished_at.or(t.heartbeat_at).unwrap_or(now).max(t.started_at.unwrap_or(now));
+    let last = timed.iter().map(|t| end_of(t)).fold(start, f64::max);
+    let mut chart = Chart::new(
+        &format!("Timeline of {}", study.name),
+        "seconds since the first trial started",
+        "worker (host:process/thread)",
+        Scale::linear_over([0.0, last - start]),
+        Scale::Bands(lanes.clone()),
+    );
+    chart.note = Some(counts_note(study));
+    let (mut rects, mut colours, mut tips) = (Vec::new(), Vec::new(), Vec::new());
+    for t in &timed {
+        let lane = lanes.iter().position(|l| *l == lane_of(t)).expect("every lane was listed");
+        let (low, high) = band(lane);
+        let (a, b) = (t.started_at.unwrap_or(start) - start, end_of(t) - start);
+        rects.push([a, low, b, high]);
+        colours.push(state_colour(&t.state));
+        tips.push(format!("{}\n{:.1} s", describe(t), b - a));
+    }
+    chart.marks.push(Mark::Rects { rects, colours, tips });
+    chart.legend = state_legend();
+    Ok(chart)
+}
+
+#[cfg(test)]
+mod tests {
+    use gradus_tune::{Distribution, InMemoryStorage, Storage};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A study of six trials: four complete (values 5, 3, 4, 1), one pruned
+    /// at step 2, one failed, with learning curves and workers.
+    fn study(direction: Direction) -> (InMemoryStorage, StudyTrials) {
+        let s = InMemoryStorage::new();
+        let id = s.create_study("s", direction, &json!({})).unwrap().id;
+        let lr = Distribution::log_float(1e-7, 1.0);
+        for (i, end) in [Some(5.0), Some(3.0), None, Some(4.0), Some(1.0), Some(f64::NAN)].into_iter().enumerate() {
+            let t = s.create_trial(id).unwrap();
+            s.set_param(t.id, "lr", &lr, &json!(10f64.powi(-(i as i32) - 1))).unwrap();
+            s.set_attr(t.id, WORKER, &json!({"host": "h", "pid": 7, "slot": i % 2})).unwrap();
+            for step in 1..=3 {
+                if end.is_none() && step == 3 {
+                    break;
+                }
+                s.report(t.id, step, 10.0 - step as f64 - i as f64).unwrap();
+            }
+            let state = match end {
+                Some(v) if v.is_nan() => TrialState::Fail,
+                Some(v) => TrialState::Complete(v),
+                None => TrialState::Pruned,
+            };
+            s.finish_trial(t.id, state).unwrap();
+        }
+        let trials = StudyTrials::load(&s, "s").unwrap();
+        (s, trials)
+    }
+
+    fn parsed(chart: &Chart) -> (String, Vec<String>) {
+        let svg = chart.to_svg();
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
+        let texts = doc.descendants().filter_map(|n| n.text()).map(str::to_string).collect();
+        (svg, texts)
+    }
+
+    #[test]
+    fn the_history_shows_each_complete_value_and_the_best_so_far_either_way() {
+        for (direction, best) in
+            [(Direction::Minimize, [5.0, 3.0, 3.0, 1.0, 1.0]), (Direction::Maximize, [5.0, 5.0, 5.0, 5.0, 5.0])]
+        {
+            let (_, study) = study(direction);
+            let chart = history(&study).unwrap();
+            let Mark::Line { xs, ys, .. } = &chart.marks[0] else { panic!("the best line first") };
+            assert_eq!(xs, &[0.0, 1.0, 3.0, 4.0, 5.0], "trial numbers, then the last trial");
+            assert_eq!(ys, &best);
+            let (svg, texts) = parsed(&chart);
+            assert!(texts.iter().any(|t| t == "Optimisation history of s"), "{texts:?}");
+            assert!(texts.iter().any(|t| t == "trial") && texts.iter().any(|t| t.starts_with("objective value")));
+            assert!(texts.iter().any(|t| t == "6 trials: 4 complete, 1 pruned, 1 failed, 0 running"), "{texts:?}");
+            assert_eq!(svg.matches("<circle").count(), 4);
+        }
+    }
+
+    #[test]
+    fn learning_curves_mark_where_a_trial_was_pruned() {
+        let (_, study) = study(Direction::Minimize);
+        let chart = intermediate(&study).unwrap();
+        let crosses: Vec<&Mark> = chart.marks.iter().filter(|m| matches!(m, Mark::Crosses { .. })).collect();
+        let Mark::Crosses { xs, ys, .. } = crosses[0] else { unreachable!() };
+        // Trial 2 reported steps 1 and 2: 10 - 1 - 2, 10 - 2 - 2.
+        assert_eq!((xs.as_slice(), ys.as_slice()), (&[2.0][..], &[6.0][..]));
+        let (_, texts) = parsed(&chart);
+        assert!(texts.iter().any(|t| t == "step") && texts.iter().any(|t| t.starts_with("reported value")));
+        assert!(texts.iter().any(|t| t.starts_with("trial 2: pruned after step 2")), "{texts:?}");
+    }
+
+    #[test]
+    fn the_edf_and_timeline_draw_every_trial_they_count() {
+        let (_, study) = study(Direction::Minimize);
+        let chart = edf(&study).unwrap();
+        let Mark::Line { xs, ys, .. } = &chart.marks[0] else { panic!() };
+        assert_eq!((xs.as_slice(), ys.as_slice()), (&[1.0, 1.0, 3.0, 4.0, 5.0][..], &[0.0, 0.25, 0.5, 0.75, 1.0][..]));
+        parsed(&chart);
+        let chart = timeline(&study).unwrap();
+        assert_eq!(chart.y, Scale::Bands(vec!["h:7/0".into(), "h:7/1".into()]));
+        let (svg, texts) = parsed(&chart);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let bars = doc.descendants().filter(|n| n.has_tag_name("g") && n.attribute("class") == Some("rects"));
+        assert_eq!(bars.map(|g| g.children().filter(|c| c.has_tag_name("rect")).count()).sum::<usize>(), 6);
+        assert!(texts.iter().any(|t| t == "seconds since the first trial started"), "{texts:?}");
+    }
+
+    #[test]
+    fn a_study_with_nothing_to_show_is_an_error_naming_it() {
+        let s = InMemoryStorage::new();
+        s.create_study("empty", Direction::Minimize, &json!({})).unwrap();
+        for kind in PlotKind::ALL {
+            let err = crate::plot(&s, "empty", kind).unwrap_err();
+            assert!(err.is_bad_request() && err.to_string() == "study 'empty' has no trials to show", "{err}");
+        }
+        let err = crate::plot(&s, "nope", PlotKind::History).unwrap_err();
+        assert!(err.is_bad_request() && err.to_string().contains("no study named 'nope'"), "{err}");
+        // Trials, none complete: the history and distribution say so.
+        let id = s.load_study("empty").unwrap().id;
+        let t = s.create_trial(id).unwrap();
+        s.finish_trial(t.id, TrialState::Pruned).unwrap();
+        let err = crate::plot(&s, "empty", PlotKind::History).unwrap_err();
+        assert_eq!(err.to_string(), "study 'empty' has no complete trial to show");
+        let err = crate::plot(&s, "empty", PlotKind::Intermediate).unwrap_err();
+        assert_eq!(err.to_string(), "study 'empty' has no trial reported an intermediate value to show");
+    }
+}
