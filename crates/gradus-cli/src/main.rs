@@ -54,8 +54,10 @@ enum Command {
     Trials(study::TrialsArgs),
     /// Print a study's best trial as JSON.
     Best(study::BestArgs),
-    /// Draw a study as an SVG: its history, learning curves, value distribution or timeline.
+    /// Draw a study as an SVG: its history, learning curves, value distribution, timeline or importances.
     Plot(plot::PlotArgs),
+    /// Show which hyperparameters mattered in a study (fANOVA and PED-ANOVA, over five seeds).
+    Importance(plot::ImportanceArgs),
 }
 
 /// A run that went wrong through no fault of its input (exit code 1).
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Trials(args) => study::run_trials(args),
         Command::Best(args) => study::run_best(args),
         Command::Plot(args) => plot::run(args),
+        Command::Importance(args) => plot::run_importance(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,8 @@ pub enum PlotArg {
     Edf,
     /// Each trial as a bar in time, one lane per worker (process and thread).
     Timeline,
+    /// Each hyperparameter's importance by fANOVA and PED-ANOVA, with its spread over seeds.
+    Importance,
 }
 
 impl PlotArg {
@@ -25,6 +27,7 @@ impl PlotArg {
             PlotArg::Intermediate => PlotKind::Intermediate,
             PlotArg::Edf => PlotKind::Edf,
             PlotArg::Timeline => PlotKind::Timeline,
+            PlotArg::Importance => PlotKind::Importance,
         }
     }
 }
@@ -54,5 +57,47 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     };
     gradus::data::output::write_file(&args.out, |sink| sink.write_all(svg.as_bytes()))
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ImportanceArgs {
+    #[arg(long)]
+    study: String,
+    #[command(flatten)]
+    storage: StorageArg,
+    /// One JSON object per hyperparameter instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `gradus importance`: each hyperparameter's importance by fANOVA and
+/// PED-ANOVA (the mean and standard deviation over five seeds).
+pub fn run_importance(args: ImportanceArgs) -> anyhow::Result<()> {
+    use gradus::report::importance::{IMPORTANCE_SEEDS, Method, importances};
+    let storage = args.storage.open(false)?;
+    let study = match gradus::report::StudyTrials::load(storage.as_ref(), &args.study) {
+        Ok(study) => study,
+        Err(ReportError::Storage(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    let fanova = importances(&study, Method::Fanova, &IMPORTANCE_SEEDS)?;
+    let ped = importances(&study, Method::PedAnova, &IMPORTANCE_SEEDS)?;
+    if !args.json {
+        crate::outln!("{:<24} {:>17} {:>17}", "hyperparameter", "fANOVA", "PED-ANOVA");
+    }
+    for f in &fanova {
+        let p = ped.iter().find(|p| p.param == f.param).expect("both methods read the same parameters");
+        if args.json {
+            let line = serde_json::json!({
+                "param": f.param,
+                "fanova": f.mean, "fanova_sd": f.spread,
+                "ped_anova": p.mean, "ped_anova_sd": p.spread,
+            });
+            crate::outln!("{line}");
+        } else {
+            crate::outln!("{:<24} {:>8.4} ± {:<6.4} {:>8.4} ± {:<6.4}", f.param, f.mean, f.spread, p.mean, p.spread);
+        }
+    }
     Ok(())
 }

@@ -15,13 +15,19 @@ fn stderr(out: &Output) -> String {
 fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = gradus(d, &["tune", "--data", "builtin:iris", "--trials", "6", "--study", "iris", "-q", "--out", "m.gradus"]);
+    let out =
+        gradus(d, &["tune", "--data", "builtin:iris", "--trials", "6", "--study", "iris", "-q", "--out", "m.gradus"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for (kind, title, x_label) in [
         ("history", "Optimisation history of iris", "trial"),
         ("intermediate", "Intermediate values of iris", "step"),
         ("edf", "Empirical distribution of the values of iris", "objective value (lower is better)"),
         ("timeline", "Timeline of iris", "seconds since the first trial started"),
+        (
+            "importance",
+            "Hyperparameter importance in iris",
+            "importance (share of the explained variation; each method sums to 1)",
+        ),
     ] {
         let file = format!("{kind}.svg");
         let out = gradus(d, &["plot", kind, "--study", "iris", "--out", &file]);
@@ -33,6 +39,18 @@ fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
         // Self-contained: nothing fetched.
         assert!(!svg.contains("href") && !svg.contains("<script"), "{kind}");
     }
+    // The importances as numbers: each method's sum to 1, the most important first.
+    let out = gradus(d, &["importance", "--study", "iris", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["param"] == "lr"), "{lines:?}");
+    for method in ["fanova", "ped_anova"] {
+        let sum: f64 = lines.iter().map(|l| l[method].as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-6, "{method}: {sum}");
+    }
+    let fanova: Vec<f64> = lines.iter().map(|l| l["fanova"].as_f64().unwrap()).collect();
+    assert!(fanova.windows(2).all(|w| w[0] >= w[1]), "{fanova:?}");
 }
 
 #[test]
@@ -48,6 +66,12 @@ fn a_study_that_is_not_there_or_holds_nothing_is_a_clear_error() {
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
         assert!(!d.join("x.svg").exists(), "nothing written");
     }
+    let out = gradus(d, &["importance", "--study", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no study named 'nope'"), "{}", stderr(&out));
+    let out = gradus(d, &["importance", "--study", "empty"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("fewer than two complete trials"), "{}", stderr(&out));
     let out = gradus(d, &["plot", "pie", "--study", "empty", "--out", "x.svg"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("invalid value 'pie'"), "{}", stderr(&out));

@@ -4,6 +4,7 @@
 //! only — so they work the same on SQLite and PostgreSQL, and while a
 //! study runs — and knowing nothing of training.
 
+pub mod importance;
 pub mod plots;
 pub mod svg;
 

@@ -5,6 +5,7 @@
 
 use gradus_tune::{Direction, FrozenTrial, TrialState, WORKER};
 
+use crate::importance::{IMPORTANCE_SEEDS, Method, importances};
 use crate::svg::{BLUE, Chart, GREEN, GREY, Mark, ORANGE, RED, Scale, band, number};
 use crate::{ReportError, StudyTrials};
 
@@ -15,10 +16,12 @@ pub enum PlotKind {
     Intermediate,
     Edf,
     Timeline,
+    Importance,
 }
 
 impl PlotKind {
-    pub const ALL: [PlotKind; 4] = [PlotKind::History, PlotKind::Intermediate, PlotKind::Edf, PlotKind::Timeline];
+    pub const ALL: [PlotKind; 5] =
+        [PlotKind::History, PlotKind::Intermediate, PlotKind::Edf, PlotKind::Timeline, PlotKind::Importance];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -26,6 +29,7 @@ impl PlotKind {
             PlotKind::Intermediate => "intermediate",
             PlotKind::Edf => "edf",
             PlotKind::Timeline => "timeline",
+            PlotKind::Importance => "importance",
         }
     }
 
@@ -36,6 +40,7 @@ impl PlotKind {
             PlotKind::Intermediate => intermediate(study),
             PlotKind::Edf => edf(study),
             PlotKind::Timeline => timeline(study),
+            PlotKind::Importance => importance(study),
         }
     }
 }
@@ -255,6 +260,50 @@ pub fn timeline(study: &StudyTrials) -> Result<Chart, ReportError> {
     Ok(chart)
 }
 
+/// Each parameter's importance by fANOVA and by PED-ANOVA (the mean over
+/// [`IMPORTANCE_SEEDS`] seeds, a line across ± one standard deviation),
+/// the most important at the top.
+pub fn importance(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let fanova = importances(study, Method::Fanova, &IMPORTANCE_SEEDS)?;
+    let ped = importances(study, Method::PedAnova, &IMPORTANCE_SEEDS)?;
+    // Bottom to top: the least important by fANOVA first.
+    let names: Vec<String> = fanova.iter().rev().map(|i| i.param.clone()).collect();
+    let top = fanova.iter().chain(&ped).map(|i| i.mean + i.spread).fold(0.0f64, f64::max);
+    let mut chart = Chart::new(
+        &format!("Hyperparameter importance in {}", study.name),
+        "importance (share of the explained variation; each method sums to 1)",
+        "hyperparameter",
+        Scale::Linear { low: 0.0, high: (top * 1.05).max(0.05) },
+        Scale::Bands(names.clone()),
+    );
+    let n = study.trials.iter().filter(|t| t.value().is_some_and(f64::is_finite)).count();
+    chart.note = Some(format!(
+        "{n} complete trials; mean of {} seeds, the line spans ± one standard deviation",
+        IMPORTANCE_SEEDS.len()
+    ));
+    for (found, colour, offset) in [(&fanova, BLUE, 0.0), (&ped, ORANGE, -0.4)] {
+        let (mut rects, mut tips) = (Vec::new(), Vec::new());
+        let method = if offset == 0.0 { Method::Fanova } else { Method::PedAnova };
+        for i in found.iter() {
+            let at = names.iter().position(|n| *n == i.param).expect("both methods read the same parameters") as f64;
+            rects.push([0.0, at + offset, i.mean, at + offset + 0.4]);
+            tips.push(format!("{} by {}: {} ± {}", i.param, method.name(), number(i.mean), number(i.spread)));
+            let y = at + offset + 0.2;
+            chart.marks.push(Mark::Line {
+                xs: vec![(i.mean - i.spread).max(0.0), i.mean + i.spread],
+                ys: vec![y, y],
+                colour: "#333333",
+                step: false,
+                tip: None,
+            });
+        }
+        let colours = vec![colour; rects.len()];
+        chart.marks.insert(0, Mark::Rects { rects, colours, tips });
+    }
+    chart.legend = vec![(Method::Fanova.name().into(), BLUE), (Method::PedAnova.name().into(), ORANGE)];
+    Ok(chart)
+}
+
 #[cfg(test)]
 mod tests {
     use gradus_tune::{Distribution, InMemoryStorage, Storage};
@@ -341,6 +390,11 @@ mod tests {
         let bars = doc.descendants().filter(|n| n.has_tag_name("g") && n.attribute("class") == Some("rects"));
         assert_eq!(bars.map(|g| g.children().filter(|c| c.has_tag_name("rect")).count()).sum::<usize>(), 6);
         assert!(texts.iter().any(|t| t == "seconds since the first trial started"), "{texts:?}");
+        // One parameter, two methods: two bars, each a whole.
+        let chart = importance(&study).unwrap();
+        let (svg, texts) = parsed(&chart);
+        assert!(texts.iter().any(|t| t == "Hyperparameter importance in s") && texts.iter().any(|t| t == "lr"));
+        assert_eq!(svg.matches("lr by fANOVA: 1 ± 0").count() + svg.matches("lr by PED-ANOVA: 1 ± 0").count(), 2);
     }
 
     #[test]

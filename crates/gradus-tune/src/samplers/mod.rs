@@ -13,6 +13,7 @@ mod cmaes;
 mod gp;
 mod grid;
 mod normal;
+pub use normal::{gauss_mass, normal_cdf};
 mod random;
 mod sobol;
 mod tpe;

@@ -107,13 +107,13 @@ pub(crate) fn log_upper_tail(y: f64) -> f64 {
 }
 
 /// Φ(z).
-pub(crate) fn normal_cdf(z: f64) -> f64 {
+pub fn normal_cdf(z: f64) -> f64 {
     if z >= 0.0 { 1.0 - upper_tail(z) } else { upper_tail(-z) }
 }
 
 /// Φ(b) − Φ(a) for a ≤ b; fast for intervals around 0 (a kernel over its
 /// bounds), where tails beyond 8.3 (below 1e-16) are dropped.
-pub(crate) fn gauss_mass(a: f64, b: f64) -> f64 {
+pub fn gauss_mass(a: f64, b: f64) -> f64 {
     if a < 0.0 && b > 0.0 {
         let tail = |y: f64| if y > 8.3 { 0.0 } else { upper_tail(y) };
         1.0 - tail(-a) - tail(b)
