@@ -18,6 +18,10 @@ pub enum PlotArg {
     Timeline,
     /// Each hyperparameter's importance by fANOVA and PED-ANOVA, with its spread over seeds.
     Importance,
+    /// One panel per hyperparameter: each complete trial's value against it.
+    Slice,
+    /// Parallel coordinates: each complete trial a line across the value and the hyperparameters.
+    Parallel,
 }
 
 impl PlotArg {
@@ -28,6 +32,8 @@ impl PlotArg {
             PlotArg::Edf => PlotKind::Edf,
             PlotArg::Timeline => PlotKind::Timeline,
             PlotArg::Importance => PlotKind::Importance,
+            PlotArg::Slice => PlotKind::Slice,
+            PlotArg::Parallel => PlotKind::Parallel,
         }
     }
 }

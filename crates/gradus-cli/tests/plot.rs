@@ -28,6 +28,8 @@ fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
             "Hyperparameter importance in iris",
             "importance (share of the explained variation; each method sums to 1)",
         ),
+        ("slice", "batch_size in iris", "batch_size"),
+        ("parallel", "Parallel coordinates of iris", "batch_size"),
     ] {
         let file = format!("{kind}.svg");
         let out = gradus(d, &["plot", kind, "--study", "iris", "--out", &file]);

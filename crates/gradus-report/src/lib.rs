@@ -1,6 +1,7 @@
 //! Pictures of a study: SVG plots of its trials (the optimisation history,
 //! the learning curves with the pruned trials marked, the distribution of
-//! values, the timeline of workers), read through the [`Storage`] trait
+//! values, the timeline of workers, slices, parallel coordinates) and the
+//! hyperparameters' importance ([`importance`]), read through the [`Storage`] trait
 //! only — so they work the same on SQLite and PostgreSQL, and while a
 //! study runs — and knowing nothing of training.
 
@@ -54,5 +55,5 @@ pub fn plot(storage: &dyn Storage, name: &str, kind: PlotKind) -> Result<String,
     if study.trials.is_empty() {
         return Err(ReportError::Empty { study: study.name, what: "no trials".into() });
     }
-    Ok(kind.chart(&study)?.to_svg())
+    kind.svg(&study)
 }

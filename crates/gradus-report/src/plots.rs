@@ -3,7 +3,9 @@
 //! (learning curves), the empirical distribution of values, and the
 //! timeline of trials per worker.
 
-use gradus_tune::{Direction, FrozenTrial, TrialState, WORKER};
+use std::collections::BTreeMap;
+
+use gradus_tune::{Direction, Distribution, FrozenTrial, TrialState, WORKER};
 
 use crate::importance::{IMPORTANCE_SEEDS, Method, importances};
 use crate::svg::{BLUE, Chart, GREEN, GREY, Mark, ORANGE, RED, Scale, band, number};
@@ -17,11 +19,20 @@ pub enum PlotKind {
     Edf,
     Timeline,
     Importance,
+    Slice,
+    Parallel,
 }
 
 impl PlotKind {
-    pub const ALL: [PlotKind; 5] =
-        [PlotKind::History, PlotKind::Intermediate, PlotKind::Edf, PlotKind::Timeline, PlotKind::Importance];
+    pub const ALL: [PlotKind; 7] = [
+        PlotKind::History,
+        PlotKind::Intermediate,
+        PlotKind::Edf,
+        PlotKind::Timeline,
+        PlotKind::Importance,
+        PlotKind::Slice,
+        PlotKind::Parallel,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,18 +41,24 @@ impl PlotKind {
             PlotKind::Edf => "edf",
             PlotKind::Timeline => "timeline",
             PlotKind::Importance => "importance",
+            PlotKind::Slice => "slice",
+            PlotKind::Parallel => "parallel",
         }
     }
 
-    /// The chart of `study`; an error when the study has nothing to show.
-    pub fn chart(self, study: &StudyTrials) -> Result<Chart, ReportError> {
-        match self {
-            PlotKind::History => history(study),
-            PlotKind::Intermediate => intermediate(study),
-            PlotKind::Edf => edf(study),
-            PlotKind::Timeline => timeline(study),
-            PlotKind::Importance => importance(study),
-        }
+    /// The picture of `study` as an SVG document; an error when the study
+    /// has nothing to show.
+    pub fn svg(self, study: &StudyTrials) -> Result<String, ReportError> {
+        let chart = match self {
+            PlotKind::History => history(study)?,
+            PlotKind::Intermediate => intermediate(study)?,
+            PlotKind::Edf => edf(study)?,
+            PlotKind::Timeline => timeline(study)?,
+            PlotKind::Importance => importance(study)?,
+            PlotKind::Slice => return Ok(crate::svg::grid(&slices(study)?, 2)),
+            PlotKind::Parallel => parallel(study)?,
+        };
+        Ok(chart.to_svg())
     }
 }
 
@@ -304,6 +321,176 @@ pub fn importance(study: &StudyTrials) -> Result<Chart, ReportError> {
     Ok(chart)
 }
 
+/// A parameter's axis: log for a log distribution, one band per choice
+/// for a categorical, linear otherwise; and where a trial's value falls on it.
+fn param_axis(d: &Distribution, values: &[f64]) -> Scale {
+    match d {
+        Distribution::Categorical { choices } => Scale::Bands(choices.iter().map(show).collect()),
+        Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. } => {
+            Scale::log_over(values.iter().copied())
+        }
+        _ => Scale::linear_over(values.iter().copied()),
+    }
+}
+
+/// The parameters of the complete trials (any of them), by name, with the
+/// distribution the first trial that has each gave it.
+fn params_of(done: &[(&FrozenTrial, f64)]) -> BTreeMap<String, Distribution> {
+    let mut params = BTreeMap::new();
+    for (t, _) in done {
+        for (name, d) in &t.distributions {
+            params.entry(name.clone()).or_insert_with(|| d.clone());
+        }
+    }
+    params
+}
+
+/// One chart per parameter: each complete trial's value against the
+/// parameter's value (the trials that have it).
+pub fn slices(study: &StudyTrials) -> Result<Vec<Chart>, ReportError> {
+    let done = complete(study)?;
+    let params = params_of(&done);
+    if params.is_empty() {
+        return Err(ReportError::Empty { study: study.name.clone(), what: "no parameter".into() });
+    }
+    let all_values: Vec<f64> = done.iter().map(|(_, v)| *v).collect();
+    let mut charts = Vec::new();
+    for (name, d) in &params {
+        let having: Vec<(&FrozenTrial, f64, f64)> = done
+            .iter()
+            .filter(|(t, _)| t.distributions.get(name) == Some(d))
+            .filter_map(|(t, v)| t.internal(name).map(|x| (*t, x, *v)))
+            .collect();
+        let xs: Vec<f64> = having.iter().map(|h| h.1).collect();
+        let mut chart = Chart::new(
+            &format!("{name} in {}", study.name),
+            name,
+            &format!("objective value ({})", direction_word(study.direction)),
+            param_axis(d, &xs),
+            value_scale(&all_values),
+        );
+        chart.note = Some(format!("{} of {} complete trials have it", having.len(), done.len()));
+        chart.marks.push(Mark::Points {
+            xs,
+            ys: having.iter().map(|h| h.2).collect(),
+            colour: BLUE,
+            tips: having.iter().map(|h| describe(h.0)).collect(),
+        });
+        charts.push(chart);
+    }
+    Ok(charts)
+}
+
+/// Parallel coordinates: one vertical axis for the value and one per
+/// parameter every complete trial has, each trial a line across them; the
+/// best tenth drawn dark over the others.
+pub fn parallel(study: &StudyTrials) -> Result<Chart, ReportError> {
+    let done = complete(study)?;
+    let shared: Vec<(String, Distribution)> = params_of(&done)
+        .into_iter()
+        .filter(|(name, d)| done.iter().all(|(t, _)| t.distributions.get(name) == Some(d)))
+        .collect();
+    let mut axes = vec!["objective value".to_string()];
+    axes.extend(shared.iter().map(|(n, _)| n.clone()));
+    let mut chart = Chart::new(
+        &format!("Parallel coordinates of {}", study.name),
+        "",
+        "each axis: lowest (bottom) to highest (top)",
+        Scale::Bands(axes.clone()),
+        Scale::Linear { low: -0.08, high: 1.08 },
+    );
+    chart.y_ticks = false;
+    chart.note = Some(format!(
+        "{} complete trials; the best tenth dark; parameters only some trials have are left out",
+        done.len()
+    ));
+    // Each trial's position on each axis, from 0 to 1, and each axis' end labels.
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    // (axis, height, text) of each word written on the axes.
+    let mut words: Vec<(f64, f64, String)> = Vec::new();
+    let end_labels = |words: &mut Vec<(f64, f64, String)>, k: usize, low: String, high: String| {
+        words.push((k as f64, -0.07, low));
+        words.push((k as f64, 1.03, high));
+    };
+    let values: Vec<f64> = done.iter().map(|(_, v)| *v).collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    columns.push(values.iter().map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }).collect());
+    end_labels(&mut words, 0, number(lo), number(hi));
+    for (k, (name, d)) in shared.iter().enumerate() {
+        let xs: Vec<f64> = done.iter().map(|(t, _)| t.internal(name).unwrap_or(f64::NAN)).collect();
+        let (column, low, high) = match d {
+            Distribution::Categorical { choices } => {
+                let n = (choices.len() - 1).max(1) as f64;
+                let names = choices.iter().map(show).collect::<Vec<_>>();
+                // Every choice named at its height.
+                for (i, c) in names.iter().enumerate().skip(1).take(names.len().saturating_sub(2)) {
+                    words.push(((k + 1) as f64, i as f64 / n, c.clone()));
+                }
+                (xs.iter().map(|x| x / n).collect(), names[0].clone(), names[names.len() - 1].clone())
+            }
+            Distribution::Float { low, high, log: true, .. } => {
+                let (a, b) = (low.ln(), high.ln());
+                (xs.iter().map(|x| (x.ln() - a) / (b - a)).collect(), number(*low), number(*high))
+            }
+            Distribution::Int { low, high, log: true, .. } => {
+                let (a, b) = ((*low as f64).max(0.5).ln(), (*high as f64).ln());
+                (
+                    xs.iter().map(|x| (x.max(0.5).ln() - a) / (b - a).max(1e-12)).collect(),
+                    low.to_string(),
+                    high.to_string(),
+                )
+            }
+            Distribution::Float { low, high, .. } => {
+                (xs.iter().map(|x| (x - low) / (high - low).max(1e-300)).collect(), number(*low), number(*high))
+            }
+            Distribution::Int { low, high, .. } => (
+                xs.iter().map(|x| (x - *low as f64) / ((high - low) as f64).max(1.0)).collect(),
+                low.to_string(),
+                high.to_string(),
+            ),
+        };
+        columns.push(column);
+        end_labels(&mut words, k + 1, low, high);
+    }
+    // The axes themselves.
+    for k in 0..axes.len() {
+        chart.marks.push(Mark::Line {
+            xs: vec![k as f64; 2],
+            ys: vec![0.0, 1.0],
+            colour: GREY,
+            step: false,
+            tip: None,
+        });
+    }
+    let mut order: Vec<usize> = (0..done.len()).collect();
+    order.sort_by(|&a, &b| match study.direction {
+        Direction::Minimize => values[a].total_cmp(&values[b]),
+        Direction::Maximize => values[b].total_cmp(&values[a]),
+    });
+    let best = (done.len() as f64 * 0.1).ceil() as usize;
+    let line = |i: usize| ((0..axes.len()).map(|k| k as f64).collect(), columns.iter().map(|c| c[i]).collect());
+    let (good, rest) = order.split_at(best.min(order.len()));
+    chart.marks.push(Mark::Polylines {
+        lines: rest.iter().map(|&i| line(i)).collect(),
+        colour: GREY,
+        opacity: 0.35,
+        tips: rest.iter().map(|&i| describe(done[i].0)).collect(),
+    });
+    chart.marks.push(Mark::Polylines {
+        lines: good.iter().map(|&i| line(i)).collect(),
+        colour: BLUE,
+        opacity: 0.9,
+        tips: good.iter().map(|&i| describe(done[i].0)).collect(),
+    });
+    chart.marks.push(Mark::Texts {
+        xs: words.iter().map(|w| w.0).collect(),
+        ys: words.iter().map(|w| w.1).collect(),
+        texts: words.into_iter().map(|w| w.2).collect(),
+    });
+    chart.legend = vec![("best tenth".into(), BLUE), ("the others".into(), GREY)];
+    Ok(chart)
+}
+
 #[cfg(test)]
 mod tests {
     use gradus_tune::{Distribution, InMemoryStorage, Storage};
@@ -395,6 +582,34 @@ mod tests {
         let (svg, texts) = parsed(&chart);
         assert!(texts.iter().any(|t| t == "Hyperparameter importance in s") && texts.iter().any(|t| t == "lr"));
         assert_eq!(svg.matches("lr by fANOVA: 1 ± 0").count() + svg.matches("lr by PED-ANOVA: 1 ± 0").count(), 2);
+    }
+
+    #[test]
+    fn slices_and_parallel_coordinates_place_every_complete_trial() {
+        let (_, study) = study(Direction::Minimize);
+        let charts = slices(&study).unwrap();
+        assert_eq!(charts.len(), 1, "one parameter, one panel");
+        let Mark::Points { xs, ys, .. } = &charts[0].marks[0] else { panic!() };
+        // lr = 10^-(i+1) for the complete trials 0, 1, 3, 4.
+        assert_eq!(ys, &[5.0, 3.0, 4.0, 1.0]);
+        assert!(xs.iter().zip([1e-1, 1e-2, 1e-4, 1e-5]).all(|(x, want)| (x - want).abs() < 1e-15), "{xs:?}");
+        assert!(matches!(charts[0].x, Scale::Log { .. }));
+        let grid = crate::svg::grid(&charts, 2);
+        roxmltree::Document::parse(&grid).unwrap();
+        let chart = parallel(&study).unwrap();
+        let lines: Vec<usize> = chart
+            .marks
+            .iter()
+            .filter_map(|m| match m {
+                Mark::Polylines { lines, .. } => Some(lines.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines, [3, 1], "the others, then the best tenth (one of four)");
+        let (_, texts) = parsed(&chart);
+        for word in ["objective value", "lr", "1.00e-7", "1", "5"] {
+            assert!(texts.iter().any(|t| t == word), "{word}: {texts:?}");
+        }
     }
 
     #[test]

@@ -163,6 +163,10 @@ pub enum Mark {
     /// Rectangles from (x0, y0) to (x1, y1) in data units (a band's index
     /// ± 0.4 on a band scale).
     Rects { rects: Vec<[f64; 4]>, colours: Vec<&'static str>, tips: Vec<String> },
+    /// Words at points (centred, a little above each).
+    Texts { xs: Vec<f64>, ys: Vec<f64>, texts: Vec<String> },
+    /// Faint lines, each through its own points (many trials at once).
+    Polylines { lines: Vec<(Vec<f64>, Vec<f64>)>, colour: &'static str, opacity: f64, tips: Vec<String> },
 }
 
 /// A chart: see the module docs.
@@ -178,6 +182,9 @@ pub struct Chart {
     pub legend: Vec<(String, &'static str)>,
     /// A line under the title (what was left out, say).
     pub note: Option<String>,
+    /// Whether the y axis shows its ticks (not when each position has its
+    /// own axis, as in parallel coordinates).
+    pub y_ticks: bool,
     /// The margin left of the plotting area: room for the y tick labels.
     left: f64,
 }
@@ -197,6 +204,7 @@ impl Chart {
             marks: Vec::new(),
             legend: Vec::new(),
             note: None,
+            y_ticks: true,
         }
     }
 
@@ -238,9 +246,12 @@ impl Chart {
             );
         }
         self.axes(&mut s);
+        // Unique in a page that holds many charts (a report).
+        static CHARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let clip = format!("plot-area-{}", CHARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let _ = write!(
             s,
-            r#"<clipPath id="plot-area"><rect x="{}" y="{TOP}" width="{}" height="{}"/></clipPath><g clip-path="url(#plot-area)">"#,
+            r#"<clipPath id="{clip}"><rect x="{}" y="{TOP}" width="{}" height="{}"/></clipPath><g clip-path="url(#{clip})">"#,
             self.left,
             WIDTH - self.left - RIGHT,
             HEIGHT - TOP - BOTTOM
@@ -272,20 +283,30 @@ impl Chart {
             s,
             r##"<g class="axes" stroke="#333" fill="none"><line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}"/><line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}"/></g>"##
         );
-        for (t, label) in self.x.ticks() {
+        let x_ticks = self.x.ticks();
+        // Many named ticks (bands) would run into each other: slanted.
+        let slant = matches!(self.x, Scale::Bands(_))
+            && x_ticks.iter().map(|(_, l)| l.chars().count() as f64 * 7.0).sum::<f64>() > (x1 - x0) * 0.8;
+        for (t, label) in x_ticks {
             let x = self.px(t);
             if !(x0 - 0.5..=x1 + 0.5).contains(&x) {
                 continue;
             }
+            let (anchor, turn) = if slant {
+                ("end", format!(r#" transform="rotate(-25 {x:.1} {})""#, y1 + 14.0))
+            } else {
+                ("middle", String::new())
+            };
             let _ = write!(
                 s,
-                r##"<line x1="{x:.1}" y1="{y1}" x2="{x:.1}" y2="{}" stroke="#333"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
+                r##"<line x1="{x:.1}" y1="{y1}" x2="{x:.1}" y2="{}" stroke="#333"/><text x="{x:.1}" y="{}" text-anchor="{anchor}"{turn}>{}</text>"##,
                 y1 + 5.0,
-                y1 + 18.0,
+                y1 + 14.0,
                 escape(&label)
             );
         }
-        for (t, label) in self.y.ticks() {
+        let y_ticks = if self.y_ticks { self.y.ticks() } else { Vec::new() };
+        for (t, label) in y_ticks {
             let y = self.py(t);
             if !(y0 - 0.5..=y1 + 0.5).contains(&y) {
                 continue;
@@ -377,6 +398,30 @@ impl Chart {
                     );
                 }
             }
+            Mark::Texts { xs, ys, texts } => {
+                s.push_str(r##"<g class="texts" text-anchor="middle" fill="#333">"##);
+                for ((&x, &y), t) in xs.iter().zip(ys).zip(texts).filter(|((x, y), _)| self.drawable(**x, **y)) {
+                    let _ =
+                        write!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, self.px(x), self.py(y) - 4.0, escape(t));
+                }
+                s.push_str("</g>");
+            }
+            Mark::Polylines { lines, colour, opacity, tips } => {
+                let _ = write!(
+                    s,
+                    r#"<g class="polylines" fill="none" stroke="{colour}" stroke-opacity="{opacity}" stroke-width="1.2">"#
+                );
+                for (i, (xs, ys)) in lines.iter().enumerate() {
+                    let points: Vec<String> = xs
+                        .iter()
+                        .zip(ys)
+                        .filter(|(x, y)| self.drawable(**x, **y))
+                        .map(|(&x, &y)| format!("{:.1},{:.1}", self.px(x), self.py(y)))
+                        .collect();
+                    let _ = write!(s, r#"<polyline points="{}">{}</polyline>"#, points.join(" "), tip(tips, i));
+                }
+                s.push_str("</g>");
+            }
             Mark::Rects { rects, colours, tips } => {
                 s.push_str(r#"<g class="rects">"#);
                 for (i, r) in rects.iter().enumerate() {
@@ -400,6 +445,25 @@ impl Chart {
             }
         }
     }
+}
+
+/// `charts` side by side, `columns` to a row, as one SVG document.
+pub fn grid(charts: &[Chart], columns: usize) -> String {
+    let columns = columns.clamp(1, charts.len().max(1));
+    let rows = charts.len().div_ceil(columns).max(1);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#,
+        w = WIDTH * columns as f64,
+        h = HEIGHT * rows as f64
+    );
+    for (i, chart) in charts.iter().enumerate() {
+        let (x, y) = ((i % columns) as f64 * WIDTH, (i / columns) as f64 * HEIGHT);
+        let inner = chart.to_svg();
+        // The chart's own <svg>, placed at its cell.
+        s.push_str(&inner.replacen("<svg ", &format!(r#"<svg x="{x}" y="{y}" "#), 1));
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 /// The y position of band `index`'s edge in data units (for [`Mark::Rects`]
