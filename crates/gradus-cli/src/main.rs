@@ -58,6 +58,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Show which hyperparameters mattered in a study (fANOVA and PED-ANOVA, over five seeds).
     Importance(plot::ImportanceArgs),
+    /// Write a study's report: one self-contained HTML file with every plot and table.
+    Report(plot::ReportArgs),
 }
 
 /// A run that went wrong through no fault of its input (exit code 1).
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Best(args) => study::run_best(args),
         Command::Plot(args) => plot::run(args),
         Command::Importance(args) => plot::run_importance(args),
+        Command::Report(args) => plot::run_report(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! `gradus plot`: one picture of a study, as an SVG file.
+//! Pictures of a study: `gradus plot` (one SVG), `gradus importance` (a
+//! table) and `gradus report` (one HTML file holding them all).
 
 use clap::{Args, ValueEnum};
 use gradus::report::{PlotKind, ReportError};
@@ -55,15 +56,45 @@ pub struct PlotArgs {
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     crate::check_out_path(&args.out)?;
     let storage = args.storage.open(false)?;
-    let svg = match gradus::report::plot(storage.as_ref(), &args.study, args.kind.kind()) {
-        Ok(svg) => svg,
-        // A storage that fails is a failed run (exit 1), as elsewhere.
-        Err(ReportError::Storage(e)) => return Err(e.into()),
-        Err(e) => return Err(e.into()),
-    };
-    gradus::data::output::write_file(&args.out, |sink| sink.write_all(svg.as_bytes()))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
-    Ok(())
+    let svg = gradus::report::plot(storage.as_ref(), &args.study, args.kind.kind()).map_err(error)?;
+    write(&args.out, &svg)
+}
+
+/// A report error as the CLI exits on it: a storage that fails is a failed
+/// run (exit 1, as elsewhere); an unknown or empty study, bad input (2).
+fn error(e: ReportError) -> anyhow::Error {
+    match e {
+        ReportError::Storage(e) => e.into(),
+        e => e.into(),
+    }
+}
+
+fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    gradus::data::output::write_file(path, |sink| sink.write_all(text.as_bytes()))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
+
+/// The HTML report of study `name`.
+pub fn report_html(storage: &dyn gradus::tune::Storage, name: &str) -> anyhow::Result<String> {
+    gradus::report::report(storage, name).map_err(error)
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[arg(long)]
+    study: String,
+    #[command(flatten)]
+    storage: StorageArg,
+    /// Write the HTML file here.
+    #[arg(long, value_name = "FILE")]
+    out: std::path::PathBuf,
+}
+
+/// `gradus report`: the study in one self-contained HTML file.
+pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
+    crate::check_out_path(&args.out)?;
+    let storage = args.storage.open(false)?;
+    write(&args.out, &report_html(storage.as_ref(), &args.study)?)
 }
 
 #[derive(Args)]
@@ -82,13 +113,9 @@ pub struct ImportanceArgs {
 pub fn run_importance(args: ImportanceArgs) -> anyhow::Result<()> {
     use gradus::report::importance::{IMPORTANCE_SEEDS, Method, importances};
     let storage = args.storage.open(false)?;
-    let study = match gradus::report::StudyTrials::load(storage.as_ref(), &args.study) {
-        Ok(study) => study,
-        Err(ReportError::Storage(e)) => return Err(e.into()),
-        Err(e) => return Err(e.into()),
-    };
-    let fanova = importances(&study, Method::Fanova, &IMPORTANCE_SEEDS)?;
-    let ped = importances(&study, Method::PedAnova, &IMPORTANCE_SEEDS)?;
+    let study = gradus::report::StudyTrials::load(storage.as_ref(), &args.study).map_err(error)?;
+    let fanova = importances(&study, Method::Fanova, &IMPORTANCE_SEEDS).map_err(error)?;
+    let ped = importances(&study, Method::PedAnova, &IMPORTANCE_SEEDS).map_err(error)?;
     if !args.json {
         crate::outln!("{:<24} {:>17} {:>17}", "hyperparameter", "fANOVA", "PED-ANOVA");
     }

@@ -165,6 +165,9 @@ pub struct TuneArgs {
     /// Save the final model (retrained on all tuning rows) here.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// Write the study's HTML report here at the end (as `gradus report`).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
     /// The final model averages the K best configurations, each retrained
     /// on all tuning rows (their class probabilities, or predictions); 1
     /// keeps the best one alone.
@@ -253,7 +256,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    if let Some(path) = &args.out {
+    for path in args.out.iter().chain(&args.report) {
         crate::check_out_path(path)?;
     }
     if args.cv.is_some_and(|k| k < 2) {
@@ -639,6 +642,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                         args.trials
                     );
                 }
+                write_report(&args, &study)?;
                 return Ok(());
             }
             Claimed::Mine(held) => {
@@ -798,6 +802,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
     }
+    write_report(&args, &study)?;
     if let Some(held) = finalising {
         let model = args.out.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
         held.finish(json!({"model": model, "best_trial": best.number}))?;
@@ -875,6 +880,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         if let Some(path) = &args.out {
             outln!("saved {}", path.display());
         }
+        if let Some(path) = &args.report {
+            outln!("report {}", path.display());
+        }
         if interrupted {
             outln!("interrupted: run the same command again to resume the study");
         }
@@ -882,6 +890,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     if interrupted {
         return Err(RunFailed("interrupted".into()).into());
     }
+    Ok(())
+}
+
+/// Writes the study's HTML report to `--report`, if given.
+fn write_report(args: &TuneArgs, study: &Study) -> anyhow::Result<()> {
+    let Some(path) = &args.report else { return Ok(()) };
+    let html = crate::plot::report_html(study.storage().as_ref(), study.name())?;
+    gradus::data::output::write_file(path, |sink| sink.write_all(html.as_bytes()))
+        .with_context(|| format!("writing the report to {}", path.display()))?;
     Ok(())
 }
 

@@ -15,9 +15,35 @@ fn stderr(out: &Output) -> String {
 fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out =
-        gradus(d, &["tune", "--data", "builtin:iris", "--trials", "6", "--study", "iris", "-q", "--out", "m.gradus"]);
+    let out = gradus(
+        d,
+        &[
+            "tune",
+            "--data",
+            "builtin:iris",
+            "--trials",
+            "6",
+            "--study",
+            "iris",
+            "--out",
+            "m.gradus",
+            "--report",
+            "r.html",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout).unwrap().contains("report r.html"));
+    // The report tune wrote, and the one `gradus report` writes: the same sections, nothing fetched.
+    let out = gradus(d, &["report", "--study", "iris", "--out", "again.html"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["r.html", "again.html"] {
+        let html = std::fs::read_to_string(d.join(file)).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<title>Study iris</title>"), "{file}");
+        for heading in ["Optimisation history", "Intermediate values", "Hyperparameter importance", "Trials"] {
+            assert!(html.contains(&format!("<h2>{heading}</h2>")), "{file}: {heading}");
+        }
+        assert!(!html.contains("<script") && !html.contains("href=") && !html.contains("src="), "{file}");
+    }
     for (kind, title, x_label) in [
         ("history", "Optimisation history of iris", "trial"),
         ("intermediate", "Intermediate values of iris", "step"),
@@ -68,6 +94,10 @@ fn a_study_that_is_not_there_or_holds_nothing_is_a_clear_error() {
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
         assert!(!d.join("x.svg").exists(), "nothing written");
     }
+    let out = gradus(d, &["report", "--study", "empty", "--out", "r.html"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("study 'empty' has no trials to show"), "{}", stderr(&out));
+    assert!(!d.join("r.html").exists());
     let out = gradus(d, &["importance", "--study", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no study named 'nope'"), "{}", stderr(&out));

@@ -5,6 +5,7 @@
 //! only — so they work the same on SQLite and PostgreSQL, and while a
 //! study runs — and knowing nothing of training.
 
+pub mod html;
 pub mod importance;
 pub mod plots;
 pub mod svg;
@@ -47,6 +48,11 @@ impl StudyTrials {
         trials.sort_by_key(|t| t.number);
         Ok(StudyTrials { name: record.name, direction: record.direction, trials })
     }
+}
+
+/// The HTML report of study `name` in `storage` (see [`html`]).
+pub fn report(storage: &dyn Storage, name: &str) -> Result<String, ReportError> {
+    html::report(&StudyTrials::load(storage, name)?)
 }
 
 /// The SVG of plot `kind` of study `name` in `storage`.
