@@ -60,6 +60,9 @@ enum Command {
     Importance(plot::ImportanceArgs),
     /// Write a study's report: one self-contained HTML file with every plot and table.
     Report(plot::ReportArgs),
+    /// Serve a read-only web dashboard of the storage's studies, updated live.
+    #[cfg(feature = "dashboard")]
+    Dashboard(plot::DashboardArgs),
 }
 
 /// A run that went wrong through no fault of its input (exit code 1).
@@ -93,6 +96,8 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot::run(args),
         Command::Importance(args) => plot::run_importance(args),
         Command::Report(args) => plot::run_report(args),
+        #[cfg(feature = "dashboard")]
+        Command::Dashboard(args) => plot::run_dashboard(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,9 +116,24 @@ fn main() -> ExitCode {
                 )
                 || err.downcast_ref::<std::io::Error>().is_some()
                 || err.downcast_ref::<gradus::train::ModelFileError>().is_some_and(|e| e.is_write_failure())
-                || matches!(err.downcast_ref::<gradus::tune::TuneError>(), Some(gradus::tune::TuneError::Storage(_)));
+                || matches!(err.downcast_ref::<gradus::tune::TuneError>(), Some(gradus::tune::TuneError::Storage(_)))
+                || dashboard_failed(&err);
             ExitCode::from(if failed { 1 } else { 2 })
         }
+    }
+}
+
+/// Whether the dashboard's server failed once it had started (not a bad
+/// `--bind`, which is the user's to fix).
+fn dashboard_failed(err: &anyhow::Error) -> bool {
+    #[cfg(feature = "dashboard")]
+    {
+        err.downcast_ref::<gradus::report::dashboard::DashboardError>().is_some_and(|e| !e.is_bad_request())
+    }
+    #[cfg(not(feature = "dashboard"))]
+    {
+        let _ = err;
+        false
     }
 }
 

@@ -134,3 +134,27 @@ pub fn run_importance(args: ImportanceArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(feature = "dashboard")]
+#[derive(Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    storage: StorageArg,
+    /// The address to listen on (loopback by default: give 0.0.0.0:PORT
+    /// to let other machines in; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    bind: std::net::SocketAddr,
+}
+
+/// `gradus dashboard`: serves the storage's studies until stopped.
+#[cfg(feature = "dashboard")]
+pub fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    let storage = args.storage.open(false)?;
+    gradus::report::dashboard::run(storage, args.bind, |addr| {
+        // The line a script waits for (the port, when 0 was asked).
+        println!("dashboard at http://{addr}/ (Ctrl-C stops it)");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    })?;
+    Ok(())
+}

@@ -5,6 +5,8 @@
 //! only — so they work the same on SQLite and PostgreSQL, and while a
 //! study runs — and knowing nothing of training.
 
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod html;
 pub mod importance;
 pub mod plots;
