@@ -163,13 +163,11 @@ fn bad_requests_get_a_4xx_and_the_server_keeps_serving() {
                 .into_bytes(),
             "4xx",
         ));
-        bad.push((
-            b"DELETE /study/live%20one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-            "4xx",
-        ));
+        bad.push((b"DELETE /study/live%20one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "4xx"));
         bad.push((b"GARBAGE \x00\x01\x02\r\n\r\n".to_vec(), "4xx or closed"));
         bad.push((
-            format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n", "b".repeat(100_000)).into_bytes(),
+            format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n", "b".repeat(100_000))
+                .into_bytes(),
             "4xx or closed",
         ));
         bad.push((b"GET /study/live%20one HTTP/9.9\r\n\r\n".to_vec(), "4xx or closed"));

@@ -374,7 +374,11 @@ pub fn slices(study: &StudyTrials) -> Result<Vec<Chart>, ReportError> {
             xs,
             ys: having.iter().map(|h| h.2).collect(),
             colour: BLUE,
-            tips: having.iter().map(|h| describe(h.0)).collect(),
+            // Short: one panel per parameter, so a study's every trial is in each.
+            tips: having
+                .iter()
+                .map(|h| format!("trial {}: value {}, {name} = {}", h.0.number, number(h.2), show(&h.0.params[name])))
+                .collect(),
         });
         charts.push(chart);
     }
