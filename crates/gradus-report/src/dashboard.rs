@@ -61,6 +61,8 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .route("/study/{name}/plot/{kind}", get(plot))
         .route("/study/{name}/trials", get(trials))
         .route("/study/{name}/events", get(events))
+        // Browsers ask for one; there is none (and a 404 would be a console error).
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such page\n") })
         .layer(axum::middleware::from_fn(bounded))
         .with_state(App { storage })
