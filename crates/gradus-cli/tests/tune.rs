@@ -369,16 +369,28 @@ fn timeout_bounds_the_whole_command_trials_refit_and_test() {
 fn under_a_timeout_members_the_refit_cannot_afford_join_as_their_trials_trained_them() {
     let dir = tempfile::tempdir().unwrap();
     // Hold-out trials (4,000 tuning rows) that only the deadline ends, at
-    // 80% of the 5 s: the 1 s left is what tune keeps for the test and the
-    // save, so no refit fits and every member joins as trained.
+    // 80% of the 8 s. Plain SGD at a small rate still improves at the last
+    // epoch, so a refit would take as long as its trial (6 s), and the 1.6 s
+    // left (less 1 s kept for the test and the save) fits none: every member
+    // joins as trained. (At 5 s and Adam, a busy machine once started no
+    // trial before the deadline; and Adam's best epoch came early enough
+    // for a refit to fit.)
+    std::fs::write(
+        dir.path().join("slow.json"),
+        r#"{"optimizer": {"type": "categorical", "choices": ["sgd"]},
+            "lr": {"type": "categorical", "choices": [0.001]}}"#,
+    )
+    .unwrap();
     let args = [
         "tune",
         "--data",
         "builtin:mnist_5k",
         "--model",
         "softmax",
+        "--space",
+        "slow.json",
         "--timeout",
-        "5s",
+        "8s",
         "--epochs",
         "1000",
         "--patience",
