@@ -23,6 +23,8 @@ pub enum PlotArg {
     Slice,
     /// Parallel coordinates: each complete trial a line across the value and the hyperparameters.
     Parallel,
+    /// The two most important numeric hyperparameters: the predicted value over their ranges, the trials on top.
+    Contour,
 }
 
 impl PlotArg {
@@ -35,6 +37,7 @@ impl PlotArg {
             PlotArg::Importance => PlotKind::Importance,
             PlotArg::Slice => PlotKind::Slice,
             PlotArg::Parallel => PlotKind::Parallel,
+            PlotArg::Contour => PlotKind::Contour,
         }
     }
 }

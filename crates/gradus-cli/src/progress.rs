@@ -9,14 +9,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress {
     bar: Option<ProgressBar>,
     step_lines: bool,
+    /// A step line every this many steps (of those the trainer logs).
+    print_every: usize,
+    /// What the run's loss curve is drawn from: (step, batch loss) as
+    /// logged, and each epoch's (steps so far, training loss, validation loss).
+    pub steps: Vec<(f64, f64)>,
+    pub epochs: Vec<(f64, f64, Option<f64>)>,
 }
 
 impl Progress {
     /// `quiet` shows nothing; otherwise a bar when stderr is a terminal, and
-    /// the step lines the trainer logs (above the bar, or plain).
-    pub fn new(epochs: usize, quiet: bool) -> Self {
+    /// a line for each step the trainer logs that is a multiple of
+    /// `print_every` (above the bar, or plain).
+    pub fn new(epochs: usize, quiet: bool, print_every: usize) -> Self {
+        let (steps, epochs_seen) = (Vec::new(), Vec::new());
+        let print_every = print_every.max(1);
         if quiet {
-            return Self { bar: None, step_lines: false };
+            return Self { bar: None, step_lines: false, print_every, steps, epochs: epochs_seen };
         }
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(epochs as u64);
@@ -26,7 +35,7 @@ impl Progress {
             );
             bar
         });
-        Self { bar, step_lines: true }
+        Self { bar, step_lines: true, print_every, steps, epochs: epochs_seen }
     }
 
     pub fn finish(&self) {
@@ -38,7 +47,8 @@ impl Progress {
 
 impl Observer for Progress {
     fn on_step(&mut self, log: &StepLog) {
-        if !self.step_lines {
+        self.steps.push((log.step as f64, log.loss));
+        if !self.step_lines || !log.step.is_multiple_of(self.print_every) {
             return;
         }
         let line = format!("step {} loss {} grad_norm {}", log.step, crate::num(log.loss), crate::num(log.grad_norm));
@@ -58,6 +68,7 @@ impl Observer for Progress {
     }
 
     fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        self.epochs.push((record.steps as f64, record.train_loss, record.valid_loss));
         if let Some(bar) = &self.bar {
             let valid = record.valid_loss.map_or(String::new(), |v| format!("  valid {}", crate::num(v)));
             bar.set_message(format!("loss {}{valid}", crate::num(record.train_loss)));

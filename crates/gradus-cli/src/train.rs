@@ -173,6 +173,11 @@ pub struct TrainArgs {
     /// Print the loss every N steps; 0 prints none [default: about ten lines].
     #[arg(long, value_name = "N")]
     log_every: Option<usize>,
+    /// Draw the run's loss curve as an SVG here: the batch loss as it goes
+    /// (about 200 points), each epoch's mean training loss and its
+    /// validation loss.
+    #[arg(long, value_name = "FILE")]
+    plot_loss: Option<PathBuf>,
     /// The fraction of rows held out for validation (stratified for classes).
     #[arg(long, default_value_t = 0.2)]
     valid_fraction: f64,
@@ -546,7 +551,7 @@ struct JsonOutput<'a> {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.out {
+    for path in args.out.iter().chain(&args.plot_loss) {
         crate::check_out_path(path)?;
     }
     // An image folder is read first: its images' shape is the network's input.
@@ -583,10 +588,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let batch = job.config.batch_size.unwrap_or(train_rows).clamp(1, train_rows.max(1));
     let steps_per_epoch = if job.config.optimizer.is_full_batch() { 1 } else { train_rows.div_ceil(batch) };
     let quiet = args.quiet || args.json;
-    job.config.log_every = if quiet {
-        0
-    } else {
-        args.log_every.unwrap_or_else(|| (args.epochs().saturating_mul(steps_per_epoch) / 10).max(1))
+    let total_steps = args.epochs().saturating_mul(steps_per_epoch);
+    let print_every = if quiet { 0 } else { args.log_every.unwrap_or_else(|| (total_steps / 10).max(1)) };
+    // A loss curve wants more points than the printed lines: about 200,
+    // at steps the printed ones are multiples of.
+    job.config.log_every = match (&args.plot_loss, print_every) {
+        (Some(_), 0) => (total_steps / 200).max(1),
+        (Some(_), every) => (1..=every).rev().find(|d| every % d == 0 && total_steps / d >= 200).unwrap_or(1),
+        (None, every) => every,
     };
 
     if !quiet {
@@ -606,7 +615,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             data.task()
         );
     }
-    let mut progress = Progress::new(args.epochs(), quiet);
+    let mut progress = Progress::new(args.epochs(), quiet || print_every == 0, print_every);
     let start = Instant::now();
     // What the report says of the data; the rows themselves are given up
     // to training, which frees them once split.
@@ -619,6 +628,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let outcome = job.run_owned(data, &mut progress)?;
     let seconds = start.elapsed().as_secs_f64();
     progress.finish();
+    if let Some(path) = &args.plot_loss {
+        let chart =
+            gradus::report::plots::loss_curve(&format!("Training loss on {name}"), &progress.steps, &progress.epochs);
+        gradus::data::output::write_file(path, |sink| sink.write_all(chart.to_svg().as_bytes()))
+            .map_err(|e| anyhow::anyhow!("writing the loss curve to {}: {e}", path.display()))?;
+    }
     let report = &outcome.report;
     let diverged = report.termination == Termination::Diverged;
     if let (Some(path), false) = (&args.out, diverged) {

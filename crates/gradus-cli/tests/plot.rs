@@ -67,6 +67,11 @@ fn each_plot_of_a_tuned_study_is_an_svg_with_its_title_and_axes() {
         // Self-contained: nothing fetched.
         assert!(!svg.contains("href") && !svg.contains("<script"), "{kind}");
     }
+    // The contour of the two most important numeric parameters.
+    let out = gradus(d, &["plot", "contour", "--study", "iris", "--out", "contour.svg"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(d.join("contour.svg")).unwrap();
+    assert!(svg.contains(" in iris</text>") && svg.matches("<rect x=").count() > 1600, "{svg}");
     // The importances as numbers: each method's sum to 1, the most important first.
     let out = gradus(d, &["importance", "--study", "iris", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -107,4 +112,26 @@ fn a_study_that_is_not_there_or_holds_nothing_is_a_clear_error() {
     let out = gradus(d, &["plot", "pie", "--study", "empty", "--out", "x.svg"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("invalid value 'pie'"), "{}", stderr(&out));
+}
+
+#[test]
+fn train_draws_its_loss_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["train", "--data", "builtin:iris", "--model", "softmax", "--epochs", "30", "--plot-loss", "loss.svg"];
+    let out = gradus(d, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The printed step lines stay about ten.
+    let printed = String::from_utf8(out.stdout).unwrap().lines().filter(|l| l.starts_with("step ")).count();
+    assert!((9..=12).contains(&printed), "{printed}");
+    let svg = std::fs::read_to_string(d.join("loss.svg")).unwrap();
+    for text in [">Training loss on builtin:iris</text>", ">validation loss</text>", ">30 epochs, "] {
+        assert!(svg.contains(text), "{text}: {svg}");
+    }
+    // Every step logged for the curve: more points than lines printed.
+    let points = svg.split("class=\"line\" d=\"").nth(1).unwrap().split('"').next().unwrap().matches('L').count();
+    assert!(points > 50, "{points}");
+    // A path that cannot be written: exit 2 before training.
+    let out = gradus(d, &["train", "--data", "builtin:iris", "--plot-loss", "no/such/dir/loss.svg"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

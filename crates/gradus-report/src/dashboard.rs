@@ -197,11 +197,12 @@ async fn studies(State(app): State<App>) -> Result<Html<String>, Failure> {
 }
 
 /// The plots a study's page shows, in order, with their headings.
-const PLOTS: [(PlotKind, &str); 7] = [
+const PLOTS: [(PlotKind, &str); 8] = [
     (PlotKind::History, "Optimisation history"),
     (PlotKind::Intermediate, "Intermediate values"),
     (PlotKind::Importance, "Hyperparameter importance"),
     (PlotKind::Parallel, "Parallel coordinates"),
+    (PlotKind::Contour, "The two most important parameters"),
     (PlotKind::Edf, "Distribution of values"),
     (PlotKind::Timeline, "Timeline"),
     (PlotKind::Slice, "Slices"),

@@ -36,6 +36,7 @@ pub fn report(study: &StudyTrials) -> Result<String, ReportError> {
         (PlotKind::Intermediate, "Intermediate values"),
         (PlotKind::Importance, "Hyperparameter importance"),
         (PlotKind::Parallel, "Parallel coordinates"),
+        (PlotKind::Contour, "The two most important parameters"),
         (PlotKind::Slice, "Slices"),
         (PlotKind::Edf, "Distribution of values"),
         (PlotKind::Timeline, "Timeline"),
@@ -207,7 +208,7 @@ mod tests {
         {
             assert!(html.contains(&format!("<h2>{heading}</h2>")), "{heading}");
         }
-        assert_eq!(html.matches("<svg ").count(), 7 + 3, "seven pictures, the slices three panels in one");
+        assert_eq!(html.matches("<svg ").count(), 8 + 3, "eight pictures, the slices three panels in one");
         assert!(html.contains("<title>Study big &amp; &lt;small&gt;</title>"));
         assert!(html.contains("diverged at epoch 3 &lt;loss inf&gt;"));
         // Self-contained: no script, no link, no address to fetch.

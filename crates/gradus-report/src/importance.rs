@@ -473,7 +473,72 @@ fn fanova(table: &Table, seed: u64) -> Vec<f64> {
     importances
 }
 
-/// Scales `values` to sum to 1 (all 0 stay 0).
+/// The two most important numeric parameters of `study` by fANOVA (seed
+/// 0), and the forest's prediction as a function of them alone — the other
+/// parameters averaged out over the search space, as fANOVA does — at each
+/// point of the `steps` x `steps` grid spanning their ranges (in log space
+/// for a log distribution): `(names, xs, ys, values)`, `values[j][i]` at
+/// (`xs[i]`, `ys[j]`). An error when fewer than two numeric parameters
+/// vary.
+#[allow(clippy::type_complexity)]
+pub fn pair_surface(
+    study: &StudyTrials,
+    steps: usize,
+) -> Result<([String; 2], Vec<f64>, Vec<f64>, Vec<Vec<f64>>), ReportError> {
+    let table = Table::of(study, MAX_TRIALS)?;
+    let ranked = fanova(&table, 0);
+    let mut numeric: Vec<usize> = (0..table.params.len())
+        .filter(|&p| {
+            let d = &table.params[p].distribution;
+            !d.is_single() && !matches!(d, Distribution::Categorical { .. })
+        })
+        .collect();
+    if numeric.len() < 2 {
+        return Err(ReportError::Empty { study: study.name.clone(), what: "fewer than two numeric parameters".into() });
+    }
+    numeric.sort_by(|&a, &b| ranked[b].total_cmp(&ranked[a]).then(a.cmp(&b)));
+    let (pa, pb) = (numeric[0], numeric[1]);
+    let axis = |p: usize| -> Vec<f64> {
+        let (low, high, log) = match table.params[p].distribution {
+            Distribution::Float { low, high, log, .. } => (low, high, log),
+            Distribution::Int { low, high, log, .. } => (low as f64, high as f64, log),
+            Distribution::Categorical { .. } => unreachable!("numeric parameters only"),
+        };
+        let n = steps.max(2);
+        (0..n)
+            .map(|i| {
+                let f = i as f64 / (n - 1) as f64;
+                if log { (low.ln() + f * (high.ln() - low.ln())).exp() } else { low + f * (high - low) }
+            })
+            .collect()
+    };
+    let (xs, ys) = (axis(pa), axis(pb));
+    let mut rng = Rng(0x5eed_fa0a);
+    let n = table.n();
+    let forests: Vec<Vec<Node>> = (0..TREES)
+        .map(|_| {
+            let mut sample: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            grow_tree(&table.columns, &table.values, &mut sample, &mut rng)
+        })
+        .collect();
+    let trees: Vec<FanovaTree> = forests.iter().map(|nodes| FanovaTree::new(nodes, &table.bounds)).collect();
+    let (ca, cb) = (table.params[pa].columns.start, table.params[pb].columns.start);
+    let mut sample = vec![f64::NAN; table.bounds.len()];
+    let values = ys
+        .iter()
+        .map(|&y| {
+            xs.iter()
+                .map(|&x| {
+                    (sample[ca], sample[cb]) = (x, y);
+                    trees.iter().map(|t| t.marginalized(&sample).0).sum::<f64>() / trees.len() as f64
+                })
+                .collect()
+        })
+        .collect();
+    Ok(([table.params[pa].name.clone(), table.params[pb].name.clone()], xs, ys, values))
+}
+
+/// Scales `values` to sum to 1 (all 0 stay 0)./// Scales `values` to sum to 1 (all 0 stay 0).
 fn normalise(values: &mut [f64]) {
     let total: f64 = values.iter().sum();
     if total > 0.0 {

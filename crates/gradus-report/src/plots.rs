@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use gradus_tune::{Direction, Distribution, FrozenTrial, TrialState, WORKER};
 
-use crate::importance::{IMPORTANCE_SEEDS, Method, importances};
-use crate::svg::{BLUE, Chart, GREEN, GREY, Mark, ORANGE, RED, Scale, band, number};
+use crate::importance::{IMPORTANCE_SEEDS, Method, importances, pair_surface};
+use crate::svg::{BLUE, Chart, GREEN, GREY, Mark, ORANGE, RED, Scale, band, number, viridis};
 use crate::{ReportError, StudyTrials};
 
 /// A plot `gradus plot` can draw.
@@ -21,10 +21,11 @@ pub enum PlotKind {
     Importance,
     Slice,
     Parallel,
+    Contour,
 }
 
 impl PlotKind {
-    pub const ALL: [PlotKind; 7] = [
+    pub const ALL: [PlotKind; 8] = [
         PlotKind::History,
         PlotKind::Intermediate,
         PlotKind::Edf,
@@ -32,6 +33,7 @@ impl PlotKind {
         PlotKind::Importance,
         PlotKind::Slice,
         PlotKind::Parallel,
+        PlotKind::Contour,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +45,7 @@ impl PlotKind {
             PlotKind::Importance => "importance",
             PlotKind::Slice => "slice",
             PlotKind::Parallel => "parallel",
+            PlotKind::Contour => "contour",
         }
     }
 
@@ -57,6 +60,7 @@ impl PlotKind {
             PlotKind::Importance => importance(study)?,
             PlotKind::Slice => return Ok(crate::svg::grid(&slices(study)?, 2)),
             PlotKind::Parallel => parallel(study)?,
+            PlotKind::Contour => contour(study)?,
         };
         Ok(chart.to_svg())
     }
@@ -269,7 +273,7 @@ pub fn timeline(study: &StudyTrials) -> Result<Chart, ReportError> {
         let (low, high) = band(lane);
         let (a, b) = (t.started_at.unwrap_or(start) - start, end_of(t) - start);
         rects.push([a, low, b, high]);
-        colours.push(state_colour(&t.state));
+        colours.push(state_colour(&t.state).to_string());
         tips.push(format!("{}\n{:.1} s", describe(t), b - a));
     }
     chart.marks.push(Mark::Rects { rects, colours, tips });
@@ -314,7 +318,7 @@ pub fn importance(study: &StudyTrials) -> Result<Chart, ReportError> {
                 tip: None,
             });
         }
-        let colours = vec![colour; rects.len()];
+        let colours = vec![colour.to_string(); rects.len()];
         chart.marks.insert(0, Mark::Rects { rects, colours, tips });
     }
     chart.legend = vec![(Method::Fanova.name().into(), BLUE), (Method::PedAnova.name().into(), ORANGE)];
@@ -495,6 +499,97 @@ pub fn parallel(study: &StudyTrials) -> Result<Chart, ReportError> {
     Ok(chart)
 }
 
+/// The two most important numeric hyperparameters (by fANOVA): the
+/// forest's prediction over their ranges, the others averaged out, as
+/// coloured cells (viridis: dark is low), with the trials on top.
+pub fn contour(study: &StudyTrials) -> Result<Chart, ReportError> {
+    const STEPS: usize = 40;
+    let ([a, b], xs, ys, values) = pair_surface(study, STEPS)?;
+    let (lo, hi) = values.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let dist = |name: &str| study.trials.iter().find_map(|t| t.distributions.get(name).cloned());
+    let log = |name: &str| {
+        matches!(dist(name), Some(Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. }))
+    };
+    let scale = |name: &str, axis: &[f64]| {
+        let (l, h) = (axis[0], axis[axis.len() - 1]);
+        if log(name) { Scale::Log { low: l, high: h } } else { Scale::Linear { low: l, high: h } }
+    };
+    let mut chart = Chart::new(&format!("{a} and {b} in {}", study.name), &a, &b, scale(&a, &xs), scale(&b, &ys));
+    chart.note = Some(format!(
+        "fANOVA's two most important numeric parameters; colour: predicted value, {} (dark) to {} (yellow), the rest averaged out",
+        number(lo),
+        number(hi)
+    ));
+    // Each grid point's cell: halfway to its neighbours (in log space on a log axis).
+    let edges = |axis: &[f64], log: bool| -> Vec<f64> {
+        let t = |v: f64| if log { v.ln() } else { v };
+        let u = |v: f64| if log { v.exp() } else { v };
+        let mut e = vec![axis[0]];
+        e.extend(axis.windows(2).map(|w| u((t(w[0]) + t(w[1])) / 2.0)));
+        e.push(axis[axis.len() - 1]);
+        e
+    };
+    let (ex, ey) = (edges(&xs, log(&a)), edges(&ys, log(&b)));
+    let (mut rects, mut colours, mut tips) = (Vec::new(), Vec::new(), Vec::new());
+    for (j, row) in values.iter().enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            rects.push([ex[i], ey[j], ex[i + 1], ey[j + 1]]);
+            colours.push(viridis(if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }));
+            tips.push(format!("{a} = {}, {b} = {}: predicted {}", number(xs[i]), number(ys[j]), number(v)));
+        }
+    }
+    chart.marks.push(Mark::Rects { rects, colours, tips });
+    let placed: Vec<(&FrozenTrial, f64, f64)> =
+        complete(study)?.into_iter().filter_map(|(t, _)| Some((t, t.internal(&a)?, t.internal(&b)?))).collect();
+    chart.marks.push(Mark::Points {
+        xs: placed.iter().map(|p| p.1).collect(),
+        ys: placed.iter().map(|p| p.2).collect(),
+        colour: RED,
+        tips: placed.iter().map(|p| describe(p.0)).collect(),
+    });
+    chart.legend = vec![("trials".into(), RED)];
+    Ok(chart)
+}
+
+/// A training run's loss curve (for `gradus train`; the numbers only,
+/// nothing of training): the batch loss at each logged step, and each
+/// epoch's mean training loss and validation loss at the step it ended.
+pub fn loss_curve(title: &str, steps: &[(f64, f64)], epochs: &[(f64, f64, Option<f64>)]) -> Chart {
+    let values: Vec<f64> =
+        steps.iter().map(|s| s.1).chain(epochs.iter().map(|e| e.1)).chain(epochs.iter().filter_map(|e| e.2)).collect();
+    let last = steps.iter().map(|s| s.0).chain(epochs.iter().map(|e| e.0)).fold(0.0, f64::max);
+    let mut chart = Chart::new(title, "step", "loss", Scale::linear_over([0.0, last]), value_scale(&values));
+    let has_valid = epochs.iter().any(|e| e.2.is_some());
+    chart.note = Some(format!("{} epochs, {} steps", epochs.len(), last));
+    chart.marks.push(Mark::Line {
+        xs: steps.iter().map(|s| s.0).collect(),
+        ys: steps.iter().map(|s| s.1).collect(),
+        colour: GREY,
+        step: false,
+        tip: Some("batch loss".into()),
+    });
+    chart.marks.push(Mark::Line {
+        xs: epochs.iter().map(|e| e.0).collect(),
+        ys: epochs.iter().map(|e| e.1).collect(),
+        colour: BLUE,
+        step: false,
+        tip: Some("epoch mean training loss".into()),
+    });
+    chart.legend = vec![("batch loss".into(), GREY), ("epoch training loss".into(), BLUE)];
+    if has_valid {
+        let valid: Vec<(f64, f64)> = epochs.iter().filter_map(|e| e.2.map(|v| (e.0, v))).collect();
+        chart.marks.push(Mark::Line {
+            xs: valid.iter().map(|v| v.0).collect(),
+            ys: valid.iter().map(|v| v.1).collect(),
+            colour: ORANGE,
+            step: false,
+            tip: Some("validation loss".into()),
+        });
+        chart.legend.push(("validation loss".into(), ORANGE));
+    }
+    chart
+}
+
 #[cfg(test)]
 mod tests {
     use gradus_tune::{Distribution, InMemoryStorage, Storage};
@@ -527,6 +622,10 @@ mod tests {
         }
         let trials = StudyTrials::load(&s, "s").unwrap();
         (s, trials)
+    }
+
+    fn study_fixture(direction: Direction) -> (InMemoryStorage, StudyTrials) {
+        study(direction)
     }
 
     fn parsed(chart: &Chart) -> (String, Vec<String>) {
@@ -614,6 +713,65 @@ mod tests {
         for word in ["objective value", "lr", "1.00e-7", "1", "5"] {
             assert!(texts.iter().any(|t| t == word), "{word}: {texts:?}");
         }
+    }
+
+    #[test]
+    fn the_contour_shows_the_two_parameters_that_matter_and_where_the_value_is_low() {
+        // f = 4·a² + b² + 0·c over [-1, 1]³, 200 trials on a scrambled lattice.
+        let trials = (0..200u64)
+            .map(|i| {
+                let u = |k: u64| ((i * k + 17) % 200) as f64 / 199.0 * 2.0 - 1.0;
+                let (a, b, c) = (u(37), u(61), u(89));
+                let mut t = FrozenTrial::new(i, i, TrialState::Complete(4.0 * a * a + b * b));
+                for (name, v) in [("a", a), ("b", b), ("c", c)] {
+                    t.params.insert(name.into(), json!(v));
+                    t.distributions.insert(name.into(), Distribution::float(-1.0, 1.0));
+                }
+                t
+            })
+            .collect();
+        let study = StudyTrials { name: "bowl".into(), direction: Direction::Minimize, trials };
+        let chart = contour(&study).unwrap();
+        assert_eq!((chart.x_label.as_str(), chart.y_label.as_str()), ("a", "b"));
+        let Mark::Rects { rects, colours, .. } = &chart.marks[0] else { panic!() };
+        assert_eq!(rects.len(), 40 * 40);
+        // Darkest (lowest) near the middle, brightest (highest) at a's ends.
+        let darkest = colours.iter().enumerate().min_by_key(|(_, c)| luminance(c)).unwrap().0;
+        let brightest = colours.iter().enumerate().max_by_key(|(_, c)| luminance(c)).unwrap().0;
+        let centre = |k: usize| [(rects[k][0] + rects[k][2]) / 2.0, (rects[k][1] + rects[k][3]) / 2.0];
+        let (lo, hi) = (centre(darkest), centre(brightest));
+        assert!(lo[0].abs() < 0.3 && lo[1].abs() < 0.5, "{lo:?}");
+        assert!(hi[0].abs() > 0.7, "{hi:?}");
+        parsed(&chart);
+        // One numeric parameter only: nothing to draw.
+        let (_, one) = study_fixture(Direction::Minimize);
+        assert_eq!(contour(&one).unwrap_err().to_string(), "study 's' has fewer than two numeric parameters to show");
+    }
+
+    #[test]
+    fn a_loss_curve_draws_the_batches_the_epochs_and_the_validation() {
+        let steps: Vec<(f64, f64)> = (0..50).map(|i| (i as f64 * 4.0, 2.0 / (1.0 + i as f64))).collect();
+        let epochs = vec![(50.0, 0.9, Some(1.0)), (100.0, 0.5, Some(0.7)), (200.0, 0.2, None)];
+        let chart = loss_curve("Training loss on x", &steps, &epochs);
+        let lines: Vec<usize> = chart
+            .marks
+            .iter()
+            .map(|m| match m {
+                Mark::Line { xs, .. } => xs.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(lines, [50, 3, 2], "the batches, the epochs, the epochs with a validation loss");
+        let (_, texts) = parsed(&chart);
+        for word in ["Training loss on x", "step", "loss", "validation loss", "3 epochs, 200 steps"] {
+            assert!(texts.iter().any(|t| t == word), "{word}: {texts:?}");
+        }
+    }
+
+    /// A colour's brightness, roughly (viridis runs dark to bright).
+    fn luminance(hex: &str) -> u32 {
+        let v = u32::from_str_radix(&hex[1..], 16).unwrap();
+        2 * (v >> 16) + 7 * ((v >> 8) & 255) + (v & 255)
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub enum Mark {
     Line { xs: Vec<f64>, ys: Vec<f64>, colour: &'static str, step: bool, tip: Option<String> },
     /// Rectangles from (x0, y0) to (x1, y1) in data units (a band's index
     /// ± 0.4 on a band scale).
-    Rects { rects: Vec<[f64; 4]>, colours: Vec<&'static str>, tips: Vec<String> },
+    Rects { rects: Vec<[f64; 4]>, colours: Vec<String>, tips: Vec<String> },
     /// Words at points (centred, a little above each).
     Texts { xs: Vec<f64>, ys: Vec<f64>, texts: Vec<String> },
     /// Faint lines, each through its own points (many trials at once).
@@ -430,7 +430,7 @@ impl Chart {
                     }
                     let (xa, xb) = (self.px(r[0]), self.px(r[2]));
                     let (ya, yb) = (self.py(r[1]), self.py(r[3]));
-                    let colour = colours.get(i).copied().unwrap_or(BLUE);
+                    let colour = colours.get(i).map_or(BLUE, String::as_str);
                     let _ = write!(
                         s,
                         r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}">{}</rect>"#,
@@ -464,6 +464,28 @@ pub fn grid(charts: &[Chart], columns: usize) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Viridis (matplotlib's perceptually uniform map), at nine stops.
+const VIRIDIS: [(u8, u8, u8); 9] = [
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 144, 141),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+];
+
+/// The colour of `t` in 0 … 1 on the viridis map (dark purple to yellow).
+pub fn viridis(t: f64) -> String {
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * (VIRIDIS.len() - 1) as f64;
+    let (i, f) = ((t.floor() as usize).min(VIRIDIS.len() - 2), t - t.floor().min((VIRIDIS.len() - 2) as f64));
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// The y position of band `index`'s edge in data units (for [`Mark::Rects`]
