@@ -440,17 +440,28 @@ fn weighted_variance(points: impl Iterator<Item = (f64, f64)>) -> f64 {
     points.iter().map(|(v, w)| w * (v - mean).powi(2)).sum::<f64>() / total
 }
 
-/// fANOVA's importance of each parameter of `table` (see the module docs).
-fn fanova(table: &Table, seed: u64) -> Vec<f64> {
+/// fANOVA's forest on `table`: [`TREES`] trees, each on a bootstrap
+/// sample drawn by `seed`.
+fn forest(table: &Table, seed: u64) -> Vec<Vec<Node>> {
     let mut rng = Rng(seed ^ 0x5eed_fa0a);
     let n = table.n();
-    let forests: Vec<Vec<Node>> = (0..TREES)
+    (0..TREES)
         .map(|_| {
             let mut sample: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
             grow_tree(&table.columns, &table.values, &mut sample, &mut rng)
         })
-        .collect();
-    let trees: Vec<FanovaTree> = forests.iter().map(|nodes| FanovaTree::new(nodes, &table.bounds)).collect();
+        .collect()
+}
+
+/// fANOVA's importance of each parameter of `table` (see the module docs).
+fn fanova(table: &Table, seed: u64) -> Vec<f64> {
+    let forest = forest(table, seed);
+    let trees: Vec<FanovaTree> = forest.iter().map(|nodes| FanovaTree::new(nodes, &table.bounds)).collect();
+    fanova_of(table, &trees)
+}
+
+/// Each parameter's importance from the fANOVA `trees` of `table`.
+fn fanova_of(table: &Table, trees: &[FanovaTree]) -> Vec<f64> {
     let variances: Vec<f64> = trees.iter().map(FanovaTree::variance).collect();
     let mut importances: Vec<f64> = table
         .params
@@ -486,7 +497,10 @@ pub fn pair_surface(
     steps: usize,
 ) -> Result<([String; 2], Vec<f64>, Vec<f64>, Vec<Vec<f64>>), ReportError> {
     let table = Table::of(study, MAX_TRIALS)?;
-    let ranked = fanova(&table, 0);
+    // One forest (seed 0) ranks the parameters and predicts the surface.
+    let forest = forest(&table, 0);
+    let trees: Vec<FanovaTree> = forest.iter().map(|nodes| FanovaTree::new(nodes, &table.bounds)).collect();
+    let ranked = fanova_of(&table, &trees);
     let mut numeric: Vec<usize> = (0..table.params.len())
         .filter(|&p| {
             let d = &table.params[p].distribution;
@@ -513,15 +527,6 @@ pub fn pair_surface(
             .collect()
     };
     let (xs, ys) = (axis(pa), axis(pb));
-    let mut rng = Rng(0x5eed_fa0a);
-    let n = table.n();
-    let forests: Vec<Vec<Node>> = (0..TREES)
-        .map(|_| {
-            let mut sample: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
-            grow_tree(&table.columns, &table.values, &mut sample, &mut rng)
-        })
-        .collect();
-    let trees: Vec<FanovaTree> = forests.iter().map(|nodes| FanovaTree::new(nodes, &table.bounds)).collect();
     let (ca, cb) = (table.params[pa].columns.start, table.params[pb].columns.start);
     let mut sample = vec![f64::NAN; table.bounds.len()];
     let values = ys
