@@ -232,24 +232,54 @@ fn csv_float(v: f32) -> String {
     if v != 0.0 && v.abs() < 1e-4 { format!("{v:e}") } else { format!("{v}") }
 }
 
+/// Where labelled rows for a saved model come from and how to read them.
+pub struct LabelledSource<'a> {
+    pub model: &'a std::path::Path,
+    pub data: &'a str,
+    pub image_size: Option<[usize; 2]>,
+    pub encoding: TextEncoding,
+    pub delimiter: Option<u8>,
+}
+
+/// Labelled rows encoded as `saved` reads them — a CSV or built-in table, an
+/// IDX file or a folder of images — and, for images, their shape; an error
+/// naming what does not match the model.
+pub fn load_labelled(
+    saved: &Ensemble,
+    source: &LabelledSource,
+) -> anyhow::Result<(gradus::data::Dataset, Option<gradus::data::ImageShape>)> {
+    let prep = saved.preprocessing();
+    let data = source.data;
+    if source.image_size.is_some() && !gradus::data::is_image_folder(data) {
+        anyhow::bail!("--image-size applies to a folder of images; {data} is not one");
+    }
+    if gradus::data::is_image_folder(data) {
+        let (rows, shape) = gradus::data::load_image_folder(std::path::Path::new(data), source.image_size)?;
+        check_image_input(saved, source.model, shape, data)?;
+        return Ok((rows, Some(shape)));
+    }
+    let mut shape = None;
+    if gradus::data::is_idx_images(data) {
+        let found = gradus::data::idx_image_shape(std::path::Path::new(data))?;
+        check_image_input(saved, source.model, found, data)?;
+        shape = Some(found);
+    }
+    let format = ReadOptions { encoding: source.encoding, delimiter: source.delimiter, ..ReadOptions::default() };
+    let rows = load_encoded(data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
+    Ok((rows, shape))
+}
+
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    if args.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
-        anyhow::bail!("--image-size applies to a folder of images; {} is not one", args.data);
-    }
-    let data = if gradus::data::is_image_folder(&args.data) {
-        let (data, shape) = gradus::data::load_image_folder(std::path::Path::new(&args.data), args.image_size)?;
-        check_image_input(&saved, &args.model, shape, &args.data)?;
-        data
-    } else {
-        if gradus::data::is_idx_images(&args.data) {
-            let shape = gradus::data::idx_image_shape(std::path::Path::new(&args.data))?;
-            check_image_input(&saved, &args.model, shape, &args.data)?;
-        }
-        let format = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..ReadOptions::default() };
-        load_encoded(&args.data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?
+    let source = LabelledSource {
+        model: &args.model,
+        data: &args.data,
+        image_size: args.image_size,
+        encoding: args.encoding,
+        delimiter: args.delimiter,
     };
+    let (data, _) = load_labelled(&saved, &source)?;
     let rows = data.n_samples();
     let metrics = saved.evaluate(data)?;
     if args.json {
