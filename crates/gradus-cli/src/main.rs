@@ -5,6 +5,7 @@
 //! not be written), 2 bad input (arguments, data or model files, hyperparameters).
 
 mod datasets;
+mod explain;
 mod inspect;
 mod plot;
 mod predict;
@@ -35,6 +36,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a saved model on a labelled dataset.
     Evaluate(predict::EvaluateArgs),
+    /// Explain a saved model: permutation importance, partial dependence, saliency maps, n-gram effects.
+    Explain(Box<explain::ExplainArgs>),
     /// Show what a model file holds: task, classes, input columns and their transforms, members, provenance.
     Inspect(inspect::InspectArgs),
     /// List the built-in datasets with their shape and task.
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run_predict(args),
         Command::Evaluate(args) => predict::run_evaluate(args),
+        Command::Explain(args) => explain::run(*args),
         Command::Inspect(args) => inspect::run(args),
         Command::Datasets(args) => datasets::run(args),
         Command::Study(command) => study::run_study(command),

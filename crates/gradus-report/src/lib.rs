@@ -3,10 +3,13 @@
 //! values, the timeline of workers, slices, parallel coordinates) and the
 //! hyperparameters' importance ([`importance`]), read through the [`Storage`] trait
 //! only — so they work the same on SQLite and PostgreSQL, and while a
-//! study runs — and knowing nothing of training.
+//! study runs — and knowing nothing of training. And the pictures of a
+//! model's explanation ([`explain`]), drawn from numbers the training
+//! crate computes.
 
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
+pub mod explain;
 pub mod html;
 pub mod importance;
 pub mod plots;

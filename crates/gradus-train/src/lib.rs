@@ -33,6 +33,7 @@ mod category;
 mod cnn;
 mod conv;
 mod error;
+pub mod explain;
 mod layer;
 mod loss;
 mod metrics;
