@@ -263,18 +263,13 @@ fn image_shape(saved: &Ensemble, data: &Dataset) -> Option<ImageShape> {
 /// number of a numeric column, the level a one-hot block holds, else the
 /// inputs themselves.
 fn raw_labels<'a>(data: &'a Dataset, group: &'a ColumnGroup) -> impl Fn(usize) -> String + 'a {
-    let names = data.encoding.output_names();
     move |row| {
         let block = &data.x.row(row)[group.dense.clone()];
         if group.numeric {
             return number(f64::from(block[0]));
         }
-        let on: Vec<&str> = block
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, _)| names[group.dense.start + i].as_str())
-            .collect();
+        let on: Vec<&str> =
+            block.iter().zip(&group.inputs).filter(|(v, _)| **v != 0.0).map(|(_, n)| n.as_str()).collect();
         let prefix = format!("{}=", group.name);
         match on.as_slice() {
             [one] if one.starts_with(&prefix) => one[prefix.len()..].to_string(),
@@ -363,7 +358,11 @@ fn print_text(
             let width = pi.columns.iter().map(|c| c.column.chars().count()).max().unwrap_or(6).max(6);
             crate::outln!("  {:<width$} {:>10} {:>10} {:>22}", "column", "mean", "std", "interval");
             for c in &pi.columns {
-                let mark = if c.ci[0] > 0.0 { "" } else { "  (not distinguishable from 0)" };
+                let mark = match c.ci {
+                    [low, _] if low > 0.0 => "",
+                    [_, high] if high < 0.0 => "  (below 0: the rows score better with it shuffled)",
+                    _ => "  (not distinguishable from 0)",
+                };
                 crate::outln!(
                     "  {:<width$} {:>10.5} {:>10.5} {:>22}{mark}",
                     c.column,

@@ -50,7 +50,7 @@ pub fn permutation_chart(title: &str, metric: &str, bars: &[ImportanceBar], note
             tip: None,
         });
     }
-    let colours = bars.iter().map(|b| if b.ci[0] > 0.0 { BLUE } else { GREY }.to_string()).collect();
+    let colours = bars.iter().map(|b| if b.ci[0] > 0.0 || b.ci[1] < 0.0 { BLUE } else { GREY }.to_string()).collect();
     chart.marks.insert(0, Mark::Rects { rects, colours, tips });
     chart.marks.push(Mark::Line {
         xs: vec![0.0, 0.0],
@@ -59,7 +59,7 @@ pub fn permutation_chart(title: &str, metric: &str, bars: &[ImportanceBar], note
         step: false,
         tip: None,
     });
-    chart.legend = vec![("interval above 0".into(), BLUE), ("not distinguishable from 0".into(), GREY)];
+    chart.legend = vec![("interval clear of 0".into(), BLUE), ("not distinguishable from 0".into(), GREY)];
     chart
 }
 

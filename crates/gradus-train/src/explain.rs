@@ -30,6 +30,8 @@ pub struct ColumnGroup {
     pub dense: Range<usize>,
     /// Its block of sparse (text) inputs, for a text column.
     pub sparse: Option<Range<u32>>,
+    /// The names of its inputs in [`Self::dense`] (`color=red`, `age`).
+    pub inputs: Vec<String>,
     /// Whether its first input is the column's number (a numeric column),
     /// which partial dependence plots on a number axis.
     pub numeric: bool,
@@ -43,10 +45,13 @@ pub fn column_groups(encoding: &Encoding, stored: bool) -> Vec<ColumnGroup> {
     let mut offset = 0;
     for column in &encoding.columns {
         let width = if stored { column.stored_width() } else { column.width() };
+        let mut inputs = column.output_names();
+        inputs.truncate(width);
         groups.push(ColumnGroup {
             name: column.column().to_string(),
             dense: offset..offset + width,
             sparse: None,
+            inputs,
             numeric: matches!(column, gradus_data::ColumnEncoder::Number { .. }),
         });
         offset += width;
@@ -58,6 +63,7 @@ pub fn column_groups(encoding: &Encoding, stored: bool) -> Vec<ColumnGroup> {
             name: text.column.clone(),
             dense: offset..offset,
             sparse: Some(sparse..sparse + width),
+            inputs: Vec::new(),
             numeric: false,
         });
         sparse += width;
