@@ -164,8 +164,18 @@ fn saliency_on_mnist_lies_on_the_digit() {
         &["train", "--data", "builtin:mnist_5k", "--model", "mlp", "--epochs", "3", "--out", "m.gradus", "--quiet"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let args =
-        ["explain", "--model", "m.gradus", "--data", "builtin:mnist_5k", "--rows", "300", "--images-per-class", "1", "--json"];
+    let args = [
+        "explain",
+        "--model",
+        "m.gradus",
+        "--data",
+        "builtin:mnist_5k",
+        "--rows",
+        "300",
+        "--images-per-class",
+        "1",
+        "--json",
+    ];
     let found = json(&gradus(dir.path(), &args));
     assert!(found["permutation_importance"].is_null(), "784 pixels are not shuffled one by one");
     let maps = found["saliency"].as_array().unwrap();
@@ -197,5 +207,74 @@ fn bad_input_is_an_error_naming_it() {
         let out = gradus(dir.path(), &[&["explain", "--model", "m.gradus"], &extra[..]].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    }
+}
+
+/// scikit-learn 1.9.1's `permutation_importance` (accuracy, 30 repeats) of
+/// the logistic regression below on breast_cancer's rows 401 to 569: each
+/// column's mean drop and its standard deviation (n − 1), pasted from
+/// `bench/reference/sklearn_permutation_importance.py`, which scores the
+/// same gradus model through `gradus predict`.
+const SKLEARN_BREAST_CANCER: [(&str, f64, f64); 30] = [
+    ("radius_error", 0.030966, 0.011385),
+    ("worst_symmetry", 0.026036, 0.008310),
+    ("worst_smoothness", 0.020316, 0.009665),
+    ("area_error", 0.023077, 0.011768),
+    ("mean_concavity", 0.017554, 0.010128),
+    ("compactness_error", 0.014596, 0.008330),
+    ("worst_texture", 0.013215, 0.015040),
+    ("worst_concave_points", 0.013412, 0.011090),
+    ("perimeter_error", 0.015187, 0.008884),
+    ("worst_perimeter", 0.012623, 0.010039),
+    ("worst_concavity", 0.013412, 0.010416),
+    ("worst_fractal_dimension", 0.016568, 0.008708),
+    ("worst_radius", 0.015582, 0.008856),
+    ("worst_area", 0.015385, 0.011270),
+    ("mean_concave_points", 0.013609, 0.011004),
+    ("concave_points_error", 0.004931, 0.007626),
+    ("mean_texture", 0.005128, 0.015440),
+    ("mean_smoothness", 0.003945, 0.007177),
+    ("mean_area", 0.007890, 0.011024),
+    ("mean_radius", 0.004734, 0.009754),
+    ("mean_perimeter", 0.005917, 0.009193),
+    ("mean_compactness", 0.000789, 0.004848),
+    ("fractal_dimension_error", 0.003156, 0.008183),
+    ("texture_error", 0.000000, 0.000000),
+    ("mean_fractal_dimension", 0.000592, 0.007010),
+    ("concavity_error", -0.000197, 0.004526),
+    ("mean_symmetry", -0.002959, 0.008756),
+    ("smoothness_error", -0.002761, 0.003002),
+    ("symmetry_error", -0.004734, 0.003611),
+    ("worst_compactness", -0.005128, 0.005323),
+];
+
+#[test]
+fn permutation_importance_agrees_with_scikit_learn_within_the_intervals() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../gradus-data/data/breast_cancer.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(dir.path().join("train.csv"), lines[..401].join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("test.csv"), [&lines[..1], &lines[401..]].concat().join("\n") + "\n").unwrap();
+    let args = ["train", "--data", "train.csv", "--model", "logistic", "--seed", "1", "--out", "bc.gradus", "--quiet"];
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let args = ["explain", "--model", "bc.gradus", "--data", "test.csv", "--metric", "accuracy", "--repeats", "30"];
+    let found = json(&gradus(dir.path(), &[&args[..], &["--top", "0", "--json"]].concat()));
+    let columns = importances(&found);
+    assert_eq!(columns.len(), 30);
+    // t(0.975, 29) · sd / √30: scikit-learn's interval, as ours is made.
+    let half = |sd: f64| 2.045 * sd / 30f64.sqrt();
+    for (name, mean, sd) in SKLEARN_BREAST_CANCER {
+        let ours = columns.iter().find(|c| c["column"] == name).unwrap();
+        let [low, high] = interval(ours);
+        let diff = (ours["mean"].as_f64().unwrap() - mean).abs();
+        assert!(
+            diff <= (high - low) / 2.0 + half(sd) + 1e-9,
+            "{name}: ours {ours}, scikit-learn {mean} ± {}",
+            half(sd)
+        );
     }
 }
