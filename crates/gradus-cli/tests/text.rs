@@ -141,6 +141,33 @@ fn a_text_column_trains_predicts_evaluates_and_inspects_with_nothing_else() {
 }
 
 #[test]
+fn explain_names_the_words_that_move_a_prediction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("reviews.csv"), reviews(600)).unwrap();
+    ok(d, &["train", "--data", "reviews.csv", "--model", "text", "--out", "m.gradus", "--quiet"]);
+    let out = ok(d, &["explain", "--model", "m.gradus", "--data", "reviews.csv", "--text-rows", "6", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The review decides; the stars are noise.
+    let columns = json["permutation_importance"]["columns"].as_array().unwrap();
+    assert_eq!(columns[0]["column"], "review", "{columns:?}");
+    assert!(columns[0]["ci"][0].as_f64().unwrap() > 0.2, "{columns:?}");
+    assert!(columns[1]["mean"].as_f64().unwrap().abs() < 0.01, "{columns:?}");
+    let telling = ["great", "love", "excellent", "wonderful", "happy", "perfect"]
+        .into_iter()
+        .chain(["awful", "hate", "terrible", "broken", "sad", "useless"])
+        .collect::<Vec<_>>();
+    let rows = json["ngrams"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for row in rows {
+        // The n-gram that moves the row's prediction most holds a telling word.
+        let first = row["effects"][0]["ngram"].as_str().unwrap();
+        assert!(telling.iter().any(|w| first.split(' ').any(|t| t == *w)), "{row}");
+        assert_eq!(row["effects"][0]["column"], "review");
+    }
+}
+
+#[test]
 fn chinese_text_is_read_as_characters() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
