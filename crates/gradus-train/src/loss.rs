@@ -36,6 +36,15 @@ pub enum Targets<'a> {
     /// gradient count its class's weight (scikit-learn's `class_weight`);
     /// the mean is still over the samples.
     Weighted(&'a [u32], &'a [f32]),
+    /// Probabilities to match instead of labels (knowledge distillation,
+    /// Hinton et al. 2015: a teacher's predictions): for softmax
+    /// cross-entropy a row of k per sample, summing to 1 (PyTorch's
+    /// `CrossEntropyLoss` with class-probability targets); for binary
+    /// cross-entropy the positive class's probability, one per sample
+    /// (`BCEWithLogitsLoss` with a target in [0, 1]). The loss is then
+    /// `−Σ p·log q`, its gradient `q − p`: at a one-hot row, the labels'.
+    /// The second field is the values a row holds (k, or 1).
+    Soft(&'a [f32], usize),
 }
 
 impl<'a> From<&'a Target> for Targets<'a> {
@@ -54,6 +63,7 @@ impl<'a> Targets<'a> {
             Targets::Real(v) => Targets::Real(&v[range]),
             Targets::Classes(v) => Targets::Classes(&v[range]),
             Targets::Weighted(v, w) => Targets::Weighted(&v[range], w),
+            Targets::Soft(p, k) => Targets::Soft(&p[range.start * k..range.end * k], k),
         }
     }
 
@@ -61,6 +71,7 @@ impl<'a> Targets<'a> {
         match self {
             Targets::Real(v) => v.len(),
             Targets::Classes(v) | Targets::Weighted(v, _) => v.len(),
+            Targets::Soft(p, k) => p.len() / (*k).max(1),
         }
     }
 
@@ -136,6 +147,9 @@ impl Loss {
     }
 
     fn compute(self, out: &[f32], k: usize, y: Targets, mut grad: Option<&mut [f32]>) -> f64 {
+        if let Targets::Soft(p, width) = y {
+            assert!(p.len() == out.len() && width == k, "soft targets have the outputs' shape");
+        }
         let n = y.len();
         assert_eq!(out.len(), n * k, "outputs are n x k");
         if let Some(g) = &grad {
@@ -236,6 +250,36 @@ impl Loss {
                         let scale = (1.0 / sum) as f32 * inv_n * w;
                         e.iter_mut().for_each(|ej| *ej *= scale);
                         e[c] -= inv_n * w;
+                    }
+                }
+                total / n as f64
+            }
+            (Loss::BinaryCrossEntropy, Targets::Soft(p, _)) => {
+                assert_eq!(k, 1, "binary cross-entropy takes one logit");
+                let inv_n = 1.0 / n as f32;
+                for (i, &z) in out.iter().enumerate() {
+                    let (t, z64) = (p[i] as f64, z as f64);
+                    total += z64.max(0.0) - z64 * t + (-z64.abs()).exp().ln_1p();
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[i] = (sigmoid(z) - p[i]) * inv_n;
+                    }
+                }
+                total / n as f64
+            }
+            (Loss::SoftmaxCrossEntropy, Targets::Soft(p, _)) => {
+                let inv_n = 1.0 / n as f32;
+                for (i, row) in out.chunks_exact(k).enumerate() {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
+                    let log_sum = max as f64 + sum.ln();
+                    let target = &p[i * k..(i + 1) * k];
+                    // −Σ p_j log q_j = Σ p_j (log Σ e^z − z_j), with Σ p_j = 1.
+                    total += target.iter().zip(row).map(|(&t, &z)| t as f64 * (log_sum - z as f64)).sum::<f64>();
+                    if let Some(g) = grad.as_deref_mut() {
+                        for j in 0..k {
+                            let q = ((row[j] as f64 - log_sum).exp()) as f32;
+                            g[i * k + j] = (q - target[j]) * inv_n;
+                        }
                     }
                 }
                 total / n as f64
@@ -348,6 +392,52 @@ mod tests {
             Loss::BinaryCrossEntropy.value_and_grad(&logits, 1, t, &mut g);
             assert_close(&g, &numeric_grad(Loss::BinaryCrossEntropy, &logits, 1, t, 1e-2));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn soft_target_gradients_match_finite_differences(
+            k in 2usize..6,
+            rows in prop::collection::vec((prop::collection::vec(-8.0f32..8.0, 6), prop::collection::vec(0.01f32..1.0, 6)), 1..8)
+        ) {
+            let out: Vec<f32> = rows.iter().flat_map(|(r, _)| r[..k].to_vec()).collect();
+            let p: Vec<f32> = rows
+                .iter()
+                .flat_map(|(_, w)| {
+                    let sum: f32 = w[..k].iter().sum();
+                    w[..k].iter().map(move |v| v / sum)
+                })
+                .collect();
+            let mut g = vec![0.0; out.len()];
+            Loss::SoftmaxCrossEntropy.value_and_grad(&out, k, Targets::Soft(&p, k), &mut g);
+            assert_close(&g, &numeric_grad(Loss::SoftmaxCrossEntropy, &out, k, Targets::Soft(&p, k), 1e-2));
+            let logits: Vec<f32> = rows.iter().map(|(r, _)| r[0]).collect();
+            let positive: Vec<f32> = rows.iter().map(|(_, w)| w[0]).collect();
+            let mut g = vec![0.0; logits.len()];
+            Loss::BinaryCrossEntropy.value_and_grad(&logits, 1, Targets::Soft(&positive, 1), &mut g);
+            assert_close(&g, &numeric_grad(Loss::BinaryCrossEntropy, &logits, 1, Targets::Soft(&positive, 1), 1e-2));
+        }
+    }
+
+    #[test]
+    fn one_hot_soft_targets_are_the_labels() {
+        let out = [0.3f32, -1.2, 2.0, 0.1, 0.0, -0.5];
+        let labels = [2u32, 0];
+        let one_hot = [0.0f32, 0.0, 1.0, 1.0, 0.0, 0.0];
+        let (mut a, mut b) = (vec![0.0; 6], vec![0.0; 6]);
+        let hard = Loss::SoftmaxCrossEntropy.value_and_grad(&out, 3, Targets::Classes(&labels), &mut a);
+        let soft = Loss::SoftmaxCrossEntropy.value_and_grad(&out, 3, Targets::Soft(&one_hot, 3), &mut b);
+        assert!((hard - soft).abs() < 1e-6, "{hard} vs {soft}");
+        a.iter().zip(&b).for_each(|(x, y)| assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}"));
+        // PyTorch: F.cross_entropy(torch.tensor([[0.3, -1.2, 2.0]]), torch.tensor([[0.2, 0.3, 0.5]]))
+        // = 0.2·2.0011 + 0.3·3.5011 + 0.5·0.3011 = 1.6011 (log-sum-exp 2.3011).
+        let soft = Loss::SoftmaxCrossEntropy.value(&out[..3], 3, Targets::Soft(&[0.2, 0.3, 0.5], 3));
+        let lse = (0.3f64.exp() + (-1.2f64).exp() + 2.0f64.exp()).ln();
+        let expected = 0.2 * (lse - 0.3) + 0.3 * (lse + 1.2) + 0.5 * (lse - 2.0);
+        assert!((soft - expected).abs() < 1e-6, "{soft} vs {expected}");
+        // Binary: a target of 0.25 on logit 0 gives ln 2.
+        let bce = Loss::BinaryCrossEntropy.value(&[0.0], 1, Targets::Soft(&[0.25], 1));
+        assert!((bce - std::f64::consts::LN_2).abs() < 1e-12);
     }
 
     #[test]

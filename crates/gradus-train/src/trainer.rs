@@ -321,6 +321,52 @@ impl Trainer {
         valid: Option<&Dataset>,
         observer: &mut dyn Observer,
     ) -> Result<TrainReport, TrainError> {
+        self.fit_to(model, loss, train, None, valid, observer)
+    }
+
+    /// [`Self::fit`] with the training loss taken against `soft` targets —
+    /// probabilities, [`Targets::Soft`]'s layout, row for row with `train` —
+    /// instead of its labels: knowledge distillation (Hinton et al. 2015),
+    /// a teacher's predictions as the targets. Validation, early stopping
+    /// and the metrics still read the labels of `valid`.
+    pub fn fit_soft(
+        &self,
+        model: &mut dyn Model,
+        loss: Loss,
+        train: &Dataset,
+        soft: &[f32],
+        valid: Option<&Dataset>,
+        observer: &mut dyn Observer,
+    ) -> Result<TrainReport, TrainError> {
+        let n = train.n_samples();
+        if !matches!(loss, Loss::SoftmaxCrossEntropy | Loss::BinaryCrossEntropy) {
+            return Err(TrainError::Mismatch(format!("soft targets need a cross-entropy loss, not {}", loss.name())));
+        }
+        if soft.len() != n * model.n_outputs() {
+            return Err(TrainError::Mismatch(format!(
+                "{} soft targets for {n} rows of {} outputs",
+                soft.len(),
+                model.n_outputs()
+            )));
+        }
+        if let Some(bad) = soft.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+            return Err(TrainError::Mismatch(format!("a soft target must be a probability in [0, 1], got {bad}")));
+        }
+        if self.config.class_weights.is_some() {
+            return Err(TrainError::Mismatch("class weights apply to labels, not to soft targets".into()));
+        }
+        self.fit_to(model, loss, train, Some(soft), valid, observer)
+    }
+
+    fn fit_to(
+        &self,
+        model: &mut dyn Model,
+        loss: Loss,
+        train: &Dataset,
+        soft: Option<&[f32]>,
+        valid: Option<&Dataset>,
+        observer: &mut dyn Observer,
+    ) -> Result<TrainReport, TrainError> {
         let cfg = &self.config;
         for (part, data) in std::iter::once(("training", train)).chain(valid.map(|v| ("validation", v))) {
             if data.n_features() != model.n_inputs() {
@@ -391,6 +437,13 @@ impl Trainer {
         let full_inputs = (batch_size == n).then(|| train.dense_inputs());
         let full_sparse = train.sparse.as_ref().map(SparseRows::view);
         let mut batch_y = empty_like(&train.y);
+        let k = model.n_outputs();
+        let mut batch_soft: Vec<f32> = Vec::new();
+        // The targets of the whole training set.
+        let all_targets = || match soft {
+            Some(p) => Targets::Soft(p, k),
+            None => training_targets(&train.y, cfg.class_weights.as_deref()),
+        };
         let mut best = BestSoFar { loss: f64::INFINITY, epoch: None, params: Vec::new(), wait: 0 };
 
         let started = std::time::Instant::now();
@@ -425,7 +478,7 @@ impl Trainer {
                             regularised_loss_and_grad(
                                 model,
                                 Inputs::new(full_inputs.as_ref().expect("a full batch").view(), full_sparse),
-                                training_targets(&train.y, cfg.class_weights.as_deref()),
+                                all_targets(),
                                 loss,
                                 cfg.penalty(),
                                 &mut grad,
@@ -433,11 +486,21 @@ impl Trainer {
                         } else {
                             train.gather_inputs(rows, &mut batch_x);
                             let sparse = train.gather_sparse(rows, &mut batch_sparse).then(|| batch_sparse.view());
-                            gather_target(&train.y, rows, &mut batch_y);
+                            let targets = match soft {
+                                Some(p) => {
+                                    batch_soft.clear();
+                                    batch_soft.extend(rows.iter().flat_map(|&r| &p[r * k..(r + 1) * k]));
+                                    Targets::Soft(&batch_soft, k)
+                                }
+                                None => {
+                                    gather_target(&train.y, rows, &mut batch_y);
+                                    training_targets(&batch_y, cfg.class_weights.as_deref())
+                                }
+                            };
                             regularised_loss_and_grad(
                                 model,
                                 Inputs::new(batch_x.view(), sparse),
-                                training_targets(&batch_y, cfg.class_weights.as_deref()),
+                                targets,
                                 loss,
                                 cfg.penalty(),
                                 &mut grad,
@@ -491,7 +554,7 @@ impl Trainer {
                         let value = regularised_loss_and_grad(
                             model,
                             Inputs::new(full_inputs.as_ref().expect("a full batch").view(), full_sparse),
-                            training_targets(&train.y, cfg.class_weights.as_deref()),
+                            all_targets(),
                             loss,
                             penalty,
                             &mut grad,
@@ -746,5 +809,71 @@ mod tests {
         step_keeping_frozen(optimizer.as_mut(), &mut model, &grad, 0.1, None, &mut Vec::new());
         assert_eq!(model.params()[frozen[0].clone()], after_forward[frozen[0].clone()], "the statistics are kept");
         assert!(model.params()[..frozen[0].start].iter().zip(&after_forward).any(|(a, b)| a != b), "weights moved");
+    }
+
+    /// Rows of two features and a label, with the probability of class 1
+    /// that a logistic model with weights (1.5, −2) and bias 0.5 gives.
+    fn teacher_rows(n: usize) -> (Dataset, Vec<f32>) {
+        let mut rng = seeded_rng(11);
+        let x: Vec<f32> = (0..2 * n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let p: Vec<f32> = x.chunks_exact(2).map(|r| crate::loss::sigmoid(1.5 * r[0] - 2.0 * r[1] + 0.5)).collect();
+        let labels = p.iter().map(|&q| u32::from(q > 0.5)).collect();
+        let y = Target::Classes { labels, classes: vec!["a".into(), "b".into()] };
+        let names = ["x0".to_string(), "x1".to_string()];
+        (Dataset::numeric("teacher", Matrix::from_vec(n, 2, x).unwrap(), y, &names, "y"), p)
+    }
+
+    #[test]
+    fn a_student_of_a_teachers_probabilities_learns_the_teachers_weights() {
+        // −Σ p log q is least where q = p: a logistic student of a logistic
+        // teacher's probabilities recovers its weights, which its labels
+        // alone (separable rows) would send to infinity.
+        let (data, p) = teacher_rows(400);
+        let config = TrainConfig {
+            optimizer: OptimizerConfig::Lbfgs { history: 10 },
+            epochs: 200,
+            tol: 0.0,
+            ..TrainConfig::default()
+        };
+        let trainer = Trainer::new(config).unwrap();
+        let mut student = crate::LinearModel::new(2, 1, true);
+        trainer.fit_soft(&mut student, Loss::BinaryCrossEntropy, &data, &p, None, &mut crate::NoObserver).unwrap();
+        let w = student.params();
+        for (got, want) in w.iter().zip([1.5f32, -2.0, 0.5]) {
+            assert!((got - want).abs() < 1e-3, "{w:?}");
+        }
+        // Softmax over two outputs: the logits' difference is the teacher's.
+        let two: Vec<f32> = p.iter().flat_map(|&q| [1.0 - q, q]).collect();
+        let mut student = crate::LinearModel::new(2, 2, true);
+        trainer.fit_soft(&mut student, Loss::SoftmaxCrossEntropy, &data, &two, None, &mut crate::NoObserver).unwrap();
+        let w = student.params();
+        let diff = [w[1] - w[0], w[3] - w[2], w[5] - w[4]];
+        for (got, want) in diff.iter().zip([1.5f32, -2.0, 0.5]) {
+            assert!((got - want).abs() < 1e-3, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn one_hot_soft_targets_train_as_the_labels_do_and_bad_ones_are_refused() {
+        let (data, p) = teacher_rows(300);
+        let config = TrainConfig { epochs: 5, batch_size: Some(32), seed: 3, ..TrainConfig::default() };
+        let trainer = Trainer::new(config).unwrap();
+        let labels = data.y.labels().unwrap();
+        let one_hot: Vec<f32> = labels.iter().flat_map(|&l| if l == 1 { [0.0, 1.0] } else { [1.0, 0.0] }).collect();
+        let (mut a, mut b) = (crate::LinearModel::new(2, 2, true), crate::LinearModel::new(2, 2, true));
+        trainer.fit(&mut a, Loss::SoftmaxCrossEntropy, &data, None, &mut crate::NoObserver).unwrap();
+        trainer.fit_soft(&mut b, Loss::SoftmaxCrossEntropy, &data, &one_hot, None, &mut crate::NoObserver).unwrap();
+        for (x, y) in a.params().iter().zip(b.params()) {
+            assert!((x - y).abs() < 1e-4, "{:?} vs {:?}", a.params(), b.params());
+        }
+        let mut m = crate::LinearModel::new(2, 1, true);
+        let fit = |m: &mut crate::LinearModel, loss, soft: &[f32]| {
+            trainer.fit_soft(m, loss, &data, soft, None, &mut crate::NoObserver).unwrap_err().to_string()
+        };
+        assert!(fit(&mut m, Loss::BinaryCrossEntropy, &p[..10]).contains("10 soft targets for 300 rows"));
+        let mut wrong = p.clone();
+        wrong[7] = 1.5;
+        assert!(fit(&mut m, Loss::BinaryCrossEntropy, &wrong).contains("in [0, 1], got 1.5"));
+        assert!(fit(&mut m, Loss::Mse, &p).contains("cross-entropy"));
     }
 }
