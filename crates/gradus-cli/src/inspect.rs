@@ -111,6 +111,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                     "architecture": m.spec.architecture,
                     "describe": m.spec.architecture.describe(),
                     "scaled": m.spec.preprocessing.scaler().is_some(),
+                    "compression": m.spec.compression,
                 })).collect::<Vec<_>>(),
                 "about": about,
                 "top_features": top.as_ref().map(|top| top.iter().map(|(class, pulls)| json!({
@@ -161,6 +162,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             format!("trial {t}{}: ", if as_trained { " (as trained in the trial)" } else { "" })
         });
         outln!("  {:>6.3}  {trial}{}", w / total, m.spec.architecture.describe());
+        for c in &m.spec.compression {
+            outln!("          {}", c.describe());
+        }
         if let Some(params) = members_about.get(i).and_then(|a| a["params"].as_object()) {
             let text: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", param_text(v))).collect();
             outln!("          {}", text.join(" "));

@@ -497,6 +497,7 @@ mod tests {
                 None,
             )
             .unwrap(),
+            compression: Vec::new(),
         };
         Ensemble::from(SavedModel { spec, model: Box::new(model) })
     }

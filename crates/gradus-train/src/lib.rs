@@ -62,7 +62,7 @@ pub use metrics::{
 };
 pub use mlp::{MlpSpec, WeightInit};
 pub use model::{Init, LinearModel, Model, NamedParams, Penalty, regularised_loss_and_grad};
-pub use model_file::{Architecture, Ensemble, ModelFileError, ModelSpec, Preprocessing, SavedModel};
+pub use model_file::{Architecture, Compression, Ensemble, ModelFileError, ModelSpec, Preprocessing, SavedModel};
 pub use network::Network;
 pub use optim::{Adagrad, Adam, Optimizer, OptimizerConfig, RmsProp, Sgd};
 pub use periodic::PeriodicSpec;

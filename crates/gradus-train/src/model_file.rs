@@ -340,6 +340,44 @@ pub struct ModelSpec {
     pub architecture: Architecture,
     pub loss: Loss,
     pub preprocessing: Preprocessing,
+    /// What was done to make the model smaller or faster, in order (none
+    /// for a model as trained; files from before it was recorded read so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compression: Vec<Compression>,
+}
+
+/// A compression applied to a model, as its file records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Compression {
+    /// Trained on a teacher's predicted probabilities over `rows` rows
+    /// (knowledge distillation) instead of the labels.
+    Distilled {
+        /// The teacher, as [`Ensemble::describe`] names it.
+        teacher: String,
+        /// The teacher's members.
+        members: usize,
+        rows: usize,
+    },
+}
+
+impl Compression {
+    /// Its name on the command line: `distill`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Compression::Distilled { .. } => "distill",
+        }
+    }
+
+    /// What was done, in a few words.
+    pub fn describe(&self) -> String {
+        match self {
+            Compression::Distilled { teacher, members, rows } => format!(
+                "distilled from {teacher} ({members} member{}) on {rows} rows",
+                if *members == 1 { "" } else { "s" }
+            ),
+        }
+    }
 }
 
 impl ModelSpec {
@@ -945,9 +983,27 @@ mod tests {
             Some(&["no", "yes"]),
         );
         SavedModel {
-            spec: ModelSpec { architecture: Architecture::Mlp(spec), loss: Loss::SoftmaxCrossEntropy, preprocessing },
+            spec: ModelSpec {
+                architecture: Architecture::Mlp(spec),
+                loss: Loss::SoftmaxCrossEntropy,
+                preprocessing,
+                compression: Vec::new(),
+            },
             model: Box::new(model),
         }
+    }
+
+    #[test]
+    fn a_compression_is_recorded_and_a_file_without_one_reads_as_none() {
+        let mut model = saved();
+        let plain = model.to_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains("compression"), "nothing written for a model as trained");
+        assert!(SavedModel::from_bytes(&plain, "m.gradus").unwrap().spec.compression.is_empty());
+        let distilled = Compression::Distilled { teacher: "ensemble of 3: ...".into(), members: 3, rows: 120 };
+        model.spec.compression.push(distilled.clone());
+        let loaded = SavedModel::from_bytes(&model.to_bytes().unwrap(), "m.gradus").unwrap();
+        assert_eq!(loaded.spec.compression, [distilled.clone()]);
+        assert_eq!(distilled.describe(), "distilled from ensemble of 3: ... (3 members) on 120 rows");
     }
 
     #[test]
@@ -1113,6 +1169,7 @@ mod tests {
                     architecture: Architecture::Text(spec),
                     loss: Loss::SoftmaxCrossEntropy,
                     preprocessing,
+                    compression: Vec::new(),
                 },
                 model: Box::new(model),
             }
@@ -1197,6 +1254,7 @@ mod tests {
                     architecture: Architecture::Linear { n_inputs: 1, n_outputs: 1, fit_intercept: true },
                     loss: Loss::BinaryCrossEntropy,
                     preprocessing: prep(&["x"], None, Some(&["no", "yes"])),
+                    compression: Vec::new(),
                 },
                 model: Box::new(model),
             }

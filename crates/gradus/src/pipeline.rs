@@ -457,7 +457,7 @@ impl TrainJob {
             _ => None,
         };
         Ok(TrainOutcome {
-            saved: SavedModel { spec: ModelSpec { architecture, loss, preprocessing }, model },
+            saved: SavedModel { spec: ModelSpec { architecture, loss, preprocessing, compression: Vec::new() }, model },
             report,
             train_rows: train.n_samples(),
             valid_rows: valid.as_ref().map_or(0, Dataset::n_samples),
