@@ -351,7 +351,7 @@ impl TrainJob {
         } else {
             (data, None)
         };
-        self.train(train_raw, valid_raw, observer)
+        self.train(train_raw, None, valid_raw, observer)
     }
 
     /// Preprocesses and trains on `train_raw`, validating on `valid_raw`
@@ -362,7 +362,22 @@ impl TrainJob {
         valid_raw: Option<&Dataset>,
         observer: &mut dyn Observer,
     ) -> Result<TrainOutcome, PipelineError> {
-        self.train(Cow::Borrowed(train_raw), valid_raw.map(Cow::Borrowed), observer)
+        self.train(Cow::Borrowed(train_raw), None, valid_raw.map(Cow::Borrowed), observer)
+    }
+
+    /// [`Self::run_on`] with the training loss taken against `soft`
+    /// targets, row for row with `train_raw` (see
+    /// [`gradus_train::Trainer::fit_soft`]): a teacher's class
+    /// probabilities, as many a row as this job's model has outputs (the
+    /// positive class's alone for one logit). Validation reads the labels.
+    pub fn run_soft(
+        &self,
+        train_raw: &Dataset,
+        soft: &[f32],
+        valid_raw: Option<&Dataset>,
+        observer: &mut dyn Observer,
+    ) -> Result<TrainOutcome, PipelineError> {
+        self.train(Cow::Borrowed(train_raw), Some(soft), valid_raw.map(Cow::Borrowed), observer)
     }
 
     /// [`Self::run_on`] on rows that are borrowed (and copied to be
@@ -370,6 +385,7 @@ impl TrainJob {
     fn train(
         &self,
         train_raw: Cow<'_, Dataset>,
+        soft: Option<&[f32]>,
         valid_raw: Option<Cow<'_, Dataset>>,
         observer: &mut dyn Observer,
     ) -> Result<TrainOutcome, PipelineError> {
@@ -439,7 +455,10 @@ impl TrainJob {
         if let (Some((_, std)), Some(Metric::Rmse | Metric::Mae)) = (target_scale, self.config.monitor) {
             in_units.scale = std;
         }
-        let report = trainer.fit(model.as_mut(), train_loss, &train, valid.as_ref(), &mut in_units)?;
+        let report = match soft {
+            Some(p) => trainer.fit_soft(model.as_mut(), train_loss, &train, p, valid.as_ref(), &mut in_units)?,
+            None => trainer.fit(model.as_mut(), train_loss, &train, valid.as_ref(), &mut in_units)?,
+        };
         if let Some(y) = train_y {
             train.y = y;
         }
