@@ -43,6 +43,7 @@ pub mod model_file;
 mod network;
 mod optim;
 mod periodic;
+pub mod prune;
 mod schedule;
 mod simd;
 mod text;

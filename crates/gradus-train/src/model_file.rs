@@ -359,6 +359,14 @@ pub enum Compression {
         members: usize,
         rows: usize,
     },
+    /// Its weights of least magnitude set to zero, `sparsity` of them, and
+    /// the rest fine-tuned; each weight tensor is stored sparsely.
+    Pruned {
+        /// The share of the weights that are zero.
+        sparsity: f64,
+        /// The epochs of fine-tuning.
+        epochs: usize,
+    },
 }
 
 impl Compression {
@@ -366,6 +374,7 @@ impl Compression {
     pub fn name(&self) -> &'static str {
         match self {
             Compression::Distilled { .. } => "distill",
+            Compression::Pruned { .. } => "prune",
         }
     }
 
@@ -376,8 +385,26 @@ impl Compression {
                 "distilled from {teacher} ({members} member{}) on {rows} rows",
                 if *members == 1 { "" } else { "s" }
             ),
+            Compression::Pruned { sparsity, epochs } => format!(
+                "pruned to {:.1}% zero weights by magnitude, fine-tuned {epochs} epochs, stored sparsely",
+                100.0 * sparsity
+            ),
         }
     }
+}
+
+impl ModelSpec {
+    /// Whether its weight tensors are stored sparsely (a pruned model's).
+    fn sparse_weights(&self) -> bool {
+        self.compression.iter().any(|c| matches!(c, Compression::Pruned { .. }))
+    }
+}
+
+/// Whether `block` is one of `model`'s weights (not a bias or a statistic):
+/// what pruning zeroes and a pruned model's file stores sparsely.
+fn is_weight(model: &dyn Model, block: &crate::NamedParams) -> bool {
+    !block.range.is_empty()
+        && model.penalised().iter().any(|r| r.start <= block.range.start && block.range.end <= r.end)
 }
 
 impl ModelSpec {
@@ -802,13 +829,16 @@ impl Ensemble {
             spec.validate().map_err(|e| corrupt(e.to_string()))?;
         }
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
-        // Compare sizes before allocating: the file's tensors bound the models.
-        let in_file: usize = tensors.tensors().iter().map(|(_, t)| t.data().len() / 4).sum();
+        // Compare sizes before allocating: the file's tensors bound the models
+        // (a sparse tensor holds at most its block's values, checked as read).
+        let in_file: usize =
+            tensors.tensors().iter().filter(|(n, _)| !is_sparse_part(n)).map(|(_, t)| t.data().len() / 4).sum();
         let mut expected = 0usize;
         for spec in &specs {
             expected = expected.saturating_add(spec.architecture.n_params()?);
         }
-        if in_file != expected {
+        let any_sparse = specs.iter().any(ModelSpec::sparse_weights);
+        if in_file > expected || (!any_sparse && in_file != expected) {
             return Err(corrupt(format!("{in_file} weights where the architecture has {expected}")));
         }
         let mut members = Vec::with_capacity(specs.len());
@@ -820,6 +850,16 @@ impl Ensemble {
             n_blocks += blocks.len();
             for block in blocks {
                 let name = format!("{prefix}{}", block.name);
+                if spec.sparse_weights() && is_weight(model.as_ref(), &block) {
+                    n_blocks += 1;
+                    let values = read_sparse(&tensors, &name, block.range.len()).map_err(corrupt)?;
+                    let target = &mut model.params_mut()[block.range];
+                    target.iter_mut().for_each(|p| *p = 0.0);
+                    for (i, v) in values {
+                        target[i] = v;
+                    }
+                    continue;
+                }
                 let tensor = tensors.tensor(&name).map_err(|_| corrupt(format!("tensor '{name}' is missing")))?;
                 if tensor.dtype() != Dtype::F32 || tensor.shape() != block.shape.as_slice() {
                     return Err(corrupt(format!(
@@ -855,6 +895,43 @@ impl Ensemble {
     }
 }
 
+/// Whether a tensor's name is half of a sparsely stored one.
+fn is_sparse_part(name: &str) -> bool {
+    name.ends_with(".indices") || name.ends_with(".values")
+}
+
+/// The non-zero values of the sparsely stored tensor `name` of `len`
+/// values: (position, value) pairs, positions increasing and below `len`.
+fn read_sparse(tensors: &SafeTensors, name: &str, len: usize) -> Result<Vec<(usize, f32)>, String> {
+    let part = |suffix: &str, dtype: Dtype| {
+        let full = format!("{name}.{suffix}");
+        let t = tensors.tensor(&full).map_err(|_| format!("tensor '{full}' is missing"))?;
+        if t.dtype() != dtype || t.shape().len() != 1 || t.shape()[0] > len {
+            return Err(format!(
+                "tensor '{full}' is {:?} {:?}, expected {dtype:?} [at most {len}]",
+                t.dtype(),
+                t.shape()
+            ));
+        }
+        Ok(t.data().chunks_exact(4).map(|c| <[u8; 4]>::try_from(c).expect("4 bytes")).collect::<Vec<_>>())
+    };
+    let (indices, values) = (part("indices", Dtype::U32)?, part("values", Dtype::F32)?);
+    if indices.len() != values.len() {
+        return Err(format!("'{name}' has {} indices for {} values", indices.len(), values.len()));
+    }
+    let mut last = None;
+    let mut out = Vec::with_capacity(indices.len());
+    for (i, v) in indices.into_iter().zip(values) {
+        let i = u32::from_le_bytes(i) as usize;
+        if i >= len || last.is_some_and(|l| i <= l) {
+            return Err(format!("'{name}' has position {i} out of order or beyond its {len} values"));
+        }
+        last = Some(i);
+        out.push((i, f32::from_le_bytes(v)));
+    }
+    Ok(out)
+}
+
 /// The models' weights, little-endian f32, one after another.
 fn weight_bytes(models: &[SavedModel]) -> Vec<u8> {
     models.iter().flat_map(|m| m.model.params().iter().flat_map(|p| p.to_le_bytes())).collect()
@@ -871,10 +948,34 @@ fn serialize(
     (key, specs): (&str, String),
     about: Option<String>,
 ) -> Result<Vec<u8>, ModelFileError> {
+    // A pruned model's weight tensors, sparsely: `{name}.indices` (U32,
+    // the positions in the flattened tensor of the non-zero values, in
+    // order) and `{name}.values` (F32, those values).
+    let mut sparse: Vec<(String, Dtype, Vec<u8>)> = Vec::new();
+    for (prefix, m) in models {
+        if !m.spec.sparse_weights() {
+            continue;
+        }
+        for b in m.model.named_params().iter().filter(|b| is_weight(m.model.as_ref(), b)) {
+            let block = &m.model.params()[b.range.clone()];
+            let kept = || block.iter().enumerate().filter(|(_, v)| **v != 0.0);
+            let indices: Vec<u8> = kept().flat_map(|(i, _)| (i as u32).to_le_bytes()).collect();
+            let values: Vec<u8> = kept().flat_map(|(_, v)| v.to_le_bytes()).collect();
+            sparse.push((format!("{prefix}{}.indices", b.name), Dtype::U32, indices));
+            sparse.push((format!("{prefix}{}.values", b.name), Dtype::F32, values));
+        }
+    }
     let mut tensors: Vec<(String, TensorView)> = Vec::new();
+    for (name, dtype, data) in &sparse {
+        let view = TensorView::new(*dtype, vec![data.len() / 4], data).expect("4 bytes a value");
+        tensors.push((name.clone(), view));
+    }
     let mut offset = 0;
     for (prefix, m) in models {
         for b in m.model.named_params() {
+            if m.spec.sparse_weights() && is_weight(m.model.as_ref(), &b) {
+                continue;
+            }
             let data = &weights[offset + b.range.start * 4..offset + b.range.end * 4];
             let view = TensorView::new(Dtype::F32, b.shape.clone(), data).expect("shape matches the range");
             tensors.push((format!("{prefix}{}", b.name), view));
@@ -1002,8 +1103,35 @@ mod tests {
         let distilled = Compression::Distilled { teacher: "ensemble of 3: ...".into(), members: 3, rows: 120 };
         model.spec.compression.push(distilled.clone());
         let loaded = SavedModel::from_bytes(&model.to_bytes().unwrap(), "m.gradus").unwrap();
-        assert_eq!(loaded.spec.compression, [distilled.clone()]);
+        assert_eq!(loaded.spec.compression, std::slice::from_ref(&distilled));
         assert_eq!(distilled.describe(), "distilled from ensemble of 3: ... (3 members) on 120 rows");
+    }
+
+    #[test]
+    fn a_pruned_model_is_stored_sparsely_and_reads_back_bit_identical() {
+        let mut model = saved();
+        let mask = crate::prune::magnitude_mask(model.model.as_ref(), 0.75).unwrap();
+        crate::prune::Masked::new(model.model.as_mut(), mask);
+        model.spec.compression.push(Compression::Pruned { sparsity: 0.75, epochs: 3 });
+        let bytes = model.to_bytes().unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("dense.0.weight.indices") && text.contains("dense.0.weight.values"));
+        assert!(text.contains("\"dense.0.bias\""), "biases stay dense");
+        let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
+        assert_eq!(loaded.model.params(), model.model.params());
+        assert_eq!(loaded.spec, model.spec);
+        // Only the non-zero weights are stored: the first layer's 12 hold
+        // some of the 5 of 20 left (the header outweighs it at this size).
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let info = header.info("dense.0.weight.indices").unwrap();
+        let kept = model.model.params()[..12].iter().filter(|w| **w != 0.0).count();
+        assert_eq!(info.shape, [kept]);
+        // A position out of order is refused, not scattered.
+        let start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize + info.data_offsets.0;
+        let mut bad = bytes.clone();
+        bad[start..start + 4].copy_from_slice(&1000u32.to_le_bytes());
+        let err = SavedModel::from_bytes(&bad, "m.gradus").err().unwrap().to_string();
+        assert!(err.contains("out of order or beyond"), "{err}");
     }
 
     #[test]
