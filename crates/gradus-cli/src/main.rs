@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a run that failed (training diverged, output could
 //! not be written), 2 bad input (arguments, data or model files, hyperparameters).
 
+mod compress;
 mod datasets;
 mod explain;
 mod inspect;
@@ -36,6 +37,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a saved model on a labelled dataset.
     Evaluate(predict::EvaluateArgs),
+    /// Make a saved model smaller and faster (distil it into one network, or prune its weights), with a table of the figures before and after.
+    Compress(Box<compress::CompressArgs>),
     /// Explain a saved model: permutation importance, partial dependence, saliency maps, n-gram effects.
     Explain(Box<explain::ExplainArgs>),
     /// Show what a model file holds: task, classes, input columns and their transforms, members, provenance.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run_predict(args),
         Command::Evaluate(args) => predict::run_evaluate(args),
+        Command::Compress(args) => compress::run(*args),
         Command::Explain(args) => explain::run(*args),
         Command::Inspect(args) => inspect::run(args),
         Command::Datasets(args) => datasets::run(args),

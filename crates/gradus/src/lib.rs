@@ -6,6 +6,7 @@
 //! a study over training jobs to find the best one.
 
 pub mod autotune;
+pub mod compress;
 pub mod pipeline;
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

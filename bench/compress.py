@@ -1,0 +1,84 @@
+# Compression (issue 23): a model against its compressed self, on held-out
+# rows, seed by seed.
+#
+# For each dataset and seed: the built-in CSV is split 80/20 (seeded);
+# the model is made on the 80% — for --how distill, the ensemble `gradus
+# tune` makes (seeded, defaults); for --how prune, one MLP of `gradus
+# train` (256-256 ReLU, Adam lr 1e-3, 40 epochs); `gradus compress` makes
+# the small model from it on the same rows (--prune 0.9), and both are
+# scored on the 20% — size on disk, prediction time per 1,000 rows (in
+# process, the median of seven passes) and test accuracy. The accuracy
+# change is paired (same test rows); its mean over seeds comes with a 95%
+# t interval.
+#
+# Run (after `cargo build --release -p gradus-cli`):
+#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k] [--how distill]
+import argparse, gzip, json, math, os, random, statistics, subprocess, tempfile
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+GRADUS = os.path.join(ROOT, "target", "release", "gradus")
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def run(args, cwd):
+    out = subprocess.run([GRADUS, *args], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"gradus {' '.join(args)} failed:\n{out.stderr}")
+    return out.stdout
+
+
+def split(name, seed, tmp):
+    lines = gzip.open(os.path.join(ROOT, f"crates/gradus-data/data/{name}.csv.gz"), "rt").read().splitlines()
+    head, body = lines[0], lines[1:]
+    random.Random(seed).shuffle(body)
+    cut = int(len(body) * 0.8)
+    for part, rows in [("train", body[:cut]), ("test", body[cut:])]:
+        with open(os.path.join(tmp, f"{part}.csv"), "w") as f:
+            f.write("\n".join([head] + rows) + "\n")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--datasets", default="digits,mnist_5k")
+    p.add_argument("--how", default="distill")
+    a = p.parse_args()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"CPU: {cpu}; compression: --{a.how}; {a.seeds} seeds")
+    for name in a.datasets.split(","):
+        rows = []
+        for seed in range(a.seeds):
+            with tempfile.TemporaryDirectory() as tmp:
+                split(name, seed, tmp)
+                if a.how == "distill":
+                    run(["tune", "--data", "train.csv", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
+                    how = ["--distill"]
+                else:
+                    run(["train", "--data", "train.csv", "--model", "mlp", "--hidden", "256,256", "--lr", "0.001",
+                         "--epochs", "40", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
+                    how = ["--prune", "0.9"]
+                found = json.loads(run(["compress", "--model", "big.gradus", "--data", "train.csv", "--test", "test.csv",
+                                        *how, "--seed", str(seed), "--out", "small.gradus", "--json"], tmp))
+                b, s = found["before"], found["after"]
+                rows.append({
+                    "seed": seed, "student": found["compressed"],
+                    "acc_before": b["metrics"]["accuracy"], "acc_after": s["metrics"]["accuracy"],
+                    "speedup": b["ms_per_1000_rows"] / s["ms_per_1000_rows"], "smaller": b["bytes"] / s["bytes"],
+                    "ms_before": b["ms_per_1000_rows"], "ms_after": s["ms_per_1000_rows"],
+                })
+                r = rows[-1]
+                print(f"{name} seed {seed}: ensemble {100 * r['acc_before']:.2f}%  {a.how} {100 * r['acc_after']:.2f}% "
+                      f"({100 * (r['acc_after'] - r['acc_before']):+.2f} points)  {r['speedup']:.1f}x faster "
+                      f"({r['ms_before']:.2f} -> {r['ms_after']:.2f} ms/1000 rows)  {r['smaller']:.1f}x smaller  "
+                      f"[{r['student']}]", flush=True)
+        diffs = [100 * (r["acc_after"] - r["acc_before"]) for r in rows]
+        mean = statistics.mean(diffs)
+        half = T975.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+        print(f"{name}: accuracy change {mean:+.2f} points (95% interval {mean - half:+.2f} to {mean + half:+.2f}), "
+              f"median speed-up {statistics.median(r['speedup'] for r in rows):.1f}x "
+              f"(least {min(r['speedup'] for r in rows):.1f}x), median {statistics.median(r['smaller'] for r in rows):.1f}x smaller",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
