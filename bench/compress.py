@@ -67,7 +67,7 @@ def main():
                     "ms_before": b["ms_per_1000_rows"], "ms_after": s["ms_per_1000_rows"],
                 })
                 r = rows[-1]
-                print(f"{name} seed {seed}: ensemble {100 * r['acc_before']:.2f}%  {a.how} {100 * r['acc_after']:.2f}% "
+                print(f"{name} seed {seed}: model {100 * r['acc_before']:.2f}%  {a.how} {100 * r['acc_after']:.2f}% "
                       f"({100 * (r['acc_after'] - r['acc_before']):+.2f} points)  {r['speedup']:.1f}x faster "
                       f"({r['ms_before']:.2f} -> {r['ms_after']:.2f} ms/1000 rows)  {r['smaller']:.1f}x smaller  "
                       f"[{r['student']}]", flush=True)

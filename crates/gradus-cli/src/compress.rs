@@ -5,14 +5,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::compress::{PRUNE_ROUNDS, distill, figures, prune};
-use gradus::data::{Scaling, TextEncoding};
-use gradus::pipeline::{ModelChoice, TrainJob};
-use gradus::train::{Activation, EarlyStopping, Ensemble, Metrics, NoObserver, TrainConfig, WeightInit};
+use gradus::compress::{DistillOptions, PRUNE_ROUNDS, distill_fastest, figures, prune};
+use gradus::train::{EarlyStopping, Ensemble, Metrics, NoObserver, TrainConfig};
 use serde_json::json;
 
 use crate::metrics_line;
-use crate::predict::{LabelledSource, load_labelled};
+use crate::predict::{LabelledSource, ReadArgs, load_labelled};
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("how").required(true).args(["distill", "prune"]))]
@@ -32,7 +30,7 @@ pub struct CompressArgs {
     /// Prune each member's weights of least magnitude to this share of zeros (0.9: 90%), fine-tuning the rest on the rows; stored sparsely.
     #[arg(long, group = "how", value_name = "SPARSITY")]
     prune: Option<f64>,
-    /// The student's hidden layer widths, comma-separated [default: the largest of 32, 64, 128, 256, 64-64 and 128-128 units that predicts at least --speedup times faster].
+    /// The student's hidden layer widths, comma-separated [default: of 32, 64, 128, 256, 64-64 and 128-128 units, the slowest that still predicts at least --speedup times faster].
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     hidden: Vec<usize>,
     /// With no --hidden: the least speed-up over the model a student must give to be chosen.
@@ -62,19 +60,9 @@ pub struct CompressArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// The files' character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
-    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
-    encoding: TextEncoding,
-    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
-    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
-    delimiter: Option<u8>,
-    /// A folder of images: resize every image to this height and width (HxW, or one side).
-    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
-    image_size: Option<[usize; 2]>,
+    #[command(flatten)]
+    read: ReadArgs,
 }
-
-/// The students' hidden layers tried when none is given.
-const CANDIDATES: [&[usize]; 6] = [&[32], &[64], &[128], &[256], &[64, 64], &[128, 128]];
 
 pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     crate::check_out_path(&args.out)?;
@@ -128,8 +116,22 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
             ("prune", model, format!("pruned and fine-tuned on {} rows of {}", rows.n_samples(), args.data))
         }
         None => {
-            let (model, train_rows) = distil(&args, &original, &rows, &held_out, &before)?;
-            ("distill", model, format!("distilled on {train_rows} rows of {}", args.data))
+            let options = DistillOptions {
+                hidden: (!args.hidden.is_empty()).then(|| args.hidden.clone()),
+                speedup: args.speedup,
+                epochs: args.epochs,
+                lr: args.lr,
+                valid_fraction: args.valid_fraction,
+                mixup: args.mixup,
+                temperature: args.temperature,
+                seed: args.seed,
+            };
+            let distilled =
+                distill_fastest(&original, &rows, &held_out, before.ms_per_1000_rows, &options, &mut |what| {
+                    progress(&args, what)
+                })?;
+            let note = format!("distilled on {} rows of {}", distilled.train_rows, args.data);
+            ("distill", Ensemble::from(distilled.outcome.saved), note)
         }
     };
     let after = figures(&model, &held_out)?;
@@ -188,92 +190,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Distils `teacher` into one MLP: the --hidden one, or the largest
-/// candidate at least --speedup times faster on `held_out`; the student
-/// and the rows it learnt from.
-fn distil(
-    args: &CompressArgs,
-    teacher: &Ensemble,
-    rows: &gradus::data::Dataset,
-    held_out: &gradus::data::Dataset,
-    before: &gradus::compress::Figures,
-) -> anyhow::Result<(Ensemble, usize)> {
-    let student = |hidden: &[usize], epochs: usize| TrainJob {
-        model: ModelChoice::Mlp {
-            hidden: hidden.to_vec(),
-            activation: Activation::Relu,
-            dropout: 0.0,
-            init: WeightInit::Auto,
-            periodic: None,
-        },
-        loss: None,
-        scaling: Scaling::Standard,
-        valid_fraction: args.valid_fraction,
-        balanced: false,
-        config: TrainConfig {
-            epochs,
-            lr: args.lr,
-            batch_size: Some(64),
-            early_stopping: Some(EarlyStopping::new(20)),
-            seed: args.seed,
-            ..TrainConfig::default()
-        },
-        train_metrics: false,
-    };
-    // With no --hidden: the largest candidate at least --speedup times
-    // faster (a prediction's time does not depend on the weights, so a
-    // student of one epoch is timed).
-    let hidden: Vec<usize> = if args.hidden.is_empty() {
-        let mut fastest: Option<(usize, Vec<usize>)> = None;
-        for hidden in CANDIDATES {
-            progress(args, &format!("timing a student of {} hidden units", describe(hidden)));
-            let quick =
-                distill(teacher, rows, &student(hidden, 1), args.valid_fraction, 0, 1.0, args.seed, &mut NoObserver)?;
-            let model = Ensemble::from(quick.outcome.saved);
-            let ms = figures(&model, held_out)?.ms_per_1000_rows;
-            let size = model.members()[0].model.params().len();
-            if ms * args.speedup <= before.ms_per_1000_rows && fastest.as_ref().is_none_or(|(p, _)| size > *p) {
-                fastest = Some((size, hidden.to_vec()));
-            }
-        }
-        fastest.map(|(_, h)| h).ok_or_else(|| {
-            anyhow::anyhow!(
-                "no student of {} hidden units predicts {}x faster than the model ({} ms per 1,000 rows); name one with --hidden",
-                CANDIDATES.map(describe).join(", "),
-                args.speedup,
-                number(before.ms_per_1000_rows)
-            )
-        })?
-    } else {
-        args.hidden.clone()
-    };
-    progress(args, &format!("distilling into an MLP of {} hidden units", describe(&hidden)));
-    let distilled = distill(
-        teacher,
-        rows,
-        &student(&hidden, args.epochs),
-        args.valid_fraction,
-        args.mixup,
-        args.temperature,
-        args.seed,
-        &mut NoObserver,
-    )?;
-    Ok((Ensemble::from(distilled.outcome.saved), distilled.train_rows))
-}
-
 /// Where the labelled rows `data` come from, read as the arguments say.
 fn source<'a>(args: &'a CompressArgs, data: &'a str) -> LabelledSource<'a> {
-    LabelledSource {
-        model: &args.model,
-        data,
-        image_size: args.image_size,
-        encoding: args.encoding,
-        delimiter: args.delimiter,
-    }
-}
-
-fn describe(hidden: &[usize]) -> String {
-    hidden.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+    LabelledSource { model: &args.model, data, read: args.read }
 }
 
 fn number(v: f64) -> String {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use gradus::data::{Dataset, ImageShape, Matrix, TextEncoding, seeded_rng};
+use gradus::data::{Dataset, ImageShape, Matrix, seeded_rng};
 use gradus::report::explain::{ImportanceBar, Section, dependence_chart, page, permutation_chart, saliency_svg, table};
 use gradus::report::svg::number;
 use gradus::train::explain::{
@@ -18,7 +18,7 @@ use gradus::train::explain::{
 use gradus::train::{Architecture, Ensemble, Metric, predicted_classes};
 use serde_json::json;
 
-use crate::predict::{LabelledSource, load_labelled};
+use crate::predict::{LabelledSource, ReadArgs, load_labelled};
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -64,15 +64,8 @@ pub struct ExplainArgs {
     /// Also write one self-contained HTML page with the tables and pictures.
     #[arg(long, value_name = "FILE.html")]
     out: Option<PathBuf>,
-    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
-    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
-    encoding: TextEncoding,
-    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
-    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
-    delimiter: Option<u8>,
-    /// A folder of images: resize every image to this height and width (HxW, or one side).
-    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
-    image_size: Option<[usize; 2]>,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 /// The most pixels of an image whose pixels are shuffled one by one; above,
@@ -117,13 +110,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<()> {
         None if classes.is_some() => Metric::Accuracy,
         None => Metric::R2,
     };
-    let source = LabelledSource {
-        model: &args.model,
-        data: &args.data,
-        image_size: args.image_size,
-        encoding: args.encoding,
-        delimiter: args.delimiter,
-    };
+    let source = LabelledSource { model: &args.model, data: &args.data, read: args.read };
     let (all, shape) = load_labelled(&saved, &source)?;
     if let Some(why) = metric.unfit_for(all.task()) {
         anyhow::bail!("{why}");

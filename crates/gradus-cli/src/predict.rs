@@ -28,15 +28,8 @@ pub struct PredictArgs {
     /// class after the prediction (classifiers only).
     #[arg(long)]
     proba: bool,
-    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
-    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
-    encoding: TextEncoding,
-    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
-    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
-    delimiter: Option<u8>,
-    /// A folder of images: resize every image to this height and width (HxW, or one side).
-    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
-    image_size: Option<[usize; 2]>,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 #[derive(Args)]
@@ -50,15 +43,8 @@ pub struct EvaluateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
-    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
-    encoding: TextEncoding,
-    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
-    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
-    delimiter: Option<u8>,
-    /// A folder of images: resize every image to this height and width (HxW, or one side).
-    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
-    image_size: Option<[usize; 2]>,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 /// CSV rows: the `--keep` columns as read, `prediction` (a class label or
@@ -83,7 +69,7 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     if images && !args.keep.is_empty() {
         anyhow::bail!("--keep names CSV columns; {} holds images, which have none", args.data);
     }
-    if args.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
+    if args.read.image_size.is_some() && !gradus::data::is_image_folder(&args.data) {
         anyhow::bail!("--image-size applies to a folder of images; {} is not one", args.data);
     }
     // A folder's rows are its image files, named in a first column `path`.
@@ -94,13 +80,14 @@ pub fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         let rows = x.rows();
         (saved.outputs(x)?, rows, None)
     } else if gradus::data::is_image_folder(&args.data) {
-        let (x, shape, files) = gradus::data::load_image_files(std::path::Path::new(&args.data), args.image_size)?;
+        let (x, shape, files) = gradus::data::load_image_files(std::path::Path::new(&args.data), args.read.image_size)?;
         check_image_input(&saved, &args.model, shape, &args.data)?;
         paths = files.iter().map(|f| f.display().to_string()).collect();
         let rows = x.rows();
         (saved.outputs(x)?, rows, None)
     } else {
-        let mut options = ReadOptions { encoding: args.encoding, delimiter: args.delimiter, ..encoding.read_options() };
+        let mut options =
+            ReadOptions { encoding: args.read.encoding, delimiter: args.read.delimiter, ..encoding.read_options() };
         let mut columns = encoding.input_columns();
         for keep in &args.keep {
             options.as_text.push(keep.clone());
@@ -232,13 +219,26 @@ fn csv_float(v: f32) -> String {
     if v != 0.0 && v.abs() < 1e-4 { format!("{v:e}") } else { format!("{v}") }
 }
 
+/// How to read a data file: the flags `predict`, `evaluate`, `explain`
+/// and `compress` share.
+#[derive(Args, Clone, Copy)]
+pub struct ReadArgs {
+    /// The file's character encoding: utf-8, latin-1 (iso-8859-1) or windows-1252 (cp1252).
+    #[arg(long, default_value = "utf-8", value_parser = crate::parse_encoding, value_name = "NAME")]
+    pub encoding: TextEncoding,
+    /// The field delimiter [default: sniffed from the header: comma, semicolon, tab or pipe].
+    #[arg(long, value_parser = crate::parse_delimiter, value_name = "CHAR")]
+    pub delimiter: Option<u8>,
+    /// A folder of images: resize every image to this height and width (HxW, or one side).
+    #[arg(long, value_parser = crate::parse_image_size, value_name = "HxW")]
+    pub image_size: Option<[usize; 2]>,
+}
+
 /// Where labelled rows for a saved model come from and how to read them.
 pub struct LabelledSource<'a> {
     pub model: &'a std::path::Path,
     pub data: &'a str,
-    pub image_size: Option<[usize; 2]>,
-    pub encoding: TextEncoding,
-    pub delimiter: Option<u8>,
+    pub read: ReadArgs,
 }
 
 /// Labelled rows encoded as `saved` reads them — a CSV or built-in table, an
@@ -250,11 +250,11 @@ pub fn load_labelled(
 ) -> anyhow::Result<(gradus::data::Dataset, Option<gradus::data::ImageShape>)> {
     let prep = saved.preprocessing();
     let data = source.data;
-    if source.image_size.is_some() && !gradus::data::is_image_folder(data) {
+    if source.read.image_size.is_some() && !gradus::data::is_image_folder(data) {
         anyhow::bail!("--image-size applies to a folder of images; {data} is not one");
     }
     if gradus::data::is_image_folder(data) {
-        let (rows, shape) = gradus::data::load_image_folder(std::path::Path::new(data), source.image_size)?;
+        let (rows, shape) = gradus::data::load_image_folder(std::path::Path::new(data), source.read.image_size)?;
         check_image_input(saved, source.model, shape, data)?;
         return Ok((rows, Some(shape)));
     }
@@ -264,7 +264,8 @@ pub fn load_labelled(
         check_image_input(saved, source.model, found, data)?;
         shape = Some(found);
     }
-    let format = ReadOptions { encoding: source.encoding, delimiter: source.delimiter, ..ReadOptions::default() };
+    let format =
+        ReadOptions { encoding: source.read.encoding, delimiter: source.read.delimiter, ..ReadOptions::default() };
     let rows = load_encoded(data, prep.encoding(), &prep.target_name, saved.loss().target_kind(), &format)?;
     Ok((rows, shape))
 }
@@ -272,13 +273,7 @@ pub fn load_labelled(
 pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = Ensemble::load(&args.model)?;
     let prep = saved.preprocessing();
-    let source = LabelledSource {
-        model: &args.model,
-        data: &args.data,
-        image_size: args.image_size,
-        encoding: args.encoding,
-        delimiter: args.delimiter,
-    };
+    let source = LabelledSource { model: &args.model, data: &args.data, read: args.read };
     let (data, _) = load_labelled(&saved, &source)?;
     let rows = data.n_samples();
     let metrics = saved.evaluate(data)?;

@@ -168,6 +168,9 @@ pub struct TuneArgs {
     /// Write the study's HTML report here at the end (as `gradus report`).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+    /// At the end, distil the final model into one MLP at least 8x faster (as `gradus compress --distill`) and save that instead; its training is not bounded by --timeout.
+    #[arg(long)]
+    distill: bool,
     /// The final model averages the K best configurations, each retrained
     /// on all tuning rows (their class probabilities, or predictions); 1
     /// keeps the best one alone.
@@ -782,8 +785,52 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             .note(&format!("left out of the final model: {diverged} of the best trials, whose retraining diverged"));
     }
     let test_rows = test.n_samples();
-    let test_metrics =
-        if test_rows > 0 { Some(model.evaluate(job.trial_data_owned(&best.params, test)?)?) } else { None };
+    let test = job.trial_data_owned(&best.params, test)?;
+    let mut test_metrics = if test_rows > 0 { Some(model.evaluate(test.clone())?) } else { None };
+    let ensemble_weights = model.weights().to_vec();
+    // --distill: the final model becomes one network trained on its
+    // predictions for the tuning rows, timed and scored on the test rows.
+    let (mut distilled, mut ensemble_test_metrics) = (None, None);
+    if args.distill {
+        let rows = job.trial_data(&best.params, &tuning)?;
+        let held_out = match test_rows {
+            0 => rows.subset(&(0..rows.n_samples().min(1000)).collect::<Vec<_>>()),
+            _ => test,
+        };
+        progress.note("distilling the final model into one network");
+        let before = gradus::compress::figures(&model, &held_out)?;
+        let options = gradus::compress::DistillOptions {
+            hidden: None,
+            speedup: 8.0,
+            epochs: 300,
+            lr: 1e-3,
+            valid_fraction: 0.15,
+            mixup: 8,
+            temperature: 1.0,
+            seed: args.seed,
+        };
+        let student = gradus::compress::distill_fastest(
+            &model,
+            &rows,
+            &held_out,
+            before.ms_per_1000_rows,
+            &options,
+            &mut |what| progress.note(what),
+        )?;
+        let small = gradus::train::Ensemble::from(student.outcome.saved);
+        let after = gradus::compress::figures(&small, &held_out)?;
+        distilled = Some(json!({
+            "distilled_from": model.describe(),
+            "student": small.describe(),
+            "held_out": if test_rows > 0 { "the test rows" } else { "tuning rows" },
+            "before": before,
+            "after": after,
+        }));
+        if test_rows > 0 {
+            ensemble_test_metrics = test_metrics.replace(after.metrics.clone());
+        }
+        model = small;
+    }
     model.set_about(json!({
         "made_by": "gradus tune",
         "data": args.data,
@@ -798,6 +845,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         }).collect::<Vec<_>>(),
         "valid_metrics": valid_metrics,
         "test_metrics": test_metrics,
+        "distilled": distilled,
     }));
     if let Some(path) = &args.out {
         model.save(path).with_context(|| format!("saving the model to {}", path.display()))?;
@@ -821,7 +869,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             "valid_metrics": valid_metrics,
             "test_metrics": test_metrics,
             "ensemble": member_numbers,
-            "ensemble_weights": model.weights(),
+            "ensemble_weights": ensemble_weights,
+            "distilled": distilled,
             "ensemble_retrained": held.iter().map(|m| m.refit).collect::<Vec<_>>(),
             "ensemble_selection": selection.as_ref().map(|s| json!({
                 "value": s.value,
@@ -859,7 +908,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
             outln!("validation of the best trial{folds}: {}", metrics_line(m));
         }
         if member_numbers.len() > 1 {
-            let weights = model.weights();
+            let weights = &ensemble_weights;
             let total: f64 = weights.iter().sum();
             let equal = weights.iter().all(|w| *w == weights[0]);
             let numbers: Vec<String> = held
@@ -873,6 +922,18 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 .collect();
             let mean = if equal { "mean" } else { "weighted mean" };
             outln!("final model: the {mean} of {} trials ({})", numbers.len(), numbers.join(", "));
+        }
+        if let Some(d) = &distilled {
+            let ms = |f: &serde_json::Value| f["ms_per_1000_rows"].as_f64().unwrap_or(f64::NAN);
+            outln!(
+                "distilled into {} ({:.1}x faster on {})",
+                d["student"].as_str().unwrap_or("?"),
+                ms(&d["before"]) / ms(&d["after"]),
+                d["held_out"].as_str().unwrap_or("?")
+            );
+            if let Some(m) = &ensemble_test_metrics {
+                outln!("test of the ensemble before distillation ({test_rows} rows): {}", metrics_line(m));
+            }
         }
         if let Some(m) = &test_metrics {
             outln!("test of the final model ({test_rows} rows): {}", metrics_line(m));

@@ -57,6 +57,27 @@ fn an_ensemble_distils_into_one_smaller_network_that_records_it() {
 }
 
 #[test]
+fn tune_distill_saves_the_student_and_reports_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["tune", "--data", "builtin:wine", "--model", "mlp", "--trials", "4", "--epochs", "20", "--distill"];
+    let out = gradus(d, &[&args[..], &["--out", "d.gradus", "--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: Value = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["event"] == "summary")
+        .unwrap();
+    let distilled = &summary["distilled"];
+    assert!(distilled["student"].as_str().unwrap().starts_with("MLP "), "{summary}");
+    assert_eq!(summary["test_metrics"], distilled["after"]["metrics"], "the saved model's test is the student's");
+    let inspected = json(&gradus(d, &["inspect", "d.gradus", "--json"]));
+    assert_eq!(inspected["members"].as_array().unwrap().len(), 1);
+    assert_eq!(inspected["members"][0]["compression"][0]["kind"], "distilled");
+}
+
+#[test]
 fn pruning_zeroes_most_weights_keeps_the_accuracy_and_stores_them_sparsely() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

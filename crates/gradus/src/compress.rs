@@ -1,16 +1,20 @@
 //! Model compression, joining a saved model to the training engine:
 //! distillation of a model — a tuned ensemble, typically — into one
-//! network trained on its predictions, and the before-and-after figures
+//! network trained on its predictions, magnitude pruning with
+//! fine-tuning, and the before-and-after figures
 //! every compression reports (size on disk, prediction time, the metrics
 //! on held-out rows).
 
 use std::time::Instant;
 
-use gradus_data::{Dataset, Target};
-use gradus_train::{Compression, Ensemble, Metrics, Observer, SavedModel, TrainConfig, Trainer, probabilities};
+use gradus_data::{Dataset, Scaling, Target};
+use gradus_train::{
+    Activation, Compression, EarlyStopping, Ensemble, Metrics, NoObserver, Observer, SavedModel, TrainConfig, Trainer,
+    WeightInit, probabilities,
+};
 use serde::Serialize;
 
-use crate::pipeline::{PipelineError, TrainJob, TrainOutcome};
+use crate::pipeline::{ModelChoice, PipelineError, TrainJob, TrainOutcome};
 
 /// A model's figures on held-out rows.
 #[derive(Clone, Debug, Serialize)]
@@ -83,20 +87,22 @@ pub struct Distilled {
 
 /// Trains `student` on what `teacher` predicts for the rows of `rows`
 /// (encoded as the teacher reads them, labelled): on its class
-/// probabilities with soft targets (Hinton et al. 2015) — or, for a real
-/// target, on its predictions. `valid_fraction` of the rows (seeded) are
+/// probabilities with soft targets (Hinton et al. 2015), softened by
+/// `options.temperature` — or, for a real target, on its predictions —
+/// with `options.mixup` times as many mixup rows ([`with_mixup`]).
+/// `options.valid_fraction` of the rows (seeded by `options.seed`) are
 /// held out, with their labels, for the student's validation.
-#[allow(clippy::too_many_arguments)]
 pub fn distill(
     teacher: &Ensemble,
     rows: &Dataset,
     student: &TrainJob,
-    valid_fraction: f64,
-    mixup: usize,
-    temperature: f32,
-    seed: u64,
+    options: &DistillOptions,
     observer: &mut dyn Observer,
 ) -> Result<Distilled, PipelineError> {
+    let DistillOptions { valid_fraction, mixup, temperature, seed, .. } = *options;
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(PipelineError::Unsuitable(format!("the temperature must be a number > 0, got {temperature}")));
+    }
     if let Some(done) = teacher.members().iter().flat_map(|m| &m.spec.compression).find(|c| c.name() == "distill") {
         return Err(PipelineError::Unsuitable(format!(
             "the model is distilled already ({}); distil the model it came from",
@@ -183,15 +189,112 @@ pub fn with_mixup(teacher: &Ensemble, rows: Dataset, times: usize, seed: u64) ->
     Ok(all)
 }
 
+/// The students' hidden layers [`distill_fastest`] tries.
+pub const STUDENTS: [&[usize]; 6] = [&[32], &[64], &[128], &[256], &[64, 64], &[128, 128]];
+
+/// How [`distill_fastest`] trains a student: an MLP of `hidden` ReLU
+/// layers, Adam at `lr` in batches of 64, up to `epochs` with early
+/// stopping on the validation rows' labels (patience 20), inputs standardised.
+pub fn student_job(hidden: &[usize], epochs: usize, lr: f32, seed: u64) -> TrainJob {
+    TrainJob {
+        model: ModelChoice::Mlp {
+            hidden: hidden.to_vec(),
+            activation: Activation::Relu,
+            dropout: 0.0,
+            init: WeightInit::Auto,
+            periodic: None,
+        },
+        loss: None,
+        scaling: Scaling::Standard,
+        valid_fraction: 0.0,
+        balanced: false,
+        config: TrainConfig {
+            epochs,
+            lr,
+            batch_size: Some(64),
+            early_stopping: Some(EarlyStopping::new(20)),
+            seed,
+            ..TrainConfig::default()
+        },
+        train_metrics: false,
+    }
+}
+
+/// What [`distill_fastest`] is asked for besides the teacher and the rows.
+#[derive(Clone, Debug)]
+pub struct DistillOptions {
+    /// The student's hidden layers; `None`: of [`STUDENTS`], the one that
+    /// takes longest to predict while still predicting at least `speedup`
+    /// times faster than the teacher on the held-out rows — the most
+    /// computation the budget affords.
+    pub hidden: Option<Vec<usize>>,
+    pub speedup: f64,
+    pub epochs: usize,
+    pub lr: f32,
+    pub valid_fraction: f64,
+    pub mixup: usize,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+/// [`distill`] into the student `options` name or choose: with none
+/// given, each of [`STUDENTS`] is trained for one epoch and timed on
+/// `held_out` (a prediction's time does not depend on the weights), and
+/// the slowest at least `options.speedup` times faster than `teacher_ms`
+/// per 1,000 rows is distilled in full. `progress` hears each step.
+pub fn distill_fastest(
+    teacher: &Ensemble,
+    rows: &Dataset,
+    held_out: &Dataset,
+    teacher_ms: f64,
+    options: &DistillOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Distilled, PipelineError> {
+    let o = options;
+    let describe = |h: &[usize]| h.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    let hidden = match &o.hidden {
+        Some(h) => h.clone(),
+        None => {
+            let mut chosen: Option<(f64, Vec<usize>)> = None;
+            for hidden in STUDENTS {
+                progress(&format!("timing a student of {} hidden units", describe(hidden)));
+                let job = student_job(hidden, 1, o.lr, o.seed);
+                let quick = distill(teacher, rows, &job, &DistillOptions { mixup: 0, ..o.clone() }, &mut NoObserver)?;
+                let ms = figures(&Ensemble::from(quick.outcome.saved), held_out)?.ms_per_1000_rows;
+                if ms * o.speedup <= teacher_ms && chosen.as_ref().is_none_or(|(t, _)| ms > *t) {
+                    chosen = Some((ms, hidden.to_vec()));
+                }
+            }
+            chosen.map(|(_, h)| h).ok_or_else(|| {
+                PipelineError::Unsuitable(format!(
+                    "no student of {} hidden units predicts {}x faster than the model ({:.3} ms per 1,000 rows); \
+                     name one with --hidden",
+                    STUDENTS.map(describe).join(", "),
+                    o.speedup,
+                    teacher_ms
+                ))
+            })?
+        }
+    };
+    progress(&format!("distilling into an MLP of {} hidden units", describe(&hidden)));
+    let job = student_job(&hidden, o.epochs, o.lr, o.seed);
+    distill(teacher, rows, &job, o, &mut NoObserver)
+}
+
 /// The rounds of [`prune`]: the sparsity rises over them to its target.
-pub const PRUNE_ROUNDS: usize = 5;
+pub const PRUNE_ROUNDS: usize = 10;
+
+/// How many times the rows [`prune`] adds as mixup rows to a classifier's
+/// fine-tuning rows.
+pub const PRUNE_MIXUP: usize = 4;
 
 /// Prunes every member of `model` by magnitude to `sparsity` (the share of
 /// its weights set to zero) and fine-tunes what is left on the labelled
 /// `rows` (encoded as the model reads them), in [`PRUNE_ROUNDS`] rounds:
 /// round t of T prunes to sparsity·(1 − (1 − t/T)³), Zhu and Gupta 2017's
 /// schedule, then trains up to `config.epochs` epochs with the pruned
-/// weights held at zero. `valid_fraction` of the rows (seeded) are held
+/// weights held at zero — a classifier towards its dense self's
+/// probabilities, on the rows and [`PRUNE_MIXUP`] times as many mixup rows. `valid_fraction` of the rows (seeded) are held
 /// out for early stopping when `config` asks for it.
 pub fn prune(
     model: &Ensemble,
@@ -212,6 +315,13 @@ pub fn prune(
     let [train_raw, valid_raw, _] = rows.clone().into_split(&split);
     let trainer = Trainer::new(config.clone())?;
     let mut members = Vec::with_capacity(model.members().len());
+    // The rows fine-tuning reads: a classifier's with mixup rows (labelled
+    // by the model; each member learns its own dense self's probabilities
+    // on them).
+    let train_raw = match train_raw.y {
+        Target::Classes { .. } => with_mixup(model, train_raw, PRUNE_MIXUP, config.seed)?,
+        Target::Real(_) => train_raw,
+    };
     for member in model.members() {
         let prep = &member.spec.preprocessing;
         let mut train = prep.apply(&train_raw)?;
@@ -233,12 +343,30 @@ pub fn prune(
             valid.iter_mut().for_each(standard);
             pruned.rescale_outputs(&[(1.0 / std) as f32], &[(-mean / std) as f32]);
         }
+        // A classifier is fine-tuned towards its own dense self's
+        // probabilities (soft targets), which say more than the labels.
+        let soft: Option<Vec<f32>> = match &train.y {
+            Target::Classes { .. } => {
+                let k = member.model.n_outputs();
+                let p = member.averaged_values_of(train_raw.clone())?;
+                let width = p.len() / train_raw.n_samples().max(1);
+                Some(match k {
+                    1 => p.chunks_exact(width).map(|row| row[1] as f32).collect(),
+                    _ => p.into_iter().map(|v| v as f32).collect(),
+                })
+            }
+            Target::Real(_) => None,
+        };
         let mut epochs = 0;
         for round in 1..=PRUNE_ROUNDS {
             let share = sparsity * (1.0 - (1.0 - round as f64 / PRUNE_ROUNDS as f64).powi(3));
             let mask = gradus_train::prune::magnitude_mask(pruned.as_ref(), share)?;
             let mut masked = gradus_train::prune::Masked::new(pruned.as_mut(), mask);
-            let report = trainer.fit(&mut masked, member.spec.loss, &train, valid.as_ref(), observer)?;
+            let loss = member.spec.loss;
+            let report = match &soft {
+                Some(p) => trainer.fit_soft(&mut masked, loss, &train, p, valid.as_ref(), observer)?,
+                None => trainer.fit(&mut masked, loss, &train, valid.as_ref(), observer)?,
+            };
             epochs += report.epochs;
         }
         if let Some((mean, std)) = scale {
@@ -253,4 +381,65 @@ pub fn prune(
         out.set_about(about.clone());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradus_train::NoObserver;
+
+    /// A logistic regression on breast_cancer: a one-logit teacher.
+    fn teacher() -> (Ensemble, Dataset) {
+        let job = TrainJob {
+            model: ModelChoice::Logistic,
+            loss: None,
+            scaling: Scaling::Standard,
+            valid_fraction: 0.0,
+            balanced: false,
+            train_metrics: false,
+            config: TrainConfig { lr: 0.01, epochs: 30, ..TrainConfig::default() },
+        };
+        let data = job.load("builtin:breast_cancer", None).unwrap();
+        let outcome = job.run_on(&data, None, &mut NoObserver).unwrap();
+        (Ensemble::from(outcome.saved), data)
+    }
+
+    #[test]
+    fn mixup_rows_blend_two_rows_and_carry_the_teachers_answer() {
+        let (teacher, data) = teacher();
+        let n = data.n_samples();
+        let more = with_mixup(&teacher, data.clone(), 2, 7).unwrap();
+        assert_eq!(more.n_samples(), 3 * n);
+        assert_eq!(more.x.row(5), data.x.row(5), "the rows themselves come first, as they were");
+        assert_eq!(more.y.labels().unwrap()[..n], data.y.labels().unwrap()[..]);
+        // Each blend lies between the columns' least and greatest values.
+        for j in 0..data.x.cols() {
+            let column = (0..n).map(|i| data.x.row(i)[j]);
+            let (lo, hi) = column.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+            assert!((n..3 * n).all(|i| (lo - 1e-3..=hi + 1e-3).contains(&more.x.row(i)[j])));
+        }
+        // Their labels are what the teacher predicts for them.
+        let extra = more.subset(&(n..3 * n).collect::<Vec<_>>());
+        let predicted = gradus_train::predicted_classes(&teacher.outputs_of(extra.clone()).unwrap(), 1);
+        assert_eq!(extra.y.labels().unwrap(), predicted.as_slice());
+        assert_eq!(with_mixup(&teacher, data.clone(), 0, 7).unwrap().n_samples(), n);
+    }
+
+    #[test]
+    fn a_student_of_one_logit_learns_the_positive_probability() {
+        let (teacher, data) = teacher();
+        let rows = data.subset(&[0, 1, 2]);
+        let two = teacher_targets(&teacher, &rows, 2, 1.0).unwrap();
+        let one = teacher_targets(&teacher, &rows, 1, 1.0).unwrap();
+        assert_eq!(two.len(), 6);
+        for i in 0..3 {
+            assert!((two[2 * i] + two[2 * i + 1] - 1.0).abs() < 1e-6);
+            assert_eq!(one[i], two[2 * i + 1]);
+        }
+        // A temperature softens them towards one half.
+        let soft = teacher_targets(&teacher, &rows, 1, 4.0).unwrap();
+        for i in 0..3 {
+            assert!((soft[i] - 0.5).abs() <= (one[i] - 0.5).abs() + 1e-6, "{soft:?} {one:?}");
+        }
+    }
 }
