@@ -125,6 +125,31 @@ fn a_pixel_csv_trains_a_cnn_given_its_image_shape() {
 }
 
 #[test]
+fn a_model_of_a_pixel_csv_reads_idx_files_whatever_it_calls_its_target() {
+    // As a model of builtin:mnist_5k (target `digit`) on MNIST's test file.
+    let dir = tempfile::tempdir().unwrap();
+    let (pixels, labels) = shapes(150, 3);
+    let mut csv = (0..64).map(|i| format!("px{i}")).collect::<Vec<_>>().join(",") + ",digit\n";
+    for (row, label) in pixels.chunks(64).zip(&labels) {
+        csv += &(row.iter().map(u8::to_string).collect::<Vec<_>>().join(",") + &format!(",{label}\n"));
+    }
+    std::fs::write(dir.path().join("pixels.csv"), csv).unwrap();
+    write_idx(dir.path(), "t10k", 90, 2);
+    let args = ["train", "--data", "pixels.csv", "--model", "mlp", "--epochs", "20", "--out", "m.gradus", "--quiet"];
+    let out = gradus(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for command in ["evaluate", "explain"] {
+        let out =
+            gradus(dir.path(), &[command, "--model", "m.gradus", "--data", "t10k-images-idx3-ubyte.gz", "--json"]);
+        assert!(out.status.success(), "{command}: {}", stderr(&out));
+    }
+    let out = gradus(dir.path(), &["evaluate", "--model", "m.gradus", "--data", "t10k-images-idx3-ubyte.gz", "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["rows"], 90);
+    assert!(found["metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{found}");
+}
+
+#[test]
 fn bad_images_and_shapes_are_errors_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

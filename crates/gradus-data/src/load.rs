@@ -79,8 +79,12 @@ pub fn load_encoded(
     kind: TargetKind,
     format: &ReadOptions,
 ) -> Result<Dataset, DataError> {
+    // An IDX file's labels are its one target, whatever the model calls
+    // its own (`digit` for a model of builtin:mnist_5k): they are read as it.
     if crate::is_idx_images(source) {
-        return load(source, &LoadOptions { target: Some(target.into()), target_kind: kind });
+        let mut data = load(source, &LoadOptions { target: None, target_kind: kind })?;
+        data.target_name = target.into();
+        return Ok(data);
     }
     let mut options = encoding.read_options();
     options.as_text.push(target.into());
