@@ -2,17 +2,17 @@
 # rows, seed by seed.
 #
 # For each dataset and seed: the built-in CSV is split 80/20 (seeded);
-# the model is made on the 80% — for --how distill, the ensemble `gradus
-# tune` makes (seeded, defaults); for --how prune, one MLP of `gradus
-# train` (256-256 ReLU, Adam lr 1e-3, 40 epochs); `gradus compress` makes
-# the small model from it on the same rows (--prune 0.9), and both are
+# the model is made on the 80% — for --how distill and int8, the ensemble
+# `gradus tune` makes (seeded, defaults); for --how prune, one MLP of
+# `gradus train` (256-256 ReLU, Adam lr 1e-3, 40 epochs); `gradus compress`
+# makes the small model from it on the same rows (--prune 0.9), and both are
 # scored on the 20% — size on disk, prediction time per 1,000 rows (in
 # process, the median of seven passes) and test accuracy. The accuracy
 # change is paired (same test rows); its mean over seeds comes with a 95%
 # t interval.
 #
 # Run (after `cargo build --release -p gradus-cli`):
-#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k] [--how distill]
+#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k] [--how distill|prune|int8]
 import argparse, gzip, json, math, os, random, statistics, subprocess, tempfile
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -50,9 +50,9 @@ def main():
         for seed in range(a.seeds):
             with tempfile.TemporaryDirectory() as tmp:
                 split(name, seed, tmp)
-                if a.how == "distill":
+                if a.how in ("distill", "int8"):
                     run(["tune", "--data", "train.csv", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
-                    how = ["--distill"]
+                    how = [f"--{a.how}"]
                 else:
                     run(["train", "--data", "train.csv", "--model", "mlp", "--hidden", "256,256", "--lr", "0.001",
                          "--epochs", "40", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)

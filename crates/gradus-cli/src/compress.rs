@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gradus::compress::{DistillOptions, PRUNE_ROUNDS, distill_fastest, figures, prune};
+use gradus::compress::{DistillOptions, PRUNE_ROUNDS, distill_fastest, figures, prune, quantize};
 use gradus::train::{EarlyStopping, Ensemble, Metrics, NoObserver, TrainConfig};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use crate::metrics_line;
 use crate::predict::{LabelledSource, ReadArgs, load_labelled};
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("how").required(true).args(["distill", "prune"]))]
+#[command(group = clap::ArgGroup::new("how").required(true).args(["distill", "prune", "int8"]))]
 pub struct CompressArgs {
     /// The model to compress: a file saved by `gradus tune --out` or `gradus train --out`.
     #[arg(long, value_name = "FILE")]
@@ -30,6 +30,9 @@ pub struct CompressArgs {
     /// Prune each member's weights of least magnitude to this share of zeros (0.9: 90%), fine-tuning the rest on the rows; stored sparsely.
     #[arg(long, group = "how", value_name = "SPARSITY")]
     prune: Option<f64>,
+    /// Quantise each member's dense layers to int8 (weights per output channel, inputs calibrated on up to 2,000 of the rows); predicts with int8 kernels.
+    #[arg(long, group = "how")]
+    int8: bool,
     /// The student's hidden layer widths, comma-separated [default: of 32, 64, 128, 256, 64-64 and 128-128 units, the slowest that still predicts at least --speedup times faster].
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     hidden: Vec<usize>,
@@ -102,6 +105,12 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     progress(&args, "timing the model on the held-out rows");
     let before = figures(&original, &held_out)?;
     let (how, mut model, note) = match args.prune {
+        None if args.int8 => {
+            progress(&args, "quantising to int8");
+            let model = quantize(&original, &rows)?;
+            let n = rows.n_samples().min(gradus::compress::CALIBRATION_ROWS);
+            ("int8", model, format!("quantised to int8, calibrated on {n} rows of {}", args.data))
+        }
         Some(sparsity) => {
             progress(&args, &format!("pruning to {:.1}% zero weights in {PRUNE_ROUNDS} rounds", 100.0 * sparsity));
             let config = TrainConfig {

@@ -19,6 +19,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::Activation;
 use crate::model::rescale_output_layer;
+use crate::quant::QuantizedDense;
 
 /// One step of a network. See the module docs.
 pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
@@ -80,6 +81,16 @@ pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
     /// parameters; `false` when it cannot (it has none that would).
     fn rescale_outputs(&self, _params: &mut [f32], _scale: &[f32], _shift: &[f32]) -> bool {
         false
+    }
+    /// Its int8 form for prediction (see [`crate::quant`]) given its
+    /// parameters and the range its inputs take; `None` for a layer that
+    /// has none (only dense layers do).
+    fn quantized(&self, _params: &[f32], _range: [f32; 2]) -> Option<QuantizedDense> {
+        None
+    }
+    /// Its int8 weights, when it predicts with them.
+    fn int8(&self) -> Option<&QuantizedDense> {
+        None
     }
     fn boxed_clone(&self) -> Box<dyn Layer>;
 }
@@ -287,6 +298,88 @@ impl Layer for Dense {
         let (w, b) = params.split_at_mut(self.bias().start);
         rescale_output_layer(w, b, scale, shift);
         true
+    }
+
+    fn quantized(&self, params: &[f32], range: [f32; 2]) -> Option<QuantizedDense> {
+        Some(QuantizedDense::new(&params[self.weights()], self.fan_in, self.fan_out, range))
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+/// A dense layer that predicts in int8 ([`QuantizedDense`]): its slice
+/// keeps the f32 layout (the weights as the int8 ones stand for, q·s, then
+/// the bias), so the parameters and their names are a dense layer's. It is
+/// for prediction: a network holding one is not trained
+/// ([`crate::Model::is_quantized`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Int8Dense {
+    pub q: QuantizedDense,
+}
+
+impl Int8Dense {
+    fn weights(&self) -> Range<usize> {
+        0..self.q.fan_in * self.q.fan_out
+    }
+
+    fn bias(&self) -> Range<usize> {
+        self.q.fan_in * self.q.fan_out..(self.q.fan_in + 1) * self.q.fan_out
+    }
+}
+
+impl Layer for Int8Dense {
+    fn kind(&self) -> &'static str {
+        "dense"
+    }
+
+    fn input_width(&self) -> usize {
+        self.q.fan_in
+    }
+
+    fn output_width(&self) -> usize {
+        self.q.fan_out
+    }
+
+    fn n_params(&self) -> usize {
+        (self.q.fan_in + 1) * self.q.fan_out
+    }
+
+    fn param_blocks(&self) -> Vec<(&'static str, Vec<usize>, Range<usize>)> {
+        vec![
+            ("weight", vec![self.q.fan_in, self.q.fan_out], self.weights()),
+            ("bias", vec![self.q.fan_out], self.bias()),
+        ]
+    }
+
+    fn penalised(&self) -> Vec<Range<usize>> {
+        vec![self.weights()]
+    }
+
+    fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        self.predict(params, input, n, out, &mut Vec::new());
+    }
+
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _input: &[f32],
+        _n: usize,
+        _delta: &mut Vec<f32>,
+        _scratch: &mut Vec<f32>,
+        _grad: &mut [f32],
+        _input_grad: bool,
+    ) {
+        unreachable!("an int8 network is not trained (the trainer refuses it)")
+    }
+
+    fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
+        self.q.forward(input, n, &params[self.bias()], out);
+    }
+
+    fn int8(&self) -> Option<&QuantizedDense> {
+        Some(&self.q)
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {

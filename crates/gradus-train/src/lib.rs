@@ -44,6 +44,7 @@ mod network;
 mod optim;
 mod periodic;
 pub mod prune;
+pub mod quant;
 mod schedule;
 mod simd;
 mod text;

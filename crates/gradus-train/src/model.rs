@@ -69,6 +69,26 @@ pub trait Model: Send {
     /// When the slices do not have one entry per output, or the output layer
     /// has no bias to shift.
     fn rescale_outputs(&mut self, scale: &[f32], shift: &[f32]);
+    /// Whether it predicts in int8 ([`Self::quantize`]): such a model is
+    /// not trained.
+    fn is_quantized(&self) -> bool {
+        false
+    }
+    /// Makes each dense layer predict in int8 (see [`crate::quant`]), its
+    /// inputs' range calibrated on the rows of `calibration` (inputs as
+    /// [`Self::predict`] reads them); an error for a model with no dense layers.
+    fn quantize(&mut self, _calibration: MatRef) -> Result<(), crate::TrainError> {
+        Err(crate::TrainError::Mismatch("int8 quantisation applies to MLPs and CNNs (their dense layers)".into()))
+    }
+    /// Its int8 layers, in order (none unless quantised).
+    fn int8_layers(&self) -> Vec<crate::quant::QuantizedDense> {
+        Vec::new()
+    }
+    /// Makes its dense layers, in order, predict with these int8 layers (as
+    /// a file holds them), their weights set to what those stand for.
+    fn set_int8_layers(&mut self, _layers: Vec<crate::quant::QuantizedDense>) -> Result<(), crate::TrainError> {
+        Err(crate::TrainError::Mismatch("int8 layers apply to MLPs and CNNs (their dense layers)".into()))
+    }
 }
 
 /// Scales the columns of a fan_in x k weight block and maps its bias through

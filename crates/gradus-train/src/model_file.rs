@@ -367,6 +367,10 @@ pub enum Compression {
         /// The epochs of fine-tuning.
         epochs: usize,
     },
+    /// Its dense layers predict in int8 (see [`crate::quant`]): each
+    /// weight a byte, with a scale per output channel, the inputs' range
+    /// calibrated on `rows` rows.
+    Int8 { rows: usize },
 }
 
 impl Compression {
@@ -375,6 +379,7 @@ impl Compression {
         match self {
             Compression::Distilled { .. } => "distill",
             Compression::Pruned { .. } => "prune",
+            Compression::Int8 { .. } => "int8",
         }
     }
 
@@ -389,6 +394,9 @@ impl Compression {
                 "pruned to {:.1}% zero weights by magnitude, fine-tuned {epochs} epochs, stored sparsely",
                 100.0 * sparsity
             ),
+            Compression::Int8 { rows } => {
+                format!("int8 dense layers (weights per output channel, inputs calibrated on {rows} rows)")
+            }
         }
     }
 }
@@ -396,7 +404,12 @@ impl Compression {
 impl ModelSpec {
     /// Whether its weight tensors are stored sparsely (a pruned model's).
     fn sparse_weights(&self) -> bool {
-        self.compression.iter().any(|c| matches!(c, Compression::Pruned { .. }))
+        !self.int8() && self.compression.iter().any(|c| matches!(c, Compression::Pruned { .. }))
+    }
+
+    /// Whether its dense layers are stored, and predict, in int8.
+    fn int8(&self) -> bool {
+        self.compression.iter().any(|c| matches!(c, Compression::Int8 { .. }))
     }
 }
 
@@ -831,13 +844,17 @@ impl Ensemble {
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
         // Compare sizes before allocating: the file's tensors bound the models
         // (a sparse tensor holds at most its block's values, checked as read).
-        let in_file: usize =
-            tensors.tensors().iter().filter(|(n, _)| !is_sparse_part(n)).map(|(_, t)| t.data().len() / 4).sum();
+        let in_file: usize = tensors
+            .tensors()
+            .iter()
+            .filter(|(n, t)| !is_sparse_part(n) && t.dtype() == Dtype::F32)
+            .map(|(_, t)| t.data().len() / 4)
+            .sum();
         let mut expected = 0usize;
         for spec in &specs {
             expected = expected.saturating_add(spec.architecture.n_params()?);
         }
-        let any_sparse = specs.iter().any(ModelSpec::sparse_weights);
+        let any_sparse = specs.iter().any(|s| s.sparse_weights() || s.int8());
         if in_file > expected || (!any_sparse && in_file != expected) {
             return Err(corrupt(format!("{in_file} weights where the architecture has {expected}")));
         }
@@ -848,8 +865,14 @@ impl Ensemble {
             let mut model = spec.architecture.build()?;
             let blocks = model.named_params();
             n_blocks += blocks.len();
+            let mut int8_layers = Vec::new();
             for block in blocks {
                 let name = format!("{prefix}{}", block.name);
+                if spec.int8() && is_int8_weight(&block) {
+                    n_blocks += 2;
+                    int8_layers.push(read_int8(&tensors, &name, &block.shape).map_err(corrupt)?);
+                    continue;
+                }
                 if spec.sparse_weights() && is_weight(model.as_ref(), &block) {
                     n_blocks += 1;
                     let values = read_sparse(&tensors, &name, block.range.len()).map_err(corrupt)?;
@@ -874,6 +897,9 @@ impl Ensemble {
                     *p = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
                 }
             }
+            if spec.int8() {
+                model.set_int8_layers(int8_layers).map_err(|e| corrupt(e.to_string()))?;
+            }
             members.push(SavedModel { spec, model });
         }
         if tensors.len() != n_blocks {
@@ -893,6 +919,39 @@ impl Ensemble {
         }
         Ok(ensemble)
     }
+}
+
+/// Whether `block` is a dense layer's weight matrix: what an int8 model
+/// stores as bytes.
+fn is_int8_weight(block: &crate::NamedParams) -> bool {
+    block.name.starts_with("dense.") && block.name.ends_with(".weight")
+}
+
+/// The int8 layer stored as `name` (I8 of `shape`), `name_scale` and the
+/// layer's `input_range`.
+fn read_int8(tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<crate::quant::QuantizedDense, String> {
+    let get = |full: &str, dtype: Dtype, want: &[usize]| {
+        let t = tensors.tensor(full).map_err(|_| format!("tensor '{full}' is missing"))?;
+        if t.dtype() != dtype || t.shape() != want {
+            return Err(format!("tensor '{full}' is {:?} {:?}, expected {dtype:?} {want:?}", t.dtype(), t.shape()));
+        }
+        Ok(t.data().to_vec())
+    };
+    let &[fan_in, fan_out] = shape else { return Err(format!("'{name}' is not a matrix")) };
+    let q: Vec<i8> = get(name, Dtype::I8, shape)?.into_iter().map(|b| b as i8).collect();
+    if q.contains(&i8::MIN) {
+        return Err(format!("'{name}' holds -128, outside the symmetric codes -127..127"));
+    }
+    let floats = |bytes: Vec<u8>| -> Vec<f32> {
+        bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+    };
+    let base = name.trim_end_matches(".weight");
+    let scales = floats(get(&format!("{name}_scale"), Dtype::F32, &[fan_out])?);
+    let range = floats(get(&format!("{base}.input_range"), Dtype::F32, &[2])?);
+    if scales.iter().chain(&range).any(|v| !v.is_finite()) || scales.iter().any(|s| *s <= 0.0) || range[0] > range[1] {
+        return Err(format!("'{name}': scales or input range out of bounds"));
+    }
+    Ok(crate::quant::QuantizedDense::from_parts(q, scales, fan_in, fan_out, [range[0], range[1]]))
 }
 
 /// Whether a tensor's name is half of a sparsely stored one.
@@ -970,10 +1029,31 @@ fn serialize(
         let view = TensorView::new(*dtype, vec![data.len() / 4], data).expect("4 bytes a value");
         tensors.push((name.clone(), view));
     }
+    // An int8 model's dense weights: `dense.{i}.weight` as I8 [fan_in,
+    // fan_out], its scales per output (`.weight_scale`, F32) and its
+    // inputs' calibrated range (`.input_range`, F32 [2]).
+    let mut int8: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (prefix, m) in models {
+        if !m.spec.int8() {
+            continue;
+        }
+        for (i, q) in m.model.int8_layers().iter().enumerate() {
+            let name = format!("{prefix}dense.{i}");
+            let bytes = q.q.iter().map(|&v| v as u8).collect();
+            int8.push((format!("{name}.weight"), Dtype::I8, vec![q.fan_in, q.fan_out], bytes));
+            let scales = q.scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+            int8.push((format!("{name}.weight_scale"), Dtype::F32, vec![q.fan_out], scales));
+            let range = q.range.iter().flat_map(|v| v.to_le_bytes()).collect();
+            int8.push((format!("{name}.input_range"), Dtype::F32, vec![2], range));
+        }
+    }
+    for (name, dtype, shape, data) in &int8 {
+        tensors.push((name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("shape matches the bytes")));
+    }
     let mut offset = 0;
     for (prefix, m) in models {
         for b in m.model.named_params() {
-            if m.spec.sparse_weights() && is_weight(m.model.as_ref(), &b) {
+            if (m.spec.sparse_weights() && is_weight(m.model.as_ref(), &b)) || (m.spec.int8() && is_int8_weight(&b)) {
                 continue;
             }
             let data = &weights[offset + b.range.start * 4..offset + b.range.end * 4];
@@ -1132,6 +1212,32 @@ mod tests {
         bad[start..start + 4].copy_from_slice(&1000u32.to_le_bytes());
         let err = SavedModel::from_bytes(&bad, "m.gradus").err().unwrap().to_string();
         assert!(err.contains("out of order or beyond"), "{err}");
+    }
+
+    #[test]
+    fn an_int8_model_is_stored_in_bytes_and_predicts_the_same_after_a_round_trip() {
+        let mut model = saved();
+        let mut rng = seeded_rng(3);
+        let calibration: Vec<f32> = (0..60).map(|_| rand::Rng::random_range(&mut rng, -2.0f32..2.0)).collect();
+        let f32_out = model.model.as_ref().params().to_vec();
+        model.model.quantize(gradus_data::MatRef::new(&calibration, 20, 3).unwrap()).unwrap();
+        assert!(model.model.is_quantized());
+        assert_ne!(model.model.params(), f32_out.as_slice(), "the weights are what the int8 ones stand for");
+        model.spec.compression.push(Compression::Int8 { rows: 20 });
+        let bytes = model.to_bytes().unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(header.info("dense.0.weight").unwrap().dtype, Dtype::I8);
+        assert_eq!(header.info("dense.0.weight_scale").unwrap().shape, [4]);
+        assert_eq!(header.info("dense.1.input_range").unwrap().shape, [2]);
+        assert_eq!(header.info("dense.0.bias").unwrap().dtype, Dtype::F32);
+        let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
+        assert!(loaded.model.is_quantized());
+        assert_eq!(loaded.model.int8_layers(), model.model.int8_layers());
+        let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
+        assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
+        // Twice is refused; training it is refused.
+        let again = model.model.quantize(gradus_data::MatRef::new(&calibration, 20, 3).unwrap());
+        assert!(again.unwrap_err().to_string().contains("int8 already"));
     }
 
     #[test]

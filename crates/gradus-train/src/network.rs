@@ -6,12 +6,12 @@
 
 use std::ops::Range;
 
-use gradus_data::{Inputs, Rng, seeded_rng};
+use gradus_data::{Inputs, MatRef, Rng, seeded_rng};
 use rand::Rng as _;
 
 use crate::layer::Layer;
 use crate::model::NamedParams;
-use crate::{Loss, Model, Targets};
+use crate::{Loss, Model, Targets, TrainError};
 
 /// The most values a layer's outputs hold at once in [`Model::predict`]:
 /// 16M, 64 MB.
@@ -180,6 +180,67 @@ impl Model for Network {
         let last = self.layers.len() - 1;
         let params = &mut self.params[self.slices[last].clone()];
         assert!(self.layers[last].rescale_outputs(params, scale, shift), "the output layer can rescale its outputs");
+    }
+
+    fn is_quantized(&self) -> bool {
+        self.layers.iter().any(|l| l.int8().is_some())
+    }
+
+    fn quantize(&mut self, calibration: MatRef) -> Result<(), TrainError> {
+        if self.is_quantized() {
+            return Err(TrainError::Mismatch("the model is in int8 already".into()));
+        }
+        if calibration.rows() == 0 || calibration.cols() != self.n_inputs() {
+            return Err(TrainError::Mismatch(format!(
+                "calibrating int8 needs rows of {} inputs; got {} of {}",
+                self.n_inputs(),
+                calibration.rows(),
+                calibration.cols()
+            )));
+        }
+        // Each layer's inputs on the calibration rows: their range.
+        let n = calibration.rows();
+        let mut current = calibration.as_slice().to_vec();
+        let mut scratch = Vec::new();
+        let mut quantized = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let range = current.iter().fold([f32::INFINITY, f32::NEG_INFINITY], |[a, b], &v| [a.min(v), b.max(v)]);
+            let params = &self.params[self.slices[l].clone()];
+            if let Some(q) = layer.quantized(params, range) {
+                quantized.push(q);
+            }
+            let mut next = vec![0.0; n * layer.output_width()];
+            layer.predict(params, &current, n, &mut next, &mut scratch);
+            current = next;
+        }
+        if quantized.is_empty() {
+            return Err(TrainError::Mismatch("int8 quantisation applies to dense layers; the model has none".into()));
+        }
+        self.set_int8_layers(quantized)
+    }
+
+    fn int8_layers(&self) -> Vec<crate::quant::QuantizedDense> {
+        self.layers.iter().filter_map(|l| l.int8().cloned()).collect()
+    }
+
+    fn set_int8_layers(&mut self, layers: Vec<crate::quant::QuantizedDense>) -> Result<(), TrainError> {
+        let dense: Vec<usize> = (0..self.layers.len()).filter(|&l| self.layers[l].kind() == "dense").collect();
+        if dense.len() != layers.len() {
+            return Err(TrainError::Mismatch(format!("{} int8 layers for {} dense ones", layers.len(), dense.len())));
+        }
+        for (l, q) in dense.into_iter().zip(layers) {
+            let (fan_in, fan_out) = (self.layers[l].input_width(), self.layers[l].output_width());
+            if (q.fan_in, q.fan_out) != (fan_in, fan_out) {
+                return Err(TrainError::Mismatch(format!(
+                    "an int8 layer of {}x{} for a dense one of {fan_in}x{fan_out}",
+                    q.fan_in, q.fan_out
+                )));
+            }
+            let start = self.slices[l].start;
+            self.params[start..start + fan_in * fan_out].copy_from_slice(&q.dequantized());
+            self.layers[l] = Box::new(crate::layer::Int8Dense { q });
+        }
+        Ok(())
     }
 
     fn predict(&self, x: Inputs, out: &mut [f32]) {

@@ -101,6 +101,10 @@ impl Model for Masked<'_> {
         None
     }
 
+    fn is_quantized(&self) -> bool {
+        self.inner.is_quantized()
+    }
+
     fn init_params(&mut self, _rng: &mut Rng) {}
 
     fn forward_backward(&mut self, x: Inputs, y: Targets, loss: Loss, grad: &mut [f32]) -> f64 {

@@ -368,6 +368,11 @@ impl Trainer {
         observer: &mut dyn Observer,
     ) -> Result<TrainReport, TrainError> {
         let cfg = &self.config;
+        if model.is_quantized() {
+            return Err(TrainError::Mismatch(
+                "an int8 model predicts only; train or fine-tune the model it came from".into(),
+            ));
+        }
         for (part, data) in std::iter::once(("training", train)).chain(valid.map(|v| ("validation", v))) {
             if data.n_features() != model.n_inputs() {
                 return Err(TrainError::Mismatch(format!(
@@ -875,5 +880,28 @@ mod tests {
         wrong[7] = 1.5;
         assert!(fit(&mut m, Loss::BinaryCrossEntropy, &wrong).contains("in [0, 1], got 1.5"));
         assert!(fit(&mut m, Loss::Mse, &p).contains("cross-entropy"));
+    }
+
+    #[test]
+    fn an_int8_network_is_not_trained() {
+        let (data, _) = teacher_rows(40);
+        let spec = crate::MlpSpec {
+            n_inputs: 2,
+            hidden: vec![4],
+            n_outputs: 2,
+            activation: crate::Activation::Relu,
+            dropout: 0.0,
+            init: crate::WeightInit::Auto,
+            periodic: None,
+            categories: None,
+        };
+        let mut model = Network::mlp(&spec).unwrap();
+        model.init_params(&mut seeded_rng(1));
+        model.quantize(data.x.view()).unwrap();
+        let err = Trainer::new(TrainConfig::default())
+            .unwrap()
+            .fit(&mut model, Loss::SoftmaxCrossEntropy, &data, None, &mut crate::NoObserver)
+            .unwrap_err();
+        assert!(err.to_string().contains("an int8 model predicts only"), "{err}");
     }
 }

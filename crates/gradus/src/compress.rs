@@ -310,6 +310,11 @@ pub fn prune(
             done.describe()
         )));
     }
+    if model.members().iter().any(|m| m.model.is_quantized()) {
+        return Err(PipelineError::Unsuitable(
+            "an int8 model predicts only and is not fine-tuned: prune the model it came from, then quantise".into(),
+        ));
+    }
     gradus_train::prune::magnitude_mask(model.members()[0].model.as_ref(), sparsity)?;
     let split = rows.split(valid_fraction, 0.0, config.seed)?;
     let [train_raw, valid_raw, _] = rows.clone().into_split(&split);
@@ -375,6 +380,39 @@ pub fn prune(
         let mut spec = member.spec.clone();
         spec.compression.push(Compression::Pruned { sparsity: gradus_train::prune::sparsity(pruned.as_ref()), epochs });
         members.push(SavedModel { spec, model: pruned });
+    }
+    let mut out = Ensemble::weighted(members, model.weights().to_vec())?;
+    if let Some(about) = model.about() {
+        out.set_about(about.clone());
+    }
+    Ok(out)
+}
+
+/// The most rows [`quantize`] calibrates the inputs' ranges on.
+pub const CALIBRATION_ROWS: usize = 2000;
+
+/// Makes every member of `model` predict in int8 (see
+/// [`gradus_train::quant`]): its dense layers' weights quantised per
+/// output channel, each layer's input range calibrated on up to
+/// [`CALIBRATION_ROWS`] of `rows` (encoded as the model reads them).
+pub fn quantize(model: &Ensemble, rows: &Dataset) -> Result<Ensemble, PipelineError> {
+    if let Some(done) = model.members().iter().flat_map(|m| &m.spec.compression).find(|c| c.name() == "int8") {
+        return Err(PipelineError::Unsuitable(format!("the model is in int8 already ({})", done.describe())));
+    }
+    let n = rows.n_samples().min(CALIBRATION_ROWS);
+    if n == 0 {
+        return Err(PipelineError::Unsuitable(format!("{}: no rows to calibrate int8 on", rows.name)));
+    }
+    let calibration = rows.subset(&(0..n).collect::<Vec<_>>());
+    let mut members = Vec::with_capacity(model.members().len());
+    for member in model.members() {
+        let x = member.spec.preprocessing.apply(&calibration)?.dense_inputs().into_owned();
+        let mut int8 = member.spec.architecture.build()?;
+        int8.params_mut().copy_from_slice(member.model.params());
+        int8.quantize(x.view())?;
+        let mut spec = member.spec.clone();
+        spec.compression.push(Compression::Int8 { rows: n });
+        members.push(SavedModel { spec, model: int8 });
     }
     let mut out = Ensemble::weighted(members, model.weights().to_vec())?;
     if let Some(about) = model.about() {
