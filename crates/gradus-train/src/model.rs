@@ -198,6 +198,8 @@ pub struct LinearModel {
     /// Work buffers for the outputs and their gradient, resized per batch.
     z: Vec<f32>,
     dz: Vec<f32>,
+    /// Its weights in int8, when it predicts with them ([`Model::quantize`]).
+    int8: Option<crate::quant::QuantizedDense>,
 }
 
 impl LinearModel {
@@ -214,6 +216,7 @@ impl LinearModel {
             penalised: [0..n_weights],
             z: Vec::new(),
             dz: Vec::new(),
+            int8: None,
         }
     }
 
@@ -330,7 +333,57 @@ impl Model for LinearModel {
     fn predict(&self, x: Inputs, out: &mut [f32]) {
         let x = x.dense_only();
         assert_eq!(out.len(), x.rows() * self.n_outputs, "out is n x n_outputs");
-        self.outputs_into(x, out);
+        match &self.int8 {
+            Some(q) => {
+                let n_weights = self.n_inputs * self.n_outputs;
+                let zeros = vec![0.0; self.n_outputs];
+                let bias = if self.fit_intercept { &self.params[n_weights..] } else { &zeros[..] };
+                q.forward(x.as_slice(), x.rows(), bias, out);
+            }
+            None => self.outputs_into(x, out),
+        }
+    }
+
+    fn is_quantized(&self) -> bool {
+        self.int8.is_some()
+    }
+
+    fn quantize(&mut self, calibration: MatRef) -> Result<(), crate::TrainError> {
+        if self.int8.is_some() {
+            return Err(crate::TrainError::Mismatch("the model is in int8 already".into()));
+        }
+        if calibration.rows() == 0 || calibration.cols() != self.n_inputs {
+            return Err(crate::TrainError::Mismatch(format!(
+                "calibrating int8 needs rows of {} inputs; got {} of {}",
+                self.n_inputs,
+                calibration.rows(),
+                calibration.cols()
+            )));
+        }
+        let range =
+            calibration.as_slice().iter().fold([f32::INFINITY, f32::NEG_INFINITY], |[a, b], &v| [a.min(v), b.max(v)]);
+        let n_weights = self.n_inputs * self.n_outputs;
+        let q = crate::quant::QuantizedDense::new(&self.params[..n_weights], self.n_inputs, self.n_outputs, range);
+        self.set_int8_layers(vec![q])
+    }
+
+    fn int8_layers(&self) -> Vec<crate::quant::QuantizedDense> {
+        self.int8.iter().cloned().collect()
+    }
+
+    fn set_int8_layers(&mut self, layers: Vec<crate::quant::QuantizedDense>) -> Result<(), crate::TrainError> {
+        let [q] = <[_; 1]>::try_from(layers).map_err(|l: Vec<_>| {
+            crate::TrainError::Mismatch(format!("{} int8 layers for a linear model's one", l.len()))
+        })?;
+        if (q.fan_in, q.fan_out) != (self.n_inputs, self.n_outputs) {
+            return Err(crate::TrainError::Mismatch(format!(
+                "an int8 layer of {}x{} for a linear model of {}x{}",
+                q.fan_in, q.fan_out, self.n_inputs, self.n_outputs
+            )));
+        }
+        self.params[..self.n_inputs * self.n_outputs].copy_from_slice(&q.dequantized());
+        self.int8 = Some(q);
+        Ok(())
     }
 
     fn named_params(&self) -> Vec<NamedParams> {

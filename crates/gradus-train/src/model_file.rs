@@ -921,10 +921,10 @@ impl Ensemble {
     }
 }
 
-/// Whether `block` is a dense layer's weight matrix: what an int8 model
-/// stores as bytes.
+/// Whether `block` is a dense layer's (or a linear model's) weight matrix:
+/// what an int8 model stores as bytes.
 fn is_int8_weight(block: &crate::NamedParams) -> bool {
-    block.name.starts_with("dense.") && block.name.ends_with(".weight")
+    (block.name.starts_with("dense.") || block.name == "linear.weight") && block.name.ends_with(".weight")
 }
 
 /// The int8 layer stored as `name` (I8 of `shape`), `name_scale` and the
@@ -1029,22 +1029,24 @@ fn serialize(
         let view = TensorView::new(*dtype, vec![data.len() / 4], data).expect("4 bytes a value");
         tensors.push((name.clone(), view));
     }
-    // An int8 model's dense weights: `dense.{i}.weight` as I8 [fan_in,
-    // fan_out], its scales per output (`.weight_scale`, F32) and its
-    // inputs' calibrated range (`.input_range`, F32 [2]).
+    // An int8 model's dense weights: `dense.{i}.weight` (or
+    // `linear.weight`) as I8 [fan_in, fan_out], its scales per output
+    // (`.weight_scale`, F32) and its inputs' calibrated range
+    // (`dense.{i}.input_range`, F32 [2]).
     let mut int8: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (prefix, m) in models {
         if !m.spec.int8() {
             continue;
         }
-        for (i, q) in m.model.int8_layers().iter().enumerate() {
-            let name = format!("{prefix}dense.{i}");
+        let blocks = m.model.named_params().into_iter().filter(is_int8_weight);
+        for (block, q) in blocks.zip(m.model.int8_layers()) {
+            let name = format!("{prefix}{}", block.name);
             let bytes = q.q.iter().map(|&v| v as u8).collect();
-            int8.push((format!("{name}.weight"), Dtype::I8, vec![q.fan_in, q.fan_out], bytes));
+            int8.push((name.clone(), Dtype::I8, vec![q.fan_in, q.fan_out], bytes));
             let scales = q.scales.iter().flat_map(|v| v.to_le_bytes()).collect();
-            int8.push((format!("{name}.weight_scale"), Dtype::F32, vec![q.fan_out], scales));
+            int8.push((format!("{name}_scale"), Dtype::F32, vec![q.fan_out], scales));
             let range = q.range.iter().flat_map(|v| v.to_le_bytes()).collect();
-            int8.push((format!("{name}.input_range"), Dtype::F32, vec![2], range));
+            int8.push((format!("{}.input_range", name.trim_end_matches(".weight")), Dtype::F32, vec![2], range));
         }
     }
     for (name, dtype, shape, data) in &int8 {
@@ -1238,6 +1240,25 @@ mod tests {
         // Twice is refused; training it is refused.
         let again = model.model.quantize(gradus_data::MatRef::new(&calibration, 20, 3).unwrap());
         assert!(again.unwrap_err().to_string().contains("int8 already"));
+        // A linear model (an ensemble's softmax member, say) too.
+        let mut linear = LinearModel::new(3, 2, true);
+        linear.params_mut().copy_from_slice(&[0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 0.1, -0.2]);
+        let mut model = SavedModel {
+            spec: ModelSpec {
+                architecture: Architecture::Linear { n_inputs: 3, n_outputs: 2, fit_intercept: true },
+                ..saved().spec
+            },
+            model: Box::new(linear),
+        };
+        model.model.quantize(gradus_data::MatRef::new(&calibration, 20, 3).unwrap()).unwrap();
+        model.spec.compression = vec![Compression::Int8 { rows: 20 }];
+        let bytes = model.to_bytes().unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(header.info("linear.weight").unwrap().dtype, Dtype::I8);
+        assert!(header.info("linear.input_range").is_some());
+        let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
+        let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
+        assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
     }
 
     #[test]

@@ -129,13 +129,13 @@ pub fn distill(
         let k = outcome.saved.model.n_outputs();
         outcome.saved.model.rescale_outputs(&vec![temperature; k], &vec![0.0; k]);
     }
-    let mut record: Vec<Compression> = teacher.members()[0].spec.compression.clone();
-    record.push(Compression::Distilled {
+    // The student is a new network: what was done to the teacher (pruned,
+    // int8) is not done to it, and it records only where it came from.
+    outcome.saved.spec.compression = vec![Compression::Distilled {
         teacher: teacher.describe(),
         members: teacher.members().len(),
         rows: train.n_samples(),
-    });
-    outcome.saved.spec.compression = record;
+    }];
     Ok(Distilled { train_rows: train.n_samples(), valid, outcome })
 }
 
