@@ -83,9 +83,9 @@ pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
         false
     }
     /// Its int8 form for prediction (see [`crate::quant`]) given its
-    /// parameters and the range its inputs take; `None` for a layer that
+    /// parameters and the range each of its inputs takes; `None` for a layer that
     /// has none (only dense layers do).
-    fn quantized(&self, _params: &[f32], _range: [f32; 2]) -> Option<QuantizedDense> {
+    fn quantized(&self, _params: &[f32], _ranges: Vec<[f32; 2]>) -> Option<QuantizedDense> {
         None
     }
     /// Its int8 weights, when it predicts with them.
@@ -300,8 +300,8 @@ impl Layer for Dense {
         true
     }
 
-    fn quantized(&self, params: &[f32], range: [f32; 2]) -> Option<QuantizedDense> {
-        Some(QuantizedDense::new(&params[self.weights()], self.fan_in, self.fan_out, range))
+    fn quantized(&self, params: &[f32], ranges: Vec<[f32; 2]>) -> Option<QuantizedDense> {
+        Some(QuantizedDense::new(&params[self.weights()], self.fan_in, self.fan_out, ranges))
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {

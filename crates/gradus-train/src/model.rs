@@ -360,10 +360,9 @@ impl Model for LinearModel {
                 calibration.cols()
             )));
         }
-        let range =
-            calibration.as_slice().iter().fold([f32::INFINITY, f32::NEG_INFINITY], |[a, b], &v| [a.min(v), b.max(v)]);
+        let ranges = crate::quant::column_ranges(calibration.as_slice(), self.n_inputs);
         let n_weights = self.n_inputs * self.n_outputs;
-        let q = crate::quant::QuantizedDense::new(&self.params[..n_weights], self.n_inputs, self.n_outputs, range);
+        let q = crate::quant::QuantizedDense::new(&self.params[..n_weights], self.n_inputs, self.n_outputs, ranges);
         self.set_int8_layers(vec![q])
     }
 

@@ -947,16 +947,22 @@ fn read_int8(tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<crate
     };
     let base = name.trim_end_matches(".weight");
     let scales = floats(get(&format!("{name}_scale"), Dtype::F32, &[fan_out])?);
-    let range = floats(get(&format!("{base}.input_range"), Dtype::F32, &[2])?);
-    if scales.iter().chain(&range).any(|v| !v.is_finite()) || scales.iter().any(|s| *s <= 0.0) || range[0] > range[1] {
-        return Err(format!("'{name}': scales or input range out of bounds"));
+    let range = floats(get(&format!("{base}.input_range"), Dtype::F32, &[fan_in, 2])?);
+    let ranges: Vec<[f32; 2]> = range.chunks_exact(2).map(|r| [r[0], r[1]]).collect();
+    if scales.iter().chain(&range).any(|v| !v.is_finite())
+        || scales.iter().any(|s| *s <= 0.0)
+        || ranges.iter().any(|r| r[0] > r[1])
+    {
+        return Err(format!("'{name}': scales or input ranges out of bounds"));
     }
-    Ok(crate::quant::QuantizedDense::from_parts(q, scales, fan_in, fan_out, [range[0], range[1]]))
+    Ok(crate::quant::QuantizedDense::from_parts(q, scales, fan_in, fan_out, ranges))
 }
 
-/// Whether a tensor's name is half of a sparsely stored one.
+/// Whether a tensor is a part of another's storage, not a block of
+/// weights: a sparse tensor's positions or values, an int8 tensor's scales
+/// or its inputs' ranges.
 fn is_sparse_part(name: &str) -> bool {
-    name.ends_with(".indices") || name.ends_with(".values")
+    [".indices", ".values", "_scale", ".input_range"].iter().any(|end| name.ends_with(end))
 }
 
 /// The non-zero values of the sparsely stored tensor `name` of `len`
@@ -1031,8 +1037,8 @@ fn serialize(
     }
     // An int8 model's dense weights: `dense.{i}.weight` (or
     // `linear.weight`) as I8 [fan_in, fan_out], its scales per output
-    // (`.weight_scale`, F32) and its inputs' calibrated range
-    // (`dense.{i}.input_range`, F32 [2]).
+    // (`.weight_scale`, F32) and each input's calibrated range
+    // (`dense.{i}.input_range`, F32 [fan_in, 2]).
     let mut int8: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (prefix, m) in models {
         if !m.spec.int8() {
@@ -1045,8 +1051,9 @@ fn serialize(
             int8.push((name.clone(), Dtype::I8, vec![q.fan_in, q.fan_out], bytes));
             let scales = q.scales.iter().flat_map(|v| v.to_le_bytes()).collect();
             int8.push((format!("{name}_scale"), Dtype::F32, vec![q.fan_out], scales));
-            let range = q.range.iter().flat_map(|v| v.to_le_bytes()).collect();
-            int8.push((format!("{}.input_range", name.trim_end_matches(".weight")), Dtype::F32, vec![2], range));
+            let range = q.ranges.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+            let base = name.trim_end_matches(".weight");
+            int8.push((format!("{base}.input_range"), Dtype::F32, vec![q.fan_in, 2], range));
         }
     }
     for (name, dtype, shape, data) in &int8 {
@@ -1230,7 +1237,7 @@ mod tests {
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(header.info("dense.0.weight").unwrap().dtype, Dtype::I8);
         assert_eq!(header.info("dense.0.weight_scale").unwrap().shape, [4]);
-        assert_eq!(header.info("dense.1.input_range").unwrap().shape, [2]);
+        assert_eq!(header.info("dense.1.input_range").unwrap().shape, [4, 2]);
         assert_eq!(header.info("dense.0.bias").unwrap().dtype, Dtype::F32);
         let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
         assert!(loaded.model.is_quantized());

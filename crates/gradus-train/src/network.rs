@@ -204,9 +204,9 @@ impl Model for Network {
         let mut scratch = Vec::new();
         let mut quantized = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
-            let range = current.iter().fold([f32::INFINITY, f32::NEG_INFINITY], |[a, b], &v| [a.min(v), b.max(v)]);
+            let ranges = crate::quant::column_ranges(&current, layer.input_width());
             let params = &self.params[self.slices[l].clone()];
-            if let Some(q) = layer.quantized(params, range) {
+            if let Some(q) = layer.quantized(params, ranges) {
                 quantized.push(q);
             }
             let mut next = vec![0.0; n * layer.output_width()];

@@ -1,17 +1,20 @@
 //! int8 post-training quantisation of a dense layer, and the int8 kernel
 //! that predicts with it.
 //!
-//! Weights: per output channel, symmetric — column j of W becomes
-//! `q[k][j] = round(W[k][j] / s_j)` in −127…127, `s_j = max_k |W[k][j]| / 127`.
-//! Inputs: one affine u8 code per layer, calibrated on rows the model
-//! saw (the range [lo, hi] its inputs took, 0 included):
-//! `u = clamp(round(x / t) + z, 0, 255)`, `t = (hi − lo) / 255`,
-//! `z = round(−lo / t)`. Then `y_j = t·s_j·(Σ_k u_k·q_kj − z·Σ_k q_kj) + b_j`:
-//! the products and sums are integers, computed with AVX-512 VNNI's
-//! `vpdpbusd` (64 u8×i8 products into 16 i32 sums an instruction) where
-//! the CPU has it, and a portable loop (vectorised for AVX2 by the same
-//! runtime dispatch as the other kernels) elsewhere — never by turning the
-//! weights back into f32.
+//! Inputs: an affine u8 code per input column, calibrated on rows the
+//! model saw — the range [lo_k, hi_k] column k took, 0 included:
+//! `u_k = clamp(round(x_k / t_k) + z_k, 0, 255)`, `t_k = (hi_k − lo_k) / 255`,
+//! `z_k = round(−lo_k / t_k)`. A column of its own range keeps its detail
+//! where one range for all would not (a standardised pixel that is rarely
+//! lit reaches 50 where most stay within ±3). The steps fold into the
+//! weights: `x_k·W_kj = (u_k − z_k)·(t_k·W_kj)`.
+//! Weights: per output channel, symmetric — `q_kj = round(t_k·W_kj / s_j)`
+//! in −127…127, `s_j = max_k |t_k·W_kj| / 127`. Then
+//! `y_j = s_j·(Σ_k u_k·q_kj − Σ_k z_k·q_kj) + b_j`: the products and sums
+//! are integers, computed with AVX-512 VNNI's `vpdpbusd` (64 u8×i8
+//! products into 16 i32 sums an instruction) where the CPU has it, and a
+//! portable loop (vectorised for AVX2 by the same runtime dispatch as the
+//! other kernels) elsewhere — never by turning the weights back into f32.
 
 /// Output channels in a block of the packed weights: one 512-bit register
 /// of i32 sums.
@@ -22,38 +25,56 @@ const LANES: usize = 16;
 pub struct QuantizedDense {
     pub fan_in: usize,
     pub fan_out: usize,
-    /// The int8 weights, fan_in × fan_out row-major (as the f32 ones).
+    /// The int8 weights, fan_in × fan_out row-major (as the f32 ones),
+    /// the input steps folded in.
     pub q: Vec<i8>,
     /// Per output channel: the weight scale s_j.
     pub scales: Vec<f32>,
-    /// The inputs' calibrated range [lo, hi] (lo ≤ 0 ≤ hi).
-    pub range: [f32; 2],
+    /// Per input column: its calibrated range [lo, hi] (lo ≤ 0 ≤ hi).
+    pub ranges: Vec<[f32; 2]>,
+    /// Per input column: 1/t_k and z_k.
+    inv_steps: Vec<f32>,
+    zeros: Vec<f32>,
     /// The weights packed for the kernel: blocks of [`LANES`] outputs, in
     /// each groups of four inputs, four bytes an output.
     packed: Vec<i8>,
-    /// Σ_k q[k][j] per output (the zero point's correction).
-    col_sums: Vec<i32>,
+    /// Σ_k z_k·q_kj per output: the zero points' part of the sums.
+    offsets: Vec<i32>,
+}
+
+/// A column's input code: its step t and zero point z, for its range
+/// widened to hold 0.
+fn code(range: [f32; 2]) -> (f32, f32) {
+    let (lo, hi) = (range[0].min(0.0), range[1].max(0.0));
+    let step = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    (step, (-lo / step).round().clamp(0.0, 255.0))
 }
 
 impl QuantizedDense {
     /// Quantises the f32 weights `w` (fan_in × fan_out, row-major) for
-    /// inputs in `range` (widened to hold 0).
-    pub fn new(w: &[f32], fan_in: usize, fan_out: usize, range: [f32; 2]) -> Self {
+    /// inputs whose column k took values in `ranges[k]`.
+    pub fn new(w: &[f32], fan_in: usize, fan_out: usize, ranges: Vec<[f32; 2]>) -> Self {
         assert_eq!(w.len(), fan_in * fan_out, "w is fan_in x fan_out");
+        assert_eq!(ranges.len(), fan_in, "a range per input");
+        let steps: Vec<f32> = ranges.iter().map(|&r| code(r).0).collect();
+        let folded: Vec<f32> = w.iter().enumerate().map(|(i, &v)| v * steps[i / fan_out]).collect();
         let scales: Vec<f32> = (0..fan_out)
             .map(|j| {
-                let max = (0..fan_in).map(|k| w[k * fan_out + j].abs()).fold(0.0f32, f32::max);
+                let max = (0..fan_in).map(|k| folded[k * fan_out + j].abs()).fold(0.0f32, f32::max);
                 if max > 0.0 { max / 127.0 } else { 1.0 }
             })
             .collect();
-        let q: Vec<i8> =
-            w.iter().enumerate().map(|(i, &v)| (v / scales[i % fan_out]).round().clamp(-127.0, 127.0) as i8).collect();
-        Self::from_parts(q, scales, fan_in, fan_out, range)
+        let q: Vec<i8> = folded
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v / scales[i % fan_out]).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        Self::from_parts(q, scales, fan_in, fan_out, ranges)
     }
 
-    /// A layer of int8 weights `q` with their `scales`, as a file holds them.
-    pub fn from_parts(q: Vec<i8>, scales: Vec<f32>, fan_in: usize, fan_out: usize, range: [f32; 2]) -> Self {
-        let range = [range[0].min(0.0), range[1].max(0.0)];
+    /// A layer of int8 weights `q` with their `scales` and the input
+    /// columns' `ranges`, as a file holds them.
+    pub fn from_parts(q: Vec<i8>, scales: Vec<f32>, fan_in: usize, fan_out: usize, ranges: Vec<[f32; 2]>) -> Self {
         let (k4, blocks) = (fan_in.div_ceil(4), fan_out.div_ceil(LANES));
         let mut packed = vec![0i8; blocks * k4 * LANES * 4];
         for k in 0..fan_in {
@@ -62,46 +83,59 @@ impl QuantizedDense {
                 packed[((block * k4 + k / 4) * LANES + lane) * 4 + k % 4] = q[k * fan_out + j];
             }
         }
-        let col_sums = (0..fan_out).map(|j| (0..fan_in).map(|k| i32::from(q[k * fan_out + j])).sum()).collect();
-        Self { fan_in, fan_out, q, scales, range, packed, col_sums }
+        let codes: Vec<(f32, f32)> = ranges.iter().map(|&r| code(r)).collect();
+        let offsets = (0..fan_out)
+            .map(|j| (0..fan_in).map(|k| codes[k].1 as i32 * i32::from(q[k * fan_out + j])).sum())
+            .collect();
+        let inv_steps = codes.iter().map(|c| 1.0 / c.0).collect();
+        let zeros = codes.iter().map(|c| c.1).collect();
+        Self { fan_in, fan_out, q, scales, ranges, inv_steps, zeros, packed, offsets }
     }
 
-    /// The step and zero point of the input code.
-    fn input_code(&self) -> (f32, i32) {
-        let [lo, hi] = self.range;
-        let step = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-        (step, (-lo / step).round().clamp(0.0, 255.0) as i32)
-    }
-
-    /// The weights as the int8 layer computes with them: q·s.
+    /// The weights as the int8 layer computes with them: q·s/t.
     pub fn dequantized(&self) -> Vec<f32> {
-        self.q.iter().enumerate().map(|(i, &v)| f32::from(v) * self.scales[i % self.fan_out]).collect()
+        self.q
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f32::from(v) * self.scales[i % self.fan_out] * self.inv_steps[i / self.fan_out])
+            .collect()
     }
 
     /// `out = x·W + bias` for `n` rows of `x`, in int8 (see the module
     /// docs), [`BLOCK_ROWS`] rows at a time so that the codes and sums stay
     /// in cache.
     pub fn forward(&self, x: &[f32], n: usize, bias: &[f32], out: &mut [f32]) {
-        let (step, zero) = self.input_code();
         let (k4, blocks) = (self.fan_in.div_ceil(4), self.fan_out.div_ceil(LANES));
-        let mut codes = vec![zero as u8; BLOCK_ROWS * k4 * 4];
+        // Padding columns code as 0 and meet zero weights.
+        let mut codes = vec![0u8; BLOCK_ROWS * k4 * 4];
         let mut sums = vec![0i32; BLOCK_ROWS * blocks * LANES];
-        let scale: Vec<f32> = self.scales.iter().map(|s| step * s).collect();
         let offset: Vec<f32> =
-            self.col_sums.iter().zip(&scale).zip(bias).map(|((&c, &s), &b)| b - s * (zero * c) as f32).collect();
+            self.offsets.iter().zip(&self.scales).zip(bias).map(|((&o, &s), &b)| b - s * o as f32).collect();
         for first in (0..n).step_by(BLOCK_ROWS) {
             let m = BLOCK_ROWS.min(n - first);
             let rows = &x[first * self.fan_in..(first + m) * self.fan_in];
             for (row, coded) in rows.chunks_exact(self.fan_in).zip(codes.chunks_exact_mut(k4 * 4)) {
-                encode(row, 1.0 / step, zero as f32, &mut coded[..self.fan_in]);
+                encode(row, &self.inv_steps, &self.zeros, &mut coded[..self.fan_in]);
             }
             dot(&codes[..m * k4 * 4], &self.packed, m, k4, blocks, &mut sums[..m * blocks * LANES]);
             for i in 0..m {
                 let row = &mut out[(first + i) * self.fan_out..(first + i + 1) * self.fan_out];
-                rescale(&sums[i * blocks * LANES..i * blocks * LANES + self.fan_out], &scale, &offset, row);
+                rescale(&sums[i * blocks * LANES..i * blocks * LANES + self.fan_out], &self.scales, &offset, row);
             }
         }
     }
+}
+
+/// The range each column of the `n` × `width` rows `x` takes.
+pub fn column_ranges(x: &[f32], width: usize) -> Vec<[f32; 2]> {
+    let mut ranges = vec![[f32::INFINITY, f32::NEG_INFINITY]; width];
+    for row in x.chunks_exact(width) {
+        for (r, &v) in ranges.iter_mut().zip(row) {
+            r[0] = r[0].min(v);
+            r[1] = r[1].max(v);
+        }
+    }
+    ranges.iter().map(|r| if r[0] <= r[1] { *r } else { [0.0, 0.0] }).collect()
 }
 
 /// Rows [`QuantizedDense::forward`] codes and sums at a time.
@@ -121,10 +155,10 @@ crate::simd::multiversion! {
     /// (a NaN codes as 0). Clamped first, so that the conversion can
     /// truncate without checks and the loop vectorises.
     #[allow(clippy::manual_clamp, reason = "clamp keeps a NaN; max and min drop it")]
-    fn encode(x: &[f32], inv_step: f32, zero: f32, out: &mut [u8]) {
-        for (o, &v) in out.iter_mut().zip(x) {
+    fn encode(x: &[f32], inv_steps: &[f32], zeros: &[f32], out: &mut [u8]) {
+        for (((o, &v), &inv), &zero) in out.iter_mut().zip(x).zip(inv_steps).zip(zeros) {
             // `max` and `min` drop a NaN: the value is in [0.5, 255.5].
-            let y = (v * inv_step + zero).max(0.0).min(255.0) + 0.5;
+            let y = (v * inv + zero).max(0.0).min(255.0) + 0.5;
             // SAFETY: y is finite and in [0.5, 255.5], within i32.
             *o = unsafe { y.to_int_unchecked::<i32>() } as u8;
         }
@@ -226,7 +260,7 @@ mod tests {
     fn the_kernels_agree_with_the_integer_sums() {
         for (n, fan_in, fan_out) in [(1, 1, 1), (3, 5, 17), (9, 64, 40), (4, 7, 16)] {
             let w = random(fan_in * fan_out, -1.0, 1.0, 1);
-            let layer = QuantizedDense::new(&w, fan_in, fan_out, [-2.0, 3.0]);
+            let layer = QuantizedDense::new(&w, fan_in, fan_out, vec![[-2.0, 3.0]; fan_in]);
             let k4 = fan_in.div_ceil(4);
             let blocks = fan_out.div_ceil(LANES);
             let mut rng = seeded_rng(2);
@@ -258,24 +292,35 @@ mod tests {
     fn int8_outputs_are_within_the_quantisation_error_of_f32() {
         let (n, fan_in, fan_out) = (20, 50, 30);
         let w = random(fan_in * fan_out, -0.5, 0.5, 3);
-        let x = random(n * fan_in, -1.0, 2.0, 4);
+        // Column 7 spans far more than the others: its own range keeps the rest fine.
+        let mut x = random(n * fan_in, -1.0, 2.0, 4);
+        x[7] = 40.0;
         let bias = random(fan_out, -1.0, 1.0, 5);
-        let layer = QuantizedDense::new(&w, fan_in, fan_out, [-1.0, 2.0]);
+        let ranges = column_ranges(&x, fan_in);
+        assert_eq!(ranges[7][1], 40.0);
+        let layer = QuantizedDense::new(&w, fan_in, fan_out, ranges.clone());
         let mut out = vec![0.0; n * fan_out];
         layer.forward(&x, n, &bias, &mut out);
+        let weights = layer.dequantized();
         for i in 0..n {
             for j in 0..fan_out {
                 let exact: f32 = (0..fan_in).map(|k| x[i * fan_in + k] * w[k * fan_out + j]).sum::<f32>() + bias[j];
-                // Each product errs by at most |x|·s_j/2 + |w|·t/2 + s_j·t/4
-                // (half a step of each code), |x| ≤ 2, |w| ≤ 0.5, t = 3/255.
-                let (s_j, t) = (layer.scales[j], 3.0f32 / 255.0);
-                let bound = fan_in as f32 * (2.0 * s_j / 2.0 + 0.5 * t / 2.0 + s_j * t / 4.0);
-                assert!((out[i * fan_out + j] - exact).abs() <= bound, "{} vs {exact}", out[i * fan_out + j]);
+                // Each product errs by at most |x|·(weight's half step) +
+                // |w|·(input's half step) + their product.
+                let bound: f32 = (0..fan_in)
+                    .map(|k| {
+                        let t = code(ranges[k]).0;
+                        let half_w = layer.scales[j] / t / 2.0;
+                        x[i * fan_in + k].abs() * half_w + w[k * fan_out + j].abs() * t / 2.0 + half_w * t / 2.0
+                    })
+                    .sum();
+                assert!((out[i * fan_out + j] - exact).abs() <= bound * 1.001, "{} vs {exact}", out[i * fan_out + j]);
             }
         }
         // Weights round to the nearest step: within half a step of each.
-        for (i, (a, b)) in layer.dequantized().iter().zip(&w).enumerate() {
-            assert!((a - b).abs() <= layer.scales[i % fan_out] * 0.5 * (1.0 + 1e-5), "{a} vs {b}");
+        for (i, (a, b)) in weights.iter().zip(&w).enumerate() {
+            let half = layer.scales[i % fan_out] / code(ranges[i / fan_out]).0 / 2.0;
+            assert!((a - b).abs() <= half * 1.001, "{a} vs {b}");
         }
     }
 }
