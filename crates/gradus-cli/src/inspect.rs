@@ -170,7 +170,27 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             outln!("          {}", text.join(" "));
         }
     }
-    if about.is_object() {
+    if let Some(from) = about["compressed"].as_str() {
+        // `gradus compress`'s record: what it was made from, and the figures.
+        outln!(
+            "made by  {} from {from} on {} (seed {})",
+            about["made_by"].as_str().unwrap_or("?"),
+            about["data"].as_str().unwrap_or("?"),
+            about["seed"]
+        );
+        let held_out = about["held_out"].as_str().unwrap_or("?");
+        for (name, key) in [("before", "before"), ("after", "after")] {
+            let f = &about[key];
+            let metrics = f["metrics"].as_object().map_or(String::new(), |m| {
+                m.iter().filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.4}"))).collect::<Vec<_>>().join("  ")
+            });
+            outln!(
+                "{name:<8} {} bytes, {:.3} ms per 1,000 rows, on {held_out}: {metrics}",
+                f["bytes"],
+                f["ms_per_1000_rows"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    } else if about.is_object() {
         outln!(
             "made by  {} on {} (study '{}', seed {})",
             about["made_by"].as_str().unwrap_or("?"),

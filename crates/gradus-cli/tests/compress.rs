@@ -47,6 +47,8 @@ fn an_ensemble_distils_into_one_smaller_network_that_records_it() {
     assert_eq!(compression[0]["members"], 3, "{inspected}");
     let text = String::from_utf8(gradus(d, &["inspect", "small.gradus"]).stdout).unwrap();
     assert!(text.contains("distilled from ensemble of"), "{text}");
+    assert!(text.contains("made by  gradus compress --distill from big.gradus on builtin:wine"), "{text}");
+    assert!(text.contains("before   ") && text.contains("after    "), "{text}");
     // The student predicts as any model does.
     let out = gradus(d, &["evaluate", "--model", "small.gradus", "--data", "builtin:wine", "--json"]);
     assert!(json(&out)["metrics"]["accuracy"].as_f64().unwrap() > 0.85);
