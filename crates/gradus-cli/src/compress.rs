@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gradus::compress::{DistillOptions, PRUNE_ROUNDS, distill_fastest, figures, prune, quantize};
+use gradus::report::svg::number;
 use gradus::train::{EarlyStopping, Ensemble, Metrics, NoObserver, TrainConfig};
 use serde_json::json;
 
@@ -202,10 +203,6 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
 /// Where the labelled rows `data` come from, read as the arguments say.
 fn source<'a>(args: &'a CompressArgs, data: &'a str) -> LabelledSource<'a> {
     LabelledSource { model: &args.model, data, read: args.read }
-}
-
-fn number(v: f64) -> String {
-    gradus::report::svg::number(v)
 }
 
 fn bytes(n: usize) -> String {

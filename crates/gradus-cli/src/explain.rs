@@ -123,7 +123,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<()> {
     let data = all.subset(&sample_rows(total, args.rows, &mut rng));
     drop(all);
     progress(&args, &format!("{} rows of {total} from {}", data.n_samples(), args.data));
-    let shape = shape.or_else(|| image_shape(&saved, &data));
+    let shape = image_shape(&saved, &data, shape, &args.data)?;
     let groups = column_groups(&data.encoding, data.expansion.is_some());
 
     // Permutation importance: every column, unless they are an image's many pixels.
@@ -231,19 +231,27 @@ fn progress(args: &ExplainArgs, what: &str) {
     }
 }
 
-/// The image shape a model reads its inputs as: a CNN's, or the square of
-/// pixel columns `px0`, `px1`, … an MLP on images reads.
-fn image_shape(saved: &Ensemble, data: &Dataset) -> Option<ImageShape> {
-    for member in saved.members() {
-        if let Architecture::Cnn(spec) = &member.spec.architecture {
-            return Some(spec.input);
-        }
-    }
-    let columns = data.encoding.input_columns();
-    let n = columns.len();
-    let side = (n as f64).sqrt().round() as usize;
-    let pixels = side * side == n && n >= 4 && columns.iter().enumerate().all(|(i, c)| *c == format!("px{i}"));
-    (pixels && data.sparse.is_none()).then_some([1, side, side])
+/// The image shape of the rows, when they are images whose every pixel is
+/// a column the model reads: a CNN's input shape, else what the source says
+/// (`loaded`: an IDX file's or a folder's; a built-in image dataset's, as
+/// [`gradus::data::image_shape`] knows it). A CSV of pixel columns says
+/// nothing of its shape, and rows whose pixels a tune dropped in part are
+/// not whole images: no shape, no saliency.
+fn image_shape(
+    saved: &Ensemble,
+    data: &Dataset,
+    loaded: Option<ImageShape>,
+    source: &str,
+) -> anyhow::Result<Option<ImageShape>> {
+    let cnn = saved.members().iter().find_map(|m| match &m.spec.architecture {
+        Architecture::Cnn(spec) => Some(spec.input),
+        _ => None,
+    });
+    let shape = match cnn.or(loaded) {
+        Some(shape) => Some(shape),
+        None => gradus::data::image_shape(source)?,
+    };
+    Ok(shape.filter(|s| s.iter().product::<usize>() == data.n_features() && data.sparse.is_none()))
 }
 
 /// How a grid value of `group` reads, from the donor row's inputs: the

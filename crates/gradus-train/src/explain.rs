@@ -71,12 +71,13 @@ pub fn column_groups(encoding: &Encoding, stored: bool) -> Vec<ColumnGroup> {
     groups
 }
 
-/// The score of the model on `data` by `metric`; an error when the rows do
-/// not give one (a ROC AUC of rows of one class).
-pub fn score(model: &Ensemble, data: &Dataset, metric: Metric) -> Result<f64, TrainError> {
-    let metrics = model.evaluate(data.clone())?;
+/// The score of the model on `data` (given up) by `metric`; an error when
+/// the rows do not give one (a ROC AUC of rows of one class).
+pub fn score(model: &Ensemble, data: Dataset, metric: Metric) -> Result<f64, TrainError> {
+    let name = data.name.clone();
+    let metrics = model.evaluate(data)?;
     metric.of(&metrics).ok_or_else(|| {
-        TrainError::Mismatch(format!("{}: the model's {} cannot be computed on these rows", data.name, metric.name()))
+        TrainError::Mismatch(format!("{name}: the model's {} cannot be computed on these rows", metric.name()))
     })
 }
 
@@ -126,7 +127,7 @@ pub fn permutation_importance(
             "permutation importance needs at least 2 repeats for a confidence interval, got {repeats}"
         )));
     }
-    let baseline = score(model, data, metric)?;
+    let baseline = score(model, data.clone(), metric)?;
     let sign = if metric.higher_is_better() { 1.0 } else { -1.0 };
     let groups = column_groups(&data.encoding, data.expansion.is_some());
     let mut rng = seeded_rng(seed);
@@ -138,7 +139,7 @@ pub fn permutation_importance(
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut rng);
             let shuffled = with_column_from(data, group, |i| order[i]);
-            drops.push(sign * (baseline - score(model, &shuffled, metric)?));
+            drops.push(sign * (baseline - score(model, shuffled, metric)?));
         }
         let (mean, std) = mean_and_std(&drops);
         let half = t_975(repeats - 1) * std / (repeats as f64).sqrt();
@@ -210,11 +211,11 @@ pub enum Response {
     Probability { class: usize },
 }
 
-/// The model's responses for each row of `data`, row after row, and how
-/// many a row has: a real target's prediction (one), or each class's
-/// probability (two for one logit).
-pub fn responses(model: &Ensemble, data: &Dataset) -> Result<(Vec<f64>, usize), TrainError> {
-    let out = model.outputs_of(data.clone())?;
+/// The model's responses for each row of `data` (given up), row after
+/// row, and how many a row has: a real target's prediction (one), or each
+/// class's probability (two for one logit).
+pub fn responses(model: &Ensemble, data: Dataset) -> Result<(Vec<f64>, usize), TrainError> {
+    let out = model.outputs_of(data)?;
     let k = model.n_outputs();
     Ok(match model.preprocessing().classes {
         None => (out.into_iter().map(f64::from).collect(), k),
@@ -223,7 +224,7 @@ pub fn responses(model: &Ensemble, data: &Dataset) -> Result<(Vec<f64>, usize), 
 }
 
 /// One response of each row of `data` (see [`responses`]).
-pub fn response_of(model: &Ensemble, data: &Dataset, response: Response) -> Result<Vec<f64>, TrainError> {
+pub fn response_of(model: &Ensemble, data: Dataset, response: Response) -> Result<Vec<f64>, TrainError> {
     let (r, width) = responses(model, data)?;
     let column = match response {
         Response::Prediction => 0,
@@ -307,7 +308,7 @@ pub fn partial_dependence(
     let (mut means, mut ice_all) = (Vec::new(), Vec::new());
     let mut width = 1;
     for &donor in &donors {
-        let (r, w) = responses(model, &with_column_from(data, group, |_| donor))?;
+        let (r, w) = responses(model, with_column_from(data, group, |_| donor))?;
         width = w;
         let mut mean = vec![0.0; w];
         for row in r.chunks_exact(w) {
@@ -424,7 +425,7 @@ pub fn ngram_effects(
         without.push_row(&mut entries);
     }
     rows.sparse = Some(without);
-    let r = response_of(model, &rows, response)?;
+    let r = response_of(model, rows, response)?;
     let mut effects: Vec<NgramEffect> = idx
         .iter()
         .enumerate()

@@ -69,11 +69,16 @@ pub fn teacher_targets(
     let k = teacher.n_outputs();
     // The teacher's logits over the temperature: its probabilities softened.
     let p = probabilities(&out.iter().map(|z| z / temperature).collect::<Vec<_>>(), k);
-    let width = if k == 1 { 2 } else { k };
-    Ok(match n_outputs {
+    Ok(soft_targets(p, if k == 1 { 2 } else { k }, n_outputs))
+}
+
+/// Class probabilities, `width` a row, as soft targets for a model of
+/// `n_outputs`: the positive class's alone for one output, else all.
+fn soft_targets(p: Vec<f32>, width: usize, n_outputs: usize) -> Vec<f32> {
+    match n_outputs {
         1 => p.chunks_exact(width).map(|row| row[1]).collect(),
         _ => p,
-    })
+    }
 }
 
 /// A distilled model and how it was made.
@@ -352,13 +357,9 @@ pub fn prune(
         // probabilities (soft targets), which say more than the labels.
         let soft: Option<Vec<f32>> = match &train.y {
             Target::Classes { .. } => {
-                let k = member.model.n_outputs();
                 let p = member.averaged_values_of(train_raw.clone())?;
                 let width = p.len() / train_raw.n_samples().max(1);
-                Some(match k {
-                    1 => p.chunks_exact(width).map(|row| row[1] as f32).collect(),
-                    _ => p.into_iter().map(|v| v as f32).collect(),
-                })
+                Some(soft_targets(p.into_iter().map(|v| v as f32).collect(), width, member.model.n_outputs()))
             }
             Target::Real(_) => None,
         };
