@@ -352,6 +352,17 @@ impl Trainer {
         if let Some(bad) = soft.iter().find(|p| !(0.0..=1.0).contains(*p)) {
             return Err(TrainError::Mismatch(format!("a soft target must be a probability in [0, 1], got {bad}")));
         }
+        // Softmax's −Σ p·log q and its gradient q − p hold for rows that sum to 1.
+        let k = model.n_outputs();
+        if loss == Loss::SoftmaxCrossEntropy
+            && let Some((i, row)) =
+                soft.chunks_exact(k).enumerate().find(|(_, r)| (r.iter().sum::<f32>() - 1.0).abs() > 1e-3)
+        {
+            return Err(TrainError::Mismatch(format!(
+                "soft targets of row {i} sum to {}, not 1",
+                row.iter().sum::<f32>()
+            )));
+        }
         if self.config.class_weights.is_some() {
             return Err(TrainError::Mismatch("class weights apply to labels, not to soft targets".into()));
         }
@@ -880,6 +891,11 @@ mod tests {
         wrong[7] = 1.5;
         assert!(fit(&mut m, Loss::BinaryCrossEntropy, &wrong).contains("in [0, 1], got 1.5"));
         assert!(fit(&mut m, Loss::Mse, &p).contains("cross-entropy"));
+        let mut two = crate::LinearModel::new(2, 2, true);
+        let mut halves = one_hot.clone();
+        halves[0] = 0.5;
+        let err = trainer.fit_soft(&mut two, Loss::SoftmaxCrossEntropy, &data, &halves, None, &mut crate::NoObserver);
+        assert!(err.unwrap_err().to_string().contains("soft targets of row 0 sum to 1.5, not 1"));
     }
 
     #[test]
