@@ -128,23 +128,39 @@ impl Scaler {
 
     /// Scales `x` in place; a value too large for f32 after scaling is an error.
     pub fn transform(&self, x: &mut Matrix) -> Result<(), DataError> {
+        self.transform_block(x, 0)
+    }
+
+    /// [`Self::transform`] of rows that come `first_row` rows into a
+    /// matrix (errors name the row there).
+    pub fn transform_block(&self, x: &mut Matrix, first_row: usize) -> Result<(), DataError> {
         if x.cols() != self.offset.len() || x.cols() != self.scale.len() {
             return Err(DataError::invalid(
                 "scaler",
                 format!("fitted on {} features ({} scales), given {}", self.offset.len(), self.scale.len(), x.cols()),
             ));
         }
+        // A row is scaled into `scaled` and checked before it replaces the
+        // values (an error names the value as given); the loop has no
+        // branch, so that it vectorises — two f64 divisions an instruction.
+        let mut scaled = vec![0.0f32; x.cols()];
         for i in 0..x.rows() {
-            for (j, ((v, m), s)) in x.row_mut(i).iter_mut().zip(&self.offset).zip(&self.scale).enumerate() {
-                let scaled = ((*v as f64 - m) / s) as f32;
-                if !scaled.is_finite() {
-                    return Err(DataError::invalid(
-                        "scaler",
-                        format!("row {}, feature column {}: {} is out of range once scaled", i + 1, j + 1, *v),
-                    ));
-                }
-                *v = scaled;
+            let row = x.row_mut(i);
+            for (((t, &v), m), s) in scaled.iter_mut().zip(row.iter()).zip(&self.offset).zip(&self.scale) {
+                *t = ((v as f64 - m) / s) as f32;
             }
+            if let Some(j) = scaled.iter().position(|t| !t.is_finite()) {
+                return Err(DataError::invalid(
+                    "scaler",
+                    format!(
+                        "row {}, feature column {}: {} is out of range once scaled",
+                        first_row + i + 1,
+                        j + 1,
+                        row[j]
+                    ),
+                ));
+            }
+            row.copy_from_slice(&scaled);
         }
         Ok(())
     }

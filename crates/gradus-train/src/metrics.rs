@@ -337,10 +337,15 @@ pub fn probabilities(logits: &[f32], k: usize) -> Vec<f32> {
             .collect()
     } else {
         let mut out = Vec::with_capacity(logits.len());
+        // A row's exponentials, each taken once.
+        let mut exps = vec![0.0f64; k];
         for row in logits.chunks_exact(k) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
-            out.extend(row.iter().map(|&z| (((z - max) as f64).exp() / sum) as f32));
+            for (e, &z) in exps.iter_mut().zip(row) {
+                *e = ((z - max) as f64).exp();
+            }
+            let sum: f64 = exps.iter().sum();
+            out.extend(exps.iter().map(|&e| (e / sum) as f32));
         }
         out
     }
