@@ -171,6 +171,9 @@ pub struct TuneArgs {
     /// At the end, distil the final model into one MLP at least 8x faster (as `gradus compress --distill`) and save that instead; its training is not bounded by --timeout.
     #[arg(long)]
     distill: bool,
+    /// How many times faster than the final model --distill's student must predict.
+    #[arg(long, value_name = "X", default_value_t = 8.0, requires = "distill")]
+    distill_speedup: f64,
     /// The final model averages the K best configurations, each retrained
     /// on all tuning rows (their class probabilities, or predictions); 1
     /// keeps the best one alone.
@@ -272,6 +275,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     }
     if !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--test-fraction must be in [0, 1), got {}", args.test_fraction);
+    }
+    if !(args.distill_speedup.is_finite() && args.distill_speedup >= 1.0) {
+        bail!("--distill-speedup must be a number ≥ 1, got {}", args.distill_speedup);
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if args.trials == 0 || jobs == 0 {
@@ -801,7 +807,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         let before = gradus::compress::figures(&model, &held_out)?;
         let options = gradus::compress::DistillOptions {
             hidden: None,
-            speedup: 8.0,
+            speedup: args.distill_speedup,
             epochs: 300,
             lr: 1e-3,
             valid_fraction: 0.15,

@@ -62,7 +62,22 @@ fn an_ensemble_distils_into_one_smaller_network_that_records_it() {
 fn tune_distill_saves_the_student_and_reports_both() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = ["tune", "--data", "builtin:wine", "--model", "mlp", "--trials", "4", "--epochs", "20", "--distill"];
+    // Wine's ensembles are small and (in a test build) slow to time: a
+    // student 2x faster, not the default 8x.
+    let args = [
+        "tune",
+        "--data",
+        "builtin:wine",
+        "--model",
+        "mlp",
+        "--trials",
+        "4",
+        "--epochs",
+        "20",
+        "--distill",
+        "--distill-speedup",
+        "2",
+    ];
     let out = gradus(d, &[&args[..], &["--out", "d.gradus", "--json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: Value = String::from_utf8(out.stdout)
@@ -168,6 +183,11 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
         ([&base[..], &["--distill", "--valid-fraction", "1.5"]].concat(), "--valid-fraction must be in (0, 1)"),
         ([&base[..], &["--distill", "--hidden", "0"]].concat(), "a hidden layer needs at least one unit"),
         ([&base[..], &["--distill", "--speedup", "0.5"]].concat(), "--speedup must be a number"),
+        (
+            vec!["tune", "--data", "builtin:wine", "--distill", "--distill-speedup", "0.5", "--out", "s2.gradus"],
+            "--distill-speedup must be a number",
+        ),
+        (vec!["tune", "--data", "builtin:wine", "--distill-speedup", "2"], "--distill"),
         (
             vec!["compress", "--model", "big.gradus", "--data", "other.csv", "--out", "s3.gradus", "--distill"],
             "alcohol",

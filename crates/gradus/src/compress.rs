@@ -273,7 +273,7 @@ pub fn distill_fastest(
             chosen.map(|(_, h)| h).ok_or_else(|| {
                 PipelineError::Unsuitable(format!(
                     "no student of {} hidden units predicts {}x faster than the model ({:.3} ms per 1,000 rows); \
-                     name one with --hidden",
+                     ask for less (compress --speedup, tune --distill-speedup) or name one (compress --hidden)",
                     STUDENTS.map(describe).join(", "),
                     o.speedup,
                     teacher_ms
