@@ -16,6 +16,7 @@ use gradus_data::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::layer::Layer;
+use crate::quant::QuantizedDense;
 
 /// An image's shape: channels, height, width.
 pub type Shape = [usize; 3];
@@ -373,6 +374,205 @@ impl Layer for Conv2d {
         self.forward_images(params, input, n, padded, cols, out);
     }
 
+    fn with_int8(&self, q: QuantizedDense) -> Option<Box<dyn Layer>> {
+        Some(Box::new(Int8Conv::new(self, q)?))
+    }
+
+    /// Its int8 form: the weights as a matrix of the `k·k·C` inputs of an
+    /// output pixel in (ky, kx, c) order by the output channels (see
+    /// [`Int8Conv`]), each input column coded by its channel's range over
+    /// all the channel's pixels in `ranges` (one per input value, `C×H×W`).
+    fn quantized(&self, params: &[f32], ranges: Vec<[f32; 2]>) -> Option<QuantizedDense> {
+        let [channels, h, w] = self.input;
+        let channel_ranges: Vec<[f32; 2]> = ranges
+            .chunks_exact(h * w)
+            .map(|r| r.iter().fold([f32::INFINITY, f32::NEG_INFINITY], |a, b| [a[0].min(b[0]), a[1].max(b[1])]))
+            .collect();
+        let k = self.kernel;
+        let fan_in = k * k * channels;
+        let mut matrix = vec![0.0f32; fan_in * self.out_channels];
+        let mut column_ranges = Vec::with_capacity(fan_in);
+        for ky in 0..k {
+            for kx in 0..k {
+                for c in 0..channels {
+                    let row = (ky * k + kx) * channels + c;
+                    for o in 0..self.out_channels {
+                        matrix[row * self.out_channels + o] = params[((o * channels + c) * k + ky) * k + kx];
+                    }
+                    column_ranges.push(channel_ranges[c]);
+                }
+            }
+        }
+        Some(QuantizedDense::new(&matrix, fan_in, self.out_channels, column_ranges))
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+/// A convolution that predicts in int8: an output pixel's `k·k·C` inputs,
+/// read in (ky, kx, c) order, are a row of a [`QuantizedDense`] of the
+/// output channels. Each image is coded once into u8 with its channels
+/// last and its padding as the code of 0, so that the kernel row `ky` of
+/// an output pixel's inputs is one run of `k·C` codes; the rows of all
+/// the image's pixels go through the int8 kernel, and its pixel-major
+/// outputs are turned channel-major. Its slice keeps the f32 layout (the
+/// weights as the int8 ones stand for, then the bias), so its parameters
+/// and their names are a convolution's; it is for prediction (a network
+/// holding one is not trained).
+#[derive(Clone, Debug)]
+pub(crate) struct Int8Conv {
+    conv: Conv2d,
+    pub q: QuantizedDense,
+}
+
+impl Int8Conv {
+    /// `None` unless `q` is `conv`'s int8 form (`k·k·C` inputs by the output channels).
+    pub fn new(conv: &Conv2d, q: QuantizedDense) -> Option<Self> {
+        let conv = Conv2d::new(conv.input, conv.out_channels, conv.kernel, conv.stride, conv.padding)?;
+        (q.fan_in == conv.patch() && q.fan_out == conv.out_channels).then_some(Self { conv, q })
+    }
+
+    /// The f32 weights `[out, in, k, k]` the int8 ones stand for.
+    fn dequantized(&self) -> Vec<f32> {
+        let (k, channels, outs) = (self.conv.kernel, self.conv.input[0], self.conv.out_channels);
+        let matrix = self.q.dequantized();
+        let mut w = vec![0.0f32; outs * self.conv.patch()];
+        for ky in 0..k {
+            for kx in 0..k {
+                for c in 0..channels {
+                    let row = (ky * k + kx) * channels + c;
+                    for o in 0..outs {
+                        w[((o * channels + c) * k + ky) * k + kx] = matrix[row * outs + o];
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    /// Codes one image (`C×H×W`) into `padded` (`(H+2p)×(W+2p)×C`, channels
+    /// last; the border is the code of 0; 8 bytes to spare) and lowers it
+    /// into `rows`: one row of `stride` codes an output pixel, its inputs
+    /// in (ky, kx, c) order (the bytes past `k·k·C` meet zero weights).
+    fn lower(&self, channel: &[u8], padded: &mut [u8], rows: &mut [u8], stride: usize) {
+        let [channels, h, w] = self.conv.input;
+        let (k, s, p) = (self.conv.kernel, self.conv.stride, self.conv.padding);
+        let pw = w + 2 * p;
+        for c in 0..channels {
+            let coded = &channel[c * h * w..(c + 1) * h * w];
+            for y in 0..h {
+                let line = &mut padded[((y + p) * pw + p) * channels..][..w * channels];
+                for (x, &u) in coded[y * w..(y + 1) * w].iter().enumerate() {
+                    line[x * channels + c] = u;
+                }
+            }
+        }
+        let run = k * channels;
+        // Runs of at most 8 codes (a one-channel image's) move as one
+        // 8-byte word: a `memcpy` call each took a fifth of the time. The
+        // bytes a word writes past its run are the next run's or the row's
+        // padding (which meets zero weights); `padded` has 8 bytes to spare.
+        let words = run <= 8 && (k - 1) * run + 8 <= stride;
+        for oy in 0..self.conv.out_h {
+            for ox in 0..self.conv.out_w {
+                let row = &mut rows[(oy * self.conv.out_w + ox) * stride..][..stride];
+                for ky in 0..k {
+                    let from = ((oy * s + ky) * pw + ox * s) * channels;
+                    if words {
+                        let word: [u8; 8] = padded[from..from + 8].try_into().expect("8 bytes");
+                        row[ky * run..ky * run + 8].copy_from_slice(&word);
+                    } else {
+                        row[ky * run..(ky + 1) * run].copy_from_slice(&padded[from..from + run]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Layer for Int8Conv {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+
+    fn input_width(&self) -> usize {
+        self.conv.input_width()
+    }
+
+    fn output_width(&self) -> usize {
+        self.conv.output_width()
+    }
+
+    fn n_params(&self) -> usize {
+        self.conv.n_params()
+    }
+
+    fn param_blocks(&self) -> Vec<(&'static str, Vec<usize>, Range<usize>)> {
+        self.conv.param_blocks()
+    }
+
+    fn penalised(&self) -> Vec<Range<usize>> {
+        self.conv.penalised()
+    }
+
+    fn init(&self, params: &mut [f32], rng: &mut Rng) {
+        self.conv.init(params, rng);
+    }
+
+    fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+        self.predict(params, input, n, out, &mut Vec::new());
+    }
+
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _input: &[f32],
+        _n: usize,
+        _delta: &mut Vec<f32>,
+        _scratch: &mut Vec<f32>,
+        _grad: &mut [f32],
+        _input_grad: bool,
+    ) {
+        unreachable!("an int8 network is not trained (the trainer refuses it)")
+    }
+
+    fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+        let [channels, h, w] = self.conv.input;
+        let p = self.conv.padding;
+        let (pixels, outs) = (self.conv.pixels(), self.conv.out_channels);
+        let stride = self.q.fan_in.div_ceil(4) * 4;
+        // Each channel's code (input column c is tap (0, 0) of channel c),
+        // for each of its pixels; the padding is the code of 0.
+        let code = self.q.code().columns(0..channels);
+        let planes = code.repeated(h * w);
+        let mut zero = Vec::new();
+        code.encode(&vec![0.0; channels], &mut zero);
+        let mut padded = zero[..channels].repeat((h + 2 * p) * (w + 2 * p));
+        padded.extend_from_slice(&[0; 8]);
+        let mut rows = vec![0u8; pixels * stride];
+        let mut coded = Vec::new();
+        scratch.clear();
+        scratch.resize(pixels * outs, 0.0);
+        let bias = &params[self.conv.bias()];
+        let (width, out_width) = (self.input_width(), self.output_width());
+        for (image, out) in input.chunks_exact(width).zip(out.chunks_exact_mut(out_width)).take(n) {
+            planes.encode(image, &mut coded);
+            self.lower(&coded, &mut padded, &mut rows, stride);
+            self.q.forward_codes(&rows, pixels, bias, scratch);
+            transpose(scratch, pixels, outs, out);
+        }
+    }
+
+    fn int8(&self) -> Option<&QuantizedDense> {
+        Some(&self.q)
+    }
+
+    fn dequantized_weights(&self) -> Option<Vec<f32>> {
+        Some(self.dequantized())
+    }
+
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(self.clone())
     }
@@ -453,6 +653,106 @@ impl MaxPool2d {
     }
 }
 
+/// `to` (`cols × rows`) = the transpose of `from` (`rows × cols`), both
+/// row-major, in 16×16 tiles: in registers with AVX-512, else in the L1
+/// cache.
+fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
+    assert!(from.len() >= rows * cols && to.len() >= rows * cols);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; the lengths are asserted above.
+        unsafe { transpose_tiles(from, rows, cols, to) };
+        return;
+    }
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            for c in c0..(c0 + TILE).min(cols) {
+                let line = &mut to[c * rows + r0..c * rows + r1];
+                for (r, t) in (r0..r1).zip(line) {
+                    *t = from[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// [`transpose`] in 16×16 tiles held in registers (unpack, then shuffles
+/// within and across 128-bit lanes); the tiles at the edges masked.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_tiles(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for r0 in (0..rows).step_by(16) {
+        let n_rows = (rows - r0).min(16);
+        for c0 in (0..cols).step_by(16) {
+            let n_cols = (cols - c0).min(16);
+            let col_mask: __mmask16 = if n_cols == 16 { !0 } else { (1 << n_cols) - 1 };
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, row) in r.iter_mut().enumerate().take(n_rows) {
+                // SAFETY: row r0 + i holds `cols` values from c0; the mask reads n_cols of them.
+                *row = unsafe { _mm512_maskz_loadu_ps(col_mask, from.as_ptr().add((r0 + i) * cols + c0)) };
+            }
+            // Pairs of rows interleaved, then each 128-bit lane's 4×4 block
+            // transposed: u[j] lane L holds column 4L + j of rows 4q..4q+3 (u[4q + j]).
+            let mut t = [_mm512_setzero_ps(); 16];
+            for q in 0..8 {
+                t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+                t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+            }
+            let mut u = [_mm512_setzero_ps(); 16];
+            for q in 0..4 {
+                let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+                u[4 * q] = _mm512_shuffle_ps::<0x44>(a, c);
+                u[4 * q + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+                u[4 * q + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+                u[4 * q + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+            }
+            // Lane L of u[j], u[4 + j], u[8 + j], u[12 + j] is column 4L + j.
+            let mut out = [_mm512_setzero_ps(); 16];
+            for j in 0..4 {
+                let v = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+                let v1 = _mm512_shuffle_f32x4::<0xDD>(u[j], u[4 + j]);
+                let w = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+                let w1 = _mm512_shuffle_f32x4::<0xDD>(u[8 + j], u[12 + j]);
+                out[j] = _mm512_shuffle_f32x4::<0x88>(v, w);
+                out[8 + j] = _mm512_shuffle_f32x4::<0xDD>(v, w);
+                out[4 + j] = _mm512_shuffle_f32x4::<0x88>(v1, w1);
+                out[12 + j] = _mm512_shuffle_f32x4::<0xDD>(v1, w1);
+            }
+            let row_mask: __mmask16 = if n_rows == 16 { !0 } else { (1 << n_rows) - 1 };
+            for (j, v) in out.iter().enumerate().take(n_cols) {
+                // SAFETY: column c0 + j of `to` holds `rows` values from r0; the mask writes n_rows.
+                unsafe { _mm512_mask_storeu_ps(to.as_mut_ptr().add((c0 + j) * rows + r0), row_mask, *v) };
+            }
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// 2×2 max pooling of one line pair: `rows` holds two rows of `w`
+    /// values; `out[ox]` is the maximum of the window at columns 2·ox and
+    /// 2·ox + 1 (NaN over a number), the rows' maximum taken first, column
+    /// by column, so that the loops vectorise. The value is
+    /// [`MaxPool2d::pool`]'s but for the sign of a zero when +0 and −0 tie.
+    fn pool_pairs(rows: &[f32], w: usize, out: &mut [f32]) {
+        let (top, bottom) = rows.split_at(w);
+        let larger = |a: f32, b: f32| if b > a || b.is_nan() && !a.is_nan() { b } else { a };
+        let mut column = [0.0f32; 64];
+        for (first, out) in (0..out.len()).step_by(32).zip(out.chunks_mut(32)) {
+            let pairs = &mut column[..2 * out.len()];
+            let (t, b) = (&top[2 * first..2 * first + pairs.len()], &bottom[2 * first..2 * first + pairs.len()]);
+            for ((p, &t), &b) in pairs.iter_mut().zip(t).zip(b) {
+                *p = larger(t, b);
+            }
+            for (o, pair) in out.iter_mut().zip(pairs.chunks_exact(2)) {
+                *o = larger(pair[0], pair[1]);
+            }
+        }
+    }
+}
+
 /// Of the positions `best` and `candidate` (later in the window), the one a
 /// max pool keeps: the larger, the earlier on a tie, and NaN over a number
 /// (NaN propagates, as in PyTorch).
@@ -518,7 +818,19 @@ impl Layer for MaxPool2d {
         for i in 0..n {
             let image = &input[i * width..(i + 1) * width];
             let o = &mut out[i * out_width..(i + 1) * out_width];
-            self.pool(image, o, |_, _| {});
+            if self.kernel == 2 && self.stride == 2 {
+                // The values alone: no positions to keep, and a loop that vectorises.
+                let [channels, h, w] = self.input;
+                for c in 0..channels {
+                    for oy in 0..self.out_h {
+                        let top_at = (c * h + 2 * oy) * w;
+                        let at = (c * self.out_h + oy) * self.out_w;
+                        pool_pairs(&image[top_at..top_at + 2 * w], w, &mut o[at..at + self.out_w]);
+                    }
+                }
+            } else {
+                self.pool(image, o, |_, _| {});
+            }
         }
     }
 
@@ -1449,5 +1761,66 @@ pub(crate) mod tests {
         let mut pooled = vec![0.0; 2 * pool.output_width()];
         pool.forward(&[], &out, 2, &mut pooled, &mut rng);
         assert_eq!(predict(&pool, &[], &out), pooled);
+    }
+
+    #[test]
+    fn transpose_matches_the_definition_at_any_shape() {
+        for (rows, cols) in [(1, 1), (16, 16), (784, 32), (196, 64), (17, 3), (5, 40), (33, 18)] {
+            let from: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut to = vec![-1.0; rows * cols];
+            transpose(&from, rows, cols, &mut to);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(to[c * rows + r], from[r * cols + c], "{rows}x{cols} at {r},{c}");
+                }
+            }
+        }
+    }
+
+    /// The int8 convolution computes, to f32's rounding of its sums, the
+    /// f32 convolution of what its bytes stand for: the inputs decoded from
+    /// their codes and the weights dequantized — so its im2col, layout and
+    /// padding are the f32 layer's.
+    #[test]
+    fn int8_conv_is_the_f32_convolution_of_what_its_bytes_stand_for() {
+        let mut rng = seeded_rng(5);
+        for (shape, outs, k, stride, padding) in [
+            ([2, 6, 5], 3, 3, 1, 1),
+            ([3, 7, 7], 17, 3, 2, 0),
+            ([1, 8, 8], 4, 5, 1, 2),
+            ([4, 5, 6], 2, 1, 1, 0),
+            ([32, 6, 6], 64, 5, 1, 2),
+        ] {
+            let conv = Conv2d::new(shape, outs, k, stride, padding).unwrap();
+            let params: Vec<f32> = (0..conv.n_params()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let n = 3;
+            let width = conv.input_width();
+            let plane = shape[1] * shape[2];
+            // Each channel its own range: channel c spans about (c + 1)·[-1, 2].
+            let x: Vec<f32> =
+                (0..n * width).map(|i| ((i % width) / plane + 1) as f32 * rng.random_range(-1.0f32..2.0)).collect();
+            let q = conv.quantized(&params, crate::quant::column_ranges(&x, width)).unwrap();
+            let int8 = Int8Conv::new(&conv, q).unwrap();
+            let mut got = vec![0.0; n * conv.output_width()];
+            int8.predict(&params, &x, n, &mut got, &mut Vec::new());
+
+            let code = int8.q.code().columns(0..shape[0]).repeated(plane);
+            let decoded: Vec<f32> = x.chunks_exact(width).flat_map(|image| code.decoded(image)).collect();
+            let mut dequantized = params.clone();
+            dequantized[conv.weights()].copy_from_slice(&int8.dequantized());
+            let mut want = vec![0.0; n * conv.output_width()];
+            conv.predict(&dequantized, &decoded, n, &mut want, &mut Vec::new());
+            // f32's rounding of sums of up to C·k·k products (each below 2·C).
+            let tolerance = 1e-6 * conv.patch() as f32 * 2.0 * shape[0] as f32;
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= tolerance, "{shape:?} k{k} s{stride} p{padding}: {g} vs {w}");
+            }
+            // And close to the f32 convolution itself.
+            let mut exact = vec![0.0; n * conv.output_width()];
+            conv.predict(&params, &x, n, &mut exact, &mut Vec::new());
+            let scale = exact.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+            let worst = got.iter().zip(&exact).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 0.05 * scale, "{shape:?}: int8 off by {worst} of {scale}");
+        }
     }
 }

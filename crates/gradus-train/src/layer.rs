@@ -88,8 +88,27 @@ pub(crate) trait Layer: std::fmt::Debug + Send + Sync {
     fn quantized(&self, _params: &[f32], _ranges: Vec<[f32; 2]>) -> Option<QuantizedDense> {
         None
     }
+    /// Itself predicting in int8 with `q` (its [`Self::quantized`] form, or
+    /// a file's); `None` for a layer with no int8 form or a `q` of another shape.
+    fn with_int8(&self, _q: QuantizedDense) -> Option<Box<dyn Layer>> {
+        None
+    }
     /// Its int8 weights, when it predicts with them.
     fn int8(&self) -> Option<&QuantizedDense> {
+        None
+    }
+    /// For a layer predicting in int8: the f32 weights (its `weight`
+    /// block) the int8 ones stand for.
+    fn dequantized_weights(&self) -> Option<Vec<f32>> {
+        None
+    }
+    /// Whether [`Self::predict`] copies its input unchanged (dropout at
+    /// inference): a network skips the pass.
+    fn predicts_identity(&self) -> bool {
+        false
+    }
+    /// The activation it applies, for an activation layer.
+    fn activation(&self) -> Option<Activation> {
         None
     }
     fn boxed_clone(&self) -> Box<dyn Layer>;
@@ -304,6 +323,10 @@ impl Layer for Dense {
         Some(QuantizedDense::new(&params[self.weights()], self.fan_in, self.fan_out, ranges))
     }
 
+    fn with_int8(&self, q: QuantizedDense) -> Option<Box<dyn Layer>> {
+        ((q.fan_in, q.fan_out) == (self.fan_in, self.fan_out)).then(|| Box::new(Int8Dense { q }) as Box<dyn Layer>)
+    }
+
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(self.clone())
     }
@@ -382,6 +405,10 @@ impl Layer for Int8Dense {
         Some(&self.q)
     }
 
+    fn dequantized_weights(&self) -> Option<Vec<f32>> {
+        Some(self.q.dequantized())
+    }
+
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(self.clone())
     }
@@ -433,6 +460,10 @@ impl Layer for ActivationLayer {
 
     fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
         self.activation.apply_slice(&input[..n * self.width], out);
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {
@@ -491,6 +522,10 @@ impl Layer for Dropout {
 
     fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
         out[..n * self.width].copy_from_slice(&input[..n * self.width]);
+    }
+
+    fn predicts_identity(&self) -> bool {
+        true
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {

@@ -7,10 +7,11 @@ use std::ops::Range;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, Par};
-use gradus_data::{Inputs, MatRef, Rng};
+use gradus_data::{Inputs, MatRef, Rng, Scaler};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
+use crate::quant::{InputCode, QuantizedDense};
 use crate::{Loss, Targets};
 
 /// A named block of parameters (a layer's weight or bias), as
@@ -74,20 +75,39 @@ pub trait Model: Send {
     fn is_quantized(&self) -> bool {
         false
     }
-    /// Makes each dense layer predict in int8 (see [`crate::quant`]), its
+    /// Makes each dense and conv layer predict in int8 (see [`crate::quant`]), its
     /// inputs' range calibrated on the rows of `calibration` (inputs as
-    /// [`Self::predict`] reads them); an error for a model with no dense layers.
+    /// [`Self::predict`] reads them); an error for a model with neither.
     fn quantize(&mut self, _calibration: MatRef) -> Result<(), crate::TrainError> {
-        Err(crate::TrainError::Mismatch("int8 quantisation applies to MLPs and CNNs (their dense layers)".into()))
+        Err(crate::TrainError::Mismatch(
+            "int8 quantisation applies to MLPs and CNNs (their dense and conv layers)".into(),
+        ))
+    }
+    /// The input code of the model's first layer for rows not yet put
+    /// through `scaler`, the scaler folded in (see
+    /// [`QuantizedDense::unscaled_code`]): for an int8 model whose inputs
+    /// go straight into an int8 layer. Rows coded so
+    /// ([`InputCode::encode`]) are what [`Self::predict_codes`] reads: no
+    /// scaled copy of them is made, and models that code alike share one
+    /// coding.
+    fn unscaled_code(&self, _scaler: &Scaler) -> Option<InputCode> {
+        None
+    }
+    /// [`Self::predict`] of `n` rows coded by [`Self::unscaled_code`]'s code.
+    ///
+    /// # Panics
+    /// For a model without such a code.
+    fn predict_codes(&self, _codes: &[u8], _n: usize, _out: &mut [f32]) {
+        panic!("the model reads no codes (it has no unscaled_code)")
     }
     /// Its int8 layers, in order (none unless quantised).
-    fn int8_layers(&self) -> Vec<crate::quant::QuantizedDense> {
+    fn int8_layers(&self) -> Vec<QuantizedDense> {
         Vec::new()
     }
     /// Makes its dense layers, in order, predict with these int8 layers (as
     /// a file holds them), their weights set to what those stand for.
-    fn set_int8_layers(&mut self, _layers: Vec<crate::quant::QuantizedDense>) -> Result<(), crate::TrainError> {
-        Err(crate::TrainError::Mismatch("int8 layers apply to MLPs and CNNs (their dense layers)".into()))
+    fn set_int8_layers(&mut self, _layers: Vec<QuantizedDense>) -> Result<(), crate::TrainError> {
+        Err(crate::TrainError::Mismatch("int8 layers apply to MLPs and CNNs (their dense and conv layers)".into()))
     }
 }
 
@@ -199,7 +219,7 @@ pub struct LinearModel {
     z: Vec<f32>,
     dz: Vec<f32>,
     /// Its weights in int8, when it predicts with them ([`Model::quantize`]).
-    int8: Option<crate::quant::QuantizedDense>,
+    int8: Option<QuantizedDense>,
 }
 
 impl LinearModel {
@@ -233,6 +253,12 @@ impl LinearModel {
     /// The intercepts (empty without one).
     pub fn intercept(&self) -> &[f32] {
         &self.params[self.n_inputs * self.n_outputs..]
+    }
+
+    /// The bias an int8 model adds: the intercept, or zeros.
+    fn int8_bias(&self) -> Vec<f32> {
+        let n_weights = self.n_inputs * self.n_outputs;
+        if self.fit_intercept { self.params[n_weights..].to_vec() } else { vec![0.0; self.n_outputs] }
     }
 
     fn outputs_into(&self, x: MatRef, z: &mut [f32]) {
@@ -334,14 +360,19 @@ impl Model for LinearModel {
         let x = x.dense_only();
         assert_eq!(out.len(), x.rows() * self.n_outputs, "out is n x n_outputs");
         match &self.int8 {
-            Some(q) => {
-                let n_weights = self.n_inputs * self.n_outputs;
-                let zeros = vec![0.0; self.n_outputs];
-                let bias = if self.fit_intercept { &self.params[n_weights..] } else { &zeros[..] };
-                q.forward(x.as_slice(), x.rows(), bias, out);
-            }
+            Some(q) => q.forward(x.as_slice(), x.rows(), &self.int8_bias(), out),
             None => self.outputs_into(x, out),
         }
+    }
+
+    fn unscaled_code(&self, scaler: &Scaler) -> Option<InputCode> {
+        self.int8.as_ref()?.unscaled_code(&scaler.offset, &scaler.scale)
+    }
+
+    fn predict_codes(&self, codes: &[u8], n: usize, out: &mut [f32]) {
+        let q = self.int8.as_ref().expect("an int8 model reads codes");
+        assert_eq!(out.len(), n * self.n_outputs, "out is n x n_outputs");
+        q.forward_codes(codes, n, &self.int8_bias(), out);
     }
 
     fn is_quantized(&self) -> bool {
@@ -362,15 +393,15 @@ impl Model for LinearModel {
         }
         let ranges = crate::quant::column_ranges(calibration.as_slice(), self.n_inputs);
         let n_weights = self.n_inputs * self.n_outputs;
-        let q = crate::quant::QuantizedDense::new(&self.params[..n_weights], self.n_inputs, self.n_outputs, ranges);
+        let q = QuantizedDense::new(&self.params[..n_weights], self.n_inputs, self.n_outputs, ranges);
         self.set_int8_layers(vec![q])
     }
 
-    fn int8_layers(&self) -> Vec<crate::quant::QuantizedDense> {
+    fn int8_layers(&self) -> Vec<QuantizedDense> {
         self.int8.iter().cloned().collect()
     }
 
-    fn set_int8_layers(&mut self, layers: Vec<crate::quant::QuantizedDense>) -> Result<(), crate::TrainError> {
+    fn set_int8_layers(&mut self, layers: Vec<QuantizedDense>) -> Result<(), crate::TrainError> {
         let [q] = <[_; 1]>::try_from(layers).map_err(|l: Vec<_>| {
             crate::TrainError::Mismatch(format!("{} int8 layers for a linear model's one", l.len()))
         })?;

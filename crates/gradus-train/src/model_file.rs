@@ -20,10 +20,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use gradus_data::{Dataset, Encoding, Inputs, Matrix, Scaler, Scaling, SparseRef, SparseRows, Target, six_digits};
+use gradus_data::{
+    Dataset, Encoding, Inputs, MatRef, Matrix, Scaler, Scaling, SparseRef, SparseRows, Target, six_digits,
+};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::quant::InputCode;
 use crate::{CnnSpec, LinearModel, Loss, MlpSpec, Model, Network, TextModel, TextSpec, TrainError};
 
 /// The file format version of a single model; ensembles are version 4.
@@ -267,9 +270,15 @@ impl Preprocessing {
 
     /// Applies the transforms after the encoding to an encoded matrix.
     pub fn transform(&self, x: &mut Matrix) -> Result<(), TrainError> {
+        self.transform_block(x, 0)
+    }
+
+    /// [`Self::transform`] of rows that come `first_row` rows into a
+    /// matrix (errors name the row there).
+    pub fn transform_block(&self, x: &mut Matrix, first_row: usize) -> Result<(), TrainError> {
         for t in &self.transforms[1..] {
             match t {
-                Transform::Scale(scaler) => scaler.transform(x)?,
+                Transform::Scale(scaler) => scaler.transform_block(x, first_row)?,
                 Transform::Encode(_) => unreachable!("checked in new"),
             }
         }
@@ -367,7 +376,7 @@ pub enum Compression {
         /// The epochs of fine-tuning.
         epochs: usize,
     },
-    /// Its dense layers predict in int8 (see [`crate::quant`]): each
+    /// Its dense and conv layers predict in int8 (see [`crate::quant`]): each
     /// weight a byte, with a scale per output channel, the inputs' range
     /// calibrated on `rows` rows.
     Int8 { rows: usize },
@@ -395,7 +404,7 @@ impl Compression {
                 100.0 * sparsity
             ),
             Compression::Int8 { rows } => {
-                format!("int8 dense layers (weights per output channel, inputs calibrated on {rows} rows)")
+                format!("int8 dense and conv layers (weights per output channel, inputs calibrated on {rows} rows)")
             }
         }
     }
@@ -407,7 +416,7 @@ impl ModelSpec {
         !self.int8() && self.compression.iter().any(|c| matches!(c, Compression::Pruned { .. }))
     }
 
-    /// Whether its dense layers are stored, and predict, in int8.
+    /// Whether its dense and conv layers are stored, and predict, in int8.
     fn int8(&self) -> bool {
         self.compression.iter().any(|c| matches!(c, Compression::Int8 { .. }))
     }
@@ -518,6 +527,42 @@ impl SavedModel {
 
     /// [`Self::outputs`] of rows with sparse (text) inputs beside the dense ones.
     pub fn outputs_with(&self, mut x: Matrix, sparse: Option<SparseRef>) -> Result<Vec<f32>, TrainError> {
+        self.check_widths(x.cols(), sparse)?;
+        if let Some(code) = self.unscaled_code() {
+            return Ok(self.outputs_of_codes(x.view(), &code));
+        }
+        self.spec.preprocessing.transform(&mut x)?;
+        Ok(self.outputs_of_inputs(x.view(), sparse))
+    }
+
+    /// The code of the model's first layer for rows before its one
+    /// transform after the encoding, a scaler folded in (see
+    /// [`Model::unscaled_code`]).
+    fn unscaled_code(&self) -> Option<InputCode> {
+        match &self.spec.preprocessing.transforms[1..] {
+            [Transform::Scale(scaler)] => self.model.unscaled_code(scaler),
+            _ => None,
+        }
+    }
+
+    /// Outputs for unscaled rows, coded by [`Self::unscaled_code`]'s `code`
+    /// a block of rows at a time.
+    fn outputs_of_codes(&self, x: MatRef, code: &InputCode) -> Vec<f32> {
+        let (d, k) = (x.cols(), self.model.n_outputs());
+        let mut out = vec![0.0; x.rows() * k];
+        let mut codes = Vec::new();
+        let block = block_rows(d);
+        for first in (0..x.rows()).step_by(block) {
+            let rows = first..(first + block).min(x.rows());
+            code.encode(&x.as_slice()[rows.start * d..rows.end * d], &mut codes);
+            self.model.predict_codes(&codes, rows.len(), &mut out[rows.start * k..rows.end * k]);
+        }
+        out
+    }
+
+    /// An error unless rows of `cols` feature columns and `sparse` are this
+    /// model's inputs.
+    fn check_widths(&self, cols: usize, sparse: Option<SparseRef>) -> Result<(), TrainError> {
         let sparse_width = sparse.map_or(0, |s| s.cols());
         if sparse_width != self.model.n_sparse_inputs() {
             return Err(TrainError::Mismatch(format!(
@@ -525,17 +570,21 @@ impl SavedModel {
                 self.model.n_sparse_inputs()
             )));
         }
-        if x.cols() != self.model.n_inputs() {
+        if cols != self.model.n_inputs() {
             return Err(TrainError::Mismatch(format!(
-                "the data has {} feature columns, the model takes {}",
-                x.cols(),
+                "the data has {cols} feature columns, the model takes {}",
                 self.model.n_inputs()
             )));
         }
-        self.spec.preprocessing.transform(&mut x)?;
+        Ok(())
+    }
+
+    /// Outputs for model inputs already transformed (see
+    /// [`Preprocessing::transform`]), of the widths [`Self::check_widths`] checks.
+    fn outputs_of_inputs(&self, x: MatRef, sparse: Option<SparseRef>) -> Vec<f32> {
         let mut out = vec![0.0; x.rows() * self.model.n_outputs()];
-        self.model.predict(Inputs::new(x.view(), sparse), &mut out);
-        Ok(out)
+        self.model.predict(Inputs::new(x, sparse), &mut out);
+        out
     }
 }
 
@@ -545,9 +594,13 @@ impl SavedModel {
     /// (one per class, row after row) or, for a real target, the
     /// predictions.
     pub fn averaged_values(&self, x: Matrix, sparse: Option<SparseRef>) -> Result<Vec<f64>, TrainError> {
-        let out = self.outputs_with(x, sparse)?;
+        Ok(self.averaged_of_outputs(self.outputs_with(x, sparse)?))
+    }
+
+    /// [`Self::averaged_values`] from this model's outputs.
+    fn averaged_of_outputs(&self, out: Vec<f32>) -> Vec<f64> {
         let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
-        Ok(match &self.spec.preprocessing.classes {
+        match &self.spec.preprocessing.classes {
             // Both probabilities in f64 from the logit, so that a
             // confident model keeps its margin (1 − p in f32 is 0 past z ≈ 17).
             Some(_) if self.model.n_outputs() == 1 => {
@@ -555,7 +608,7 @@ impl SavedModel {
             }
             Some(_) => crate::probabilities(&out, self.model.n_outputs()).into_iter().map(f64::from).collect(),
             None => out.into_iter().map(f64::from).collect(),
-        })
+        }
     }
 }
 
@@ -566,6 +619,16 @@ impl SavedModel {
         by_blocks(data, |x, sparse| self.averaged_values(x, sparse))
     }
 }
+
+/// Rows an [`Ensemble`] (and an int8 model reading codes) transforms and
+/// predicts at a time: at most [`BLOCK_VALUES`] values (1 MB) and
+/// [`BLOCK_ROWS`], so that the rows and each layer's outputs stay in cache.
+fn block_rows(width: usize) -> usize {
+    (BLOCK_VALUES / width.max(1)).clamp(1, BLOCK_ROWS)
+}
+
+const BLOCK_VALUES: usize = 1 << 18;
+const BLOCK_ROWS: usize = 256;
 
 /// `f` (outputs row after row) applied to the unscaled model inputs of
 /// `data`'s rows: `x` at once, or, for a dataset that computes its inputs
@@ -712,13 +775,71 @@ impl Ensemble {
             return one.outputs_with(x, sparse);
         }
         let classes = self.preprocessing().classes.as_ref().map(Vec::len);
-        let mut mean = vec![0.0f64; x.rows() * classes.unwrap_or(self.n_outputs())];
-        for (member, &weight) in self.members.iter().zip(&self.weights) {
-            let values = member.averaged_values(x.clone(), sparse)?;
-            if values.len() != mean.len() {
-                return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
+        let width = classes.unwrap_or(self.n_outputs());
+        let (n, d) = (x.rows(), x.cols());
+        for member in &self.members {
+            member.check_widths(d, sparse)?;
+        }
+        // What each member reads. Members transformed alike (a search's,
+        // fitted on the same rows) read one transformed copy, made a block
+        // of rows at a time (kept in cache, its buffer reused): `Copy(j)`,
+        // member j's. Int8 members that fold their scaler into their first
+        // layer read codes of the rows, those that code alike one coding
+        // (`Codes(j)`). Members with no transform read the rows.
+        enum Reads {
+            Rows,
+            Codes(usize),
+            Copy(usize),
+        }
+        let transforms = |i: usize| &self.members[i].spec.preprocessing.transforms[1..];
+        let codes: Vec<Option<InputCode>> = self.members.iter().map(SavedModel::unscaled_code).collect();
+        let reads: Vec<Reads> = (0..self.members.len())
+            .map(|i| match &codes[i] {
+                Some(code) => Reads::Codes((0..i).find(|&j| codes[j].as_ref() == Some(code)).unwrap_or(i)),
+                None if transforms(i).is_empty() => Reads::Rows,
+                None => {
+                    Reads::Copy((0..i).find(|&j| codes[j].is_none() && transforms(j) == transforms(i)).unwrap_or(i))
+                }
+            })
+            .collect();
+        let mut copies: Vec<Matrix> = self.members.iter().map(|_| Matrix::zeros(0, 0)).collect();
+        let mut coded: Vec<Vec<u8>> = self.members.iter().map(|_| Vec::new()).collect();
+        let mut mean = vec![0.0f64; n * width];
+        let block = block_rows(d);
+        for first in (0..n).step_by(block) {
+            let rows = first..(first + block).min(n);
+            let raw = MatRef::new(&x.as_slice()[rows.start * d..rows.end * d], rows.len(), d).expect("rows x inputs");
+            let block_sparse = sparse.map(|s| s.slice_rows(rows.clone()));
+            for (i, reads) in reads.iter().enumerate() {
+                match *reads {
+                    Reads::Copy(j) if j == i => {
+                        copies[i].reset(rows.len(), d);
+                        copies[i].as_mut_slice().copy_from_slice(raw.as_slice());
+                        self.members[i].spec.preprocessing.transform_block(&mut copies[i], rows.start)?;
+                    }
+                    Reads::Codes(j) if j == i => {
+                        codes[i].as_ref().expect("a code").encode(raw.as_slice(), &mut coded[i]);
+                    }
+                    _ => {}
+                }
             }
-            mean.iter_mut().zip(&values).for_each(|(m, v)| *m += weight * v);
+            let mean = &mut mean[rows.start * width..rows.end * width];
+            for ((member, &weight), reads) in self.members.iter().zip(&self.weights).zip(&reads) {
+                let out = match *reads {
+                    Reads::Rows => member.outputs_of_inputs(raw, block_sparse),
+                    Reads::Codes(j) => {
+                        let mut out = vec![0.0; rows.len() * member.model.n_outputs()];
+                        member.model.predict_codes(&coded[j], rows.len(), &mut out);
+                        out
+                    }
+                    Reads::Copy(j) => member.outputs_of_inputs(copies[j].view(), block_sparse),
+                };
+                let values = member.averaged_of_outputs(out);
+                if values.len() != mean.len() {
+                    return Err(TrainError::Mismatch("ensemble members disagree on their outputs".into()));
+                }
+                mean.iter_mut().zip(&values).for_each(|(m, v)| *m += weight * v);
+            }
         }
         let n: f64 = self.weights.iter().sum();
         mean.iter_mut().for_each(|m| *m /= n);
@@ -868,9 +989,11 @@ impl Ensemble {
             let mut int8_layers = Vec::new();
             for block in blocks {
                 let name = format!("{prefix}{}", block.name);
-                if spec.int8() && is_int8_weight(&block) {
+                // A conv weight in F32 is from before convolutions were quantised.
+                let stored_int8 = tensors.tensor(&name).is_ok_and(|t| t.dtype() == Dtype::I8);
+                if spec.int8() && is_int8_weight(&block) && stored_int8 {
                     n_blocks += 2;
-                    int8_layers.push(read_int8(&tensors, &name, &block.shape).map_err(corrupt)?);
+                    int8_layers.push(read_int8(&tensors, &name, int8_shape(&block)).map_err(corrupt)?);
                     continue;
                 }
                 if spec.sparse_weights() && is_weight(model.as_ref(), &block) {
@@ -921,15 +1044,27 @@ impl Ensemble {
     }
 }
 
-/// Whether `block` is a dense layer's (or a linear model's) weight matrix:
-/// what an int8 model stores as bytes.
+/// Whether `block` is a dense or conv layer's (or a linear model's)
+/// weights: what an int8 model stores as bytes.
 fn is_int8_weight(block: &crate::NamedParams) -> bool {
-    (block.name.starts_with("dense.") || block.name == "linear.weight") && block.name.ends_with(".weight")
+    (block.name.starts_with("dense.") || block.name.starts_with("conv.") || block.name == "linear.weight")
+        && block.name.ends_with(".weight")
+}
+
+/// The int8 matrix a weight block is stored as: a dense layer's
+/// `[fan_in, fan_out]`; a convolution's `[k·k·in, out]`, an output pixel's
+/// inputs in (ky, kx, c) order (see `conv::Int8Conv`).
+fn int8_shape(block: &crate::NamedParams) -> [usize; 2] {
+    match block.shape[..] {
+        [out, channels, k, k2] => [k * k2 * channels, out],
+        [fan_in, fan_out] => [fan_in, fan_out],
+        _ => [block.range.len(), 1],
+    }
 }
 
 /// The int8 layer stored as `name` (I8 of `shape`), `name_scale` and the
 /// layer's `input_range`.
-fn read_int8(tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<crate::quant::QuantizedDense, String> {
+fn read_int8(tensors: &SafeTensors, name: &str, shape: [usize; 2]) -> Result<crate::quant::QuantizedDense, String> {
     let get = |full: &str, dtype: Dtype, want: &[usize]| {
         let t = tensors.tensor(full).map_err(|_| format!("tensor '{full}' is missing"))?;
         if t.dtype() != dtype || t.shape() != want {
@@ -937,8 +1072,8 @@ fn read_int8(tensors: &SafeTensors, name: &str, shape: &[usize]) -> Result<crate
         }
         Ok(t.data().to_vec())
     };
-    let &[fan_in, fan_out] = shape else { return Err(format!("'{name}' is not a matrix")) };
-    let q: Vec<i8> = get(name, Dtype::I8, shape)?.into_iter().map(|b| b as i8).collect();
+    let [fan_in, fan_out] = shape;
+    let q: Vec<i8> = get(name, Dtype::I8, &shape)?.into_iter().map(|b| b as i8).collect();
     if q.contains(&i8::MIN) {
         return Err(format!("'{name}' holds -128, outside the symmetric codes -127..127"));
     }
@@ -1044,8 +1179,14 @@ fn serialize(
         if !m.spec.int8() {
             continue;
         }
-        let blocks = m.model.named_params().into_iter().filter(is_int8_weight);
-        for (block, q) in blocks.zip(m.model.int8_layers()) {
+        // Every dense and conv layer's, or (a file from before convolutions
+        // were quantised) the dense layers' alone.
+        let layers = m.model.int8_layers();
+        let mut blocks: Vec<_> = m.model.named_params().into_iter().filter(is_int8_weight).collect();
+        if blocks.len() != layers.len() {
+            blocks.retain(|b| !b.name.starts_with("conv."));
+        }
+        for (block, q) in blocks.into_iter().zip(layers) {
             let name = format!("{prefix}{}", block.name);
             let bytes = q.q.iter().map(|&v| v as u8).collect();
             int8.push((name.clone(), Dtype::I8, vec![q.fan_in, q.fan_out], bytes));
@@ -1062,7 +1203,9 @@ fn serialize(
     let mut offset = 0;
     for (prefix, m) in models {
         for b in m.model.named_params() {
-            if (m.spec.sparse_weights() && is_weight(m.model.as_ref(), &b)) || (m.spec.int8() && is_int8_weight(&b)) {
+            if (m.spec.sparse_weights() && is_weight(m.model.as_ref(), &b))
+                || int8.iter().any(|t| t.0 == format!("{prefix}{}", b.name))
+            {
                 continue;
             }
             let data = &weights[offset + b.range.start * 4..offset + b.range.end * 4];
@@ -1243,7 +1386,17 @@ mod tests {
         assert!(loaded.model.is_quantized());
         assert_eq!(loaded.model.int8_layers(), model.model.int8_layers());
         let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
-        assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
+        assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x.clone()).unwrap());
+        // The scaler folded into the first layer's code (no scaled copy)
+        // predicts as coding the scaled rows does, but for inputs within
+        // f32's error of a half code.
+        let mut scaled = x.clone();
+        model.spec.preprocessing.transform(&mut scaled).unwrap();
+        let mut direct = vec![0.0; 4];
+        model.model.predict(Inputs::new(scaled.view(), None), &mut direct);
+        for (a, b) in model.outputs(x).unwrap().iter().zip(&direct) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
         // Twice is refused; training it is refused.
         let again = model.model.quantize(gradus_data::MatRef::new(&calibration, 20, 3).unwrap());
         assert!(again.unwrap_err().to_string().contains("int8 already"));
@@ -1266,6 +1419,48 @@ mod tests {
         let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
         let x = Matrix::from_vec(2, 3, vec![0.1, 5.0, -2.0, 3.0, 0.0, 1.0]).unwrap();
         assert_eq!(loaded.outputs(x.clone()).unwrap(), model.outputs(x).unwrap());
+    }
+
+    #[test]
+    fn an_int8_cnn_stores_its_convolutions_in_bytes_and_predicts_the_same_after_a_round_trip() {
+        let spec = crate::CnnSpec::lenet([1, 12, 12], 2);
+        let mut net = Network::cnn(&spec).unwrap();
+        net.init_params(&mut seeded_rng(2));
+        let names: Vec<String> = (0..144).map(|i| format!("px{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut model = SavedModel {
+            spec: ModelSpec {
+                architecture: Architecture::Cnn(spec),
+                loss: Loss::SoftmaxCrossEntropy,
+                preprocessing: prep(&names, None, Some(&["no", "yes"])),
+                compression: Vec::new(),
+            },
+            model: Box::new(net),
+        };
+        let mut rng = seeded_rng(3);
+        let x: Vec<f32> = (0..10 * 144).map(|_| rand::Rng::random_range(&mut rng, 0.0f32..1.0)).collect();
+        let x = Matrix::from_vec(10, 144, x).unwrap();
+        let before = model.outputs(x.clone()).unwrap();
+        model.model.quantize(x.view()).unwrap();
+        model.spec.compression.push(Compression::Int8 { rows: 10 });
+        assert_eq!(model.model.int8_layers().len(), 4, "two convolutions and two dense layers");
+        let after = model.outputs(x.clone()).unwrap();
+        // Four layers of a random network, each coding its inputs in a
+        // byte: within 5% of the largest output (measured: 1.6%; 120%
+        // while a dead ReLU unit's weights set its layer's scales).
+        let scale = before.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        for (a, b) in after.iter().zip(&before) {
+            assert!((a - b).abs() <= scale / 20.0, "int8 {a} vs f32 {b} (largest {scale})");
+        }
+        let bytes = model.to_bytes().unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let conv = header.info("conv.1.weight").unwrap();
+        assert_eq!((conv.dtype, conv.shape.as_slice()), (Dtype::I8, &[5 * 5 * 32, 64][..]));
+        assert_eq!(header.info("conv.1.input_range").unwrap().shape, [5 * 5 * 32, 2]);
+        let loaded = SavedModel::from_bytes(&bytes, "m.gradus").unwrap();
+        assert_eq!(loaded.model.int8_layers(), model.model.int8_layers());
+        assert_eq!(loaded.model.params(), model.model.params());
+        assert_eq!(loaded.outputs(x.clone()).unwrap(), after);
     }
 
     #[test]

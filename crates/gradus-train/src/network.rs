@@ -6,16 +6,34 @@
 
 use std::ops::Range;
 
-use gradus_data::{Inputs, MatRef, Rng, seeded_rng};
+use gradus_data::{Inputs, MatRef, Rng, Scaler, seeded_rng};
 use rand::Rng as _;
 
 use crate::layer::Layer;
 use crate::model::NamedParams;
-use crate::{Loss, Model, Targets, TrainError};
+use crate::quant::InputCode;
+use crate::{Activation, Loss, Model, Targets, TrainError};
 
 /// The most values a layer's outputs hold at once in [`Model::predict`]:
-/// 16M, 64 MB.
-const PREDICT_VALUES: usize = 16 << 20;
+/// 1M, 4 MB, so that a chunk of rows goes through every layer while its
+/// activations stay in cache (at 16M, a CNN's moved through memory
+/// between layers: prediction took 1.1x as long in f32, 1.3x in int8).
+const PREDICT_VALUES: usize = 1 << 20;
+
+/// [`Network`] prediction's work buffers (the layers' outputs and a
+/// scratch), kept by each thread between calls: an ensemble predicts a
+/// block of rows at a time with each member, and allocating and filling
+/// them anew each time took a twentieth of a small MLP's prediction.
+/// Buffers past [`KEPT_VALUES`] are freed rather than kept.
+#[derive(Default)]
+struct PredictBuffers([Vec<f32>; 3]);
+
+thread_local! {
+    static PREDICT_BUFFERS: std::cell::Cell<PredictBuffers> = std::cell::Cell::default();
+}
+
+/// The most values a kept prediction buffer holds (4 MB).
+const KEPT_VALUES: usize = 1 << 20;
 
 /// A feed-forward network of layers (see the module docs). Built from a
 /// description such as [`crate::MlpSpec`].
@@ -214,7 +232,9 @@ impl Model for Network {
             current = next;
         }
         if quantized.is_empty() {
-            return Err(TrainError::Mismatch("int8 quantisation applies to dense layers; the model has none".into()));
+            return Err(TrainError::Mismatch(
+                "int8 quantisation applies to dense and conv layers; the model has none".into(),
+            ));
         }
         self.set_int8_layers(quantized)
     }
@@ -223,54 +243,154 @@ impl Model for Network {
         self.layers.iter().filter_map(|l| l.int8().cloned()).collect()
     }
 
+    /// Its dense and conv layers, in order, take the int8 layers given; a
+    /// file from before convolutions were quantised gives the dense layers' alone.
     fn set_int8_layers(&mut self, layers: Vec<crate::quant::QuantizedDense>) -> Result<(), TrainError> {
-        let dense: Vec<usize> = (0..self.layers.len()).filter(|&l| self.layers[l].kind() == "dense").collect();
-        if dense.len() != layers.len() {
-            return Err(TrainError::Mismatch(format!("{} int8 layers for {} dense ones", layers.len(), dense.len())));
+        let kinds = |kinds: &[&str]| -> Vec<usize> {
+            (0..self.layers.len()).filter(|&l| kinds.contains(&self.layers[l].kind())).collect()
+        };
+        let (all, dense) = (kinds(&["dense", "conv"]), kinds(&["dense"]));
+        let targets = if layers.len() == all.len() { all } else { dense };
+        if targets.len() != layers.len() {
+            return Err(TrainError::Mismatch(format!(
+                "{} int8 layers for {} dense and conv ones",
+                layers.len(),
+                self.layers.iter().filter(|l| ["dense", "conv"].contains(&l.kind())).count()
+            )));
         }
-        for (l, q) in dense.into_iter().zip(layers) {
-            let (fan_in, fan_out) = (self.layers[l].input_width(), self.layers[l].output_width());
-            if (q.fan_in, q.fan_out) != (fan_in, fan_out) {
-                return Err(TrainError::Mismatch(format!(
-                    "an int8 layer of {}x{} for a dense one of {fan_in}x{fan_out}",
-                    q.fan_in, q.fan_out
-                )));
-            }
+        for (l, q) in targets.into_iter().zip(layers) {
+            let shape = (q.fan_in, q.fan_out);
+            let int8 = self.layers[l].with_int8(q).ok_or_else(|| {
+                TrainError::Mismatch(format!(
+                    "an int8 layer of {}x{} for a {} layer of {} inputs and {} outputs",
+                    shape.0,
+                    shape.1,
+                    self.layers[l].kind(),
+                    self.layers[l].input_width(),
+                    self.layers[l].output_width()
+                ))
+            })?;
+            let weights = int8.param_blocks().into_iter().find(|b| b.0 == "weight").expect("a weight").2;
             let start = self.slices[l].start;
-            self.params[start..start + fan_in * fan_out].copy_from_slice(&q.dequantized());
-            self.layers[l] = Box::new(crate::layer::Int8Dense { q });
+            let dequantized = int8.dequantized_weights().expect("an int8 layer's weights");
+            self.params[start + weights.start..start + weights.end].copy_from_slice(&dequantized);
+            self.layers[l] = int8;
         }
         Ok(())
     }
 
     fn predict(&self, x: Inputs, out: &mut [f32]) {
-        let x = x.dense_only();
-        let n = x.rows();
-        assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
+        self.predict_from(Rows::Values(x.dense_only()), out);
+    }
+
+    fn unscaled_code(&self, scaler: &Scaler) -> Option<InputCode> {
+        let first = self.layers.first().filter(|l| l.kind() == "dense")?;
+        first.int8()?.unscaled_code(&scaler.offset, &scaler.scale)
+    }
+
+    fn predict_codes(&self, codes: &[u8], n: usize, out: &mut [f32]) {
+        assert!(self.layers[0].int8().is_some(), "the model's first layer reads codes");
+        self.predict_from(Rows::Codes(codes, n), out);
+    }
+}
+
+/// The rows [`Network::predict_from`] predicts.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// Model inputs.
+    Values(MatRef<'a>),
+    /// `n` rows of u8 codes for the first (int8) layer, a row's width
+    /// rounded up to four (see [`InputCode::encode`]).
+    Codes(&'a [u8], usize),
+}
+
+impl Network {
+    /// [`Model::predict`] and [`Model::predict_codes`].
+    fn predict_from(&self, x: Rows, out: &mut [f32]) {
+        let (n, d) = match x {
+            Rows::Values(x) => {
+                assert_eq!(x.cols(), self.n_inputs(), "x has one column per model input");
+                (x.rows(), x.cols())
+            }
+            Rows::Codes(codes, n) => {
+                let stride = self.n_inputs().div_ceil(4) * 4;
+                assert_eq!(codes.len(), n * stride, "codes are n x inputs rounded up to 4");
+                (n, stride)
+            }
+        };
         assert_eq!(out.len(), n * self.n_outputs(), "out is n x n_outputs");
         // Rows go through in chunks whose widest layer holds at most
         // PREDICT_VALUES values (a conv layer's outputs on 10,000 images
         // would take gigabytes); rows are independent, so this changes no output.
         let widest = self.layers.iter().map(|l| l.output_width()).max().unwrap_or(1).max(self.n_inputs());
         let chunk = (PREDICT_VALUES / widest).max(1);
-        let (d, k) = (self.n_inputs(), self.n_outputs());
+        let k = self.n_outputs();
+        let skipped = self.skipped_in_prediction();
         // Each layer reads `current` and writes `next` (the last writes `out`);
-        // the buffers are kept across chunks.
-        let (mut current, mut next, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        // the buffers are kept across chunks, and across calls (see
+        // [`PredictBuffers`]).
+        let [mut current, mut next, mut scratch] = PREDICT_BUFFERS.take().0;
         let last = self.layers.len() - 1;
         for first in (0..n).step_by(chunk) {
             let m = chunk.min(n - first);
+            let mut read_rows = true;
+            // The values of `current` the layer reads (the buffers only
+            // grow: filling them anew for each layer took a tenth of the time).
+            let mut current_len = 0;
             for (l, (layer, slice)) in self.layers.iter().zip(&self.slices).enumerate() {
-                let input: &[f32] = if l == 0 { &x.as_slice()[first * d..(first + m) * d] } else { &current };
+                if skipped[l] {
+                    continue;
+                }
                 let params = &self.params[slice.clone()];
-                if l == last {
-                    layer.predict(params, input, m, &mut out[first * k..(first + m) * k], &mut scratch);
+                let len = m * layer.output_width();
+                let dest = if l == last {
+                    &mut out[first * k..(first + m) * k]
                 } else {
-                    next.resize(m * layer.output_width(), 0.0);
-                    layer.predict(params, input, m, &mut next, &mut scratch);
+                    if next.len() < len {
+                        next.resize(len, 0.0);
+                    }
+                    &mut next[..len]
+                };
+                match (read_rows, x) {
+                    (true, Rows::Values(x)) => {
+                        layer.predict(params, &x.as_slice()[first * d..(first + m) * d], m, dest, &mut scratch)
+                    }
+                    (true, Rows::Codes(codes, _)) => {
+                        let q = layer.int8().expect("an int8 first layer");
+                        let bias = layer.param_blocks().into_iter().find(|b| b.0 == "bias").expect("a bias").2;
+                        q.forward_codes(&codes[first * d..(first + m) * d], m, &params[bias], dest);
+                    }
+                    (false, _) => layer.predict(params, &current[..current_len], m, dest, &mut scratch),
+                }
+                read_rows = false;
+                if l != last {
                     std::mem::swap(&mut current, &mut next);
+                    current_len = len;
                 }
             }
         }
+        let kept = |v: Vec<f32>| if v.capacity() <= KEPT_VALUES { v } else { Vec::new() };
+        PREDICT_BUFFERS.set(PredictBuffers([kept(current), kept(next), kept(scratch)]));
+    }
+
+    /// The layers prediction skips, as they change nothing there: dropout
+    /// (the identity at inference), and a ReLU whose outputs go (past any
+    /// dropout) into an int8 layer whose input code takes negatives to 0
+    /// (see [`crate::quant::QuantizedDense::absorbs_relu`]). Never the last.
+    fn skipped_in_prediction(&self) -> Vec<bool> {
+        let last = self.layers.len() - 1;
+        let mut skipped = vec![false; self.layers.len()];
+        // The next layer run after each, walking back from the last.
+        let mut next_run: &dyn Layer = self.layers[last].as_ref();
+        for l in (0..last).rev() {
+            let layer = &self.layers[l];
+            let relu_absorbed =
+                layer.activation() == Some(Activation::Relu) && next_run.int8().is_some_and(|q| q.absorbs_relu());
+            skipped[l] = layer.predicts_identity() || relu_absorbed;
+            if !skipped[l] {
+                next_run = layer.as_ref();
+            }
+        }
+        skipped
     }
 }

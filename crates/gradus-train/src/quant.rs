@@ -32,15 +32,27 @@ pub struct QuantizedDense {
     pub scales: Vec<f32>,
     /// Per input column: its calibrated range [lo, hi] (lo ≤ 0 ≤ hi).
     pub ranges: Vec<[f32; 2]>,
-    /// Per input column: 1/t_k and z_k.
-    inv_steps: Vec<f32>,
-    zeros: Vec<f32>,
+    /// How the inputs are coded, from their calibrated ranges.
+    code: InputCode,
     /// The weights packed for the kernel: blocks of [`LANES`] outputs, in
     /// each groups of four inputs, four bytes an output.
     packed: Vec<i8>,
     /// Σ_k z_k·q_kj per output: the zero points' part of the sums.
     offsets: Vec<i32>,
 }
+
+/// How a layer codes its inputs as u8: `u_k = clamp(round(x_k·inv_k +
+/// zero_k), 0, 255)` for input column k.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputCode {
+    inv_steps: Vec<f32>,
+    zeros: Vec<f32>,
+}
+
+/// The most a column's folded zero point may be (in codes) for
+/// [`QuantizedDense::unscaled_code`]: f32's 24 bits then keep it to within
+/// 2^-7 of a code.
+const MAX_FOLDED_ZERO: f64 = 65_536.0;
 
 /// A column's input code: its step t and zero point z, for its range
 /// widened to hold 0.
@@ -58,9 +70,13 @@ impl QuantizedDense {
         assert_eq!(ranges.len(), fan_in, "a range per input");
         let steps: Vec<f32> = ranges.iter().map(|&r| code(r).0).collect();
         let folded: Vec<f32> = w.iter().enumerate().map(|(i, &v)| v * steps[i / fan_out]).collect();
+        // A column that was 0 on every calibration row (a dead ReLU unit)
+        // has no step of its own (1): it does not set the scales, or its
+        // weight would coarsen every other; its own weight is clamped.
+        let live: Vec<usize> = (0..fan_in).filter(|&k| ranges[k][0].min(0.0) < ranges[k][1].max(0.0)).collect();
         let scales: Vec<f32> = (0..fan_out)
             .map(|j| {
-                let max = (0..fan_in).map(|k| folded[k * fan_out + j].abs()).fold(0.0f32, f32::max);
+                let max = live.iter().map(|&k| folded[k * fan_out + j].abs()).fold(0.0f32, f32::max);
                 if max > 0.0 { max / 127.0 } else { 1.0 }
             })
             .collect();
@@ -87,9 +103,11 @@ impl QuantizedDense {
         let offsets = (0..fan_out)
             .map(|j| (0..fan_in).map(|k| codes[k].1 as i32 * i32::from(q[k * fan_out + j])).sum())
             .collect();
-        let inv_steps = codes.iter().map(|c| 1.0 / c.0).collect();
-        let zeros = codes.iter().map(|c| c.1).collect();
-        Self { fan_in, fan_out, q, scales, ranges, inv_steps, zeros, packed, offsets }
+        let code = InputCode {
+            inv_steps: codes.iter().map(|c| 1.0 / c.0).collect(),
+            zeros: codes.iter().map(|c| c.1).collect(),
+        };
+        Self { fan_in, fan_out, q, scales, ranges, code, packed, offsets }
     }
 
     /// The weights as the int8 layer computes with them: q·s/t.
@@ -97,31 +115,120 @@ impl QuantizedDense {
         self.q
             .iter()
             .enumerate()
-            .map(|(i, &v)| f32::from(v) * self.scales[i % self.fan_out] * self.inv_steps[i / self.fan_out])
+            .map(|(i, &v)| f32::from(v) * self.scales[i % self.fan_out] * self.code.inv_steps[i / self.fan_out])
             .collect()
     }
 
+    /// The input code for inputs before a per-column affine map
+    /// `x' = (x − offset_k) / scale_k` (a scaler's), the map folded in:
+    /// `u_k = round(x_k·inv_k/scale_k + zero_k − offset_k·inv_k/scale_k)`,
+    /// so that the layer reads codes of the unscaled inputs and no scaled
+    /// copy of them is made. It rounds as coding the scaled value
+    /// does but for values within f32's error of a half code. `None` when
+    /// a column's offset is more than [`MAX_FOLDED_ZERO`] codes from 0, as
+    /// f32 would then blur its codes.
+    pub fn unscaled_code(&self, offset: &[f64], scale: &[f64]) -> Option<InputCode> {
+        if offset.len() != self.fan_in || scale.len() != self.fan_in {
+            return None;
+        }
+        let mut code = InputCode { inv_steps: Vec::with_capacity(self.fan_in), zeros: Vec::with_capacity(self.fan_in) };
+        for k in 0..self.fan_in {
+            let inv = f64::from(self.code.inv_steps[k]) / scale[k];
+            let zero = f64::from(self.code.zeros[k]) - offset[k] * inv;
+            if !(inv.is_finite() && zero.abs() <= MAX_FOLDED_ZERO) {
+                return None;
+            }
+            code.inv_steps.push(inv as f32);
+            code.zeros.push(zero as f32);
+        }
+        Some(code)
+    }
+
+    /// Whether its input code takes every negative input to 0 (each
+    /// column's zero point is 0, as for inputs calibrated after a ReLU): a
+    /// ReLU before the layer then changes none of its codes.
+    pub fn absorbs_relu(&self) -> bool {
+        self.code.zeros.iter().all(|&z| z == 0.0)
+    }
+
+    /// How the layer codes its inputs, from their calibrated ranges.
+    pub fn code(&self) -> &InputCode {
+        &self.code
+    }
+
     /// `out = x·W + bias` for `n` rows of `x`, in int8 (see the module
-    /// docs), [`BLOCK_ROWS`] rows at a time so that the codes and sums stay
-    /// in cache.
+    /// docs), [`BLOCK_ROWS`] rows at a time so that their codes stay in
+    /// cache.
     pub fn forward(&self, x: &[f32], n: usize, bias: &[f32], out: &mut [f32]) {
-        let (k4, blocks) = (self.fan_in.div_ceil(4), self.fan_out.div_ceil(LANES));
-        // Padding columns code as 0 and meet zero weights.
-        let mut codes = vec![0u8; BLOCK_ROWS * k4 * 4];
-        let mut sums = vec![0i32; BLOCK_ROWS * blocks * LANES];
-        let offset: Vec<f32> =
-            self.offsets.iter().zip(&self.scales).zip(bias).map(|((&o, &s), &b)| b - s * o as f32).collect();
+        let mut codes = Vec::new();
         for first in (0..n).step_by(BLOCK_ROWS) {
             let m = BLOCK_ROWS.min(n - first);
-            let rows = &x[first * self.fan_in..(first + m) * self.fan_in];
-            for (row, coded) in rows.chunks_exact(self.fan_in).zip(codes.chunks_exact_mut(k4 * 4)) {
-                encode(row, &self.inv_steps, &self.zeros, &mut coded[..self.fan_in]);
-            }
-            dot(&codes[..m * k4 * 4], &self.packed, m, k4, blocks, &mut sums[..m * blocks * LANES]);
-            for i in 0..m {
-                let row = &mut out[(first + i) * self.fan_out..(first + i + 1) * self.fan_out];
-                rescale(&sums[i * blocks * LANES..i * blocks * LANES + self.fan_out], &self.scales, &offset, row);
-            }
+            self.code.encode(&x[first * self.fan_in..(first + m) * self.fan_in], &mut codes);
+            self.forward_codes(&codes, m, bias, &mut out[first * self.fan_out..(first + m) * self.fan_out]);
+        }
+    }
+
+    /// [`Self::forward`] for `n` rows already coded ([`InputCode::encode`]
+    /// with [`Self::code`] or [`Self::unscaled_code`]).
+    pub fn forward_codes(&self, codes: &[u8], n: usize, bias: &[f32], out: &mut [f32]) {
+        let (k4, blocks) = (self.fan_in.div_ceil(4), self.fan_out.div_ceil(LANES));
+        assert_eq!(codes.len(), n * k4 * 4, "codes are n x fan_in rounded up to 4");
+        assert_eq!(out.len(), n * self.fan_out, "out is n x fan_out");
+        // Per output, padded to whole blocks: s_j, and b_j − s_j·Σ z_k·q_kj.
+        let mut scale = vec![0.0f32; blocks * LANES];
+        let mut offset = vec![0.0f32; blocks * LANES];
+        for j in 0..self.fan_out {
+            scale[j] = self.scales[j];
+            offset[j] = bias[j] - self.scales[j] * self.offsets[j] as f32;
+        }
+        let kernel = Kernel { packed: &self.packed, k4, scale: &scale, offset: &offset, fan_out: self.fan_out };
+        dot(codes, n, &kernel, out);
+    }
+}
+
+/// What [`dot`] needs of a layer: its packed weights (`k4` groups of four
+/// inputs) and, per output padded to whole blocks, the scale and offset
+/// that turn integer sums into outputs.
+struct Kernel<'a> {
+    packed: &'a [i8],
+    k4: usize,
+    scale: &'a [f32],
+    offset: &'a [f32],
+    fan_out: usize,
+}
+
+impl InputCode {
+    /// The code of columns `range` alone.
+    pub(crate) fn columns(&self, range: std::ops::Range<usize>) -> InputCode {
+        InputCode { inv_steps: self.inv_steps[range.clone()].to_vec(), zeros: self.zeros[range].to_vec() }
+    }
+
+    /// The values the codes of the row `x` stand for: `(u_k − zero_k)/inv_k`.
+    #[cfg(test)]
+    pub(crate) fn decoded(&self, x: &[f32]) -> Vec<f32> {
+        let mut codes = Vec::new();
+        self.encode(x, &mut codes);
+        (0..x.len()).map(|k| (f32::from(codes[k]) - self.zeros[k]) / self.inv_steps[k]).collect()
+    }
+
+    /// A code of `times`·width columns: each column's code `times` times
+    /// in a row (for planes of values, a column's each).
+    pub(crate) fn repeated(&self, times: usize) -> InputCode {
+        let repeat = |v: &[f32]| v.iter().flat_map(|&x| std::iter::repeat_n(x, times)).collect();
+        InputCode { inv_steps: repeat(&self.inv_steps), zeros: repeat(&self.zeros) }
+    }
+
+    /// The codes of the rows `x` (of this code's width) into `codes`, a
+    /// row's width rounded up to four bytes (the padding codes as 0 and
+    /// meets zero weights).
+    pub fn encode(&self, x: &[f32], codes: &mut Vec<u8>) {
+        let width = self.inv_steps.len();
+        let stride = width.div_ceil(4) * 4;
+        let n = x.len().checked_div(width).unwrap_or(0);
+        codes.clear();
+        codes.resize(n * stride, 0);
+        if width > 0 {
+            encode(x, &self.inv_steps, &self.zeros, codes, stride);
         }
     }
 }
@@ -138,51 +245,47 @@ pub fn column_ranges(x: &[f32], width: usize) -> Vec<[f32; 2]> {
     ranges.iter().map(|r| if r[0] <= r[1] { *r } else { [0.0, 0.0] }).collect()
 }
 
-/// Rows [`QuantizedDense::forward`] codes and sums at a time.
+/// Rows [`QuantizedDense::forward`] codes at a time.
 const BLOCK_ROWS: usize = 256;
 
 crate::simd::multiversion! {
-    /// `out_j = scale_j·sum_j + offset_j`: integer sums back to outputs.
-    fn rescale(sums: &[i32], scale: &[f32], offset: &[f32], out: &mut [f32]) {
-        for (((o, &s), &a), &b) in out.iter_mut().zip(sums).zip(scale).zip(offset) {
-            *o = a * s as f32 + b;
-        }
-    }
-}
-
-crate::simd::multiversion! {
-    /// The u8 codes of one row of inputs: rounded half up, within 0…255
-    /// (a NaN codes as 0). Clamped first, so that the conversion can
-    /// truncate without checks and the loop vectorises.
+    /// The u8 codes of rows of inputs (of `inv_steps`' width), a row of
+    /// `out` every `stride` bytes: rounded half up, within 0…255 (a NaN
+    /// codes as 0). Clamped first, so that the conversion can truncate
+    /// without checks and the loop vectorises.
     #[allow(clippy::manual_clamp, reason = "clamp keeps a NaN; max and min drop it")]
-    fn encode(x: &[f32], inv_steps: &[f32], zeros: &[f32], out: &mut [u8]) {
-        for (((o, &v), &inv), &zero) in out.iter_mut().zip(x).zip(inv_steps).zip(zeros) {
-            // `max` and `min` drop a NaN: the value is in [0.5, 255.5].
-            let y = (v * inv + zero).max(0.0).min(255.0) + 0.5;
-            // SAFETY: y is finite and in [0.5, 255.5], within i32.
-            *o = unsafe { y.to_int_unchecked::<i32>() } as u8;
+    fn encode(x: &[f32], inv_steps: &[f32], zeros: &[f32], out: &mut [u8], stride: usize) {
+        for (row, out) in x.chunks_exact(inv_steps.len()).zip(out.chunks_exact_mut(stride)) {
+            for (((o, &v), &inv), &zero) in out.iter_mut().zip(row).zip(inv_steps).zip(zeros) {
+                // `max` and `min` drop a NaN: the value is in [0.5, 255.5].
+                let y = (v * inv + zero).max(0.0).min(255.0) + 0.5;
+                // SAFETY: y is finite and in [0.5, 255.5], within i32.
+                *o = unsafe { y.to_int_unchecked::<i32>() } as u8;
+            }
         }
     }
 }
 
-/// `sums[i][j] = Σ_k codes[i][k]·q[k][j]` for `n` rows of `k4`·4 codes and
-/// `blocks` blocks of packed weights.
-fn dot(codes: &[u8], packed: &[i8], n: usize, k4: usize, blocks: usize, sums: &mut [i32]) {
+/// `out[i][j] = scale_j·Σ_k codes[i][k]·q[k][j] + offset_j` for `n` rows of
+/// `k4`·4 codes: the integer sums of a block of outputs are turned into
+/// outputs as they leave the registers.
+fn dot(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
         // SAFETY: the CPU has the features the kernel is compiled with.
-        unsafe { dot_vnni(codes, packed, n, k4, blocks, sums) };
+        unsafe { dot_vnni(codes, n, layer, out) };
         return;
     }
-    dot_portable(codes, packed, n, k4, blocks, sums);
+    dot_portable(codes, n, layer, out);
 }
 
 crate::simd::multiversion! {
     /// [`dot`]'s portable loop.
-    fn dot_portable(codes: &[u8], packed: &[i8], n: usize, k4: usize, blocks: usize, sums: &mut [i32]) {
+    fn dot_portable(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
+        let Kernel { packed, k4, scale, offset, fan_out } = *layer;
         for i in 0..n {
             let row = &codes[i * k4 * 4..(i + 1) * k4 * 4];
-            for b in 0..blocks {
+            for b in 0..fan_out.div_ceil(LANES) {
                 let mut acc = [0i32; LANES];
                 for g in 0..k4 {
                     let w = &packed[(b * k4 + g) * LANES * 4..(b * k4 + g + 1) * LANES * 4];
@@ -192,7 +295,10 @@ crate::simd::multiversion! {
                         acc[lane] += (0..4).map(|t| i32::from(u[t]) * i32::from(wl[t])).sum::<i32>();
                     }
                 }
-                sums[(i * blocks + b) * LANES..(i * blocks + b + 1) * LANES].copy_from_slice(&acc);
+                let outputs = b * LANES..(b * LANES + LANES).min(fan_out);
+                for (j, o) in outputs.clone().zip(&mut out[i * fan_out + outputs.start..i * fan_out + outputs.end]) {
+                    *o = acc[j - b * LANES] as f32 * scale[j] + offset[j];
+                }
             }
         }
     }
@@ -203,21 +309,63 @@ const ROWS: usize = 8;
 
 /// [`dot`] with `vpdpbusd`: [`ROWS`] rows at a time share each load of 16
 /// outputs' weights for four inputs; each row's four codes are broadcast
-/// from memory.
+/// from memory and, two blocks of outputs at a time, feed both.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn dot_vnni(codes: &[u8], packed: &[i8], n: usize, k4: usize, blocks: usize, sums: &mut [i32]) {
+unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
     use std::arch::x86_64::*;
-    let stride = k4 * 4;
-    assert!(codes.len() >= n * stride && packed.len() >= blocks * k4 * LANES * 4 && sums.len() >= n * blocks * LANES);
+    let Kernel { packed, k4, scale, offset, fan_out } = *layer;
+    let (stride, blocks) = (k4 * 4, fan_out.div_ceil(LANES));
+    assert!(
+        codes.len() >= n * stride
+            && packed.len() >= blocks * k4 * LANES * 4
+            && scale.len() >= blocks * LANES
+            && offset.len() >= blocks * LANES
+            && out.len() >= n * fan_out
+    );
+    // Integer sums of a block of 16 outputs to outputs, stored (masked past fan_out).
+    let store = |acc: &[__m512i], i: usize, b: usize, out: &mut [f32]| {
+        // SAFETY: see below; `scale` and `offset` hold whole blocks.
+        let s = unsafe { _mm512_loadu_ps(scale.as_ptr().add(b * LANES)) };
+        let o = unsafe { _mm512_loadu_ps(offset.as_ptr().add(b * LANES)) };
+        let lanes = (fan_out - b * LANES).min(LANES);
+        let mask: __mmask16 = if lanes == LANES { !0 } else { (1 << lanes) - 1 };
+        for (r, a) in acc.iter().enumerate() {
+            // A multiply then an add, as the portable loop rounds.
+            let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(*a), s), o);
+            // SAFETY: row i + r of `out` holds fan_out values, of which the mask stores the block's.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add((i + r) * fan_out + b * LANES), mask, v) };
+        }
+    };
     let mut i = 0;
     while i < n {
         let rows = (n - i).min(ROWS);
-        // SAFETY (all pointer reads and writes below): rows i..i+rows of
-        // `codes` hold `stride` bytes each, block b of `packed` k4·64
-        // bytes, and `sums` a row of blocks·16 i32 per row (asserted above).
+        // SAFETY (all pointer reads below): rows i..i+rows of `codes` hold
+        // `stride` bytes each, and block b of `packed` k4·64 bytes (asserted above).
         let c = unsafe { codes.as_ptr().add(i * stride) };
-        for b in 0..blocks {
+        let mut b = 0;
+        // Two blocks at a time for whole groups of rows: each broadcast
+        // code feeds two products.
+        while rows == ROWS && b + 2 <= blocks {
+            let w0 = unsafe { packed.as_ptr().add(b * k4 * LANES * 4) };
+            let w1 = unsafe { packed.as_ptr().add((b + 1) * k4 * LANES * 4) };
+            let mut acc0 = [_mm512_setzero_si512(); ROWS];
+            let mut acc1 = [_mm512_setzero_si512(); ROWS];
+            for g in 0..k4 {
+                let wg0 = unsafe { _mm512_loadu_si512(w0.add(g * LANES * 4).cast()) };
+                let wg1 = unsafe { _mm512_loadu_si512(w1.add(g * LANES * 4).cast()) };
+                for r in 0..ROWS {
+                    let word = unsafe { c.add(r * stride + g * 4).cast::<i32>().read_unaligned() };
+                    let u = _mm512_set1_epi32(word);
+                    acc0[r] = _mm512_dpbusd_epi32(acc0[r], u, wg0);
+                    acc1[r] = _mm512_dpbusd_epi32(acc1[r], u, wg1);
+                }
+            }
+            store(&acc0, i, b, out);
+            store(&acc1, i, b + 1, out);
+            b += 2;
+        }
+        while b < blocks {
             let w = unsafe { packed.as_ptr().add(b * k4 * LANES * 4) };
             let mut acc = [_mm512_setzero_si512(); ROWS];
             if rows == ROWS {
@@ -237,9 +385,8 @@ unsafe fn dot_vnni(codes: &[u8], packed: &[i8], n: usize, k4: usize, blocks: usi
                     }
                 }
             }
-            for (r, a) in acc.iter().enumerate().take(rows) {
-                unsafe { _mm512_storeu_si512(sums.as_mut_ptr().add(((i + r) * blocks + b) * LANES).cast(), *a) };
-            }
+            store(&acc[..rows], i, b, out);
+            b += 1;
         }
         i += rows;
     }
@@ -258,33 +405,50 @@ mod tests {
 
     #[test]
     fn the_kernels_agree_with_the_integer_sums() {
-        for (n, fan_in, fan_out) in [(1, 1, 1), (3, 5, 17), (9, 64, 40), (4, 7, 16)] {
+        for (n, fan_in, fan_out) in [(1, 1, 1), (3, 5, 17), (9, 64, 40), (4, 7, 16), (17, 30, 33)] {
             let w = random(fan_in * fan_out, -1.0, 1.0, 1);
             let layer = QuantizedDense::new(&w, fan_in, fan_out, vec![[-2.0, 3.0]; fan_in]);
             let k4 = fan_in.div_ceil(4);
-            let blocks = fan_out.div_ceil(LANES);
+            let padded = fan_out.div_ceil(LANES) * LANES;
             let mut rng = seeded_rng(2);
             let codes: Vec<u8> = (0..n * k4 * 4).map(|_| rng.random()).collect();
-            let mut expected = vec![0i32; n * blocks * LANES];
+            let (scale, offset) = (random(padded, 0.001, 0.1, 3), random(padded, -5.0, 5.0, 4));
+            // The padding inputs (codes past fan_in) meet zero weights.
+            let mut expected = vec![0.0f32; n * fan_out];
             for i in 0..n {
                 for j in 0..fan_out {
-                    expected[(i * blocks) * LANES + j] = (0..fan_in)
+                    let sum: i32 = (0..fan_in)
                         .map(|k| i32::from(codes[i * k4 * 4 + k]) * i32::from(layer.q[k * fan_out + j]))
                         .sum();
+                    expected[i * fan_out + j] = sum as f32 * scale[j] + offset[j];
                 }
             }
-            let mut portable = vec![0i32; n * blocks * LANES];
-            dot_portable(&codes, &layer.packed, n, k4, blocks, &mut portable);
-            let mut dispatched = vec![0i32; n * blocks * LANES];
-            dot(&codes, &layer.packed, n, k4, blocks, &mut dispatched);
-            // The padding inputs (codes past fan_in) meet zero weights.
-            for i in 0..n {
-                for j in 0..fan_out {
-                    let at = i * blocks * LANES + j;
-                    assert_eq!(portable[at], expected[at], "{n}x{fan_in}x{fan_out}");
-                    assert_eq!(dispatched[at], expected[at], "{n}x{fan_in}x{fan_out}");
-                }
-            }
+            let kernel = Kernel { packed: &layer.packed, k4, scale: &scale, offset: &offset, fan_out };
+            let mut portable = vec![0.0; n * fan_out];
+            dot_portable(&codes, n, &kernel, &mut portable);
+            let mut dispatched = vec![0.0; n * fan_out];
+            dot(&codes, n, &kernel, &mut dispatched);
+            assert_eq!(portable, expected, "{n}x{fan_in}x{fan_out}");
+            assert_eq!(dispatched, expected, "{n}x{fan_in}x{fan_out}");
+        }
+    }
+
+    #[test]
+    fn a_column_dead_on_the_calibration_rows_does_not_coarsen_the_others() {
+        // Column 0 was 0 on every row (a dead ReLU unit) and has the largest weight.
+        let (fan_in, fan_out) = (8, 3);
+        let w: Vec<f32> =
+            (0..fan_in * fan_out).map(|i| if i < fan_out { 5.0 } else { 0.01 * (i as f32 - 12.0) }).collect();
+        let mut ranges = vec![[0.0, 1.0]; fan_in];
+        ranges[0] = [0.0, 0.0];
+        let layer = QuantizedDense::new(&w, fan_in, fan_out, ranges);
+        let x = [0.0, 0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 1.0];
+        let mut out = vec![0.0; fan_out];
+        layer.forward(&x, 1, &[0.0; 3], &mut out);
+        for j in 0..fan_out {
+            let exact: f32 = (0..fan_in).map(|k| x[k] * w[k * fan_out + j]).sum();
+            // The live weights (≤ 0.12) keep steps of 0.12/127, not 5/127.
+            assert!((out[j] - exact).abs() < 0.01, "{} vs {exact}", out[j]);
         }
     }
 
