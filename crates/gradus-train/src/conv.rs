@@ -521,22 +521,7 @@ impl Layer for Int8Conv {
         self.conv.init(params, rng);
     }
 
-    fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
-        self.predict(params, input, n, out, &mut Vec::new());
-    }
-
-    fn backward(
-        &mut self,
-        _params: &[f32],
-        _input: &[f32],
-        _n: usize,
-        _delta: &mut Vec<f32>,
-        _scratch: &mut Vec<f32>,
-        _grad: &mut [f32],
-        _input_grad: bool,
-    ) {
-        unreachable!("an int8 network is not trained (the trainer refuses it)")
-    }
+    crate::layer::prediction_only!();
 
     fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
         let [channels, h, w] = self.conv.input;

@@ -332,6 +332,31 @@ impl Layer for Dense {
     }
 }
 
+/// A layer's `forward` and `backward` for a layer that only predicts (an
+/// int8 one): the forward pass is the prediction, and a network holding
+/// one is not trained (the trainer refuses it).
+macro_rules! prediction_only {
+    () => {
+        fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
+            self.predict(params, input, n, out, &mut Vec::new());
+        }
+
+        fn backward(
+            &mut self,
+            _params: &[f32],
+            _input: &[f32],
+            _n: usize,
+            _delta: &mut Vec<f32>,
+            _scratch: &mut Vec<f32>,
+            _grad: &mut [f32],
+            _input_grad: bool,
+        ) {
+            unreachable!("an int8 network is not trained (the trainer refuses it)")
+        }
+    };
+}
+pub(crate) use prediction_only;
+
 /// A dense layer that predicts in int8 ([`QuantizedDense`]): its slice
 /// keeps the f32 layout (the weights as the int8 ones stand for, q·s, then
 /// the bias), so the parameters and their names are a dense layer's. It is
@@ -380,22 +405,7 @@ impl Layer for Int8Dense {
         vec![self.weights()]
     }
 
-    fn forward(&mut self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _rng: &mut Rng) {
-        self.predict(params, input, n, out, &mut Vec::new());
-    }
-
-    fn backward(
-        &mut self,
-        _params: &[f32],
-        _input: &[f32],
-        _n: usize,
-        _delta: &mut Vec<f32>,
-        _scratch: &mut Vec<f32>,
-        _grad: &mut [f32],
-        _input_grad: bool,
-    ) {
-        unreachable!("an int8 network is not trained (the trainer refuses it)")
-    }
+    crate::layer::prediction_only!();
 
     fn predict(&self, params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
         self.q.forward(input, n, &params[self.bias()], out);
