@@ -26,7 +26,7 @@ const PREDICT_VALUES: usize = 1 << 20;
 /// them anew each time took a twentieth of a small MLP's prediction.
 /// Buffers past [`KEPT_VALUES`] are freed rather than kept.
 #[derive(Default)]
-struct PredictBuffers([Vec<f32>; 3]);
+struct PredictBuffers([Vec<f32>; 3], [Vec<u8>; 2]);
 
 thread_local! {
     static PREDICT_BUFFERS: std::cell::Cell<PredictBuffers> = std::cell::Cell::default();
@@ -294,6 +294,25 @@ impl Model for Network {
     }
 }
 
+/// What [`Network::predict_from`] does with a layer (see [`Network::prediction_plan`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    /// Nothing: it changes nothing at inference.
+    Skip,
+    /// Its outputs, as values.
+    Values,
+    /// Its outputs coded for the int8 layer at this index, which reads them next.
+    Codes(usize),
+}
+
+/// The values of rows given as values.
+fn x_values<'a>(x: Rows<'a>) -> &'a [f32] {
+    match x {
+        Rows::Values(x) => x.as_slice(),
+        Rows::Codes(..) => unreachable!("rows given as codes are read as codes"),
+    }
+}
+
 /// The rows [`Network::predict_from`] predicts.
 #[derive(Clone, Copy)]
 enum Rows<'a> {
@@ -325,72 +344,177 @@ impl Network {
         let widest = self.layers.iter().map(|l| l.output_width()).max().unwrap_or(1).max(self.n_inputs());
         let chunk = (PREDICT_VALUES / widest).max(1);
         let k = self.n_outputs();
-        let skipped = self.skipped_in_prediction();
-        // Each layer reads `current` and writes `next` (the last writes `out`);
-        // the buffers are kept across chunks, and across calls (see
-        // [`PredictBuffers`]).
-        let [mut current, mut next, mut scratch] = PREDICT_BUFFERS.take().0;
+        let plan = self.prediction_plan();
+        // Each layer reads `current` and writes `next` (the last writes
+        // `out`), or, between int8 dense layers, reads `coded` and writes
+        // `coding`; the buffers are kept across chunks, and across calls
+        // (see [`PredictBuffers`]).
+        let PredictBuffers([mut current, mut next, mut scratch], [mut coded, mut coding]) = PREDICT_BUFFERS.take();
         let last = self.layers.len() - 1;
+        /// What the next layer reads.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Reads {
+            Rows,
+            Values,
+            Codes,
+        }
         for first in (0..n).step_by(chunk) {
             let m = chunk.min(n - first);
-            let mut read_rows = true;
+            let mut reads = Reads::Rows;
             // The values of `current` the layer reads (the buffers only
             // grow: filling them anew for each layer took a tenth of the time).
             let mut current_len = 0;
             for (l, (layer, slice)) in self.layers.iter().zip(&self.slices).enumerate() {
-                if skipped[l] {
-                    continue;
-                }
                 let params = &self.params[slice.clone()];
-                let len = m * layer.output_width();
-                let dest = if l == last {
-                    &mut out[first * k..(first + m) * k]
-                } else {
-                    if next.len() < len {
-                        next.resize(len, 0.0);
-                    }
-                    &mut next[..len]
+                let int8 = || {
+                    let q = layer.int8().expect("an int8 layer reads codes");
+                    let bias = layer.param_blocks().into_iter().find(|b| b.0 == "bias").expect("a bias").2;
+                    (q, &params[bias])
                 };
-                match (read_rows, x) {
-                    (true, Rows::Values(x)) => {
-                        layer.predict(params, &x.as_slice()[first * d..(first + m) * d], m, dest, &mut scratch)
+                // The codes this layer reads, when it reads codes.
+                let codes: Option<&[u8]> = match (reads, x) {
+                    (Reads::Rows, Rows::Codes(codes, _)) => Some(&codes[first * d..(first + m) * d]),
+                    (Reads::Codes, _) => Some(&coded),
+                    _ => None,
+                };
+                match plan[l] {
+                    Step::Skip => continue,
+                    Step::Codes(to) => {
+                        let (q, bias) = int8();
+                        let code = self.layers[to].int8().expect("an int8 layer").code();
+                        match codes {
+                            Some(codes) => q.forward_codes_coded(codes, m, bias, code, &mut coding),
+                            None => {
+                                let input = match reads {
+                                    Reads::Rows => &x_values(x)[first * d..(first + m) * d],
+                                    _ => &current[..current_len],
+                                };
+                                let mut own = Vec::new();
+                                q.code().encode(input, &mut own);
+                                q.forward_codes_coded(&own, m, bias, code, &mut coding);
+                            }
+                        }
+                        std::mem::swap(&mut coded, &mut coding);
+                        reads = Reads::Codes;
                     }
-                    (true, Rows::Codes(codes, _)) => {
-                        let q = layer.int8().expect("an int8 first layer");
-                        let bias = layer.param_blocks().into_iter().find(|b| b.0 == "bias").expect("a bias").2;
-                        q.forward_codes(&codes[first * d..(first + m) * d], m, &params[bias], dest);
+                    Step::Values => {
+                        let len = m * layer.output_width();
+                        let dest = if l == last {
+                            &mut out[first * k..(first + m) * k]
+                        } else {
+                            if next.len() < len {
+                                next.resize(len, 0.0);
+                            }
+                            &mut next[..len]
+                        };
+                        match (codes, reads) {
+                            (Some(codes), _) => {
+                                let (q, bias) = int8();
+                                q.forward_codes(codes, m, bias, dest);
+                            }
+                            (None, Reads::Rows) => {
+                                layer.predict(params, &x_values(x)[first * d..(first + m) * d], m, dest, &mut scratch)
+                            }
+                            (None, _) => layer.predict(params, &current[..current_len], m, dest, &mut scratch),
+                        }
+                        if l != last {
+                            std::mem::swap(&mut current, &mut next);
+                            current_len = len;
+                        }
+                        reads = Reads::Values;
                     }
-                    (false, _) => layer.predict(params, &current[..current_len], m, dest, &mut scratch),
-                }
-                read_rows = false;
-                if l != last {
-                    std::mem::swap(&mut current, &mut next);
-                    current_len = len;
                 }
             }
         }
         let kept = |v: Vec<f32>| if v.capacity() <= KEPT_VALUES { v } else { Vec::new() };
-        PREDICT_BUFFERS.set(PredictBuffers([kept(current), kept(next), kept(scratch)]));
+        let kept_codes = |v: Vec<u8>| if v.capacity() <= 4 * KEPT_VALUES { v } else { Vec::new() };
+        PREDICT_BUFFERS
+            .set(PredictBuffers([kept(current), kept(next), kept(scratch)], [kept_codes(coded), kept_codes(coding)]));
     }
 
-    /// The layers prediction skips, as they change nothing there: dropout
-    /// (the identity at inference), and a ReLU whose outputs go (past any
-    /// dropout) into an int8 layer whose input code takes negatives to 0
-    /// (see [`crate::quant::QuantizedDense::absorbs_relu`]). Never the last.
-    fn skipped_in_prediction(&self) -> Vec<bool> {
+    /// What prediction does with each layer. It skips those that change
+    /// nothing there: dropout (the identity at inference), and a ReLU whose
+    /// outputs go (past any dropout) into an int8 layer whose input code
+    /// takes negatives to 0 (see
+    /// [`crate::quant::QuantizedDense::absorbs_relu`]). An int8 dense
+    /// layer whose outputs go (so) into another writes that one's codes.
+    /// The last layer writes values.
+    fn prediction_plan(&self) -> Vec<Step> {
         let last = self.layers.len() - 1;
-        let mut skipped = vec![false; self.layers.len()];
+        let mut plan = vec![Step::Values; self.layers.len()];
         // The next layer run after each, walking back from the last.
-        let mut next_run: &dyn Layer = self.layers[last].as_ref();
+        let mut next_run = last;
         for l in (0..last).rev() {
-            let layer = &self.layers[l];
+            let (layer, next) = (&self.layers[l], &self.layers[next_run]);
             let relu_absorbed =
-                layer.activation() == Some(Activation::Relu) && next_run.int8().is_some_and(|q| q.absorbs_relu());
-            skipped[l] = layer.predicts_identity() || relu_absorbed;
-            if !skipped[l] {
-                next_run = layer.as_ref();
+                layer.activation() == Some(Activation::Relu) && next.int8().is_some_and(|q| q.absorbs_relu());
+            let int8_dense = |layer: &dyn Layer| layer.kind() == "dense" && layer.int8().is_some();
+            plan[l] = if layer.predicts_identity() || relu_absorbed {
+                Step::Skip
+            } else if int8_dense(layer.as_ref()) && int8_dense(next.as_ref()) {
+                Step::Codes(next_run)
+            } else {
+                Step::Values
+            };
+            if plan[l] != Step::Skip {
+                next_run = l;
             }
         }
-        skipped
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MlpSpec, WeightInit};
+
+    /// An int8 MLP's prediction — ReLUs skipped where the next code clamps
+    /// at 0, dropout skipped, int8 layers writing the next one's codes,
+    /// the scaler folded into the first code — is bit for bit each layer's
+    /// own prediction in turn (after scaling), for every activation.
+    #[test]
+    fn int8_prediction_shortcuts_change_no_output() {
+        for activation in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
+            let spec = MlpSpec {
+                n_inputs: 7,
+                hidden: vec![20, 33, 18],
+                n_outputs: 3,
+                activation,
+                dropout: 0.2,
+                init: WeightInit::Auto,
+                periodic: None,
+                categories: None,
+            };
+            let mut net = Network::mlp(&spec).unwrap();
+            net.init_params(&mut seeded_rng(1));
+            let mut rng = seeded_rng(2);
+            let n = 300;
+            let raw: Vec<f32> = (0..n * 7).map(|_| rng.random_range(-3.0f32..8.0)).collect();
+            let scaler = Scaler { offset: vec![2.5; 7], scale: vec![3.0; 7] };
+            let scaled: Vec<f32> = raw.iter().map(|&v| ((f64::from(v) - 2.5) / 3.0) as f32).collect();
+            net.quantize(MatRef::new(&scaled, n, 7).unwrap()).unwrap();
+
+            let mut current = scaled.clone();
+            for (layer, slice) in net.layers.iter().zip(&net.slices) {
+                let mut next = vec![0.0; n * layer.output_width()];
+                layer.predict(&net.params[slice.clone()], &current, n, &mut next, &mut Vec::new());
+                current = next;
+            }
+            let mut got = vec![0.0; n * 3];
+            net.predict(MatRef::new(&scaled, n, 7).unwrap().into(), &mut got);
+            assert_eq!(got, current, "{activation:?}");
+            assert!(net.prediction_plan().contains(&Step::Skip));
+
+            // The scaler folded into the first layer's code: the codes of
+            // values within f32's error of a half code may differ by one.
+            let code = net.unscaled_code(&scaler).expect("an int8 first layer folds a scaler");
+            let mut codes = Vec::new();
+            code.encode(&raw, &mut codes);
+            let mut folded = vec![0.0; n * 3];
+            net.predict_codes(&codes, n, &mut folded);
+            let differ = folded.iter().zip(&current).filter(|(a, b)| (*a - *b).abs() > 1e-3).count();
+            assert!(differ <= n * 3 / 100, "{activation:?}: {differ} outputs differ");
+        }
     }
 }

@@ -171,9 +171,32 @@ impl QuantizedDense {
     /// [`Self::forward`] for `n` rows already coded ([`InputCode::encode`]
     /// with [`Self::code`] or [`Self::unscaled_code`]).
     pub fn forward_codes(&self, codes: &[u8], n: usize, bias: &[f32], out: &mut [f32]) {
+        assert_eq!(out.len(), n * self.fan_out, "out is n x fan_out");
+        self.run(codes, n, bias, Out::Values(out));
+    }
+
+    /// [`Self::forward_codes`] with the outputs coded for the next int8
+    /// layer by its input `code` (of this layer's outputs' width) as they
+    /// leave the registers, into `out` ([`InputCode::encode`]'s layout):
+    /// the codes [`InputCode::encode`] would give the outputs, with no
+    /// pass over them in f32.
+    pub fn forward_codes_coded(&self, codes: &[u8], n: usize, bias: &[f32], code: &InputCode, out: &mut Vec<u8>) {
+        assert_eq!(code.inv_steps.len(), self.fan_out, "the next layer reads this one's outputs");
+        let padded = |v: &[f32]| {
+            let mut p = v.to_vec();
+            p.resize(self.fan_out.div_ceil(LANES) * LANES, 0.0);
+            p
+        };
+        let (inv, zero) = (padded(&code.inv_steps), padded(&code.zeros));
+        let stride = self.fan_out.div_ceil(4) * 4;
+        out.clear();
+        out.resize(n * stride, 0);
+        self.run(codes, n, bias, Out::Codes { codes: out, stride, inv: &inv, zero: &zero });
+    }
+
+    fn run(&self, codes: &[u8], n: usize, bias: &[f32], out: Out<'_>) {
         let (k4, blocks) = (self.fan_in.div_ceil(4), self.fan_out.div_ceil(LANES));
         assert_eq!(codes.len(), n * k4 * 4, "codes are n x fan_in rounded up to 4");
-        assert_eq!(out.len(), n * self.fan_out, "out is n x fan_out");
         // Per output, padded to whole blocks: s_j, and b_j − s_j·Σ z_k·q_kj.
         let mut scale = vec![0.0f32; blocks * LANES];
         let mut offset = vec![0.0f32; blocks * LANES];
@@ -184,6 +207,15 @@ impl QuantizedDense {
         let kernel = Kernel { packed: &self.packed, k4, scale: &scale, offset: &offset, fan_out: self.fan_out };
         dot(codes, n, &kernel, out);
     }
+}
+
+/// Where [`dot`] puts a layer's outputs.
+enum Out<'a> {
+    /// As values, `fan_out` a row.
+    Values(&'a mut [f32]),
+    /// Coded for the next layer (`inv` and `zero` per output, padded to
+    /// whole blocks), a row every `stride` bytes.
+    Codes { codes: &'a mut [u8], stride: usize, inv: &'a [f32], zero: &'a [f32] },
 }
 
 /// What [`dot`] needs of a layer: its packed weights (`k4` groups of four
@@ -253,23 +285,30 @@ crate::simd::multiversion! {
     /// `out` every `stride` bytes: rounded half up, within 0…255 (a NaN
     /// codes as 0). Clamped first, so that the conversion can truncate
     /// without checks and the loop vectorises.
-    #[allow(clippy::manual_clamp, reason = "clamp keeps a NaN; max and min drop it")]
     fn encode(x: &[f32], inv_steps: &[f32], zeros: &[f32], out: &mut [u8], stride: usize) {
         for (row, out) in x.chunks_exact(inv_steps.len()).zip(out.chunks_exact_mut(stride)) {
             for (((o, &v), &inv), &zero) in out.iter_mut().zip(row).zip(inv_steps).zip(zeros) {
-                // `max` and `min` drop a NaN: the value is in [0.5, 255.5].
-                let y = (v * inv + zero).max(0.0).min(255.0) + 0.5;
-                // SAFETY: y is finite and in [0.5, 255.5], within i32.
-                *o = unsafe { y.to_int_unchecked::<i32>() } as u8;
+                *o = code_of(v, inv, zero);
             }
         }
     }
 }
 
+/// The u8 code of `v`: `v·inv + zero` rounded half up, within 0…255 (a
+/// NaN codes as 0).
+#[inline(always)]
+#[allow(clippy::manual_clamp, reason = "clamp keeps a NaN; max and min drop it")]
+fn code_of(v: f32, inv: f32, zero: f32) -> u8 {
+    // `max` and `min` drop a NaN: the value is in [0.5, 255.5].
+    let y = (v * inv + zero).max(0.0).min(255.0) + 0.5;
+    // SAFETY: y is finite and in [0.5, 255.5], within i32.
+    unsafe { y.to_int_unchecked::<i32>() as u8 }
+}
+
 /// `out[i][j] = scale_j·Σ_k codes[i][k]·q[k][j] + offset_j` for `n` rows of
 /// `k4`·4 codes: the integer sums of a block of outputs are turned into
 /// outputs as they leave the registers.
-fn dot(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
+fn dot(codes: &[u8], n: usize, layer: &Kernel<'_>, out: Out<'_>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
         // SAFETY: the CPU has the features the kernel is compiled with.
@@ -281,8 +320,9 @@ fn dot(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
 
 crate::simd::multiversion! {
     /// [`dot`]'s portable loop.
-    fn dot_portable(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
+    fn dot_portable(codes: &[u8], n: usize, layer: &Kernel<'_>, out: Out<'_>) {
         let Kernel { packed, k4, scale, offset, fan_out } = *layer;
+        let mut out = out;
         for i in 0..n {
             let row = &codes[i * k4 * 4..(i + 1) * k4 * 4];
             for b in 0..fan_out.div_ceil(LANES) {
@@ -295,9 +335,12 @@ crate::simd::multiversion! {
                         acc[lane] += (0..4).map(|t| i32::from(u[t]) * i32::from(wl[t])).sum::<i32>();
                     }
                 }
-                let outputs = b * LANES..(b * LANES + LANES).min(fan_out);
-                for (j, o) in outputs.clone().zip(&mut out[i * fan_out + outputs.start..i * fan_out + outputs.end]) {
-                    *o = acc[j - b * LANES] as f32 * scale[j] + offset[j];
+                for j in b * LANES..(b * LANES + LANES).min(fan_out) {
+                    let v = acc[j - b * LANES] as f32 * scale[j] + offset[j];
+                    match &mut out {
+                        Out::Values(out) => out[i * fan_out + j] = v,
+                        Out::Codes { codes, stride, inv, zero } => codes[i * *stride + j] = code_of(v, inv[j], zero[j]),
+                    }
                 }
             }
         }
@@ -312,7 +355,7 @@ const ROWS: usize = 8;
 /// from memory and, two blocks of outputs at a time, feed both.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) {
+unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, mut out: Out<'_>) {
     use std::arch::x86_64::*;
     let Kernel { packed, k4, scale, offset, fan_out } = *layer;
     let (stride, blocks) = (k4 * 4, fan_out.div_ceil(LANES));
@@ -321,11 +364,21 @@ unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) 
             && packed.len() >= blocks * k4 * LANES * 4
             && scale.len() >= blocks * LANES
             && offset.len() >= blocks * LANES
-            && out.len() >= n * fan_out
+            && match &out {
+                Out::Values(out) => out.len() >= n * fan_out,
+                Out::Codes { codes, stride, inv, zero } => {
+                    *stride >= fan_out
+                        && codes.len() >= n * stride
+                        && inv.len() >= blocks * LANES
+                        && zero.len() >= blocks * LANES
+                }
+            }
     );
     // Integer sums of a block of 16 outputs to outputs, stored (masked past fan_out).
-    let store = |acc: &[__m512i], i: usize, b: usize, out: &mut [f32]| {
-        // SAFETY: see below; `scale` and `offset` hold whole blocks.
+    // Integer sums of a block of 16 outputs to outputs (or their codes),
+    // stored (masked past fan_out).
+    let store = |acc: &[__m512i], i: usize, b: usize, out: &mut Out<'_>| {
+        // SAFETY: see below; `scale` and `offset` (and `inv` and `zero`) hold whole blocks.
         let s = unsafe { _mm512_loadu_ps(scale.as_ptr().add(b * LANES)) };
         let o = unsafe { _mm512_loadu_ps(offset.as_ptr().add(b * LANES)) };
         let lanes = (fan_out - b * LANES).min(LANES);
@@ -333,8 +386,29 @@ unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) 
         for (r, a) in acc.iter().enumerate() {
             // A multiply then an add, as the portable loop rounds.
             let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(*a), s), o);
-            // SAFETY: row i + r of `out` holds fan_out values, of which the mask stores the block's.
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add((i + r) * fan_out + b * LANES), mask, v) };
+            match out {
+                // SAFETY: row i + r of `out` holds fan_out values, of which the mask stores the block's.
+                Out::Values(out) => unsafe {
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add((i + r) * fan_out + b * LANES), mask, v)
+                },
+                Out::Codes { codes, stride, inv, zero } => {
+                    // As `code_of`: v·inv + zero (NaN to 0 by max's second
+                    // operand), within 0…255, plus a half, truncated.
+                    let inv = unsafe { _mm512_loadu_ps(inv.as_ptr().add(b * LANES)) };
+                    let zero = unsafe { _mm512_loadu_ps(zero.as_ptr().add(b * LANES)) };
+                    let y = _mm512_add_ps(_mm512_mul_ps(v, inv), zero);
+                    let y = _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
+                    let u = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_set1_ps(0.5)));
+                    // SAFETY: row i + r of `codes` holds `stride` ≥ fan_out bytes; the mask stores the block's.
+                    unsafe {
+                        _mm512_mask_cvtepi32_storeu_epi8(
+                            codes.as_mut_ptr().add((i + r) * *stride + b * LANES).cast(),
+                            mask,
+                            u,
+                        )
+                    };
+                }
+            }
         }
     };
     let mut i = 0;
@@ -361,8 +435,8 @@ unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) 
                     acc1[r] = _mm512_dpbusd_epi32(acc1[r], u, wg1);
                 }
             }
-            store(&acc0, i, b, out);
-            store(&acc1, i, b + 1, out);
+            store(&acc0, i, b, &mut out);
+            store(&acc1, i, b + 1, &mut out);
             b += 2;
         }
         while b < blocks {
@@ -385,7 +459,7 @@ unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, out: &mut [f32]) 
                     }
                 }
             }
-            store(&acc[..rows], i, b, out);
+            store(&acc[..rows], i, b, &mut out);
             b += 1;
         }
         i += rows;
@@ -425,9 +499,9 @@ mod tests {
             }
             let kernel = Kernel { packed: &layer.packed, k4, scale: &scale, offset: &offset, fan_out };
             let mut portable = vec![0.0; n * fan_out];
-            dot_portable(&codes, n, &kernel, &mut portable);
+            dot_portable(&codes, n, &kernel, Out::Values(&mut portable));
             let mut dispatched = vec![0.0; n * fan_out];
-            dot(&codes, n, &kernel, &mut dispatched);
+            dot(&codes, n, &kernel, Out::Values(&mut dispatched));
             assert_eq!(portable, expected, "{n}x{fan_in}x{fan_out}");
             assert_eq!(dispatched, expected, "{n}x{fan_in}x{fan_out}");
         }
