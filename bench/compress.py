@@ -17,7 +17,7 @@
 # 10,000 t10k images; about four minutes a seed.
 #
 # Run (after `cargo build --release -p gradus-cli`):
-#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k,mnist] [--how distill|prune|int8]
+#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k,mnist] [--how distill|prune|int8] [--speedup X]
 import argparse, gzip, json, math, os, random, statistics, subprocess, tempfile
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -47,6 +47,7 @@ def main():
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--datasets", default="digits,mnist_5k")
     p.add_argument("--how", default="distill")
+    p.add_argument("--speedup", type=float, default=None, help="--distill's --speedup (compress's default: 8)")
     a = p.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"CPU: {cpu}; compression: --{a.how}; {a.seeds} seeds")
@@ -72,6 +73,8 @@ def main():
                     run(["train", "--data", train, "--model", "mlp", "--hidden", "256,256", "--lr", "0.001",
                          "--epochs", "40", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
                     how = ["--prune", "0.9"]
+                if a.how == "distill" and a.speedup:
+                    how += ["--speedup", str(a.speedup)]
                 found = json.loads(run(["compress", "--model", "big.gradus", "--data", train, "--test", test,
                                         *how, "--seed", str(seed), "--out", "small.gradus", "--json"], tmp))
                 b, s = found["before"], found["after"]
