@@ -716,23 +716,29 @@ unsafe fn transpose_tiles(from: &[f32], rows: usize, cols: usize, to: &mut [f32]
 }
 
 crate::simd::multiversion! {
-    /// 2×2 max pooling of one line pair: `rows` holds two rows of `w`
-    /// values; `out[ox]` is the maximum of the window at columns 2·ox and
-    /// 2·ox + 1 (NaN over a number), the rows' maximum taken first, column
-    /// by column, so that the loops vectorise. The value is
-    /// [`MaxPool2d::pool`]'s but for the sign of a zero when +0 and −0 tie.
-    fn pool_pairs(rows: &[f32], w: usize, out: &mut [f32]) {
-        let (top, bottom) = rows.split_at(w);
+    /// 2×2 max pooling (by 2) of `planes` planes of `h` rows of `w` values
+    /// into planes of `out_h` rows of `out.len() / (planes·out_h)`: each
+    /// output the maximum of its window (NaN over a number), the two rows'
+    /// maximum taken first, column by column, so that the loops vectorise.
+    /// The value is [`MaxPool2d::pool`]'s but for the sign of a zero when
+    /// +0 and −0 tie.
+    fn pool_pairs(input: &[f32], planes: usize, h: usize, w: usize, out_h: usize, out: &mut [f32]) {
         let larger = |a: f32, b: f32| if b > a || b.is_nan() && !a.is_nan() { b } else { a };
+        let out_w = out.len() / (planes * out_h).max(1);
         let mut column = [0.0f32; 64];
-        for (first, out) in (0..out.len()).step_by(32).zip(out.chunks_mut(32)) {
-            let pairs = &mut column[..2 * out.len()];
-            let (t, b) = (&top[2 * first..2 * first + pairs.len()], &bottom[2 * first..2 * first + pairs.len()]);
-            for ((p, &t), &b) in pairs.iter_mut().zip(t).zip(b) {
-                *p = larger(t, b);
-            }
-            for (o, pair) in out.iter_mut().zip(pairs.chunks_exact(2)) {
-                *o = larger(pair[0], pair[1]);
+        for (plane, out) in input.chunks_exact(h * w).zip(out.chunks_exact_mut(out_h * out_w)).take(planes) {
+            for (oy, out) in out.chunks_exact_mut(out_w).enumerate() {
+                let (top, bottom) = (&plane[2 * oy * w..(2 * oy + 1) * w], &plane[(2 * oy + 1) * w..(2 * oy + 2) * w]);
+                for (first, out) in (0..out_w).step_by(32).zip(out.chunks_mut(32)) {
+                    let pairs = &mut column[..2 * out.len()];
+                    let (t, b) = (&top[2 * first..2 * first + pairs.len()], &bottom[2 * first..2 * first + pairs.len()]);
+                    for ((p, &t), &b) in pairs.iter_mut().zip(t).zip(b) {
+                        *p = larger(t, b);
+                    }
+                    for (o, pair) in out.iter_mut().zip(pairs.chunks_exact(2)) {
+                        *o = larger(pair[0], pair[1]);
+                    }
+                }
             }
         }
     }
@@ -800,22 +806,14 @@ impl Layer for MaxPool2d {
 
     fn predict(&self, _params: &[f32], input: &[f32], n: usize, out: &mut [f32], _scratch: &mut Vec<f32>) {
         let (width, out_width) = (self.input_width(), self.output_width());
+        if self.kernel == 2 && self.stride == 2 {
+            // The values alone: no positions to keep, and loops that vectorise.
+            let [channels, h, w] = self.input;
+            pool_pairs(&input[..n * width], n * channels, h, w, self.out_h, &mut out[..n * out_width]);
+            return;
+        }
         for i in 0..n {
-            let image = &input[i * width..(i + 1) * width];
-            let o = &mut out[i * out_width..(i + 1) * out_width];
-            if self.kernel == 2 && self.stride == 2 {
-                // The values alone: no positions to keep, and a loop that vectorises.
-                let [channels, h, w] = self.input;
-                for c in 0..channels {
-                    for oy in 0..self.out_h {
-                        let top_at = (c * h + 2 * oy) * w;
-                        let at = (c * self.out_h + oy) * self.out_w;
-                        pool_pairs(&image[top_at..top_at + 2 * w], w, &mut o[at..at + self.out_w]);
-                    }
-                }
-            } else {
-                self.pool(image, o, |_, _| {});
-            }
+            self.pool(&input[i * width..(i + 1) * width], &mut out[i * out_width..(i + 1) * out_width], |_, _| {});
         }
     }
 
