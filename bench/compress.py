@@ -46,7 +46,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--datasets", default="digits,mnist_5k")
-    p.add_argument("--how", default="distill")
+    p.add_argument("--how", default="distill", choices=["distill", "prune", "int8"])
     p.add_argument("--speedup", type=float, default=None, help="--distill's --speedup (compress's default: 8)")
     a = p.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
