@@ -74,10 +74,15 @@ impl QuantizedDense {
         // has no step of its own (1): it does not set the scales, or its
         // weight would coarsen every other; its own weight is clamped.
         let live: Vec<usize> = (0..fan_in).filter(|&k| ranges[k][0].min(0.0) < ranges[k][1].max(0.0)).collect();
+        // An output whose weights are all too small for a normal f32 scale
+        // (a dead unit's weights, decayed by an L2 penalty towards 0) has
+        // scale 1 and weights 0: a subnormal scale would change its output
+        // by less than 1e-33 and slow every multiply by it (a 512-unit
+        // student with 21 such outputs predicted 30% slower).
         let scales: Vec<f32> = (0..fan_out)
             .map(|j| {
                 let max = live.iter().map(|&k| folded[k * fan_out + j].abs()).fold(0.0f32, f32::max);
-                if max > 0.0 { max / 127.0 } else { 1.0 }
+                if max / 127.0 >= f32::MIN_POSITIVE { max / 127.0 } else { 1.0 }
             })
             .collect();
         let q: Vec<i8> = folded
@@ -524,6 +529,20 @@ mod tests {
             // The live weights (≤ 0.12) keep steps of 0.12/127, not 5/127.
             assert!((out[j] - exact).abs() < 0.01, "{} vs {exact}", out[j]);
         }
+    }
+
+    #[test]
+    fn an_output_of_subnormal_weights_is_zero_in_int8_with_a_normal_scale() {
+        let (fan_in, fan_out) = (4, 2);
+        // Output 1's weights are subnormal (a dead unit's, decayed to ~0).
+        let w = [0.5, 1e-40, -0.25, -3e-41, 0.75, 2e-42, 1.0, 0.0];
+        let layer = QuantizedDense::new(&w, fan_in, fan_out, vec![[0.0, 1.0]; fan_in]);
+        assert!(layer.scales.iter().all(|s| s.is_normal()), "{:?}", layer.scales);
+        assert!((0..fan_in).all(|k| layer.q[k * fan_out + 1] == 0));
+        let mut out = vec![0.0; fan_out];
+        layer.forward(&[1.0, 0.5, 0.2, 0.4], 1, &[0.1, -0.2], &mut out);
+        assert_eq!(out[1], -0.2, "the bias alone");
+        assert!((out[0] - (0.1 + 0.5 - 0.125 + 0.15 + 0.4)).abs() < 0.01, "{out:?}");
     }
 
     #[test]
