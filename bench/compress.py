@@ -17,7 +17,10 @@
 # 10,000 t10k images; about four minutes a seed.
 #
 # Run (after `cargo build --release -p gradus-cli`):
-#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k,mnist] [--how distill|prune|int8] [--speedup X]
+#   python3 bench/compress.py [--seeds 5] [--datasets digits,mnist_5k,mnist] [--how distill|distill-int8|prune|int8] [--speedup X]
+#
+# --how distill-int8 is `compress --distill --int8`: the student quantised,
+# and timed in int8 when chosen.
 import argparse, gzip, json, math, os, random, statistics, subprocess, tempfile
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -46,7 +49,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--datasets", default="digits,mnist_5k")
-    p.add_argument("--how", default="distill", choices=["distill", "prune", "int8"])
+    p.add_argument("--how", default="distill", choices=["distill", "distill-int8", "prune", "int8"])
     p.add_argument("--speedup", type=float, default=None, help="--distill's --speedup (compress's default: 8)")
     a = p.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -62,18 +65,18 @@ def main():
                          "--dropout", "0.25", "--valid-fraction", "0.05", "--seed", str(seed), "--out", "big.gradus",
                          "--quiet"], tmp)
                     how = [f"--{a.how}"]
-                elif a.how in ("distill", "int8"):
+                elif a.how in ("distill", "distill-int8", "int8"):
                     split(name, seed, tmp)
                     train, test = "train.csv", "test.csv"
                     run(["tune", "--data", train, "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
-                    how = [f"--{a.how}"]
+                    how = ["--" + h for h in a.how.split("-")]
                 else:
                     split(name, seed, tmp)
                     train, test = "train.csv", "test.csv"
                     run(["train", "--data", train, "--model", "mlp", "--hidden", "256,256", "--lr", "0.001",
                          "--epochs", "40", "--seed", str(seed), "--out", "big.gradus", "--quiet"], tmp)
                     how = ["--prune", "0.9"]
-                if a.how == "distill" and a.speedup:
+                if a.how.startswith("distill") and a.speedup:
                     how += ["--speedup", str(a.speedup)]
                 found = json.loads(run(["compress", "--model", "big.gradus", "--data", train, "--test", test,
                                         *how, "--seed", str(seed), "--out", "small.gradus", "--json"], tmp))

@@ -14,7 +14,7 @@ use crate::metrics_line;
 use crate::predict::{LabelledSource, ReadArgs, load_labelled};
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("how").required(true).args(["distill", "prune", "int8"]))]
+#[command(group = clap::ArgGroup::new("how").required(true).multiple(true).args(["distill", "prune", "int8"]))]
 pub struct CompressArgs {
     /// The model to compress: a file saved by `gradus tune --out` or `gradus train --out`.
     #[arg(long, value_name = "FILE")]
@@ -25,16 +25,16 @@ pub struct CompressArgs {
     /// Where to save the compressed model.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// Distil the model into one MLP trained on its predicted probabilities (Hinton et al. 2015).
+    /// Distil the model into one MLP trained on its predicted probabilities (Hinton et al. 2015); with --int8, quantise the student.
     #[arg(long, group = "how")]
     distill: bool,
     /// Prune each member's weights of least magnitude to this share of zeros (0.9: 90%), fine-tuning the rest on the rows; stored sparsely.
-    #[arg(long, group = "how", value_name = "SPARSITY")]
+    #[arg(long, group = "how", value_name = "SPARSITY", conflicts_with_all = ["distill", "int8"])]
     prune: Option<f64>,
-    /// Quantise each member's dense layers to int8 (weights per output channel, inputs calibrated on up to 2,000 of the rows); predicts with int8 kernels.
+    /// Quantise each member's dense and conv layers to int8 (weights per output channel, inputs calibrated on up to 2,000 of the rows); predicts with int8 kernels. With --distill: the student, timed in int8 when chosen.
     #[arg(long, group = "how")]
     int8: bool,
-    /// The student's hidden layer widths, comma-separated [default: of 32, 64, 128, 256, 64-64 and 128-128 units, the slowest that still predicts at least --speedup times faster].
+    /// The student's hidden layer widths, comma-separated [default: of 32, 64, 128, 256, 512, 1024, 64-64 and 128-128 units, the slowest that still predicts at least --speedup times faster, in int8 with --int8].
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     hidden: Vec<usize>,
     /// With no --hidden: the least speed-up over the model a student must give to be chosen.
@@ -106,7 +106,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     progress(&args, "timing the model on the held-out rows");
     let before = figures(&original, &held_out)?;
     let (how, mut model, note) = match args.prune {
-        None if args.int8 => {
+        None if args.int8 && !args.distill => {
             progress(&args, "quantising to int8");
             let model = quantize(&original, &rows)?;
             let n = rows.n_samples().min(gradus::compress::CALIBRATION_ROWS);
@@ -129,6 +129,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
             let options = DistillOptions {
                 hidden: (!args.hidden.is_empty()).then(|| args.hidden.clone()),
                 speedup: args.speedup,
+                int8: args.int8,
                 epochs: args.epochs,
                 lr: args.lr,
                 valid_fraction: args.valid_fraction,
@@ -140,15 +141,19 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
                 distill_fastest(&original, &rows, &held_out, before.ms_per_1000_rows, &options, &mut |what| {
                     progress(&args, what)
                 })?;
-            let note = format!("distilled on {} rows of {}", distilled.train_rows, args.data);
-            ("distill", Ensemble::from(distilled.outcome.saved), note)
+            let mut note = format!("distilled on {} rows of {}", distilled.train_rows, args.data);
+            if args.int8 {
+                note += ", then quantised to int8";
+            }
+            let how = if args.int8 { "distill+int8" } else { "distill" };
+            (how, Ensemble::from(distilled.outcome.saved), note)
         }
     };
     let after = figures(&model, &held_out)?;
     let held_out =
         if args.test.is_some() { args.test.clone().unwrap_or_default() } else { "the validation rows".into() };
     model.set_about(json!({
-        "made_by": format!("gradus compress --{how}"),
+        "made_by": format!("gradus compress --{}", how.replace('+', " --")),
         "compressed": args.model.display().to_string(),
         "data": args.data,
         "seed": args.seed,

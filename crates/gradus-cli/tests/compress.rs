@@ -56,6 +56,22 @@ fn an_ensemble_distils_into_one_smaller_network_that_records_it() {
     let out = gradus(d, &[&args[..], &["--out", "small2.gradus"]].concat());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("  before ") && text.contains("  after ") && text.contains("x smaller"), "{text}");
+    // Distilled, then quantised: the file records both, in order.
+    let found = json(&gradus(d, &[&args[..], &["--int8", "--out", "small8.gradus", "--json"]].concat()));
+    assert_eq!(found["compression"], "distill+int8", "{found}");
+    assert!(accuracy(&found["after"]) > 0.85, "{found}");
+    let inspected = json(&gradus(d, &["inspect", "small8.gradus", "--json"]));
+    let kinds: Vec<&Value> =
+        inspected["members"][0]["compression"].as_array().unwrap().iter().map(|c| &c["kind"]).collect();
+    assert_eq!(kinds, ["distilled", "int8"], "{inspected}");
+    let text = String::from_utf8(gradus(d, &["inspect", "small8.gradus"]).stdout).unwrap();
+    assert!(text.contains("made by  gradus compress --distill --int8 from big.gradus"), "{text}");
+    let out = gradus(d, &["evaluate", "--model", "small8.gradus", "--data", "builtin:wine", "--json"]);
+    assert!(json(&out)["metrics"]["accuracy"].as_f64().unwrap() > 0.85);
+    let out =
+        gradus(d, &["compress", "--model", "small8.gradus", "--data", "builtin:wine", "--int8", "--out", "x.gradus"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in int8 already"), "{}", stderr(&out));
 }
 
 #[test]
@@ -176,6 +192,7 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
         ),
         (base[..].to_vec(), "<--distill|--prune <SPARSITY>|--int8>"),
         ([&base[..], &["--distill", "--prune", "0.5"]].concat(), "cannot be used with"),
+        ([&base[..], &["--int8", "--prune", "0.5"]].concat(), "cannot be used with"),
         ([&base[..], &["--prune", "1"]].concat(), "between 0 and 1"),
         ([&base[..], &["--prune", "0"]].concat(), "between 0 and 1"),
         ([&base[..], &["--prune=-0.2"]].concat(), "between 0 and 1"),
@@ -188,6 +205,7 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
             "--distill-speedup must be a number",
         ),
         (vec!["tune", "--data", "builtin:wine", "--distill-speedup", "2"], "--distill"),
+        (vec!["tune", "--data", "builtin:wine", "--distill-int8"], "--distill"),
         (
             vec!["compress", "--model", "big.gradus", "--data", "other.csv", "--out", "s3.gradus", "--distill"],
             "alcohol",
