@@ -832,6 +832,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         distilled = Some(json!({
             "distilled_from": model.describe(),
             "student": small.describe(),
+            "int8": args.distill_int8,
             "held_out": if test_rows > 0 { "the test rows" } else { "tuning rows" },
             "before": before,
             "after": after,
@@ -936,8 +937,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         if let Some(d) = &distilled {
             let ms = |f: &serde_json::Value| f["ms_per_1000_rows"].as_f64().unwrap_or(f64::NAN);
             outln!(
-                "distilled into {} ({:.1}x faster on {})",
+                "distilled into {}{} ({:.1}x faster on {})",
                 d["student"].as_str().unwrap_or("?"),
+                if d["int8"] == true { " in int8" } else { "" },
                 ms(&d["before"]) / ms(&d["after"]),
                 d["held_out"].as_str().unwrap_or("?")
             );

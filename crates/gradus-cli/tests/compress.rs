@@ -93,6 +93,7 @@ fn tune_distill_saves_the_student_and_reports_both() {
         "--distill",
         "--distill-speedup",
         "2",
+        "--distill-int8",
     ];
     let out = gradus(d, &[&args[..], &["--out", "d.gradus", "--json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -104,10 +105,13 @@ fn tune_distill_saves_the_student_and_reports_both() {
         .unwrap();
     let distilled = &summary["distilled"];
     assert!(distilled["student"].as_str().unwrap().starts_with("MLP "), "{summary}");
+    assert_eq!(distilled["int8"], true, "{summary}");
     assert_eq!(summary["test_metrics"], distilled["after"]["metrics"], "the saved model's test is the student's");
     let inspected = json(&gradus(d, &["inspect", "d.gradus", "--json"]));
     assert_eq!(inspected["members"].as_array().unwrap().len(), 1);
-    assert_eq!(inspected["members"][0]["compression"][0]["kind"], "distilled");
+    let kinds: Vec<&Value> =
+        inspected["members"][0]["compression"].as_array().unwrap().iter().map(|c| &c["kind"]).collect();
+    assert_eq!(kinds, ["distilled", "int8"], "{inspected}");
 }
 
 #[test]
