@@ -379,7 +379,6 @@ unsafe fn dot_vnni(codes: &[u8], n: usize, layer: &Kernel<'_>, mut out: Out<'_>)
                 }
             }
     );
-    // Integer sums of a block of 16 outputs to outputs, stored (masked past fan_out).
     // Integer sums of a block of 16 outputs to outputs (or their codes),
     // stored (masked past fan_out).
     let store = |acc: &[__m512i], i: usize, b: usize, out: &mut Out<'_>| {
